@@ -1,0 +1,1 @@
+"""Alembic migrations of the attempt store (shipped in the wheel as ``orch.migrations``)."""

@@ -1,0 +1,70 @@
+"""The attempts and attempt_events tables.
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-21
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "attempts",
+        sa.Column("id", sa.String(16), primary_key=True),
+        sa.Column("task_key", sa.String(128), nullable=False),
+        sa.Column("attempt_number", sa.Integer(), nullable=False),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("workspace_status", sa.String(32), nullable=False),
+        sa.Column("repository", sa.Text(), nullable=False),
+        sa.Column("base_ref", sa.Text(), nullable=False),
+        sa.Column("base_commit", sa.String(64), nullable=True),
+        sa.Column("branch_name", sa.String(255), nullable=True),
+        sa.Column("worktree_path", sa.Text(), nullable=True),
+        sa.Column("worker", sa.String(128), nullable=True),
+        sa.Column("payload_path", sa.Text(), nullable=True),
+        sa.Column("prompt", sa.Text(), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=True),
+        sa.Column("lease_token", sa.Integer(), nullable=False),
+        sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("worker_host", sa.String(255), nullable=True),
+        sa.Column("worker_pid", sa.Integer(), nullable=True),
+        sa.Column("worker_started_at", sa.Float(), nullable=True),
+        sa.Column("exit_code", sa.Integer(), nullable=True),
+        sa.Column("summary", sa.Text(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.UniqueConstraint("repository", "task_key", "attempt_number", name="uq_attempt_number"),
+    )
+    op.create_index("ix_attempts_state", "attempts", ["state"])
+    op.create_index("ix_attempts_task_key", "attempts", ["task_key"])
+    op.create_table(
+        "attempt_events",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column(
+            "attempt_id",
+            sa.String(16),
+            sa.ForeignKey("attempts.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column("kind", sa.String(32), nullable=False),
+        sa.Column("actor", sa.String(255), nullable=False),
+        sa.Column("detail", sa.JSON(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_index("ix_attempt_events_attempt_id", "attempt_events", ["attempt_id"])
+
+
+def downgrade() -> None:
+    op.drop_table("attempt_events")
+    op.drop_table("attempts")

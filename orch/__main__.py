@@ -1,0 +1,7 @@
+"""Allow ``python -m orch``."""
+
+from __future__ import annotations
+
+from orch.cli.main import main
+
+main()

@@ -1,0 +1,212 @@
+"""``orch``: parse, resolve settings, make one call, render.
+
+Heavy modules (SQLAlchemy, Alembic, jsonschema) are imported inside the commands that
+need them so that ``orch --help`` stays fast. ``OrchGroup`` is the one funnel that turns
+an ``OrchError`` into ``Error: <message>`` on stderr and its documented exit code; any
+other exception is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from orch import __version__
+from orch.errors import InvalidInput, OrchError
+
+if TYPE_CHECKING:
+    from orch.config import Settings
+    from orch.store import Store
+
+STATE_NAMES = ("queued", "running", "succeeded", "failed", "cancelled", "timed_out", "worker_gone")
+
+
+class OrchFailure(click.ClickException):
+    def __init__(self, error: OrchError) -> None:
+        super().__init__(error.message)
+        self.exit_code = error.exit_code
+
+
+class OrchGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OrchError as exc:
+            raise OrchFailure(exc) from exc
+
+
+def settings_from_env(**overrides: Any) -> Settings:
+    from orch.config import resolve
+
+    return resolve(os.environ, overrides)
+
+
+def open_store(settings: Settings) -> Store:
+    from orch.store import open_store as _open
+
+    return _open(settings.database_url, settings.locks_dir)
+
+
+def actor() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = f"uid{os.getuid()}"
+    return f"{user}@{socket.gethostname()} pid {os.getpid()}"
+
+
+@click.group(cls=OrchGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="orch")
+def cli() -> None:
+    """Run many coding-agent attempts on one repository at once.
+
+    Each attempt gets a committed base, its own branch and git worktree, a row in the
+    attempt store and a JSON payload in the inbox that a worker picks up.
+    """
+
+
+@cli.command()
+@click.argument("task_key")
+@click.option("--repo", "repo", type=click.Path(path_type=Path), default=None,
+              help="The repository (default: the one containing the current directory).")
+@click.option("--base-ref", default=None,
+              help="Branch, tag, SHA or expression (HEAD~2) to start from; resolved once. "
+                   "Default: HEAD of the main worktree.")
+@click.option("--strict", is_flag=True,
+              help="Refuse a repository with uncommitted changes unless --base-ref is given.")
+@click.option("--prompt", default=None, help="What the agent should do.")
+@click.option("--prompt-file", type=click.Path(path_type=Path), default=None,
+              help="Read the prompt from a file ('-' for standard input).")
+@click.option("--worker", default=None, help="The worker or worker kind that should take it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the full attempt record as JSON.")
+def dispatch(
+    task_key: str,
+    repo: Path | None,
+    base_ref: str | None,
+    strict: bool,
+    prompt: str | None,
+    prompt_file: Path | None,
+    worker: str | None,
+    as_json: bool,
+) -> None:
+    """Create an attempt of TASK_KEY: base, branch, worktree, store row and payload.
+
+    Prints the attempt id (or the record with --json). Exit codes: 2 bad input,
+    3 unusable repository, 4 bad base ref, 5 dirty repository in --strict mode,
+    6 store error, 7 workspace error, 10 a lock stayed busy.
+    """
+    from orch.dispatch import DispatchRequest
+    from orch.dispatch import dispatch as run_dispatch
+    from orch.git import Git
+
+    text = _read_prompt(prompt, prompt_file)
+    if worker is not None and not worker.strip():
+        raise InvalidInput("--worker must not be empty")
+    settings = settings_from_env()
+    request = DispatchRequest(
+        task_key=task_key,
+        repo_path=(repo or Path.cwd()).absolute(),
+        base_ref=base_ref,
+        strict=strict,
+        prompt=text,
+        worker=worker,
+    )
+    result = run_dispatch(
+        request, settings, Git(settings.git_lock_timeout), lambda: open_store(settings), actor()
+    )
+    for warning in result.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    if as_json:
+        from orch.cli.render import to_json
+
+        click.echo(to_json(attempt=result.attempt.to_dict(), warnings=list(result.warnings)))
+    else:
+        click.echo(result.attempt.id)
+
+
+def _read_prompt(prompt: str | None, prompt_file: Path | None) -> str:
+    if prompt is not None and prompt_file is not None:
+        raise InvalidInput("give either --prompt or --prompt-file, not both")
+    if prompt_file is None:
+        return prompt or ""
+    try:
+        if str(prompt_file) == "-":
+            return sys.stdin.read()
+        return prompt_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"cannot read the prompt file {prompt_file}: {exc}") from exc
+
+
+@cli.command(name="list")
+@click.option("--state", "states", multiple=True, type=click.Choice(STATE_NAMES),
+              help="Only attempts in this state (repeatable).")
+@click.option("--task", "task_key", default=None, help="Only attempts of this task key.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_command(
+    states: tuple[str, ...], task_key: str | None, limit: int | None, as_json: bool
+) -> None:
+    """List attempts, newest first."""
+    from orch.cli.render import attempts_table, to_json
+    from orch.models import State
+    from orch.queries import list_attempts
+
+    store = open_store(settings_from_env())
+    attempts = list_attempts(store, tuple(State(s) for s in states), task_key, limit)
+    if as_json:
+        click.echo(to_json(attempts=[a.to_dict() for a in attempts]))
+    else:
+        click.echo(attempts_table(attempts, dt.datetime.now(dt.UTC)))
+
+
+@cli.command()
+@click.argument("attempt")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def show(attempt: str, as_json: bool) -> None:
+    """Show one attempt and its events. ATTEMPT is an id (or prefix) or a payload path."""
+    from orch.cli.render import attempt_detail, to_json
+    from orch.queries import show as run_show
+
+    detail = run_show(open_store(settings_from_env()), attempt)
+    if as_json:
+        click.echo(
+            to_json(attempt=detail.attempt.to_dict(), events=[e.to_dict() for e in detail.events])
+        )
+    else:
+        click.echo(attempt_detail(detail.attempt, detail.events))
+
+
+@cli.group()
+def db() -> None:
+    """Inspect and migrate the attempt store."""
+
+
+@db.command()
+def upgrade() -> None:
+    """Create or migrate the store to this orch's schema."""
+    from orch.store import upgrade_store
+
+    settings = settings_from_env()
+    rev = upgrade_store(settings.database_url, settings.locks_dir)
+    click.echo(f"store at revision {rev} (head)")
+
+
+@db.command()
+def current() -> None:
+    """Print the store's schema revision and this orch's head."""
+    from orch.store import store_revision
+
+    rev, head = store_revision(settings_from_env().database_url)
+    state = "up to date" if rev == head else ("empty" if rev is None else "needs 'orch db upgrade'")
+    click.echo(f"store revision {rev or 'none'}, orch head {head}: {state}")
+
+
+def main() -> None:
+    cli(prog_name="orch")

@@ -1,0 +1,85 @@
+"""Text and JSON rendering of attempts for the terminal (no click, no I/O)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from orch.models import Attempt, AttemptEvent
+
+JSON_VERSION = 1
+
+
+def to_json(**body: Any) -> str:
+    return json.dumps({"version": JSON_VERSION, **body}, indent=2, ensure_ascii=False)
+
+
+def age(when: dt.datetime, now: dt.datetime) -> str:
+    seconds = max(0, int((now - when).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def attempts_table(attempts: list[Attempt], now: dt.datetime) -> str:
+    if not attempts:
+        return "no attempts"
+    header = ("ID", "TASK", "#", "STATE", "WORKSPACE", "BRANCH", "AGE")
+    rows = [header] + [
+        (
+            a.id,
+            _clip(a.task_key, 32),
+            str(a.attempt_number),
+            str(a.state),
+            str(a.workspace_status),
+            a.branch_name or "-",
+            age(a.created_at, now),
+        )
+        for a in attempts
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
+
+
+def attempt_detail(attempt: Attempt, events: tuple[AttemptEvent, ...]) -> str:
+    fields = [
+        ("attempt", attempt.id),
+        ("task_key", attempt.task_key),
+        ("attempt_number", str(attempt.attempt_number)),
+        ("state", str(attempt.state)),
+        ("workspace_status", str(attempt.workspace_status)),
+        ("repository", attempt.repository),
+        ("base_ref", attempt.base_ref),
+        ("base_commit", attempt.base_commit or "-"),
+        ("branch_name", attempt.branch_name or "-"),
+        ("worktree_path", attempt.worktree_path or "-"),
+        ("worker", attempt.worker or "(any)"),
+        ("payload", attempt.payload_path or "-"),
+        ("created_at", attempt.created_at.isoformat(timespec="seconds")),
+        ("updated_at", attempt.updated_at.isoformat(timespec="seconds")),
+    ]
+    if attempt.reason:
+        fields.append(("reason", attempt.reason))
+    width = max(len(k) for k, _ in fields)
+    lines = [f"{k.ljust(width)}  {v}" for k, v in fields]
+    lines.append(f"prompt{' ' * (width - 6)}  {_first_line(attempt.prompt)}")
+    lines.append("")
+    lines.append("events:")
+    for ev in events:
+        lines.append(
+            f"  {ev.created_at.isoformat(timespec='seconds')}  {ev.kind:<20} {ev.actor}"
+        )
+    return "\n".join(lines)
+
+
+def _first_line(text: str) -> str:
+    first = text.strip().splitlines()[0] if text.strip() else "(none)"
+    return _clip(first, 100)
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

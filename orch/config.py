@@ -1,0 +1,122 @@
+"""Settings, resolved once (flag > environment > config file > default) and passed down.
+
+Nothing here is global: ``resolve`` returns a frozen ``Settings`` built from the mapping
+it is given, so tests and callers decide the environment. Reads the user config file
+(TOML) but writes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from orch.errors import ConfigError
+from orch.naming import validate_branch_prefix
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    worktree_root: Path
+    branch_prefix: str = "orch"
+    git_lock_timeout: float = 30.0
+    lock_timeout: float = 120.0
+    checkout_slots: int = max(1, os.cpu_count() or 1)
+    lease_ttl: float = 30.0
+    config_file: Path | None = None
+
+    @property
+    def inbox_dir(self) -> Path:
+        return self.home / "inbox"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def locks_dir(self) -> Path:
+        return self.home / "locks"
+
+
+# key in the config file -> (environment variable, type)
+_KEYS: dict[str, tuple[str, type]] = {
+    "database_url": ("ORCH_DATABASE_URL", str),
+    "worktree_root": ("ORCH_WORKTREE_ROOT", str),
+    "branch_prefix": ("ORCH_BRANCH_PREFIX", str),
+    "git_lock_timeout": ("ORCH_GIT_LOCK_TIMEOUT", float),
+    "lock_timeout": ("ORCH_LOCK_TIMEOUT", float),
+    "checkout_slots": ("ORCH_CHECKOUT_SLOTS", int),
+    "lease_ttl": ("ORCH_LEASE_TTL", float),
+}
+
+
+def default_home(env: Mapping[str, str]) -> Path:
+    if env.get("ORCH_HOME"):
+        return Path(env["ORCH_HOME"]).expanduser()
+    if env.get("XDG_STATE_HOME"):
+        return Path(env["XDG_STATE_HOME"]).expanduser() / "orch"
+    return Path(env.get("HOME", "~")).expanduser() / ".local" / "state" / "orch"
+
+
+def config_file_path(env: Mapping[str, str]) -> Path:
+    if env.get("ORCH_CONFIG"):
+        return Path(env["ORCH_CONFIG"]).expanduser()
+    base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME", "~")) / ".config")
+    return Path(base).expanduser() / "orch" / "config.toml"
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    unknown = sorted(set(data) - set(_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) in {path}: {', '.join(unknown)} (known: {', '.join(sorted(_KEYS))})"
+        )
+    return data
+
+
+def _coerce(key: str, value: Any, source: str) -> Any:
+    kind = _KEYS[key][1]
+    try:
+        result = kind(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{key} from {source} must be a {kind.__name__}: {value!r}") from exc
+    if kind in (int, float) and result <= 0:
+        raise ConfigError(f"{key} from {source} must be positive: {value!r}")
+    return result
+
+
+def resolve(env: Mapping[str, str], overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Build the settings: ``overrides`` (flags) > ``env`` > config file > defaults."""
+    home = default_home(env)
+    path = config_file_path(env)
+    values: dict[str, Any] = {}
+    for key, value in _read_file(path).items():
+        values[key] = _coerce(key, value, str(path))
+    for key, (var, _kind) in _KEYS.items():
+        if env.get(var):
+            values[key] = _coerce(key, env[var], var)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = _coerce(key, value, "the command line")
+    database_url = values.pop("database_url", None) or f"sqlite:///{home / 'orch.db'}"
+    worktree_root = Path(values.pop("worktree_root", None) or home / "worktrees").expanduser()
+    validate_branch_prefix(values.get("branch_prefix", "orch"))
+    return Settings(
+        home=home,
+        database_url=database_url,
+        worktree_root=worktree_root.absolute(),
+        config_file=path if path.exists() else None,
+        **values,
+    )

@@ -1,0 +1,195 @@
+"""The dispatch use case: a committed base, a branch, a worktree, a row and a payload.
+
+All or nothing (DESIGN.md §2.3): every check a user can fail runs before anything is
+written; then the store records the intent (``workspace_status=provisioning``), git does
+its work, the payload is written, and only then is the row finalised (``ready``). Any
+failure after the intent undoes the git work and leaves the attempt ``failed`` with the
+reason. A crash between two steps leaves a ``provisioning`` row that names the branch and
+worktree, which ``orch doctor`` repairs. No SQL, subprocess or JSON here: adapters do it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import contextlib
+import dataclasses
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from orch import inbox, naming
+from orch.config import Settings
+from orch.errors import DirtyRepository, OrchError, WorkspaceError
+from orch.git import DirtyPath, Git, PendingDirtyCheck, Repository
+from orch.models import Attempt, NewAttempt, WorkspaceStatus
+
+if TYPE_CHECKING:
+    from orch.store import Store
+
+SHOWN_DIRTY_PATHS = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class DispatchRequest:
+    task_key: str
+    repo_path: Path
+    base_ref: str | None  # None: the main worktree's HEAD, not named by the operator
+    strict: bool
+    prompt: str
+    worker: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class DispatchResult:
+    attempt: Attempt
+    warnings: tuple[str, ...] = ()
+
+
+Checkpoint = Callable[[str], None]
+
+
+def _no_checkpoint(step: str) -> None:
+    return None
+
+
+def describe_dirt(paths: list[DirtyPath]) -> str:
+    shown = ", ".join(f"{p.path} ({_kind(p.code)})" for p in paths[:SHOWN_DIRTY_PATHS])
+    more = len(paths) - SHOWN_DIRTY_PATHS
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _kind(code: str) -> str:
+    if code == "??":
+        return "untracked"
+    if code[0] not in " ?!" and code[1] not in " ?!":
+        return "staged and modified"
+    return "staged" if code[0] not in " ?!" else "modified"
+
+
+def check_worktree_root(root: Path) -> None:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WorkspaceError(f"cannot create the worktree root {root}: {exc.strerror}") from exc
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise WorkspaceError(f"the worktree root {root} is not writable")
+
+
+def dispatch(
+    request: DispatchRequest,
+    settings: Settings,
+    git: Git,
+    open_store: Callable[[], Store],
+    actor: str,
+    checkpoint: Checkpoint = _no_checkpoint,
+) -> DispatchResult:
+    task_key = naming.validate_task_key(request.task_key)
+    repo = git.discover(request.repo_path)
+    explicit_base = request.base_ref is not None
+    base_ref = request.base_ref if request.base_ref is not None else "HEAD"
+    base_commit = git.resolve_commit(repo, base_ref)
+    if request.strict and not explicit_base:
+        dirt = git.dirty_paths(repo.root)
+        if dirt:
+            raise DirtyRepository(
+                f"refusing to dispatch from a dirty repository ({len(dirt)} uncommitted "
+                f"path{'s' if len(dirt) != 1 else ''}: {describe_dirt(dirt)}); commit or stash "
+                "them, or name the base explicitly with --base-ref",
+                tuple(p.path for p in dirt),
+            )
+    check_worktree_root(settings.worktree_root)
+
+    attempt_id = naming.new_attempt_id()
+    new = NewAttempt(
+        id=attempt_id,
+        task_key=task_key,
+        repository=str(repo.root),
+        base_ref=base_ref,
+        base_commit=base_commit,
+        branch_name=naming.branch_name(settings.branch_prefix, task_key, attempt_id),
+        worktree_path=str(
+            naming.worktree_path(settings.worktree_root, repo.root, task_key, attempt_id)
+        ),
+        worker=request.worker,
+        prompt=request.prompt,
+    )
+    store = open_store()
+    attempt = store.create_attempt(new, actor)
+    checkpoint("intent-recorded")
+    # Not strict and the base is the main worktree's HEAD: its uncommitted changes are not
+    # carried into the attempt; find out (alongside the checkout) so that we can say so.
+    dirt_check = None if (request.strict or explicit_base) else git.start_dirty_check(repo.root)
+    try:
+        attempt = _provision(attempt, repo, settings, git, store, actor, checkpoint)
+    finally:
+        warnings = _collect_dirt_warning(dirt_check, base_commit)
+    return DispatchResult(attempt=attempt, warnings=warnings)
+
+
+def _provision(
+    attempt: Attempt,
+    repo: Repository,
+    settings: Settings,
+    git: Git,
+    store: Store,
+    actor: str,
+    checkpoint: Checkpoint,
+) -> Attempt:
+    assert attempt.branch_name and attempt.worktree_path and attempt.base_commit
+    path = Path(attempt.worktree_path)
+    payload_file = inbox.payload_path(settings.inbox_dir, attempt.id)
+    branch_created = False
+    try:
+        git.create_branch(
+            repo, attempt.branch_name, attempt.base_commit, f"orch: dispatch attempt {attempt.id}"
+        )
+        branch_created = True
+        checkpoint("branch-created")
+        git.add_worktree(repo, path, attempt.branch_name, attempt.base_commit)
+        checkpoint("worktree-added")
+        ready = dataclasses.replace(
+            attempt, workspace_status=WorkspaceStatus.READY, payload_path=str(payload_file)
+        )
+        inbox.write_payload(
+            payload_file,
+            inbox.build_payload(ready, orch_home=settings.home, lease_ttl=settings.lease_ttl),
+        )
+        checkpoint("payload-written")
+        return store.finish_provisioning(attempt.id, payload_file, actor)
+    except BaseException as exc:
+        _roll_back(repo, git, attempt, path, payload_file, branch_created)
+        reason = exc.message if isinstance(exc, OrchError) else f"{type(exc).__name__}: {exc}"
+        with contextlib.suppress(OrchError):
+            store.fail_provisioning(attempt.id, reason or type(exc).__name__, actor)
+        if isinstance(exc, OrchError) or not isinstance(exc, Exception):
+            raise
+        if isinstance(exc, OSError):
+            raise WorkspaceError(f"provisioning attempt {attempt.id} failed: {reason}") from exc
+        raise
+
+
+def _roll_back(
+    repo: Repository, git: Git, attempt: Attempt, path: Path, payload: Path, branch_created: bool
+) -> None:
+    """Undo what provisioning did; each step tolerates the thing already being gone."""
+    inbox.remove_payload(payload)
+    with contextlib.suppress(OrchError, OSError):
+        git.remove_worktree(repo, path)
+    if branch_created and attempt.branch_name and attempt.base_commit:
+        # only while the branch still points at the base: nothing committed is ever lost
+        with contextlib.suppress(OrchError, OSError):
+            git.delete_branch_if_at(repo, attempt.branch_name, attempt.base_commit)
+
+
+def _collect_dirt_warning(
+    pending: PendingDirtyCheck | None, base_commit: str
+) -> tuple[str, ...]:
+    dirt = pending.result() if pending is not None else None
+    if not dirt:
+        return ()
+    return (
+        f"the repository has {len(dirt)} uncommitted path{'s' if len(dirt) != 1 else ''} "
+        f"that the attempt does not carry ({describe_dirt(dirt)}); its base is the committed "
+        f"HEAD {base_commit[:12]}",
+    )

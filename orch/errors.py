@@ -1,0 +1,136 @@
+"""The one error hierarchy of orch.
+
+Every failure a user can cause is an ``OrchError`` subclass whose class attribute
+``exit_code`` is its documented exit code and whose docstring is its default message.
+Only ``orch.cli`` turns these into a line on stderr and an exit status; adapters raise
+them ``from`` the foreign exception they translate. This module imports nothing.
+"""
+
+from __future__ import annotations
+
+
+class OrchError(Exception):
+    """orch failed."""
+
+    exit_code = 1
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class InvalidInput(OrchError):
+    """Invalid input."""
+
+    exit_code = 2
+
+
+class InvalidTaskKey(InvalidInput):
+    """Invalid task key."""
+
+
+class RepositoryError(OrchError):
+    """The repository cannot be used."""
+
+    exit_code = 3
+
+
+class NotAGitRepository(RepositoryError):
+    """Not a git repository."""
+
+
+class BareRepository(RepositoryError):
+    """The repository is bare: orch needs a main worktree to dispatch from."""
+
+
+class EmptyRepository(RepositoryError):
+    """The repository has no commits yet (unborn HEAD)."""
+
+
+class BaseRefError(OrchError):
+    """The base ref cannot be used."""
+
+    exit_code = 4
+
+
+class UnknownBaseRef(BaseRefError):
+    """Unknown base ref."""
+
+
+class BaseRefNotACommit(BaseRefError):
+    """The base ref does not name a commit."""
+
+
+class DirtyRepository(OrchError):
+    """The repository has uncommitted changes."""
+
+    exit_code = 5
+
+    def __init__(self, message: str, paths: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.paths = paths
+
+
+class StoreError(OrchError):
+    """The attempt store cannot be used."""
+
+    exit_code = 6
+
+
+class StoreTooNew(StoreError):
+    """The attempt store was written by a newer orch."""
+
+
+class StoreBehind(StoreError):
+    """The attempt store needs a migration."""
+
+
+class WorkspaceError(OrchError):
+    """The attempt's workspace could not be provisioned."""
+
+    exit_code = 7
+
+
+class GitError(WorkspaceError):
+    """A git command failed."""
+
+
+class NotFound(OrchError):
+    """Not found."""
+
+    exit_code = 8
+
+
+class AttemptNotFound(NotFound):
+    """No such attempt."""
+
+
+class AmbiguousAttempt(NotFound):
+    """The attempt id prefix matches more than one attempt."""
+
+
+class PayloadError(OrchError):
+    """The payload cannot be read."""
+
+    exit_code = 9
+
+
+class LockBusy(OrchError):
+    """A lock stayed busy for longer than orch waits."""
+
+    exit_code = 10
+
+
+class ConfigError(OrchError):
+    """The configuration is invalid."""
+
+    exit_code = 11
+
+
+class Conflict(OrchError):
+    """The attempt changed underneath this operation."""
+
+    exit_code = 12

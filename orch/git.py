@@ -1,0 +1,350 @@
+"""The git adapter: the only module that runs git.
+
+Every write goes through the git CLI. Read-only commands in a worktree an agent may be
+using run with ``--no-optional-locks`` so they never take ``index.lock`` from under it.
+Git's own lock files are expected to be busy when many orch processes share a repository:
+a command that fails only because a lock is held is retried with backoff, bounded by
+``lock_timeout``, and only then reported (``LockBusy``). Worktree registration is
+serialised per repository by a cross-process lock because concurrent ``git worktree add``
+is not safe (see DESIGN.md §5).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from orch.errors import (
+    BareRepository,
+    BaseRefNotACommit,
+    EmptyRepository,
+    GitError,
+    LockBusy,
+    NotAGitRepository,
+    UnknownBaseRef,
+)
+from orch.fslock import file_lock, slot_lock
+
+_LOCK_BUSY = re.compile(
+    r"Unable to create '[^']*\.lock': File exists"
+    r"|could not lock config file"
+    r"|Another git process seems to be running",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Repository:
+    """A repository as orch uses it: where to run git, and what identifies it."""
+
+    root: Path  # the main worktree
+    common_dir: Path  # the shared .git directory: refs, objects, worktree bookkeeping
+    invoked_from_linked_worktree: bool
+
+    @property
+    def orch_dir(self) -> Path:
+        """orch's own bookkeeping inside the repository (locks only; git ignores it)."""
+        return self.common_dir / "orch"
+
+
+@dataclasses.dataclass(frozen=True)
+class DirtyPath:
+    code: str  # the two-letter porcelain status, '??' for untracked
+    path: str
+
+
+class PendingDirtyCheck:
+    """A ``git status`` running in the background."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self._proc = proc
+
+    def result(self) -> list[DirtyPath] | None:
+        """The dirty paths, or None when git could not tell."""
+        out, _err = self._proc.communicate()
+        return parse_porcelain(out) if self._proc.returncode == 0 else None
+
+
+class Git:
+    def __init__(self, lock_timeout: float = 30.0, env: Mapping[str, str] | None = None) -> None:
+        self.lock_timeout = lock_timeout
+        base = dict(os.environ if env is None else env)
+        # orch parses git's messages; keep them in English and never open an editor/pager.
+        base.update({"LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat"})
+        self._env = base
+
+    # -- running ---------------------------------------------------------------------------
+
+    def run(
+        self,
+        args: Sequence[str],
+        cwd: Path | None = None,
+        *,
+        check: bool = True,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``git args``; retry while git reports a busy lock; raise ``GitError``."""
+        cmd = ["git", *args]
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.005
+        full_env = {**self._env, **(env or {})}
+        while True:
+            try:
+                proc = subprocess.run(
+                    cmd, cwd=cwd, input=input, capture_output=True, text=True, env=full_env
+                )
+            except FileNotFoundError as exc:
+                raise GitError("git is not installed or not on PATH") from exc
+            if proc.returncode == 0 or not check:
+                return proc
+            if _LOCK_BUSY.search(proc.stderr):
+                if time.monotonic() >= deadline:
+                    raise LockBusy(
+                        f"git lock stayed busy for {self.lock_timeout:g}s: {_last_line(proc.stderr)}"
+                    )
+                time.sleep(delay)
+                delay = min(delay * 2, 0.2)
+                continue
+            raise GitError(f"git {' '.join(args[:2])} failed: {_last_line(proc.stderr)}")
+
+    # -- discovery -------------------------------------------------------------------------
+
+    def discover(self, path: Path) -> Repository:
+        """Find the repository containing ``path``; refuse bare and non-repositories."""
+        if not path.exists():
+            raise NotAGitRepository(f"not a git repository: {path} does not exist")
+        if not path.is_dir():
+            raise NotAGitRepository(f"not a git repository: {path} is not a directory")
+        proc = self.run(
+            [
+                "rev-parse",
+                "--path-format=absolute",
+                "--is-bare-repository",
+                "--is-inside-work-tree",
+                "--git-dir",
+                "--git-common-dir",
+            ],
+            cwd=path,
+            check=False,
+        )
+        if proc.returncode != 0:
+            if "not a git repository" in proc.stderr:
+                raise NotAGitRepository(f"not a git repository: {path}")
+            raise GitError(f"cannot inspect {path}: {_last_line(proc.stderr)}")
+        is_bare, inside, git_dir, common_dir = proc.stdout.splitlines()[:4]
+        if is_bare == "true":
+            raise BareRepository(
+                f"{path} is a bare repository: orch dispatches from a repository with a main worktree"
+            )
+        if inside != "true":
+            raise NotAGitRepository(f"{path} is inside a .git directory, not a work tree")
+        common = Path(common_dir)
+        linked = Path(git_dir) != common
+        root = self._main_worktree(path, common) if linked else self._toplevel(path)
+        return Repository(root=root, common_dir=common, invoked_from_linked_worktree=linked)
+
+    def _toplevel(self, path: Path) -> Path:
+        out = self.run(["rev-parse", "--show-toplevel"], cwd=path).stdout.strip()
+        return Path(out)
+
+    def _main_worktree(self, path: Path, common: Path) -> Path:
+        out = self.run(["worktree", "list", "--porcelain"], cwd=path).stdout
+        first = out.split("\n\n", 1)[0].splitlines()
+        if "bare" in first:
+            raise BareRepository(
+                f"the main repository {common} is bare: orch dispatches from a main worktree"
+            )
+        return Path(first[0].removeprefix("worktree "))
+
+    # -- refs ------------------------------------------------------------------------------
+
+    def resolve_commit(self, repo: Repository, ref: str) -> str:
+        """Resolve ``ref`` to a commit SHA once; say plainly what is wrong if it cannot."""
+        common = ["--git-dir", str(repo.common_dir)]
+        proc = self.run(
+            [*common, "rev-parse", "--verify", "--quiet", "--end-of-options", ref],
+            check=False,
+        )
+        if proc.returncode != 0:
+            if ref == "HEAD" and self._head_is_unborn(repo):
+                raise EmptyRepository(
+                    f"the repository {repo.root} has no commits yet: commit something first"
+                )
+            raise UnknownBaseRef(f"unknown base ref {ref!r} in {repo.root}")
+        oid = proc.stdout.strip()
+        peeled = self.run(
+            [*common, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{oid}^{{commit}}"],
+            check=False,
+        )
+        if peeled.returncode != 0:
+            kind = self.run([*common, "cat-file", "-t", oid], check=False).stdout.strip()
+            raise BaseRefNotACommit(
+                f"base ref {ref!r} names a {kind or 'non-commit object'}, not a commit"
+            )
+        return peeled.stdout.strip()
+
+    def _head_is_unborn(self, repo: Repository) -> bool:
+        proc = self.run(
+            ["--git-dir", str(repo.common_dir), "symbolic-ref", "-q", "HEAD"], check=False
+        )
+        return proc.returncode == 0
+
+    def create_branch(self, repo: Repository, branch: str, commit: str, reason: str) -> None:
+        """Create ``refs/heads/<branch>`` at ``commit``; fail if it exists (create-only)."""
+        self.run(
+            ["update-ref", "-m", reason, "--stdin"],
+            cwd=repo.root,
+            input=f"create refs/heads/{branch} {commit}\n",
+        )
+
+    def delete_branch_if_at(self, repo: Repository, branch: str, commit: str) -> bool:
+        """Delete the branch only while it still points at ``commit`` (never loses work)."""
+        proc = self.run(
+            ["update-ref", "--stdin"],
+            cwd=repo.root,
+            input=f"delete refs/heads/{branch} {commit}\n",
+            check=False,
+        )
+        return proc.returncode == 0
+
+    def branch_commit(self, repo: Repository, branch: str) -> str | None:
+        proc = self.run(
+            ["--git-dir", str(repo.common_dir), "rev-parse", "--verify", "--quiet",
+             f"refs/heads/{branch}"],
+            check=False,
+        )
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    # -- status ----------------------------------------------------------------------------
+
+    def dirty_paths(self, worktree: Path) -> list[DirtyPath]:
+        """Tracked, staged and untracked-not-ignored changes, read without taking locks."""
+        out = self.run(
+            ["--no-optional-locks", "status", "--porcelain=v1", "-z", "--untracked-files=normal"],
+            cwd=worktree,
+        ).stdout
+        return parse_porcelain(out)
+
+    def start_dirty_check(self, worktree: Path) -> PendingDirtyCheck:
+        """Start the dirty check in the background (it can overlap the checkout)."""
+        proc = subprocess.Popen(
+            ["git", "--no-optional-locks", "status", "--porcelain=v1", "-z",
+             "--untracked-files=normal"],
+            cwd=worktree, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=self._env,
+        )
+        return PendingDirtyCheck(proc)
+
+    def head_commit(self, worktree: Path) -> str:
+        return self.run(["--no-optional-locks", "rev-parse", "HEAD"], cwd=worktree).stdout.strip()
+
+    # -- worktrees -------------------------------------------------------------------------
+
+    def add_worktree(self, repo: Repository, path: Path, branch: str, commit: str) -> None:
+        """Register and populate a worktree for an existing branch.
+
+        Registration (``worktree add --no-checkout``, a few ms) runs under a per-repository
+        lock and is verified; populating the files runs outside it, at most one checkout
+        per core at a time.
+        """
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with file_lock(repo.orch_dir / "worktree.lock", self.lock_timeout, "worktree registration"):
+            for tries_left in (1, 0):
+                self.run(["worktree", "add", "--no-checkout", "--quiet", str(path), branch],
+                         cwd=repo.root)
+                if worktree_registered(path):
+                    break
+                self._unregister(repo, path)
+                if not tries_left:
+                    raise GitError(f"git did not register the worktree {path}")
+        slots = max(1, os.cpu_count() or 1)
+        with slot_lock(repo.orch_dir / "checkout-slots", slots, self.lock_timeout * 4, "checkout"):
+            self.run(["reset", "--hard", "--quiet", "--no-recurse-submodules"], cwd=path)
+        # `worktree add` would have run post-checkout; hooks such as git-lfs depend on it.
+        zero = "0" * len(commit)
+        self.run(["hook", "run", "--ignore-missing", "post-checkout", "--", zero, commit, "1"],
+                 cwd=path)
+
+    def remove_worktree(self, repo: Repository, path: Path) -> None:
+        """Unregister and delete a worktree orch itself just created (rollback only)."""
+        if path.exists():
+            self.run(["worktree", "remove", "--force", "--force", str(path)], cwd=repo.root,
+                     check=False)
+        self._unregister(repo, path)
+
+    def _unregister(self, repo: Repository, path: Path) -> None:
+        admin = worktree_admin_dir(path)
+        if path.exists() and admin is None:
+            # registration never completed: the directory holds nothing of the user's
+            _rmtree(path)
+        self.run(["worktree", "prune"], cwd=repo.root, check=False)
+
+    def list_worktrees(self, repo: Repository) -> list[dict[str, str]]:
+        out = self.run(["worktree", "list", "--porcelain"], cwd=repo.root).stdout
+        entries = []
+        for block in out.strip().split("\n\n"):
+            entry: dict[str, str] = {}
+            for line in block.splitlines():
+                key, _, value = line.partition(" ")
+                entry[key] = value
+            entries.append(entry)
+        return entries
+
+
+def worktree_admin_dir(path: Path) -> Path | None:
+    """The ``.git/worktrees/<name>`` directory a worktree's ``.git`` file points at."""
+    try:
+        text = (path / ".git").read_text()
+    except OSError:
+        return None
+    if not text.startswith("gitdir: "):
+        return None
+    admin = Path(text[len("gitdir: "):].strip())
+    return admin if admin.is_absolute() else (path / admin).resolve()
+
+
+def worktree_registered(path: Path) -> bool:
+    """Check the bookkeeping that `git worktree list`, `prune` and `fsck` rely on."""
+    admin = worktree_admin_dir(path)
+    if admin is None:
+        return False
+    try:
+        gitdir = Path((admin / "gitdir").read_text().strip())
+        return (admin / "commondir").is_file() and (admin / "HEAD").is_file() and (
+            gitdir.resolve() == (path / ".git").resolve()
+        )
+    except OSError:
+        return False
+
+
+def parse_porcelain(out: str) -> list[DirtyPath]:
+    """Parse ``git status --porcelain=v1 -z``; a rename's source entry is skipped."""
+    result: list[DirtyPath] = []
+    fields = out.split("\0")
+    i = 0
+    while i < len(fields):
+        entry = fields[i]
+        i += 1
+        if len(entry) < 4:
+            continue
+        code, name = entry[:2], entry[3:]
+        result.append(DirtyPath(code=code, path=name))
+        if code[0] in "RC":
+            i += 1  # the rename/copy source follows as its own field
+    return result
+
+
+def _rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else "(no message)"

@@ -1,0 +1,51 @@
+"""Read-only use cases: find an attempt by id or payload path, list, show."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import dataclasses
+from pathlib import Path
+
+from orch import inbox
+from orch.errors import AttemptNotFound
+from orch.models import Attempt, AttemptEvent, State
+
+if TYPE_CHECKING:
+    from orch.store import Store
+
+
+@dataclasses.dataclass(frozen=True)
+class AttemptDetail:
+    attempt: Attempt
+    events: tuple[AttemptEvent, ...]
+
+
+def looks_like_path(ref: str) -> bool:
+    return "/" in ref or ref.endswith(".json") or ref.startswith(".")
+
+
+def find_attempt(store: Store, ref: str) -> Attempt:
+    """``ref`` is an attempt id (or unique prefix) or the path of its payload."""
+    if looks_like_path(ref):
+        payload = inbox.read_payload(Path(ref))
+        attempt_id = str(payload["attempt_id"])
+        try:
+            return store.get(attempt_id)
+        except AttemptNotFound:
+            raise AttemptNotFound(
+                f"the payload {ref} names attempt {attempt_id}, which is not in this store"
+            ) from None
+    return store.get(ref)
+
+
+def show(store: Store, ref: str) -> AttemptDetail:
+    attempt = find_attempt(store, ref)
+    return AttemptDetail(attempt=attempt, events=tuple(store.events(attempt.id)))
+
+
+def list_attempts(
+    store: Store, states: tuple[State, ...] = (), task_key: str | None = None,
+    limit: int | None = None,
+) -> list[Attempt]:
+    return store.list(states=states, task_key=task_key, limit=limit)

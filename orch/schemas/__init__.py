@@ -1,0 +1,1 @@
+"""JSON Schemas shipped with orch (data files; this package has no code)."""

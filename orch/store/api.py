@@ -1,0 +1,257 @@
+"""The store's operations: one short transaction each, compare-and-set on state.
+
+Every change appends an event (who, what, when) in the same transaction as the change.
+Writes on SQLite start with ``BEGIN IMMEDIATE`` (see ``engine``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from orch.errors import AmbiguousAttempt, AttemptNotFound, Conflict, StoreError
+from orch.models import Attempt, AttemptEvent, NewAttempt, State, WorkspaceStatus
+from orch.store import revision
+from orch.store.engine import is_sqlite, make_engine, translate_errors
+from orch.store.tables import AttemptEventRow, AttemptRow
+
+Clock = Callable[[], dt.datetime]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    # SQLite hands back naive datetimes; orch stores UTC only.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+def to_attempt(row: AttemptRow) -> Attempt:
+    created = _aware(row.created_at)
+    updated = _aware(row.updated_at)
+    assert created is not None and updated is not None
+    return Attempt(
+        id=row.id,
+        task_key=row.task_key,
+        attempt_number=row.attempt_number,
+        state=State(row.state),
+        workspace_status=WorkspaceStatus(row.workspace_status),
+        repository=row.repository,
+        base_ref=row.base_ref,
+        base_commit=row.base_commit,
+        branch_name=row.branch_name,
+        worktree_path=row.worktree_path,
+        worker=row.worker,
+        payload_path=row.payload_path,
+        prompt=row.prompt,
+        reason=row.reason,
+        created_at=created,
+        updated_at=updated,
+    )
+
+
+def to_event(row: AttemptEventRow) -> AttemptEvent:
+    created = _aware(row.created_at)
+    assert created is not None
+    return AttemptEvent(
+        id=row.id,
+        attempt_id=row.attempt_id,
+        kind=row.kind,
+        actor=row.actor,
+        detail=dict(row.detail or {}),
+        created_at=created,
+    )
+
+
+class Store:
+    def __init__(self, engine: Engine, clock: Clock = utcnow) -> None:
+        self.engine = engine
+        self.url = str(engine.url)
+        self.clock = clock
+        self._writer = engine.execution_options(orch_write=True)
+
+    # -- transactions ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Session]:
+        with translate_errors(self.url), Session(self._writer, expire_on_commit=False) as s:
+            with s.begin():
+                yield s
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Session]:
+        with translate_errors(self.url), Session(self.engine, expire_on_commit=False) as s:
+            with s.begin():
+                yield s
+
+    def _event(self, s: Session, attempt_id: str, kind: str, actor: str, **detail: Any) -> None:
+        s.add(
+            AttemptEventRow(
+                attempt_id=attempt_id, kind=kind, actor=actor[:255], detail=detail,
+                created_at=self.clock(),
+            )
+        )
+
+    # -- dispatch --------------------------------------------------------------------------
+
+    def create_attempt(self, new: NewAttempt, actor: str) -> Attempt:
+        """Record the intent: a queued attempt whose workspace is ``provisioning``."""
+        for _ in range(5):
+            try:
+                with self._write() as s:
+                    number = (
+                        s.scalar(
+                            select(func.max(AttemptRow.attempt_number)).where(
+                                AttemptRow.repository == new.repository,
+                                AttemptRow.task_key == new.task_key,
+                            )
+                        )
+                        or 0
+                    ) + 1
+                    now = self.clock()
+                    row = AttemptRow(
+                        id=new.id,
+                        task_key=new.task_key,
+                        attempt_number=number,
+                        state=State.QUEUED,
+                        workspace_status=WorkspaceStatus.PROVISIONING,
+                        repository=new.repository,
+                        base_ref=new.base_ref,
+                        base_commit=new.base_commit,
+                        branch_name=new.branch_name,
+                        worktree_path=new.worktree_path,
+                        worker=new.worker,
+                        prompt=new.prompt,
+                        lease_token=0,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    s.add(row)
+                    s.flush()
+                    self._event(
+                        s, new.id, "created", actor, state=str(State.QUEUED),
+                        workspace_status=str(WorkspaceStatus.PROVISIONING),
+                        base_ref=new.base_ref, base_commit=new.base_commit,
+                        branch_name=new.branch_name, worktree_path=new.worktree_path,
+                    )
+                    return to_attempt(row)
+            except StoreError as exc:
+                # two processes numbered the same attempt at once (PostgreSQL): number again
+                if not isinstance(exc.__cause__, IntegrityError):
+                    raise
+        raise StoreError(f"could not number a new attempt of task {new.task_key!r}")
+
+    def finish_provisioning(self, attempt_id: str, payload_path: Path, actor: str) -> Attempt:
+        """provisioning -> ready, only if nobody changed the attempt meanwhile."""
+        return self._set_workspace(
+            attempt_id, WorkspaceStatus.PROVISIONING, actor, "provisioned",
+            workspace_status=WorkspaceStatus.READY, payload_path=str(payload_path),
+        )
+
+    def fail_provisioning(self, attempt_id: str, reason: str, actor: str) -> Attempt:
+        """provisioning -> failed; the attempt itself ends ``failed`` with the reason."""
+        now = self.clock()
+        return self._set_workspace(
+            attempt_id, WorkspaceStatus.PROVISIONING, actor, "provisioning_failed",
+            workspace_status=WorkspaceStatus.FAILED, state=State.FAILED, reason=reason,
+            finished_at=now,
+        )
+
+    def _set_workspace(
+        self, attempt_id: str, expected: WorkspaceStatus, actor: str, kind: str, **values: Any
+    ) -> Attempt:
+        with self._write() as s:
+            values["updated_at"] = self.clock()
+            result = s.execute(
+                update(AttemptRow)
+                .where(AttemptRow.id == attempt_id, AttemptRow.workspace_status == expected)
+                .values(**{k: (str(v) if isinstance(v, str) else v) for k, v in values.items()})
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise Conflict(
+                    f"attempt {attempt_id} is no longer {expected}: someone else changed it"
+                )
+            detail = {k: str(v) for k, v in values.items() if k not in ("updated_at", "finished_at")}
+            self._event(s, attempt_id, kind, actor, **detail)
+            row = s.get_one(AttemptRow, attempt_id)
+            return to_attempt(row)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def get(self, ref: str) -> Attempt:
+        """An attempt by id or by a unique id prefix of at least four characters."""
+        with self._read() as s:
+            row = s.get(AttemptRow, ref)
+            if row is not None:
+                return to_attempt(row)
+            if len(ref) >= 4 and all(c in "0123456789abcdef" for c in ref):
+                rows = s.scalars(
+                    select(AttemptRow).where(AttemptRow.id.startswith(ref)).limit(2)
+                ).all()
+                if len(rows) == 1:
+                    return to_attempt(rows[0])
+                if len(rows) > 1:
+                    raise AmbiguousAttempt(f"attempt id prefix {ref!r} matches several attempts")
+        raise AttemptNotFound(f"no attempt {ref!r} in the store")
+
+    def list(
+        self,
+        states: Iterable[State] = (),
+        task_key: str | None = None,
+        repository: str | None = None,
+        limit: int | None = None,
+    ) -> list[Attempt]:
+        query = select(AttemptRow).order_by(AttemptRow.created_at.desc(), AttemptRow.id)
+        wanted = [str(st) for st in states]
+        if wanted:
+            query = query.where(AttemptRow.state.in_(wanted))
+        if task_key is not None:
+            query = query.where(AttemptRow.task_key == task_key)
+        if repository is not None:
+            query = query.where(AttemptRow.repository == repository)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read() as s:
+            return [to_attempt(r) for r in s.scalars(query)]
+
+    def events(self, attempt_id: str) -> list[AttemptEvent]:
+        with self._read() as s:
+            rows = s.scalars(
+                select(AttemptEventRow)
+                .where(AttemptEventRow.attempt_id == attempt_id)
+                .order_by(AttemptEventRow.id)
+            )
+            return [to_event(r) for r in rows]
+
+
+def open_store(
+    url: str, lock_dir: Path, *, auto_migrate: bool | None = None, clock: Clock = utcnow
+) -> Store:
+    """Open a store at the packaged schema head, creating the embedded one on first use."""
+    engine = make_engine(url)
+    migrate = is_sqlite(url) if auto_migrate is None else auto_migrate
+    revision.ensure_head(engine, url, lock_dir, migrate)
+    return Store(engine, clock)
+
+
+def upgrade_store(url: str, lock_dir: Path) -> str:
+    """Migrate the store to the packaged head (``orch db upgrade``); return its revision."""
+    engine = make_engine(url)
+    revision.check(engine, url)
+    return revision.upgrade(engine, url, lock_dir)
+
+
+def store_revision(url: str) -> tuple[str | None, str]:
+    """The store's revision and the packaged head (``orch db current``)."""
+    engine = make_engine(url)
+    return revision.current_revision(engine), revision.HEAD

@@ -1,0 +1,91 @@
+"""Engines for the attempt store, and the translation of driver errors.
+
+SQLite runs in WAL mode with a busy timeout; every write transaction starts with
+``BEGIN IMMEDIATE`` so that concurrent orch processes queue for the write lock at the
+start instead of failing with "database is locked" on upgrade from a read lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.pool import NullPool
+
+from orch.errors import StoreError
+
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def sqlite_path(url: str) -> Path | None:
+    database = make_url(url).database
+    return Path(database) if database and database != ":memory:" else None
+
+
+def make_engine(url: str) -> Engine:
+    try:
+        if is_sqlite(url):
+            path = sqlite_path(url)
+            if path is not None:
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StoreError(
+                        f"cannot open the attempt store {path}: {exc.strerror}"
+                    ) from exc
+            engine = create_engine(
+                url,
+                poolclass=NullPool,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            )
+            _configure_sqlite(engine)
+            return engine
+        return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4)
+    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+        raise StoreError(f"cannot use the store URL {_redact(url)}: {exc}") from exc
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's begin event issue BEGIN itself (the driver's own is deferred).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        mode = cur.execute("PRAGMA journal_mode").fetchone()[0]
+        if mode != "wal":
+            cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = FULL")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        write = conn.get_execution_options().get("orch_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _redact(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(unparsable URL)"
+
+
+@contextlib.contextmanager
+def translate_errors(url: str) -> Iterator[None]:
+    """Turn driver errors into one-line ``StoreError``s; bugs in orch keep their traceback."""
+    try:
+        yield
+    except DBAPIError as exc:
+        detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+        raise StoreError(f"attempt store {_redact(url)}: {detail}") from exc
