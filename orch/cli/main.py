@@ -51,7 +51,9 @@ def settings_from_env(**overrides: Any) -> Settings:
 def open_store(settings: Settings) -> Store:
     from orch.store import open_store as _open
 
-    return _open(settings.database_url, settings.locks_dir)
+    store = _open(settings.database_url, settings.locks_dir)
+    click.get_current_context().call_on_close(store.close)
+    return store
 
 
 def actor() -> str:

@@ -80,6 +80,16 @@ class Store:
         self.clock = clock
         self._writer = engine.execution_options(orch_write=True)
 
+    def close(self) -> None:
+        """Release the store's connections (PostgreSQL pools hold them open)."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- transactions ----------------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -240,18 +250,28 @@ def open_store(
     """Open a store at the packaged schema head, creating the embedded one on first use."""
     engine = make_engine(url)
     migrate = is_sqlite(url) if auto_migrate is None else auto_migrate
-    revision.ensure_head(engine, url, lock_dir, migrate)
+    try:
+        revision.ensure_head(engine, url, lock_dir, migrate)
+    except BaseException:
+        engine.dispose()
+        raise
     return Store(engine, clock)
 
 
 def upgrade_store(url: str, lock_dir: Path) -> str:
     """Migrate the store to the packaged head (``orch db upgrade``); return its revision."""
     engine = make_engine(url)
-    revision.check(engine, url)
-    return revision.upgrade(engine, url, lock_dir)
+    try:
+        revision.check(engine, url)
+        return revision.upgrade(engine, url, lock_dir)
+    finally:
+        engine.dispose()
 
 
 def store_revision(url: str) -> tuple[str | None, str]:
     """The store's revision and the packaged head (``orch db current``)."""
     engine = make_engine(url)
-    return revision.current_revision(engine), revision.HEAD
+    try:
+        return revision.current_revision(engine), revision.HEAD
+    finally:
+        engine.dispose()
