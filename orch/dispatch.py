@@ -10,13 +10,12 @@ worktree, which ``orch doctor`` repairs. No SQL, subprocess or JSON here: adapte
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import contextlib
 import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orch import inbox, naming
 from orch.config import Settings
@@ -182,9 +181,7 @@ def _roll_back(
             git.delete_branch_if_at(repo, attempt.branch_name, attempt.base_commit)
 
 
-def _collect_dirt_warning(
-    pending: PendingDirtyCheck | None, base_commit: str
-) -> tuple[str, ...]:
+def _collect_dirt_warning(pending: PendingDirtyCheck | None, base_commit: str) -> tuple[str, ...]:
     dirt = pending.result() if pending is not None else None
     if not dirt:
         return ()

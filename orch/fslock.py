@@ -50,7 +50,9 @@ def file_lock(path: Path, timeout: float, what: str = "lock") -> Iterator[None]:
 def slot_lock(directory: Path, slots: int, timeout: float, what: str = "slot") -> Iterator[int]:
     """Hold one of ``slots`` locks in ``directory``: a cross-process semaphore."""
     directory.mkdir(parents=True, exist_ok=True)
-    fds = [os.open(directory / f"slot-{i}.lock", os.O_RDWR | os.O_CREAT, 0o600) for i in range(slots)]
+    fds = [
+        os.open(directory / f"slot-{i}.lock", os.O_RDWR | os.O_CREAT, 0o600) for i in range(slots)
+    ]
     held: int | None = None
     try:
         deadline = time.monotonic() + timeout

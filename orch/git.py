@@ -214,8 +214,14 @@ class Git:
 
     def branch_commit(self, repo: Repository, branch: str) -> str | None:
         proc = self.run(
-            ["--git-dir", str(repo.common_dir), "rev-parse", "--verify", "--quiet",
-             f"refs/heads/{branch}"],
+            [
+                "--git-dir",
+                str(repo.common_dir),
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                f"refs/heads/{branch}",
+            ],
             check=False,
         )
         return proc.stdout.strip() if proc.returncode == 0 else None
@@ -233,9 +239,18 @@ class Git:
     def start_dirty_check(self, worktree: Path) -> PendingDirtyCheck:
         """Start the dirty check in the background (it can overlap the checkout)."""
         proc = subprocess.Popen(
-            ["git", "--no-optional-locks", "status", "--porcelain=v1", "-z",
-             "--untracked-files=normal"],
-            cwd=worktree, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                "git",
+                "--no-optional-locks",
+                "status",
+                "--porcelain=v1",
+                "-z",
+                "--untracked-files=normal",
+            ],
+            cwd=worktree,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
             env=self._env,
         )
         return PendingDirtyCheck(proc)
@@ -255,8 +270,10 @@ class Git:
         path.parent.mkdir(parents=True, exist_ok=True)
         with file_lock(repo.orch_dir / "worktree.lock", self.lock_timeout, "worktree registration"):
             for tries_left in (1, 0):
-                self.run(["worktree", "add", "--no-checkout", "--quiet", str(path), branch],
-                         cwd=repo.root)
+                self.run(
+                    ["worktree", "add", "--no-checkout", "--quiet", str(path), branch],
+                    cwd=repo.root,
+                )
                 if worktree_registered(path):
                     break
                 self._unregister(repo, path)
@@ -267,14 +284,16 @@ class Git:
             self.run(["reset", "--hard", "--quiet", "--no-recurse-submodules"], cwd=path)
         # `worktree add` would have run post-checkout; hooks such as git-lfs depend on it.
         zero = "0" * len(commit)
-        self.run(["hook", "run", "--ignore-missing", "post-checkout", "--", zero, commit, "1"],
-                 cwd=path)
+        self.run(
+            ["hook", "run", "--ignore-missing", "post-checkout", "--", zero, commit, "1"], cwd=path
+        )
 
     def remove_worktree(self, repo: Repository, path: Path) -> None:
         """Unregister and delete a worktree orch itself just created (rollback only)."""
         if path.exists():
-            self.run(["worktree", "remove", "--force", "--force", str(path)], cwd=repo.root,
-                     check=False)
+            self.run(
+                ["worktree", "remove", "--force", "--force", str(path)], cwd=repo.root, check=False
+            )
         self._unregister(repo, path)
 
     def _unregister(self, repo: Repository, path: Path) -> None:
@@ -304,7 +323,7 @@ def worktree_admin_dir(path: Path) -> Path | None:
         return None
     if not text.startswith("gitdir: "):
         return None
-    admin = Path(text[len("gitdir: "):].strip())
+    admin = Path(text[len("gitdir: ") :].strip())
     return admin if admin.is_absolute() else (path / admin).resolve()
 
 
@@ -315,8 +334,10 @@ def worktree_registered(path: Path) -> bool:
         return False
     try:
         gitdir = Path((admin / "gitdir").read_text().strip())
-        return (admin / "commondir").is_file() and (admin / "HEAD").is_file() and (
-            gitdir.resolve() == (path / ".git").resolve()
+        return (
+            (admin / "commondir").is_file()
+            and (admin / "HEAD").is_file()
+            and (gitdir.resolve() == (path / ".git").resolve())
         )
     except OSError:
         return False

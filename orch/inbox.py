@@ -38,10 +38,28 @@ def worker_commands(attempt_id: str) -> dict[str, list[str]]:
     return {
         "claim": ["orch", "claim", attempt_id, "--json"],
         "heartbeat": ["orch", "heartbeat", attempt_id, "--lease", lease],
-        "finish_succeeded": ["orch", "finish", attempt_id, "--lease", lease, "--state",
-                             "succeeded", "--exit-code", "0"],
-        "finish_failed": ["orch", "finish", attempt_id, "--lease", lease, "--state", "failed",
-                          "--exit-code", "1"],
+        "finish_succeeded": [
+            "orch",
+            "finish",
+            attempt_id,
+            "--lease",
+            lease,
+            "--state",
+            "succeeded",
+            "--exit-code",
+            "0",
+        ],
+        "finish_failed": [
+            "orch",
+            "finish",
+            attempt_id,
+            "--lease",
+            lease,
+            "--state",
+            "failed",
+            "--exit-code",
+            "1",
+        ],
         "show": ["orch", "show", attempt_id, "--json"],
     }
 
@@ -131,7 +149,9 @@ def read_payload(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise PayloadError(f"corrupt payload {path}: not JSON ({exc.msg} at line {exc.lineno})") from exc
+        raise PayloadError(
+            f"corrupt payload {path}: not JSON ({exc.msg} at line {exc.lineno})"
+        ) from exc
     if not isinstance(data, dict) or not isinstance(data.get("schema_version"), int):
         raise PayloadError(f"corrupt payload {path}: no integer schema_version")
     version = data["schema_version"]
@@ -147,4 +167,5 @@ def read_payload(path: Path) -> dict[str, Any]:
         data = upgrade(data)
         version = data["schema_version"]
     validate(data, str(path))
-    return data
+    result: dict[str, Any] = data
+    return result

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orch import inbox
 from orch.errors import AttemptNotFound
@@ -45,7 +44,9 @@ def show(store: Store, ref: str) -> AttemptDetail:
 
 
 def list_attempts(
-    store: Store, states: tuple[State, ...] = (), task_key: str | None = None,
+    store: Store,
+    states: tuple[State, ...] = (),
+    task_key: str | None = None,
     limit: int | None = None,
 ) -> list[Attempt]:
-    return store.list(states=states, task_key=task_key, limit=limit)
+    return store.list_attempts(states=states, task_key=task_key, limit=limit)

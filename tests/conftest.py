@@ -117,12 +117,19 @@ def run_orch() -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run the installed ``orch`` entry point in a subprocess."""
 
     def _run(
-        *args: str, cwd: Path | None = None, input: str | None = None,
+        *args: str,
+        cwd: Path | None = None,
+        input: str | None = None,
         env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [ORCH_BIN, *args], cwd=cwd, input=input, capture_output=True, text=True,
-            env={**os.environ, **(env or {})}, timeout=120,
+            [ORCH_BIN, *args],
+            cwd=cwd,
+            input=input,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+            timeout=120,
         )
 
     return _run
@@ -130,7 +137,9 @@ def run_orch() -> Callable[..., subprocess.CompletedProcess[str]]:
 
 # -- PostgreSQL ----------------------------------------------------------------------------
 
-PG_ADMIN_URL = os.environ.get("ORCH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "ORCH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def _pg_unavailable(reason: str) -> None:
@@ -162,7 +171,9 @@ def pg_database_url() -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def store_url(request: pytest.FixtureRequest, isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def store_url(
+    request: pytest.FixtureRequest, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
     """The store URL for each backend; also exported as ORCH_DATABASE_URL for the CLI."""
     if request.param == "sqlite":
         url = f"sqlite:///{isolated_env / 'orch.db'}"

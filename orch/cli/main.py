@@ -28,18 +28,13 @@ if TYPE_CHECKING:
 STATE_NAMES = ("queued", "running", "succeeded", "failed", "cancelled", "timed_out", "worker_gone")
 
 
-class OrchFailure(click.ClickException):
-    def __init__(self, error: OrchError) -> None:
-        super().__init__(error.message)
-        self.exit_code = error.exit_code
-
-
 class OrchGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except OrchError as exc:
-            raise OrchFailure(exc) from exc
+            click.echo(f"Error: {exc.message}", err=True)
+            ctx.exit(exc.exit_code)
 
 
 def settings_from_env(**overrides: Any) -> Settings:
@@ -76,16 +71,31 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("task_key")
-@click.option("--repo", "repo", type=click.Path(path_type=Path), default=None,
-              help="The repository (default: the one containing the current directory).")
-@click.option("--base-ref", default=None,
-              help="Branch, tag, SHA or expression (HEAD~2) to start from; resolved once. "
-                   "Default: HEAD of the main worktree.")
-@click.option("--strict", is_flag=True,
-              help="Refuse a repository with uncommitted changes unless --base-ref is given.")
+@click.option(
+    "--repo",
+    "repo",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The repository (default: the one containing the current directory).",
+)
+@click.option(
+    "--base-ref",
+    default=None,
+    help="Branch, tag, SHA or expression (HEAD~2) to start from; resolved once. "
+    "Default: HEAD of the main worktree.",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Refuse a repository with uncommitted changes unless --base-ref is given.",
+)
 @click.option("--prompt", default=None, help="What the agent should do.")
-@click.option("--prompt-file", type=click.Path(path_type=Path), default=None,
-              help="Read the prompt from a file ('-' for standard input).")
+@click.option(
+    "--prompt-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Read the prompt from a file ('-' for standard input).",
+)
 @click.option("--worker", default=None, help="The worker or worker kind that should take it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full attempt record as JSON.")
 def dispatch(
@@ -147,8 +157,13 @@ def _read_prompt(prompt: str | None, prompt_file: Path | None) -> str:
 
 
 @cli.command(name="list")
-@click.option("--state", "states", multiple=True, type=click.Choice(STATE_NAMES),
-              help="Only attempts in this state (repeatable).")
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice(STATE_NAMES),
+    help="Only attempts in this state (repeatable).",
+)
 @click.option("--task", "task_key", default=None, help="Only attempts of this task key.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")

@@ -70,9 +70,7 @@ def attempt_detail(attempt: Attempt, events: tuple[AttemptEvent, ...]) -> str:
     lines.append("")
     lines.append("events:")
     for ev in events:
-        lines.append(
-            f"  {ev.created_at.isoformat(timespec='seconds')}  {ev.kind:<20} {ev.actor}"
-        )
+        lines.append(f"  {ev.created_at.isoformat(timespec='seconds')}  {ev.kind:<20} {ev.actor}")
     return "\n".join(lines)
 
 

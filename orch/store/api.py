@@ -94,20 +94,29 @@ class Store:
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Session]:
-        with translate_errors(self.url), Session(self._writer, expire_on_commit=False) as s:
-            with s.begin():
-                yield s
+        with (
+            translate_errors(self.url),
+            Session(self._writer, expire_on_commit=False) as s,
+            s.begin(),
+        ):
+            yield s
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Session]:
-        with translate_errors(self.url), Session(self.engine, expire_on_commit=False) as s:
-            with s.begin():
-                yield s
+        with (
+            translate_errors(self.url),
+            Session(self.engine, expire_on_commit=False) as s,
+            s.begin(),
+        ):
+            yield s
 
     def _event(self, s: Session, attempt_id: str, kind: str, actor: str, **detail: Any) -> None:
         s.add(
             AttemptEventRow(
-                attempt_id=attempt_id, kind=kind, actor=actor[:255], detail=detail,
+                attempt_id=attempt_id,
+                kind=kind,
+                actor=actor[:255],
+                detail=detail,
                 created_at=self.clock(),
             )
         )
@@ -149,10 +158,16 @@ class Store:
                     s.add(row)
                     s.flush()
                     self._event(
-                        s, new.id, "created", actor, state=str(State.QUEUED),
+                        s,
+                        new.id,
+                        "created",
+                        actor,
+                        state=str(State.QUEUED),
                         workspace_status=str(WorkspaceStatus.PROVISIONING),
-                        base_ref=new.base_ref, base_commit=new.base_commit,
-                        branch_name=new.branch_name, worktree_path=new.worktree_path,
+                        base_ref=new.base_ref,
+                        base_commit=new.base_commit,
+                        branch_name=new.branch_name,
+                        worktree_path=new.worktree_path,
                     )
                     return to_attempt(row)
             except StoreError as exc:
@@ -164,16 +179,25 @@ class Store:
     def finish_provisioning(self, attempt_id: str, payload_path: Path, actor: str) -> Attempt:
         """provisioning -> ready, only if nobody changed the attempt meanwhile."""
         return self._set_workspace(
-            attempt_id, WorkspaceStatus.PROVISIONING, actor, "provisioned",
-            workspace_status=WorkspaceStatus.READY, payload_path=str(payload_path),
+            attempt_id,
+            WorkspaceStatus.PROVISIONING,
+            actor,
+            "provisioned",
+            workspace_status=WorkspaceStatus.READY,
+            payload_path=str(payload_path),
         )
 
     def fail_provisioning(self, attempt_id: str, reason: str, actor: str) -> Attempt:
         """provisioning -> failed; the attempt itself ends ``failed`` with the reason."""
         now = self.clock()
         return self._set_workspace(
-            attempt_id, WorkspaceStatus.PROVISIONING, actor, "provisioning_failed",
-            workspace_status=WorkspaceStatus.FAILED, state=State.FAILED, reason=reason,
+            attempt_id,
+            WorkspaceStatus.PROVISIONING,
+            actor,
+            "provisioning_failed",
+            workspace_status=WorkspaceStatus.FAILED,
+            state=State.FAILED,
+            reason=reason,
             finished_at=now,
         )
 
@@ -191,7 +215,8 @@ class Store:
                 raise Conflict(
                     f"attempt {attempt_id} is no longer {expected}: someone else changed it"
                 )
-            detail = {k: str(v) for k, v in values.items() if k not in ("updated_at", "finished_at")}
+            skip = ("updated_at", "finished_at")
+            detail = {k: str(v) for k, v in values.items() if k not in skip}
             self._event(s, attempt_id, kind, actor, **detail)
             row = s.get_one(AttemptRow, attempt_id)
             return to_attempt(row)
@@ -214,7 +239,7 @@ class Store:
                     raise AmbiguousAttempt(f"attempt id prefix {ref!r} matches several attempts")
         raise AttemptNotFound(f"no attempt {ref!r} in the store")
 
-    def list(
+    def list_attempts(
         self,
         states: Iterable[State] = (),
         task_key: str | None = None,
