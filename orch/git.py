@@ -105,7 +105,8 @@ class Git:
             if _LOCK_BUSY.search(proc.stderr):
                 if time.monotonic() >= deadline:
                     raise LockBusy(
-                        f"git lock stayed busy for {self.lock_timeout:g}s: {_last_line(proc.stderr)}"
+                        f"git lock stayed busy for {self.lock_timeout:g}s: "
+                        + _last_line(proc.stderr)
                     )
                 time.sleep(delay)
                 delay = min(delay * 2, 0.2)
@@ -139,7 +140,8 @@ class Git:
         is_bare, inside, git_dir, common_dir = proc.stdout.splitlines()[:4]
         if is_bare == "true":
             raise BareRepository(
-                f"{path} is a bare repository: orch dispatches from a repository with a main worktree"
+                f"{path} is a bare repository: orch dispatches from a repository "
+                "with a main worktree"
             )
         if inside != "true":
             raise NotAGitRepository(f"{path} is inside a .git directory, not a work tree")
