@@ -60,6 +60,16 @@ class Attempt:
     reason: str | None
     created_at: dt.datetime
     updated_at: dt.datetime
+    lease_token: int = 0
+    lease_expires_at: dt.datetime | None = None
+    heartbeat_at: dt.datetime | None = None
+    worker_host: str | None = None
+    worker_pid: int | None = None
+    worker_started_at: float | None = None
+    agent_pid: int | None = None
+    exit_code: int | None = None
+    summary: str | None = None
+    finished_at: dt.datetime | None = None
 
     @property
     def terminal(self) -> bool:
@@ -69,8 +79,9 @@ class Attempt:
         out = dataclasses.asdict(self)
         out["state"] = str(self.state)
         out["workspace_status"] = str(self.workspace_status)
-        out["created_at"] = self.created_at.isoformat()
-        out["updated_at"] = self.updated_at.isoformat()
+        for key, value in out.items():
+            if isinstance(value, dt.datetime):
+                out[key] = value.isoformat()
         return out
 
 
@@ -102,3 +113,65 @@ class NewAttempt:
     worktree_path: str
     worker: str | None
     prompt: str
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerIdentity:
+    """Who holds a lease: a worker name, and for a local process its pid and start time."""
+
+    name: str
+    host: str
+    pid: int | None = None
+    started_at: float | None = None  # process start time (seconds since the epoch)
+
+
+@dataclasses.dataclass(frozen=True)
+class Lease:
+    """A claim on an attempt. ``token`` only grows; writes carrying an old one are refused."""
+
+    attempt: Attempt
+    token: int
+    expires_at: dt.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class Message:
+    """A follow-up instruction queued for an attempt."""
+
+    id: int
+    attempt_id: str
+    body: str
+    actor: str
+    created_at: dt.datetime
+    delivered_at: dt.datetime | None
+    run_number: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        for key, value in out.items():
+            if isinstance(value, dt.datetime):
+                out[key] = value.isoformat()
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One agent process run inside an attempt's worktree (the first, or a follow-up)."""
+
+    attempt_id: str
+    number: int
+    prompt: str
+    command: tuple[str, ...]
+    log_path: str | None
+    pid: int | None
+    started_at: dt.datetime
+    ended_at: dt.datetime | None
+    exit_code: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["command"] = list(self.command)
+        for key, value in out.items():
+            if isinstance(value, dt.datetime):
+                out[key] = value.isoformat()
+        return out

@@ -1,4 +1,4 @@
-"""The attempts and attempt_events tables.
+"""The attempts, attempt_events, attempt_messages and attempt_runs tables.
 
 Revision ID: 0001
 Revises:
@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column("worker_host", sa.String(255), nullable=True),
         sa.Column("worker_pid", sa.Integer(), nullable=True),
         sa.Column("worker_started_at", sa.Float(), nullable=True),
+        sa.Column("agent_pid", sa.Integer(), nullable=True),
         sa.Column("exit_code", sa.Integer(), nullable=True),
         sa.Column("summary", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -63,8 +64,46 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_attempt_events_attempt_id", "attempt_events", ["attempt_id"])
+    op.create_table(
+        "attempt_messages",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column(
+            "attempt_id",
+            sa.String(16),
+            sa.ForeignKey("attempts.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("actor", sa.String(255), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("run_number", sa.Integer(), nullable=True),
+    )
+    op.create_index("ix_attempt_messages_attempt_id", "attempt_messages", ["attempt_id"])
+    op.create_table(
+        "attempt_runs",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column(
+            "attempt_id",
+            sa.String(16),
+            sa.ForeignKey("attempts.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column("number", sa.Integer(), nullable=False),
+        sa.Column("prompt", sa.Text(), nullable=False),
+        sa.Column("command", sa.JSON(), nullable=False),
+        sa.Column("log_path", sa.Text(), nullable=True),
+        sa.Column("pid", sa.Integer(), nullable=True),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("exit_code", sa.Integer(), nullable=True),
+        sa.UniqueConstraint("attempt_id", "number", name="uq_run_number"),
+    )
+    op.create_index("ix_attempt_runs_attempt_id", "attempt_runs", ["attempt_id"])
 
 
 def downgrade() -> None:
+    op.drop_table("attempt_runs")
+    op.drop_table("attempt_messages")
     op.drop_table("attempt_events")
     op.drop_table("attempts")

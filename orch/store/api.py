@@ -57,6 +57,16 @@ def to_attempt(row: AttemptRow) -> Attempt:
         reason=row.reason,
         created_at=created,
         updated_at=updated,
+        lease_token=row.lease_token,
+        lease_expires_at=_aware(row.lease_expires_at),
+        heartbeat_at=_aware(row.heartbeat_at),
+        worker_host=row.worker_host,
+        worker_pid=row.worker_pid,
+        worker_started_at=row.worker_started_at,
+        agent_pid=row.agent_pid,
+        exit_code=row.exit_code,
+        summary=row.summary,
+        finished_at=_aware(row.finished_at),
     )
 
 
