@@ -134,3 +134,33 @@ class Conflict(OrchError):
     """The attempt changed underneath this operation."""
 
     exit_code = 12
+
+
+class LeaseLost(Conflict):
+    """The lease was taken away: this worker may no longer write to the attempt."""
+
+    exit_code = 13
+
+
+class AttemptsUnsuccessful(OrchError):
+    """Some attempts ended unsuccessfully."""
+
+    exit_code = 14
+
+
+class WaitTimedOut(OrchError):
+    """Timed out waiting for attempts to end."""
+
+    exit_code = 15
+
+
+class RetryRefused(OrchError):
+    """The task cannot be retried now."""
+
+    exit_code = 16
+
+
+class NotClaimable(OrchError):
+    """The attempt cannot be claimed."""
+
+    exit_code = 17

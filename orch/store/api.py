@@ -1,136 +1,28 @@
-"""The store's operations: one short transaction each, compare-and-set on state.
+"""The store's public face: dispatch bookkeeping, reading, opening and migrating.
 
-Every change appends an event (who, what, when) in the same transaction as the change.
-Writes on SQLite start with ``BEGIN IMMEDIATE`` (see ``engine``).
+Lifecycle operations (leases, finishing, follow-ups) live in ``lifecycle``; transactions
+and row conversion in ``base``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from orch.errors import AmbiguousAttempt, AttemptNotFound, Conflict, StoreError
 from orch.models import Attempt, AttemptEvent, NewAttempt, State, WorkspaceStatus
 from orch.store import revision
-from orch.store.engine import is_sqlite, make_engine, translate_errors
+from orch.store.base import Clock, to_attempt, to_event, utcnow
+from orch.store.engine import is_sqlite, make_engine
+from orch.store.lifecycle import LifecycleOps
 from orch.store.tables import AttemptEventRow, AttemptRow
 
-Clock = Callable[[], dt.datetime]
 
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    # SQLite hands back naive datetimes; orch stores UTC only.
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
-
-
-def to_attempt(row: AttemptRow) -> Attempt:
-    created = _aware(row.created_at)
-    updated = _aware(row.updated_at)
-    assert created is not None and updated is not None
-    return Attempt(
-        id=row.id,
-        task_key=row.task_key,
-        attempt_number=row.attempt_number,
-        state=State(row.state),
-        workspace_status=WorkspaceStatus(row.workspace_status),
-        repository=row.repository,
-        base_ref=row.base_ref,
-        base_commit=row.base_commit,
-        branch_name=row.branch_name,
-        worktree_path=row.worktree_path,
-        worker=row.worker,
-        payload_path=row.payload_path,
-        prompt=row.prompt,
-        reason=row.reason,
-        created_at=created,
-        updated_at=updated,
-        lease_token=row.lease_token,
-        lease_expires_at=_aware(row.lease_expires_at),
-        heartbeat_at=_aware(row.heartbeat_at),
-        worker_host=row.worker_host,
-        worker_pid=row.worker_pid,
-        worker_started_at=row.worker_started_at,
-        agent_pid=row.agent_pid,
-        exit_code=row.exit_code,
-        summary=row.summary,
-        finished_at=_aware(row.finished_at),
-    )
-
-
-def to_event(row: AttemptEventRow) -> AttemptEvent:
-    created = _aware(row.created_at)
-    assert created is not None
-    return AttemptEvent(
-        id=row.id,
-        attempt_id=row.attempt_id,
-        kind=row.kind,
-        actor=row.actor,
-        detail=dict(row.detail or {}),
-        created_at=created,
-    )
-
-
-class Store:
-    def __init__(self, engine: Engine, clock: Clock = utcnow) -> None:
-        self.engine = engine
-        self.url = str(engine.url)
-        self.clock = clock
-        self._writer = engine.execution_options(orch_write=True)
-
-    def close(self) -> None:
-        """Release the store's connections (PostgreSQL pools hold them open)."""
-        self.engine.dispose()
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # -- transactions ----------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[Session]:
-        with (
-            translate_errors(self.url),
-            Session(self._writer, expire_on_commit=False) as s,
-            s.begin(),
-        ):
-            yield s
-
-    @contextlib.contextmanager
-    def _read(self) -> Iterator[Session]:
-        with (
-            translate_errors(self.url),
-            Session(self.engine, expire_on_commit=False) as s,
-            s.begin(),
-        ):
-            yield s
-
-    def _event(self, s: Session, attempt_id: str, kind: str, actor: str, **detail: Any) -> None:
-        s.add(
-            AttemptEventRow(
-                attempt_id=attempt_id,
-                kind=kind,
-                actor=actor[:255],
-                detail=detail,
-                created_at=self.clock(),
-            )
-        )
-
+class Store(LifecycleOps):
     # -- dispatch --------------------------------------------------------------------------
 
     def create_attempt(self, new: NewAttempt, actor: str) -> Attempt:

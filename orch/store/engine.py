@@ -39,9 +39,13 @@ def make_engine(url: str) -> Engine:
                 try:
                     path.parent.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
-                    raise StoreError(
-                        f"cannot open the attempt store {path}: {exc.strerror}"
-                    ) from exc
+                    # mkdir(exist_ok=True) says "File exists" when a file is in the way
+                    reason = (
+                        f"{exc.filename} is not a directory"
+                        if isinstance(exc, FileExistsError)
+                        else exc.strerror
+                    )
+                    raise StoreError(f"cannot open the attempt store {path}: {reason}") from exc
             engine = create_engine(
                 url,
                 poolclass=NullPool,

@@ -1,0 +1,114 @@
+"""Local processes: liveness with start times, signalling, and spawning agent commands.
+
+Liveness compares a pid's start time (psutil, portable to macOS) with the one recorded at
+claim time, so a pid the kernel reused for another program is not mistaken for the worker.
+The only module that spawns or signals processes other than git.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+import psutil
+
+START_TIME_TOLERANCE = 0.05  # seconds; psutil derives start times from clock ticks
+
+
+def hostname() -> str:
+    return socket.gethostname()
+
+
+def start_time(pid: int) -> float | None:
+    try:
+        return float(psutil.Process(pid).create_time())
+    except (psutil.Error, ValueError):
+        return None
+
+
+def is_alive(pid: int, started_at: float | None) -> bool:
+    """True while the process that had ``pid`` at ``started_at`` still runs."""
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        created = proc.create_time()
+    except (psutil.Error, ValueError):
+        return False
+    return started_at is None or abs(created - started_at) <= START_TIME_TOLERANCE
+
+
+def _signal(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)  # an agent started by orch leads its own process group
+        else:
+            os.kill(pid, sig)
+
+
+def terminate(pid: int, started_at: float | None, grace: float) -> str:
+    """SIGTERM, then SIGKILL after ``grace`` seconds; say what happened."""
+    if not is_alive(pid, started_at):
+        return "not running"
+    _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not is_alive(pid, started_at):
+            return "stopped by SIGTERM"
+        time.sleep(0.02)
+    _signal(pid, signal.SIGKILL)
+    return "killed by SIGKILL"
+
+
+class AgentProcess:
+    """An agent command running in its own process group, output appended to a log."""
+
+    def __init__(
+        self, argv: Sequence[str], cwd: Path, env: Mapping[str, str], log_path: Path
+    ) -> None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log: IO[bytes] = open(log_path, "ab")  # noqa: SIM115 - lives as long as the run
+        try:
+            self._proc = subprocess.Popen(
+                list(argv),
+                cwd=cwd,
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError:
+            self._log.close()
+            raise
+        self.pid = self._proc.pid
+        self.started_at = start_time(self.pid)
+
+    def poll(self) -> int | None:
+        return self._proc.poll()
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        try:
+            return self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, grace: float) -> int:
+        """Stop the whole process group: SIGTERM, then SIGKILL after ``grace``."""
+        if self._proc.poll() is None:
+            _signal(self.pid, signal.SIGTERM)
+            if self.wait(grace) is None:
+                _signal(self.pid, signal.SIGKILL)
+        code = self._proc.wait()
+        self.close()
+        return code
+
+    def close(self) -> None:
+        self._log.close()

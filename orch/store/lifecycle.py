@@ -1,0 +1,491 @@
+"""Lifecycle operations: claims, leases, finishing, cancelling, follow-ups and runs.
+
+Every write is a compare-and-set on the attempt's state and, for a worker's writes, on
+its lease token (fencing): a token only grows, so a worker whose lease was taken away
+(expiry, reassign, cancel) can never write a late result. Terminal states never change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from orch.errors import AttemptNotFound, Conflict, LeaseLost, NotClaimable
+from orch.models import (
+    TERMINAL_STATES,
+    Attempt,
+    Lease,
+    Message,
+    Run,
+    State,
+    WorkerIdentity,
+    WorkspaceStatus,
+)
+from orch.store.base import StoreBase, _aware, to_attempt
+from orch.store.engine import is_sqlite
+from orch.store.tables import AttemptRow, MessageRow, RunRow
+
+CLAIMABLE_WORKSPACES = (
+    WorkspaceStatus.READY,
+    WorkspaceStatus.REUSED,
+    WorkspaceStatus.SKIPPED_IN_WORKTREE,
+    WorkspaceStatus.SKIPPED_NOT_GIT,
+)
+WORKER_END_STATES = (State.SUCCEEDED, State.FAILED, State.CANCELLED, State.TIMED_OUT)
+LIVE_STATES = (State.QUEUED, State.RUNNING)
+
+
+def _lease_lost(row: AttemptRow | None, attempt_id: str, token: int) -> LeaseLost:
+    if row is None:
+        return LeaseLost(f"attempt {attempt_id} no longer exists")
+    if row.lease_token != token:
+        return LeaseLost(
+            f"lease {token} on attempt {attempt_id} was taken away (now lease {row.lease_token}, "
+            f"state {row.state})"
+        )
+    return LeaseLost(f"attempt {attempt_id} is {row.state}: the lease no longer holds")
+
+
+class LifecycleOps(StoreBase):
+    # -- claims and leases -----------------------------------------------------------------
+
+    def claim(
+        self,
+        worker: WorkerIdentity,
+        ttl: float,
+        actor: str,
+        attempt_id: str | None = None,
+    ) -> Lease | None:
+        """Take a queued attempt (this one, or the oldest one for ``worker.name``).
+
+        Returns None when nothing is claimable for the worker; raises ``NotClaimable`` when
+        a specific attempt cannot be claimed, saying why.
+        """
+        with self._write() as s:
+            query = select(AttemptRow).where(
+                AttemptRow.state == State.QUEUED,
+                AttemptRow.workspace_status.in_([str(w) for w in CLAIMABLE_WORKSPACES]),
+            )
+            if attempt_id is not None:
+                query = query.where(AttemptRow.id == attempt_id)
+            else:
+                query = query.where(
+                    or_(AttemptRow.worker.is_(None), AttemptRow.worker == worker.name)
+                ).order_by(AttemptRow.created_at, AttemptRow.id)
+            query = query.limit(1)
+            if not is_sqlite(self.url):
+                query = query.with_for_update(skip_locked=True)
+            row = s.scalars(query).first()
+            if row is None:
+                if attempt_id is None:
+                    return None
+                raise self._why_not_claimable(s, attempt_id)
+            if attempt_id is not None and row.worker not in (None, worker.name):
+                raise NotClaimable(
+                    f"attempt {attempt_id} is assigned to worker {row.worker!r}, not "
+                    f"{worker.name!r}: use 'orch reassign {attempt_id} --worker {worker.name}'"
+                )
+            now = self.clock()
+            token = row.lease_token + 1
+            expires = now + dt.timedelta(seconds=ttl)
+            result = s.execute(
+                update(AttemptRow)
+                .where(
+                    AttemptRow.id == row.id,
+                    AttemptRow.state == State.QUEUED,
+                    AttemptRow.lease_token == row.lease_token,
+                )
+                .values(
+                    state=State.RUNNING,
+                    lease_token=token,
+                    lease_expires_at=expires,
+                    heartbeat_at=now,
+                    worker=row.worker or worker.name,
+                    worker_host=worker.host,
+                    worker_pid=worker.pid,
+                    worker_started_at=worker.started_at,
+                    agent_pid=None,
+                    updated_at=now,
+                )
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                return None  # another claimant won between our read and write (PostgreSQL)
+            self._event(
+                s,
+                row.id,
+                "claimed",
+                actor,
+                worker=worker.name,
+                host=worker.host,
+                pid=worker.pid,
+                lease=token,
+            )
+            s.refresh(row)
+            return Lease(attempt=to_attempt(row), token=token, expires_at=expires)
+
+    def _why_not_claimable(self, s: Session, attempt_id: str) -> NotClaimable | AttemptNotFound:
+        row = s.get(AttemptRow, attempt_id)
+        if row is None:
+            return AttemptNotFound(f"no attempt {attempt_id!r} in the store")
+        if row.state != State.QUEUED:
+            return NotClaimable(f"attempt {attempt_id} is {row.state}, not queued")
+        return NotClaimable(
+            f"attempt {attempt_id} has workspace_status {row.workspace_status}: not ready to claim"
+        )
+
+    def heartbeat(
+        self, attempt_id: str, token: int, ttl: float, agent_pid: int | None = None
+    ) -> Lease:
+        """Renew the lease; ``LeaseLost`` once it was taken away."""
+        now = self.clock()
+        expires = now + dt.timedelta(seconds=ttl)
+        values: dict[str, Any] = {"lease_expires_at": expires, "heartbeat_at": now}
+        if agent_pid is not None:
+            values["agent_pid"] = agent_pid
+        with self._write() as s:
+            result = s.execute(
+                update(AttemptRow)
+                .where(
+                    AttemptRow.id == attempt_id,
+                    AttemptRow.lease_token == token,
+                    AttemptRow.state == State.RUNNING,
+                )
+                .values(**values)
+            )
+            row = s.get(AttemptRow, attempt_id)
+            if result.rowcount != 1 or row is None:  # type: ignore[attr-defined]
+                raise _lease_lost(row, attempt_id, token)
+            return Lease(attempt=to_attempt(row), token=token, expires_at=expires)
+
+    def finish(
+        self,
+        attempt_id: str,
+        token: int,
+        state: State,
+        actor: str,
+        exit_code: int | None = None,
+        summary: str | None = None,
+    ) -> Attempt:
+        """The worker reports how the attempt ended; only the lease holder may."""
+        if state not in WORKER_END_STATES:
+            raise Conflict(f"a worker cannot finish an attempt as {state}")
+        with self._write() as s:
+            now = self.clock()
+            result = s.execute(
+                update(AttemptRow)
+                .where(
+                    AttemptRow.id == attempt_id,
+                    AttemptRow.lease_token == token,
+                    AttemptRow.state == State.RUNNING,
+                )
+                .values(
+                    state=state,
+                    exit_code=exit_code,
+                    summary=summary,
+                    finished_at=now,
+                    updated_at=now,
+                    lease_expires_at=None,
+                )
+            )
+            row = s.get(AttemptRow, attempt_id)
+            if result.rowcount != 1 or row is None:  # type: ignore[attr-defined]
+                raise _lease_lost(row, attempt_id, token)
+            self._event(
+                s,
+                attempt_id,
+                "finished",
+                actor,
+                state=str(state),
+                exit_code=exit_code,
+                summary=summary,
+                lease=token,
+            )
+            return to_attempt(row)
+
+    def end_lost_worker(
+        self, attempt_id: str, token: int, reason: str, actor: str
+    ) -> Attempt | None:
+        """running -> worker_gone, only if the lease is still the one that was judged lost."""
+        with self._write() as s:
+            now = self.clock()
+            result = s.execute(
+                update(AttemptRow)
+                .where(
+                    AttemptRow.id == attempt_id,
+                    AttemptRow.lease_token == token,
+                    AttemptRow.state == State.RUNNING,
+                )
+                .values(
+                    state=State.WORKER_GONE,
+                    reason=reason,
+                    finished_at=now,
+                    updated_at=now,
+                    lease_token=token + 1,
+                    lease_expires_at=None,
+                )
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            self._event(s, attempt_id, "worker_gone", actor, reason=reason, lease=token)
+            return to_attempt(s.get_one(AttemptRow, attempt_id))
+
+    def running_attempts(self) -> list[Attempt]:
+        with self._read() as s:
+            rows = s.scalars(select(AttemptRow).where(AttemptRow.state == State.RUNNING))
+            return [to_attempt(r) for r in rows]
+
+    # -- operator actions ------------------------------------------------------------------
+
+    def cancel(self, attempt_id: str, reason: str, actor: str) -> tuple[Attempt, bool]:
+        """End a live attempt as ``cancelled``; (attempt, False) if it had already ended."""
+        with self._write() as s:
+            row = s.get(AttemptRow, attempt_id)
+            if row is None:
+                raise AttemptNotFound(f"no attempt {attempt_id!r} in the store")
+            if State(row.state) in TERMINAL_STATES:
+                return to_attempt(row), False
+            before = to_attempt(row)
+            now = self.clock()
+            s.execute(
+                update(AttemptRow)
+                .where(AttemptRow.id == attempt_id, AttemptRow.lease_token == row.lease_token)
+                .values(
+                    state=State.CANCELLED,
+                    reason=reason,
+                    finished_at=now,
+                    updated_at=now,
+                    lease_token=row.lease_token + 1,
+                    lease_expires_at=None,
+                )
+            )
+            self._event(s, attempt_id, "cancelled", actor, reason=reason, was=str(before.state))
+            s.refresh(row)
+            return to_attempt(row), True
+
+    def reassign(self, attempt_id: str, worker: str, actor: str) -> tuple[Attempt, Attempt]:
+        """Give a live attempt to ``worker``: back to queued, the old lease fenced out."""
+        with self._write() as s:
+            row = s.get(AttemptRow, attempt_id)
+            if row is None:
+                raise AttemptNotFound(f"no attempt {attempt_id!r} in the store")
+            if State(row.state) in TERMINAL_STATES:
+                raise Conflict(f"attempt {attempt_id} is {row.state}: it cannot be reassigned")
+            before = to_attempt(row)
+            now = self.clock()
+            s.execute(
+                update(AttemptRow)
+                .where(AttemptRow.id == attempt_id, AttemptRow.lease_token == row.lease_token)
+                .values(
+                    state=State.QUEUED,
+                    worker=worker,
+                    lease_token=row.lease_token + 1,
+                    lease_expires_at=None,
+                    heartbeat_at=None,
+                    worker_host=None,
+                    worker_pid=None,
+                    worker_started_at=None,
+                    agent_pid=None,
+                    updated_at=now,
+                )
+            )
+            self._event(
+                s,
+                attempt_id,
+                "reassigned",
+                actor,
+                worker=worker,
+                previous_worker=before.worker,
+                was=str(before.state),
+            )
+            s.refresh(row)
+            return before, to_attempt(row)
+
+    # -- reading many ----------------------------------------------------------------------
+
+    def get_many(self, attempt_ids: Sequence[str]) -> list[Attempt]:
+        with self._read() as s:
+            rows = {
+                r.id: r for r in s.scalars(select(AttemptRow).where(AttemptRow.id.in_(attempt_ids)))
+            }
+            return [to_attempt(rows[i]) for i in attempt_ids if i in rows]
+
+    def live_attempts(self, repository: str, task_key: str) -> list[Attempt]:
+        with self._read() as s:
+            rows = s.scalars(
+                select(AttemptRow).where(
+                    AttemptRow.repository == repository,
+                    AttemptRow.task_key == task_key,
+                    AttemptRow.state.in_([str(x) for x in LIVE_STATES]),
+                )
+            )
+            return [to_attempt(r) for r in rows]
+
+    def change_counter(self) -> ChangeCounter:
+        return ChangeCounter(self)
+
+    # -- follow-ups and runs ---------------------------------------------------------------
+
+    def add_message(self, attempt_id: str, body: str, actor: str) -> Message:
+        with self._write() as s:
+            row = s.get(AttemptRow, attempt_id)
+            if row is None:
+                raise AttemptNotFound(f"no attempt {attempt_id!r} in the store")
+            if State(row.state) in TERMINAL_STATES:
+                raise Conflict(f"attempt {attempt_id} is {row.state}: it takes no more messages")
+            msg = MessageRow(
+                attempt_id=attempt_id, body=body, actor=actor[:255], created_at=self.clock()
+            )
+            s.add(msg)
+            s.flush()
+            self._event(s, attempt_id, "message_queued", actor, message=msg.id)
+            return _to_message(msg)
+
+    def take_messages(self, attempt_id: str, token: int, run_number: int) -> list[Message]:
+        """Mark every undelivered message delivered to ``run_number``; lease holder only."""
+        with self._write() as s:
+            row = s.get(AttemptRow, attempt_id)
+            if row is None or row.lease_token != token or row.state != State.RUNNING:
+                raise _lease_lost(row, attempt_id, token)
+            msgs = list(
+                s.scalars(
+                    select(MessageRow)
+                    .where(MessageRow.attempt_id == attempt_id, MessageRow.delivered_at.is_(None))
+                    .order_by(MessageRow.id)
+                )
+            )
+            now = self.clock()
+            for m in msgs:
+                m.delivered_at = now
+                m.run_number = run_number
+            if msgs:
+                self._event(
+                    s,
+                    attempt_id,
+                    "messages_delivered",
+                    f"lease {token}",
+                    messages=[m.id for m in msgs],
+                    run=run_number,
+                )
+            return [_to_message(m) for m in msgs]
+
+    def messages(self, attempt_id: str) -> list[Message]:
+        with self._read() as s:
+            rows = s.scalars(
+                select(MessageRow)
+                .where(MessageRow.attempt_id == attempt_id)
+                .order_by(MessageRow.id)
+            )
+            return [_to_message(m) for m in rows]
+
+    def start_run(
+        self,
+        attempt_id: str,
+        token: int,
+        prompt: str,
+        command: Iterable[str],
+        log_path: str,
+        pid: int | None,
+    ) -> Run:
+        with self._write() as s:
+            row = s.get(AttemptRow, attempt_id)
+            if row is None or row.lease_token != token or row.state != State.RUNNING:
+                raise _lease_lost(row, attempt_id, token)
+            number = (
+                len(list(s.scalars(select(RunRow.id).where(RunRow.attempt_id == attempt_id)))) + 1
+            )
+            run = RunRow(
+                attempt_id=attempt_id,
+                number=number,
+                prompt=prompt,
+                command=list(command),
+                log_path=log_path,
+                pid=pid,
+                started_at=self.clock(),
+            )
+            s.add(run)
+            row.agent_pid = pid
+            s.flush()
+            self._event(s, attempt_id, "run_started", f"lease {token}", run=number, pid=pid)
+            return _to_run(run)
+
+    def end_run(self, attempt_id: str, number: int, exit_code: int | None) -> None:
+        """Record how a run ended; history, so allowed even after the lease is gone."""
+        with self._write() as s:
+            run = s.scalars(
+                select(RunRow).where(RunRow.attempt_id == attempt_id, RunRow.number == number)
+            ).one()
+            run.ended_at = self.clock()
+            run.exit_code = exit_code
+
+    def runs(self, attempt_id: str) -> list[Run]:
+        with self._read() as s:
+            rows = s.scalars(
+                select(RunRow).where(RunRow.attempt_id == attempt_id).order_by(RunRow.number)
+            )
+            return [_to_run(r) for r in rows]
+
+
+class ChangeCounter:
+    """Tells cheaply whether anything was committed to the store since the last look.
+
+    SQLite: ``PRAGMA data_version`` on one long-lived connection (changes whenever another
+    connection commits). Other backends: always "maybe changed" (callers poll).
+    """
+
+    def __init__(self, store: StoreBase) -> None:
+        self._sqlite = is_sqlite(store.url)
+        self._conn = store.engine.raw_connection() if self._sqlite else None
+        self._last: int | None = None
+
+    def changed(self) -> bool:
+        if self._conn is None:
+            return True
+        cur = self._conn.cursor()
+        try:
+            cur.execute("PRAGMA data_version")
+            row = cur.fetchone()
+            value = int(row[0]) if row else 0
+        finally:
+            cur.close()
+        changed = self._last is None or value != self._last
+        self._last = value
+        return changed
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def _to_message(m: MessageRow) -> Message:
+    created = _aware(m.created_at)
+    assert created is not None
+    return Message(
+        id=m.id,
+        attempt_id=m.attempt_id,
+        body=m.body,
+        actor=m.actor,
+        created_at=created,
+        delivered_at=_aware(m.delivered_at),
+        run_number=m.run_number,
+    )
+
+
+def _to_run(r: RunRow) -> Run:
+    started = _aware(r.started_at)
+    assert started is not None
+    return Run(
+        attempt_id=r.attempt_id,
+        number=r.number,
+        prompt=r.prompt,
+        command=tuple(r.command),
+        log_path=r.log_path,
+        pid=r.pid,
+        started_at=started,
+        ended_at=_aware(r.ended_at),
+        exit_code=r.exit_code,
+    )
