@@ -28,6 +28,9 @@ class Settings:
     lock_timeout: float = 120.0
     checkout_slots: int = max(1, os.cpu_count() or 1)
     lease_ttl: float = 30.0
+    retry_cooldown: float = 10.0
+    max_attempts: int = 5
+    cancel_grace: float = 10.0
     config_file: Path | None = None
 
     @property
@@ -52,6 +55,9 @@ _KEYS: dict[str, tuple[str, type]] = {
     "lock_timeout": ("ORCH_LOCK_TIMEOUT", float),
     "checkout_slots": ("ORCH_CHECKOUT_SLOTS", int),
     "lease_ttl": ("ORCH_LEASE_TTL", float),
+    "retry_cooldown": ("ORCH_RETRY_COOLDOWN", float),
+    "max_attempts": ("ORCH_MAX_ATTEMPTS", int),
+    "cancel_grace": ("ORCH_CANCEL_GRACE", float),
 }
 
 
@@ -92,7 +98,7 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         result = kind(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{key} from {source} must be a {kind.__name__}: {value!r}") from exc
-    if kind in (int, float) and result <= 0:
+    if kind in (int, float) and (result < 0 or (result == 0 and key != "retry_cooldown")):
         raise ConfigError(f"{key} from {source} must be positive: {value!r}")
     return result
 

@@ -97,10 +97,28 @@ def dispatch(
                 "them, or name the base explicitly with --base-ref",
                 tuple(p.path for p in dirt),
             )
-    check_worktree_root(settings.worktree_root)
+    new = new_attempt(
+        settings, repo, task_key, base_ref, base_commit, request.worker, request.prompt
+    )
+    # Not strict and the base is the main worktree's HEAD: its uncommitted changes are not
+    # carried into the attempt; find out (alongside the checkout) so that we can say so.
+    watch_dirt = not (request.strict or explicit_base)
+    return create_and_provision(
+        new, repo, settings, git, open_store(), actor, checkpoint, watch_dirt=watch_dirt
+    )
 
+
+def new_attempt(
+    settings: Settings,
+    repo: Repository,
+    task_key: str,
+    base_ref: str,
+    base_commit: str,
+    worker: str | None,
+    prompt: str,
+) -> NewAttempt:
     attempt_id = naming.new_attempt_id()
-    new = NewAttempt(
+    return NewAttempt(
         id=attempt_id,
         task_key=task_key,
         repository=str(repo.root),
@@ -110,19 +128,32 @@ def dispatch(
         worktree_path=str(
             naming.worktree_path(settings.worktree_root, repo.root, task_key, attempt_id)
         ),
-        worker=request.worker,
-        prompt=request.prompt,
+        worker=worker,
+        prompt=prompt,
     )
-    store = open_store()
-    attempt = store.create_attempt(new, actor)
+
+
+def create_and_provision(
+    new: NewAttempt,
+    repo: Repository,
+    settings: Settings,
+    git: Git,
+    store: Store,
+    actor: str,
+    checkpoint: Checkpoint = _no_checkpoint,
+    *,
+    watch_dirt: bool = False,
+    retry_of: int | None = None,
+) -> DispatchResult:
+    """Record the intent, provision, finalise (or roll back); see the module docstring."""
+    check_worktree_root(settings.worktree_root)
+    attempt = store.create_attempt(new, actor, retry_of=retry_of)
     checkpoint("intent-recorded")
-    # Not strict and the base is the main worktree's HEAD: its uncommitted changes are not
-    # carried into the attempt; find out (alongside the checkout) so that we can say so.
-    dirt_check = None if (request.strict or explicit_base) else git.start_dirty_check(repo.root)
+    dirt_check = git.start_dirty_check(repo.root) if watch_dirt else None
     try:
         attempt = _provision(attempt, repo, settings, git, store, actor, checkpoint)
     finally:
-        warnings = _collect_dirt_warning(dirt_check, base_commit)
+        warnings = _collect_dirt_warning(dirt_check, new.base_commit)
     return DispatchResult(attempt=attempt, warnings=warnings)
 
 

@@ -185,6 +185,9 @@ class Git:
         )
         if peeled.returncode != 0:
             kind = self.run([*common, "cat-file", "-t", oid], check=False).stdout.strip()
+            if not kind:
+                # rev-parse --verify accepts any full-length hex id without looking it up
+                raise UnknownBaseRef(f"unknown base ref {ref!r} in {repo.root}")
             raise BaseRefNotACommit(
                 f"base ref {ref!r} names a {kind or 'non-commit object'}, not a commit"
             )

@@ -118,7 +118,8 @@ def write_payload(path: Path, payload: dict[str, Any]) -> None:
 
 
 def remove_payload(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
+    """Remove the payload if it is there (rollback: the inbox may not even be a directory)."""
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         path.unlink()
 
 

@@ -67,6 +67,7 @@ class Attempt:
     worker_pid: int | None = None
     worker_started_at: float | None = None
     agent_pid: int | None = None
+    agent_started_at: float | None = None
     exit_code: int | None = None
     summary: str | None = None
     finished_at: dt.datetime | None = None

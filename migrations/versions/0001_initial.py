@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("worker_pid", sa.Integer(), nullable=True),
         sa.Column("worker_started_at", sa.Float(), nullable=True),
         sa.Column("agent_pid", sa.Integer(), nullable=True),
+        sa.Column("agent_started_at", sa.Float(), nullable=True),
         sa.Column("exit_code", sa.Integer(), nullable=True),
         sa.Column("summary", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),

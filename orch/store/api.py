@@ -12,8 +12,9 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from orch.errors import AmbiguousAttempt, AttemptNotFound, Conflict, StoreError
+from orch.errors import AmbiguousAttempt, AttemptNotFound, Conflict, RetryRefused, StoreError
 from orch.models import Attempt, AttemptEvent, NewAttempt, State, WorkspaceStatus
 from orch.store import revision
 from orch.store.base import Clock, to_attempt, to_event, utcnow
@@ -25,11 +26,18 @@ from orch.store.tables import AttemptEventRow, AttemptRow
 class Store(LifecycleOps):
     # -- dispatch --------------------------------------------------------------------------
 
-    def create_attempt(self, new: NewAttempt, actor: str) -> Attempt:
-        """Record the intent: a queued attempt whose workspace is ``provisioning``."""
+    def create_attempt(self, new: NewAttempt, actor: str, retry_of: int | None = None) -> Attempt:
+        """Record the intent: a queued attempt whose workspace is ``provisioning``.
+
+        With ``retry_of`` (the attempt number being retried) the insert happens only if no
+        attempt of the task is live and ``retry_of`` is still the latest, in the same
+        transaction, so two retries racing each other create one attempt.
+        """
         for _ in range(5):
             try:
                 with self._write() as s:
+                    if retry_of is not None:
+                        self._check_retry(s, new, retry_of)
                     number = (
                         s.scalar(
                             select(func.max(AttemptRow.attempt_number)).where(
@@ -77,6 +85,38 @@ class Store(LifecycleOps):
                 if not isinstance(exc.__cause__, IntegrityError):
                     raise
         raise StoreError(f"could not number a new attempt of task {new.task_key!r}")
+
+    def _check_retry(self, s: Session, new: NewAttempt, retry_of: int) -> None:
+        rows = s.scalars(
+            select(AttemptRow)
+            .where(AttemptRow.repository == new.repository, AttemptRow.task_key == new.task_key)
+            .with_for_update()
+        ).all()
+        live = [r for r in rows if r.state in (State.QUEUED, State.RUNNING)]
+        if live:
+            raise RetryRefused(
+                f"task {new.task_key!r} has a live attempt ({live[0].id}, {live[0].state}): "
+                "wait for it, or cancel it first"
+            )
+        latest = max((r.attempt_number for r in rows), default=0)
+        if latest != retry_of:
+            raise RetryRefused(
+                f"attempt {latest} of task {new.task_key!r} was created meanwhile; "
+                "retry that one if it fails"
+            )
+
+    def latest_attempt(self, task_key: str, repository: str | None = None) -> list[Attempt]:
+        """The newest attempt of ``task_key`` in each repository that has one."""
+        query = select(AttemptRow).where(AttemptRow.task_key == task_key)
+        if repository is not None:
+            query = query.where(AttemptRow.repository == repository)
+        newest: dict[str, AttemptRow] = {}
+        with self._read() as s:
+            for row in s.scalars(query):
+                seen = newest.get(row.repository)
+                if seen is None or row.attempt_number > seen.attempt_number:
+                    newest[row.repository] = row
+            return [to_attempt(r) for r in newest.values()]
 
     def finish_provisioning(self, attempt_id: str, payload_path: Path, actor: str) -> Attempt:
         """provisioning -> ready, only if nobody changed the attempt meanwhile."""

@@ -60,6 +60,7 @@ def to_attempt(row: AttemptRow) -> Attempt:
         worker_pid=row.worker_pid,
         worker_started_at=row.worker_started_at,
         agent_pid=row.agent_pid,
+        agent_started_at=row.agent_started_at,
         exit_code=row.exit_code,
         summary=row.summary,
         finished_at=_aware(row.finished_at),

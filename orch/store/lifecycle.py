@@ -109,6 +109,7 @@ class LifecycleOps(StoreBase):
                     worker_pid=worker.pid,
                     worker_started_at=worker.started_at,
                     agent_pid=None,
+                    agent_started_at=None,
                     updated_at=now,
                 )
             )
@@ -232,6 +233,35 @@ class LifecycleOps(StoreBase):
                 return None
             self._event(s, attempt_id, "worker_gone", actor, reason=reason, lease=token)
             return to_attempt(s.get_one(AttemptRow, attempt_id))
+
+    def release(self, attempt_id: str, token: int, reason: str, actor: str) -> Attempt:
+        """The lease holder gives a running attempt back (queued, old lease fenced)."""
+        with self._write() as s:
+            now = self.clock()
+            result = s.execute(
+                update(AttemptRow)
+                .where(
+                    AttemptRow.id == attempt_id,
+                    AttemptRow.lease_token == token,
+                    AttemptRow.state == State.RUNNING,
+                )
+                .values(
+                    state=State.QUEUED,
+                    lease_token=token + 1,
+                    lease_expires_at=None,
+                    worker_host=None,
+                    worker_pid=None,
+                    worker_started_at=None,
+                    agent_pid=None,
+                    agent_started_at=None,
+                    updated_at=now,
+                )
+            )
+            row = s.get(AttemptRow, attempt_id)
+            if result.rowcount != 1 or row is None:  # type: ignore[attr-defined]
+                raise _lease_lost(row, attempt_id, token)
+            self._event(s, attempt_id, "released", actor, reason=reason, lease=token)
+            return to_attempt(row)
 
     def running_attempts(self) -> list[Attempt]:
         with self._read() as s:
@@ -389,6 +419,7 @@ class LifecycleOps(StoreBase):
         command: Iterable[str],
         log_path: str,
         pid: int | None,
+        pid_started_at: float | None = None,
     ) -> Run:
         with self._write() as s:
             row = s.get(AttemptRow, attempt_id)
@@ -408,6 +439,7 @@ class LifecycleOps(StoreBase):
             )
             s.add(run)
             row.agent_pid = pid
+            row.agent_started_at = pid_started_at
             s.flush()
             self._event(s, attempt_id, "run_started", f"lease {token}", run=number, pid=pid)
             return _to_run(run)
@@ -438,6 +470,8 @@ class ChangeCounter:
 
     def __init__(self, store: StoreBase) -> None:
         self._sqlite = is_sqlite(store.url)
+        # (first, longest) sleep between looks: SQLite's check is a cheap local read
+        self.poll_interval = (0.002, 0.02) if self._sqlite else (0.05, 0.25)
         self._conn = store.engine.raw_connection() if self._sqlite else None
         self._last: int | None = None
 

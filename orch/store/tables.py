@@ -53,6 +53,7 @@ class AttemptRow(Base):
     worker_pid: Mapped[int | None] = mapped_column(Integer)
     worker_started_at: Mapped[float | None] = mapped_column(Float)
     agent_pid: Mapped[int | None] = mapped_column(Integer)
+    agent_started_at: Mapped[float | None] = mapped_column(Float)
     exit_code: Mapped[int | None] = mapped_column(Integer)
     summary: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

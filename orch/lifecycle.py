@@ -1,0 +1,197 @@
+"""Lifecycle use cases: noticing lost workers, waiting, cancelling, reassigning, follow-ups.
+
+Lost workers are noticed by whatever orch process looks (``reap`` runs in wait, list,
+show and the worker runtime), not only by a daemon: a lease past its expiry, or a local
+worker whose pid is gone or now belongs to a process started at another time, ends the
+attempt as ``worker_gone``. No SQL or subprocess here: the store and ``processes`` do it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from orch import inbox, processes
+from orch.config import Settings
+from orch.errors import Conflict, InvalidInput
+from orch.models import Attempt, Lease, Message, State, WorkerIdentity
+from orch.queries import find_attempt
+
+if TYPE_CHECKING:
+    from orch.store import Store
+
+REAP_INTERVAL = 1.0  # seconds between liveness sweeps while waiting
+
+
+def lost_reason(attempt: Attempt, now: dt.datetime, host: str) -> str | None:
+    """Why this running attempt's worker counts as gone, or None while it is alive."""
+    if attempt.state != State.RUNNING:
+        return None
+    if attempt.lease_expires_at is not None and attempt.lease_expires_at <= now:
+        since = attempt.heartbeat_at.isoformat(timespec="seconds") if attempt.heartbeat_at else "?"
+        return f"lease expired (last heartbeat {since})"
+    local = attempt.worker_host == host and attempt.worker_pid is not None
+    if local and not processes.is_alive(attempt.worker_pid or 0, attempt.worker_started_at):
+        return f"worker process {attempt.worker_pid} on {host} is gone"
+    return None
+
+
+def reap(store: Store, actor: str, grace: float = 5.0) -> list[Attempt]:
+    """End the attempts whose worker is gone; stop an orphaned local agent left behind."""
+    host = processes.hostname()
+    now = store.clock()
+    ended = []
+    for attempt in store.running_attempts():
+        reason = lost_reason(attempt, now, host)
+        if reason is None:
+            continue
+        gone = store.end_lost_worker(attempt.id, attempt.lease_token, reason, actor)
+        if gone is None:
+            continue  # a fresher write won (heartbeat, finish): nothing to do
+        ended.append(gone)
+        if attempt.worker_host == host and attempt.agent_pid is not None:
+            # never leave an agent running in a worktree whose attempt has ended
+            processes.terminate(attempt.agent_pid, attempt.agent_started_at, grace)
+    return ended
+
+
+# -- the worker protocol, as plain calls ----------------------------------------------------
+
+
+def local_worker(name: str, pid: int | None) -> WorkerIdentity:
+    started = processes.start_time(pid) if pid is not None else None
+    if pid is not None and started is None:
+        raise InvalidInput(f"no running process with pid {pid}")
+    return WorkerIdentity(name=name, host=processes.hostname(), pid=pid, started_at=started)
+
+
+def claim(
+    store: Store, worker: WorkerIdentity, ttl: float, actor: str, ref: str | None = None
+) -> Lease | None:
+    reap(store, actor)
+    attempt_id = find_attempt(store, ref).id if ref is not None else None
+    return store.claim(worker, ttl, actor, attempt_id)
+
+
+# -- wait -----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class WaitOutcome:
+    attempts: tuple[Attempt, ...]
+    timed_out: bool
+
+    @property
+    def all_succeeded(self) -> bool:
+        return not self.timed_out and all(a.state == State.SUCCEEDED for a in self.attempts)
+
+
+def wait(
+    store: Store,
+    refs: Sequence[str],
+    timeout: float | None,
+    actor: str,
+    monotonic: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> WaitOutcome:
+    """Block until every named attempt is terminal, or ``timeout`` seconds pass.
+
+    Sleeps in short, growing steps and re-reads only when the store reports a commit
+    (SQLite ``data_version``), so a state change is seen within milliseconds without
+    keeping a core busy.
+    """
+    ids = list(dict.fromkeys(find_attempt(store, ref).id for ref in refs))
+    deadline = None if timeout is None else monotonic() + timeout
+    counter = store.change_counter()
+    low, high = counter.poll_interval
+    next_reap = 0.0
+    try:
+        counter.changed()
+        while True:
+            if monotonic() >= next_reap:
+                reap(store, actor)
+                next_reap = monotonic() + REAP_INTERVAL
+            current = store.get_many(ids)
+            if all(a.terminal for a in current):
+                return WaitOutcome(tuple(current), timed_out=False)
+            if deadline is not None and monotonic() >= deadline:
+                return WaitOutcome(tuple(current), timed_out=True)
+            delay = low
+            while True:
+                sleep(delay)
+                if counter.changed():
+                    break
+                now = monotonic()
+                if now >= next_reap or (deadline is not None and now >= deadline):
+                    break
+                delay = min(delay * 1.5, high)
+    finally:
+        counter.close()
+
+
+# -- operator actions -----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class CancelOutcome:
+    attempt: Attempt
+    changed: bool
+    signalled: str | None  # what happened to a local worker process, if any
+
+
+def cancel(store: Store, ref: str, actor: str, grace: float, reason: str | None) -> CancelOutcome:
+    """End a live attempt as cancelled and stop its local worker (SIGTERM, then SIGKILL)."""
+    attempt = find_attempt(store, ref)
+    after, changed = store.cancel(attempt.id, reason or "cancelled by the operator", actor)
+    signalled = None
+    if changed and attempt.state == State.RUNNING:
+        signalled = _stop_local_worker(attempt, grace)
+    return CancelOutcome(attempt=after, changed=changed, signalled=signalled)
+
+
+def _stop_local_worker(attempt: Attempt, grace: float) -> str | None:
+    if attempt.worker_host != processes.hostname():
+        return None  # a remote worker learns from its next heartbeat
+    if attempt.agent_pid is not None:
+        return processes.terminate(attempt.agent_pid, attempt.agent_started_at, grace)
+    if attempt.worker_pid is not None:
+        return processes.terminate(attempt.worker_pid, attempt.worker_started_at, grace)
+    return None
+
+
+def reassign(
+    store: Store, ref: str, worker: str, settings: Settings, actor: str, grace: float
+) -> tuple[Attempt, str | None]:
+    """Move a live attempt to ``worker``; the old holder is fenced out and stopped."""
+    if not worker.strip():
+        raise InvalidInput("--worker must not be empty")
+    attempt = find_attempt(store, ref)
+    before, after = store.reassign(attempt.id, worker, actor)
+    signalled = _stop_local_worker(before, grace) if before.state == State.RUNNING else None
+    rewrite_payload(after, settings)
+    return after, signalled
+
+
+def rewrite_payload(attempt: Attempt, settings: Settings) -> None:
+    if attempt.payload_path:
+        payload = inbox.build_payload(
+            attempt, orch_home=settings.home, lease_ttl=settings.lease_ttl
+        )
+        inbox.write_payload(Path(attempt.payload_path), payload)
+
+
+def send(store: Store, ref: str, body: str, actor: str) -> Message:
+    """Queue a follow-up for a live attempt; the worker runtime delivers it in order."""
+    if not body.strip():
+        raise InvalidInput("the message is empty")
+    attempt = find_attempt(store, ref)
+    if attempt.terminal:
+        raise Conflict(
+            f"attempt {attempt.id} has ended ({attempt.state}); to continue in its worktree "
+            f"run 'orch retry {attempt.id}' with a new prompt"
+        )
+    return store.add_message(attempt.id, body, actor)

@@ -1,0 +1,97 @@
+"""The retry use case: a new attempt of the same task, fresh branch and worktree.
+
+The new attempt starts from the previous attempt's recorded ``base_commit`` (never
+re-resolved) unless the operator moves it with another base ref. A per-task cooldown and
+a maximum number of attempts are honoured, and no retry happens while an attempt of the
+task is live; the store re-checks the last two atomically, so racing retries make one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from orch.config import Settings
+from orch.dispatch import DispatchResult, create_and_provision, new_attempt
+from orch.errors import AmbiguousAttempt, AttemptNotFound, RetryRefused
+from orch.git import Git
+from orch.lifecycle import reap
+from orch.models import Attempt
+from orch.queries import find_attempt, looks_like_path
+
+if TYPE_CHECKING:
+    from orch.store import Store
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    cooldown: float  # seconds since the previous attempt ended
+    max_attempts: int
+
+
+def previous_attempt(store: Store, ref: str) -> Attempt:
+    """``ref`` is an attempt (id, prefix, payload path) or a task key (its newest attempt)."""
+    try:
+        return find_attempt(store, ref)
+    except AttemptNotFound:
+        if looks_like_path(ref):
+            raise
+    newest = store.latest_attempt(ref)
+    if not newest:
+        raise AttemptNotFound(f"no attempt or task {ref!r} in the store")
+    if len(newest) > 1:
+        raise AmbiguousAttempt(
+            f"task {ref!r} has attempts in {len(newest)} repositories: name the attempt id"
+        )
+    return newest[0]
+
+
+def retry(
+    store: Store,
+    ref: str,
+    settings: Settings,
+    git: Git,
+    policy: RetryPolicy,
+    actor: str,
+    base_ref: str | None = None,
+    prompt: str | None = None,
+    worker: str | None = None,
+) -> DispatchResult:
+    reap(store, actor)
+    previous = previous_attempt(store, ref)
+    latest = store.latest_attempt(previous.task_key, previous.repository)[0]
+    if not latest.terminal:
+        raise RetryRefused(
+            f"task {latest.task_key!r} has a live attempt ({latest.id}, {latest.state}): "
+            "wait for it, or cancel it first"
+        )
+    if latest.attempt_number >= policy.max_attempts:
+        raise RetryRefused(
+            f"task {latest.task_key!r} already has {latest.attempt_number} attempts "
+            f"(max_attempts {policy.max_attempts}); raise it with --max-attempts"
+        )
+    ended = latest.finished_at or latest.updated_at
+    waited = (store.clock() - ended).total_seconds()
+    if waited < policy.cooldown:
+        raise RetryRefused(
+            f"task {latest.task_key!r} is cooling down: retry allowed in "
+            f"{policy.cooldown - waited:.0f}s (cooldown {policy.cooldown:g}s; --cooldown 0 skips)"
+        )
+    repo = git.discover(Path(previous.repository))
+    if base_ref is not None:
+        base_commit = git.resolve_commit(repo, base_ref)
+    else:
+        base_ref, base_commit = previous.base_ref, previous.base_commit or ""
+    new = new_attempt(
+        settings,
+        repo,
+        previous.task_key,
+        base_ref,
+        base_commit,
+        worker if worker is not None else previous.worker,
+        prompt if prompt is not None else previous.prompt,
+    )
+    return create_and_provision(
+        new, repo, settings, git, store, actor, retry_of=latest.attempt_number
+    )
