@@ -70,3 +70,38 @@ def slot_lock(directory: Path, slots: int, timeout: float, what: str = "slot") -
             fcntl.flock(fds[held], fcntl.LOCK_UN)
         for fd in fds:
             os.close(fd)
+
+
+class HeldLock:
+    """An exclusive lock held through an open file; it lasts while any holder of the fd
+    lives, so a child process that inherits ``fd`` keeps it held after its parent dies."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = -1
+
+
+def try_lock(path: Path, owner: str) -> HeldLock | None:
+    """Take the lock at ``path`` now or return None; record ``owner`` in the file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    if not _try_lock(fd):
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, owner.encode() + b"\n")
+    return HeldLock(path, fd)
+
+
+def lock_owner(path: Path) -> str | None:
+    """What the holder wrote into the lock file (for messages), if anything."""
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None

@@ -71,7 +71,12 @@ class AgentProcess:
     """An agent command running in its own process group, output appended to a log."""
 
     def __init__(
-        self, argv: Sequence[str], cwd: Path, env: Mapping[str, str], log_path: Path
+        self,
+        argv: Sequence[str],
+        cwd: Path,
+        env: Mapping[str, str],
+        log_path: Path,
+        pass_fds: Sequence[int] = (),
     ) -> None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log: IO[bytes] = open(log_path, "ab")  # noqa: SIM115 - lives as long as the run
@@ -84,6 +89,7 @@ class AgentProcess:
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                pass_fds=tuple(pass_fds),
             )
         except OSError:
             self._log.close()
@@ -112,3 +118,22 @@ class AgentProcess:
 
     def close(self) -> None:
         self._log.close()
+
+
+def log_tail(path: Path, lines: int = 20, max_bytes: int = 16384) -> list[str]:
+    """The last ``lines`` lines of a log file (reads at most ``max_bytes`` from its end)."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - max_bytes))
+            data = fh.read()
+    except OSError:
+        return []
+    return data.decode("utf-8", "replace").splitlines()[-lines:]
+
+
+def append_log(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(text)

@@ -1,0 +1,291 @@
+"""The reference worker runtime behind ``orch work``.
+
+Claims attempts, runs an agent command in each attempt's worktree (its own process group,
+output appended to ``$ORCH_HOME/logs/<attempt>.log``), heartbeats from a thread while the
+command runs, delivers queued follow-ups as continuation runs in the same worktree, and
+finishes the attempt from the last run's exit status. One agent per worktree is enforced
+by a lock whose file descriptor the agent inherits: it stays held while the agent lives,
+even if this worker is killed, and is free again once both are gone.
+
+Signals: the first SIGTERM/SIGINT drains (no new claims; the current attempt runs to its
+end and is finished normally); a second one stops the agent (SIGTERM, then SIGKILL after
+the grace period) and finishes the attempt as ``cancelled``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from orch import inbox, processes
+from orch.config import Settings
+from orch.errors import InvalidInput, LeaseLost, OrchError, StoreError
+from orch.fslock import HeldLock, lock_owner, try_lock
+from orch.git import worktree_admin_dir
+from orch.lifecycle import reap
+from orch.models import Attempt, Lease, State, WorkerIdentity
+from orch.queries import find_attempt
+
+if TYPE_CHECKING:
+    from orch.store import Store
+
+AGENT_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "claude": ("claude", "-p", "{prompt}"),
+    "codex": ("codex", "exec", "{prompt}"),
+    "gemini": ("gemini", "-p", "{prompt}"),
+    "aider": ("aider", "--yes-always", "--message", "{prompt}"),
+}
+PLACEHOLDERS = ("prompt", "payload", "worktree", "attempt", "branch", "base_commit", "task_key")
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerConfig:
+    identity: WorkerIdentity
+    command: tuple[str, ...]
+    once: bool = False
+    attempt_ref: str | None = None
+    idle_poll: float = 1.0
+    lock_wait: float = 30.0
+
+
+def agent_command(template: str | None, argv: Sequence[str]) -> tuple[str, ...]:
+    if template and argv:
+        raise InvalidInput("give either --agent or a command after '--', not both")
+    if template:
+        if template not in AGENT_TEMPLATES:
+            known = ", ".join(sorted(AGENT_TEMPLATES))
+            raise InvalidInput(f"unknown agent {template!r} (known: {known})")
+        return AGENT_TEMPLATES[template]
+    if not argv:
+        raise InvalidInput("name an agent with --agent, or a command after '--'")
+    return tuple(argv)
+
+
+def render(command: Sequence[str], values: Mapping[str, str]) -> list[str]:
+    """Substitute ``{prompt}``-style placeholders; other braces are left alone."""
+    out = []
+    for arg in command:
+        for key in PLACEHOLDERS:
+            arg = arg.replace("{" + key + "}", values.get(key, ""))
+        out.append(arg)
+    return out
+
+
+def agent_environment(
+    attempt: Attempt, prompt: str, run: int, base: Mapping[str, str]
+) -> dict[str, str]:
+    env = dict(base)
+    ports: dict[str, int] = {}
+    if attempt.payload_path:
+        try:
+            ports = dict(inbox.read_payload(Path(attempt.payload_path)).get("ports", {}))
+        except OrchError:
+            ports = {}
+    env.update(
+        {
+            "ORCH_ATTEMPT_ID": attempt.id,
+            "ORCH_TASK_KEY": attempt.task_key,
+            "ORCH_PAYLOAD": attempt.payload_path or "",
+            "ORCH_WORKTREE": attempt.worktree_path or "",
+            "ORCH_BRANCH": attempt.branch_name or "",
+            "ORCH_BASE_REF": attempt.base_ref,
+            "ORCH_BASE_COMMIT": attempt.base_commit or "",
+            "ORCH_PROMPT": prompt,
+            "ORCH_RUN": str(run),
+            "ORCH_PORTS": json.dumps(ports),
+        }
+    )
+    for name, port in ports.items():
+        env[f"ORCH_PORT_{name.upper()}"] = str(port)
+    return env
+
+
+def worktree_lock_path(worktree: Path, settings: Settings) -> Path:
+    admin = worktree_admin_dir(worktree)
+    if admin is not None and admin.is_dir():
+        return admin / "orch-agent.lock"
+    digest = hashlib.sha256(str(worktree.resolve()).encode()).hexdigest()[:16]
+    return settings.locks_dir / "worktrees" / f"{digest}.lock"
+
+
+class _Heartbeat(threading.Thread):
+    def __init__(self, store: Store, lease: Lease, ttl: float, lost: threading.Event) -> None:
+        super().__init__(name=f"heartbeat-{lease.attempt.id}", daemon=True)
+        self.store, self.lease, self.ttl, self.lost = store, lease, ttl, lost
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        interval = max(0.05, self.ttl / 3)
+        while not self.stopped.wait(interval):
+            try:
+                self.store.heartbeat(self.lease.attempt.id, self.lease.token, self.ttl)
+            except LeaseLost:
+                self.lost.set()
+                return
+            except StoreError:
+                continue  # transient: the lease's own expiry decides if this lasts
+
+
+class WorkerRuntime:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        config: WorkerConfig,
+        actor: str,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.store, self.settings, self.config, self.actor = store, settings, config, actor
+        self.environ = dict(os.environ if environ is None else environ)
+        self.draining = threading.Event()
+        self.stop_now = threading.Event()
+        self.finished: list[Attempt] = []
+
+    def signal(self) -> None:
+        """First call drains, second stops at once (wired to SIGTERM/SIGINT by the CLI)."""
+        if self.draining.is_set():
+            self.stop_now.set()
+        self.draining.set()
+
+    def run(self) -> list[Attempt]:
+        attempt_id = None
+        if self.config.attempt_ref is not None:
+            attempt_id = find_attempt(self.store, self.config.attempt_ref).id
+        while not self.draining.is_set():
+            reap(self.store, self.actor)
+            lease = self.store.claim(
+                self.config.identity, self.settings.lease_ttl, self.actor, attempt_id
+            )
+            if lease is None:
+                if self.config.once:
+                    break
+                self.draining.wait(self.config.idle_poll)
+                continue
+            self._work_on(lease)
+            if self.config.once or attempt_id is not None:
+                break
+        return self.finished
+
+    def _work_on(self, lease: Lease) -> None:
+        attempt = lease.attempt
+        worktree = Path(attempt.worktree_path or ".")
+        if not worktree.is_dir():
+            self._finish(lease, State.FAILED, None, f"worktree {worktree} does not exist")
+            return
+        lock = self._lock_worktree(lease, worktree)
+        if lock is None:
+            return
+        lost = threading.Event()
+        beat = _Heartbeat(self.store, lease, self.settings.lease_ttl, lost)
+        beat.start()
+        try:
+            code = self._runs(lease, worktree, lock, lost)
+        finally:
+            beat.stopped.set()
+            beat.join()
+            lock.release()
+        if lost.is_set():
+            return  # fenced out: someone else owns the attempt now; write nothing
+        if self.stop_now.is_set():
+            self._finish(lease, State.CANCELLED, code, "stopped: the worker was told to stop")
+        else:
+            state = State.SUCCEEDED if code == 0 else State.FAILED
+            self._finish(lease, state, code, self._summary(attempt, code))
+
+    def _lock_worktree(self, lease: Lease, worktree: Path) -> HeldLock | None:
+        path = worktree_lock_path(worktree, self.settings)
+        owner = f"{self.actor} attempt {lease.attempt.id}"
+        lock = try_lock(path, owner)
+        waited = 0.0
+        while lock is None and waited < self.config.lock_wait and not self.stop_now.is_set():
+            self.stop_now.wait(0.2)
+            waited += 0.2
+            try:
+                self.store.heartbeat(lease.attempt.id, lease.token, self.settings.lease_ttl)
+            except LeaseLost:
+                return None
+            lock = try_lock(path, owner)
+        if lock is None:
+            holder = lock_owner(path) or "another process"
+            self.store.release(
+                lease.attempt.id,
+                lease.token,
+                f"worktree {worktree} is in use by {holder}",
+                self.actor,
+            )
+        return lock
+
+    def _runs(
+        self, lease: Lease, worktree: Path, lock: HeldLock, lost: threading.Event
+    ) -> int | None:
+        attempt = lease.attempt
+        log_path = self.settings.logs_dir / f"{attempt.id}.log"
+        prompt, run, code = attempt.prompt, 0, None
+        while True:
+            run += 1
+            values = {
+                "prompt": prompt,
+                "payload": attempt.payload_path or "",
+                "worktree": str(worktree),
+                "attempt": attempt.id,
+                "branch": attempt.branch_name or "",
+                "base_commit": attempt.base_commit or "",
+                "task_key": attempt.task_key,
+            }
+            argv = render(self.config.command, values)
+            processes.append_log(
+                log_path, f"=== orch run {run} of attempt {attempt.id}: {argv[0]}\n"
+            )
+            env = agent_environment(attempt, prompt, run, self.environ)
+            try:
+                agent = processes.AgentProcess(argv, worktree, env, log_path, pass_fds=[lock.fd])
+            except OSError as exc:
+                processes.append_log(log_path, f"=== orch: cannot start {argv[0]}: {exc}\n")
+                return 127
+            self.store.start_run(
+                attempt.id, lease.token, prompt, argv, str(log_path), agent.pid, agent.started_at
+            )
+            code = self._supervise(agent, lost)
+            self.store.end_run(attempt.id, run, code)
+            processes.append_log(log_path, f"=== orch run {run} exited with {code}\n")
+            if lost.is_set() or self.stop_now.is_set():
+                return code
+            try:
+                messages = self.store.take_messages(attempt.id, lease.token, run + 1)
+            except LeaseLost:
+                lost.set()
+                return code
+            if not messages:
+                return code
+            prompt = "\n\n".join(m.body for m in messages)
+
+    def _supervise(self, agent: processes.AgentProcess, lost: threading.Event) -> int:
+        while True:
+            code = agent.wait(0.1)
+            if code is not None:
+                agent.close()
+                return code
+            if lost.is_set() or self.stop_now.is_set():
+                return agent.stop(self.settings.cancel_grace)
+
+    def _summary(self, attempt: Attempt, code: int | None) -> str:
+        tail = [
+            ln
+            for ln in processes.log_tail(self.settings.logs_dir / f"{attempt.id}.log", 10)
+            if ln.strip() and not ln.startswith("=== orch")
+        ]
+        last = tail[-1].strip()[:200] if tail else ""
+        return f"exit code {code}" + (f": {last}" if last else "")
+
+    def _finish(self, lease: Lease, state: State, code: int | None, summary: str) -> None:
+        with contextlib.suppress(LeaseLost):  # fenced: the attempt ended or moved meanwhile
+            self.finished.append(
+                self.store.finish(lease.attempt.id, lease.token, state, self.actor, code, summary)
+            )
