@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from orch import inbox
 from orch.errors import AttemptNotFound
-from orch.models import Attempt, AttemptEvent, State
+from orch.models import Attempt, AttemptEvent, Message, Run, State
 
 if TYPE_CHECKING:
     from orch.store import Store
@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 class AttemptDetail:
     attempt: Attempt
     events: tuple[AttemptEvent, ...]
+    runs: tuple[Run, ...] = ()
+    messages: tuple[Message, ...] = ()
 
 
 def looks_like_path(ref: str) -> bool:
@@ -40,7 +42,12 @@ def find_attempt(store: Store, ref: str) -> Attempt:
 
 def show(store: Store, ref: str) -> AttemptDetail:
     attempt = find_attempt(store, ref)
-    return AttemptDetail(attempt=attempt, events=tuple(store.events(attempt.id)))
+    return AttemptDetail(
+        attempt=attempt,
+        events=tuple(store.events(attempt.id)),
+        runs=tuple(store.runs(attempt.id)),
+        messages=tuple(store.messages(attempt.id)),
+    )
 
 
 def list_attempts(

@@ -9,54 +9,14 @@ other exception is a bug and keeps its traceback.
 from __future__ import annotations
 
 import datetime as dt
-import getpass
-import os
-import socket
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import click
 
 from orch import __version__
-from orch.errors import InvalidInput, OrchError
-
-if TYPE_CHECKING:
-    from orch.config import Settings
-    from orch.store import Store
-
-STATE_NAMES = ("queued", "running", "succeeded", "failed", "cancelled", "timed_out", "worker_gone")
-
-
-class OrchGroup(click.Group):
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except OrchError as exc:
-            click.echo(f"Error: {exc.message}", err=True)
-            ctx.exit(exc.exit_code)
-
-
-def settings_from_env(**overrides: Any) -> Settings:
-    from orch.config import resolve
-
-    return resolve(os.environ, overrides)
-
-
-def open_store(settings: Settings) -> Store:
-    from orch.store import open_store as _open
-
-    store = _open(settings.database_url, settings.locks_dir)
-    click.get_current_context().call_on_close(store.close)
-    return store
-
-
-def actor() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = f"uid{os.getuid()}"
-    return f"{user}@{socket.gethostname()} pid {os.getpid()}"
+from orch.cli.common import STATE_NAMES, OrchGroup, actor, open_store, settings_from_env
+from orch.errors import InvalidInput
 
 
 @click.group(cls=OrchGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -172,10 +132,12 @@ def list_command(
 ) -> None:
     """List attempts, newest first."""
     from orch.cli.render import attempts_table, to_json
+    from orch.lifecycle import reap
     from orch.models import State
     from orch.queries import list_attempts
 
     store = open_store(settings_from_env())
+    reap(store, actor())
     attempts = list_attempts(store, tuple(State(s) for s in states), task_key, limit)
     if as_json:
         click.echo(to_json(attempts=[a.to_dict() for a in attempts]))
@@ -189,15 +151,23 @@ def list_command(
 def show(attempt: str, as_json: bool) -> None:
     """Show one attempt and its events. ATTEMPT is an id (or prefix) or a payload path."""
     from orch.cli.render import attempt_detail, to_json
+    from orch.lifecycle import reap
     from orch.queries import show as run_show
 
-    detail = run_show(open_store(settings_from_env()), attempt)
+    store = open_store(settings_from_env())
+    reap(store, actor())
+    detail = run_show(store, attempt)
     if as_json:
         click.echo(
-            to_json(attempt=detail.attempt.to_dict(), events=[e.to_dict() for e in detail.events])
+            to_json(
+                attempt=detail.attempt.to_dict(),
+                events=[e.to_dict() for e in detail.events],
+                runs=[r.to_dict() for r in detail.runs],
+                messages=[m.to_dict() for m in detail.messages],
+            )
         )
     else:
-        click.echo(attempt_detail(detail.attempt, detail.events))
+        click.echo(attempt_detail(detail))
 
 
 @cli.group()
@@ -227,3 +197,14 @@ def current() -> None:
 
 def main() -> None:
     cli(prog_name="orch")
+
+
+def _register() -> None:
+    from orch.cli import operator_commands, worker_commands
+
+    for module in (worker_commands, operator_commands):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register()

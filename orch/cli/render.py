@@ -6,7 +6,8 @@ import datetime as dt
 import json
 from typing import Any
 
-from orch.models import Attempt, AttemptEvent
+from orch.models import Attempt
+from orch.queries import AttemptDetail
 
 JSON_VERSION = 1
 
@@ -45,7 +46,8 @@ def attempts_table(attempts: list[Attempt], now: dt.datetime) -> str:
     )
 
 
-def attempt_detail(attempt: Attempt, events: tuple[AttemptEvent, ...]) -> str:
+def attempt_detail(detail: AttemptDetail) -> str:
+    attempt = detail.attempt
     fields = [
         ("attempt", attempt.id),
         ("task_key", attempt.task_key),
@@ -62,16 +64,40 @@ def attempt_detail(attempt: Attempt, events: tuple[AttemptEvent, ...]) -> str:
         ("created_at", attempt.created_at.isoformat(timespec="seconds")),
         ("updated_at", attempt.updated_at.isoformat(timespec="seconds")),
     ]
+    if attempt.worker_host:
+        fields.append(("worker_host", f"{attempt.worker_host} pid {attempt.worker_pid}"))
+    if attempt.state == "running":
+        fields.append(("lease", f"{attempt.lease_token} until {_when(attempt.lease_expires_at)}"))
+        fields.append(("heartbeat_at", _when(attempt.heartbeat_at)))
+    if attempt.exit_code is not None:
+        fields.append(("exit_code", str(attempt.exit_code)))
+    if attempt.summary:
+        fields.append(("summary", _clip(attempt.summary, 100)))
     if attempt.reason:
         fields.append(("reason", attempt.reason))
     width = max(len(k) for k, _ in fields)
     lines = [f"{k.ljust(width)}  {v}" for k, v in fields]
     lines.append(f"prompt{' ' * (width - 6)}  {_first_line(attempt.prompt)}")
+    if detail.runs:
+        lines += ["", "runs:"]
+        for run in detail.runs:
+            lines.append(
+                f"  {run.number}  {run.started_at.isoformat(timespec='seconds')}  "
+                f"exit {run.exit_code if run.exit_code is not None else '-'}  "
+                f"{_first_line(run.prompt)}"
+            )
+    pending = [m for m in detail.messages if m.delivered_at is None]
+    if pending:
+        lines += ["", f"follow-ups waiting: {len(pending)}"]
     lines.append("")
     lines.append("events:")
-    for ev in events:
+    for ev in detail.events:
         lines.append(f"  {ev.created_at.isoformat(timespec='seconds')}  {ev.kind:<20} {ev.actor}")
     return "\n".join(lines)
+
+
+def _when(value: dt.datetime | None) -> str:
+    return value.isoformat(timespec="seconds") if value else "-"
 
 
 def _first_line(text: str) -> str:

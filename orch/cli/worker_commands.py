@@ -1,0 +1,149 @@
+"""Commands a worker runs: claim, heartbeat, finish, and the reference runtime ``work``."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import click
+
+from orch.cli.common import actor, open_store, settings_from_env
+
+WORKER_END_STATES = ("succeeded", "failed", "cancelled", "timed_out")
+
+
+@click.command()
+@click.argument("attempt", required=False)
+@click.option("--worker", "worker_name", required=True, help="This worker's name or kind.")
+@click.option(
+    "--pid",
+    type=int,
+    default=None,
+    help="The process that does the work, watched for liveness "
+    "(default: the process that ran 'orch claim').",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def claim(attempt: str | None, worker_name: str, pid: int | None, as_json: bool) -> None:
+    """Claim ATTEMPT, or the oldest queued attempt for --worker; print it and the lease.
+
+    Prints "ATTEMPT LEASE". Exit 17 when nothing can be claimed.
+    """
+    from orch.cli.render import to_json
+    from orch.errors import NotClaimable
+    from orch.lifecycle import claim as run_claim
+    from orch.lifecycle import local_worker
+
+    settings = settings_from_env()
+    identity = local_worker(worker_name, pid if pid is not None else os.getppid())
+    lease = run_claim(open_store(settings), identity, settings.lease_ttl, actor(), attempt)
+    if lease is None:
+        raise NotClaimable(f"no queued attempt for worker {worker_name!r}")
+    if as_json:
+        click.echo(
+            to_json(
+                attempt=lease.attempt.to_dict(),
+                lease=lease.token,
+                lease_expires_at=lease.expires_at.isoformat(),
+                lease_ttl_seconds=settings.lease_ttl,
+            )
+        )
+    else:
+        click.echo(f"{lease.attempt.id} {lease.token}")
+
+
+@click.command()
+@click.argument("attempt")
+@click.option("--lease", "token", type=int, required=True, help="The lease token from claim.")
+def heartbeat(attempt: str, token: int) -> None:
+    """Renew the lease on ATTEMPT. Exit 13 once the lease was taken away."""
+    from orch.queries import find_attempt
+
+    settings = settings_from_env()
+    store = open_store(settings)
+    lease = store.heartbeat(find_attempt(store, attempt).id, token, settings.lease_ttl)
+    click.echo(f"lease {lease.token} until {lease.expires_at.isoformat(timespec='seconds')}")
+
+
+@click.command()
+@click.argument("attempt")
+@click.option("--lease", "token", type=int, required=True, help="The lease token from claim.")
+@click.option("--state", type=click.Choice(WORKER_END_STATES), required=True)
+@click.option("--exit-code", type=int, default=None, help="The agent's exit code.")
+@click.option("--summary", default=None, help="A short summary of how it ended.")
+def finish(
+    attempt: str, token: int, state: str, exit_code: int | None, summary: str | None
+) -> None:
+    """Report how ATTEMPT ended. Exit 13 if the lease was taken away meanwhile."""
+    from orch.models import State
+    from orch.queries import find_attempt
+
+    store = open_store(settings_from_env())
+    ended = store.finish(
+        find_attempt(store, attempt).id, token, State(state), actor(), exit_code, summary
+    )
+    click.echo(f"{ended.id} {ended.state}")
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option(
+    "--worker",
+    "worker_name",
+    default=None,
+    envvar="ORCH_WORKER",
+    help="This worker's name or kind (default: $ORCH_WORKER or 'local').",
+)
+@click.option(
+    "--agent",
+    "template",
+    default=None,
+    help="A ready-made agent command: claude, codex, gemini or aider.",
+)
+@click.option("--once", is_flag=True, help="Work on at most one attempt, then exit.")
+@click.option("--attempt", "attempt_ref", default=None, help="Work on this attempt only.")
+@click.option(
+    "--idle-poll",
+    type=click.FloatRange(min=0.05),
+    default=1.0,
+    help="Seconds between looks for work when idle.",
+)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def work(
+    worker_name: str | None,
+    template: str | None,
+    once: bool,
+    attempt_ref: str | None,
+    idle_poll: float,
+    command: tuple[str, ...],
+) -> None:
+    """Claim attempts and run an agent in each one's worktree: orch work -- my-agent --flag
+
+    The command may use {prompt}, {payload}, {worktree}, {attempt}, {branch},
+    {base_commit} and {task_key}; its environment carries ORCH_ATTEMPT_ID, ORCH_PAYLOAD,
+    ORCH_WORKTREE, ORCH_BRANCH, ORCH_BASE_COMMIT, ORCH_PROMPT and ORCH_PORT_<NAME>.
+    The first SIGTERM or Ctrl-C drains (the current attempt finishes normally); a second
+    one stops the agent and finishes the attempt as cancelled.
+    """
+    from orch.lifecycle import local_worker
+    from orch.worker import WorkerConfig, WorkerRuntime, agent_command
+
+    argv = agent_command(template, command)
+    settings = settings_from_env()
+    config = WorkerConfig(
+        identity=local_worker(worker_name or "local", os.getpid()),
+        command=argv,
+        once=once,
+        attempt_ref=attempt_ref,
+        idle_poll=idle_poll,
+    )
+    runtime = WorkerRuntime(open_store(settings), settings, config, actor())
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        runtime.signal()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    for ended in runtime.run():
+        click.echo(f"{ended.id} {ended.state} {ended.summary or ''}".rstrip())
+
+
+COMMANDS = (claim, heartbeat, finish, work)
