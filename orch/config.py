@@ -31,6 +31,7 @@ class Settings:
     retry_cooldown: float = 10.0
     max_attempts: int = 5
     cancel_grace: float = 10.0
+    sqlite_synchronous: str = "NORMAL"
     config_file: Path | None = None
 
     @property
@@ -58,6 +59,7 @@ _KEYS: dict[str, tuple[str, type]] = {
     "retry_cooldown": ("ORCH_RETRY_COOLDOWN", float),
     "max_attempts": ("ORCH_MAX_ATTEMPTS", int),
     "cancel_grace": ("ORCH_CANCEL_GRACE", float),
+    "sqlite_synchronous": ("ORCH_SQLITE_SYNCHRONOUS", str),
 }
 
 
@@ -119,6 +121,10 @@ def resolve(env: Mapping[str, str], overrides: Mapping[str, Any] | None = None) 
     database_url = values.pop("database_url", None) or f"sqlite:///{home / 'orch.db'}"
     worktree_root = Path(values.pop("worktree_root", None) or home / "worktrees").expanduser()
     validate_branch_prefix(values.get("branch_prefix", "orch"))
+    if "sqlite_synchronous" in values:
+        values["sqlite_synchronous"] = str(values["sqlite_synchronous"]).upper()
+        if values["sqlite_synchronous"] not in ("FULL", "NORMAL"):
+            raise ConfigError("sqlite_synchronous must be FULL or NORMAL")
     return Settings(
         home=home,
         database_url=database_url,

@@ -50,6 +50,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_attempts_state", "attempts", ["state"])
     op.create_index("ix_attempts_task_key", "attempts", ["task_key"])
+    op.create_index("ix_attempts_claim", "attempts", ["state", "created_at"])
     op.create_table(
         "attempt_events",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),

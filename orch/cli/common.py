@@ -36,7 +36,9 @@ def settings_from_env(**overrides: Any) -> Settings:
 def open_store(settings: Settings) -> Store:
     from orch.store import open_store as _open
 
-    store = _open(settings.database_url, settings.locks_dir)
+    store = _open(
+        settings.database_url, settings.locks_dir, synchronous=settings.sqlite_synchronous
+    )
     click.get_current_context().call_on_close(store.close)
     return store
 

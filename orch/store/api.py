@@ -212,10 +212,15 @@ class Store(LifecycleOps):
 
 
 def open_store(
-    url: str, lock_dir: Path, *, auto_migrate: bool | None = None, clock: Clock = utcnow
+    url: str,
+    lock_dir: Path,
+    *,
+    auto_migrate: bool | None = None,
+    clock: Clock = utcnow,
+    synchronous: str = "NORMAL",
 ) -> Store:
     """Open a store at the packaged schema head, creating the embedded one on first use."""
-    engine = make_engine(url)
+    engine = make_engine(url, synchronous)
     migrate = is_sqlite(url) if auto_migrate is None else auto_migrate
     try:
         revision.ensure_head(engine, url, lock_dir, migrate)

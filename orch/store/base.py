@@ -9,14 +9,16 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Callable, Iterator
-from typing import Any, Self
+from typing import Any, Self, cast
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, Table, insert
 from sqlalchemy.orm import Session
 
 from orch.models import Attempt, AttemptEvent, State, WorkspaceStatus
 from orch.store.engine import translate_errors
-from orch.store.tables import AttemptEventRow, AttemptRow
+from orch.store.tables import AttemptEventRow
+
+_INSERT_EVENT = insert(cast(Table, AttemptEventRow.__table__))
 
 Clock = Callable[[], dt.datetime]
 
@@ -32,7 +34,8 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
     return value
 
 
-def to_attempt(row: AttemptRow) -> Attempt:
+def to_attempt(row: Any) -> Attempt:
+    """Build an ``Attempt`` from an ORM row or a Core row of the attempts table."""
     created = _aware(row.created_at)
     updated = _aware(row.updated_at)
     assert created is not None and updated is not None
@@ -109,6 +112,12 @@ class StoreBase:
             yield s
 
     @contextlib.contextmanager
+    def _write_conn(self) -> Iterator[Connection]:
+        """A write transaction on a bare connection, for hot paths that skip the ORM."""
+        with translate_errors(self.url), self._writer.begin() as conn:
+            yield conn
+
+    @contextlib.contextmanager
     def _read(self) -> Iterator[Session]:
         with (
             translate_errors(self.url),
@@ -116,6 +125,20 @@ class StoreBase:
             s.begin(),
         ):
             yield s
+
+    def _event_conn(
+        self, conn: Connection, attempt_id: str, kind: str, actor: str, **detail: Any
+    ) -> None:
+        conn.execute(
+            _INSERT_EVENT,
+            {
+                "attempt_id": attempt_id,
+                "kind": kind,
+                "actor": actor[:255],
+                "detail": detail,
+                "created_at": self.clock(),
+            },
+        )
 
     def _event(self, s: Session, attempt_id: str, kind: str, actor: str, **detail: Any) -> None:
         s.add(

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Table, bindparam, or_, select, update
 
 from orch.errors import AttemptNotFound, Conflict, LeaseLost, NotClaimable
 from orch.models import (
@@ -39,7 +38,78 @@ WORKER_END_STATES = (State.SUCCEEDED, State.FAILED, State.CANCELLED, State.TIMED
 LIVE_STATES = (State.QUEUED, State.RUNNING)
 
 
-def _lease_lost(row: AttemptRow | None, attempt_id: str, token: int) -> LeaseLost:
+_T = cast(Table, AttemptRow.__table__)
+_CLAIMABLE = _T.c.workspace_status.in_([str(w) for w in CLAIMABLE_WORKSPACES])
+# Statements of the hot paths are built once: building SQLAlchemy expressions per call
+# cost more than executing them.
+_CLAIM_NEXT = (
+    select(_T.c.id, _T.c.lease_token, _T.c.worker)
+    .where(
+        _T.c.state == str(State.QUEUED),
+        _CLAIMABLE,
+        or_(_T.c.worker.is_(None), _T.c.worker == bindparam("worker")),
+    )
+    .order_by(_T.c.created_at, _T.c.id)
+    .limit(1)
+)
+_CLAIM_NEXT_LOCKING = _CLAIM_NEXT.with_for_update(skip_locked=True)
+_CLAIM_SPECIFIC = select(_T.c.id, _T.c.lease_token, _T.c.worker).where(
+    _T.c.state == str(State.QUEUED), _CLAIMABLE, _T.c.id == bindparam("attempt_id")
+)
+_CLAIM_SPECIFIC_LOCKING = _CLAIM_SPECIFIC.with_for_update(skip_locked=True)
+_CLAIM_UPDATE = (
+    update(_T)
+    .where(
+        _T.c.id == bindparam("b_id"),
+        _T.c.state == str(State.QUEUED),
+        _T.c.lease_token == bindparam("b_old"),
+    )
+    .values(
+        state=str(State.RUNNING),
+        lease_token=bindparam("b_token"),
+        lease_expires_at=bindparam("b_expires"),
+        heartbeat_at=bindparam("b_now"),
+        worker=bindparam("b_worker"),
+        worker_host=bindparam("b_host"),
+        worker_pid=bindparam("b_pid"),
+        worker_started_at=bindparam("b_started"),
+        agent_pid=None,
+        agent_started_at=None,
+        updated_at=bindparam("b_now"),
+    )
+    .returning(*_T.c)
+)
+_HOLDER = (
+    (_T.c.id == bindparam("b_id"))
+    & (_T.c.lease_token == bindparam("b_token"))
+    & (_T.c.state == str(State.RUNNING))
+)
+_HEARTBEAT = (
+    update(_T)
+    .where(_HOLDER)
+    .values(lease_expires_at=bindparam("b_expires"), heartbeat_at=bindparam("b_now"))
+    .returning(*_T.c)
+)
+_FINISH = (
+    update(_T)
+    .where(_HOLDER)
+    .values(
+        state=bindparam("b_state"),
+        exit_code=bindparam("b_exit"),
+        summary=bindparam("b_summary"),
+        finished_at=bindparam("b_now"),
+        updated_at=bindparam("b_now"),
+        lease_expires_at=None,
+    )
+    .returning(*_T.c)
+)
+
+
+def _current(conn: Connection, attempt_id: str) -> Any:
+    return conn.execute(select(_T).where(_T.c.id == attempt_id)).first()
+
+
+def _lease_lost(row: Any, attempt_id: str, token: int) -> LeaseLost:
     if row is None:
         return LeaseLost(f"attempt {attempt_id} no longer exists")
     if row.lease_token != token:
@@ -63,60 +133,48 @@ class LifecycleOps(StoreBase):
         """Take a queued attempt (this one, or the oldest one for ``worker.name``).
 
         Returns None when nothing is claimable for the worker; raises ``NotClaimable`` when
-        a specific attempt cannot be claimed, saying why.
+        a specific attempt cannot be claimed, saying why. On PostgreSQL the candidate is
+        read with ``FOR UPDATE SKIP LOCKED`` so concurrent claimants never wait on, or
+        take, the same row.
         """
-        with self._write() as s:
-            query = select(AttemptRow).where(
-                AttemptRow.state == State.QUEUED,
-                AttemptRow.workspace_status.in_([str(w) for w in CLAIMABLE_WORKSPACES]),
-            )
+        locking = not is_sqlite(self.url)
+        with self._write_conn() as conn:
             if attempt_id is not None:
-                query = query.where(AttemptRow.id == attempt_id)
+                query = _CLAIM_SPECIFIC_LOCKING if locking else _CLAIM_SPECIFIC
+                candidate = conn.execute(query, {"attempt_id": attempt_id}).first()
             else:
-                query = query.where(
-                    or_(AttemptRow.worker.is_(None), AttemptRow.worker == worker.name)
-                ).order_by(AttemptRow.created_at, AttemptRow.id)
-            query = query.limit(1)
-            if not is_sqlite(self.url):
-                query = query.with_for_update(skip_locked=True)
-            row = s.scalars(query).first()
-            if row is None:
+                query = _CLAIM_NEXT_LOCKING if locking else _CLAIM_NEXT
+                candidate = conn.execute(query, {"worker": worker.name}).first()
+            if candidate is None:
                 if attempt_id is None:
                     return None
-                raise self._why_not_claimable(s, attempt_id)
-            if attempt_id is not None and row.worker not in (None, worker.name):
+                raise self._why_not_claimable(conn, attempt_id)
+            if attempt_id is not None and candidate.worker not in (None, worker.name):
                 raise NotClaimable(
-                    f"attempt {attempt_id} is assigned to worker {row.worker!r}, not "
+                    f"attempt {attempt_id} is assigned to worker {candidate.worker!r}, not "
                     f"{worker.name!r}: use 'orch reassign {attempt_id} --worker {worker.name}'"
                 )
             now = self.clock()
-            token = row.lease_token + 1
+            token = candidate.lease_token + 1
             expires = now + dt.timedelta(seconds=ttl)
-            result = s.execute(
-                update(AttemptRow)
-                .where(
-                    AttemptRow.id == row.id,
-                    AttemptRow.state == State.QUEUED,
-                    AttemptRow.lease_token == row.lease_token,
-                )
-                .values(
-                    state=State.RUNNING,
-                    lease_token=token,
-                    lease_expires_at=expires,
-                    heartbeat_at=now,
-                    worker=row.worker or worker.name,
-                    worker_host=worker.host,
-                    worker_pid=worker.pid,
-                    worker_started_at=worker.started_at,
-                    agent_pid=None,
-                    agent_started_at=None,
-                    updated_at=now,
-                )
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                return None  # another claimant won between our read and write (PostgreSQL)
-            self._event(
-                s,
+            row = conn.execute(
+                _CLAIM_UPDATE,
+                {
+                    "b_id": candidate.id,
+                    "b_old": candidate.lease_token,
+                    "b_token": token,
+                    "b_expires": expires,
+                    "b_now": now,
+                    "b_worker": candidate.worker or worker.name,
+                    "b_host": worker.host,
+                    "b_pid": worker.pid,
+                    "b_started": worker.started_at,
+                },
+            ).first()
+            if row is None:
+                return None  # another claimant won between our read and write
+            self._event_conn(
+                conn,
                 row.id,
                 "claimed",
                 actor,
@@ -125,11 +183,12 @@ class LifecycleOps(StoreBase):
                 pid=worker.pid,
                 lease=token,
             )
-            s.refresh(row)
             return Lease(attempt=to_attempt(row), token=token, expires_at=expires)
 
-    def _why_not_claimable(self, s: Session, attempt_id: str) -> NotClaimable | AttemptNotFound:
-        row = s.get(AttemptRow, attempt_id)
+    def _why_not_claimable(
+        self, conn: Connection, attempt_id: str
+    ) -> NotClaimable | AttemptNotFound:
+        row = conn.execute(select(_T).where(_T.c.id == attempt_id)).first()
         if row is None:
             return AttemptNotFound(f"no attempt {attempt_id!r} in the store")
         if row.state != State.QUEUED:
@@ -138,28 +197,17 @@ class LifecycleOps(StoreBase):
             f"attempt {attempt_id} has workspace_status {row.workspace_status}: not ready to claim"
         )
 
-    def heartbeat(
-        self, attempt_id: str, token: int, ttl: float, agent_pid: int | None = None
-    ) -> Lease:
+    def heartbeat(self, attempt_id: str, token: int, ttl: float) -> Lease:
         """Renew the lease; ``LeaseLost`` once it was taken away."""
         now = self.clock()
         expires = now + dt.timedelta(seconds=ttl)
-        values: dict[str, Any] = {"lease_expires_at": expires, "heartbeat_at": now}
-        if agent_pid is not None:
-            values["agent_pid"] = agent_pid
-        with self._write() as s:
-            result = s.execute(
-                update(AttemptRow)
-                .where(
-                    AttemptRow.id == attempt_id,
-                    AttemptRow.lease_token == token,
-                    AttemptRow.state == State.RUNNING,
-                )
-                .values(**values)
-            )
-            row = s.get(AttemptRow, attempt_id)
-            if result.rowcount != 1 or row is None:  # type: ignore[attr-defined]
-                raise _lease_lost(row, attempt_id, token)
+        with self._write_conn() as conn:
+            row = conn.execute(
+                _HEARTBEAT,
+                {"b_id": attempt_id, "b_token": token, "b_expires": expires, "b_now": now},
+            ).first()
+            if row is None:
+                raise _lease_lost(_current(conn, attempt_id), attempt_id, token)
             return Lease(attempt=to_attempt(row), token=token, expires_at=expires)
 
     def finish(
@@ -174,29 +222,23 @@ class LifecycleOps(StoreBase):
         """The worker reports how the attempt ended; only the lease holder may."""
         if state not in WORKER_END_STATES:
             raise Conflict(f"a worker cannot finish an attempt as {state}")
-        with self._write() as s:
+        with self._write_conn() as conn:
             now = self.clock()
-            result = s.execute(
-                update(AttemptRow)
-                .where(
-                    AttemptRow.id == attempt_id,
-                    AttemptRow.lease_token == token,
-                    AttemptRow.state == State.RUNNING,
-                )
-                .values(
-                    state=state,
-                    exit_code=exit_code,
-                    summary=summary,
-                    finished_at=now,
-                    updated_at=now,
-                    lease_expires_at=None,
-                )
-            )
-            row = s.get(AttemptRow, attempt_id)
-            if result.rowcount != 1 or row is None:  # type: ignore[attr-defined]
-                raise _lease_lost(row, attempt_id, token)
-            self._event(
-                s,
+            row = conn.execute(
+                _FINISH,
+                {
+                    "b_id": attempt_id,
+                    "b_token": token,
+                    "b_state": str(state),
+                    "b_exit": exit_code,
+                    "b_summary": summary,
+                    "b_now": now,
+                },
+            ).first()
+            if row is None:
+                raise _lease_lost(_current(conn, attempt_id), attempt_id, token)
+            self._event_conn(
+                conn,
                 attempt_id,
                 "finished",
                 actor,

@@ -29,6 +29,7 @@ class AttemptRow(Base):
         UniqueConstraint("repository", "task_key", "attempt_number", name="uq_attempt_number"),
         Index("ix_attempts_state", "state"),
         Index("ix_attempts_task_key", "task_key"),
+        Index("ix_attempts_claim", "state", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(16), primary_key=True)

@@ -1,0 +1,264 @@
+"""Benchmark of the attempt lifecycle through orch's store API.
+
+Measures, on a fresh store:
+
+* claim+heartbeat+finish cycles per second with 1 and 8 worker processes (each cycle is
+  three durable write transactions), and the claim latency (median, p99);
+* the wake latency of ``orch.lifecycle.wait`` (the code behind ``orch wait``): the time
+  from the commit that ends an attempt to the waiter returning, median and p99, and the
+  same through the ``orch wait`` command in a subprocess (which adds process exit).
+
+Usage: python bench/lifecycle_bench.py [--backend sqlite|postgresql] [--attempts N]
+       [--processes 1,8] [--wakes N] [--json out.json]
+PostgreSQL uses ORCH_BENCH_PG_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/postgres)
+and a throwaway database of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import multiprocessing as mp
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from orch import lifecycle
+from orch.models import NewAttempt, State, WorkerIdentity
+from orch.store import Store, open_store, upgrade_store
+
+TARGET_CYCLES_8 = 500.0
+TARGET_CLAIM_P99_MS = 50.0
+TARGET_WAKE_MEDIAN_MS = 50.0
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+SYNCHRONOUS = os.environ.get("ORCH_SQLITE_SYNCHRONOUS", "NORMAL")
+
+
+def open_bench_store(url: str, home: Path) -> Store:
+    return open_store(url, home / "locks", auto_migrate=True, synchronous=SYNCHRONOUS)
+
+
+def seed(store: Store, count: int, repository: str) -> list[str]:
+    ids = []
+    for i in range(count):
+        attempt_id = uuid.uuid4().hex[:8]
+        new = NewAttempt(
+            id=attempt_id, task_key=f"bench-{i}", repository=repository, base_ref="HEAD",
+            base_commit="0" * 40, branch_name=f"orch/bench-{attempt_id}",
+            worktree_path=f"/nonexistent/{attempt_id}", worker=None, prompt="bench",
+        )
+        store.create_attempt(new, "bench")
+        store.finish_provisioning(attempt_id, Path(f"/nonexistent/{attempt_id}.json"), "bench")
+        ids.append(attempt_id)
+    return ids
+
+
+def worker_loop(url: str, home: str, name: str, out: Any, start: Any) -> None:
+    store = open_bench_store(url, Path(home))
+    identity = WorkerIdentity(name=name, host="bench", pid=None, started_at=None)
+    claims: list[float] = []
+    cycles = 0
+    start.wait()
+    while True:
+        t0 = time.perf_counter()
+        lease = store.claim(identity, 30.0, name)
+        claims.append(time.perf_counter() - t0)
+        if lease is None:
+            break
+        store.heartbeat(lease.attempt.id, lease.token, 30.0)
+        store.finish(lease.attempt.id, lease.token, State.SUCCEEDED, name, 0, "ok")
+        cycles += 1
+    store.close()
+    out.put((cycles, claims[:-1]))
+
+
+def cycles_per_second(url: str, home: Path, processes: int, attempts: int) -> dict[str, float]:
+    store = open_bench_store(url, home)
+    seed(store, attempts, f"/bench/{uuid.uuid4().hex}")
+    store.close()
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    start = ctx.Event()
+    procs = [
+        ctx.Process(target=worker_loop, args=(url, str(home), f"w{i}", out, start))
+        for i in range(processes)
+    ]
+    for p in procs:
+        p.start()
+    time.sleep(1.5)  # let every process import and connect before the clock starts
+    t0 = time.perf_counter()
+    start.set()
+    results = [out.get() for _ in procs]
+    wall = time.perf_counter() - t0
+    for p in procs:
+        p.join()
+    total = sum(r[0] for r in results)
+    claims = [c for r in results for c in r[1]]
+    return {
+        "processes": processes,
+        "cycles": total,
+        "seconds": wall,
+        "cycles_per_second": total / wall,
+        "claim_median_ms": statistics.median(claims) * 1000,
+        "claim_p99_ms": pct(claims, 0.99) * 1000,
+    }
+
+
+def wake_latency_api(url: str, home: Path, trials: int) -> dict[str, float]:
+    store = open_bench_store(url, home)
+    ids = seed(store, trials, f"/bench/{uuid.uuid4().hex}")
+    identity = WorkerIdentity(name="w", host="bench")
+    latencies = []
+    for attempt_id in ids:
+        lease = store.claim(identity, 30.0, "bench", attempt_id)
+        assert lease is not None
+        returned: list[float] = []
+        waiter_store = open_bench_store(url, home)
+        th = threading.Thread(
+            target=lambda s=waiter_store, a=attempt_id: (
+                lifecycle.wait(s, [a], 30.0, "bench"), returned.append(time.perf_counter())
+            )
+        )
+        th.start()
+        time.sleep(0.2)  # the waiter is asleep between looks
+        store.finish(attempt_id, lease.token, State.SUCCEEDED, "bench", 0, "ok")
+        committed = time.perf_counter()
+        th.join()
+        waiter_store.close()
+        latencies.append(returned[0] - committed)
+    store.close()
+    return {
+        "trials": trials,
+        "median_ms": statistics.median(latencies) * 1000,
+        "p99_ms": pct(latencies, 0.99) * 1000,
+    }
+
+
+def wake_latency_cli(url: str, home: Path, trials: int, env: dict[str, str]) -> dict[str, float]:
+    orch = str(Path(sys.executable).parent / "orch")
+    store = open_bench_store(url, home)
+    ids = seed(store, trials, f"/bench/{uuid.uuid4().hex}")
+    identity = WorkerIdentity(name="w", host="bench")
+    latencies = []
+    for attempt_id in ids:
+        lease = store.claim(identity, 30.0, "bench", attempt_id)
+        assert lease is not None
+        proc = subprocess.Popen([orch, "wait", attempt_id], env=env, stdout=subprocess.DEVNULL)
+        time.sleep(0.6)  # past start-up: the waiter is polling
+        store.finish(attempt_id, lease.token, State.SUCCEEDED, "bench", 0, "ok")
+        committed = time.perf_counter()
+        proc.wait()
+        latencies.append(time.perf_counter() - committed)
+    store.close()
+    return {
+        "trials": trials,
+        "median_ms": statistics.median(latencies) * 1000,
+        "p99_ms": pct(latencies, 0.99) * 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--attempts", type=int, default=2000)
+    parser.add_argument("--processes", default="1,8")
+    parser.add_argument("--wakes", type=int, default=40)
+    parser.add_argument("--synchronous", choices=("NORMAL", "FULL"), default="NORMAL",
+                        help="SQLite durability: NORMAL (orch's default) or FULL")
+    parser.add_argument("--json", dest="json_out", default=None)
+    args = parser.parse_args()
+    # spawned worker processes read it from the environment
+    os.environ["ORCH_SQLITE_SYNCHRONOUS"] = args.synchronous
+    global SYNCHRONOUS
+    SYNCHRONOUS = args.synchronous
+
+    tmp = Path(tempfile.mkdtemp(prefix="orch-lifecycle-bench-"))
+    home = tmp / "home"
+    env = {**os.environ, "ORCH_HOME": str(home), "HOME": str(tmp)}
+    cleanup = None
+    if args.backend == "sqlite":
+        url = f"sqlite:///{home / 'orch.db'}"
+    else:
+        url, cleanup = make_pg_database()
+        upgrade_store(url, home / "locks")
+    env["ORCH_DATABASE_URL"] = url
+    os.environ.update({"ORCH_HOME": str(home), "ORCH_DATABASE_URL": url})
+    try:
+        report: dict[str, Any] = {
+            "date": dt.date.today().isoformat(),
+            "backend": args.backend,
+            "sqlite_synchronous": args.synchronous if args.backend == "sqlite" else None,
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "cycles": [
+                cycles_per_second(url, home, int(n), args.attempts)
+                for n in args.processes.split(",")
+            ],
+            "wake_api": wake_latency_api(url, home, args.wakes),
+            "wake_cli": wake_latency_cli(url, home, max(10, args.wakes // 2), env),
+        }
+    finally:
+        if cleanup:
+            cleanup()
+    print_report(report)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(report, indent=2))
+
+
+def make_pg_database() -> tuple[str, Any]:
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(
+        os.environ.get("ORCH_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    )
+    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"orch_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return admin.set(database=name).render_as_string(hide_password=False), drop
+
+
+def print_report(report: dict[str, Any]) -> None:
+    sync = f" synchronous={report['sqlite_synchronous']}" if report["sqlite_synchronous"] else ""
+    print(f"orch lifecycle bench, {report['backend']}{sync}, {report['cpus']} cpus, {report['date']}")
+    print(f"{'processes':>9} {'cycles':>7} {'cycles/s':>9} {'claim p50 ms':>12} {'claim p99 ms':>12}")
+    for row in report["cycles"]:
+        print(
+            f"{row['processes']:>9} {row['cycles']:>7} {row['cycles_per_second']:>9.0f} "
+            f"{row['claim_median_ms']:>12.2f} {row['claim_p99_ms']:>12.2f}"
+        )
+    eight = [r for r in report["cycles"] if r["processes"] == 8]
+    if eight and report["backend"] == "sqlite":
+        ok = eight[0]["cycles_per_second"] >= TARGET_CYCLES_8
+        print(f"target >= {TARGET_CYCLES_8:.0f} cycles/s at 8 processes: {'PASS' if ok else 'FAIL'}")
+        ok = eight[0]["claim_p99_ms"] <= TARGET_CLAIM_P99_MS
+        print(f"target claim p99 <= {TARGET_CLAIM_P99_MS:.0f} ms at 8 processes: {'PASS' if ok else 'FAIL'}")
+    for key, label in (("wake_api", "wait wake (API)"), ("wake_cli", "orch wait (CLI, incl. exit)")):
+        w = report[key]
+        print(f"{label:<28} median {w['median_ms']:.1f} ms  p99 {w['p99_ms']:.1f} ms  ({w['trials']} trials)")
+    ok = report["wake_api"]["median_ms"] <= TARGET_WAKE_MEDIAN_MS
+    print(f"target wake median <= {TARGET_WAKE_MEDIAN_MS:.0f} ms: {'PASS' if ok else 'FAIL'}")
+
+
+if __name__ == "__main__":
+    main()
