@@ -14,8 +14,9 @@ from typing import Any, Self, cast
 from sqlalchemy import Connection, Engine, Table, insert
 from sqlalchemy.orm import Session
 
+from orch.fslock import WriterLock
 from orch.models import Attempt, AttemptEvent, State, WorkspaceStatus
-from orch.store.engine import translate_errors
+from orch.store.engine import SQLITE_BUSY_TIMEOUT_MS, is_sqlite, sqlite_path, translate_errors
 from orch.store.tables import AttemptEventRow
 
 _INSERT_EVENT = insert(cast(Table, AttemptEventRow.__table__))
@@ -89,10 +90,18 @@ class StoreBase:
         self.url = str(engine.url)
         self.clock = clock
         self._writer = engine.execution_options(orch_write=True)
+        path = sqlite_path(self.url) if is_sqlite(self.url) else None
+        self._write_lock = (
+            WriterLock(path.with_name(path.name + ".write-lock"), SQLITE_BUSY_TIMEOUT_MS / 1000)
+            if path is not None
+            else None
+        )
 
     def close(self) -> None:
         """Release the store's connections (PostgreSQL pools hold them open)."""
         self.engine.dispose()
+        if self._write_lock is not None:
+            self._write_lock.close()
 
     def __enter__(self) -> Self:
         return self
@@ -105,6 +114,7 @@ class StoreBase:
     @contextlib.contextmanager
     def _write(self) -> Iterator[Session]:
         with (
+            self._writer_lock(),
             translate_errors(self.url),
             Session(self._writer, expire_on_commit=False) as s,
             s.begin(),
@@ -114,8 +124,11 @@ class StoreBase:
     @contextlib.contextmanager
     def _write_conn(self) -> Iterator[Connection]:
         """A write transaction on a bare connection, for hot paths that skip the ORM."""
-        with translate_errors(self.url), self._writer.begin() as conn:
+        with self._writer_lock(), translate_errors(self.url), self._writer.begin() as conn:
             yield conn
+
+    def _writer_lock(self) -> contextlib.AbstractContextManager[None]:
+        return self._write_lock.held() if self._write_lock else contextlib.nullcontext()
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Session]:
