@@ -17,8 +17,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-import psutil
-
 START_TIME_TOLERANCE = 0.05  # seconds; psutil derives start times from clock ticks
 
 
@@ -27,6 +25,8 @@ def hostname() -> str:
 
 
 def start_time(pid: int) -> float | None:
+    import psutil  # imported on use: most commands never check a process
+
     try:
         return float(psutil.Process(pid).create_time())
     except (psutil.Error, ValueError):
@@ -35,6 +35,8 @@ def start_time(pid: int) -> float | None:
 
 def is_alive(pid: int, started_at: float | None) -> bool:
     """True while the process that had ``pid`` at ``started_at`` still runs."""
+    import psutil
+
     try:
         proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
