@@ -15,10 +15,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orch import inbox, processes
+from orch import inbox, naming, processes
 from orch.config import Settings
-from orch.errors import Conflict, InvalidInput
-from orch.models import Attempt, Lease, Message, State, WorkerIdentity
+from orch.errors import Conflict, InvalidInput, OrchError
+from orch.models import (
+    Attempt,
+    Lease,
+    Message,
+    NewAttempt,
+    State,
+    WorkerIdentity,
+    WorkspaceStatus,
+)
 from orch.queries import find_attempt
 
 if TYPE_CHECKING:
@@ -184,14 +192,64 @@ def rewrite_payload(attempt: Attempt, settings: Settings) -> None:
         inbox.write_payload(Path(attempt.payload_path), payload)
 
 
-def send(store: Store, ref: str, body: str, actor: str) -> Message:
-    """Queue a follow-up for a live attempt; the worker runtime delivers it in order."""
+def send(store: Store, ref: str, body: str, actor: str, settings: Settings) -> SendOutcome:
+    """Queue a follow-up for an attempt, delivered in the same worktree.
+
+    A live attempt gets the message queued; its worker runs it when the current run ends.
+    An attempt that has ended gets a continuation: a new attempt of the same task (number
+    + 1) that reuses the worktree and branch (``workspace_status=reused``) with the message
+    as its prompt, for any worker to claim.
+    """
     if not body.strip():
         raise InvalidInput("the message is empty")
     attempt = find_attempt(store, ref)
-    if attempt.terminal:
+    if not attempt.terminal:
+        return SendOutcome(message=store.add_message(attempt.id, body, actor), continuation=None)
+    return SendOutcome(message=None, continuation=_continue(store, attempt, body, actor, settings))
+
+
+@dataclasses.dataclass(frozen=True)
+class SendOutcome:
+    message: Message | None
+    continuation: Attempt | None
+
+
+def _continue(store: Store, attempt: Attempt, body: str, actor: str, settings: Settings) -> Attempt:
+    worktree = Path(attempt.worktree_path) if attempt.worktree_path else None
+    usable = attempt.workspace_status in (WorkspaceStatus.READY, WorkspaceStatus.REUSED)
+    if worktree is None or not usable or not worktree.is_dir():
         raise Conflict(
-            f"attempt {attempt.id} has ended ({attempt.state}); to continue in its worktree "
-            f"run 'orch retry {attempt.id}' with a new prompt"
+            f"attempt {attempt.id} has ended and its worktree is gone "
+            f"({attempt.workspace_status}): use 'orch retry {attempt.id} --prompt ...'"
         )
-    return store.add_message(attempt.id, body, actor)
+    for live in store.live_attempts(attempt.repository, attempt.task_key):
+        if live.worktree_path == attempt.worktree_path:
+            raise Conflict(
+                f"attempt {live.id} ({live.state}) already works in {worktree}: "
+                f"send the message to it with 'orch send {live.id} ...'"
+            )
+    new = NewAttempt(
+        id=naming.new_attempt_id(),
+        task_key=attempt.task_key,
+        repository=attempt.repository,
+        base_ref=attempt.base_ref,
+        base_commit=attempt.base_commit or "",
+        branch_name=attempt.branch_name or "",
+        worktree_path=str(worktree),
+        worker=attempt.worker,
+        prompt=body,
+    )
+    created = store.create_attempt(new, actor)
+    payload_file = inbox.payload_path(settings.inbox_dir, created.id)
+    reused = dataclasses.replace(
+        created, workspace_status=WorkspaceStatus.REUSED, payload_path=str(payload_file)
+    )
+    try:
+        inbox.write_payload(
+            payload_file,
+            inbox.build_payload(reused, orch_home=settings.home, lease_ttl=settings.lease_ttl),
+        )
+    except OrchError as exc:
+        store.fail_provisioning(created.id, exc.message, actor)
+        raise
+    return store.finish_provisioning(created.id, payload_file, actor, WorkspaceStatus.REUSED)

@@ -173,7 +173,11 @@ def cancel(attempts: tuple[str, ...], grace: float | None, reason: str | None) -
     help="Read the message from a file.",
 )
 def send(attempt: str, message: str | None, message_file: Path | None) -> None:
-    """Queue a follow-up MESSAGE for a live ATTEMPT; its worker runs it in the same worktree."""
+    """Send ATTEMPT a follow-up MESSAGE, run in the same worktree.
+
+    A live attempt gets it queued for its worker; an attempt that has ended gets a
+    continuation attempt that reuses its worktree and branch (prints the new id).
+    """
     from orch.errors import InvalidInput
     from orch.lifecycle import send as run_send
 
@@ -184,8 +188,15 @@ def send(attempt: str, message: str | None, message_file: Path | None) -> None:
             message = message_file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise InvalidInput(f"cannot read {message_file}: {exc}") from exc
-    queued = run_send(open_store(settings_from_env()), attempt, message or "", actor())
-    click.echo(f"message {queued.id} queued for attempt {queued.attempt_id}")
+    settings = settings_from_env()
+    outcome = run_send(open_store(settings), attempt, message or "", actor(), settings)
+    if outcome.message is not None:
+        click.echo(f"message {outcome.message.id} queued for attempt {outcome.message.attempt_id}")
+    elif outcome.continuation is not None:
+        click.echo(
+            f"{outcome.continuation.id}: attempt {outcome.continuation.attempt_number} of "
+            f"{outcome.continuation.task_key!r} continues in {outcome.continuation.worktree_path}"
+        )
 
 
 @click.command()

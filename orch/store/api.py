@@ -118,14 +118,20 @@ class Store(LifecycleOps):
                     newest[row.repository] = row
             return [to_attempt(r) for r in newest.values()]
 
-    def finish_provisioning(self, attempt_id: str, payload_path: Path, actor: str) -> Attempt:
-        """provisioning -> ready, only if nobody changed the attempt meanwhile."""
+    def finish_provisioning(
+        self,
+        attempt_id: str,
+        payload_path: Path,
+        actor: str,
+        status: WorkspaceStatus = WorkspaceStatus.READY,
+    ) -> Attempt:
+        """provisioning -> ready (or reused), only if nobody changed the attempt meanwhile."""
         return self._set_workspace(
             attempt_id,
             WorkspaceStatus.PROVISIONING,
             actor,
             "provisioned",
-            workspace_status=WorkspaceStatus.READY,
+            workspace_status=status,
             payload_path=str(payload_path),
         )
 
