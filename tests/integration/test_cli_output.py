@@ -1,0 +1,209 @@
+"""What ``orch dispatch``, ``orch list`` and ``orch show`` print, as text and as JSON."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import RunCli, assert_failed_cleanly, attempts_of, dispatch, head, json_out, show
+
+RunOrch = Callable[..., Any]
+ATTEMPT_ID = re.compile(r"^[0-9a-f]{8}$")
+UNICODE_KEY = "Fix lógin \u2013 ünïcode 修复"  # with an en dash
+
+
+def test_dispatch_prints_the_attempt_id(repo: Path, run_cli: RunCli, store_url: str) -> None:
+    result = run_cli("dispatch", "add-retries", cwd=repo)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    assert result.stdout.endswith("\n") and result.stdout.count("\n") == 1
+    attempt_id = result.stdout.strip()
+    assert ATTEMPT_ID.match(attempt_id)
+    [attempt] = attempts_of(run_cli, repo)
+    assert attempt["id"] == attempt_id
+
+
+def test_dispatch_json_is_a_versioned_envelope(repo: Path, run_cli: RunCli, store_url: str) -> None:
+    data = json_out(run_cli("dispatch", "add-retries", "--prompt", "p", "--json", cwd=repo))
+    assert set(data) == {"version", "attempt", "warnings"}
+    attempt = data["attempt"]
+    assert ATTEMPT_ID.match(attempt["id"])
+    assert attempt["base_commit"] == head(repo)
+    for stamp in ("created_at", "updated_at"):
+        assert dt.datetime.fromisoformat(attempt[stamp]).tzinfo is not None
+
+
+def test_list_json_newest_first_with_filters(repo: Path, run_cli: RunCli, store_url: str) -> None:
+    older = dispatch(run_cli, repo, "older")
+    newer = dispatch(run_cli, repo, "newer")
+    assert attempts_of(run_cli, repo) == [newer, older]
+
+    def ids(*args: str) -> list[str]:
+        attempts = json_out(run_cli("list", "--json", *args, cwd=repo))["attempts"]
+        return [a["id"] for a in attempts if a["repository"] == str(repo.resolve())]
+
+    assert ids("--task", "older") == [older["id"]]
+    assert ids("--state", "queued") == [newer["id"], older["id"]]
+    assert ids("--state", "failed", "--state", "succeeded") == []
+    assert ids("--limit", "1") == [newer["id"]]
+
+
+def test_list_text_table(repo: Path, run_cli: RunCli, store_url: str) -> None:
+    attempt = dispatch(run_cli, repo, UNICODE_KEY)
+    result = run_cli("list", cwd=repo)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["ID", "TASK", "#", "STATE", "WORKSPACE", "BRANCH", "AGE"]
+    [row] = [line for line in lines if line.startswith(attempt["id"])]
+    assert UNICODE_KEY in row
+    assert row.split()[-5:-1] == ["1", "queued", "ready", attempt["branch_name"]]
+
+
+def test_list_of_an_empty_store(run_cli: RunCli, tmp_path: Path) -> None:
+    # the default embedded store under this test's own ORCH_HOME, created on first use
+    result = run_cli("list", cwd=tmp_path)
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "no attempts\n", "")
+    assert json_out(run_cli("list", "--json", cwd=tmp_path)) == {"version": 1, "attempts": []}
+
+
+def test_show_json_has_attempt_and_events(repo: Path, run_cli: RunCli, store_url: str) -> None:
+    attempt = dispatch(run_cli, repo, "add-retries")
+    data = show(run_cli, attempt["id"], cwd=repo)
+    assert {"version", "attempt", "events"} <= set(data)
+    assert data["attempt"] == attempt
+    created, provisioned = data["events"]
+    assert (created["kind"], provisioned["kind"]) == ("created", "provisioned")
+    for event in (created, provisioned):
+        assert event["attempt_id"] == attempt["id"]
+        assert "pid " in event["actor"]
+        assert dt.datetime.fromisoformat(event["created_at"]).tzinfo is not None
+    assert provisioned["detail"]["workspace_status"] == "ready"
+    assert provisioned["detail"]["payload_path"] == attempt["payload_path"]
+
+
+def test_show_text(repo: Path, run_cli: RunCli, store_url: str) -> None:
+    attempt = dispatch(run_cli, repo, "add-retries", "--prompt", "Add retries\nmore detail")
+    result = run_cli("show", attempt["id"], cwd=repo)
+    assert result.exit_code == 0, result.output
+    fields = {}
+    for line in result.stdout.split("\n\nevents:\n")[0].splitlines():
+        key, _, value = line.partition(" ")
+        fields[key] = value.strip()
+    for key in (
+        "task_key",
+        "state",
+        "workspace_status",
+        "repository",
+        "base_ref",
+        "base_commit",
+        "branch_name",
+        "worktree_path",
+    ):
+        assert fields[key] == str(attempt[key]), key
+    assert fields["attempt"] == attempt["id"]
+    assert fields["attempt_number"] == "1"
+    assert fields["payload"] == attempt["payload_path"]
+    assert fields["worker"] == "(any)"
+    assert fields["prompt"] == "Add retries"  # the first line only
+    events = result.stdout.split("\n\nevents:\n")[1].splitlines()
+    assert [line.split()[1] for line in events] == ["created", "provisioned"]
+
+
+def test_show_text_of_a_failed_attempt_gives_the_reason(
+    repo: Path, run_cli: RunCli, store_url: str
+) -> None:
+    hook = repo / ".git" / "hooks" / "post-checkout"
+    hook.write_text("#!/bin/sh\necho 'hook says no' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    assert run_cli("dispatch", "t", cwd=repo).exit_code == 7
+    [attempt] = attempts_of(run_cli, repo)
+    result = run_cli("show", attempt["id"], cwd=repo)
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^reason +git hook run failed: hook says no$", result.stdout, re.M)
+    assert re.search(r"^state +failed$", result.stdout, re.M)
+    assert re.search(r"^payload +-$", result.stdout, re.M)
+
+
+def test_list_and_show_through_the_entry_point(
+    repo: Path, run_cli: RunCli, run_orch: RunOrch, store_url: str
+) -> None:
+    attempt = dispatch(run_cli, repo, "add-retries")
+    listed = run_orch("list", "--json", cwd=repo)
+    assert listed.returncode == 0, listed.stderr
+    assert attempt in json.loads(listed.stdout)["attempts"]
+    shown = run_orch("show", attempt["payload_path"], "--json", cwd=repo)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["attempt"] == attempt
+
+
+# -- show failing --------------------------------------------------------------------------
+
+
+def test_show_unknown_attempt(repo: Path, run_cli: RunCli, store_url: str) -> None:
+    line = assert_failed_cleanly(run_cli("show", "ffffffff", cwd=repo), 8)
+    assert line == "Error: no attempt 'ffffffff' in the store"
+
+
+def test_show_unknown_attempt_through_the_entry_point(
+    repo: Path, run_orch: RunOrch, store_url: str
+) -> None:
+    line = assert_failed_cleanly(run_orch("show", "nope", cwd=repo), 8)
+    assert line == "Error: no attempt 'nope' in the store"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "no payload at {path}"),
+        (
+            "{not json",
+            "corrupt payload {path}: not JSON (Expecting property name enclosed in "
+            "double quotes at line 1)",
+        ),
+        ('{"attempt_id": "deadbeef"}', "corrupt payload {path}: no integer schema_version"),
+        (
+            '{"schema_version": 99}',
+            "payload {path} has schema version 99; this orch reads up to 1: upgrade orch",
+        ),
+    ],
+    ids=["missing", "not-json", "no-version", "future-version"],
+)
+def test_show_unreadable_payload(
+    run_cli: RunCli, store_url: str, tmp_path: Path, content: str | None, message: str
+) -> None:
+    path = tmp_path / "payload.json"
+    if content is not None:
+        path.write_text(content)
+    line = assert_failed_cleanly(run_cli("show", str(path), cwd=tmp_path), 9)
+    assert line == "Error: " + message.format(path=path)
+
+
+def test_show_payload_that_fails_the_schema(
+    repo: Path, run_cli: RunCli, store_url: str, tmp_path: Path
+) -> None:
+    attempt = dispatch(run_cli, repo, "t")
+    payload = json.loads(Path(attempt["payload_path"]).read_text())
+    del payload["branch_name"]
+    (tmp_path / "p.json").write_text(json.dumps(payload))
+    line = assert_failed_cleanly(run_cli("show", str(tmp_path / "p.json"), cwd=tmp_path), 9)
+    assert line.startswith(f"Error: invalid payload {tmp_path / 'p.json'}: ")
+    assert "'branch_name' is a required property" in line
+
+
+def test_show_payload_of_an_attempt_in_another_store(
+    repo: Path, run_cli: RunCli, store_url: str, tmp_path: Path
+) -> None:
+    attempt = dispatch(run_cli, repo, "t")
+    payload = json.loads(Path(attempt["payload_path"]).read_text())
+    payload["attempt_id"] = "0badcafe"
+    (tmp_path / "p.json").write_text(json.dumps(payload))
+    line = assert_failed_cleanly(run_cli("show", str(tmp_path / "p.json"), cwd=tmp_path), 8)
+    assert line == (
+        f"Error: the payload {tmp_path / 'p.json'} names attempt 0badcafe, which is not in "
+        "this store"
+    )
