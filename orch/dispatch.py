@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from orch import inbox, naming
 from orch.config import Settings
-from orch.errors import DirtyRepository, OrchError, WorkspaceError
+from orch.errors import DirtyRepository, OrchError, WorkspaceError, describe_os_error
 from orch.git import DirtyPath, Git, PendingDirtyCheck, Repository
 from orch.models import Attempt, NewAttempt, WorkspaceStatus
 
@@ -61,6 +61,8 @@ def describe_dirt(paths: list[DirtyPath]) -> str:
 def _kind(code: str) -> str:
     if code == "??":
         return "untracked"
+    if "D" in code:
+        return "deleted"
     if code[0] not in " ?!" and code[1] not in " ?!":
         return "staged and modified"
     return "staged" if code[0] not in " ?!" else "modified"
@@ -70,7 +72,9 @@ def check_worktree_root(root: Path) -> None:
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise WorkspaceError(f"cannot create the worktree root {root}: {exc.strerror}") from exc
+        raise WorkspaceError(
+            f"cannot create the worktree root {root}: {describe_os_error(exc)}"
+        ) from exc
     if not os.access(root, os.W_OK | os.X_OK):
         raise WorkspaceError(f"the worktree root {root} is not writable")
 

@@ -164,3 +164,18 @@ class NotClaimable(OrchError):
     """The attempt cannot be claimed."""
 
     exit_code = 17
+
+
+def describe_os_error(exc: OSError) -> str:
+    """A short reason for a file-system failure, in words a user acts on."""
+    if isinstance(exc, FileExistsError | NotADirectoryError) and exc.filename:
+        # mkdir(exist_ok=True) says "File exists" when a file is in the way: name the file
+        import os.path
+
+        path = os.fspath(exc.filename)
+        while path and not os.path.lexists(path) and os.path.dirname(path) != path:
+            path = os.path.dirname(path)
+        return f"{path} is not a directory"
+    if exc.errno == 28:  # ENOSPC
+        return "the disk is full"
+    return exc.strerror or str(exc)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import errno
 import json
 import os
 import tempfile
@@ -20,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from orch.errors import PayloadError, WorkspaceError
+from orch.errors import PayloadError, WorkspaceError, describe_os_error
 from orch.models import Attempt
 
 SCHEMA_VERSION = 1
@@ -113,8 +112,7 @@ def write_payload(path: Path, payload: dict[str, Any]) -> None:
         finally:
             os.close(dir_fd)
     except OSError as exc:
-        reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror
-        raise WorkspaceError(f"cannot write the payload {path}: {reason}") from exc
+        raise WorkspaceError(f"cannot write the payload {path}: {describe_os_error(exc)}") from exc
 
 
 def remove_payload(path: Path) -> None:

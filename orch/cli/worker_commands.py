@@ -67,7 +67,12 @@ def heartbeat(attempt: str, token: int) -> None:
 @click.command()
 @click.argument("attempt")
 @click.option("--lease", "token", type=int, required=True, help="The lease token from claim.")
-@click.option("--state", type=click.Choice(WORKER_END_STATES), required=True)
+@click.option(
+    "--state",
+    type=click.Choice(WORKER_END_STATES),
+    required=True,
+    help="How the attempt ended.",
+)
 @click.option("--exit-code", type=int, default=None, help="The agent's exit code.")
 @click.option("--summary", default=None, help="A short summary of how it ended.")
 def finish(

@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.pool import QueuePool
 
-from orch.errors import StoreError
+from orch.errors import StoreError, describe_os_error
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 
@@ -42,13 +42,9 @@ def make_engine(url: str, synchronous: str = "NORMAL") -> Engine:
                 try:
                     path.parent.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
-                    # mkdir(exist_ok=True) says "File exists" when a file is in the way
-                    reason = (
-                        f"{exc.filename} is not a directory"
-                        if isinstance(exc, FileExistsError)
-                        else exc.strerror
-                    )
-                    raise StoreError(f"cannot open the attempt store {path}: {reason}") from exc
+                    raise StoreError(
+                        f"cannot open the attempt store {path}: {describe_os_error(exc)}"
+                    ) from exc
             engine = create_engine(
                 url,
                 poolclass=QueuePool,

@@ -42,7 +42,7 @@ def make_dirt(repo: Path, kind: str) -> str:
         return "notes.txt (untracked)"
     if kind == "deleted":
         (repo / tracked).unlink()
-        return f"{tracked} (modified)"
+        return f"{tracked} (deleted)"
     if kind == "staged-new":
         (repo / "new.txt").write_text("new\n")
         git("add", "new.txt", cwd=repo)
@@ -296,7 +296,10 @@ def test_orch_home_under_a_regular_file(
     # the worktree root is usable, so it is the store that fails
     monkeypatch.setenv("ORCH_WORKTREE_ROOT", str(tmp_path / "worktrees"))
     line = assert_failed_cleanly(run_orch("dispatch", "t", cwd=repo), 6)
-    assert line == f"Error: cannot open the attempt store {home / 'orch.db'}: Not a directory"
+    assert line == (
+        f"Error: cannot open the attempt store {home / 'orch.db'}: "
+        f"{tmp_path / 'afile'} is not a directory"
+    )
     assert_nothing_left_behind(None, repo, home)
     assert list((tmp_path / "worktrees").rglob("*")) == []
     # list and show fail the same way
