@@ -63,6 +63,7 @@ class Attempt:
     lease_token: int = 0
     lease_expires_at: dt.datetime | None = None
     heartbeat_at: dt.datetime | None = None
+    lease_holder: str | None = None  # the worker name that claimed it (``worker`` is who should)
     worker_host: str | None = None
     worker_pid: int | None = None
     worker_started_at: float | None = None

@@ -249,9 +249,23 @@ class WorkerRuntime:
             except OSError as exc:
                 processes.append_log(log_path, f"=== orch: cannot start {argv[0]}: {exc}\n")
                 return 127
-            self.store.start_run(
-                attempt.id, lease.token, prompt, argv, str(log_path), agent.pid, agent.started_at
-            )
+            try:
+                self.store.start_run(
+                    attempt.id,
+                    lease.token,
+                    prompt,
+                    argv,
+                    str(log_path),
+                    agent.pid,
+                    agent.started_at,
+                )
+            except BaseException as exc:
+                # the store does not know this agent: never leave it running unsupervised
+                agent.stop(self.settings.cancel_grace)
+                if isinstance(exc, LeaseLost):
+                    lost.set()
+                    return None
+                raise
             code = self._supervise(agent, lost)
             self.store.end_run(attempt.id, run, code)
             processes.append_log(log_path, f"=== orch run {run} exited with {code}\n")

@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("lease_token", sa.Integer(), nullable=False),
         sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("lease_holder", sa.String(128), nullable=True),
         sa.Column("worker_host", sa.String(255), nullable=True),
         sa.Column("worker_pid", sa.Integer(), nullable=True),
         sa.Column("worker_started_at", sa.Float(), nullable=True),

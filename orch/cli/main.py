@@ -189,9 +189,17 @@ def upgrade() -> None:
 def current() -> None:
     """Print the store's schema revision and this orch's head."""
     from orch.store import store_revision
+    from orch.store.revision import REVISIONS
 
     rev, head = store_revision(settings_from_env().database_url)
-    state = "up to date" if rev == head else ("empty" if rev is None else "needs 'orch db upgrade'")
+    if rev == head:
+        state = "up to date"
+    elif rev is None:
+        state = "empty: 'orch db upgrade' creates it"
+    elif rev in REVISIONS:
+        state = "needs 'orch db upgrade'"
+    else:
+        state = "written by a newer orch: upgrade orch"
     click.echo(f"store revision {rev or 'none'}, orch head {head}: {state}")
 
 

@@ -64,8 +64,10 @@ def attempt_detail(detail: AttemptDetail) -> str:
         ("created_at", attempt.created_at.isoformat(timespec="seconds")),
         ("updated_at", attempt.updated_at.isoformat(timespec="seconds")),
     ]
-    if attempt.worker_host:
-        fields.append(("worker_host", f"{attempt.worker_host} pid {attempt.worker_pid}"))
+    if attempt.lease_holder:
+        where = f" on {attempt.worker_host}" if attempt.worker_host else ""
+        pid = f" pid {attempt.worker_pid}" if attempt.worker_pid else ""
+        fields.append(("lease_holder", f"{attempt.lease_holder}{where}{pid}"))
     if attempt.state == "running":
         fields.append(("lease", f"{attempt.lease_token} until {_when(attempt.lease_expires_at)}"))
         fields.append(("heartbeat_at", _when(attempt.heartbeat_at)))

@@ -6,11 +6,12 @@ and row conversion in ``base``.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -21,6 +22,11 @@ from orch.store.base import Clock, to_attempt, to_event, utcnow
 from orch.store.engine import is_sqlite, make_engine
 from orch.store.lifecycle import LifecycleOps
 from orch.store.tables import AttemptEventRow, AttemptRow
+
+
+def _task_lock_key(repository: str, task_key: str) -> int:
+    digest = hashlib.sha256(f"{repository}\0{task_key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 class Store(LifecycleOps):
@@ -36,6 +42,12 @@ class Store(LifecycleOps):
         for _ in range(5):
             try:
                 with self._write() as s:
+                    if not is_sqlite(self.url):
+                        # one numbering at a time per task (SQLite: BEGIN IMMEDIATE does it)
+                        s.execute(
+                            text("SELECT pg_advisory_xact_lock(:k)"),
+                            {"k": _task_lock_key(new.repository, new.task_key)},
+                        )
                     if retry_of is not None:
                         self._check_retry(s, new, retry_of)
                     number = (
@@ -87,11 +99,12 @@ class Store(LifecycleOps):
         raise StoreError(f"could not number a new attempt of task {new.task_key!r}")
 
     def _check_retry(self, s: Session, new: NewAttempt, retry_of: int) -> None:
-        rows = s.scalars(
-            select(AttemptRow)
-            .where(AttemptRow.repository == new.repository, AttemptRow.task_key == new.task_key)
-            .with_for_update()
-        ).all()
+        task = (AttemptRow.repository == new.repository, AttemptRow.task_key == new.task_key)
+        # Lock the task's rows so that racing retries queue here, then read them again: on
+        # PostgreSQL (READ COMMITTED) the statement that waited for the lock does not see
+        # the attempt the winner inserted; a new statement does.
+        s.execute(select(AttemptRow.id).where(*task).with_for_update())
+        rows = s.scalars(select(AttemptRow).where(*task)).all()
         live = [r for r in rows if r.state in (State.QUEUED, State.RUNNING)]
         if live:
             raise RetryRefused(

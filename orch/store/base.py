@@ -29,10 +29,13 @@ def utcnow() -> dt.datetime:
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    # SQLite hands back naive datetimes; orch stores UTC only.
-    if value is not None and value.tzinfo is None:
+    """UTC, whatever the backend hands back: SQLite naive (orch writes UTC only),
+    PostgreSQL in the session's TimeZone."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
         return value.replace(tzinfo=dt.UTC)
-    return value
+    return value.astimezone(dt.UTC)
 
 
 def to_attempt(row: Any) -> Attempt:
@@ -60,6 +63,7 @@ def to_attempt(row: Any) -> Attempt:
         lease_token=row.lease_token,
         lease_expires_at=_aware(row.lease_expires_at),
         heartbeat_at=_aware(row.heartbeat_at),
+        lease_holder=row.lease_holder,
         worker_host=row.worker_host,
         worker_pid=row.worker_pid,
         worker_started_at=row.worker_started_at,
@@ -88,7 +92,7 @@ class StoreBase:
     def __init__(self, engine: Engine, clock: Clock = utcnow) -> None:
         self.engine = engine
         self.url = str(engine.url)
-        self.clock = clock
+        self._clock = clock
         self._writer = engine.execution_options(orch_write=True)
         path = sqlite_path(self.url) if is_sqlite(self.url) else None
         self._write_lock = (
@@ -96,6 +100,10 @@ class StoreBase:
             if path is not None
             else None
         )
+
+    def clock(self) -> dt.datetime:
+        """Now, in UTC (SQLite keeps wall time without its offset, so only UTC is written)."""
+        return self._clock().astimezone(dt.UTC)
 
     def close(self) -> None:
         """Release the store's connections (PostgreSQL pools hold them open)."""

@@ -315,7 +315,7 @@ class LifecycleOps(StoreBase):
     def cancel(self, attempt_id: str, reason: str, actor: str) -> tuple[Attempt, bool]:
         """End a live attempt as ``cancelled``; (attempt, False) if it had already ended."""
         with self._write() as s:
-            row = s.get(AttemptRow, attempt_id)
+            row = s.get(AttemptRow, attempt_id, with_for_update=True)
             if row is None:
                 raise AttemptNotFound(f"no attempt {attempt_id!r} in the store")
             if State(row.state) in TERMINAL_STATES:
@@ -341,7 +341,7 @@ class LifecycleOps(StoreBase):
     def reassign(self, attempt_id: str, worker: str, actor: str) -> tuple[Attempt, Attempt]:
         """Give a live attempt to ``worker``: back to queued, the old lease fenced out."""
         with self._write() as s:
-            row = s.get(AttemptRow, attempt_id)
+            row = s.get(AttemptRow, attempt_id, with_for_update=True)
             if row is None:
                 raise AttemptNotFound(f"no attempt {attempt_id!r} in the store")
             if State(row.state) in TERMINAL_STATES:
@@ -403,7 +403,7 @@ class LifecycleOps(StoreBase):
 
     def add_message(self, attempt_id: str, body: str, actor: str) -> Message:
         with self._write() as s:
-            row = s.get(AttemptRow, attempt_id)
+            row = s.get(AttemptRow, attempt_id, with_for_update=True)
             if row is None:
                 raise AttemptNotFound(f"no attempt {attempt_id!r} in the store")
             if State(row.state) in TERMINAL_STATES:
@@ -419,7 +419,7 @@ class LifecycleOps(StoreBase):
     def take_messages(self, attempt_id: str, token: int, run_number: int) -> list[Message]:
         """Mark every undelivered message delivered to ``run_number``; lease holder only."""
         with self._write() as s:
-            row = s.get(AttemptRow, attempt_id)
+            row = s.get(AttemptRow, attempt_id, with_for_update=True)
             if row is None or row.lease_token != token or row.state != State.RUNNING:
                 raise _lease_lost(row, attempt_id, token)
             msgs = list(
@@ -464,7 +464,7 @@ class LifecycleOps(StoreBase):
         pid_started_at: float | None = None,
     ) -> Run:
         with self._write() as s:
-            row = s.get(AttemptRow, attempt_id)
+            row = s.get(AttemptRow, attempt_id, with_for_update=True)
             if row is None or row.lease_token != token or row.state != State.RUNNING:
                 raise _lease_lost(row, attempt_id, token)
             number = (

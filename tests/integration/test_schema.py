@@ -146,7 +146,10 @@ def test_migrations_are_the_packaged_ones() -> None:
 def test_db_current_and_upgrade_on_a_fresh_store(empty_store_url: str, run_orch: RunOrch) -> None:
     fresh = run_orch("db", "current")
     assert (fresh.returncode, fresh.stderr) == (0, "")
-    assert fresh.stdout == f"store revision none, orch head {HEAD}: empty\n"
+    assert (
+        fresh.stdout
+        == f"store revision none, orch head {HEAD}: empty: 'orch db upgrade' creates it\n"
+    )
 
     upgraded = run_orch("db", "upgrade")
     assert (upgraded.returncode, upgraded.stderr) == (0, "")
@@ -186,13 +189,6 @@ def test_a_store_from_a_newer_orch_is_refused(
     assert_nothing_dispatched(repo, isolated_env)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug in orch.cli.main (db current): a store from a newer orch is reported as "
-    "\"needs 'orch db upgrade'\", but orch db upgrade refuses it; it should say the store "
-    "was written by a newer orch",
-)
 def test_db_current_says_a_newer_store_needs_a_newer_orch(
     empty_store_url: str, tmp_path: Path, run_orch: RunOrch
 ) -> None:
@@ -279,7 +275,10 @@ def test_postgres_store_behind_is_refused_until_upgraded(
     line = error_line(refused.stderr)
     assert "'orch db upgrade'" in line and HEAD in line, line
     # refusing did not create anything
-    assert run_orch("db", "current").stdout == f"store revision none, orch head {HEAD}: empty\n"
+    assert (
+        run_orch("db", "current").stdout
+        == f"store revision none, orch head {HEAD}: empty: 'orch db upgrade' creates it\n"
+    )
 
     assert run_orch("db", "upgrade").returncode == 0
     listed = run_orch("list")

@@ -146,17 +146,6 @@ def test_concurrent_creates_number_each_attempt_once(
     request: pytest.FixtureRequest,
 ) -> None:
     """Processes that number the same task at the same moment get 1..N, each once."""
-    if store_url.startswith("postgresql"):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                raises=AssertionError,
-                reason="bug in orch.store.api.create_attempt: on PostgreSQL, processes that "
-                "number the same task at once collide on uq_attempt_number and retry only 5 "
-                "times, so the 6th and later fail with 'could not number a new attempt'; "
-                "numbering needs a lock (e.g. pg_advisory_xact_lock on repository+task_key)",
-            )
-        )
     go = tmp_path / "go"
     procs = [
         subprocess.Popen(
@@ -361,16 +350,6 @@ def test_timestamps_come_from_the_injected_clock_as_utc(
 def test_a_clock_outside_utc_keeps_its_instant(
     store_url: str, isolated_env: Path, repository: str, request: pytest.FixtureRequest
 ) -> None:
-    if store_url.startswith("sqlite"):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                raises=AssertionError,
-                reason="bug in orch.store.api: SQLite keeps the wall time of an aware non-UTC "
-                "clock value and drops its offset, so the instant read back is shifted by it; "
-                "the store should convert clock values to UTC before writing",
-            )
-        )
     kolkata = dt.timezone(dt.timedelta(hours=5, minutes=30))
     when = START.astimezone(kolkata)
     with open_store(store_url, isolated_env / "locks", clock=lambda: when) as store:
@@ -381,12 +360,6 @@ def test_a_clock_outside_utc_keeps_its_instant(
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug in orch.store.api: timestamptz values come back in the PostgreSQL session's "
-    "TimeZone (here +05:30), not UTC; to_attempt/to_event should convert with astimezone(UTC)",
-)
 def test_postgres_datetimes_are_utc_whatever_the_server_time_zone(
     pg_database_url: str, isolated_env: Path, repository: str
 ) -> None:
