@@ -57,9 +57,15 @@ def seed(store: Store, count: int, repository: str) -> list[str]:
     for i in range(count):
         attempt_id = uuid.uuid4().hex[:8]
         new = NewAttempt(
-            id=attempt_id, task_key=f"bench-{i}", repository=repository, base_ref="HEAD",
-            base_commit="0" * 40, branch_name=f"orch/bench-{attempt_id}",
-            worktree_path=f"/nonexistent/{attempt_id}", worker=None, prompt="bench",
+            id=attempt_id,
+            task_key=f"bench-{i}",
+            repository=repository,
+            base_ref="HEAD",
+            base_commit="0" * 40,
+            branch_name=f"orch/bench-{attempt_id}",
+            worktree_path=f"/nonexistent/{attempt_id}",
+            worker=None,
+            prompt="bench",
         )
         store.create_attempt(new, "bench")
         store.finish_provisioning(attempt_id, Path(f"/nonexistent/{attempt_id}.json"), "bench")
@@ -118,6 +124,11 @@ def cycles_per_second(url: str, home: Path, processes: int, attempts: int) -> di
     }
 
 
+def _wait_then_stamp(store: Store, attempt_id: str, stamps: list[float]) -> None:
+    lifecycle.wait(store, [attempt_id], 30.0, "bench")
+    stamps.append(time.perf_counter())
+
+
 def wake_latency_api(url: str, home: Path, trials: int) -> dict[str, float]:
     store = open_bench_store(url, home)
     ids = seed(store, trials, f"/bench/{uuid.uuid4().hex}")
@@ -129,9 +140,7 @@ def wake_latency_api(url: str, home: Path, trials: int) -> dict[str, float]:
         returned: list[float] = []
         waiter_store = open_bench_store(url, home)
         th = threading.Thread(
-            target=lambda s=waiter_store, a=attempt_id: (
-                lifecycle.wait(s, [a], 30.0, "bench"), returned.append(time.perf_counter())
-            )
+            target=_wait_then_stamp, args=(waiter_store, attempt_id, returned)
         )
         th.start()
         time.sleep(0.2)  # the waiter is asleep between looks
@@ -177,8 +186,12 @@ def main() -> None:
     parser.add_argument("--attempts", type=int, default=2000)
     parser.add_argument("--processes", default="1,8")
     parser.add_argument("--wakes", type=int, default=40)
-    parser.add_argument("--synchronous", choices=("NORMAL", "FULL"), default="NORMAL",
-                        help="SQLite durability: NORMAL (orch's default) or FULL")
+    parser.add_argument(
+        "--synchronous",
+        choices=("NORMAL", "FULL"),
+        default="NORMAL",
+        help="SQLite durability: NORMAL (orch's default) or FULL",
+    )
     parser.add_argument("--json", dest="json_out", default=None)
     args = parser.parse_args()
     # spawned worker processes read it from the environment
@@ -240,8 +253,12 @@ def make_pg_database() -> tuple[str, Any]:
 
 def print_report(report: dict[str, Any]) -> None:
     sync = f" synchronous={report['sqlite_synchronous']}" if report["sqlite_synchronous"] else ""
-    print(f"orch lifecycle bench, {report['backend']}{sync}, {report['cpus']} cpus, {report['date']}")
-    print(f"{'processes':>9} {'cycles':>7} {'cycles/s':>9} {'claim p50 ms':>12} {'claim p99 ms':>12}")
+    print(
+        f"orch lifecycle bench, {report['backend']}{sync}, {report['cpus']} cpus, {report['date']}"
+    )
+    print(
+        f"{'processes':>9} {'cycles':>7} {'cycles/s':>9} {'claim p50 ms':>12} {'claim p99 ms':>12}"
+    )
     for row in report["cycles"]:
         print(
             f"{row['processes']:>9} {row['cycles']:>7} {row['cycles_per_second']:>9.0f} "
@@ -250,12 +267,21 @@ def print_report(report: dict[str, Any]) -> None:
     eight = [r for r in report["cycles"] if r["processes"] == 8]
     if eight and report["backend"] == "sqlite":
         ok = eight[0]["cycles_per_second"] >= TARGET_CYCLES_8
-        print(f"target >= {TARGET_CYCLES_8:.0f} cycles/s at 8 processes: {'PASS' if ok else 'FAIL'}")
+        print(
+            f"target >= {TARGET_CYCLES_8:.0f} cycles/s at 8 processes: {'PASS' if ok else 'FAIL'}"
+        )
         ok = eight[0]["claim_p99_ms"] <= TARGET_CLAIM_P99_MS
-        print(f"target claim p99 <= {TARGET_CLAIM_P99_MS:.0f} ms at 8 processes: {'PASS' if ok else 'FAIL'}")
-    for key, label in (("wake_api", "wait wake (API)"), ("wake_cli", "orch wait (CLI, incl. exit)")):
+        verdict = "PASS" if ok else "FAIL"
+        print(f"target claim p99 <= {TARGET_CLAIM_P99_MS:.0f} ms at 8 processes: {verdict}")
+    for key, label in (
+        ("wake_api", "wait wake (API)"),
+        ("wake_cli", "orch wait (CLI, incl. exit)"),
+    ):
         w = report[key]
-        print(f"{label:<28} median {w['median_ms']:.1f} ms  p99 {w['p99_ms']:.1f} ms  ({w['trials']} trials)")
+        print(
+            f"{label:<28} median {w['median_ms']:.1f} ms  p99 {w['p99_ms']:.1f} ms"
+            f"  ({w['trials']} trials)"
+        )
     ok = report["wake_api"]["median_ms"] <= TARGET_WAKE_MEDIAN_MS
     print(f"target wake median <= {TARGET_WAKE_MEDIAN_MS:.0f} ms: {'PASS' if ok else 'FAIL'}")
 
