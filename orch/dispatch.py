@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,7 +22,7 @@ from orch import inbox, naming
 from orch.config import Settings
 from orch.errors import DirtyRepository, OrchError, WorkspaceError, describe_os_error
 from orch.git import DirtyPath, Git, PendingDirtyCheck, Repository
-from orch.models import Attempt, NewAttempt, WorkspaceStatus
+from orch.models import Attempt, NewAttempt, WorkerIdentity, WorkspaceStatus
 
 if TYPE_CHECKING:
     from orch.store import Store
@@ -104,12 +105,19 @@ def dispatch(
     new = new_attempt(
         settings, repo, task_key, base_ref, base_commit, request.worker, request.prompt
     )
+
     # Not strict and the base is the main worktree's HEAD: its uncommitted changes are not
     # carried into the attempt; find out (alongside the checkout) so that we can say so.
     watch_dirt = not (request.strict or explicit_base)
     return create_and_provision(
         new, repo, settings, git, open_store(), actor, checkpoint, watch_dirt=watch_dirt
     )
+
+
+def this_process() -> WorkerIdentity:
+    # pid only: a start time needs psutil, too slow to import on every dispatch; doctor
+    # pairs a pid with the age of the row instead
+    return WorkerIdentity(name="dispatch", host=socket.gethostname(), pid=os.getpid())
 
 
 def new_attempt(
@@ -134,6 +142,8 @@ def new_attempt(
         ),
         worker=worker,
         prompt=prompt,
+        # who is provisioning, so that doctor can tell a crashed dispatch from a slow one
+        dispatcher=this_process(),
     )
 
 

@@ -374,3 +374,140 @@ def _rmtree(path: Path) -> None:
 def _last_line(text: str) -> str:
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     return lines[-1] if lines else "(no message)"
+
+
+@dataclasses.dataclass(frozen=True)
+class UnsavedWork:
+    """What removing a worktree and its branch would lose."""
+
+    dirty: tuple[DirtyPath, ...]  # uncommitted changes and untracked, not ignored, files
+    unmerged_commits: int  # commits reachable only from this branch / worktree HEAD
+    head: str | None  # the worktree's HEAD commit (None when the worktree is gone)
+
+    @property
+    def empty(self) -> bool:
+        return not self.dirty and not self.unmerged_commits
+
+    def describe(self) -> str:
+        parts = []
+        if self.dirty:
+            parts.append(f"{len(self.dirty)} uncommitted path{'s' if len(self.dirty) != 1 else ''}")
+        if self.unmerged_commits:
+            n = self.unmerged_commits
+            parts.append(f"{n} commit{'s' if n != 1 else ''} on no other branch or remote")
+        return " and ".join(parts) or "nothing"
+
+
+def unsaved_work(git: Git, repo: Repository, worktree: Path, branch: str | None) -> UnsavedWork:
+    """Uncommitted changes in ``worktree`` and commits nothing else keeps.
+
+    A commit is safe when another branch or a remote-tracking ref contains it (a branch
+    merged into its base is therefore always safe). Read without taking locks.
+    """
+    dirty: list[DirtyPath] = []
+    head = None
+    if worktree.is_dir() and worktree_admin_dir(worktree) is not None:
+        out = git.run(
+            ["--no-optional-locks", "status", "--porcelain=v1", "-z", "--untracked-files=all"],
+            cwd=worktree,
+        ).stdout
+        dirty = parse_porcelain(out)
+        proc = git.run(
+            ["--no-optional-locks", "rev-parse", "--verify", "-q", "HEAD"],
+            cwd=worktree,
+            check=False,
+        )
+        head = proc.stdout.strip() or None
+    tips = [t for t in (head, f"refs/heads/{branch}" if branch else None) if t]
+    tips = [
+        t
+        for t in tips
+        if git.run(
+            ["--git-dir", str(repo.common_dir), "rev-parse", "--verify", "-q", t], check=False
+        ).returncode
+        == 0
+    ]
+    unmerged = 0
+    if tips:
+        exclude = [f"--exclude=refs/heads/{branch}"] if branch else []
+        out = git.run(
+            [
+                "--git-dir",
+                str(repo.common_dir),
+                "rev-list",
+                "--count",
+                *tips,
+                "--not",
+                *exclude,
+                "--branches",
+                "--remotes",
+            ],
+        ).stdout
+        unmerged = int(out.strip() or 0)
+    return UnsavedWork(dirty=tuple(dirty), unmerged_commits=unmerged, head=head)
+
+
+def save_patch(git: Git, worktree: Path, dest: Path) -> bool:
+    """Write the uncommitted changes to tracked files (staged and not) as a binary patch."""
+    out = git.run(["--no-optional-locks", "diff", "HEAD", "--binary"], cwd=worktree).stdout
+    if not out:
+        return False
+    dest.write_text(out, encoding="utf-8")
+    return True
+
+
+def untracked_files(git: Git, worktree: Path) -> list[str]:
+    out = git.run(
+        ["--no-optional-locks", "ls-files", "-z", "--others", "--exclude-standard"], cwd=worktree
+    ).stdout
+    return [p for p in out.split("\0") if p]
+
+
+def save_bundle(git: Git, repo: Repository, tips: list[str], dest: Path) -> bool:
+    """A git bundle of the commits only ``tips`` reach; restorable with ``git fetch``."""
+    proc = git.run(
+        ["bundle", "create", str(dest), *tips, "--not", "--branches", "--remotes"],
+        cwd=repo.root,
+        check=False,
+    )
+    if proc.returncode != 0 and "empty bundle" in proc.stderr.lower():
+        return False
+    if proc.returncode != 0:
+        raise GitError(f"git bundle failed: {_last_line(proc.stderr)}")
+    return True
+
+
+def force_remove_worktree(git: Git, repo: Repository, path: Path) -> None:
+    """Remove a worktree orch has checked is safe to remove (locked or dirty alike)."""
+    if path.exists():
+        proc = git.run(
+            ["worktree", "remove", "--force", "--force", str(path)], cwd=repo.root, check=False
+        )
+        if proc.returncode != 0 and path.exists():
+            admin = worktree_admin_dir(path)
+            _rmtree(path)
+            if admin is not None:
+                _rmtree(admin)
+    git.run(["worktree", "prune"], cwd=repo.root, check=False)
+
+
+def branches_with_prefix(git: Git, repo: Repository, prefix: str) -> dict[str, str]:
+    out = git.run(
+        [
+            "--git-dir",
+            str(repo.common_dir),
+            "for-each-ref",
+            "--format=%(refname:short) %(objectname)",
+            f"refs/heads/{prefix}/",
+        ],
+    ).stdout
+    result = {}
+    for line in out.splitlines():
+        name, _, sha = line.partition(" ")
+        result[name] = sha
+    return result
+
+
+def prune_candidates(git: Git, repo: Repository) -> list[str]:
+    out = git.run(["worktree", "prune", "--dry-run", "--verbose"], cwd=repo.root).stdout
+    return [ln.strip() for ln in out.splitlines() if ln.strip()]

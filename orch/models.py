@@ -60,6 +60,7 @@ class Attempt:
     reason: str | None
     created_at: dt.datetime
     updated_at: dt.datetime
+    archive_path: str | None = None
     lease_token: int = 0
     lease_expires_at: dt.datetime | None = None
     heartbeat_at: dt.datetime | None = None
@@ -115,6 +116,8 @@ class NewAttempt:
     worktree_path: str
     worker: str | None
     prompt: str
+    # while provisioning, the worker_* fields name the dispatching process (for doctor)
+    dispatcher: WorkerIdentity | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("worktree_path", sa.Text(), nullable=True),
         sa.Column("worker", sa.String(128), nullable=True),
         sa.Column("payload_path", sa.Text(), nullable=True),
+        sa.Column("archive_path", sa.Text(), nullable=True),
         sa.Column("prompt", sa.Text(), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("lease_token", sa.Integer(), nullable=False),

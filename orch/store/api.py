@@ -74,6 +74,9 @@ class Store(LifecycleOps):
                         worker=new.worker,
                         prompt=new.prompt,
                         lease_token=0,
+                        worker_host=new.dispatcher.host if new.dispatcher else None,
+                        worker_pid=new.dispatcher.pid if new.dispatcher else None,
+                        worker_started_at=new.dispatcher.started_at if new.dispatcher else None,
                         created_at=now,
                         updated_at=now,
                     )
@@ -146,6 +149,9 @@ class Store(LifecycleOps):
             "provisioned",
             workspace_status=status,
             payload_path=str(payload_path),
+            worker_host=None,
+            worker_pid=None,
+            worker_started_at=None,
         )
 
     def fail_provisioning(self, attempt_id: str, reason: str, actor: str) -> Attempt:
@@ -159,6 +165,9 @@ class Store(LifecycleOps):
             workspace_status=WorkspaceStatus.FAILED,
             state=State.FAILED,
             reason=reason,
+            worker_host=None,
+            worker_pid=None,
+            worker_started_at=None,
             finished_at=now,
         )
 
@@ -177,10 +186,62 @@ class Store(LifecycleOps):
                     f"attempt {attempt_id} is no longer {expected}: someone else changed it"
                 )
             skip = ("updated_at", "finished_at")
-            detail = {k: str(v) for k, v in values.items() if k not in skip}
+            detail = {k: str(v) for k, v in values.items() if k not in skip and v is not None}
             self._event(s, attempt_id, kind, actor, **detail)
             row = s.get_one(AttemptRow, attempt_id)
             return to_attempt(row)
+
+    def mark_workspace(
+        self,
+        attempt_ids: Iterable[str],
+        expected: Iterable[WorkspaceStatus],
+        status: WorkspaceStatus,
+        actor: str,
+        archive_path: str | None = None,
+        reason: str | None = None,
+    ) -> list[Attempt]:
+        """Move the workspaces of ``attempt_ids`` from one of ``expected`` to ``status``.
+
+        Compare-and-set per attempt: an attempt whose workspace changed meanwhile is left
+        alone and not returned.
+        """
+        wanted = [str(e) for e in expected]
+        changed = []
+        with self._write() as s:
+            for attempt_id in attempt_ids:
+                values: dict[str, Any] = {
+                    "workspace_status": str(status),
+                    "updated_at": self.clock(),
+                }
+                if archive_path is not None:
+                    values["archive_path"] = archive_path
+                result = s.execute(
+                    update(AttemptRow)
+                    .where(AttemptRow.id == attempt_id, AttemptRow.workspace_status.in_(wanted))
+                    .values(**values)
+                )
+                if result.rowcount != 1:  # type: ignore[attr-defined]
+                    continue
+                self._event(
+                    s,
+                    attempt_id,
+                    f"workspace_{status}".replace("-", "_"),
+                    actor,
+                    workspace_status=str(status),
+                    **({"archive_path": archive_path} if archive_path else {}),
+                    **({"reason": reason} if reason else {}),
+                )
+                changed.append(to_attempt(s.get_one(AttemptRow, attempt_id)))
+        return changed
+
+    def attempts_using_worktree(self, worktree_path: str) -> list[Attempt]:
+        with self._read() as s:
+            rows = s.scalars(select(AttemptRow).where(AttemptRow.worktree_path == worktree_path))
+            return [to_attempt(r) for r in rows]
+
+    def repositories(self) -> list[str]:
+        with self._read() as s:
+            return sorted(s.scalars(select(AttemptRow.repository).distinct()))
 
     # -- reading ---------------------------------------------------------------------------
 

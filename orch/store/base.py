@@ -60,6 +60,7 @@ def to_attempt(row: Any) -> Attempt:
         reason=row.reason,
         created_at=created,
         updated_at=updated,
+        archive_path=row.archive_path,
         lease_token=row.lease_token,
         lease_expires_at=_aware(row.lease_expires_at),
         heartbeat_at=_aware(row.heartbeat_at),

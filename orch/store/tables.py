@@ -44,6 +44,7 @@ class AttemptRow(Base):
     worktree_path: Mapped[str | None] = mapped_column(Text)
     worker: Mapped[str | None] = mapped_column(String(128))
     payload_path: Mapped[str | None] = mapped_column(Text)
+    archive_path: Mapped[str | None] = mapped_column(Text)
     prompt: Mapped[str] = mapped_column(Text)
     reason: Mapped[str | None] = mapped_column(Text)
     # the lease: a token that only grows (fencing), who holds it and until when
