@@ -398,7 +398,9 @@ class UnsavedWork:
         return " and ".join(parts) or "nothing"
 
 
-def unsaved_work(git: Git, repo: Repository, worktree: Path, branch: str | None) -> UnsavedWork:
+def unsaved_work(
+    git: Git, repo: Repository, worktree: Path | None, branch: str | None
+) -> UnsavedWork:
     """Uncommitted changes in ``worktree`` and commits nothing else keeps.
 
     A commit is safe when another branch or a remote-tracking ref contains it (a branch
@@ -406,7 +408,7 @@ def unsaved_work(git: Git, repo: Repository, worktree: Path, branch: str | None)
     """
     dirty: list[DirtyPath] = []
     head = None
-    if worktree.is_dir() and worktree_admin_dir(worktree) is not None:
+    if worktree is not None and worktree.is_dir() and worktree_admin_dir(worktree) is not None:
         out = git.run(
             ["--no-optional-locks", "status", "--porcelain=v1", "-z", "--untracked-files=all"],
             cwd=worktree,
@@ -429,7 +431,8 @@ def unsaved_work(git: Git, repo: Repository, worktree: Path, branch: str | None)
     ]
     unmerged = 0
     if tips:
-        exclude = [f"--exclude=refs/heads/{branch}"] if branch else []
+        # --exclude patterns for --branches are relative to refs/heads/
+        exclude = [f"--exclude={branch}"] if branch else []
         out = git.run(
             [
                 "--git-dir",
@@ -463,18 +466,40 @@ def untracked_files(git: Git, worktree: Path) -> list[str]:
     return [p for p in out.split("\0") if p]
 
 
-def save_bundle(git: Git, repo: Repository, tips: list[str], dest: Path) -> bool:
-    """A git bundle of the commits only ``tips`` reach; restorable with ``git fetch``."""
-    proc = git.run(
-        ["bundle", "create", str(dest), *tips, "--not", "--branches", "--remotes"],
-        cwd=repo.root,
-        check=False,
-    )
+def save_bundle(
+    git: Git, repo: Repository, head: str | None, branch: str | None, dest: Path, name: str
+) -> list[str]:
+    """Bundle the commits that only ``branch`` and ``head`` reach; return the bundle's refs.
+
+    Restorable with ``git fetch <bundle> <ref>:<ref>``. A detached ``head`` gets a
+    short-lived ref of its own (``refs/orch-archive/<name>``) because a bundle carries refs.
+    """
+    refs: list[str] = []
+    temp = None
+    branch_tip = git.branch_commit(repo, branch) if branch else None
+    if branch_tip:
+        refs.append(f"refs/heads/{branch}")
+    if head and head != branch_tip:
+        temp = f"refs/orch-archive/{name}"
+        git.run(["update-ref", temp, head], cwd=repo.root)
+        refs.append(temp)
+    if not refs:
+        return []
+    try:
+        exclude = [f"--exclude={branch}"] if branch else []
+        proc = git.run(
+            ["bundle", "create", str(dest), *refs, "--not", *exclude, "--branches", "--remotes"],
+            cwd=repo.root,
+            check=False,
+        )
+    finally:
+        if temp:
+            git.run(["update-ref", "-d", temp], cwd=repo.root, check=False)
     if proc.returncode != 0 and "empty bundle" in proc.stderr.lower():
-        return False
+        return []
     if proc.returncode != 0:
         raise GitError(f"git bundle failed: {_last_line(proc.stderr)}")
-    return True
+    return refs
 
 
 def force_remove_worktree(git: Git, repo: Repository, path: Path) -> None:

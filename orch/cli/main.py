@@ -9,6 +9,7 @@ other exception is a bug and keeps its traceback.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 from pathlib import Path
 
@@ -90,8 +91,15 @@ def dispatch(
         prompt=text,
         worker=worker,
     )
+    from orch.faults import checkpoint_from_env
+
     result = run_dispatch(
-        request, settings, Git(settings.git_lock_timeout), lambda: open_store(settings), actor()
+        request,
+        settings,
+        Git(settings.git_lock_timeout),
+        lambda: open_store(settings),
+        actor(),
+        checkpoint_from_env(os.environ),
     )
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
@@ -208,9 +216,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from orch.cli import operator_commands, worker_commands
+    from orch.cli import maintenance_commands, operator_commands, worker_commands
 
-    for module in (worker_commands, operator_commands):
+    for module in (worker_commands, operator_commands, maintenance_commands):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -75,6 +75,8 @@ def attempt_detail(detail: AttemptDetail) -> str:
         fields.append(("exit_code", str(attempt.exit_code)))
     if attempt.summary:
         fields.append(("summary", _clip(attempt.summary, 100)))
+    if attempt.archive_path:
+        fields.append(("archive", f"{attempt.archive_path} (see manifest.json to restore)"))
     if attempt.reason:
         fields.append(("reason", attempt.reason))
     width = max(len(k) for k, _ in fields)

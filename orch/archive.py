@@ -1,0 +1,108 @@
+"""The archive of saved work under ``$ORCH_HOME/archive``.
+
+Before orch removes anything that holds work not kept elsewhere, that work is saved here:
+a patch of uncommitted changes, a tarball of untracked files, a git bundle of commits no
+other ref keeps, and a manifest saying what each file is and how to restore it. The
+manifest is written last (atomically), so an archive without one is incomplete and is
+never taken as a reason to delete anything. Owns these files and disk-usage walks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from orch.errors import WorkspaceError, describe_os_error
+
+MANIFEST = "manifest.json"
+
+
+def new_archive_dir(archive_root: Path, name: str) -> Path:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    path = archive_root / f"{name}-{stamp}"
+    try:
+        path.mkdir(parents=True, mode=0o700)
+    except OSError as exc:
+        raise WorkspaceError(f"cannot create the archive {path}: {describe_os_error(exc)}") from exc
+    return path
+
+
+def save_files(worktree: Path, relative_paths: list[str], dest: Path) -> int:
+    """Tar (gzip) the named files of ``worktree`` without following symlinks."""
+    count = 0
+    try:
+        with tarfile.open(dest, "w:gz") as tar:
+            for rel in relative_paths:
+                source = worktree / rel
+                if source.is_symlink() or source.exists():
+                    tar.add(source, arcname=rel, recursive=False)
+                    count += 1
+    except OSError as exc:
+        raise WorkspaceError(
+            f"cannot save untracked files to {dest}: {describe_os_error(exc)}"
+        ) from exc
+    return count
+
+
+def write_manifest(directory: Path, manifest: dict[str, Any]) -> Path:
+    path = directory / MANIFEST
+    data = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".manifest.", dir=directory)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise WorkspaceError(f"cannot write {path}: {describe_os_error(exc)}") from exc
+    return path
+
+
+def read_manifest(directory: Path) -> dict[str, Any] | None:
+    try:
+        loaded: dict[str, Any] = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return loaded
+
+
+def move_aside(path: Path, archive_root: Path, name: str) -> Path:
+    """Move a stray directory into the archive (a rename: nothing is copied or lost)."""
+    dest = new_archive_dir(archive_root, name) / "files"
+    try:
+        os.replace(path, dest)
+    except OSError as exc:
+        raise WorkspaceError(f"cannot move {path} to {dest}: {describe_os_error(exc)}") from exc
+    return dest.parent
+
+
+def disk_usage(path: Path) -> int:
+    """Bytes allocated under ``path`` (symlinks not followed; hard links counted once)."""
+    total = 0
+    seen: set[tuple[int, int]] = set()
+    stack = [path]
+    while stack:
+        current = stack.pop()
+        try:
+            with os.scandir(current) as entries:
+                for entry in entries:
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    key = (st.st_dev, st.st_ino)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    total += getattr(st, "st_blocks", 0) * 512 or st.st_size
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(Path(entry.path))
+        except OSError:
+            continue
+    return total

@@ -1,0 +1,290 @@
+"""The cleanup use case: remove the worktrees, branches and payloads of ended attempts.
+
+Nothing is lost: an attempt whose worker may still be alive, that has not ended, or that
+another live attempt still works in, is skipped with the reason; work that removal would
+lose (uncommitted changes, untracked files, commits no other branch or remote keeps) makes
+orch skip the attempt, or with ``--force`` first save it under ``$ORCH_HOME/archive``.
+Each attempt is handled in this order, so that a crash between any two steps leaves state
+that a rerun or ``orch doctor --fix`` completes: archive (manifest last), worktree, branch
+(only while it still points where it was checked), payload, then the row. Removing what is
+already gone is a quiet success. Attempts are handled in parallel: removal is disk-bound.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import datetime as dt
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from orch import archive, inbox
+from orch.config import Settings
+from orch.errors import InvalidInput, OrchError
+from orch.fslock import try_lock
+from orch.git import (
+    Git,
+    Repository,
+    UnsavedWork,
+    force_remove_worktree,
+    unsaved_work,
+)
+from orch.lifecycle import reap
+from orch.models import Attempt, State, WorkspaceStatus
+from orch.queries import find_attempt
+from orch.salvage import save_work
+from orch.worker import worktree_lock_path
+
+if TYPE_CHECKING:
+    from orch.store import Store
+
+HAS_WORKSPACE = (WorkspaceStatus.READY, WorkspaceStatus.REUSED)
+Checkpoint = Callable[[str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class CleanupRequest:
+    refs: tuple[str, ...] = ()
+    states: tuple[State, ...] = ()
+    task_key: str | None = None
+    older_than: dt.timedelta | None = None
+    all_terminal: bool = False
+    dry_run: bool = False
+    force: bool = False
+    keep_branch: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class CleanupItem:
+    attempt: Attempt
+    action: str  # remove | archive | skip | clean (nothing left to remove)
+    reason: str
+    bytes: int | None = None
+    archive_path: str | None = None
+    removed: tuple[str, ...] = ()  # what was removed: worktree, branch, payload
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "attempt": self.attempt.id,
+            "task_key": self.attempt.task_key,
+            "action": self.action,
+            "reason": self.reason,
+            "bytes": self.bytes,
+            "archive_path": self.archive_path,
+            "removed": list(self.removed),
+            "worktree_path": self.attempt.worktree_path,
+            "branch_name": self.attempt.branch_name,
+        }
+
+
+def parse_age(text: str) -> dt.timedelta:
+    """``7d``, ``12h``, ``30m``, ``45s`` or ``2w``."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    number, unit = text[:-1], text[-1:].lower()
+    if unit not in units or not number.isdigit():
+        raise InvalidInput(f"invalid age {text!r}: use a number and s, m, h, d or w (e.g. 7d)")
+    return dt.timedelta(seconds=int(number) * units[unit])
+
+
+def select(store: Store, request: CleanupRequest) -> list[Attempt]:
+    if request.refs:
+        return list({a.id: a for a in (find_attempt(store, r) for r in request.refs)}.values())
+    if not (request.all_terminal or request.states or request.task_key or request.older_than):
+        raise InvalidInput(
+            "name attempts, or select them with --all-terminal, --state, --task or --older-than"
+        )
+    attempts = store.list_attempts(states=request.states, task_key=request.task_key)
+    if request.older_than is not None:
+        cutoff = store.clock() - request.older_than
+        attempts = [a for a in attempts if (a.finished_at or a.updated_at) <= cutoff]
+    if not request.refs and not request.states:
+        attempts = [a for a in attempts if a.terminal]
+    return attempts
+
+
+def cleanup(
+    store: Store,
+    request: CleanupRequest,
+    settings: Settings,
+    git: Git,
+    actor: str,
+    on_item: Callable[[CleanupItem], None] = lambda item: None,
+    checkpoint: Checkpoint = lambda step: None,
+    workers: int = 4,
+) -> list[CleanupItem]:
+    reap(store, actor)
+    attempts = select(store, request)
+    repos: dict[str, Repository | OrchError] = {}
+    for a in attempts:
+        if a.repository not in repos:
+            try:
+                repos[a.repository] = git.discover(Path(a.repository))
+            except OrchError as exc:
+                repos[a.repository] = exc
+
+    def handle(attempt: Attempt) -> CleanupItem:
+        repo = repos[attempt.repository]
+        if isinstance(repo, OrchError):
+            item = CleanupItem(attempt, "skip", f"repository unusable: {repo.message}")
+        else:
+            item = _handle(store, attempt, repo, request, settings, git, actor, checkpoint)
+        on_item(item)
+        return item
+
+    if request.dry_run or workers <= 1 or len(attempts) <= 1:
+        return [handle(a) for a in attempts]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(handle, attempts))
+
+
+def _blocker(store: Store, attempt: Attempt, force: bool) -> str | None:
+    """Why this attempt must not be touched, or None."""
+    if attempt.workspace_status == WorkspaceStatus.PROVISIONING:
+        return "still provisioning (if its dispatch died, run 'orch doctor --fix')"
+    if attempt.state == State.RUNNING:
+        return "its worker is alive (cancel it first)"
+    if attempt.state == State.QUEUED and not force:
+        return "queued, not ended (cancel it, or --force)"
+    if attempt.worktree_path:
+        for other in store.attempts_using_worktree(attempt.worktree_path):
+            if other.id != attempt.id and not other.terminal:
+                return f"attempt {other.id} ({other.state}) still works in this worktree"
+    return None
+
+
+def _handle(
+    store: Store,
+    attempt: Attempt,
+    repo: Repository,
+    request: CleanupRequest,
+    settings: Settings,
+    git: Git,
+    actor: str,
+    checkpoint: Checkpoint,
+) -> CleanupItem:
+    if attempt.workspace_status not in (*HAS_WORKSPACE, WorkspaceStatus.PROVISIONING):
+        return CleanupItem(attempt, "clean", f"workspace already {attempt.workspace_status}")
+    blocker = _blocker(store, attempt, request.force)
+    if blocker:
+        return CleanupItem(attempt, "skip", blocker)
+    worktree = Path(attempt.worktree_path) if attempt.worktree_path else None
+    lock = None
+    if worktree is not None and worktree.is_dir():
+        lock = try_lock(worktree_lock_path(worktree, settings), f"{actor} cleanup")
+        if lock is None:
+            return CleanupItem(attempt, "skip", "an agent is still running in its worktree")
+    try:
+        return _remove(store, attempt, repo, worktree, request, settings, git, actor, checkpoint)
+    except OrchError as exc:
+        return CleanupItem(attempt, "skip", f"failed: {exc.message}")
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _remove(
+    store: Store,
+    attempt: Attempt,
+    repo: Repository,
+    worktree: Path | None,
+    request: CleanupRequest,
+    settings: Settings,
+    git: Git,
+    actor: str,
+    checkpoint: Checkpoint,
+) -> CleanupItem:
+    branch = None if request.keep_branch else attempt.branch_name
+    branch_tip = git.branch_commit(repo, branch) if branch else None
+    present = worktree is not None and worktree.is_dir()
+    work = (
+        unsaved_work(git, repo, worktree, branch if branch_tip else None)
+        if (present or branch_tip) and worktree is not None
+        else UnsavedWork((), 0, None)
+    )
+    action = "remove"
+    if not work.empty:
+        if not request.force:
+            return CleanupItem(
+                attempt,
+                "skip",
+                f"would lose {work.describe()}; --force saves it to the archive first",
+            )
+        action = "archive"
+    size = archive.disk_usage(worktree) if request.dry_run and present and worktree else None
+    payload = Path(attempt.payload_path) if attempt.payload_path else None
+    removed = tuple(
+        what
+        for what, there in (
+            ("worktree", present),
+            ("branch", bool(branch_tip)),
+            ("payload", bool(payload and payload.exists())),
+        )
+        if there
+    )
+    reason = f"saves {work.describe()} first" if action == "archive" else "nothing unsaved"
+    if request.dry_run:
+        return CleanupItem(attempt, action, reason, size, None, removed)
+
+    if attempt.state == State.QUEUED:
+        # --force on a queued attempt: end it first so that no worker claims it meanwhile
+        attempt, _ = store.cancel(attempt.id, "cancelled by cleanup --force", actor)
+    saved = None
+    if action == "archive" and worktree is not None:
+        saved = str(
+            _archive(attempt, repo, worktree, work, branch if branch_tip else None, settings, git)
+        )
+        checkpoint("archived")
+    if present and worktree is not None:
+        force_remove_worktree(git, repo, worktree)
+        checkpoint("worktree-removed")
+    if branch and branch_tip:
+        # compare-and-delete: a branch that moved since it was checked is kept
+        if not git.delete_branch_if_at(repo, branch, branch_tip):
+            removed = tuple(r for r in removed if r != "branch")
+        checkpoint("branch-deleted")
+    if payload is not None:
+        inbox.remove_payload(payload)
+        checkpoint("payload-removed")
+    status = WorkspaceStatus.ARCHIVED if saved else WorkspaceStatus.REMOVED
+    sharing = [
+        a.id
+        for a in store.attempts_using_worktree(attempt.worktree_path or "")
+        if a.workspace_status in HAS_WORKSPACE
+    ] or [attempt.id]
+    store.mark_workspace(sharing, HAS_WORKSPACE, status, actor, archive_path=saved)
+    return CleanupItem(attempt, action, reason, size, saved, removed)
+
+
+def _archive(
+    attempt: Attempt,
+    repo: Repository,
+    worktree: Path,
+    work: UnsavedWork,
+    branch: str | None,
+    settings: Settings,
+    git: Git,
+) -> Path:
+    return save_work(
+        git,
+        repo,
+        worktree,
+        work,
+        branch,
+        settings.home / "archive",
+        attempt.id,
+        {
+            "attempt_id": attempt.id,
+            "task_key": attempt.task_key,
+            "base_commit": attempt.base_commit,
+            "saved_by": "orch cleanup --force",
+        },
+    )
+
+
+def totals(items: Sequence[CleanupItem]) -> dict[str, int]:
+    out = {"remove": 0, "archive": 0, "skip": 0, "clean": 0, "bytes": 0}
+    for item in items:
+        out[item.action] += 1
+        out["bytes"] += item.bytes or 0
+    return out

@@ -1,0 +1,369 @@
+"""The doctor use case: reconcile the store with git and the file system.
+
+Finds what a crash (kill -9 at any step), a full disk or a hand-deleted directory leaves
+behind, and with ``fix`` repairs it: attempts stuck in ``provisioning`` whose dispatch is
+gone are rolled back and marked failed; rows whose worktree is gone are marked removed;
+worktrees, branches and directories under orch's names that no row owns are removed;
+payloads without rows are deleted and rows without payloads get theirs rewritten; git's
+stale worktree bookkeeping is pruned. Nothing holding work that is not kept elsewhere is
+deleted without first being saved under ``$ORCH_HOME/archive``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import functools
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from orch import archive, inbox, naming, processes
+from orch.config import Settings
+from orch.errors import OrchError
+from orch.git import (
+    Git,
+    Repository,
+    branches_with_prefix,
+    force_remove_worktree,
+    prune_candidates,
+    unsaved_work,
+    worktree_admin_dir,
+)
+from orch.lifecycle import reap, rewrite_payload
+from orch.models import Attempt, WorkspaceStatus
+from orch.salvage import save_work
+
+if TYPE_CHECKING:
+    from orch.store import Store
+
+HAS_WORKSPACE = (WorkspaceStatus.READY, WorkspaceStatus.REUSED)
+STUCK_AFTER = dt.timedelta(minutes=10)  # a dispatch whose process cannot be checked
+Checkpoint = Callable[[str], None]
+
+
+@dataclasses.dataclass
+class Finding:
+    kind: str
+    subject: str
+    detail: str
+    repair: str
+    fixed: bool = False
+    archive_path: str | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+class Doctor:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        git: Git,
+        actor: str,
+        fix: bool,
+        checkpoint: Checkpoint = lambda step: None,
+    ) -> None:
+        self.store, self.settings, self.git, self.actor = store, settings, git, actor
+        self.fix, self.checkpoint = fix, checkpoint
+        self.findings: list[Finding] = []
+
+    def run(self) -> list[Finding]:
+        reap(self.store, self.actor)
+        attempts = self.store.list_attempts()
+        self._stuck_provisioning(attempts)
+        attempts = self.store.list_attempts()
+        by_repo: dict[str, list[Attempt]] = {}
+        for a in attempts:
+            by_repo.setdefault(a.repository, []).append(a)
+        for repository, rows in sorted(by_repo.items()):
+            try:
+                repo = self.git.discover(Path(repository))
+            except OrchError as exc:
+                self._report("repository-unusable", repository, exc.message, "none (report only)")
+                continue
+            self._repository(repo, rows)
+        self._payloads(attempts)
+        return self.findings
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _report(self, kind: str, subject: str, detail: str, repair: str) -> Finding:
+        finding = Finding(kind, subject, detail, repair)
+        self.findings.append(finding)
+        return finding
+
+    def _repair(self, finding: Finding, action: Callable[[], str | None]) -> None:
+        if not self.fix:
+            return
+        try:
+            finding.archive_path = action()
+            finding.fixed = True
+            self.checkpoint(f"fixed-{finding.kind}")
+        except OrchError as exc:
+            finding.error = exc.message
+
+    def _save_and_remove(
+        self, repo: Repository, path: Path | None, branch: str | None, name: str
+    ) -> str | None:
+        """Remove a worktree (and its branch) nobody owns, archiving unsaved work first."""
+        work = unsaved_work(self.git, repo, path, branch)
+        saved = None
+        if not work.empty:
+            target = save_work(
+                self.git,
+                repo,
+                path,
+                work,
+                branch,
+                self.settings.home / "archive",
+                name,
+                {"saved_by": "orch doctor"},
+            )
+            saved = str(target)
+        if path is not None and (path.exists() or worktree_admin_dir(path) is not None):
+            force_remove_worktree(self.git, repo, path)
+        if branch:
+            tip = self.git.branch_commit(repo, branch)
+            if tip:
+                self.git.delete_branch_if_at(repo, branch, tip)
+        return saved
+
+    # -- checks ----------------------------------------------------------------------------
+
+    def _stuck_provisioning(self, attempts: list[Attempt]) -> None:
+        host = socket.gethostname()
+        now = self.store.clock()
+        for a in attempts:
+            if a.workspace_status != WorkspaceStatus.PROVISIONING:
+                continue
+            local = a.worker_host == host and a.worker_pid is not None
+            gone = local and not processes.is_alive(a.worker_pid or 0, None)
+            if not gone and now - a.updated_at < STUCK_AFTER:
+                continue  # a dispatch still at work
+            why = "its dispatch process is gone" if gone else "provisioning for over 10 minutes"
+            finding = self._report(
+                "stuck-provisioning",
+                a.id,
+                f"{a.task_key}: {why}",
+                "roll back the branch, worktree and payload; mark the attempt failed",
+            )
+            self._repair(finding, functools.partial(self._roll_back, a))
+
+    def _roll_back(self, a: Attempt) -> str | None:
+        saved = None
+        try:
+            repo = self.git.discover(Path(a.repository))
+        except OrchError:
+            repo = None
+        if repo is not None and a.worktree_path:
+            path = Path(a.worktree_path)
+            branch = a.branch_name
+            tip = self.git.branch_commit(repo, branch) if branch else None
+            # commits someone made on the branch meanwhile go to the archive first
+            saved = self._save_and_remove(repo, path, branch if tip else None, a.id)
+        if a.payload_path:
+            inbox.remove_payload(Path(a.payload_path))
+        else:
+            inbox.remove_payload(inbox.payload_path(self.settings.inbox_dir, a.id))
+        with contextlib.suppress(OrchError):
+            self.store.fail_provisioning(
+                a.id, "interrupted while provisioning (repaired by orch doctor)", self.actor
+            )
+        return saved
+
+    def _repository(self, repo: Repository, rows: list[Attempt]) -> None:
+        root = self.settings.worktree_root / naming.repository_dir_name(repo.root)
+        owned_paths = {
+            a.worktree_path
+            for a in rows
+            if a.worktree_path
+            and a.workspace_status in (*HAS_WORKSPACE, WorkspaceStatus.PROVISIONING)
+        }
+        owned_branches = {
+            a.branch_name
+            for a in rows
+            if a.branch_name and a.workspace_status != WorkspaceStatus.FAILED
+        }
+        # rows whose worktree is gone
+        for a in rows:
+            if (
+                a.workspace_status in HAS_WORKSPACE
+                and a.worktree_path
+                and not Path(a.worktree_path).is_dir()
+            ):
+                if not a.terminal:
+                    self._report(
+                        "worktree-missing",
+                        a.id,
+                        f"{a.task_key} is {a.state} but {a.worktree_path} is gone",
+                        "none while it is live (cancel it)",
+                    )
+                    continue
+                finding = self._report(
+                    "worktree-missing",
+                    a.id,
+                    f"{a.worktree_path} is gone",
+                    "mark the workspace removed (the branch is kept)",
+                )
+                self._repair(finding, functools.partial(self._mark_removed, a))
+        # registered worktrees under orch's root that no row owns
+        registered = []
+        for entry in self.git.list_worktrees(repo):
+            path = Path(entry.get("worktree", ""))
+            if not _inside(path, self.settings.worktree_root):
+                continue
+            registered.append(path)
+            if str(path) in owned_paths or "prunable" in entry:
+                continue
+            branch = entry.get("branch", "").removeprefix("refs/heads/") or None
+            if (
+                branch
+                and branch not in owned_branches
+                and not branch.startswith(f"{self.settings.branch_prefix}/")
+            ):
+                branch = None  # never delete a branch orch did not name
+            if branch in owned_branches:
+                branch = None
+            finding = self._report(
+                "orphan-worktree",
+                str(path),
+                "a worktree under orch's root that no attempt owns",
+                "remove it (saving unsaved work to the archive first)",
+            )
+            self._repair(
+                finding, functools.partial(self._save_and_remove, repo, path, branch, path.name)
+            )
+        # directories under the repository's root that git does not know
+        if root.is_dir():
+            for child in sorted(root.iterdir()):
+                if child in registered or str(child) in owned_paths:
+                    continue
+                finding = self._report(
+                    "stray-directory",
+                    str(child),
+                    "not a registered worktree",
+                    "move it into the archive (nothing is deleted)"
+                    if _nonempty(child)
+                    else "remove it (empty)",
+                )
+                self._repair(finding, functools.partial(self._move_aside, child))
+        # branches with orch's prefix that no row owns
+        for branch, tip in sorted(
+            branches_with_prefix(self.git, repo, self.settings.branch_prefix).items()
+        ):
+            if branch in owned_branches:
+                continue
+            checked_out = any(
+                e.get("branch") == f"refs/heads/{branch}" for e in self.git.list_worktrees(repo)
+            )
+            if checked_out:
+                continue  # reported above as an orphan worktree, or someone's own checkout
+            finding = self._report(
+                "orphan-branch",
+                branch,
+                f"at {tip[:12]}, no attempt owns it",
+                "delete it (bundling commits no other ref keeps into the archive first)",
+            )
+            self._repair(
+                finding,
+                functools.partial(
+                    self._save_and_remove, repo, None, branch, branch.replace("/", "-")
+                ),
+            )
+        # git's own stale bookkeeping
+        candidates = prune_candidates(self.git, repo)
+        if candidates:
+            finding = self._report(
+                "prunable-worktrees", str(repo.root), "; ".join(candidates), "git worktree prune"
+            )
+            self._repair(finding, functools.partial(self._prune, repo))
+
+    def _mark_removed(self, a: Attempt) -> None:
+        self.store.mark_workspace(
+            [a.id],
+            HAS_WORKSPACE,
+            WorkspaceStatus.REMOVED,
+            self.actor,
+            reason="worktree found missing by orch doctor",
+        )
+        if a.payload_path:
+            inbox.remove_payload(Path(a.payload_path))
+        return None
+
+    def _move_aside(self, path: Path) -> str | None:
+        if not _nonempty(path):
+            path.rmdir()
+            return None
+        return str(archive.move_aside(path, self.settings.home / "archive", f"stray-{path.name}"))
+
+    def _rewrite_payload(self, a: Attempt) -> None:
+        rewrite_payload(a, self.settings)
+
+    def _prune(self, repo: Repository) -> None:
+        self.git.run(["worktree", "prune"], cwd=repo.root)
+
+    def _payloads(self, attempts: list[Attempt]) -> None:
+        inbox_dir = self.settings.inbox_dir
+        known = {a.id: a for a in attempts}
+        if inbox_dir.is_dir():
+            for path in sorted(inbox_dir.iterdir()):
+                attempt_id = path.name.removesuffix(".json")
+                if path.name.startswith(".") and path.name.endswith(".tmp"):
+                    finding = self._report(
+                        "partial-payload", str(path), "left by an interrupted write", "delete it"
+                    )
+                elif path.suffix == ".json" and attempt_id not in known:
+                    finding = self._report(
+                        "orphan-payload", str(path), "no attempt in the store", "delete it"
+                    )
+                else:
+                    continue
+                self._repair(finding, functools.partial(_remove_file, path))
+        for a in attempts:
+            if (
+                a.workspace_status in HAS_WORKSPACE
+                and not a.terminal
+                and a.payload_path
+                and not Path(a.payload_path).exists()
+            ):
+                finding = self._report(
+                    "missing-payload",
+                    a.id,
+                    f"{a.payload_path} is gone",
+                    "write it again from the store",
+                )
+                self._repair(finding, functools.partial(self._rewrite_payload, a))
+
+
+def _remove_file(path: Path) -> None:
+    inbox.remove_payload(path)
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except OSError:
+        return False
+
+
+def _nonempty(path: Path) -> bool:
+    try:
+        return not path.is_dir() or any(path.iterdir())
+    except OSError:
+        return True
+
+
+def doctor(
+    store: Store,
+    settings: Settings,
+    git: Git,
+    actor: str,
+    fix: bool,
+    checkpoint: Checkpoint = lambda step: None,
+) -> list[Finding]:
+    return Doctor(store, settings, git, actor, fix, checkpoint).run()
