@@ -104,21 +104,18 @@ def wait(
     timeout: float | None,
     actor: str,
     monotonic: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> WaitOutcome:
     """Block until every named attempt is terminal, or ``timeout`` seconds pass.
 
-    Sleeps in short, growing steps and re-reads only when the store reports a commit
-    (SQLite ``data_version``), so a state change is seen within milliseconds without
-    keeping a core busy.
+    Between looks it sleeps on the store's change watcher (SQLite ``data_version``,
+    PostgreSQL LISTEN/NOTIFY), so a state change is seen within milliseconds without
+    keeping a core busy; lost workers are swept for every second.
     """
     ids = list(dict.fromkeys(find_attempt(store, ref).id for ref in refs))
     deadline = None if timeout is None else monotonic() + timeout
-    counter = store.change_counter()
-    low, high = counter.poll_interval
+    watcher = store.change_watcher()
     next_reap = 0.0
     try:
-        counter.changed()
         while True:
             if monotonic() >= next_reap:
                 reap(store, actor)
@@ -126,19 +123,13 @@ def wait(
             current = store.get_many(ids)
             if all(a.terminal for a in current):
                 return WaitOutcome(tuple(current), timed_out=False)
-            if deadline is not None and monotonic() >= deadline:
+            now = monotonic()
+            if deadline is not None and now >= deadline:
                 return WaitOutcome(tuple(current), timed_out=True)
-            delay = low
-            while True:
-                sleep(delay)
-                if counter.changed():
-                    break
-                now = monotonic()
-                if now >= next_reap or (deadline is not None and now >= deadline):
-                    break
-                delay = min(delay * 1.5, high)
+            until = next_reap if deadline is None else min(next_reap, deadline)
+            watcher.wait(max(0.0, until - now))
     finally:
-        counter.close()
+        watcher.close()
 
 
 # -- operator actions -----------------------------------------------------------------------

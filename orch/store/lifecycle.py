@@ -25,6 +25,7 @@ from orch.models import (
     WorkspaceStatus,
 )
 from orch.store.base import StoreBase, _aware, to_attempt
+from orch.store.changes import ChangeWatcher, PostgresChangeWatcher, SqliteChangeWatcher
 from orch.store.engine import is_sqlite
 from orch.store.tables import AttemptRow, MessageRow, RunRow
 
@@ -396,8 +397,11 @@ class LifecycleOps(StoreBase):
             )
             return [to_attempt(r) for r in rows]
 
-    def change_counter(self) -> ChangeCounter:
-        return ChangeCounter(self)
+    def change_watcher(self) -> ChangeWatcher:
+        """Something to sleep on until another process commits a change to attempts."""
+        if is_sqlite(self.url):
+            return SqliteChangeWatcher(self.engine)
+        return PostgresChangeWatcher(self.url)
 
     # -- follow-ups and runs ---------------------------------------------------------------
 
@@ -501,40 +505,6 @@ class LifecycleOps(StoreBase):
                 select(RunRow).where(RunRow.attempt_id == attempt_id).order_by(RunRow.number)
             )
             return [_to_run(r) for r in rows]
-
-
-class ChangeCounter:
-    """Tells cheaply whether anything was committed to the store since the last look.
-
-    SQLite: ``PRAGMA data_version`` on one long-lived connection (changes whenever another
-    connection commits). Other backends: always "maybe changed" (callers poll).
-    """
-
-    def __init__(self, store: StoreBase) -> None:
-        self._sqlite = is_sqlite(store.url)
-        # (first, longest) sleep between looks: SQLite's check is a cheap local read
-        self.poll_interval = (0.002, 0.02) if self._sqlite else (0.05, 0.25)
-        self._conn = store.engine.raw_connection() if self._sqlite else None
-        self._last: int | None = None
-
-    def changed(self) -> bool:
-        if self._conn is None:
-            return True
-        cur = self._conn.cursor()
-        try:
-            cur.execute("PRAGMA data_version")
-            row = cur.fetchone()
-            value = int(row[0]) if row else 0
-        finally:
-            cur.close()
-        changed = self._last is None or value != self._last
-        self._last = value
-        return changed
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
 
 
 def _to_message(m: MessageRow) -> Message:

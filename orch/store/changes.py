@@ -1,0 +1,109 @@
+"""Waiting for changes to attempts without burning a core.
+
+SQLite: ``PRAGMA data_version`` on one long-lived connection changes whenever another
+connection commits; checking it is a local read, so it is polled every 2 ms, growing to
+20 ms. PostgreSQL: ``LISTEN orch_attempts`` (a trigger notifies on every change of an
+attempt's state or workspace) and block on the socket; if the notification connection
+drops, fall back to polling and re-listen when the server is back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any, Protocol
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+
+CHANNEL = "orch_attempts"
+
+
+class ChangeWatcher(Protocol):
+    def wait(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds; True if something (may have) changed."""
+
+    def close(self) -> None: ...
+
+
+class SqliteChangeWatcher:
+    def __init__(self, engine: Engine, low: float = 0.002, high: float = 0.02) -> None:
+        self._conn: Any = engine.raw_connection()
+        self._low, self._high = low, high
+        self._last = self._version()
+
+    def _version(self) -> int:
+        cur = self._conn.cursor()
+        try:
+            cur.execute("PRAGMA data_version")
+            row = cur.fetchone()
+            return int(row[0]) if row else 0
+        finally:
+            cur.close()
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        delay = self._low
+        while True:
+            version = self._version()
+            if version != self._last:
+                self._last = version
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(delay, left))
+            delay = min(delay * 1.5, self._high)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class PostgresChangeWatcher:
+    POLL = 0.25  # seconds between looks while the notification connection is down
+
+    def __init__(self, url: str) -> None:
+        self._conninfo = (
+            make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        )
+        self._conn: Any = None
+        self.fallbacks = 0  # how often the notification connection was lost
+        self._listen()
+
+    def _listen(self) -> bool:
+        import psycopg
+
+        try:
+            self._conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5)
+            self._conn.execute(f"LISTEN {CHANNEL}")
+        except psycopg.Error:
+            self._drop()
+            return False
+        return True
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):  # closing a broken connection
+                self._conn.close()
+        self._conn = None
+
+    def wait(self, timeout: float) -> bool:
+        import psycopg
+
+        if self._conn is None and not self._listen():
+            time.sleep(min(timeout, self.POLL))
+            return True  # polling: the caller re-reads
+        try:
+            for _ in self._conn.notifies(timeout=timeout, stop_after=1):
+                return True
+            return False
+        except psycopg.Error:
+            self.fallbacks += 1
+            self._drop()
+            time.sleep(min(timeout, self.POLL))
+            return True
+
+    def close(self) -> None:
+        self._drop()
