@@ -22,12 +22,14 @@ import click
 import pytest
 
 from orch.cli.main import cli
+from orch.store.revision import HEAD
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("sqlalchemy", "alembic", "dulwich", "jsonschema")
 IN_WHEEL = (
     "orch/migrations/env.py",
     "orch/migrations/versions/0001_initial.py",
+    "orch/migrations/versions/0002_notify_attempt_changes.py",
     "orch/migrations/script.py.mako",
     "orch/schemas/payload-v1.schema.json",
 )
@@ -178,14 +180,14 @@ def test_an_installed_wheel_creates_migrates_and_dispatches(
         return found
 
     upgraded = installed_orch("db", "upgrade")
-    assert upgraded.stdout == "store at revision 0001 (head)\n"
+    assert upgraded.stdout == f"store at revision {HEAD} (head)\n"
     assert (home / "orch.db").is_file()
     used = origins()
     assert used["orch"] == str(site / "orch" / "__init__.py")
     assert used["<migrations_dir>"] == str(site / "orch" / "migrations")
 
     current = installed_orch("db", "current")
-    assert current.stdout == "store revision 0001, orch head 0001: up to date\n"
+    assert current.stdout == f"store revision {HEAD}, orch head {HEAD}: up to date\n"
 
     dispatched = installed_orch("dispatch", "add-retries", "--repo", str(repo), "--json")
     attempt = json.loads(dispatched.stdout)["attempt"]
