@@ -1,0 +1,485 @@
+"""The store's lifecycle operations on both backends (issue 3, point 1).
+
+Claims, leases, heartbeats, finishing, releasing, cancelling and the fencing that keeps
+a worker whose lease was taken away from writing. Lease expiry is driven by an injected
+clock, never by sleeping; liveness of local workers is judged on real processes.
+
+Every test runs on SQLite and on PostgreSQL. The PostgreSQL database is shared by every
+test of one xdist worker, so each test uses a repository string of its own, its attempts
+are older than anyone else's (the clock starts in 2001) and whatever it leaves live is
+cancelled afterwards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from lifecycle_support import (
+    START,
+    StepClock,
+    new_attempt,
+    ready_attempt,
+    remote_worker,
+    this_process,
+)
+
+from orch import lifecycle, processes
+from orch.errors import AttemptNotFound, Conflict, LeaseLost, NotClaimable
+from orch.models import Attempt, State, WorkerIdentity, WorkspaceStatus
+from orch.store import Store, open_store
+
+TTL = 30.0
+
+
+@pytest.fixture
+def clock() -> StepClock:
+    return StepClock()
+
+
+@pytest.fixture
+def store(store_url: str, isolated_env: Path, clock: StepClock) -> Iterator[Store]:
+    with open_store(store_url, isolated_env / "locks", clock=clock) as opened:
+        yield opened
+
+
+@pytest.fixture
+def repository(store: Store) -> Iterator[str]:
+    """A repository string of this test's own; its live attempts are cancelled afterwards."""
+    name = f"/repos/{uuid.uuid4().hex}"
+    yield name
+    for attempt in store.list_attempts(states=(State.QUEUED, State.RUNNING), repository=name):
+        store.cancel(attempt.id, "test teardown", "teardown")
+
+
+def kinds(store: Store, attempt_id: str) -> list[str]:
+    return [e.kind for e in store.events(attempt_id)]
+
+
+def ours(attempts: list[Attempt], repository: str) -> list[Attempt]:
+    return [a for a in attempts if a.repository == repository]
+
+
+# -- claims ----------------------------------------------------------------------------------
+
+
+def test_claim_a_specific_attempt(store: Store, repository: str, clock: StepClock) -> None:
+    attempt = ready_attempt(store, repository)
+    claimed_at = clock.tick(5)
+    lease = store.claim(remote_worker("w1"), TTL, "worker w1", attempt.id)
+
+    assert lease is not None
+    assert lease.token == 1 and lease.attempt.lease_token == 1
+    assert lease.expires_at == claimed_at + dt.timedelta(seconds=TTL)
+    got = store.get(attempt.id)
+    assert got == lease.attempt
+    assert got.state is State.RUNNING
+    assert got.lease_holder == "w1" and got.worker_host == "elsewhere.invalid"
+    assert got.worker is None  # who should take it is unchanged by who took it
+    assert got.heartbeat_at == claimed_at and got.lease_expires_at == lease.expires_at
+    claimed = store.events(attempt.id)[-1]
+    assert (claimed.kind, claimed.actor) == ("claimed", "worker w1")
+    assert claimed.detail["lease"] == 1 and claimed.detail["worker"] == "w1"
+
+    with pytest.raises(NotClaimable, match="is running, not queued"):
+        store.claim(remote_worker("w2"), TTL, "worker w2", attempt.id)
+    assert store.get(attempt.id) == got
+
+
+def test_claim_refusals_say_why(store: Store, repository: str) -> None:
+    provisioning = store.create_attempt(new_attempt(repository, "p"), "dispatcher")
+    assigned = ready_attempt(store, repository, "a", worker="w-other")
+
+    with pytest.raises(NotClaimable, match="workspace_status provisioning"):
+        store.claim(remote_worker("w1"), TTL, "w1", provisioning.id)
+    with pytest.raises(NotClaimable, match=r"assigned to worker 'w-other'.*orch reassign"):
+        store.claim(remote_worker("w1"), TTL, "w1", assigned.id)
+    with pytest.raises(AttemptNotFound):
+        store.claim(remote_worker("w1"), TTL, "w1", "0000dead")
+    assert store.get(provisioning.id).state is State.QUEUED
+    assert store.get(assigned.id).state is State.QUEUED
+    assert kinds(store, assigned.id) == ["created", "provisioned"]
+
+
+def test_claim_next_takes_unassigned_or_own_attempts_oldest_first(
+    store: Store, repository: str, clock: StepClock
+) -> None:
+    me, other = f"me-{uuid.uuid4().hex[:6]}", f"other-{uuid.uuid4().hex[:6]}"
+    not_ready = store.create_attempt(new_attempt(repository, "not-ready"), "dispatcher")
+    clock.tick()
+    unassigned = ready_attempt(store, repository, "first")
+    clock.tick()
+    theirs = ready_attempt(store, repository, "theirs", worker=other)
+    clock.tick()
+    mine = ready_attempt(store, repository, "mine", worker=me)
+    clock.tick()
+    unassigned_later = ready_attempt(store, repository, "later")
+
+    taken = []
+    for _ in range(3):
+        lease = store.claim(remote_worker(me), TTL, me)
+        assert lease is not None
+        taken.append(lease.attempt)
+    assert [a.id for a in taken] == [unassigned.id, mine.id, unassigned_later.id]
+    assert [a.worker for a in taken] == [None, me, None]  # assignment is left as it was
+    assert {a.lease_holder for a in taken} == {me}
+
+    # Nothing of this test is left for `me` (PostgreSQL may hold other tests' leftovers).
+    rest = store.claim(remote_worker(me), TTL, me)
+    assert rest is None or rest.attempt.repository != repository
+    assert store.get(theirs.id).state is State.QUEUED
+    assert store.get(not_ready.id).state is State.QUEUED
+
+    lease = store.claim(remote_worker(other), TTL, other)
+    assert lease is not None and lease.attempt.id == theirs.id
+
+
+def test_lease_tokens_only_grow(store: Store, repository: str, clock: StepClock) -> None:
+    attempt = ready_attempt(store, repository)
+    tokens = [store.get(attempt.id).lease_token]
+
+    def step(change: Callable[[], object]) -> None:
+        clock.tick()
+        change()
+        tokens.append(store.get(attempt.id).lease_token)
+
+    lease = store.claim(remote_worker("w1"), TTL, "w1", attempt.id)
+    assert lease is not None
+    tokens.append(lease.token)
+    step(lambda: store.heartbeat(attempt.id, tokens[-1], TTL))
+    step(lambda: store.release(attempt.id, tokens[-1], "worktree busy", "w1"))
+    step(lambda: store.claim(remote_worker("w1"), TTL, "w1", attempt.id))
+    step(lambda: store.reassign(attempt.id, "w2", "operator"))
+    step(lambda: store.claim(remote_worker("w2"), TTL, "w2", attempt.id))
+    step(lambda: store.cancel(attempt.id, "enough", "operator"))
+
+    # heartbeat keeps the token; every change of holder or end moves it forward
+    assert tokens == [0, 1, 1, 2, 3, 4, 5, 6]
+    assert kinds(store, attempt.id) == [
+        "created",
+        "provisioned",
+        "claimed",
+        "released",
+        "claimed",
+        "reassigned",
+        "claimed",
+        "cancelled",
+    ]
+
+
+def test_a_stale_lease_can_neither_heartbeat_nor_finish(
+    store: Store, repository: str, clock: StepClock
+) -> None:
+    attempt = ready_attempt(store, repository)
+    old = store.claim(remote_worker("w1"), TTL, "w1", attempt.id)
+    assert old is not None
+    store.release(old.attempt.id, old.token, "giving it back", "w1")
+    new = store.claim(remote_worker("w1"), TTL, "w1", attempt.id)
+    assert new is not None and new.token > old.token
+    clock.tick()
+    before, events = store.get(attempt.id), store.events(attempt.id)
+
+    with pytest.raises(LeaseLost, match=f"lease {old.token} .* taken away"):
+        store.heartbeat(attempt.id, old.token, TTL)
+    with pytest.raises(LeaseLost):
+        store.finish(attempt.id, old.token, State.SUCCEEDED, "w1", 0, "done")
+    with pytest.raises(LeaseLost):
+        store.release(attempt.id, old.token, "late", "w1")
+    with pytest.raises(LeaseLost):
+        store.take_messages(attempt.id, old.token, 2)
+    with pytest.raises(LeaseLost):
+        store.start_run(attempt.id, old.token, "p", ["agent"], "/tmp/log", None)
+    assert store.get(attempt.id) == before
+    assert store.events(attempt.id) == events
+    assert store.runs(attempt.id) == []
+
+    # the current holder is unaffected
+    renewed_at = clock.tick(10)
+    renewed = store.heartbeat(attempt.id, new.token, TTL)
+    assert renewed.expires_at == renewed_at + dt.timedelta(seconds=TTL)
+    done = store.finish(attempt.id, new.token, State.SUCCEEDED, "w1", 0, "all good")
+    assert (done.state, done.exit_code, done.summary) == (State.SUCCEEDED, 0, "all good")
+    assert done.finished_at == renewed_at and done.lease_expires_at is None
+
+
+def test_heartbeat_and_finish_on_an_unknown_attempt_are_lease_lost(store: Store) -> None:
+    with pytest.raises(LeaseLost, match="no longer exists"):
+        store.heartbeat("0000dead", 1, TTL)
+    with pytest.raises(LeaseLost, match="no longer exists"):
+        store.finish("0000dead", 1, State.FAILED, "w")
+
+
+def test_a_worker_cannot_finish_as_queued_running_or_worker_gone(
+    store: Store, repository: str
+) -> None:
+    attempt = ready_attempt(store, repository)
+    lease = store.claim(remote_worker("w"), TTL, "w", attempt.id)
+    assert lease is not None
+    for state in (State.QUEUED, State.RUNNING, State.WORKER_GONE):
+        with pytest.raises(Conflict, match=f"cannot finish an attempt as {state}"):
+            store.finish(attempt.id, lease.token, state, "w")
+    assert store.get(attempt.id).state is State.RUNNING
+
+
+def _end_by(how: str, store: Store, attempt: Attempt, token: int, clock: StepClock) -> None:
+    if how in ("succeeded", "failed", "timed_out", "cancelled-by-worker"):
+        state = State.CANCELLED if how == "cancelled-by-worker" else State(how)
+        store.finish(attempt.id, token, state, "w", 1, "ended")
+    elif how == "cancelled":
+        store.cancel(attempt.id, "operator said so", "operator")
+    else:
+        clock.tick(TTL + 1)
+        gone = lifecycle.reap(store, "reaper")
+        assert attempt.id in [a.id for a in gone]
+
+
+@pytest.mark.parametrize(
+    "how", ["succeeded", "failed", "timed_out", "cancelled-by-worker", "cancelled", "worker_gone"]
+)
+def test_terminal_states_never_change(
+    store: Store, repository: str, clock: StepClock, how: str
+) -> None:
+    attempt = ready_attempt(store, repository)
+    lease = store.claim(remote_worker("w"), TTL, "w", attempt.id)
+    assert lease is not None
+    _end_by(how, store, attempt, lease.token, clock)
+    ended, events = store.get(attempt.id), store.events(attempt.id)
+    assert ended.terminal and ended.finished_at is not None
+    clock.tick()
+
+    for token in {lease.token, ended.lease_token}:
+        with pytest.raises(LeaseLost):
+            store.finish(attempt.id, token, State.SUCCEEDED, "w", 0)
+        with pytest.raises(LeaseLost):
+            store.heartbeat(attempt.id, token, TTL)
+        with pytest.raises(LeaseLost):
+            store.release(attempt.id, token, "late", "w")
+        assert store.end_lost_worker(attempt.id, token, "late", "reaper") is None
+    again, changed = store.cancel(attempt.id, "too late", "operator")
+    assert not changed and again == ended
+    with pytest.raises(Conflict, match="cannot be reassigned"):
+        store.reassign(attempt.id, "w2", "operator")
+    with pytest.raises(NotClaimable, match="not queued"):
+        store.claim(remote_worker("w"), TTL, "w", attempt.id)
+    with pytest.raises(Conflict, match="takes no more messages"):
+        store.add_message(attempt.id, "more", "operator")
+    assert attempt.id not in [a.id for a in lifecycle.reap(store, "reaper")]
+    assert store.get(attempt.id) == ended
+    assert store.events(attempt.id) == events
+
+
+def test_a_finished_attempt_cannot_be_finished_twice(store: Store, repository: str) -> None:
+    attempt = ready_attempt(store, repository)
+    lease = store.claim(remote_worker("w"), TTL, "w", attempt.id)
+    assert lease is not None
+    first = store.finish(attempt.id, lease.token, State.FAILED, "w", 3, "exit code 3")
+    with pytest.raises(LeaseLost, match="is failed"):
+        store.finish(attempt.id, lease.token, State.SUCCEEDED, "w", 0, "second thoughts")
+    assert store.get(attempt.id) == first
+    assert kinds(store, attempt.id).count("finished") == 1
+
+
+# -- lost workers ----------------------------------------------------------------------------
+
+
+def test_an_expired_lease_ends_as_worker_gone_and_fences_the_old_holder(
+    store: Store, repository: str, clock: StepClock
+) -> None:
+    attempt = ready_attempt(store, repository)
+    lease = store.claim(remote_worker("w"), TTL, "w", attempt.id)
+    assert lease is not None
+
+    clock.tick(TTL - 1)
+    assert attempt.id not in [a.id for a in lifecycle.reap(store, "reaper")]
+    store.heartbeat(attempt.id, lease.token, TTL)  # expires at START + 2*TTL - 1 now
+    clock.tick(TTL - 0.001)
+    assert attempt.id not in [a.id for a in lifecycle.reap(store, "reaper")]
+    assert store.get(attempt.id).state is State.RUNNING
+
+    clock.tick(0.001)  # exactly at expiry
+    gone = ours(lifecycle.reap(store, "reaper"), repository)
+    assert [a.id for a in gone] == [attempt.id]
+    after = store.get(attempt.id)
+    assert after.state is State.WORKER_GONE
+    assert after.reason is not None and after.reason.startswith("lease expired")
+    assert after.lease_token > lease.token and after.finished_at == clock.now
+    event = store.events(attempt.id)[-1]
+    assert (event.kind, event.actor) == ("worker_gone", "reaper")
+
+    with pytest.raises(LeaseLost):
+        store.heartbeat(attempt.id, lease.token, TTL)
+    with pytest.raises(LeaseLost):
+        store.finish(attempt.id, lease.token, State.SUCCEEDED, "w", 0, "late result")
+    assert store.get(attempt.id) == after
+
+
+def test_a_dead_local_worker_is_noticed_at_once(store: Store, repository: str) -> None:
+    proc = subprocess.Popen(["sleep", "0"])
+    started = processes.start_time(proc.pid)  # a zombie until waited for: still has one
+    proc.wait()
+    assert started is not None
+    dead = WorkerIdentity("w", processes.hostname(), proc.pid, started)
+    attempt = ready_attempt(store, repository)
+    alive = ready_attempt(store, repository, "alive")
+    store.claim(dead, TTL, "w", attempt.id)
+    store.claim(this_process("w"), TTL, "w", alive.id)
+
+    # the clock has not moved: the lease is valid, only the pid says the worker is gone
+    gone = ours(lifecycle.reap(store, "reaper"), repository)
+    assert [a.id for a in gone] == [attempt.id]
+    after = store.get(attempt.id)
+    assert after.state is State.WORKER_GONE
+    assert after.reason == f"worker process {proc.pid} on {processes.hostname()} is gone"
+    assert store.get(alive.id).state is State.RUNNING
+
+
+def test_a_reused_pid_counts_as_gone(store: Store, repository: str) -> None:
+    """The pid is alive, but it belongs to a process started at another time."""
+    me = this_process("w")
+    assert me.started_at is not None
+    impostor = dataclasses.replace(me, started_at=me.started_at - 1000)
+    attempt = ready_attempt(store, repository)
+    genuine = ready_attempt(store, repository, "genuine")
+    store.claim(impostor, TTL, "w", attempt.id)
+    store.claim(me, TTL, "w", genuine.id)
+
+    gone = ours(lifecycle.reap(store, "reaper"), repository)
+    assert [a.id for a in gone] == [attempt.id]
+    assert store.get(attempt.id).reason == f"worker process {os.getpid()} on {me.host} is gone"
+    assert store.get(genuine.id).state is State.RUNNING
+
+
+def test_a_remote_worker_is_judged_by_its_lease_only(store: Store, repository: str) -> None:
+    """A pid on another host means nothing here: no local process may be consulted."""
+    elsewhere = WorkerIdentity("w", "elsewhere.invalid", pid=1, started_at=0.0)
+    attempt = ready_attempt(store, repository)
+    store.claim(elsewhere, TTL, "w", attempt.id)
+    assert attempt.id not in [a.id for a in lifecycle.reap(store, "reaper")]
+    assert store.get(attempt.id).state is State.RUNNING
+
+
+def test_reap_loses_to_a_fresher_write(store: Store, repository: str, clock: StepClock) -> None:
+    """end_lost_worker is a compare-and-set on the lease judged lost."""
+    attempt = ready_attempt(store, repository)
+    lease = store.claim(remote_worker("w"), TTL, "w", attempt.id)
+    assert lease is not None
+    store.finish(attempt.id, lease.token, State.SUCCEEDED, "w", 0)
+    assert store.end_lost_worker(attempt.id, lease.token, "judged lost", "reaper") is None
+    assert store.get(attempt.id).state is State.SUCCEEDED
+
+
+# -- release, cancel, reassign ---------------------------------------------------------------
+
+
+def test_release_returns_the_attempt_to_queued(
+    store: Store, repository: str, clock: StepClock
+) -> None:
+    attempt = ready_attempt(store, repository, worker="w")
+    lease = store.claim(this_process("w"), TTL, "w", attempt.id)
+    assert lease is not None
+    clock.tick()
+    released = store.release(attempt.id, lease.token, "worktree in use by someone", "w")
+    assert released.state is State.QUEUED
+    assert released.lease_token == lease.token + 1
+    assert released.lease_expires_at is None
+    assert (released.worker_host, released.worker_pid, released.agent_pid) == (None, None, None)
+    assert released.lease_holder is None and released.worker == "w"
+    event = store.events(attempt.id)[-1]
+    assert event.kind == "released"
+    assert event.detail == {"reason": "worktree in use by someone", "lease": lease.token}
+
+    with pytest.raises(LeaseLost):
+        store.heartbeat(attempt.id, lease.token, TTL)
+    again = store.claim(remote_worker("w"), TTL, "w", attempt.id)
+    assert again is not None and again.token == lease.token + 2
+
+
+def test_release_of_an_unassigned_attempt_leaves_it_unassigned(
+    store: Store, repository: str
+) -> None:
+    attempt = ready_attempt(store, repository)
+    lease = store.claim(remote_worker("w1"), TTL, "w1", attempt.id)
+    assert lease is not None
+    released = store.release(attempt.id, lease.token, "worktree busy", "w1")
+    assert released.worker is None and released.lease_holder is None
+    assert store.claim(remote_worker("w2"), TTL, "w2", attempt.id) is not None
+
+
+def test_cancel_a_queued_or_running_attempt(store: Store, repository: str) -> None:
+    queued = ready_attempt(store, repository, "q")
+    running = ready_attempt(store, repository, "r")
+    lease = store.claim(remote_worker("w"), TTL, "w", running.id)
+    assert lease is not None
+
+    for attempt, was in ((queued, "queued"), (running, "running")):
+        after, changed = store.cancel(attempt.id, "not needed", "operator")
+        assert changed and after.state is State.CANCELLED
+        assert after.reason == "not needed" and after.finished_at is not None
+        event = store.events(attempt.id)[-1]
+        assert (event.kind, event.actor) == ("cancelled", "operator")
+        assert event.detail == {"reason": "not needed", "was": was}
+    with pytest.raises(LeaseLost):
+        store.finish(running.id, lease.token, State.SUCCEEDED, "w", 0)
+    with pytest.raises(AttemptNotFound):
+        store.cancel("0000dead", "x", "operator")
+
+
+def test_reassign_moves_a_live_attempt_and_fences_the_holder(store: Store, repository: str) -> None:
+    attempt = ready_attempt(store, repository, worker="w1")
+    lease = store.claim(remote_worker("w1"), TTL, "w1", attempt.id)
+    assert lease is not None
+    before, after = store.reassign(attempt.id, "w2", "operator")
+    assert before.state is State.RUNNING and before.worker == "w1"
+    assert after.state is State.QUEUED and after.worker == "w2"
+    assert after.lease_token == lease.token + 1 and after.worker_pid is None
+    event = store.events(attempt.id)[-1]
+    assert event.kind == "reassigned"
+    assert event.detail == {"worker": "w2", "previous_worker": "w1", "was": "running"}
+    with pytest.raises(LeaseLost):
+        store.heartbeat(attempt.id, lease.token, TTL)
+    with pytest.raises(NotClaimable, match="assigned to worker 'w2'"):
+        store.claim(remote_worker("w1"), TTL, "w1", attempt.id)
+    assert store.claim(remote_worker("w2"), TTL, "w2", attempt.id) is not None
+
+
+# -- follow-ups and runs ---------------------------------------------------------------------
+
+
+def test_messages_are_delivered_once_in_order_to_the_lease_holder(
+    store: Store, repository: str, clock: StepClock
+) -> None:
+    attempt = ready_attempt(store, repository)
+    first = store.add_message(attempt.id, "one", "operator")  # queued attempts take them too
+    lease = store.claim(remote_worker("w"), TTL, "w", attempt.id)
+    assert lease is not None
+    second = store.add_message(attempt.id, "two", "operator")
+    run = store.start_run(attempt.id, lease.token, "do it", ["agent", "x"], "/l.log", 4242, 1.5)
+    assert (run.number, run.prompt, run.command, run.pid) == (1, "do it", ("agent", "x"), 4242)
+    assert store.get(attempt.id).agent_pid == 4242
+
+    delivered_at = clock.tick()
+    taken = store.take_messages(attempt.id, lease.token, 2)
+    assert [(m.id, m.body, m.run_number) for m in taken] == [
+        (first.id, "one", 2),
+        (second.id, "two", 2),
+    ]
+    assert all(m.delivered_at == delivered_at for m in taken)
+    assert store.take_messages(attempt.id, lease.token, 3) == []
+    assert store.messages(attempt.id) == taken
+    store.end_run(attempt.id, 1, 0)
+    assert store.runs(attempt.id)[0].exit_code == 0
+    assert kinds(store, attempt.id).count("message_queued") == 2
+    assert kinds(store, attempt.id).count("messages_delivered") == 1
+
+
+def test_created_attempts_start_queued_with_lease_zero(store: Store, repository: str) -> None:
+    created = store.create_attempt(new_attempt(repository), "dispatcher")
+    assert created.state is State.QUEUED and created.lease_token == 0
+    assert created.workspace_status is WorkspaceStatus.PROVISIONING
+    assert created.created_at == START
