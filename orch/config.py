@@ -32,6 +32,12 @@ class Settings:
     max_attempts: int = 5
     cancel_grace: float = 10.0
     sqlite_synchronous: str = "NORMAL"
+    port_base: int = 20000
+    port_block_size: int = 100
+    port_limit: int = 60999
+    port_slots: dict[str, int] = dataclasses.field(
+        default_factory=lambda: {"web": 0, "api": 1, "db": 2}
+    )
     config_file: Path | None = None
 
     @property
@@ -60,6 +66,10 @@ _KEYS: dict[str, tuple[str, type]] = {
     "max_attempts": ("ORCH_MAX_ATTEMPTS", int),
     "cancel_grace": ("ORCH_CANCEL_GRACE", float),
     "sqlite_synchronous": ("ORCH_SQLITE_SYNCHRONOUS", str),
+    "port_base": ("ORCH_PORT_BASE", int),
+    "port_block_size": ("ORCH_PORT_BLOCK_SIZE", int),
+    "port_limit": ("ORCH_PORT_LIMIT", int),
+    "port_slots": ("ORCH_PORT_SLOTS", dict),
 }
 
 
@@ -94,8 +104,32 @@ def _read_file(path: Path) -> dict[str, Any]:
     return data
 
 
+def parse_slots(value: Any, source: str) -> dict[str, int]:
+    """``{"web": 0, "api": 1}`` (a TOML table) or ``"web=0,api=1"`` (the environment)."""
+    if isinstance(value, str):
+        pairs = [p.partition("=") for p in value.split(",") if p.strip()]
+        value = {name.strip(): off.strip() for name, _, off in pairs}
+    if not isinstance(value, dict):
+        raise ConfigError(f"port_slots from {source} must be a table of name = offset")
+    slots: dict[str, int] = {}
+    for name, offset in value.items():
+        if not str(name).replace("_", "").isalnum():
+            raise ConfigError(f"port_slots from {source}: invalid slot name {name!r}")
+        try:
+            slots[str(name)] = int(offset)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"port_slots from {source}: offset of {name!r} must be an integer"
+            ) from exc
+        if slots[str(name)] < 0:
+            raise ConfigError(f"port_slots from {source}: offset of {name!r} must not be negative")
+    return slots
+
+
 def _coerce(key: str, value: Any, source: str) -> Any:
     kind = _KEYS[key][1]
+    if kind is dict:
+        return parse_slots(value, source)
     try:
         result = kind(value)
     except (TypeError, ValueError) as exc:
@@ -121,6 +155,12 @@ def resolve(env: Mapping[str, str], overrides: Mapping[str, Any] | None = None) 
     database_url = values.pop("database_url", None) or f"sqlite:///{home / 'orch.db'}"
     worktree_root = Path(values.pop("worktree_root", None) or home / "worktrees").expanduser()
     validate_branch_prefix(values.get("branch_prefix", "orch"))
+    size = values.get("port_block_size", 100)
+    base = values.get("port_base", 20000)
+    if any(off >= size for off in values.get("port_slots", {}).values()):
+        raise ConfigError(f"port_slots offsets must be below port_block_size ({size})")
+    if not 1024 <= base < values.get("port_limit", 60999) <= 65535:
+        raise ConfigError("ports: need 1024 <= port_base < port_limit <= 65535")
     if "sqlite_synchronous" in values:
         values["sqlite_synchronous"] = str(values["sqlite_synchronous"]).upper()
         if values["sqlite_synchronous"] not in ("FULL", "NORMAL"):

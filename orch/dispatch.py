@@ -18,11 +18,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orch import inbox, naming
+from orch import inbox, naming, ports
 from orch.config import Settings
 from orch.errors import DirtyRepository, OrchError, WorkspaceError, describe_os_error
 from orch.git import DirtyPath, Git, PendingDirtyCheck, Repository
 from orch.models import Attempt, NewAttempt, WorkerIdentity, WorkspaceStatus
+from orch.port_bundles import lease_bundle
 
 if TYPE_CHECKING:
     from orch.store import Store
@@ -185,6 +186,7 @@ def _provision(
     payload_file = inbox.payload_path(settings.inbox_dir, attempt.id)
     branch_created = False
     try:
+        bundle = lease_bundle(store, settings, attempt.id, socket.gethostname(), actor)
         git.create_branch(
             repo, attempt.branch_name, attempt.base_commit, f"orch: dispatch attempt {attempt.id}"
         )
@@ -192,17 +194,22 @@ def _provision(
         checkpoint("branch-created")
         git.add_worktree(repo, path, attempt.branch_name, attempt.base_commit)
         checkpoint("worktree-added")
+        ports.write_ports_file(path, repo.common_dir, bundle)
         ready = dataclasses.replace(
             attempt, workspace_status=WorkspaceStatus.READY, payload_path=str(payload_file)
         )
         inbox.write_payload(
             payload_file,
-            inbox.build_payload(ready, orch_home=settings.home, lease_ttl=settings.lease_ttl),
+            inbox.build_payload(
+                ready, orch_home=settings.home, lease_ttl=settings.lease_ttl, ports=bundle.ports
+            ),
         )
         checkpoint("payload-written")
         return store.finish_provisioning(attempt.id, payload_file, actor)
     except BaseException as exc:
         _roll_back(repo, git, attempt, path, payload_file, branch_created)
+        with contextlib.suppress(OrchError):
+            store.release_ports(attempt.id, actor, "provisioning failed")
         reason = exc.message if isinstance(exc, OrchError) else f"{type(exc).__name__}: {exc}"
         with contextlib.suppress(OrchError):
             store.fail_provisioning(attempt.id, reason or type(exc).__name__, actor)

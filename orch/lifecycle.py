@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import socket
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orch import inbox, naming, processes
+from orch import inbox, naming, ports, processes
 from orch.config import Settings
 from orch.errors import Conflict, InvalidInput, OrchError
 from orch.models import (
@@ -27,6 +28,7 @@ from orch.models import (
     WorkerIdentity,
     WorkspaceStatus,
 )
+from orch.port_bundles import lease_bundle
 from orch.queries import find_attempt
 
 if TYPE_CHECKING:
@@ -61,6 +63,7 @@ def reap(store: Store, actor: str, grace: float = 5.0) -> list[Attempt]:
         if gone is None:
             continue  # a fresher write won (heartbeat, finish): nothing to do
         ended.append(gone)
+        store.release_ports(attempt.id, actor, "worker gone")
         if attempt.worker_host == host and attempt.agent_pid is not None:
             # never leave an agent running in a worktree whose attempt has ended
             processes.terminate(attempt.agent_pid, attempt.agent_started_at, grace)
@@ -171,14 +174,19 @@ def reassign(
     attempt = find_attempt(store, ref)
     before, after = store.reassign(attempt.id, worker, actor)
     signalled = _stop_local_worker(before, grace) if before.state == State.RUNNING else None
-    rewrite_payload(after, settings)
+    rewrite_payload(after, settings, store)
     return after, signalled
 
 
-def rewrite_payload(attempt: Attempt, settings: Settings) -> None:
+def rewrite_payload(attempt: Attempt, settings: Settings, store: Store | None = None) -> None:
+    """Write the payload again from the store's record (with its port bundle)."""
     if attempt.payload_path:
+        bundle = store.port_bundle(attempt.id) if store is not None else None
         payload = inbox.build_payload(
-            attempt, orch_home=settings.home, lease_ttl=settings.lease_ttl
+            attempt,
+            orch_home=settings.home,
+            lease_ttl=settings.lease_ttl,
+            ports=bundle.ports if bundle else None,
         )
         inbox.write_payload(Path(attempt.payload_path), payload)
 
@@ -232,15 +240,25 @@ def _continue(store: Store, attempt: Attempt, body: str, actor: str, settings: S
     )
     created = store.create_attempt(new, actor)
     payload_file = inbox.payload_path(settings.inbox_dir, created.id)
+    try:
+        bundle = lease_bundle(store, settings, created.id, socket.gethostname(), actor)
+        ports.write_ports_file(worktree, None, bundle)
+    except OrchError as exc:
+        store.release_ports(created.id, actor, "provisioning failed")
+        store.fail_provisioning(created.id, exc.message, actor)
+        raise
     reused = dataclasses.replace(
         created, workspace_status=WorkspaceStatus.REUSED, payload_path=str(payload_file)
     )
     try:
         inbox.write_payload(
             payload_file,
-            inbox.build_payload(reused, orch_home=settings.home, lease_ttl=settings.lease_ttl),
+            inbox.build_payload(
+                reused, orch_home=settings.home, lease_ttl=settings.lease_ttl, ports=bundle.ports
+            ),
         )
     except OrchError as exc:
+        store.release_ports(created.id, actor, "provisioning failed")
         store.fail_provisioning(created.id, exc.message, actor)
         raise
     return store.finish_provisioning(created.id, payload_file, actor, WorkspaceStatus.REUSED)

@@ -180,3 +180,21 @@ class Run:
             if isinstance(value, dt.datetime):
                 out[key] = value.isoformat()
         return out
+
+
+@dataclasses.dataclass(frozen=True)
+class PortBundle:
+    """A contiguous block of ports leased to one attempt, with named slots in it."""
+
+    start: int
+    size: int
+    slots: dict[str, int]  # slot name -> offset in the block
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """Slot name -> port, plus ``base`` (the block's first port)."""
+        return {"base": self.start, **{name: self.start + off for name, off in self.slots.items()}}
+
+    @property
+    def end(self) -> int:
+        return self.start + self.size - 1

@@ -233,4 +233,40 @@ def log(attempt: str, tail: int | None) -> None:
         click.echo("\n".join(lines))
 
 
-COMMANDS = (wait, retry, reassign, cancel, send, log)
+@click.command()
+@click.argument("attempt")
+@click.option("--get", "slot", default=None, help="Print only this slot's port (e.g. web).")
+@click.option(
+    "--export", "as_export", is_flag=True, help="Print export lines to eval in sh, bash or zsh."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def ports(attempt: str, slot: str | None, as_export: bool, as_json: bool) -> None:
+    """Show ATTEMPT's port bundle: eval "$(orch ports ATTEMPT --export)"."""
+    from orch import ports as port_files
+    from orch.errors import NotFound
+    from orch.queries import find_attempt
+
+    store = open_store(settings_from_env())
+    found = find_attempt(store, attempt)
+    bundle = store.port_bundle(found.id)
+    if bundle is None:
+        raise NotFound(f"attempt {found.id} holds no port bundle")
+    if slot is not None:
+        if slot not in bundle.ports:
+            raise NotFound(f"no port slot {slot!r} (slots: {', '.join(bundle.ports)})")
+        click.echo(bundle.ports[slot])
+    elif as_export:
+        click.echo("\n".join(port_files.export_lines(bundle)))
+    elif as_json:
+        from orch.cli.render import to_json
+
+        click.echo(
+            to_json(attempt=found.id, start=bundle.start, size=bundle.size, ports=bundle.ports)
+        )
+    else:
+        click.echo(f"block {bundle.start}-{bundle.end} ({bundle.size} ports)")
+        for name, port in bundle.ports.items():
+            click.echo(f"{name:<12} {port}")
+
+
+COMMANDS = (wait, retry, reassign, cancel, send, log, ports)

@@ -107,3 +107,18 @@ class RunRow(Base):
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     exit_code: Mapped[int | None] = mapped_column(Integer)
+
+
+class PortLeaseRow(Base):
+    __tablename__ = "port_leases"
+    __table_args__ = (UniqueConstraint("host", "block_start", name="uq_port_block"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    attempt_id: Mapped[str] = mapped_column(
+        String(16), ForeignKey("attempts.id", ondelete="CASCADE"), unique=True
+    )
+    host: Mapped[str] = mapped_column(String(255))
+    block_start: Mapped[int] = mapped_column(Integer)
+    block_size: Mapped[int] = mapped_column(Integer)
+    slots: Mapped[dict[str, int]] = mapped_column(JSON)
+    leased_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

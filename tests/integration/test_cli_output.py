@@ -76,9 +76,10 @@ def test_show_json_has_attempt_and_events(repo: Path, run_cli: RunCli, store_url
     data = show(run_cli, attempt["id"], cwd=repo)
     assert {"version", "attempt", "events"} <= set(data)
     assert data["attempt"] == attempt
-    created, provisioned = data["events"]
-    assert (created["kind"], provisioned["kind"]) == ("created", "provisioned")
-    for event in (created, provisioned):
+    created, leased, provisioned = data["events"]
+    kinds = (created["kind"], leased["kind"], provisioned["kind"])
+    assert kinds == ("created", "ports_leased", "provisioned")
+    for event in (created, leased, provisioned):
         assert event["attempt_id"] == attempt["id"]
         assert "pid " in event["actor"]
         assert dt.datetime.fromisoformat(event["created_at"]).tzinfo is not None
@@ -111,7 +112,7 @@ def test_show_text(repo: Path, run_cli: RunCli, store_url: str) -> None:
     assert fields["worker"] == "(any)"
     assert fields["prompt"] == "Add retries"  # the first line only
     events = result.stdout.split("\n\nevents:\n")[1].splitlines()
-    assert [line.split()[1] for line in events] == ["created", "provisioned"]
+    assert [line.split()[1] for line in events] == ["created", "ports_leased", "provisioned"]
 
 
 def test_show_text_of_a_failed_attempt_gives_the_reason(

@@ -96,7 +96,7 @@ def test_strict_dispatch_records_what_git_has(
 
     detail = show(run_cli, attempt["id"], cwd=repo)
     assert detail["attempt"] == attempt
-    assert [e["kind"] for e in detail["events"]] == ["created", "provisioned"]
+    assert [e["kind"] for e in detail["events"]] == ["created", "ports_leased", "provisioned"]
     created = detail["events"][0]["detail"]
     assert created["base_commit"] == attempt["base_commit"]
     assert created["workspace_status"] == "provisioning"

@@ -131,7 +131,7 @@ def test_the_command_runs_in_the_worktree_with_the_attempt_in_its_environment(
     assert run.exit_code == 0 and run.prompt == prompt
     assert run.log_path == str(isolated_env / "logs" / f"{attempt['id']}.log")
     kinds = [e.kind for e in store.events(attempt["id"])]
-    assert kinds == ["created", "provisioned", "claimed", "run_started", "finished"]
+    assert kinds == ["created", "ports_leased", "provisioned", "claimed", "run_started", "finished"]
 
 
 def test_an_exit_status_other_than_zero_fails_the_attempt_with_a_summary(

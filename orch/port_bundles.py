@@ -1,0 +1,38 @@
+"""Leasing a port bundle for an attempt: the first free block on this host.
+
+A block is free when no attempt on this host holds it in the store (a unique constraint
+decides between processes racing for it) and none of its ports is in use on this
+machine right now or refused by browsers. Released by cleanup and when a worker is gone.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from orch import ports
+from orch.config import Settings
+from orch.errors import WorkspaceError
+from orch.models import PortBundle
+
+if TYPE_CHECKING:
+    from orch.store import Store
+
+
+def lease_bundle(
+    store: Store, settings: Settings, attempt_id: str, host: str, actor: str
+) -> PortBundle:
+    size = settings.port_block_size
+    held = store.held_port_blocks(host)
+    start = settings.port_base
+    while start + size - 1 <= settings.port_limit:
+        if start not in held and ports.block_usable(start, size):
+            bundle = PortBundle(start=start, size=size, slots=dict(settings.port_slots))
+            if store.lease_ports(attempt_id, host, bundle, actor):
+                return bundle
+            held = store.held_port_blocks(host)  # someone took it first: look again
+        start += size
+    raise WorkspaceError(
+        f"no free block of {size} ports between {settings.port_base} and {settings.port_limit} "
+        "on this machine: clean up ended attempts ('orch cleanup --all-terminal') or widen "
+        "port_limit"
+    )

@@ -1,0 +1,65 @@
+"""Port leases: a uniqueness constraint on (host, block start) makes two attempts unable
+to hold one block, however many processes dispatch at the same moment."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from orch.errors import StoreError
+from orch.models import PortBundle
+from orch.store.base import StoreBase
+from orch.store.tables import PortLeaseRow
+
+
+class PortOps(StoreBase):
+    def held_port_blocks(self, host: str) -> set[int]:
+        with self._read() as s:
+            return set(s.scalars(select(PortLeaseRow.block_start).where(PortLeaseRow.host == host)))
+
+    def lease_ports(self, attempt_id: str, host: str, bundle: PortBundle, actor: str) -> bool:
+        """Take ``bundle`` for the attempt; False if another attempt holds that block."""
+        try:
+            with self._write() as s:
+                s.add(
+                    PortLeaseRow(
+                        attempt_id=attempt_id,
+                        host=host,
+                        block_start=bundle.start,
+                        block_size=bundle.size,
+                        slots=dict(bundle.slots),
+                        leased_at=self.clock(),
+                    )
+                )
+                s.flush()
+                self._event(
+                    s,
+                    attempt_id,
+                    "ports_leased",
+                    actor,
+                    start=bundle.start,
+                    end=bundle.end,
+                    host=host,
+                )
+        except StoreError as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                return False
+            raise
+        return True
+
+    def port_bundle(self, attempt_id: str) -> PortBundle | None:
+        with self._read() as s:
+            row = s.scalars(
+                select(PortLeaseRow).where(PortLeaseRow.attempt_id == attempt_id)
+            ).first()
+            if row is None:
+                return None
+            return PortBundle(start=row.block_start, size=row.block_size, slots=dict(row.slots))
+
+    def release_ports(self, attempt_id: str, actor: str, reason: str) -> bool:
+        with self._write() as s:
+            result = s.execute(delete(PortLeaseRow).where(PortLeaseRow.attempt_id == attempt_id))
+            released = bool(result.rowcount)  # type: ignore[attr-defined]
+            if released:
+                self._event(s, attempt_id, "ports_released", actor, reason=reason)
+            return released

@@ -1,0 +1,128 @@
+"""Port bundles: disjoint blocks under concurrency, busy ports skipped, shell-safe exports."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ORCH_BIN, git
+
+from orch.config import ConfigError, parse_slots, resolve
+from orch.models import PortBundle
+from orch.ports import BROWSER_UNSAFE, block_usable, export_lines
+
+
+def _attempt(run_cli: Any, repo: Path, key: str) -> dict[str, Any]:
+    result = run_cli("dispatch", key, "--json", cwd=repo)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["attempt"]
+
+
+def _bundle(run_cli: Any, attempt_id: str) -> dict[str, Any]:
+    result = run_cli("ports", attempt_id, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_dispatch_leases_a_bundle_and_writes_it_everywhere(repo: Path, run_cli: Any) -> None:
+    attempt = _attempt(run_cli, repo, "web-app")
+    bundle = _bundle(run_cli, attempt["id"])
+    ports = bundle["ports"]
+    assert bundle["size"] == 100 and ports["base"] == bundle["start"]
+    assert (ports["web"], ports["api"], ports["db"]) == (
+        bundle["start"],
+        bundle["start"] + 1,
+        bundle["start"] + 2,
+    )
+    payload = json.loads(Path(attempt["payload_path"]).read_text())
+    assert payload["ports"] == ports
+    worktree = Path(attempt["worktree_path"])
+    assert json.loads((worktree / ".orch" / "ports.json").read_text())["ports"] == ports
+    # never committed: git does not even see it
+    assert git("status", "--porcelain", "--untracked-files=all", cwd=worktree) == ""
+    assert run_cli("ports", attempt["id"], "--get", "api").stdout.strip() == str(ports["api"])
+
+
+def test_a_port_in_use_is_skipped(
+    repo: Path, run_cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = 41000 + (os.getpid() % 200) * 20
+    monkeypatch.setenv("ORCH_PORT_BASE", str(base))
+    monkeypatch.setenv("ORCH_PORT_BLOCK_SIZE", "10")
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", base + 7))  # a process holds a port inside the first block
+    holder.listen()
+    try:
+        attempt = _attempt(run_cli, repo, "busy")
+        start = _bundle(run_cli, attempt["id"])["start"]
+    finally:
+        holder.close()
+    assert start != base and start >= base + 10
+
+
+def test_32_concurrent_dispatches_get_32_disjoint_blocks(
+    make_repo: Callable[..., Path], tmp_path: Path
+) -> None:
+    repo = make_repo("busy-repo")
+    env = {**os.environ, "ORCH_PORT_BLOCK_SIZE": "10"}
+    go = tmp_path / "go"
+    script = (
+        "import os, sys, time, subprocess\n"
+        f"while not os.path.exists({str(go)!r}): time.sleep(0.005)\n"
+        f"sys.exit(subprocess.call([{ORCH_BIN!r}, 'dispatch', sys.argv[1], '--json']))\n"
+    )
+    procs = [
+        subprocess.Popen(
+            ["python3", "-c", script, f"task-{i}"],
+            cwd=repo,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(32)
+    ]
+    time.sleep(0.5)
+    go.touch()
+    results = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [r[1] for r in results]
+    starts = []
+    for out, _err in results:
+        payload = json.loads(Path(json.loads(out)["attempt"]["payload_path"]).read_text())
+        starts.append(payload["ports"]["base"])
+    assert len(set(starts)) == 32
+    blocks = sorted(starts)
+    assert all(b - a >= 10 for a, b in itertools.pairwise(blocks))
+
+
+def test_export_lines_are_inert_in_every_shell(tmp_path: Path) -> None:
+    bundle = PortBundle(start=23000, size=100, slots={"web": 0, "db_main": 5})
+    script = (
+        "\n".join(export_lines(bundle))
+        + '\necho "$ORCH_PORT_WEB $ORCH_PORT_DB_MAIN $ORCH_PORT_COUNT"\n'
+    )
+    for shell in ("sh", "bash"):
+        out = subprocess.run([shell, "-c", script], capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == "23000 23005 100"
+    assert all(line.split("=", 1)[1].startswith("'") for line in export_lines(bundle))
+
+
+def test_browser_unsafe_ports_are_never_handed_out() -> None:
+    assert 10080 in BROWSER_UNSAFE
+    assert not block_usable(10075, 10)
+
+
+def test_port_slots_config(tmp_path: Path) -> None:
+    assert parse_slots("web=0, api=1", "env") == {"web": 0, "api": 1}
+    with pytest.raises(ConfigError):
+        parse_slots("web=x", "env")
+    with pytest.raises(ConfigError):
+        resolve({"HOME": str(tmp_path), "ORCH_PORT_SLOTS": "web=150"})
