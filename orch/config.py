@@ -172,3 +172,94 @@ def resolve(env: Mapping[str, str], overrides: Mapping[str, Any] | None = None) 
         config_file=path if path.exists() else None,
         **values,
     )
+
+
+INCLUDE_MODES = ("copy", "hardlink", "reflink", "symlink")
+
+
+@dataclasses.dataclass(frozen=True)
+class RepoConfig:
+    """A repository's own settings: ``orch.toml`` at its root, or ``[tool.orch]`` in
+    its ``pyproject.toml``."""
+
+    source: Path | None = None
+    include_modes: dict[str, str] = dataclasses.field(default_factory=dict)
+    shared: tuple[str, ...] = ()
+    setup: str | None = None
+    setup_timeout: float = 600.0
+    port_slots: dict[str, int] | None = None
+
+
+_REPO_KEYS = {"workspace": {"include", "shared", "setup", "setup_timeout"}, "ports": {"slots"}}
+
+
+def load_repo_config(root: Path) -> RepoConfig:
+    """Read the repository's config; unknown keys are an error, not silently ignored."""
+    toml = root / "orch.toml"
+    pyproject = root / "pyproject.toml"
+    data: dict[str, Any]
+    if toml.is_file():
+        source, data = toml, _read_toml(toml)
+    elif pyproject.is_file():
+        data = _read_toml(pyproject).get("tool", {}).get("orch")
+        if not data:
+            return RepoConfig()
+        source = pyproject
+    else:
+        return RepoConfig()
+    where = str(source) if source == toml else f"{source} [tool.orch]"
+    for section, body in data.items():
+        if section not in _REPO_KEYS or not isinstance(body, dict):
+            raise ConfigError(f"unknown section {section!r} in {where} (known: workspace, ports)")
+        unknown = sorted(set(body) - _REPO_KEYS[section])
+        if unknown:
+            known = ", ".join(sorted(_REPO_KEYS[section]))
+            raise ConfigError(
+                f"unknown key(s) in [{section}] of {where}: {', '.join(unknown)} (known: {known})"
+            )
+    workspace = data.get("workspace", {})
+    modes = workspace.get("include", {})
+    if not isinstance(modes, dict) or any(m not in INCLUDE_MODES for m in modes.values()):
+        raise ConfigError(
+            f"[workspace] include in {where}: each pattern maps to one of "
+            + ", ".join(INCLUDE_MODES)
+        )
+    shared = workspace.get("shared", [])
+    if not isinstance(shared, list) or not all(isinstance(p, str) for p in shared):
+        raise ConfigError(f"[workspace] shared in {where} must be a list of paths")
+    for path in shared:
+        if path.startswith("/") or ".." in Path(path).parts or not path.strip("/"):
+            raise ConfigError(
+                f"[workspace] shared in {where}: {path!r} must be a relative path "
+                "inside the repository"
+            )
+    setup = workspace.get("setup")
+    if setup is not None and not isinstance(setup, str):
+        raise ConfigError(f"[workspace] setup in {where} must be a command string")
+    slots = data.get("ports", {}).get("slots")
+    return RepoConfig(
+        source=source,
+        include_modes={str(k): str(v) for k, v in modes.items()},
+        shared=tuple(p.strip("/") for p in shared),
+        setup=setup,
+        setup_timeout=float(_coerce_positive(workspace.get("setup_timeout", 600), where)),
+        port_slots=parse_slots(slots, where) if slots is not None else None,
+    )
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+
+
+def _coerce_positive(value: Any, where: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"[workspace] setup_timeout in {where} must be a number") from exc
+    if number <= 0:
+        raise ConfigError(f"[workspace] setup_timeout in {where} must be positive")
+    return number

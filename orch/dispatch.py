@@ -18,17 +18,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orch import inbox, naming, ports
-from orch.config import Settings
+from orch import inbox, naming, ports, workspace_setup
+from orch.config import RepoConfig, Settings, load_repo_config
 from orch.errors import DirtyRepository, OrchError, WorkspaceError, describe_os_error
-from orch.git import DirtyPath, Git, PendingDirtyCheck, Repository
-from orch.models import Attempt, NewAttempt, WorkerIdentity, WorkspaceStatus
+from orch.git import DirtyPath, Git, PendingDirtyCheck, Repository, add_excludes
+from orch.models import Attempt, NewAttempt, PortBundle, WorkerIdentity, WorkspaceStatus
 from orch.port_bundles import lease_bundle
 
 if TYPE_CHECKING:
     from orch.store import Store
 
 SHOWN_DIRTY_PATHS = 5
+PORTS_EXCLUDE = f"/{ports.PORTS_DIR}/"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +92,7 @@ def dispatch(
 ) -> DispatchResult:
     task_key = naming.validate_task_key(request.task_key)
     repo = git.discover(request.repo_path)
+    repo_config = load_repo_config(repo.root)
     explicit_base = request.base_ref is not None
     base_ref = request.base_ref if request.base_ref is not None else "HEAD"
     base_commit = git.resolve_commit(repo, base_ref)
@@ -111,7 +113,15 @@ def dispatch(
     # carried into the attempt; find out (alongside the checkout) so that we can say so.
     watch_dirt = not (request.strict or explicit_base)
     return create_and_provision(
-        new, repo, settings, git, open_store(), actor, checkpoint, watch_dirt=watch_dirt
+        new,
+        repo,
+        settings,
+        git,
+        open_store(),
+        actor,
+        checkpoint,
+        watch_dirt=watch_dirt,
+        repo_config=repo_config,
     )
 
 
@@ -159,6 +169,7 @@ def create_and_provision(
     *,
     watch_dirt: bool = False,
     retry_of: int | None = None,
+    repo_config: RepoConfig | None = None,
 ) -> DispatchResult:
     """Record the intent, provision, finalise (or roll back); see the module docstring."""
     check_worktree_root(settings.worktree_root)
@@ -166,7 +177,9 @@ def create_and_provision(
     checkpoint("intent-recorded")
     dirt_check = git.start_dirty_check(repo.root) if watch_dirt else None
     try:
-        attempt = _provision(attempt, repo, settings, git, store, actor, checkpoint)
+        attempt = _provision(
+            attempt, repo, settings, git, store, actor, checkpoint, repo_config or RepoConfig()
+        )
     finally:
         warnings = _collect_dirt_warning(dirt_check, new.base_commit)
     return DispatchResult(attempt=attempt, warnings=warnings)
@@ -180,13 +193,16 @@ def _provision(
     store: Store,
     actor: str,
     checkpoint: Checkpoint,
+    repo_config: RepoConfig,
 ) -> Attempt:
     assert attempt.branch_name and attempt.worktree_path and attempt.base_commit
     path = Path(attempt.worktree_path)
     payload_file = inbox.payload_path(settings.inbox_dir, attempt.id)
     branch_created = False
     try:
-        bundle = lease_bundle(store, settings, attempt.id, socket.gethostname(), actor)
+        bundle = lease_bundle(
+            store, settings, attempt.id, socket.gethostname(), actor, repo_config.port_slots
+        )
         git.create_branch(
             repo, attempt.branch_name, attempt.base_commit, f"orch: dispatch attempt {attempt.id}"
         )
@@ -194,7 +210,10 @@ def _provision(
         checkpoint("branch-created")
         git.add_worktree(repo, path, attempt.branch_name, attempt.base_commit)
         checkpoint("worktree-added")
-        ports.write_ports_file(path, repo.common_dir, bundle)
+        add_excludes(repo, [PORTS_EXCLUDE])
+        ports.write_ports_file(path, bundle)
+        _set_up(attempt, repo, path, repo_config, bundle, settings, git, store, actor)
+        checkpoint("workspace-set-up")
         ready = dataclasses.replace(
             attempt, workspace_status=WorkspaceStatus.READY, payload_path=str(payload_file)
         )
@@ -218,6 +237,33 @@ def _provision(
         if isinstance(exc, OSError):
             raise WorkspaceError(f"provisioning attempt {attempt.id} failed: {reason}") from exc
         raise
+
+
+def _set_up(
+    attempt: Attempt,
+    repo: Repository,
+    path: Path,
+    config: RepoConfig,
+    bundle: PortBundle,
+    settings: Settings,
+    git: Git,
+    store: Store,
+    actor: str,
+) -> None:
+    included = workspace_setup.copy_included(git, repo, path, config)
+    linked, skipped = workspace_setup.link_shared(repo, path, config)
+    if included or linked or skipped:
+        store.record_event(
+            attempt.id,
+            "workspace_set_up",
+            actor,
+            included=included,
+            shared=linked,
+            shared_skipped_existing=skipped,
+        )
+    workspace_setup.run_setup(
+        path, config, bundle, settings.logs_dir / f"{attempt.id}.log", dict(os.environ)
+    )
 
 
 def _roll_back(

@@ -27,6 +27,8 @@ from orch.errors import (
     LockBusy,
     NotAGitRepository,
     UnknownBaseRef,
+    WorkspaceError,
+    describe_os_error,
 )
 from orch.fslock import file_lock, slot_lock
 
@@ -95,8 +97,15 @@ class Git:
         full_env = {**self._env, **(env or {})}
         while True:
             try:
+                # file names and file contents need not be UTF-8: never fail decoding them
                 proc = subprocess.run(
-                    cmd, cwd=cwd, input=input, capture_output=True, text=True, env=full_env
+                    cmd,
+                    cwd=cwd,
+                    input=input,
+                    capture_output=True,
+                    text=True,
+                    errors="surrogateescape",
+                    env=full_env,
                 )
             except FileNotFoundError as exc:
                 raise GitError("git is not installed or not on PATH") from exc
@@ -112,6 +121,18 @@ class Git:
                 delay = min(delay * 2, 0.2)
                 continue
             raise GitError(f"git {' '.join(args[:2])} failed: {_last_line(proc.stderr)}")
+
+    def output_bytes(self, args: Sequence[str], cwd: Path | None = None) -> bytes:
+        """Run a read-only ``git args`` and return its output byte for byte (no decoding,
+        no newline translation: a patch must apply to files with any encoding or CRLF)."""
+        try:
+            proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, env=self._env)
+        except FileNotFoundError as exc:
+            raise GitError("git is not installed or not on PATH") from exc
+        if proc.returncode != 0:
+            stderr = proc.stderr.decode(errors="replace")
+            raise GitError(f"git {' '.join(args[:2])} failed: {_last_line(stderr)}")
+        return proc.stdout
 
     # -- discovery -------------------------------------------------------------------------
 
@@ -256,6 +277,7 @@ class Git:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            errors="surrogateescape",
             env=self._env,
         )
         return PendingDirtyCheck(proc)
@@ -452,10 +474,19 @@ def unsaved_work(
 
 def save_patch(git: Git, worktree: Path, dest: Path) -> bool:
     """Write the uncommitted changes to tracked files (staged and not) as a binary patch."""
-    out = git.run(["--no-optional-locks", "diff", "HEAD", "--binary"], cwd=worktree).stdout
-    if not out:
+    patch = git.output_bytes(["--no-optional-locks", "diff", "HEAD", "--binary"], cwd=worktree)
+    if not patch:
         return False
-    dest.write_text(out, encoding="utf-8")
+    # written here, not with `git diff --output`, which ignores a failed write (full disk)
+    try:
+        with open(dest, "wb") as fh:
+            fh.write(patch)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        raise WorkspaceError(
+            f"cannot save uncommitted changes to {dest}: {describe_os_error(exc)}"
+        ) from exc
     return True
 
 
@@ -499,7 +530,10 @@ def save_bundle(
         return []
     if proc.returncode != 0:
         raise GitError(f"git bundle failed: {_last_line(proc.stderr)}")
-    return refs
+    # git leaves out a ref whose tip another branch already keeps: name only what it holds
+    heads = git.run(["bundle", "list-heads", str(dest.absolute())], cwd=repo.root).stdout
+    held = {line.split(" ", 1)[1] for line in heads.splitlines() if " " in line}
+    return [ref for ref in refs if ref in held]
 
 
 def force_remove_worktree(git: Git, repo: Repository, path: Path) -> None:
@@ -534,5 +568,54 @@ def branches_with_prefix(git: Git, repo: Repository, prefix: str) -> dict[str, s
 
 
 def prune_candidates(git: Git, repo: Repository) -> list[str]:
-    out = git.run(["worktree", "prune", "--dry-run", "--verbose"], cwd=repo.root).stdout
+    proc = git.run(["worktree", "prune", "--dry-run", "--verbose"], cwd=repo.root)
+    # git prints what it would prune on stderr
+    out = proc.stdout + proc.stderr
     return [ln.strip() for ln in out.splitlines() if ln.strip()]
+
+
+def add_excludes(repo: Repository, lines: list[str], lock_timeout: float = 30.0) -> None:
+    """Add patterns to the repository's ``info/exclude`` (shared by all its worktrees) once,
+    so that files orch puts into worktrees are never committed."""
+    exclude = repo.common_dir / "info" / "exclude"
+
+    def missing() -> list[str]:
+        try:
+            present = set(exclude.read_text(encoding="utf-8").splitlines())
+        except FileNotFoundError:
+            present = set()
+        return [ln for ln in lines if ln not in present]
+
+    if not missing():
+        return
+    try:
+        with file_lock(repo.orch_dir / "exclude.lock", lock_timeout, "info/exclude"):
+            todo = missing()
+            if not todo:
+                return
+            exclude.parent.mkdir(parents=True, exist_ok=True)
+            text = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
+            prefix = "" if not text or text.endswith("\n") else "\n"
+            with exclude.open("a", encoding="utf-8") as fh:
+                fh.write(prefix + "# orch: files orch puts into worktrees, never committed\n")
+                fh.write("".join(f"{ln}\n" for ln in todo))
+    except OSError as exc:
+        raise GitError(f"cannot update {exclude}: {exc.strerror}") from exc
+
+
+def ignored_entries(git: Git, root: Path) -> list[str]:
+    """Ignored files and directories of the main worktree (a fully ignored directory is
+    one entry ending in '/'), read without taking locks."""
+    out = git.run(
+        [
+            "--no-optional-locks",
+            "ls-files",
+            "-z",
+            "--others",
+            "--ignored",
+            "--exclude-standard",
+            "--directory",
+        ],
+        cwd=root,
+    ).stdout
+    return [p for p in out.split("\0") if p]

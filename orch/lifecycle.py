@@ -242,7 +242,7 @@ def _continue(store: Store, attempt: Attempt, body: str, actor: str, settings: S
     payload_file = inbox.payload_path(settings.inbox_dir, created.id)
     try:
         bundle = lease_bundle(store, settings, created.id, socket.gethostname(), actor)
-        ports.write_ports_file(worktree, None, bundle)
+        ports.write_ports_file(worktree, bundle)
     except OrchError as exc:
         store.release_ports(created.id, actor, "provisioning failed")
         store.fail_provisioning(created.id, exc.message, actor)

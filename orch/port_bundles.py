@@ -19,14 +19,20 @@ if TYPE_CHECKING:
 
 
 def lease_bundle(
-    store: Store, settings: Settings, attempt_id: str, host: str, actor: str
+    store: Store,
+    settings: Settings,
+    attempt_id: str,
+    host: str,
+    actor: str,
+    slots: dict[str, int] | None = None,
 ) -> PortBundle:
     size = settings.port_block_size
     held = store.held_port_blocks(host)
     start = settings.port_base
     while start + size - 1 <= settings.port_limit:
         if start not in held and ports.block_usable(start, size):
-            bundle = PortBundle(start=start, size=size, slots=dict(settings.port_slots))
+            chosen = settings.port_slots if slots is None else slots
+            bundle = PortBundle(start=start, size=size, slots=dict(chosen))
             if store.lease_ports(attempt_id, host, bundle, actor):
                 return bundle
             held = store.held_port_blocks(host)  # someone took it first: look again

@@ -1,20 +1,16 @@
 """Ports on this machine: probing, the ports file in a worktree, shell-safe exports.
 
 Owns the sockets orch opens to probe (bound and closed at once, never listened on) and
-the ``.orch/`` directory orch writes into a worktree, which it keeps out of git through
-the repository's ``info/exclude`` so it is never committed.
+the ``.orch/`` directory orch writes into a worktree.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import socket
 from pathlib import Path
 
 from orch.errors import WorkspaceError, describe_os_error
-from orch.fslock import file_lock
 from orch.models import PortBundle
 
 # Ports browsers refuse to open (Chromium's and Firefox's restricted lists).
@@ -105,7 +101,6 @@ BROWSER_UNSAFE = frozenset(
     }
 )
 PORTS_DIR = ".orch"
-EXCLUDE_LINE = f"/{PORTS_DIR}/"
 
 
 def port_in_use(port: int) -> bool:
@@ -157,11 +152,9 @@ def environment(bundle: PortBundle) -> dict[str, str]:
     return env
 
 
-def write_ports_file(worktree: Path, common_dir: Path | None, bundle: PortBundle) -> Path:
-    """Write ``.orch/ports.json`` and ``.orch/ports.env`` into the worktree, git-ignored
-    (``common_dir`` None: the repository already excludes them)."""
-    if common_dir is not None:
-        exclude_from_git(common_dir)
+def write_ports_file(worktree: Path, bundle: PortBundle) -> Path:
+    """Write ``.orch/ports.json`` and ``.orch/ports.env`` into the worktree (the caller
+    keeps ``/.orch/`` out of git through the repository's ``info/exclude``)."""
     target = worktree / PORTS_DIR
     try:
         target.mkdir(exist_ok=True)
@@ -173,29 +166,3 @@ def write_ports_file(worktree: Path, common_dir: Path | None, bundle: PortBundle
             f"cannot write the ports file in {target}: {describe_os_error(exc)}"
         ) from exc
     return target / "ports.json"
-
-
-def exclude_from_git(common_dir: Path) -> None:
-    """Add ``/.orch/`` to the repository's ``info/exclude`` once (shared by all worktrees)."""
-    exclude = common_dir / "info" / "exclude"
-    try:
-        text = exclude.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        text = ""
-    except OSError as exc:
-        raise WorkspaceError(f"cannot read {exclude}: {describe_os_error(exc)}") from exc
-    if EXCLUDE_LINE in text.splitlines():
-        return
-    with file_lock(common_dir / "orch" / "exclude.lock", 30, "info/exclude"):
-        with contextlib.suppress(FileNotFoundError):
-            text = exclude.read_text(encoding="utf-8")
-        if EXCLUDE_LINE in text.splitlines():
-            return
-        exclude.parent.mkdir(parents=True, exist_ok=True)
-        prefix = "" if not text or text.endswith("\n") else "\n"
-        with exclude.open("a", encoding="utf-8") as fh:
-            fh.write(
-                f"{prefix}# orch: per-attempt files (ports), never committed\n{EXCLUDE_LINE}\n"
-            )
-            fh.flush()
-            os.fsync(fh.fileno())

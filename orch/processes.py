@@ -139,3 +139,31 @@ def append_log(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as fh:
         fh.write(text)
+
+
+def run_hook(
+    command: str, cwd: Path, env: Mapping[str, str], log_path: Path, timeout: float
+) -> int | None:
+    """Run a set-up command (``sh -c``) with output appended to the log; None on timeout
+    (the whole process group is then killed)."""
+    append_log(log_path, f"=== orch set-up hook: {command}\n")
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            ["sh", "-c", command],
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            code: int | None = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _signal(proc.pid, signal.SIGKILL)
+            proc.wait()
+            code = None
+    append_log(
+        log_path, f"=== orch set-up hook {'timed out' if code is None else f'exited with {code}'}\n"
+    )
+    return code

@@ -12,7 +12,7 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orch.config import Settings
+from orch.config import Settings, load_repo_config
 from orch.dispatch import DispatchResult, create_and_provision, new_attempt
 from orch.errors import AmbiguousAttempt, AttemptNotFound, RetryRefused
 from orch.git import Git
@@ -93,5 +93,12 @@ def retry(
         prompt if prompt is not None else previous.prompt,
     )
     return create_and_provision(
-        new, repo, settings, git, store, actor, retry_of=latest.attempt_number
+        new,
+        repo,
+        settings,
+        git,
+        store,
+        actor,
+        retry_of=latest.attempt_number,
+        repo_config=load_repo_config(repo.root),
     )

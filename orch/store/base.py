@@ -148,6 +148,11 @@ class StoreBase:
         ):
             yield s
 
+    def record_event(self, attempt_id: str, kind: str, actor: str, **detail: Any) -> None:
+        """Append an event that goes with no state change (what set-up did, a warning)."""
+        with self._write() as s:
+            self._event(s, attempt_id, kind, actor, **detail)
+
     def _event_conn(
         self, conn: Connection, attempt_id: str, kind: str, actor: str, **detail: Any
     ) -> None:

@@ -1,0 +1,137 @@
+"""Making a fresh worktree ready to work in: what git does not carry, shared state, set-up.
+
+1. ``.worktreeinclude`` at the repository root (gitignore syntax, the convention other
+   agent tools read too) names ignored files of the main worktree to bring into each new
+   worktree. Only ignored files qualify: tracked files come from git, untracked ones are
+   the operator's work in progress. Each pattern can choose how (``[workspace.include]``
+   in ``orch.toml``): ``copy``, ``hardlink``, ``reflink`` (falls back to hard links where
+   the file system cannot) or ``symlink``; files are copied and directories hard-linked
+   by default, so a ``node_modules`` tree is never duplicated byte for byte.
+2. ``[workspace] shared`` directories are symlinked from the main worktree, so every
+   attempt sees one shared state; an existing path in the worktree is never clobbered.
+3. ``[workspace] setup`` runs in the new worktree with the port bundle in its
+   environment, a timeout, and its output in the attempt's log; failing fails the
+   provisioning (which is then rolled back like any other failure).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pathspec
+
+from orch import copying, ports, processes
+from orch.config import RepoConfig
+from orch.errors import WorkspaceError
+from orch.git import Git, Repository, add_excludes, ignored_entries
+from orch.models import PortBundle
+
+INCLUDE_FILE = ".worktreeinclude"
+# Ignored directories not descended into when looking for single included files inside.
+HEAVY_DIRS = frozenset(
+    {
+        "node_modules",
+        ".venv",
+        "venv",
+        "target",
+        "build",
+        "dist",
+        "__pycache__",
+        ".cache",
+        ".gradle",
+        ".tox",
+        ".mypy_cache",
+    }
+)
+
+
+def _spec(lines: list[str]) -> pathspec.GitIgnoreSpec:
+    return pathspec.GitIgnoreSpec.from_lines(lines)
+
+
+def include_rules(root: Path) -> pathspec.GitIgnoreSpec | None:
+    try:
+        text = (root / INCLUDE_FILE).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WorkspaceError(f"cannot read {root / INCLUDE_FILE}: {exc}") from exc
+    return _spec(text.splitlines())
+
+
+def _mode(
+    path: str, is_dir: bool, modes: dict[str, pathspec.GitIgnoreSpec], names: dict[str, str]
+) -> str:
+    for pattern, spec in modes.items():
+        if spec.match_file(path):
+            return names[pattern]
+    return "hardlink" if is_dir else "copy"
+
+
+def copy_included(git: Git, repo: Repository, worktree: Path, config: RepoConfig) -> list[str]:
+    """Bring the ignored files ``.worktreeinclude`` names into ``worktree``; return them."""
+    rules = include_rules(repo.root)
+    if rules is None:
+        return []
+    modes = {p: _spec([p]) for p in config.include_modes}
+    placed = []
+    for entry in ignored_entries(git, repo.root):
+        is_dir = entry.endswith("/")
+        rel = entry.rstrip("/")
+        if rules.match_file(entry):
+            mode = _mode(entry, is_dir, modes, config.include_modes)
+            if copying.place(repo.root / rel, worktree / rel, mode):
+                placed.append(f"{rel} ({mode})")
+        elif is_dir and Path(rel).name not in HEAVY_DIRS:
+            for dirpath, dirnames, filenames in os.walk(repo.root / rel):
+                dirnames[:] = [d for d in dirnames if d not in HEAVY_DIRS]
+                for name in filenames:
+                    sub = os.path.relpath(os.path.join(dirpath, name), repo.root)
+                    if rules.match_file(sub):
+                        mode = _mode(sub, False, modes, config.include_modes)
+                        if copying.place(repo.root / sub, worktree / sub, mode):
+                            placed.append(f"{sub} ({mode})")
+    return placed
+
+
+def link_shared(
+    repo: Repository, worktree: Path, config: RepoConfig
+) -> tuple[list[str], list[str]]:
+    """Symlink the shared directories; return (linked, skipped because something is there)."""
+    if not config.shared:
+        return [], []
+    add_excludes(repo, [f"/{p}" for p in config.shared])
+    linked, skipped = [], []
+    for rel in config.shared:
+        if copying.link_shared(repo.root / rel, worktree / rel):
+            linked.append(rel)
+        else:
+            skipped.append(rel)
+    return linked, skipped
+
+
+def run_setup(
+    worktree: Path,
+    config: RepoConfig,
+    bundle: PortBundle | None,
+    log_path: Path,
+    base_env: dict[str, str],
+) -> None:
+    if not config.setup:
+        return
+    env = {
+        **base_env,
+        **(ports.environment(bundle) if bundle else {}),
+        "ORCH_WORKTREE": str(worktree),
+    }
+    code = processes.run_hook(config.setup, worktree, env, log_path, config.setup_timeout)
+    if code == 0:
+        return
+    tail = " | ".join(
+        ln.strip()
+        for ln in processes.log_tail(log_path, 6)
+        if ln.strip() and not ln.startswith("=== orch")
+    )[-300:]
+    what = f"timed out after {config.setup_timeout:g}s" if code is None else f"exited with {code}"
+    raise WorkspaceError(f"set-up hook {config.setup!r} {what}: {tail or '(no output)'}")
