@@ -363,7 +363,12 @@ def assert_rolled_back(
     assert reason_part in attempt["reason"]
     assert not Path(attempt["worktree_path"]).exists()
     events = show(run_cli, attempt["id"], cwd=repo)["events"]
-    assert [e["kind"] for e in events] == ["created", "provisioning_failed"]
+    assert [e["kind"] for e in events] == [
+        "created",
+        "ports_leased",
+        "ports_released",
+        "provisioning_failed",
+    ]
     assert git("worktree", "prune", "--dry-run", "--verbose", cwd=repo) == ""
     git("fsck", "--no-progress", cwd=repo)
     return attempt
