@@ -619,3 +619,23 @@ def ignored_entries(git: Git, root: Path) -> list[str]:
         cwd=root,
     ).stdout
     return [p for p in out.split("\0") if p]
+
+
+def fingerprint(git: Git, worktree: Path) -> dict[str, tuple[str, int, int]]:
+    """What a worktree looks like now: HEAD, and each changed path with its status, size
+    and modification time (so a second edit of an already dirty file shows too)."""
+    head = git.run(
+        ["--no-optional-locks", "rev-parse", "-q", "--verify", "HEAD"], cwd=worktree, check=False
+    ).stdout.strip()
+    out = git.run(
+        ["--no-optional-locks", "status", "--porcelain=v1", "-z", "--untracked-files=all"],
+        cwd=worktree,
+    ).stdout
+    result: dict[str, tuple[str, int, int]] = {"HEAD": (head, 0, 0)}
+    for entry in parse_porcelain(out):
+        try:
+            st = (worktree / entry.path).lstat()
+            result[entry.path] = (entry.code, st.st_size, st.st_mtime_ns)
+        except OSError:
+            result[entry.path] = (entry.code, -1, -1)
+    return result

@@ -24,11 +24,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orch import inbox, processes
+from orch import escape, inbox, processes
 from orch.config import Settings
 from orch.errors import InvalidInput, LeaseLost, OrchError, StoreError
 from orch.fslock import HeldLock, lock_owner, try_lock
-from orch.git import worktree_admin_dir
+from orch.git import Git, worktree_admin_dir
 from orch.lifecycle import reap
 from orch.models import Attempt, Lease, State, WorkerIdentity
 from orch.queries import find_attempt
@@ -185,12 +185,16 @@ class WorkerRuntime:
         lost = threading.Event()
         beat = _Heartbeat(self.store, lease, self.settings.lease_ttl, lost)
         beat.start()
+        git = Git(self.settings.git_lock_timeout)
+        before = escape.snapshot(git, escape.watched(self.store, attempt))
         try:
             code = self._runs(lease, worktree, lock, lost)
         finally:
             beat.stopped.set()
             beat.join()
             lock.release()
+        with contextlib.suppress(OrchError):
+            escape.check(self.store, git, attempt, before, self.actor)
         if lost.is_set():
             return  # fenced out: someone else owns the attempt now; write nothing
         if self.stop_now.is_set():

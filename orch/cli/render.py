@@ -90,6 +90,15 @@ def attempt_detail(detail: AttemptDetail) -> str:
                 f"exit {run.exit_code if run.exit_code is not None else '-'}  "
                 f"{_first_line(run.prompt)}"
             )
+    escapes = [e for e in detail.events if e.kind == "escape_warning"]
+    if escapes:
+        lines += ["", "warnings:"]
+        for ev in escapes:
+            shown = ", ".join(ev.detail.get("changed", []))
+            lines.append(
+                f"  files changed outside the attempt's worktree while its agent ran: "
+                f"{ev.detail.get('worktree')} ({ev.detail.get('count')}: {shown})"
+            )
     pending = [m for m in detail.messages if m.delivered_at is None]
     if pending:
         lines += ["", f"follow-ups waiting: {len(pending)}"]
