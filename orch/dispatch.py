@@ -19,11 +19,33 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orch import inbox, naming, ports, workspace_setup
-from orch.config import RepoConfig, Settings, load_repo_config
-from orch.errors import DirtyRepository, OrchError, WorkspaceError, describe_os_error
-from orch.git import DirtyPath, Git, PendingDirtyCheck, Repository, add_excludes
-from orch.models import Attempt, NewAttempt, PortBundle, WorkerIdentity, WorkspaceStatus
+from orch.config import RepoConfig, Settings, check_slots_fit, load_repo_config
+from orch.errors import (
+    DirtyRepository,
+    InvalidInput,
+    NotAGitRepository,
+    OrchError,
+    WorkspaceError,
+    describe_os_error,
+)
+from orch.git import (
+    DirtyPath,
+    Git,
+    PendingDirtyCheck,
+    Repository,
+    add_excludes,
+    worktree_registered,
+)
+from orch.models import (
+    Attempt,
+    NewAttempt,
+    PortBundle,
+    TaskWorkspace,
+    WorkerIdentity,
+    WorkspaceStatus,
+)
 from orch.port_bundles import lease_bundle
+from orch.reuse import finish_in_place, refuse_if_busy
 
 if TYPE_CHECKING:
     from orch.store import Store
@@ -40,6 +62,8 @@ class DispatchRequest:
     strict: bool
     prompt: str
     worker: str | None = None
+    phase: str | None = None
+    reuse_workspace: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +115,17 @@ def dispatch(
     checkpoint: Checkpoint = _no_checkpoint,
 ) -> DispatchResult:
     task_key = naming.validate_task_key(request.task_key)
-    repo = git.discover(request.repo_path)
+    phased = request.phase is not None or request.reuse_workspace
+    if phased and request.base_ref is not None and request.reuse_workspace:
+        raise InvalidInput("--reuse-workspace continues from the workspace's HEAD: drop --base-ref")
+    try:
+        repo = git.discover(request.repo_path)
+    except NotAGitRepository:
+        if not phased:
+            raise
+        return _in_place(request, task_key, None, settings, git, open_store(), actor)
+    if phased and repo.invoked_from_linked_worktree:
+        return _in_place(request, task_key, repo, settings, git, open_store(), actor)
     repo_config = load_repo_config(repo.root)
     explicit_base = request.base_ref is not None
     base_ref = request.base_ref if request.base_ref is not None else "HEAD"
@@ -105,23 +139,117 @@ def dispatch(
                 "them, or name the base explicitly with --base-ref",
                 tuple(p.path for p in dirt),
             )
+    store = open_store()
+    if request.reuse_workspace:
+        reused = _reuse(request, task_key, repo, repo_config, settings, git, store, actor)
+        if reused is not None:
+            return reused
     new = new_attempt(
         settings, repo, task_key, base_ref, base_commit, request.worker, request.prompt
     )
+    new = dataclasses.replace(new, phase=request.phase)
 
     # Not strict and the base is the main worktree's HEAD: its uncommitted changes are not
     # carried into the attempt; find out (alongside the checkout) so that we can say so.
     watch_dirt = not (request.strict or explicit_base)
-    return create_and_provision(
+    result = create_and_provision(
         new,
         repo,
         settings,
         git,
-        open_store(),
+        store,
         actor,
         checkpoint,
         watch_dirt=watch_dirt,
         repo_config=repo_config,
+    )
+    if new.branch_name:
+        # later phases of the task find this workspace here (--reuse-workspace)
+        store.register_workspace(
+            TaskWorkspace(str(repo.root), task_key, new.branch_name, new.worktree_path, new.id)
+        )
+    return result
+
+
+def _reuse(
+    request: DispatchRequest,
+    task_key: str,
+    repo: Repository,
+    repo_config: RepoConfig,
+    settings: Settings,
+    git: Git,
+    store: Store,
+    actor: str,
+) -> DispatchResult | None:
+    """A later phase in the task's existing worktree and branch, or None if it has none."""
+    mapped = store.task_workspace(str(repo.root), task_key)
+    if mapped is None:
+        return None
+    worktree = Path(mapped.worktree_path)
+    if not worktree.is_dir() or not worktree_registered(worktree):
+        return None  # cleaned up since: a fresh workspace, registered anew
+    refuse_if_busy(store, worktree)
+    head = git.head_commit(worktree)
+    new = NewAttempt(
+        id=naming.new_attempt_id(),
+        task_key=task_key,
+        repository=str(repo.root),
+        base_ref=git.current_branch(worktree) or mapped.branch_name,
+        base_commit=head,
+        branch_name=mapped.branch_name,
+        worktree_path=str(worktree),
+        worker=request.worker,
+        prompt=request.prompt,
+        dispatcher=this_process(),
+        phase=request.phase,
+    )
+    created = store.create_attempt(new, actor)
+    attempt = finish_in_place(
+        store, settings, created, WorkspaceStatus.REUSED, actor, repo_config.port_slots
+    )
+    return DispatchResult(attempt=attempt)
+
+
+def _in_place(
+    request: DispatchRequest,
+    task_key: str,
+    repo: Repository | None,
+    settings: Settings,
+    git: Git,
+    store: Store,
+    actor: str,
+) -> DispatchResult:
+    """Provisioning skipped: the attempt runs where orch was started (a linked worktree,
+    or a directory outside git)."""
+    if repo is not None and repo.invoked_root is not None:
+        place = repo.invoked_root
+        status = WorkspaceStatus.SKIPPED_IN_WORKTREE
+        refuse_if_busy(store, place)
+        branch, base = git.current_branch(place), git.head_commit(place)
+        repository = str(repo.root)
+    else:
+        place = request.repo_path
+        status, branch, base, repository = WorkspaceStatus.SKIPPED_NOT_GIT, None, None, str(place)
+    new = NewAttempt(
+        id=naming.new_attempt_id(),
+        task_key=task_key,
+        repository=repository,
+        base_ref=branch or ("HEAD" if base else "-"),
+        base_commit=base,
+        branch_name=branch,
+        worktree_path=str(place),
+        worker=request.worker,
+        prompt=request.prompt,
+        dispatcher=this_process(),
+        phase=request.phase,
+    )
+    created = store.create_attempt(new, actor)
+    attempt = finish_in_place(
+        store, settings, created, status, actor, write_ports_file=repo is not None
+    )
+    return DispatchResult(
+        attempt=attempt,
+        warnings=(f"provisioning skipped ({status}): the attempt runs in {place}",),
     )
 
 
@@ -172,16 +300,21 @@ def create_and_provision(
     repo_config: RepoConfig | None = None,
 ) -> DispatchResult:
     """Record the intent, provision, finalise (or roll back); see the module docstring."""
+    repo_config = repo_config or RepoConfig()
+    if repo_config.port_slots is not None:
+        check_slots_fit(
+            repo_config.port_slots,
+            settings.port_block_size,
+            f"[ports] slots of {repo_config.source}",
+        )
     check_worktree_root(settings.worktree_root)
     attempt = store.create_attempt(new, actor, retry_of=retry_of)
     checkpoint("intent-recorded")
     dirt_check = git.start_dirty_check(repo.root) if watch_dirt else None
     try:
-        attempt = _provision(
-            attempt, repo, settings, git, store, actor, checkpoint, repo_config or RepoConfig()
-        )
+        attempt = _provision(attempt, repo, settings, git, store, actor, checkpoint, repo_config)
     finally:
-        warnings = _collect_dirt_warning(dirt_check, new.base_commit)
+        warnings = _collect_dirt_warning(dirt_check, new.base_commit or "")
     return DispatchResult(attempt=attempt, warnings=warnings)
 
 

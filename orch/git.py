@@ -46,6 +46,7 @@ class Repository:
     root: Path  # the main worktree
     common_dir: Path  # the shared .git directory: refs, objects, worktree bookkeeping
     invoked_from_linked_worktree: bool
+    invoked_root: Path | None = None  # the linked worktree orch was run in, if any
 
     @property
     def orch_dir(self) -> Path:
@@ -169,7 +170,12 @@ class Git:
         common = Path(common_dir)
         linked = Path(git_dir) != common
         root = self._main_worktree(path, common) if linked else self._toplevel(path)
-        return Repository(root=root, common_dir=common, invoked_from_linked_worktree=linked)
+        return Repository(
+            root=root,
+            common_dir=common,
+            invoked_from_linked_worktree=linked,
+            invoked_root=self._toplevel(path) if linked else None,
+        )
 
     def _toplevel(self, path: Path) -> Path:
         out = self.run(["rev-parse", "--show-toplevel"], cwd=path).stdout.strip()
@@ -281,6 +287,14 @@ class Git:
             env=self._env,
         )
         return PendingDirtyCheck(proc)
+
+    def current_branch(self, worktree: Path) -> str | None:
+        proc = self.run(
+            ["--no-optional-locks", "symbolic-ref", "-q", "--short", "HEAD"],
+            cwd=worktree,
+            check=False,
+        )
+        return proc.stdout.strip() or None
 
     def head_commit(self, worktree: Path) -> str:
         return self.run(["--no-optional-locks", "rev-parse", "HEAD"], cwd=worktree).stdout.strip()

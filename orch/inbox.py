@@ -80,6 +80,7 @@ def build_payload(
         "workspace_status": str(attempt.workspace_status),
         "state": str(attempt.state),
         "worker": attempt.worker,
+        "phase": attempt.phase,
         "ports": dict(ports or {}),
         "lease": {"ttl_seconds": lease_ttl},
         "commands": worker_commands(attempt.id),

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import socket
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orch import inbox, naming, ports, processes
+from orch import inbox, naming, processes
 from orch.config import Settings
-from orch.errors import Conflict, InvalidInput, OrchError
+from orch.errors import Conflict, InvalidInput
 from orch.models import (
     Attempt,
     Lease,
@@ -28,8 +27,8 @@ from orch.models import (
     WorkerIdentity,
     WorkspaceStatus,
 )
-from orch.port_bundles import lease_bundle
 from orch.queries import find_attempt
+from orch.reuse import finish_in_place, refuse_if_busy
 
 if TYPE_CHECKING:
     from orch.store import Store
@@ -227,6 +226,7 @@ def _continue(store: Store, attempt: Attempt, body: str, actor: str, settings: S
                 f"attempt {live.id} ({live.state}) already works in {worktree}: "
                 f"send the message to it with 'orch send {live.id} ...'"
             )
+    refuse_if_busy(store, worktree)
     new = NewAttempt(
         id=naming.new_attempt_id(),
         task_key=attempt.task_key,
@@ -239,26 +239,4 @@ def _continue(store: Store, attempt: Attempt, body: str, actor: str, settings: S
         prompt=body,
     )
     created = store.create_attempt(new, actor)
-    payload_file = inbox.payload_path(settings.inbox_dir, created.id)
-    try:
-        bundle = lease_bundle(store, settings, created.id, socket.gethostname(), actor)
-        ports.write_ports_file(worktree, bundle)
-    except OrchError as exc:
-        store.release_ports(created.id, actor, "provisioning failed")
-        store.fail_provisioning(created.id, exc.message, actor)
-        raise
-    reused = dataclasses.replace(
-        created, workspace_status=WorkspaceStatus.REUSED, payload_path=str(payload_file)
-    )
-    try:
-        inbox.write_payload(
-            payload_file,
-            inbox.build_payload(
-                reused, orch_home=settings.home, lease_ttl=settings.lease_ttl, ports=bundle.ports
-            ),
-        )
-    except OrchError as exc:
-        store.release_ports(created.id, actor, "provisioning failed")
-        store.fail_provisioning(created.id, exc.message, actor)
-        raise
-    return store.finish_provisioning(created.id, payload_file, actor, WorkspaceStatus.REUSED)
+    return finish_in_place(store, settings, created, WorkspaceStatus.REUSED, actor)

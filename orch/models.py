@@ -61,6 +61,7 @@ class Attempt:
     created_at: dt.datetime
     updated_at: dt.datetime
     archive_path: str | None = None
+    phase: str | None = None
     lease_token: int = 0
     lease_expires_at: dt.datetime | None = None
     heartbeat_at: dt.datetime | None = None
@@ -111,13 +112,14 @@ class NewAttempt:
     task_key: str
     repository: str
     base_ref: str
-    base_commit: str
-    branch_name: str
+    base_commit: str | None  # None only when provisioning is skipped outside git
+    branch_name: str | None
     worktree_path: str
     worker: str | None
     prompt: str
     # while provisioning, the worker_* fields name the dispatching process (for doctor)
     dispatcher: WorkerIdentity | None = None
+    phase: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,3 +200,14 @@ class PortBundle:
     @property
     def end(self) -> int:
         return self.start + self.size - 1
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskWorkspace:
+    """The worktree and branch later phases of a task reuse (``--reuse-workspace``)."""
+
+    repository: str
+    task_key: str
+    branch_name: str
+    worktree_path: str
+    attempt_id: str

@@ -58,6 +58,17 @@ def cli() -> None:
     help="Read the prompt from a file ('-' for standard input).",
 )
 @click.option("--worker", default=None, help="The worker or worker kind that should take it.")
+@click.option(
+    "--phase",
+    default=None,
+    help="The task's phase this attempt is (discovery, planning, implementation...).",
+)
+@click.option(
+    "--reuse-workspace",
+    is_flag=True,
+    help="Work in the task's existing worktree and branch (a later phase) instead "
+    "of new ones; inside a linked worktree or outside git, work where orch runs.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the full attempt record as JSON.")
 def dispatch(
     task_key: str,
@@ -67,6 +78,8 @@ def dispatch(
     prompt: str | None,
     prompt_file: Path | None,
     worker: str | None,
+    phase: str | None,
+    reuse_workspace: bool,
     as_json: bool,
 ) -> None:
     """Create an attempt of TASK_KEY: base, branch, worktree, store row and payload.
@@ -90,6 +103,8 @@ def dispatch(
         strict=strict,
         prompt=text,
         worker=worker,
+        phase=phase,
+        reuse_workspace=reuse_workspace,
     )
     from orch.faults import checkpoint_from_env
 
@@ -176,6 +191,29 @@ def show(attempt: str, as_json: bool) -> None:
         )
     else:
         click.echo(attempt_detail(detail))
+
+
+@cli.command()
+@click.argument("task_key")
+@click.option(
+    "--repo",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Only this repository's mapping (default: every repository's).",
+)
+def release(task_key: str, repo: Path | None) -> None:
+    """Forget which worktree TASK_KEY's phases reuse; the next phase gets a fresh one.
+
+    The worktree and branch themselves are left alone (orch cleanup removes them).
+    """
+    from orch.git import Git
+
+    settings = settings_from_env()
+    repository = None
+    if repo is not None:
+        repository = str(Git(settings.git_lock_timeout).discover(repo.absolute()).root)
+    count = open_store(settings).release_workspace(task_key, repository)
+    click.echo(f"released {count} workspace mapping(s) of task {task_key!r}")
 
 
 @cli.group()

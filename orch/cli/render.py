@@ -60,6 +60,7 @@ def attempt_detail(detail: AttemptDetail) -> str:
         ("branch_name", attempt.branch_name or "-"),
         ("worktree_path", attempt.worktree_path or "-"),
         ("worker", attempt.worker or "(any)"),
+        ("phase", attempt.phase or "-"),
         ("payload", attempt.payload_path or "-"),
         ("created_at", attempt.created_at.isoformat(timespec="seconds")),
         ("updated_at", attempt.updated_at.isoformat(timespec="seconds")),

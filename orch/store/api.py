@@ -23,6 +23,7 @@ from orch.store.engine import is_sqlite, make_engine
 from orch.store.lifecycle import LifecycleOps
 from orch.store.ports import PortOps
 from orch.store.tables import AttemptEventRow, AttemptRow
+from orch.store.workspaces import WorkspaceOps
 
 
 def _task_lock_key(repository: str, task_key: str) -> int:
@@ -30,7 +31,7 @@ def _task_lock_key(repository: str, task_key: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-class Store(LifecycleOps, PortOps):
+class Store(LifecycleOps, PortOps, WorkspaceOps):
     # -- dispatch --------------------------------------------------------------------------
 
     def create_attempt(self, new: NewAttempt, actor: str, retry_of: int | None = None) -> Attempt:
@@ -74,6 +75,7 @@ class Store(LifecycleOps, PortOps):
                         worktree_path=new.worktree_path,
                         worker=new.worker,
                         prompt=new.prompt,
+                        phase=new.phase,
                         lease_token=0,
                         worker_host=new.dispatcher.host if new.dispatcher else None,
                         worker_pid=new.dispatcher.pid if new.dispatcher else None,

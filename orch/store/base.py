@@ -61,6 +61,7 @@ def to_attempt(row: Any) -> Attempt:
         created_at=created,
         updated_at=updated,
         archive_path=row.archive_path,
+        phase=row.phase,
         lease_token=row.lease_token,
         lease_expires_at=_aware(row.lease_expires_at),
         heartbeat_at=_aware(row.heartbeat_at),

@@ -45,6 +45,7 @@ class AttemptRow(Base):
     worker: Mapped[str | None] = mapped_column(String(128))
     payload_path: Mapped[str | None] = mapped_column(Text)
     archive_path: Mapped[str | None] = mapped_column(Text)
+    phase: Mapped[str | None] = mapped_column(String(64))
     prompt: Mapped[str] = mapped_column(Text)
     reason: Mapped[str | None] = mapped_column(Text)
     # the lease: a token that only grows (fencing), who holds it and until when
@@ -122,3 +123,21 @@ class PortLeaseRow(Base):
     block_size: Mapped[int] = mapped_column(Integer)
     slots: Mapped[dict[str, int]] = mapped_column(JSON)
     leased_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TaskWorkspaceRow(Base):
+    """Which worktree and branch a task's phases reuse (one per task, one task per branch)."""
+
+    __tablename__ = "task_workspaces"
+    __table_args__ = (
+        UniqueConstraint("repository", "task_key", name="uq_task_workspace"),
+        UniqueConstraint("repository", "branch_name", name="uq_task_branch"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    repository: Mapped[str] = mapped_column(Text)
+    task_key: Mapped[str] = mapped_column(String(128))
+    branch_name: Mapped[str] = mapped_column(String(255))
+    worktree_path: Mapped[str] = mapped_column(Text)
+    attempt_id: Mapped[str] = mapped_column(String(16))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
