@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import tarfile
 import tempfile
 from pathlib import Path
@@ -51,7 +52,8 @@ def save_files(worktree: Path, relative_paths: list[str], dest: Path) -> int:
 
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> Path:
     path = directory / MANIFEST
-    data = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    # ASCII: a file name that is not UTF-8 (kept by git as surrogate escapes) stays writable
+    data = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
     try:
         fd, tmp = tempfile.mkstemp(prefix=".manifest.", dir=directory)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -72,6 +74,24 @@ def read_manifest(directory: Path) -> dict[str, Any] | None:
     return loaded
 
 
+def discard(path: Path) -> None:
+    """Remove an archive that could not be completed (it holds nothing saved anywhere)."""
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def latest_archive(archive_root: Path, name: str) -> Path | None:
+    """The newest complete archive saved under ``name`` (an attempt id), if any."""
+    try:
+        candidates = sorted(archive_root.glob(f"{name}-*"), reverse=True)
+    except OSError:
+        return None
+    for path in candidates:
+        manifest = read_manifest(path)
+        if manifest is not None and manifest.get("attempt_id") == name:
+            return path
+    return None
+
+
 def move_aside(path: Path, archive_root: Path, name: str) -> Path:
     """Move a stray directory into the archive (a rename: nothing is copied or lost)."""
     dest = new_archive_dir(archive_root, name) / "files"
@@ -79,6 +99,15 @@ def move_aside(path: Path, archive_root: Path, name: str) -> Path:
         os.replace(path, dest)
     except OSError as exc:
         raise WorkspaceError(f"cannot move {path} to {dest}: {describe_os_error(exc)}") from exc
+    write_manifest(
+        dest.parent,
+        {
+            "moved_from": str(path),
+            "files": {"files": f"the directory itself: mv {dest} {path}"},
+            "saved_by": "orch doctor",
+            "saved_at": dt.datetime.now(dt.UTC).isoformat(),
+        },
+    )
     return dest.parent
 
 

@@ -238,21 +238,31 @@ def _remove(
     if present and worktree is not None:
         force_remove_worktree(git, repo, worktree)
         checkpoint("worktree-removed")
+    elif worktree is not None:
+        # deleted by hand: drop git's bookkeeping of it too, or it lingers as prunable
+        git.run(["worktree", "prune"], cwd=repo.root, check=False)
     if branch and branch_tip:
         # compare-and-delete: a branch that moved since it was checked is kept
         if not git.delete_branch_if_at(repo, branch, branch_tip):
             removed = tuple(r for r in removed if r != "branch")
         checkpoint("branch-deleted")
+    # ended attempts that reused this worktree (follow-ups) lose it too, payload and all
+    sharing = [
+        a
+        for a in store.attempts_using_worktree(attempt.worktree_path or "")
+        if a.workspace_status in HAS_WORKSPACE and a.id != attempt.id
+    ]
+    for other in sharing:
+        if other.payload_path:
+            inbox.remove_payload(Path(other.payload_path))
     if payload is not None:
         inbox.remove_payload(payload)
         checkpoint("payload-removed")
     status = WorkspaceStatus.ARCHIVED if saved else WorkspaceStatus.REMOVED
-    sharing = [
-        a.id
-        for a in store.attempts_using_worktree(attempt.worktree_path or "")
-        if a.workspace_status in HAS_WORKSPACE
-    ] or [attempt.id]
-    store.mark_workspace(sharing, HAS_WORKSPACE, status, actor, archive_path=saved)
+    ids = [attempt.id, *(a.id for a in sharing)]
+    for attempt_id in ids:  # no dev server runs in a worktree that is gone
+        store.release_ports(attempt_id, actor, f"workspace {status}")
+    store.mark_workspace(ids, HAS_WORKSPACE, status, actor, archive_path=saved)
     return CleanupItem(attempt, action, reason, size, saved, removed)
 
 

@@ -84,7 +84,13 @@ class Doctor:
             try:
                 repo = self.git.discover(Path(repository))
             except OrchError as exc:
-                self._report("repository-unusable", repository, exc.message, "none (report only)")
+                # rows whose worktrees went with the repository are repaired all the same;
+                # only worktrees still on disk keep this a problem
+                self._missing_worktrees(rows)
+                if any(_has_worktree(a) for a in rows):
+                    self._report(
+                        "repository-unusable", repository, exc.message, "none (report only)"
+                    )
                 continue
             self._repository(repo, rows)
         self._payloads(attempts)
@@ -170,6 +176,7 @@ class Doctor:
             inbox.remove_payload(Path(a.payload_path))
         else:
             inbox.remove_payload(inbox.payload_path(self.settings.inbox_dir, a.id))
+        self.store.release_ports(a.id, self.actor, "provisioning interrupted")
         with contextlib.suppress(OrchError):
             self.store.fail_provisioning(
                 a.id, "interrupted while provisioning (repaired by orch doctor)", self.actor
@@ -189,28 +196,7 @@ class Doctor:
             for a in rows
             if a.branch_name and a.workspace_status != WorkspaceStatus.FAILED
         }
-        # rows whose worktree is gone
-        for a in rows:
-            if (
-                a.workspace_status in HAS_WORKSPACE
-                and a.worktree_path
-                and not Path(a.worktree_path).is_dir()
-            ):
-                if not a.terminal:
-                    self._report(
-                        "worktree-missing",
-                        a.id,
-                        f"{a.task_key} is {a.state} but {a.worktree_path} is gone",
-                        "none while it is live (cancel it)",
-                    )
-                    continue
-                finding = self._report(
-                    "worktree-missing",
-                    a.id,
-                    f"{a.worktree_path} is gone",
-                    "mark the workspace removed (the branch is kept)",
-                )
-                self._repair(finding, functools.partial(self._mark_removed, a))
+        self._missing_worktrees(rows)
         # registered worktrees under orch's root that no row owns
         registered = []
         for entry in self.git.list_worktrees(repo):
@@ -283,17 +269,45 @@ class Doctor:
             )
             self._repair(finding, functools.partial(self._prune, repo))
 
-    def _mark_removed(self, a: Attempt) -> None:
+    def _missing_worktrees(self, rows: list[Attempt]) -> None:
+        """Rows whose worktree is gone."""
+        for a in rows:
+            if (
+                a.workspace_status in HAS_WORKSPACE
+                and a.worktree_path
+                and not Path(a.worktree_path).is_dir()
+            ):
+                if not a.terminal:
+                    self._report(
+                        "worktree-missing",
+                        a.id,
+                        f"{a.task_key} is {a.state} but {a.worktree_path} is gone",
+                        "none while it is live (cancel it)",
+                    )
+                    continue
+                finding = self._report(
+                    "worktree-missing",
+                    a.id,
+                    f"{a.worktree_path} is gone",
+                    "mark the workspace removed (the branch is kept)",
+                )
+                self._repair(finding, functools.partial(self._mark_removed, a))
+
+    def _mark_removed(self, a: Attempt) -> str | None:
+        # a cleanup --force killed after saving the work: say where it went ('orch show')
+        saved = archive.latest_archive(self.settings.home / "archive", a.id)
+        self.store.release_ports(a.id, self.actor, "worktree gone")
         self.store.mark_workspace(
             [a.id],
             HAS_WORKSPACE,
-            WorkspaceStatus.REMOVED,
+            WorkspaceStatus.ARCHIVED if saved else WorkspaceStatus.REMOVED,
             self.actor,
+            archive_path=str(saved) if saved else None,
             reason="worktree found missing by orch doctor",
         )
         if a.payload_path:
             inbox.remove_payload(Path(a.payload_path))
-        return None
+        return str(saved) if saved else None
 
     def _move_aside(self, path: Path) -> str | None:
         if not _nonempty(path):
@@ -302,7 +316,7 @@ class Doctor:
         return str(archive.move_aside(path, self.settings.home / "archive", f"stray-{path.name}"))
 
     def _rewrite_payload(self, a: Attempt) -> None:
-        rewrite_payload(a, self.settings)
+        rewrite_payload(a, self.settings, self.store)  # with its port bundle
 
     def _prune(self, repo: Repository) -> None:
         self.git.run(["worktree", "prune"], cwd=repo.root)
@@ -342,6 +356,14 @@ class Doctor:
 
 def _remove_file(path: Path) -> None:
     inbox.remove_payload(path)
+
+
+def _has_worktree(a: Attempt) -> bool:
+    return bool(
+        a.workspace_status in (*HAS_WORKSPACE, WorkspaceStatus.PROVISIONING)
+        and a.worktree_path
+        and Path(a.worktree_path).is_dir()
+    )
 
 
 def _inside(path: Path, root: Path) -> bool:

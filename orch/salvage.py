@@ -27,6 +27,24 @@ def save_work(
     about: dict[str, Any],
 ) -> Path:
     target = archive.new_archive_dir(archive_root, name)
+    try:
+        return _save(git, repo, worktree, work, branch, target, name, about)
+    except BaseException:
+        # an incomplete archive is never a reason to delete anything: leave none behind
+        archive.discard(target)
+        raise
+
+
+def _save(
+    git: Git,
+    repo: Repository,
+    worktree: Path | None,
+    work: UnsavedWork,
+    branch: str | None,
+    target: Path,
+    name: str,
+    about: dict[str, Any],
+) -> Path:
     files: dict[str, str] = {}
     if worktree is not None and worktree.is_dir() and work.dirty:
         if save_patch(git, worktree, target / "uncommitted.patch"):

@@ -74,7 +74,7 @@ def cleanup(
         refs=attempts,
         states=tuple(State(s) for s in states),
         task_key=task_key,
-        older_than=parse_age(older_than) if older_than else None,
+        older_than=parse_age(older_than) if older_than is not None else None,
         all_terminal=all_terminal,
         dry_run=dry_run,
         force=force,
