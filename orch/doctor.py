@@ -79,6 +79,8 @@ class Doctor:
         attempts = self.store.list_attempts()
         by_repo: dict[str, list[Attempt]] = {}
         for a in attempts:
+            if a.workspace_status == WorkspaceStatus.SKIPPED_NOT_GIT:
+                continue  # ran where it was started, outside git: nothing of orch's to check
             by_repo.setdefault(a.repository, []).append(a)
         for repository, rows in sorted(by_repo.items()):
             try:

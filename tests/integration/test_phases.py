@@ -92,3 +92,14 @@ def test_reuse_and_base_ref_do_not_mix(repo: Path, run_cli: Any) -> None:
     result = run_cli("dispatch", "feat", "--reuse-workspace", "--base-ref", "main", cwd=repo)
     assert result.exit_code == 2
     assert "drop --base-ref" in result.stderr
+
+
+def test_doctor_is_content_with_attempts_outside_git(
+    tmp_path: Path, run_cli: Any, repo: Path
+) -> None:
+    place = tmp_path / "plain-dir"
+    place.mkdir()
+    assert run_cli("dispatch", "notes", "--phase", "discovery", cwd=place).exit_code == 0
+    _dispatch(run_cli, repo, "feat", "--phase", "planning")
+    result = run_cli("doctor")
+    assert result.exit_code == 0, result.output
