@@ -8,6 +8,7 @@ it is given, so tests and callers decide the environment. Reads the user config 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -16,6 +17,8 @@ from typing import Any
 
 from orch.errors import ConfigError
 from orch.naming import validate_branch_prefix
+
+_DEFAULT_SLOTS = {"web": 0, "api": 1, "db": 2}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,9 +38,7 @@ class Settings:
     port_base: int = 20000
     port_block_size: int = 100
     port_limit: int = 60999
-    port_slots: dict[str, int] = dataclasses.field(
-        default_factory=lambda: {"web": 0, "api": 1, "db": 2}
-    )
+    port_slots: dict[str, int] = dataclasses.field(default_factory=lambda: dict(_DEFAULT_SLOTS))
     config_file: Path | None = None
 
     @property
@@ -126,6 +127,12 @@ def parse_slots(value: Any, source: str) -> dict[str, int]:
     return slots
 
 
+def check_slots_fit(slots: Mapping[str, int], block_size: int, what: str) -> None:
+    """Every slot's port must lie inside the attempt's own block, never in a neighbour's."""
+    if any(off >= block_size for off in slots.values()):
+        raise ConfigError(f"{what} offsets must be below port_block_size ({block_size})")
+
+
 def _coerce(key: str, value: Any, source: str) -> Any:
     kind = _KEYS[key][1]
     if kind is dict:
@@ -157,8 +164,8 @@ def resolve(env: Mapping[str, str], overrides: Mapping[str, Any] | None = None) 
     validate_branch_prefix(values.get("branch_prefix", "orch"))
     size = values.get("port_block_size", 100)
     base = values.get("port_base", 20000)
-    if any(off >= size for off in values.get("port_slots", {}).values()):
-        raise ConfigError(f"port_slots offsets must be below port_block_size ({size})")
+    # the default slots too: a small port_block_size must still hold every slot
+    check_slots_fit(values.get("port_slots", _DEFAULT_SLOTS), size, "port_slots")
     if not 1024 <= base < values.get("port_limit", 60999) <= 65535:
         raise ConfigError("ports: need 1024 <= port_base < port_limit <= 65535")
     if "sqlite_synchronous" in values:
@@ -209,8 +216,10 @@ def load_repo_config(root: Path) -> RepoConfig:
         return RepoConfig()
     where = str(source) if source == toml else f"{source} [tool.orch]"
     for section, body in data.items():
-        if section not in _REPO_KEYS or not isinstance(body, dict):
+        if section not in _REPO_KEYS:
             raise ConfigError(f"unknown section {section!r} in {where} (known: workspace, ports)")
+        if not isinstance(body, dict):
+            raise ConfigError(f"[{section}] in {where} must be a table")
         unknown = sorted(set(body) - _REPO_KEYS[section])
         if unknown:
             known = ", ".join(sorted(_REPO_KEYS[section]))
@@ -256,10 +265,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _coerce_positive(value: Any, where: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"[workspace] setup_timeout in {where} must be a number") from exc
-    if number <= 0:
-        raise ConfigError(f"[workspace] setup_timeout in {where} must be positive")
-    return number
+    # a TOML number only: float() would also take true (1.0), "5", nan and inf
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"[workspace] setup_timeout in {where} must be a number: {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"[workspace] setup_timeout in {where} must be positive: {value!r}")
+    return float(value)

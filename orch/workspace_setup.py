@@ -69,6 +69,11 @@ def _mode(
     return "hardlink" if is_dir else "copy"
 
 
+def anchored(rel: str) -> str:
+    """An ``info/exclude`` line matching exactly ``rel`` (file, directory or link)."""
+    return "/" + "".join("\\" + c if c in "\\*?[ " else c for c in rel)
+
+
 def copy_included(git: Git, repo: Repository, worktree: Path, config: RepoConfig) -> list[str]:
     """Bring the ignored files ``.worktreeinclude`` names into ``worktree``; return them."""
     rules = include_rules(repo.root)
@@ -83,6 +88,10 @@ def copy_included(git: Git, repo: Repository, worktree: Path, config: RepoConfig
             mode = _mode(entry, is_dir, modes, config.include_modes)
             if copying.place(repo.root / rel, worktree / rel, mode):
                 placed.append(f"{rel} ({mode})")
+                if mode == "symlink" and is_dir:
+                    # a link to a directory is not a directory to git: a ``node_modules/``
+                    # rule no longer ignores it, and ``git add -A`` would commit the link
+                    add_excludes(repo, [anchored(rel)])
         elif is_dir and Path(rel).name not in HEAVY_DIRS:
             for dirpath, dirnames, filenames in os.walk(repo.root / rel):
                 dirnames[:] = [d for d in dirnames if d not in HEAVY_DIRS]
@@ -99,15 +108,16 @@ def link_shared(
     repo: Repository, worktree: Path, config: RepoConfig
 ) -> tuple[list[str], list[str]]:
     """Symlink the shared directories; return (linked, skipped because something is there)."""
-    if not config.shared:
-        return [], []
-    add_excludes(repo, [f"/{p}" for p in config.shared])
     linked, skipped = [], []
     for rel in config.shared:
         if copying.link_shared(repo.root / rel, worktree / rel):
             linked.append(rel)
         else:
             skipped.append(rel)
+    # only what was linked: excluding a path that is tracked content (skipped) would hide
+    # every new file under it from git, in the main worktree too
+    if linked:
+        add_excludes(repo, [anchored(p) for p in linked])
     return linked, skipped
 
 
