@@ -194,10 +194,14 @@ class RepoConfig:
     shared: tuple[str, ...] = ()
     setup: str | None = None
     setup_timeout: float = 600.0
+    keep_failed: bool = False  # keep the worktree of a failed set-up hook for inspection
     port_slots: dict[str, int] | None = None
 
 
-_REPO_KEYS = {"workspace": {"include", "shared", "setup", "setup_timeout"}, "ports": {"slots"}}
+_REPO_KEYS = {
+    "workspace": {"include", "shared", "setup", "setup_timeout", "keep_failed"},
+    "ports": {"slots"},
+}
 
 
 def load_repo_config(root: Path) -> RepoConfig:
@@ -253,6 +257,7 @@ def load_repo_config(root: Path) -> RepoConfig:
         setup=setup,
         setup_timeout=float(_coerce_positive(workspace.get("setup_timeout", 600), where)),
         port_slots=parse_slots(slots, where) if slots is not None else None,
+        keep_failed=_coerce_bool(workspace.get("keep_failed", False), "keep_failed", where),
     )
 
 
@@ -271,3 +276,9 @@ def _coerce_positive(value: Any, where: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise ConfigError(f"[workspace] setup_timeout in {where} must be positive: {value!r}")
     return float(value)
+
+
+def _coerce_bool(value: Any, key: str, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"[workspace] {key} in {where} must be true or false")
+    return value

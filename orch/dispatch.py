@@ -332,6 +332,7 @@ def _provision(
     path = Path(attempt.worktree_path)
     payload_file = inbox.payload_path(settings.inbox_dir, attempt.id)
     branch_created = False
+    setup_failure = None
     try:
         bundle = lease_bundle(
             store, settings, attempt.id, socket.gethostname(), actor, repo_config.port_slots
@@ -345,7 +346,12 @@ def _provision(
         checkpoint("worktree-added")
         add_excludes(repo, [PORTS_EXCLUDE])
         ports.write_ports_file(path, bundle)
-        _set_up(attempt, repo, path, repo_config, bundle, settings, git, store, actor)
+        try:
+            _set_up(attempt, repo, path, repo_config, bundle, settings, git, store, actor)
+        except WorkspaceError as exc:
+            if not repo_config.keep_failed:
+                raise
+            setup_failure = exc.message  # keep the worktree for inspection (keep_failed)
         checkpoint("workspace-set-up")
         ready = dataclasses.replace(
             attempt, workspace_status=WorkspaceStatus.READY, payload_path=str(payload_file)
@@ -357,7 +363,7 @@ def _provision(
             ),
         )
         checkpoint("payload-written")
-        return store.finish_provisioning(attempt.id, payload_file, actor)
+        finished = store.finish_provisioning(attempt.id, payload_file, actor)
     except BaseException as exc:
         _roll_back(repo, git, attempt, path, payload_file, branch_created)
         with contextlib.suppress(OrchError):
@@ -370,6 +376,12 @@ def _provision(
         if isinstance(exc, OSError):
             raise WorkspaceError(f"provisioning attempt {attempt.id} failed: {reason}") from exc
         raise
+    if setup_failure is None:
+        return finished
+    # keep_failed: the worktree stays (workspace ready, so cleanup removes it later), the
+    # attempt ends failed before any worker can take it
+    store.fail_queued(attempt.id, f"{setup_failure} (worktree kept for inspection)", actor)
+    raise WorkspaceError(f"{setup_failure}; the worktree is kept for inspection: {path}")
 
 
 def _set_up(

@@ -277,6 +277,27 @@ class LifecycleOps(StoreBase):
             self._event(s, attempt_id, "worker_gone", actor, reason=reason, lease=token)
             return to_attempt(s.get_one(AttemptRow, attempt_id))
 
+    def fail_queued(self, attempt_id: str, reason: str, actor: str) -> Attempt:
+        """queued -> failed before any worker took it (a set-up hook failed, say)."""
+        with self._write() as s:
+            now = self.clock()
+            result = s.execute(
+                update(AttemptRow)
+                .where(AttemptRow.id == attempt_id, AttemptRow.state == State.QUEUED)
+                .values(
+                    state=State.FAILED,
+                    reason=reason,
+                    finished_at=now,
+                    updated_at=now,
+                    lease_token=AttemptRow.lease_token + 1,
+                )
+            )
+            row = s.get(AttemptRow, attempt_id)
+            if result.rowcount != 1 or row is None:  # type: ignore[attr-defined]
+                raise Conflict(f"attempt {attempt_id} is no longer queued")
+            self._event(s, attempt_id, "failed_before_claim", actor, reason=reason)
+            return to_attempt(row)
+
     def release(self, attempt_id: str, token: int, reason: str, actor: str) -> Attempt:
         """The lease holder gives a running attempt back (queued, old lease fenced)."""
         with self._write() as s:

@@ -467,3 +467,27 @@ def test_setup_hook_over_its_timeout_is_killed_with_its_children(
     assert row["state"] == "failed" and "timed out" in row["reason"]
     assert run_cli("ports", row["id"]).exit_code == 8
     assert "set-up hook timed out" in (isolated_env / "logs" / f"{row['id']}.log").read_text()
+
+
+def test_keep_failed_keeps_the_worktree_of_a_failed_hook_for_inspection(
+    tmp_path: Path, run_cli: Any
+) -> None:
+    repo = tmp_path / "keep-repo"
+    repo.mkdir()
+    git("init", "-q", "-b", "main", cwd=repo)
+    (repo / "orch.toml").write_text(
+        '[workspace]\nsetup = "echo broken >&2; exit 4"\nkeep_failed = true\n'
+    )
+    git("add", "-A", cwd=repo)
+    git("commit", "-q", "-m", "init", cwd=repo)
+    result = run_cli("dispatch", "keep", cwd=repo)
+    assert result.exit_code == 7
+    assert "the worktree is kept for inspection" in result.stderr
+    attempt = json.loads(run_cli("list", "--json").stdout)["attempts"][0]
+    assert attempt["state"] == "failed" and attempt["workspace_status"] == "ready"
+    assert Path(attempt["worktree_path"]).is_dir()
+    assert "broken" in attempt["reason"]
+    # an ordinary ended attempt from here on: doctor is content, cleanup removes it
+    assert run_cli("doctor").exit_code == 0
+    assert run_cli("cleanup", attempt["id"]).exit_code == 0
+    assert not Path(attempt["worktree_path"]).exists()
