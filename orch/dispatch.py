@@ -190,24 +190,45 @@ def _reuse(
         return None  # cleaned up since: a fresh workspace, registered anew
     refuse_if_busy(store, worktree)
     head = git.head_commit(worktree)
-    new = NewAttempt(
-        id=naming.new_attempt_id(),
-        task_key=task_key,
-        repository=str(repo.root),
-        base_ref=git.current_branch(worktree) or mapped.branch_name,
-        base_commit=head,
-        branch_name=mapped.branch_name,
-        worktree_path=str(worktree),
-        worker=request.worker,
-        prompt=request.prompt,
-        dispatcher=this_process(),
-        phase=request.phase,
+    new = _attempt_in(
+        worktree,
+        request,
+        task_key,
+        str(repo.root),
+        git.current_branch(worktree) or mapped.branch_name,
+        head,
+        mapped.branch_name,
     )
     created = store.create_attempt(new, actor)
     attempt = finish_in_place(
         store, settings, created, WorkspaceStatus.REUSED, actor, repo_config.port_slots
     )
     return DispatchResult(attempt=attempt)
+
+
+def _attempt_in(
+    place: Path,
+    request: DispatchRequest,
+    task_key: str,
+    repository: str,
+    base_ref: str,
+    base_commit: str | None,
+    branch: str | None,
+) -> NewAttempt:
+    """An attempt that works in an existing place (no branch or worktree of its own)."""
+    return NewAttempt(
+        id=naming.new_attempt_id(),
+        task_key=task_key,
+        repository=repository,
+        base_ref=base_ref,
+        base_commit=base_commit,
+        branch_name=branch,
+        worktree_path=str(place),
+        worker=request.worker,
+        prompt=request.prompt,
+        dispatcher=this_process(),
+        phase=request.phase,
+    )
 
 
 def _in_place(
@@ -230,18 +251,8 @@ def _in_place(
     else:
         place = request.repo_path
         status, branch, base, repository = WorkspaceStatus.SKIPPED_NOT_GIT, None, None, str(place)
-    new = NewAttempt(
-        id=naming.new_attempt_id(),
-        task_key=task_key,
-        repository=repository,
-        base_ref=branch or ("HEAD" if base else "-"),
-        base_commit=base,
-        branch_name=branch,
-        worktree_path=str(place),
-        worker=request.worker,
-        prompt=request.prompt,
-        dispatcher=this_process(),
-        phase=request.phase,
+    new = _attempt_in(
+        place, request, task_key, repository, branch or ("HEAD" if base else "-"), base, branch
     )
     created = store.create_attempt(new, actor)
     attempt = finish_in_place(

@@ -40,6 +40,16 @@ LIVE_STATES = (State.QUEUED, State.RUNNING)
 
 
 _T = cast(Table, AttemptRow.__table__)
+# An attempt nobody holds: the lease and every trace of its holder cleared.
+_NO_HOLDER: dict[str, Any] = {
+    "lease_expires_at": None,
+    "lease_holder": None,
+    "worker_host": None,
+    "worker_pid": None,
+    "worker_started_at": None,
+    "agent_pid": None,
+    "agent_started_at": None,
+}
 _CLAIMABLE = _T.c.workspace_status.in_([str(w) for w in CLAIMABLE_WORKSPACES])
 # Statements of the hot paths are built once: building SQLAlchemy expressions per call
 # cost more than executing them.
@@ -312,13 +322,7 @@ class LifecycleOps(StoreBase):
                 .values(
                     state=State.QUEUED,
                     lease_token=token + 1,
-                    lease_expires_at=None,
-                    lease_holder=None,
-                    worker_host=None,
-                    worker_pid=None,
-                    worker_started_at=None,
-                    agent_pid=None,
-                    agent_started_at=None,
+                    **_NO_HOLDER,
                     updated_at=now,
                 )
             )
@@ -378,13 +382,8 @@ class LifecycleOps(StoreBase):
                     state=State.QUEUED,
                     worker=worker,
                     lease_token=row.lease_token + 1,
-                    lease_expires_at=None,
                     heartbeat_at=None,
-                    lease_holder=None,
-                    worker_host=None,
-                    worker_pid=None,
-                    worker_started_at=None,
-                    agent_pid=None,
+                    **_NO_HOLDER,
                     updated_at=now,
                 )
             )
