@@ -113,7 +113,7 @@ def cleanup(
     checkpoint: Checkpoint = lambda step: None,
     workers: int = 4,
 ) -> list[CleanupItem]:
-    reap(store, actor)
+    reap(store, actor, host=settings.host_name)
     attempts = select(store, request)
     repos: dict[str, Repository | OrchError] = {}
     for a in attempts:
@@ -125,7 +125,12 @@ def cleanup(
 
     def handle(attempt: Attempt) -> CleanupItem:
         repo = repos[attempt.repository]
-        if isinstance(repo, OrchError):
+        elsewhere = attempt.workspace_host not in (None, settings.host_name)
+        if elsewhere:
+            item = CleanupItem(
+                attempt, "skip", f"its worktree is on host {attempt.workspace_host}: clean up there"
+            )
+        elif isinstance(repo, OrchError):
             item = CleanupItem(attempt, "skip", f"repository unusable: {repo.message}")
         else:
             item = _handle(store, attempt, repo, request, settings, git, actor, checkpoint)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import socket
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,6 +41,7 @@ class Settings:
     port_limit: int = 60999
     port_slots: dict[str, int] = dataclasses.field(default_factory=lambda: dict(_DEFAULT_SLOTS))
     config_file: Path | None = None
+    host_name: str = dataclasses.field(default_factory=socket.gethostname)
 
     @property
     def inbox_dir(self) -> Path:
@@ -71,6 +73,7 @@ _KEYS: dict[str, tuple[str, type]] = {
     "port_block_size": ("ORCH_PORT_BLOCK_SIZE", int),
     "port_limit": ("ORCH_PORT_LIMIT", int),
     "port_slots": ("ORCH_PORT_SLOTS", dict),
+    "host_name": ("ORCH_HOST_NAME", str),
 }
 
 

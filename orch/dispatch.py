@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -64,6 +63,7 @@ class DispatchRequest:
     worker: str | None = None
     phase: str | None = None
     reuse_workspace: bool = False
+    host: str | None = None  # "any" or a host name: provisioned there by a worker
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,6 +140,11 @@ def dispatch(
                 tuple(p.path for p in dirt),
             )
     store = open_store()
+    url = git.repository_url(repo)
+    if request.host is not None and request.host != settings.host_name:
+        if phased:
+            raise InvalidInput("--host cannot be combined with --phase or --reuse-workspace")
+        return _for_another_host(request, task_key, repo, base_ref, base_commit, url, store, actor)
     if request.reuse_workspace:
         reused = _reuse(request, task_key, repo, repo_config, settings, git, store, actor)
         if reused is not None:
@@ -147,7 +152,7 @@ def dispatch(
     new = new_attempt(
         settings, repo, task_key, base_ref, base_commit, request.worker, request.prompt
     )
-    new = dataclasses.replace(new, phase=request.phase)
+    new = dataclasses.replace(new, phase=request.phase, repository_url=url)
 
     # Not strict and the base is the main worktree's HEAD: its uncommitted changes are not
     # carried into the attempt; find out (alongside the checkout) so that we can say so.
@@ -163,12 +168,48 @@ def dispatch(
         watch_dirt=watch_dirt,
         repo_config=repo_config,
     )
-    if new.branch_name:
+    if new.branch_name and new.worktree_path:
         # later phases of the task find this workspace here (--reuse-workspace)
         store.register_workspace(
             TaskWorkspace(str(repo.root), task_key, new.branch_name, new.worktree_path, new.id)
         )
     return result
+
+
+def _for_another_host(
+    request: DispatchRequest,
+    task_key: str,
+    repo: Repository,
+    base_ref: str,
+    base_commit: str,
+    url: str,
+    store: Store,
+    actor: str,
+) -> DispatchResult:
+    """Record the attempt with its committed base; a worker on the named host (or any)
+    with a clone of this repository provisions the branch and worktree when it claims it."""
+    new = NewAttempt(
+        id=naming.new_attempt_id(),
+        task_key=task_key,
+        repository=str(repo.root),
+        base_ref=base_ref,
+        base_commit=base_commit,
+        branch_name=None,
+        worktree_path=None,
+        worker=request.worker,
+        prompt=request.prompt,
+        target_host=request.host,
+        repository_url=url,
+    )
+    attempt = store.create_attempt(new, actor)
+    where = "any host" if request.host == "any" else f"host {request.host}"
+    return DispatchResult(
+        attempt=attempt,
+        warnings=(
+            f"waiting for a worker on {where} with a clone of {url} "
+            "(orch work --repo PATH) to create its branch and worktree",
+        ),
+    )
 
 
 def _reuse(
@@ -198,6 +239,7 @@ def _reuse(
         git.current_branch(worktree) or mapped.branch_name,
         head,
         mapped.branch_name,
+        settings.host_name,
     )
     created = store.create_attempt(new, actor)
     attempt = finish_in_place(
@@ -214,6 +256,7 @@ def _attempt_in(
     base_ref: str,
     base_commit: str | None,
     branch: str | None,
+    host: str,
 ) -> NewAttempt:
     """An attempt that works in an existing place (no branch or worktree of its own)."""
     return NewAttempt(
@@ -226,7 +269,7 @@ def _attempt_in(
         worktree_path=str(place),
         worker=request.worker,
         prompt=request.prompt,
-        dispatcher=this_process(),
+        dispatcher=this_process(host),
         phase=request.phase,
     )
 
@@ -252,7 +295,14 @@ def _in_place(
         place = request.repo_path
         status, branch, base, repository = WorkspaceStatus.SKIPPED_NOT_GIT, None, None, str(place)
     new = _attempt_in(
-        place, request, task_key, repository, branch or ("HEAD" if base else "-"), base, branch
+        place,
+        request,
+        task_key,
+        repository,
+        branch or ("HEAD" if base else "-"),
+        base,
+        branch,
+        settings.host_name,
     )
     created = store.create_attempt(new, actor)
     attempt = finish_in_place(
@@ -264,10 +314,10 @@ def _in_place(
     )
 
 
-def this_process() -> WorkerIdentity:
+def this_process(host: str) -> WorkerIdentity:
     # pid only: a start time needs psutil, too slow to import on every dispatch; doctor
     # pairs a pid with the age of the row instead
-    return WorkerIdentity(name="dispatch", host=socket.gethostname(), pid=os.getpid())
+    return WorkerIdentity(name="dispatch", host=host, pid=os.getpid())
 
 
 def new_attempt(
@@ -293,7 +343,8 @@ def new_attempt(
         worker=worker,
         prompt=prompt,
         # who is provisioning, so that doctor can tell a crashed dispatch from a slow one
-        dispatcher=this_process(),
+        dispatcher=this_process(settings.host_name),
+        workspace_host=settings.host_name,
     )
 
 
@@ -323,13 +374,13 @@ def create_and_provision(
     checkpoint("intent-recorded")
     dirt_check = git.start_dirty_check(repo.root) if watch_dirt else None
     try:
-        attempt = _provision(attempt, repo, settings, git, store, actor, checkpoint, repo_config)
+        attempt = provision(attempt, repo, settings, git, store, actor, checkpoint, repo_config)
     finally:
         warnings = _collect_dirt_warning(dirt_check, new.base_commit or "")
     return DispatchResult(attempt=attempt, warnings=warnings)
 
 
-def _provision(
+def provision(
     attempt: Attempt,
     repo: Repository,
     settings: Settings,
@@ -346,7 +397,7 @@ def _provision(
     setup_failure = None
     try:
         bundle = lease_bundle(
-            store, settings, attempt.id, socket.gethostname(), actor, repo_config.port_slots
+            store, settings, attempt.id, settings.host_name, actor, repo_config.port_slots
         )
         git.create_branch(
             repo, attempt.branch_name, attempt.base_commit, f"orch: dispatch attempt {attempt.id}"

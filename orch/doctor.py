@@ -15,7 +15,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import functools
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -73,10 +72,10 @@ class Doctor:
         self.findings: list[Finding] = []
 
     def run(self) -> list[Finding]:
-        reap(self.store, self.actor)
-        attempts = self.store.list_attempts()
+        reap(self.store, self.actor, host=self.settings.host_name)
+        attempts = self._mine()
         self._stuck_provisioning(attempts)
-        attempts = self.store.list_attempts()
+        attempts = self._mine()
         by_repo: dict[str, list[Attempt]] = {}
         for a in attempts:
             if a.workspace_status == WorkspaceStatus.SKIPPED_NOT_GIT:
@@ -97,6 +96,11 @@ class Doctor:
             self._repository(repo, rows)
         self._payloads(attempts)
         return self.findings
+
+    def _mine(self) -> list[Attempt]:
+        """This host's attempts: doctor only ever touches its own disk."""
+        here = self.settings.host_name
+        return [a for a in self.store.list_attempts() if a.workspace_host in (None, here)]
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -144,7 +148,7 @@ class Doctor:
     # -- checks ----------------------------------------------------------------------------
 
     def _stuck_provisioning(self, attempts: list[Attempt]) -> None:
-        host = socket.gethostname()
+        host = self.settings.host_name
         now = self.store.clock()
         for a in attempts:
             if a.workspace_status != WorkspaceStatus.PROVISIONING:

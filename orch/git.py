@@ -288,6 +288,22 @@ class Git:
         )
         return PendingDirtyCheck(proc)
 
+    def repository_url(self, repo: Repository) -> str:
+        """The repository's identity across clones: its origin's URL, else its own path."""
+        proc = self.run(
+            ["--git-dir", str(repo.common_dir), "config", "--get", "remote.origin.url"],
+            check=False,
+        )
+        url = proc.stdout.strip().rstrip("/")
+        return url.removesuffix(".git").rstrip("/") if url else str(repo.root)
+
+    def has_commit(self, repo: Repository, commit: str) -> bool:
+        proc = self.run(
+            ["--git-dir", str(repo.common_dir), "cat-file", "-e", f"{commit}^{{commit}}"],
+            check=False,
+        )
+        return proc.returncode == 0
+
     def current_branch(self, worktree: Path) -> str | None:
         proc = self.run(
             ["--no-optional-locks", "symbolic-ref", "-q", "--short", "HEAD"],

@@ -81,6 +81,7 @@ def build_payload(
         "state": str(attempt.state),
         "worker": attempt.worker,
         "phase": attempt.phase,
+        "host": attempt.workspace_host,
         "ports": dict(ports or {}),
         "lease": {"ttl_seconds": lease_ttl},
         "commands": worker_commands(attempt.id),

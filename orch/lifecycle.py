@@ -49,9 +49,12 @@ def lost_reason(attempt: Attempt, now: dt.datetime, host: str) -> str | None:
     return None
 
 
-def reap(store: Store, actor: str, grace: float = 5.0) -> list[Attempt]:
-    """End the attempts whose worker is gone; stop an orphaned local agent left behind."""
-    host = processes.hostname()
+def reap(store: Store, actor: str, grace: float = 5.0, host: str | None = None) -> list[Attempt]:
+    """End the attempts whose worker is gone; stop an orphaned local agent left behind.
+
+    ``host`` is this machine's name for orch (``host_name``): only attempts whose worker
+    ran here are judged by their pid."""
+    host = host or processes.hostname()
     now = store.clock()
     ended = []
     for attempt in store.running_attempts():
@@ -72,17 +75,17 @@ def reap(store: Store, actor: str, grace: float = 5.0) -> list[Attempt]:
 # -- the worker protocol, as plain calls ----------------------------------------------------
 
 
-def local_worker(name: str, pid: int | None) -> WorkerIdentity:
+def local_worker(name: str, pid: int | None, host: str | None = None) -> WorkerIdentity:
     started = processes.start_time(pid) if pid is not None else None
     if pid is not None and started is None:
         raise InvalidInput(f"no running process with pid {pid}")
-    return WorkerIdentity(name=name, host=processes.hostname(), pid=pid, started_at=started)
+    return WorkerIdentity(name=name, host=host or processes.hostname(), pid=pid, started_at=started)
 
 
 def claim(
     store: Store, worker: WorkerIdentity, ttl: float, actor: str, ref: str | None = None
 ) -> Lease | None:
-    reap(store, actor)
+    reap(store, actor, host=worker.host)
     attempt_id = find_attempt(store, ref).id if ref is not None else None
     return store.claim(worker, ttl, actor, attempt_id)
 
@@ -106,6 +109,7 @@ def wait(
     timeout: float | None,
     actor: str,
     monotonic: Callable[[], float] = time.monotonic,
+    host: str | None = None,
 ) -> WaitOutcome:
     """Block until every named attempt is terminal, or ``timeout`` seconds pass.
 
@@ -120,7 +124,7 @@ def wait(
     try:
         while True:
             if monotonic() >= next_reap:
-                reap(store, actor)
+                reap(store, actor, host=host)
                 next_reap = monotonic() + REAP_INTERVAL
             current = store.get_many(ids)
             if all(a.terminal for a in current):
@@ -144,18 +148,20 @@ class CancelOutcome:
     signalled: str | None  # what happened to a local worker process, if any
 
 
-def cancel(store: Store, ref: str, actor: str, grace: float, reason: str | None) -> CancelOutcome:
+def cancel(
+    store: Store, ref: str, actor: str, grace: float, reason: str | None, host: str | None = None
+) -> CancelOutcome:
     """End a live attempt as cancelled and stop its local worker (SIGTERM, then SIGKILL)."""
     attempt = find_attempt(store, ref)
     after, changed = store.cancel(attempt.id, reason or "cancelled by the operator", actor)
     signalled = None
     if changed and attempt.state == State.RUNNING:
-        signalled = _stop_local_worker(attempt, grace)
+        signalled = _stop_local_worker(attempt, grace, host)
     return CancelOutcome(attempt=after, changed=changed, signalled=signalled)
 
 
-def _stop_local_worker(attempt: Attempt, grace: float) -> str | None:
-    if attempt.worker_host != processes.hostname():
+def _stop_local_worker(attempt: Attempt, grace: float, host: str | None = None) -> str | None:
+    if attempt.worker_host != (host or processes.hostname()):
         return None  # a remote worker learns from its next heartbeat
     if attempt.agent_pid is not None:
         return processes.terminate(attempt.agent_pid, attempt.agent_started_at, grace)
@@ -172,7 +178,8 @@ def reassign(
         raise InvalidInput("--worker must not be empty")
     attempt = find_attempt(store, ref)
     before, after = store.reassign(attempt.id, worker, actor)
-    signalled = _stop_local_worker(before, grace) if before.state == State.RUNNING else None
+    running = before.state == State.RUNNING
+    signalled = _stop_local_worker(before, grace, settings.host_name) if running else None
     rewrite_payload(after, settings, store)
     return after, signalled
 

@@ -40,6 +40,7 @@ class WorkspaceStatus(enum.StrEnum):
     REUSED = "reused"
     SKIPPED_IN_WORKTREE = "skipped-in-worktree"
     SKIPPED_NOT_GIT = "skipped-not-git"
+    PENDING = "pending"  # waiting for a worker host to provision it in its own clone
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +63,9 @@ class Attempt:
     updated_at: dt.datetime
     archive_path: str | None = None
     phase: str | None = None
+    target_host: str | None = None  # "any" or a host name: provisioned by the claiming host
+    workspace_host: str | None = None  # the host whose disk holds the worktree
+    repository_url: str | None = None  # the repository's identity across clones
     lease_token: int = 0
     lease_expires_at: dt.datetime | None = None
     heartbeat_at: dt.datetime | None = None
@@ -114,12 +118,15 @@ class NewAttempt:
     base_ref: str
     base_commit: str | None  # None only when provisioning is skipped outside git
     branch_name: str | None
-    worktree_path: str
+    worktree_path: str | None  # None while it waits for a worker host (target_host)
     worker: str | None
     prompt: str
     # while provisioning, the worker_* fields name the dispatching process (for doctor)
     dispatcher: WorkerIdentity | None = None
     phase: str | None = None
+    target_host: str | None = None
+    workspace_host: str | None = None
+    repository_url: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -58,7 +58,7 @@ def retry(
     prompt: str | None = None,
     worker: str | None = None,
 ) -> DispatchResult:
-    reap(store, actor)
+    reap(store, actor, host=settings.host_name)
     previous = previous_attempt(store, ref)
     latest = store.latest_attempt(previous.task_key, previous.repository)[0]
     if not latest.terminal:

@@ -9,7 +9,6 @@ The attempt still gets a port bundle and a payload; no branch or worktree is cre
 from __future__ import annotations
 
 import dataclasses
-import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,7 +44,7 @@ def finish_in_place(
     """Lease ports, write the ports file and payload, and finalise the attempt."""
     payload_file = inbox.payload_path(settings.inbox_dir, attempt.id)
     try:
-        bundle = lease_bundle(store, settings, attempt.id, socket.gethostname(), actor, slots)
+        bundle = lease_bundle(store, settings, attempt.id, settings.host_name, actor, slots)
         if write_ports_file and attempt.worktree_path:
             ports.write_ports_file(Path(attempt.worktree_path), bundle)
         ready = dataclasses.replace(

@@ -24,13 +24,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orch import escape, inbox, processes
-from orch.config import Settings
+from orch import escape, inbox, naming, processes
+from orch.config import Settings, load_repo_config
+from orch.dispatch import check_worktree_root, provision
 from orch.errors import InvalidInput, LeaseLost, OrchError, StoreError
 from orch.fslock import HeldLock, lock_owner, try_lock
-from orch.git import Git, worktree_admin_dir
+from orch.git import Git, Repository, worktree_admin_dir
 from orch.lifecycle import reap
-from orch.models import Attempt, Lease, State, WorkerIdentity
+from orch.models import Attempt, Lease, State, WorkerIdentity, WorkspaceStatus
 from orch.queries import find_attempt
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ class WorkerConfig:
     attempt_ref: str | None = None
     idle_poll: float = 1.0
     lock_wait: float = 30.0
+    clones: tuple[Path, ...] = ()  # this host's clones: it provisions attempts sent to it
 
 
 def agent_command(template: str | None, argv: Sequence[str]) -> tuple[str, ...]:
@@ -158,20 +160,89 @@ class WorkerRuntime:
         attempt_id = None
         if self.config.attempt_ref is not None:
             attempt_id = find_attempt(self.store, self.config.attempt_ref).id
+        git = Git(self.settings.git_lock_timeout)
+        clones = {}
+        for path in self.config.clones:
+            repo = git.discover(path)
+            clones[git.repository_url(repo)] = repo
         while not self.draining.is_set():
-            reap(self.store, self.actor)
+            reap(self.store, self.actor, host=self.settings.host_name)
             lease = self.store.claim(
-                self.config.identity, self.settings.lease_ttl, self.actor, attempt_id
+                self.config.identity,
+                self.settings.lease_ttl,
+                self.actor,
+                attempt_id,
+                repository_urls=tuple(clones),
             )
             if lease is None:
                 if self.config.once:
                     break
                 self.draining.wait(self.config.idle_poll)
                 continue
+            if lease.attempt.workspace_status == WorkspaceStatus.PENDING:
+                provisioned = self._provision_here(lease, clones, git)
+                if provisioned is None:
+                    if self.config.once or attempt_id is not None:
+                        break
+                    continue
+                lease = provisioned
             self._work_on(lease)
             if self.config.once or attempt_id is not None:
                 break
         return self.finished
+
+    def _provision_here(
+        self, lease: Lease, clones: dict[str, Repository], git: Git
+    ) -> Lease | None:
+        """Create the branch and worktree of an attempt sent to this host, in its clone."""
+        attempt = lease.attempt
+        repo = clones[attempt.repository_url or ""]
+        base = attempt.base_commit or ""
+        if not git.has_commit(repo, base):
+            git.run(["fetch", "--quiet", "origin"], cwd=repo.root, check=False)
+        if not git.has_commit(repo, base):
+            self._finish(
+                lease,
+                State.FAILED,
+                None,
+                f"base commit {base[:12]} is not in the clone at {repo.root} (even after fetch)",
+            )
+            return None
+        branch = naming.branch_name(self.settings.branch_prefix, attempt.task_key, attempt.id)
+        path = naming.worktree_path(
+            self.settings.worktree_root, repo.root, attempt.task_key, attempt.id
+        )
+        try:
+            check_worktree_root(self.settings.worktree_root)
+            begun = self.store.begin_provisioning_here(
+                attempt.id,
+                lease.token,
+                str(repo.root),
+                branch,
+                str(path),
+                self.settings.host_name,
+                self.actor,
+            )
+            ready = provision(
+                begun,
+                repo,
+                self.settings,
+                git,
+                self.store,
+                self.actor,
+                lambda step: None,
+                load_repo_config(repo.root),
+            )
+        except OrchError as exc:
+            # provision rolled back and marked the attempt failed; say so in the log
+            processes.append_log(
+                self.settings.logs_dir / f"{attempt.id}.log",
+                f"=== orch: provisioning on {self.settings.host_name} failed: {exc.message}\n",
+            )
+            with contextlib.suppress(OrchError):
+                self._finish(lease, State.FAILED, None, exc.message)
+            return None
+        return dataclasses.replace(lease, attempt=ready)
 
     def _work_on(self, lease: Lease) -> None:
         attempt = lease.attempt

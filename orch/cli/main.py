@@ -69,6 +69,11 @@ def cli() -> None:
     help="Work in the task's existing worktree and branch (a later phase) instead "
     "of new ones; inside a linked worktree or outside git, work where orch runs.",
 )
+@click.option(
+    "--host",
+    default=None,
+    help="Provision on another machine: 'any', or a host name (see docs/team.md).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the full attempt record as JSON.")
 def dispatch(
     task_key: str,
@@ -80,6 +85,7 @@ def dispatch(
     worker: str | None,
     phase: str | None,
     reuse_workspace: bool,
+    host: str | None,
     as_json: bool,
 ) -> None:
     """Create an attempt of TASK_KEY: base, branch, worktree, store row and payload.
@@ -105,6 +111,7 @@ def dispatch(
         worker=worker,
         phase=phase,
         reuse_workspace=reuse_workspace,
+        host=host,
     )
     from orch.faults import checkpoint_from_env
 
@@ -159,8 +166,9 @@ def list_command(
     from orch.models import State
     from orch.queries import list_attempts
 
-    store = open_store(settings_from_env())
-    reap(store, actor())
+    settings = settings_from_env()
+    store = open_store(settings)
+    reap(store, actor(), host=settings.host_name)
     attempts = list_attempts(store, tuple(State(s) for s in states), task_key, limit)
     if as_json:
         click.echo(to_json(attempts=[a.to_dict() for a in attempts]))
@@ -177,8 +185,9 @@ def show(attempt: str, as_json: bool) -> None:
     from orch.lifecycle import reap
     from orch.queries import show as run_show
 
-    store = open_store(settings_from_env())
-    reap(store, actor())
+    settings = settings_from_env()
+    store = open_store(settings)
+    reap(store, actor(), host=settings.host_name)
     detail = run_show(store, attempt)
     if as_json:
         click.echo(

@@ -32,7 +32,8 @@ def wait(
     from orch.cli.render import attempts_table, to_json
     from orch.lifecycle import wait as run_wait
 
-    outcome = run_wait(open_store(settings_from_env()), attempts, timeout, actor())
+    settings = settings_from_env()
+    outcome = run_wait(open_store(settings), attempts, timeout, actor(), host=settings.host_name)
     if as_json:
         click.echo(
             to_json(
@@ -151,7 +152,12 @@ def cancel(attempts: tuple[str, ...], grace: float | None, reason: str | None) -
     store = open_store(settings)
     for ref in attempts:
         outcome = run_cancel(
-            store, ref, actor(), settings.cancel_grace if grace is None else grace, reason
+            store,
+            ref,
+            actor(),
+            settings.cancel_grace if grace is None else grace,
+            reason,
+            settings.host_name,
         )
         if not outcome.changed:
             click.echo(

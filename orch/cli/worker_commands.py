@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 import click
 
@@ -34,7 +35,9 @@ def claim(attempt: str | None, worker_name: str, pid: int | None, as_json: bool)
     from orch.lifecycle import local_worker
 
     settings = settings_from_env()
-    identity = local_worker(worker_name, pid if pid is not None else os.getppid())
+    identity = local_worker(
+        worker_name, pid if pid is not None else os.getppid(), settings.host_name
+    )
     lease = run_claim(open_store(settings), identity, settings.lease_ttl, actor(), attempt)
     if lease is None:
         raise NotClaimable(f"no queued attempt for worker {worker_name!r}")
@@ -111,6 +114,14 @@ def finish(
     default=1.0,
     help="Seconds between looks for work when idle.",
 )
+@click.option(
+    "--repo",
+    "clones",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A clone of a repository on this host: also take attempts dispatched "
+    "with --host for this host or any, provisioned here (repeatable).",
+)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def work(
     worker_name: str | None,
@@ -118,6 +129,7 @@ def work(
     once: bool,
     attempt_ref: str | None,
     idle_poll: float,
+    clones: tuple[Path, ...],
     command: tuple[str, ...],
 ) -> None:
     """Claim attempts and run an agent in each one's worktree: orch work -- my-agent --flag
@@ -134,11 +146,12 @@ def work(
     argv = agent_command(template, command)
     settings = settings_from_env()
     config = WorkerConfig(
-        identity=local_worker(worker_name or "local", os.getpid()),
+        identity=local_worker(worker_name or "local", os.getpid(), settings.host_name),
         command=argv,
         once=once,
         attempt_ref=attempt_ref,
         idle_poll=idle_poll,
+        clones=tuple(c.absolute() for c in clones),
     )
     runtime = WorkerRuntime(open_store(settings), settings, config, actor())
 

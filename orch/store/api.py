@@ -67,7 +67,11 @@ class Store(LifecycleOps, PortOps, WorkspaceOps):
                         task_key=new.task_key,
                         attempt_number=number,
                         state=State.QUEUED,
-                        workspace_status=WorkspaceStatus.PROVISIONING,
+                        workspace_status=(
+                            WorkspaceStatus.PENDING
+                            if new.target_host
+                            else WorkspaceStatus.PROVISIONING
+                        ),
                         repository=new.repository,
                         base_ref=new.base_ref,
                         base_commit=new.base_commit,
@@ -76,6 +80,9 @@ class Store(LifecycleOps, PortOps, WorkspaceOps):
                         worker=new.worker,
                         prompt=new.prompt,
                         phase=new.phase,
+                        target_host=new.target_host,
+                        workspace_host=new.workspace_host,
+                        repository_url=new.repository_url,
                         lease_token=0,
                         worker_host=new.dispatcher.host if new.dispatcher else None,
                         worker_pid=new.dispatcher.pid if new.dispatcher else None,

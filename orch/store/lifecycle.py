@@ -53,20 +53,31 @@ _NO_HOLDER: dict[str, Any] = {
 _CLAIMABLE = _T.c.workspace_status.in_([str(w) for w in CLAIMABLE_WORKSPACES])
 # Statements of the hot paths are built once: building SQLAlchemy expressions per call
 # cost more than executing them.
+_ON_THIS_HOST = or_(_T.c.workspace_host.is_(None), _T.c.workspace_host == bindparam("host"))
+_FOR_WORKER = or_(_T.c.worker.is_(None), _T.c.worker == bindparam("worker"))
+_CANDIDATE = select(_T.c.id, _T.c.lease_token, _T.c.worker, _T.c.workspace_status)
 _CLAIM_NEXT = (
-    select(_T.c.id, _T.c.lease_token, _T.c.worker)
-    .where(
-        _T.c.state == str(State.QUEUED),
-        _CLAIMABLE,
-        or_(_T.c.worker.is_(None), _T.c.worker == bindparam("worker")),
-    )
+    _CANDIDATE.where(_T.c.state == str(State.QUEUED), _CLAIMABLE, _ON_THIS_HOST, _FOR_WORKER)
     .order_by(_T.c.created_at, _T.c.id)
     .limit(1)
 )
 _CLAIM_NEXT_LOCKING = _CLAIM_NEXT.with_for_update(skip_locked=True)
-_CLAIM_SPECIFIC = select(_T.c.id, _T.c.lease_token, _T.c.worker).where(
-    _T.c.state == str(State.QUEUED), _CLAIMABLE, _T.c.id == bindparam("attempt_id")
+# attempts dispatched for any host (or this one) in a repository this worker has a clone of
+_CLAIM_PENDING = (
+    _CANDIDATE.where(
+        _T.c.state == str(State.QUEUED),
+        _T.c.workspace_status == str(WorkspaceStatus.PENDING),
+        or_(_T.c.target_host == "any", _T.c.target_host == bindparam("host")),
+        _T.c.repository_url.in_(bindparam("urls", expanding=True)),
+        _FOR_WORKER,
+    )
+    .order_by(_T.c.created_at, _T.c.id)
+    .limit(1)
 )
+_CLAIM_PENDING_LOCKING = _CLAIM_PENDING.with_for_update(skip_locked=True)
+_CLAIM_SPECIFIC = _CANDIDATE.add_columns(
+    _T.c.workspace_host, _T.c.target_host, _T.c.repository_url
+).where(_T.c.state == str(State.QUEUED), _T.c.id == bindparam("attempt_id"))
 _CLAIM_SPECIFIC_LOCKING = _CLAIM_SPECIFIC.with_for_update(skip_locked=True)
 _CLAIM_UPDATE = (
     update(_T)
@@ -140,8 +151,13 @@ class LifecycleOps(StoreBase):
         ttl: float,
         actor: str,
         attempt_id: str | None = None,
+        repository_urls: Sequence[str] = (),
     ) -> Lease | None:
         """Take a queued attempt (this one, or the oldest one for ``worker.name``).
+
+        Only attempts whose worktree is on ``worker.host`` (or nowhere yet) are taken; with
+        ``repository_urls`` (the clones this worker has) also attempts dispatched for any
+        host or this one, which the worker then provisions (``workspace_status=pending``).
 
         Returns None when nothing is claimable for the worker; raises ``NotClaimable`` when
         a specific attempt cannot be claimed, saying why. On PostgreSQL the candidate is
@@ -149,22 +165,23 @@ class LifecycleOps(StoreBase):
         take, the same row.
         """
         locking = not is_sqlite(self.url)
+        params = {"worker": worker.name, "host": worker.host, "urls": list(repository_urls)}
         with self._write_conn() as conn:
             if attempt_id is not None:
                 query = _CLAIM_SPECIFIC_LOCKING if locking else _CLAIM_SPECIFIC
                 candidate = conn.execute(query, {"attempt_id": attempt_id}).first()
+                if candidate is not None:
+                    self._check_claimable(candidate, worker, repository_urls)
             else:
                 query = _CLAIM_NEXT_LOCKING if locking else _CLAIM_NEXT
-                candidate = conn.execute(query, {"worker": worker.name}).first()
+                candidate = conn.execute(query, params).first()
+                if candidate is None and repository_urls:
+                    query = _CLAIM_PENDING_LOCKING if locking else _CLAIM_PENDING
+                    candidate = conn.execute(query, params).first()
             if candidate is None:
                 if attempt_id is None:
                     return None
                 raise self._why_not_claimable(conn, attempt_id)
-            if attempt_id is not None and candidate.worker not in (None, worker.name):
-                raise NotClaimable(
-                    f"attempt {attempt_id} is assigned to worker {candidate.worker!r}, not "
-                    f"{worker.name!r}: use 'orch reassign {attempt_id} --worker {worker.name}'"
-                )
             now = self.clock()
             token = candidate.lease_token + 1
             expires = now + dt.timedelta(seconds=ttl)
@@ -195,6 +212,34 @@ class LifecycleOps(StoreBase):
                 lease=token,
             )
             return Lease(attempt=to_attempt(row), token=token, expires_at=expires)
+
+    @staticmethod
+    def _check_claimable(candidate: Any, worker: WorkerIdentity, urls: Sequence[str]) -> None:
+        attempt_id = candidate.id
+        if candidate.worker not in (None, worker.name):
+            raise NotClaimable(
+                f"attempt {attempt_id} is assigned to worker {candidate.worker!r}, not "
+                f"{worker.name!r}: use 'orch reassign {attempt_id} --worker {worker.name}'"
+            )
+        if candidate.workspace_status == WorkspaceStatus.PENDING:
+            if candidate.target_host not in ("any", worker.host):
+                raise NotClaimable(f"attempt {attempt_id} is for host {candidate.target_host}")
+            if candidate.repository_url not in urls:
+                raise NotClaimable(
+                    f"attempt {attempt_id} needs a clone of {candidate.repository_url} "
+                    "(orch work --repo PATH)"
+                )
+            return
+        if candidate.workspace_status not in CLAIMABLE_WORKSPACES:
+            raise NotClaimable(
+                f"attempt {attempt_id} has workspace_status {candidate.workspace_status}: "
+                "not ready to claim"
+            )
+        if candidate.workspace_host not in (None, worker.host):
+            raise NotClaimable(
+                f"attempt {attempt_id}'s worktree is on host {candidate.workspace_host}, "
+                f"not {worker.host}"
+            )
 
     def _why_not_claimable(
         self, conn: Connection, attempt_id: str
@@ -286,6 +331,50 @@ class LifecycleOps(StoreBase):
                 return None
             self._event(s, attempt_id, "worker_gone", actor, reason=reason, lease=token)
             return to_attempt(s.get_one(AttemptRow, attempt_id))
+
+    def begin_provisioning_here(
+        self,
+        attempt_id: str,
+        token: int,
+        repository: str,
+        branch_name: str,
+        worktree_path: str,
+        host: str,
+        actor: str,
+    ) -> Attempt:
+        """The lease holder of a pending attempt provisions it in its own clone."""
+        with self._write() as s:
+            result = s.execute(
+                update(AttemptRow)
+                .where(
+                    AttemptRow.id == attempt_id,
+                    AttemptRow.lease_token == token,
+                    AttemptRow.state == State.RUNNING,
+                    AttemptRow.workspace_status == WorkspaceStatus.PENDING,
+                )
+                .values(
+                    workspace_status=WorkspaceStatus.PROVISIONING,
+                    repository=repository,
+                    branch_name=branch_name,
+                    worktree_path=worktree_path,
+                    workspace_host=host,
+                    updated_at=self.clock(),
+                )
+            )
+            row = s.get(AttemptRow, attempt_id)
+            if result.rowcount != 1 or row is None:  # type: ignore[attr-defined]
+                raise _lease_lost(row, attempt_id, token)
+            self._event(
+                s,
+                attempt_id,
+                "provisioning_on_host",
+                actor,
+                host=host,
+                repository=repository,
+                branch_name=branch_name,
+                worktree_path=worktree_path,
+            )
+            return to_attempt(row)
 
     def fail_queued(self, attempt_id: str, reason: str, actor: str) -> Attempt:
         """queued -> failed before any worker took it (a set-up hook failed, say)."""

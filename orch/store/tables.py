@@ -46,6 +46,9 @@ class AttemptRow(Base):
     payload_path: Mapped[str | None] = mapped_column(Text)
     archive_path: Mapped[str | None] = mapped_column(Text)
     phase: Mapped[str | None] = mapped_column(String(64))
+    target_host: Mapped[str | None] = mapped_column(String(255))
+    workspace_host: Mapped[str | None] = mapped_column(String(255))
+    repository_url: Mapped[str | None] = mapped_column(Text)
     prompt: Mapped[str] = mapped_column(Text)
     reason: Mapped[str | None] = mapped_column(Text)
     # the lease: a token that only grows (fencing), who holds it and until when
