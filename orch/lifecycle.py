@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from orch import inbox, naming, processes
 from orch.config import Settings
-from orch.errors import Conflict, InvalidInput
+from orch.errors import Conflict, InvalidInput, StoreError
 from orch.models import (
     Attempt,
     Lease,
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from orch.store import Store
 
 REAP_INTERVAL = 1.0  # seconds between liveness sweeps while waiting
+OUTAGE_LIMIT = 60.0  # seconds wait rides out an unreachable store (a restart, a failover)
+OUTAGE_POLL = 0.25  # seconds between looks while the store is unreachable
 
 
 def lost_reason(attempt: Attempt, now: dt.datetime, host: str) -> str | None:
@@ -115,18 +117,30 @@ def wait(
 
     Between looks it sleeps on the store's change watcher (SQLite ``data_version``,
     PostgreSQL LISTEN/NOTIFY), so a state change is seen within milliseconds without
-    keeping a core busy; lost workers are swept for every second.
+    keeping a core busy; lost workers are swept for every second. A store that cannot
+    be reached (its server restarting) is looked at again for up to ``OUTAGE_LIMIT``
+    seconds before its error is raised.
     """
     ids = list(dict.fromkeys(find_attempt(store, ref).id for ref in refs))
     deadline = None if timeout is None else monotonic() + timeout
     watcher = store.change_watcher()
     next_reap = 0.0
+    outage_since: float | None = None
     try:
         while True:
-            if monotonic() >= next_reap:
-                reap(store, actor, host=host)
-                next_reap = monotonic() + REAP_INTERVAL
-            current = store.get_many(ids)
+            try:
+                if monotonic() >= next_reap:
+                    reap(store, actor, host=host)
+                    next_reap = monotonic() + REAP_INTERVAL
+                current = store.get_many(ids)
+            except StoreError:
+                now = monotonic()
+                outage_since = now if outage_since is None else outage_since
+                if now - outage_since >= OUTAGE_LIMIT or (deadline is not None and now >= deadline):
+                    raise
+                time.sleep(OUTAGE_POLL)
+                continue
+            outage_since = None
             if all(a.terminal for a in current):
                 return WaitOutcome(tuple(current), timed_out=False)
             now = monotonic()

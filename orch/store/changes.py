@@ -92,9 +92,12 @@ class PostgresChangeWatcher:
     def wait(self, timeout: float) -> bool:
         import psycopg
 
-        if self._conn is None and not self._listen():
-            time.sleep(min(timeout, self.POLL))
-            return True  # polling: the caller re-reads
+        if self._conn is None:
+            if not self._listen():
+                time.sleep(min(timeout, self.POLL))
+            # polling, or listening again: either way the caller re-reads, since a change
+            # committed while nobody listened was notified to no one
+            return True
         try:
             for _ in self._conn.notifies(timeout=timeout, stop_after=1):
                 return True

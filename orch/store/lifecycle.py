@@ -27,7 +27,7 @@ from orch.models import (
 from orch.store.base import StoreBase, _aware, to_attempt
 from orch.store.changes import ChangeWatcher, PostgresChangeWatcher, SqliteChangeWatcher
 from orch.store.engine import is_sqlite
-from orch.store.tables import AttemptRow, MessageRow, RunRow
+from orch.store.tables import AttemptEventRow, AttemptRow, MessageRow, RunRow
 
 CLAIMABLE_WORKSPACES = (
     WorkspaceStatus.READY,
@@ -40,6 +40,7 @@ LIVE_STATES = (State.QUEUED, State.RUNNING)
 
 
 _T = cast(Table, AttemptRow.__table__)
+_E = cast(Table, AttemptEventRow.__table__)
 # An attempt nobody holds: the lease and every trace of its holder cleared.
 _NO_HOLDER: dict[str, Any] = {
     "lease_expires_at": None,
@@ -129,6 +130,30 @@ _FINISH = (
 
 def _current(conn: Connection, attempt_id: str) -> Any:
     return conn.execute(select(_T).where(_T.c.id == attempt_id)).first()
+
+
+def _finished_before(
+    conn: Connection,
+    row: Any,
+    token: int,
+    state: State,
+    exit_code: int | None,
+    summary: str | None,
+) -> bool:
+    """This very finish committed already, and the answer was lost with the connection.
+
+    The lease is still the same (nobody fenced it since) and the finish it recorded is
+    the one asked for now; any other outcome is not a retry and stays ``LeaseLost``."""
+    if row is None or row.lease_token != token or row.state != str(state):
+        return False
+    last = conn.execute(
+        select(_E.c.detail)
+        .where(_E.c.attempt_id == row.id, _E.c.kind == "finished")
+        .order_by(_E.c.id.desc())
+        .limit(1)
+    ).scalar()
+    asked = {"state": str(state), "exit_code": exit_code, "summary": summary, "lease": token}
+    return last == asked
 
 
 def _lease_lost(row: Any, attempt_id: str, token: int) -> LeaseLost:
@@ -278,7 +303,11 @@ class LifecycleOps(StoreBase):
         exit_code: int | None = None,
         summary: str | None = None,
     ) -> Attempt:
-        """The worker reports how the attempt ended; only the lease holder may."""
+        """The worker reports how the attempt ended; only the lease holder may.
+
+        The same finish tried again (its answer was lost with a dropped connection)
+        returns the attempt as it ended; any other write after the end is ``LeaseLost``.
+        """
         if state not in WORKER_END_STATES:
             raise Conflict(f"a worker cannot finish an attempt as {state}")
         with self._write_conn() as conn:
@@ -295,7 +324,10 @@ class LifecycleOps(StoreBase):
                 },
             ).first()
             if row is None:
-                raise _lease_lost(_current(conn, attempt_id), attempt_id, token)
+                current = _current(conn, attempt_id)
+                if _finished_before(conn, current, token, state, exit_code, summary):
+                    return to_attempt(current)  # tried again: the first answer was lost
+                raise _lease_lost(current, attempt_id, token)
             self._event_conn(
                 conn,
                 attempt_id,

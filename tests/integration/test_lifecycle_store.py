@@ -285,6 +285,21 @@ def test_a_finished_attempt_cannot_be_finished_twice(store: Store, repository: s
     assert kinds(store, attempt.id).count("finished") == 1
 
 
+def test_the_same_finish_tried_again_returns_the_attempt_and_records_nothing(
+    store: Store, repository: str
+) -> None:
+    # a worker whose connection dropped while its finish committed cannot know it did
+    attempt = ready_attempt(store, repository)
+    lease = store.claim(remote_worker("w"), TTL, "w", attempt.id)
+    assert lease is not None
+    first = store.finish(attempt.id, lease.token, State.SUCCEEDED, "w", 0, "done")
+    events = store.events(attempt.id)
+    assert store.finish(attempt.id, lease.token, State.SUCCEEDED, "w", 0, "done") == first
+    assert store.events(attempt.id) == events
+    with pytest.raises(LeaseLost, match="is succeeded"):
+        store.finish(attempt.id, lease.token, State.SUCCEEDED, "w", 0, "another summary")
+
+
 # -- lost workers ----------------------------------------------------------------------------
 
 
