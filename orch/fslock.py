@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -129,21 +130,39 @@ class WriterLock:
         if not self._thread_lock.acquire(timeout=self.timeout):
             raise LockBusy(f"store write lock is busy: waited {self.timeout:g}s")
         try:
-            deadline = time.monotonic() + self.timeout
-            delay = 0.0002
-            while not _try_lock(self._fd):
-                if time.monotonic() >= deadline:
-                    raise LockBusy(
-                        f"store write lock is busy: waited {self.timeout:g}s for {self.path}"
-                    )
-                time.sleep(delay)
-                delay = min(delay * 1.5, 0.002)
+            if not _try_lock(self._fd):
+                self._wait()
             try:
                 yield
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             self._thread_lock.release()
+
+    def _wait(self) -> None:
+        busy = LockBusy(f"store write lock is busy: waited {self.timeout:g}s for {self.path}")
+        if threading.current_thread() is threading.main_thread():
+            # Block in the kernel, which hands the lock to the next waiter the moment it is
+            # released (polling made waiters convoy behind a preempted holder); SIGALRM
+            # bounds the wait.
+            def _expired(signum: int, frame: object) -> None:
+                raise busy
+
+            previous = signal.signal(signal.SIGALRM, _expired)
+            signal.setitimer(signal.ITIMER_REAL, self.timeout)
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
+            return
+        deadline = time.monotonic() + self.timeout  # other threads cannot take signals
+        delay = 0.0002
+        while not _try_lock(self._fd):
+            if time.monotonic() >= deadline:
+                raise busy
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.002)
 
     def close(self) -> None:
         if self._fd >= 0:
