@@ -38,7 +38,6 @@ import io
 import json
 import os
 import platform
-import random
 import shlex
 import shutil
 import subprocess
@@ -51,6 +50,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# the synthetic repository and the isolated environment are dispatch_bench's, so both
+# benchmarks measure the same kind of repository
+from dispatch_bench import isolated_env as _isolated_env
+from dispatch_bench import make_repo
+
 TARGET_RATIO = 1.2  # orch cleanup wall time / git loop wall time (issue 4, point 4)
 LOAD_WARNING = 3.0  # 1-minute load average above which the numbers are noisy
 
@@ -61,34 +65,8 @@ Log = Callable[[str], None]
 
 
 def isolated_env(root: Path) -> dict[str, str]:
-    """The environment every command runs in: a private HOME, git config and identity."""
-    home = root / "home"
-    (home / ".config").mkdir(parents=True, exist_ok=True)
-    gitconfig = home / ".gitconfig"
-    gitconfig.write_text("")
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("ORCH_", "GIT_", "XDG_")) and k != "PYTHONSTARTUP"
-    }
-    env.update(
-        {
-            "HOME": str(home),
-            "XDG_CONFIG_HOME": str(home / ".config"),
-            "XDG_STATE_HOME": str(home / ".local" / "state"),
-            "XDG_CACHE_HOME": str(home / ".cache"),
-            "XDG_DATA_HOME": str(home / ".local" / "share"),
-            "GIT_CONFIG_GLOBAL": str(gitconfig),
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_AUTHOR_NAME": "orch bench",
-            "GIT_AUTHOR_EMAIL": "bench@example.invalid",
-            "GIT_COMMITTER_NAME": "orch bench",
-            "GIT_COMMITTER_EMAIL": "bench@example.invalid",
-            "GIT_TERMINAL_PROMPT": "0",
-            "LC_ALL": "C",
-            "ORCH_HOME": str(root / "orch-home"),
-        }
-    )
+    env = _isolated_env(root)
+    env["ORCH_HOME"] = str(root / "orch-home")
     return env
 
 
@@ -145,117 +123,6 @@ def snapshot_orch(ref: str, dest: Path, env: dict[str, str]) -> tuple[list[str],
 
 
 # -- synthetic repository ------------------------------------------------------------------
-
-_WORDS = [
-    "alpha",
-    "beta",
-    "gamma",
-    "delta",
-    "client",
-    "server",
-    "request",
-    "response",
-    "retry",
-    "timeout",
-    "cache",
-    "store",
-    "index",
-    "value",
-    "result",
-    "error",
-    "handler",
-    "config",
-    "option",
-    "parse",
-    "render",
-    "token",
-    "buffer",
-    "stream",
-    "worker",
-    "queue",
-    "lease",
-    "attempt",
-    "branch",
-    "commit",
-    "merge",
-    "patch",
-    "diff",
-    "status",
-    "event",
-    "record",
-]
-_EXTS = (".py", ".py", ".py", ".ts", ".md", ".json", ".txt", ".yaml", ".c", ".h")
-_TOP = ("src", "lib", "tests", "docs", "tools", "web", "pkg", "internal")
-
-
-def synthetic_paths(n: int, rng: random.Random) -> list[str]:
-    """``n`` file paths in nested directories: about 20 files per directory."""
-    dirs_needed = max(1, (n + 19) // 20)
-    dirs: list[str] = []
-    frontier = list(_TOP)
-    while len(dirs) < dirs_needed:
-        nxt = []
-        for d in frontier:
-            dirs.append(d)
-            if len(dirs) >= dirs_needed:
-                break
-            nxt += [f"{d}/{rng.choice(_WORDS)}_{j}" for j in range(8)]
-        frontier = nxt
-    return [f"{dirs[i % len(dirs)]}/{rng.choice(_WORDS)}_{i}{rng.choice(_EXTS)}" for i in range(n)]
-
-
-def make_repo(path: Path, n: int, env: dict[str, str]) -> dict[str, Any]:
-    """A repository with ``n`` small text files in one commit, checked out and clean."""
-    started = time.perf_counter()
-    rng = random.Random(n)
-    pool = [
-        (" ".join(rng.choice(_WORDS) for _ in range(rng.randint(2, 10))) + "\n").encode()
-        for _ in range(2000)
-    ]
-    path.mkdir(parents=True)
-    run(["git", "init", "-q", "-b", "main", str(path)], env)
-    proc = subprocess.Popen(
-        ["git", "fast-import", "--quiet"],
-        cwd=path,
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    assert proc.stdin is not None
-    message = f"synthetic repository: {n} files\n".encode()
-    out = [
-        b"commit refs/heads/main\n",
-        b"committer orch bench <bench@example.invalid> 1700000000 +0000\n",
-        b"data %d\n" % len(message),
-        message,
-    ]
-    total = 0
-    for p in ["README.md", *synthetic_paths(n - 1, rng)]:
-        lines = max(3, min(400, int(rng.lognormvariate(3.4, 0.8))))  # median ~1 KB
-        body = b"".join([f"# {p}\n".encode(), *rng.choices(pool, k=lines)])
-        total += len(body)
-        out += [b"M 100644 inline %s\n" % p.encode(), b"data %d\n" % len(body), body, b"\n"]
-        if len(out) > 4000:
-            proc.stdin.write(b"".join(out))
-            out = []
-    out.append(b"done\n")
-    proc.stdin.write(b"".join(out))
-    proc.stdin.close()
-    err = proc.stderr.read() if proc.stderr else b""
-    if proc.wait() != 0:
-        raise SystemExit(f"git fast-import failed: {err.decode(errors='replace')}")
-    run(["git", "reset", "--hard", "-q"], env, cwd=path)
-    time.sleep(1.1)  # no racily clean index entries: the first status need not rehash
-    run(["git", "update-index", "-q", "--refresh"], env, cwd=path)
-    if run(["git", "status", "--porcelain"], env, cwd=path).stdout.strip():
-        raise SystemExit("synthetic repository is not clean")
-    files = len(run(["git", "ls-files", "-z"], env, cwd=path).stdout.split(b"\0")) - 1
-    return {
-        "files": files,
-        "content_bytes": total,
-        "build_seconds": round(time.perf_counter() - started, 2),
-    }
 
 
 def head_commit(repo: Path, env: dict[str, str]) -> str:
