@@ -25,7 +25,7 @@ HOME, ORCH_HOME, XDG_* and GIT_CONFIG_GLOBAL point into a temporary directory an
 identity is pinned: nothing touches the real home.
 
     python bench/cleanup_bench.py [--attempts 200] [--files 10000] [--json out.json]
-           [--breakdown [--workers 1,2,4,8]]
+           [--snapshot HEAD] [--breakdown [--workers 1,2,4,8]]
 """
 
 from __future__ import annotations
@@ -88,6 +88,30 @@ def loadavg() -> float | None:
         return round(os.getloadavg()[0], 2)
     except OSError:
         return None
+
+
+def cpu_busy(interval: float = 1.0) -> float | None:
+    """Percent of all CPUs busy over ``interval`` (Linux /proc/stat; None elsewhere).
+
+    Unlike the load average, which lags a minute behind, it does not count the set-up
+    processes this bench has just finished.
+    """
+
+    def read() -> list[int] | None:
+        try:
+            with open("/proc/stat") as fh:
+                return [int(x) for x in fh.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+
+    a = read()
+    time.sleep(interval)
+    b = read()
+    if a is None or b is None:
+        return None
+    delta = [y - x for x, y in zip(a, b, strict=False)]
+    idle = delta[3] + (delta[4] if len(delta) > 4 else 0)  # idle + iowait
+    return round(100.0 * (sum(delta) - idle) / sum(delta), 1) if sum(delta) else None
 
 
 def find_orch(given: str | None) -> list[str]:
@@ -204,6 +228,7 @@ def bench_git(repo: Path, root: Path, n: int, env: dict[str, str], log: Log) -> 
     items = setup_git(repo, root, n, env, log)
     freed = sum(disk_usage(p) for p, _ in items)
     os.sync()
+    busy = cpu_busy()
     load = loadavg()
     t0 = time.perf_counter()
     for path, branch in items:
@@ -216,6 +241,7 @@ def bench_git(repo: Path, root: Path, n: int, env: dict[str, str], log: Log) -> 
         "per_attempt_ms": round(wall * 1000 / n, 1),
         "freed_bytes": freed,
         "load_before": load,
+        "cpu_busy_before": busy,
         "load_after": loadavg(),
     }
 
@@ -260,6 +286,7 @@ def bench_orch(
     if plan["totals"]["remove"] != n or len(branches(repo, env, "orch")) != n:
         raise SystemExit(f"orch cleanup --dry-run does not plan to remove {n}: {plan['totals']}")
     os.sync()
+    busy = cpu_busy()
     load = loadavg()
     t0 = time.perf_counter()
     out = run([*orch, "cleanup", "--all-terminal", "--json"], env).stdout
@@ -273,6 +300,7 @@ def bench_orch(
         "per_attempt_ms": round(wall * 1000 / n, 1),
         "freed_bytes": plan["totals"]["bytes"],
         "load_before": load,
+        "cpu_busy_before": busy,
         "load_after": loadavg(),
     }
 
@@ -344,6 +372,7 @@ def breakdown(
             return timed_call
 
         setattr(store, name, wrap())
+    busy = cpu_busy()
     load = loadavg()
     t0 = time.perf_counter()
     items = cleanup(
@@ -385,6 +414,7 @@ def breakdown(
         else None,
         "parts": parts,
         "load_before": load,
+        "cpu_busy_before": busy,
     }
 
 
@@ -399,7 +429,8 @@ def render(report: dict[str, Any]) -> str:
         f"orch: {report['orch_command']}"
         + (f" (snapshot of {report['snapshot']})" if report["snapshot"] else ""),
         f"load average (1 min) at start {report['load_start']}",
-        f"{'':<34} {'wall s':>8} {'ms/attempt':>11} {'freed':>9} {'load before':>12}",
+        f"{'':<34} {'wall s':>8} {'ms/attempt':>11} {'freed':>9} {'load before':>12}"
+        f" {'cpu busy before':>16}",
     ]
     for label, row in (
         ("git worktree remove + branch -D", git),
@@ -408,6 +439,7 @@ def render(report: dict[str, Any]) -> str:
         lines.append(
             f"{label:<34} {row['seconds']:>8.2f} {row['per_attempt_ms']:>11.1f} "
             f"{row['freed_bytes'] / 2**30:>7.2f} G {row['load_before']!s:>12}"
+            f" {row['cpu_busy_before']!s:>15}%"
         )
     ratio = report["ratio"]
     lines.append(
@@ -421,7 +453,8 @@ def render(report: dict[str, Any]) -> str:
     for b in report.get("breakdown", []):
         lines.append(
             f"in-process orch.cleanup.cleanup, workers={b['workers']}: {b['seconds']:.2f} s, "
-            f"{b['per_attempt_ms']:.1f} ms/attempt (load before {b['load_before']})"
+            f"{b['per_attempt_ms']:.1f} ms/attempt (load before {b['load_before']}, "
+            f"cpu {b['cpu_busy_before']}% busy)"
         )
         for label, p in b["parts"].items():
             lines.append(
