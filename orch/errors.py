@@ -166,6 +166,12 @@ class NotClaimable(OrchError):
     exit_code = 17
 
 
+class ServeError(OrchError):
+    """The dashboard or the heartbeat loop cannot start."""
+
+    exit_code = 19
+
+
 def describe_os_error(exc: OSError) -> str:
     """A short reason for a file-system failure, in words a user acts on."""
     if isinstance(exc, FileExistsError | NotADirectoryError) and exc.filename:

@@ -66,6 +66,11 @@ class Attempt:
     target_host: str | None = None  # "any" or a host name: provisioned by the claiming host
     workspace_host: str | None = None  # the host whose disk holds the worktree
     repository_url: str | None = None  # the repository's identity across clones
+    # how the worktree was checked out: cone-mode sparse paths (None: everything),
+    # submodules initialised (None: the repository has none), LFS smudge skipped
+    sparse_paths: tuple[str, ...] | None = None
+    submodules: bool | None = None
+    lfs_skip_smudge: bool | None = None
     lease_token: int = 0
     lease_expires_at: dt.datetime | None = None
     heartbeat_at: dt.datetime | None = None
@@ -82,6 +87,14 @@ class Attempt:
     @property
     def terminal(self) -> bool:
         return self.state.terminal
+
+    @property
+    def checkout(self) -> CheckoutSpec:
+        return CheckoutSpec(
+            sparse_paths=self.sparse_paths or (),
+            submodules=self.submodules,
+            lfs_skip_smudge=bool(self.lfs_skip_smudge),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -127,6 +140,31 @@ class NewAttempt:
     target_host: str | None = None
     workspace_host: str | None = None
     repository_url: str | None = None
+    checkout: CheckoutSpec | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckoutSpec:
+    """How a new worktree is checked out (recorded in the attempt and told to the worker)."""
+
+    sparse_paths: tuple[str, ...] = ()  # empty: the whole tree
+    submodules: bool | None = None  # None: the repository has no submodules
+    lfs_skip_smudge: bool = False
+
+    @property
+    def poolable(self) -> bool:
+        """Warm pool members are full checkouts; a sparse one is always made fresh."""
+        return not self.sparse_paths
+
+    @property
+    def flavour(self) -> str:
+        """The pool a member for this checkout comes from (members differ in these)."""
+        parts = ["full"]
+        if self.submodules is False:
+            parts.append("nosub")
+        if self.lfs_skip_smudge:
+            parts.append("lfsskip")
+        return "-".join(parts)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +184,17 @@ class Lease:
     attempt: Attempt
     token: int
     expires_at: dt.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class Finish:
+    """How a worker says one attempt ended (``finish_many`` takes several at once)."""
+
+    attempt_id: str
+    token: int
+    state: State
+    exit_code: int | None = None
+    summary: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,3 +267,38 @@ class TaskWorkspace:
     branch_name: str
     worktree_path: str
     attempt_id: str
+
+
+class TaskState(enum.StrEnum):
+    """Where a submitted task is in the queue ``orch serve`` works through."""
+
+    READY = "ready"  # waiting to be dispatched
+    DISPATCHING = "dispatching"  # the loop is creating its attempt right now
+    DISPATCHED = "dispatched"  # an attempt exists; a lost worker's attempt is retried
+    DONE = "done"  # its latest attempt ended (not as worker_gone) or cannot be retried
+    FAILED = "failed"  # dispatching it failed (the reason says why)
+
+
+@dataclasses.dataclass(frozen=True)
+class QueuedTask:
+    """A task submitted with ``orch submit``: recorded, not provisioned."""
+
+    id: int
+    task_key: str
+    repository: str
+    base_ref: str | None
+    prompt: str
+    worker: str | None
+    state: TaskState
+    attempt_id: str | None
+    reason: str | None
+    actor: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["state"] = str(self.state)
+        out["created_at"] = self.created_at.isoformat()
+        out["updated_at"] = self.updated_at.isoformat()
+        return out

@@ -11,9 +11,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Connection, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from orch.errors import AmbiguousAttempt, AttemptNotFound, Conflict, RetryRefused, StoreError
 from orch.models import Attempt, AttemptEvent, NewAttempt, State, WorkspaceStatus
@@ -22,7 +21,9 @@ from orch.store.base import Clock, to_attempt, to_event, utcnow
 from orch.store.engine import is_sqlite, make_engine
 from orch.store.lifecycle import LifecycleOps
 from orch.store.ports import PortOps
-from orch.store.tables import AttemptEventRow, AttemptRow
+from orch.store.tables import attempt_events as _E
+from orch.store.tables import attempts as _T
+from orch.store.tasks import TaskOps
 from orch.store.workspaces import WorkspaceOps
 
 
@@ -31,7 +32,7 @@ def _task_lock_key(repository: str, task_key: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-class Store(LifecycleOps, PortOps, WorkspaceOps):
+class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps):
     # -- dispatch --------------------------------------------------------------------------
 
     def create_attempt(self, new: NewAttempt, actor: str, retry_of: int | None = None) -> Attempt:
@@ -43,57 +44,68 @@ class Store(LifecycleOps, PortOps, WorkspaceOps):
         """
         for _ in range(5):
             try:
-                with self._write() as s:
+                with self._write() as conn:
                     if not is_sqlite(self.url):
                         # one numbering at a time per task (SQLite: BEGIN IMMEDIATE does it)
-                        s.execute(
+                        conn.execute(
                             text("SELECT pg_advisory_xact_lock(:k)"),
                             {"k": _task_lock_key(new.repository, new.task_key)},
                         )
                     if retry_of is not None:
-                        self._check_retry(s, new, retry_of)
+                        self._check_retry(conn, new, retry_of)
                     number = (
-                        s.scalar(
-                            select(func.max(AttemptRow.attempt_number)).where(
-                                AttemptRow.repository == new.repository,
-                                AttemptRow.task_key == new.task_key,
+                        conn.scalar(
+                            select(func.max(_T.c.attempt_number)).where(
+                                _T.c.repository == new.repository,
+                                _T.c.task_key == new.task_key,
                             )
                         )
                         or 0
                     ) + 1
                     now = self.clock()
-                    row = AttemptRow(
-                        id=new.id,
-                        task_key=new.task_key,
-                        attempt_number=number,
-                        state=State.QUEUED,
-                        workspace_status=(
-                            WorkspaceStatus.PENDING
-                            if new.target_host
-                            else WorkspaceStatus.PROVISIONING
-                        ),
-                        repository=new.repository,
-                        base_ref=new.base_ref,
-                        base_commit=new.base_commit,
-                        branch_name=new.branch_name,
-                        worktree_path=new.worktree_path,
-                        worker=new.worker,
-                        prompt=new.prompt,
-                        phase=new.phase,
-                        target_host=new.target_host,
-                        workspace_host=new.workspace_host,
-                        repository_url=new.repository_url,
-                        lease_token=0,
-                        worker_host=new.dispatcher.host if new.dispatcher else None,
-                        worker_pid=new.dispatcher.pid if new.dispatcher else None,
-                        worker_started_at=new.dispatcher.started_at if new.dispatcher else None,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                    s.add(row)
-                    s.flush()
+                    row = conn.execute(
+                        insert(_T)
+                        .values(
+                            id=new.id,
+                            task_key=new.task_key,
+                            attempt_number=number,
+                            state=str(State.QUEUED),
+                            workspace_status=str(
+                                WorkspaceStatus.PENDING
+                                if new.target_host
+                                else WorkspaceStatus.PROVISIONING
+                            ),
+                            repository=new.repository,
+                            base_ref=new.base_ref,
+                            base_commit=new.base_commit,
+                            branch_name=new.branch_name,
+                            worktree_path=new.worktree_path,
+                            worker=new.worker,
+                            prompt=new.prompt,
+                            phase=new.phase,
+                            target_host=new.target_host,
+                            workspace_host=new.workspace_host,
+                            repository_url=new.repository_url,
+                            sparse_paths=(
+                                list(new.checkout.sparse_paths)
+                                if new.checkout and new.checkout.sparse_paths
+                                else None
+                            ),
+                            submodules=new.checkout.submodules if new.checkout else None,
+                            lfs_skip_smudge=(
+                                new.checkout.lfs_skip_smudge if new.checkout else None
+                            ),
+                            lease_token=0,
+                            worker_host=new.dispatcher.host if new.dispatcher else None,
+                            worker_pid=new.dispatcher.pid if new.dispatcher else None,
+                            worker_started_at=new.dispatcher.started_at if new.dispatcher else None,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                        .returning(*_T.c)
+                    ).one()
                     self._event(
-                        s,
+                        conn,
                         new.id,
                         "created",
                         actor,
@@ -111,13 +123,13 @@ class Store(LifecycleOps, PortOps, WorkspaceOps):
                     raise
         raise StoreError(f"could not number a new attempt of task {new.task_key!r}")
 
-    def _check_retry(self, s: Session, new: NewAttempt, retry_of: int) -> None:
-        task = (AttemptRow.repository == new.repository, AttemptRow.task_key == new.task_key)
+    def _check_retry(self, conn: Connection, new: NewAttempt, retry_of: int) -> None:
+        task = (_T.c.repository == new.repository, _T.c.task_key == new.task_key)
         # Lock the task's rows so that racing retries queue here, then read them again: on
         # PostgreSQL (READ COMMITTED) the statement that waited for the lock does not see
         # the attempt the winner inserted; a new statement does.
-        s.execute(select(AttemptRow.id).where(*task).with_for_update())
-        rows = s.scalars(select(AttemptRow).where(*task)).all()
+        conn.execute(select(_T.c.id).where(*task).with_for_update())
+        rows = conn.execute(select(_T.c.id, _T.c.state, _T.c.attempt_number).where(*task)).all()
         live = [r for r in rows if r.state in (State.QUEUED, State.RUNNING)]
         if live:
             raise RetryRefused(
@@ -133,12 +145,12 @@ class Store(LifecycleOps, PortOps, WorkspaceOps):
 
     def latest_attempt(self, task_key: str, repository: str | None = None) -> list[Attempt]:
         """The newest attempt of ``task_key`` in each repository that has one."""
-        query = select(AttemptRow).where(AttemptRow.task_key == task_key)
+        query = select(_T).where(_T.c.task_key == task_key)
         if repository is not None:
-            query = query.where(AttemptRow.repository == repository)
-        newest: dict[str, AttemptRow] = {}
-        with self._read() as s:
-            for row in s.scalars(query):
+            query = query.where(_T.c.repository == repository)
+        newest: dict[str, Any] = {}
+        with self._read() as conn:
+            for row in conn.execute(query):
                 seen = newest.get(row.repository)
                 if seen is None or row.attempt_number > seen.attempt_number:
                     newest[row.repository] = row
@@ -184,21 +196,21 @@ class Store(LifecycleOps, PortOps, WorkspaceOps):
     def _set_workspace(
         self, attempt_id: str, expected: WorkspaceStatus, actor: str, kind: str, **values: Any
     ) -> Attempt:
-        with self._write() as s:
+        with self._write() as conn:
             values["updated_at"] = self.clock()
-            result = s.execute(
-                update(AttemptRow)
-                .where(AttemptRow.id == attempt_id, AttemptRow.workspace_status == expected)
+            row = conn.execute(
+                update(_T)
+                .where(_T.c.id == attempt_id, _T.c.workspace_status == str(expected))
                 .values(**{k: (str(v) if isinstance(v, str) else v) for k, v in values.items()})
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
+                .returning(*_T.c)
+            ).first()
+            if row is None:
                 raise Conflict(
                     f"attempt {attempt_id} is no longer {expected}: someone else changed it"
                 )
             skip = ("updated_at", "finished_at")
             detail = {k: str(v) for k, v in values.items() if k not in skip and v is not None}
-            self._event(s, attempt_id, kind, actor, **detail)
-            row = s.get_one(AttemptRow, attempt_id)
+            self._event(conn, attempt_id, kind, actor, **detail)
             return to_attempt(row)
 
     def mark_workspace(
@@ -217,7 +229,7 @@ class Store(LifecycleOps, PortOps, WorkspaceOps):
         """
         wanted = [str(e) for e in expected]
         changed = []
-        with self._write() as s:
+        with self._write() as conn:
             for attempt_id in attempt_ids:
                 values: dict[str, Any] = {
                     "workspace_status": str(status),
@@ -225,15 +237,16 @@ class Store(LifecycleOps, PortOps, WorkspaceOps):
                 }
                 if archive_path is not None:
                     values["archive_path"] = archive_path
-                result = s.execute(
-                    update(AttemptRow)
-                    .where(AttemptRow.id == attempt_id, AttemptRow.workspace_status.in_(wanted))
+                row = conn.execute(
+                    update(_T)
+                    .where(_T.c.id == attempt_id, _T.c.workspace_status.in_(wanted))
                     .values(**values)
-                )
-                if result.rowcount != 1:  # type: ignore[attr-defined]
+                    .returning(*_T.c)
+                ).first()
+                if row is None:
                     continue
                 self._event(
-                    s,
+                    conn,
                     attempt_id,
                     f"workspace_{status}".replace("-", "_"),
                     actor,
@@ -241,30 +254,28 @@ class Store(LifecycleOps, PortOps, WorkspaceOps):
                     **({"archive_path": archive_path} if archive_path else {}),
                     **({"reason": reason} if reason else {}),
                 )
-                changed.append(to_attempt(s.get_one(AttemptRow, attempt_id)))
+                changed.append(to_attempt(row))
         return changed
 
     def attempts_using_worktree(self, worktree_path: str) -> list[Attempt]:
-        with self._read() as s:
-            rows = s.scalars(select(AttemptRow).where(AttemptRow.worktree_path == worktree_path))
+        with self._read() as conn:
+            rows = conn.execute(select(_T).where(_T.c.worktree_path == worktree_path))
             return [to_attempt(r) for r in rows]
 
     def repositories(self) -> list[str]:
-        with self._read() as s:
-            return sorted(s.scalars(select(AttemptRow.repository).distinct()))
+        with self._read() as conn:
+            return sorted(conn.scalars(select(_T.c.repository).distinct()))
 
     # -- reading ---------------------------------------------------------------------------
 
     def get(self, ref: str) -> Attempt:
         """An attempt by id or by a unique id prefix of at least four characters."""
-        with self._read() as s:
-            row = s.get(AttemptRow, ref)
+        with self._read() as conn:
+            row = conn.execute(select(_T).where(_T.c.id == ref)).first()
             if row is not None:
                 return to_attempt(row)
             if len(ref) >= 4 and all(c in "0123456789abcdef" for c in ref):
-                rows = s.scalars(
-                    select(AttemptRow).where(AttemptRow.id.startswith(ref)).limit(2)
-                ).all()
+                rows = conn.execute(select(_T).where(_T.c.id.startswith(ref)).limit(2)).all()
                 if len(rows) == 1:
                     return to_attempt(rows[0])
                 if len(rows) > 1:
@@ -277,27 +288,55 @@ class Store(LifecycleOps, PortOps, WorkspaceOps):
         task_key: str | None = None,
         repository: str | None = None,
         limit: int | None = None,
+        except_workspaces: Iterable[WorkspaceStatus] = (),
     ) -> list[Attempt]:
-        query = select(AttemptRow).order_by(AttemptRow.created_at.desc(), AttemptRow.id)
+        query = select(_T).order_by(_T.c.created_at.desc(), _T.c.id)
         wanted = [str(st) for st in states]
         if wanted:
-            query = query.where(AttemptRow.state.in_(wanted))
+            query = query.where(_T.c.state.in_(wanted))
+        unwanted = [str(w) for w in except_workspaces]
+        if unwanted:
+            query = query.where(_T.c.workspace_status.not_in(unwanted))
         if task_key is not None:
-            query = query.where(AttemptRow.task_key == task_key)
+            query = query.where(_T.c.task_key == task_key)
         if repository is not None:
-            query = query.where(AttemptRow.repository == repository)
+            query = query.where(_T.c.repository == repository)
         if limit is not None:
             query = query.limit(limit)
-        with self._read() as s:
-            return [to_attempt(r) for r in s.scalars(query)]
+        with self._read() as conn:
+            return [to_attempt(r) for r in conn.execute(query)]
+
+    def count_by_state(self) -> dict[State, int]:
+        """How many attempts are in each state (every state, zero included)."""
+        counts = dict.fromkeys(State, 0)
+        with self._read() as conn:
+            for state, count in conn.execute(select(_T.c.state, func.count()).group_by(_T.c.state)):
+                counts[State(state)] = int(count)
+        return counts
+
+    def newest_attempt_numbers(self) -> dict[tuple[str, str], int]:
+        """(repository, task key) -> the highest attempt number of that task."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(_T.c.repository, _T.c.task_key, func.max(_T.c.attempt_number)).group_by(
+                    _T.c.repository, _T.c.task_key
+                )
+            )
+            return {(repo, task): int(number) for repo, task, number in rows}
+
+    def attempts_with_event(self, kind: str) -> dict[str, int]:
+        """Attempt id -> how many events of ``kind`` it has (e.g. ``escape_warning``)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(_E.c.attempt_id, func.count())
+                .where(_E.c.kind == kind)
+                .group_by(_E.c.attempt_id)
+            )
+            return {attempt_id: int(count) for attempt_id, count in rows}
 
     def events(self, attempt_id: str) -> list[AttemptEvent]:
-        with self._read() as s:
-            rows = s.scalars(
-                select(AttemptEventRow)
-                .where(AttemptEventRow.attempt_id == attempt_id)
-                .order_by(AttemptEventRow.id)
-            )
+        with self._read() as conn:
+            rows = conn.execute(select(_E).where(_E.c.attempt_id == attempt_id).order_by(_E.c.id))
             return [to_event(r) for r in rows]
 
 

@@ -9,17 +9,16 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Callable, Iterator
-from typing import Any, Self, cast
+from typing import Any, Self
 
-from sqlalchemy import Connection, Engine, Table, insert
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Engine, insert
 
 from orch.fslock import WriterLock
 from orch.models import Attempt, AttemptEvent, State, WorkspaceStatus
 from orch.store.engine import SQLITE_BUSY_TIMEOUT_MS, is_sqlite, sqlite_path, translate_errors
-from orch.store.tables import AttemptEventRow
+from orch.store.tables import attempt_events
 
-_INSERT_EVENT = insert(cast(Table, AttemptEventRow.__table__))
+_INSERT_EVENT = insert(attempt_events)
 
 Clock = Callable[[], dt.datetime]
 
@@ -39,7 +38,7 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
 
 
 def to_attempt(row: Any) -> Attempt:
-    """Build an ``Attempt`` from an ORM row or a Core row of the attempts table."""
+    """Build an ``Attempt`` from a row of the attempts table."""
     created = _aware(row.created_at)
     updated = _aware(row.updated_at)
     assert created is not None and updated is not None
@@ -65,6 +64,9 @@ def to_attempt(row: Any) -> Attempt:
         target_host=row.target_host,
         workspace_host=row.workspace_host,
         repository_url=row.repository_url,
+        sparse_paths=tuple(row.sparse_paths) if row.sparse_paths is not None else None,
+        submodules=row.submodules,
+        lfs_skip_smudge=row.lfs_skip_smudge,
         lease_token=row.lease_token,
         lease_expires_at=_aware(row.lease_expires_at),
         heartbeat_at=_aware(row.heartbeat_at),
@@ -80,7 +82,7 @@ def to_attempt(row: Any) -> Attempt:
     )
 
 
-def to_event(row: AttemptEventRow) -> AttemptEvent:
+def to_event(row: Any) -> AttemptEvent:
     created = _aware(row.created_at)
     assert created is not None
     return AttemptEvent(
@@ -125,18 +127,8 @@ class StoreBase:
     # -- transactions ----------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[Session]:
-        with (
-            self._writer_lock(),
-            translate_errors(self.url),
-            Session(self._writer, expire_on_commit=False) as s,
-            s.begin(),
-        ):
-            yield s
-
-    @contextlib.contextmanager
-    def _write_conn(self) -> Iterator[Connection]:
-        """A write transaction on a bare connection, for hot paths that skip the ORM."""
+    def _write(self) -> Iterator[Connection]:
+        """One write transaction (SQLite: behind the writer lock, ``BEGIN IMMEDIATE``)."""
         with self._writer_lock(), translate_errors(self.url), self._writer.begin() as conn:
             yield conn
 
@@ -144,40 +136,37 @@ class StoreBase:
         return self._write_lock.held() if self._write_lock else contextlib.nullcontext()
 
     @contextlib.contextmanager
-    def _read(self) -> Iterator[Session]:
-        with (
-            translate_errors(self.url),
-            Session(self.engine, expire_on_commit=False) as s,
-            s.begin(),
-        ):
-            yield s
+    def _read(self) -> Iterator[Connection]:
+        with translate_errors(self.url), self.engine.begin() as conn:
+            yield conn
 
     def record_event(self, attempt_id: str, kind: str, actor: str, **detail: Any) -> None:
         """Append an event that goes with no state change (what set-up did, a warning)."""
-        with self._write() as s:
-            self._event(s, attempt_id, kind, actor, **detail)
+        with self._write() as conn:
+            self._event(conn, attempt_id, kind, actor, **detail)
 
-    def _event_conn(
+    def _event(
         self, conn: Connection, attempt_id: str, kind: str, actor: str, **detail: Any
     ) -> None:
-        conn.execute(
-            _INSERT_EVENT,
+        self._events(conn, kind, actor, [(attempt_id, detail)])
+
+    def _events(
+        self, conn: Connection, kind: str, actor: str, details: list[tuple[str, dict[str, Any]]]
+    ) -> None:
+        """One event per (attempt id, detail), inserted in one statement."""
+        now = self.clock()
+        rows = [
             {
                 "attempt_id": attempt_id,
                 "kind": kind,
                 "actor": actor[:255],
                 "detail": detail,
-                "created_at": self.clock(),
-            },
-        )
-
-    def _event(self, s: Session, attempt_id: str, kind: str, actor: str, **detail: Any) -> None:
-        s.add(
-            AttemptEventRow(
-                attempt_id=attempt_id,
-                kind=kind,
-                actor=actor[:255],
-                detail=detail,
-                created_at=self.clock(),
-            )
-        )
+                "created_at": now,
+            }
+            for attempt_id, detail in details
+        ]
+        if len(rows) == 1:  # the common case, through the prebuilt statement
+            conn.execute(_INSERT_EVENT, rows[0])
+        elif rows:
+            # one multi-row INSERT (an executemany would be a statement per row on PostgreSQL)
+            conn.execute(_INSERT_EVENT.values(rows))

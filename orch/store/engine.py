@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import QueuePool
 
 from orch.errors import StoreError, describe_os_error
@@ -102,3 +103,7 @@ def translate_errors(url: str) -> Iterator[None]:
     except DBAPIError as exc:
         detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
         raise StoreError(f"attempt store {_redact(url)}: {detail}") from exc
+    except PoolTimeout as exc:
+        raise StoreError(
+            f"attempt store {_redact(url)}: every connection of the pool is busy"
+        ) from exc

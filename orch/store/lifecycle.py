@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, or_, select, update
+from sqlalchemy import Connection, bindparam, func, insert, or_, select, tuple_, update
 
 from orch.errors import AttemptNotFound, Conflict, LeaseLost, NotClaimable
 from orch.models import (
     TERMINAL_STATES,
     Attempt,
+    Finish,
     Lease,
     Message,
     Run,
@@ -27,7 +28,10 @@ from orch.models import (
 from orch.store.base import StoreBase, _aware, to_attempt
 from orch.store.changes import ChangeWatcher, PostgresChangeWatcher, SqliteChangeWatcher
 from orch.store.engine import is_sqlite
-from orch.store.tables import AttemptEventRow, AttemptRow, MessageRow, RunRow
+from orch.store.tables import attempt_events as _E
+from orch.store.tables import attempt_messages as _M
+from orch.store.tables import attempt_runs as _R
+from orch.store.tables import attempts as _T
 
 CLAIMABLE_WORKSPACES = (
     WorkspaceStatus.READY,
@@ -39,8 +43,6 @@ WORKER_END_STATES = (State.SUCCEEDED, State.FAILED, State.CANCELLED, State.TIMED
 LIVE_STATES = (State.QUEUED, State.RUNNING)
 
 
-_T = cast(Table, AttemptRow.__table__)
-_E = cast(Table, AttemptEventRow.__table__)
 # An attempt nobody holds: the lease and every trace of its holder cleared.
 _NO_HOLDER: dict[str, Any] = {
     "lease_expires_at": None,
@@ -54,54 +56,67 @@ _NO_HOLDER: dict[str, Any] = {
 _CLAIMABLE = _T.c.workspace_status.in_([str(w) for w in CLAIMABLE_WORKSPACES])
 # Statements of the hot paths are built once: building SQLAlchemy expressions per call
 # cost more than executing them.
-_ON_THIS_HOST = or_(_T.c.workspace_host.is_(None), _T.c.workspace_host == bindparam("host"))
-_FOR_WORKER = or_(_T.c.worker.is_(None), _T.c.worker == bindparam("worker"))
-_CANDIDATE = select(_T.c.id, _T.c.lease_token, _T.c.worker, _T.c.workspace_status)
-_CLAIM_NEXT = (
-    _CANDIDATE.where(_T.c.state == str(State.QUEUED), _CLAIMABLE, _ON_THIS_HOST, _FOR_WORKER)
+_ON_THIS_HOST = or_(_T.c.workspace_host.is_(None), _T.c.workspace_host == bindparam("b_host"))
+_FOR_WORKER = or_(_T.c.worker.is_(None), _T.c.worker == bindparam("b_worker"))
+_NEXT_ID = (
+    select(_T.c.id)
+    .where(_T.c.state == str(State.QUEUED), _CLAIMABLE, _ON_THIS_HOST, _FOR_WORKER)
     .order_by(_T.c.created_at, _T.c.id)
     .limit(1)
 )
-_CLAIM_NEXT_LOCKING = _CLAIM_NEXT.with_for_update(skip_locked=True)
 # attempts dispatched for any host (or this one) in a repository this worker has a clone of
-_CLAIM_PENDING = (
-    _CANDIDATE.where(
+_PENDING_ID = (
+    select(_T.c.id)
+    .where(
         _T.c.state == str(State.QUEUED),
         _T.c.workspace_status == str(WorkspaceStatus.PENDING),
-        or_(_T.c.target_host == "any", _T.c.target_host == bindparam("host")),
-        _T.c.repository_url.in_(bindparam("urls", expanding=True)),
+        or_(_T.c.target_host == "any", _T.c.target_host == bindparam("b_host")),
+        _T.c.repository_url.in_(bindparam("b_urls", expanding=True)),
         _FOR_WORKER,
     )
     .order_by(_T.c.created_at, _T.c.id)
     .limit(1)
 )
-_CLAIM_PENDING_LOCKING = _CLAIM_PENDING.with_for_update(skip_locked=True)
-_CLAIM_SPECIFIC = _CANDIDATE.add_columns(
-    _T.c.workspace_host, _T.c.target_host, _T.c.repository_url
-).where(_T.c.state == str(State.QUEUED), _T.c.id == bindparam("attempt_id"))
+_CLAIM_SPECIFIC = select(
+    _T.c.id,
+    _T.c.worker,
+    _T.c.workspace_status,
+    _T.c.workspace_host,
+    _T.c.target_host,
+    _T.c.repository_url,
+).where(_T.c.state == str(State.QUEUED), _T.c.id == bindparam("b_id"))
 _CLAIM_SPECIFIC_LOCKING = _CLAIM_SPECIFIC.with_for_update(skip_locked=True)
-_CLAIM_UPDATE = (
-    update(_T)
-    .where(
-        _T.c.id == bindparam("b_id"),
-        _T.c.state == str(State.QUEUED),
-        _T.c.lease_token == bindparam("b_old"),
-    )
-    .values(
-        state=str(State.RUNNING),
-        lease_token=bindparam("b_token"),
-        lease_expires_at=bindparam("b_expires"),
-        heartbeat_at=bindparam("b_now"),
-        lease_holder=bindparam("b_holder"),
-        worker_host=bindparam("b_host"),
-        worker_pid=bindparam("b_pid"),
-        worker_started_at=bindparam("b_started"),
-        agent_pid=None,
-        agent_started_at=None,
-        updated_at=bindparam("b_now"),
-    )
-    .returning(*_T.c)
-)
+# what taking an attempt writes: the next lease token and its holder
+_TAKE = {
+    "state": str(State.RUNNING),
+    "lease_token": _T.c.lease_token + 1,
+    "lease_expires_at": bindparam("b_expires"),
+    "heartbeat_at": bindparam("b_now"),
+    "lease_holder": bindparam("b_holder"),
+    "worker_host": bindparam("b_host"),
+    "worker_pid": bindparam("b_pid"),
+    "worker_started_at": bindparam("b_started"),
+    "agent_pid": None,
+    "agent_started_at": None,
+    "updated_at": bindparam("b_now"),
+}
+
+
+def _take(which: Any) -> Any:
+    """One statement that picks and takes an attempt; the pick (a scalar subquery) locks
+    its row with ``SKIP LOCKED`` on PostgreSQL, so concurrent claimants pass each other."""
+    query = update(_T).where(_T.c.state == str(State.QUEUED))
+    if which is not None:
+        query = query.where(_T.c.id == which)
+    return query.values(**_TAKE).returning(*_T.c)
+
+
+_TAKE_NEXT = _take(_NEXT_ID.scalar_subquery())
+_TAKE_NEXT_LOCKING = _take(_NEXT_ID.with_for_update(skip_locked=True).scalar_subquery())
+_TAKE_PENDING = _take(_PENDING_ID.scalar_subquery())
+_TAKE_PENDING_LOCKING = _take(_PENDING_ID.with_for_update(skip_locked=True).scalar_subquery())
+_TAKE_SPECIFIC = _take(bindparam("b_id"))
+_TAKE_MANY = _take(None)  # the where clause is given per call: ``id IN (the oldest n)``
 _HOLDER = (
     (_T.c.id == bindparam("b_id"))
     & (_T.c.lease_token == bindparam("b_token"))
@@ -128,8 +143,16 @@ _FINISH = (
 )
 
 
-def _current(conn: Connection, attempt_id: str) -> Any:
-    return conn.execute(select(_T).where(_T.c.id == attempt_id)).first()
+def _current(conn: Connection, attempt_id: str, lock: bool = False) -> Any:
+    query = select(_T).where(_T.c.id == attempt_id)
+    return conn.execute(query.with_for_update() if lock else query).first()
+
+
+def _update_held(conn: Connection, attempt_id: str, token: int, *also: Any, **values: Any) -> Any:
+    """Compare-and-set on a running attempt still held with lease ``token`` (and ``also``);
+    the row as it is now, or None when the lease no longer holds."""
+    query = update(_T).where(_HOLDER, *also).values(**values).returning(*_T.c)
+    return conn.execute(query, {"b_id": attempt_id, "b_token": token}).first()
 
 
 def _finished_before(
@@ -189,54 +212,203 @@ class LifecycleOps(StoreBase):
         read with ``FOR UPDATE SKIP LOCKED`` so concurrent claimants never wait on, or
         take, the same row.
         """
+        with self._write() as conn:
+            taken = self._claim_in(conn, worker, ttl, actor, attempt_id, repository_urls)
+        return _to_lease(taken)
+
+    def finish_and_claim(
+        self,
+        attempt_id: str,
+        token: int,
+        state: State,
+        actor: str,
+        exit_code: int | None,
+        summary: str | None,
+        worker: WorkerIdentity,
+        ttl: float,
+        repository_urls: Sequence[str] = (),
+    ) -> tuple[Attempt, Lease | None]:
+        """``finish`` this attempt and ``claim`` the worker's next one in one transaction.
+
+        A worker that goes on to the next attempt saves a write transaction per attempt;
+        if the finish is refused nothing is claimed."""
+        with self._write() as conn:
+            ended = self._finish_in(conn, attempt_id, token, state, actor, exit_code, summary)
+            taken = self._claim_in(conn, worker, ttl, actor, None, repository_urls)
+        return to_attempt(ended), _to_lease(taken)
+
+    def claim_many(
+        self,
+        worker: WorkerIdentity,
+        ttl: float,
+        actor: str,
+        limit: int,
+        repository_urls: Sequence[str] = (),
+    ) -> list[Lease]:
+        """Take up to ``limit`` of the oldest attempts ``claim`` would give this worker, in
+        one statement and one transaction (for a worker that runs several at once)."""
+        if limit < 1:
+            return []
         locking = not is_sqlite(self.url)
-        params = {"worker": worker.name, "host": worker.host, "urls": list(repository_urls)}
-        with self._write_conn() as conn:
-            if attempt_id is not None:
-                query = _CLAIM_SPECIFIC_LOCKING if locking else _CLAIM_SPECIFIC
-                candidate = conn.execute(query, {"attempt_id": attempt_id}).first()
-                if candidate is not None:
-                    self._check_claimable(candidate, worker, repository_urls)
-            else:
-                query = _CLAIM_NEXT_LOCKING if locking else _CLAIM_NEXT
-                candidate = conn.execute(query, params).first()
-                if candidate is None and repository_urls:
-                    query = _CLAIM_PENDING_LOCKING if locking else _CLAIM_PENDING
-                    candidate = conn.execute(query, params).first()
-            if candidate is None:
-                if attempt_id is None:
-                    return None
-                raise self._why_not_claimable(conn, attempt_id)
+        now = self.clock()
+        expires = now + dt.timedelta(seconds=ttl)
+        params = self._take_params(worker, now, expires, repository_urls)
+        leases: list[Any] = []
+        with self._write() as conn:
+            for pick in (_NEXT_ID, _PENDING_ID) if repository_urls else (_NEXT_ID,):
+                if len(leases) >= limit:
+                    break
+                ids = pick.limit(limit - len(leases))
+                if locking:
+                    ids = ids.with_for_update(skip_locked=True)
+                # a CTE, evaluated once: PostgreSQL may run an IN subquery again while it
+                # updates, and with SKIP LOCKED a second run picks other rows
+                picked = ids.cte("picked")
+                take = _TAKE_MANY.where(_T.c.id.in_(select(picked.c.id)))
+                rows = conn.execute(take, params).all()
+                leases.extend(rows)
+            if leases:
+                self._events(
+                    conn,
+                    "claimed",
+                    actor,
+                    [
+                        (
+                            row.id,
+                            {
+                                "worker": worker.name,
+                                "host": worker.host,
+                                "pid": worker.pid,
+                                "lease": row.lease_token,
+                            },
+                        )
+                        for row in leases
+                    ],
+                )
+        leases.sort(key=lambda r: (_aware(r.created_at), r.id))
+        return [Lease(to_attempt(r), r.lease_token, expires) for r in leases]
+
+    def finish_many(self, finishes: Sequence[Finish], actor: str) -> list[Attempt | LeaseLost]:
+        """``finish`` several attempts in one transaction; one statement per distinct outcome.
+
+        Each item is judged on its own: the result holds, in the order given, the ended
+        attempt or the ``LeaseLost`` that ``finish`` would have raised for it."""
+        for item in finishes:
+            if item.state not in WORKER_END_STATES:
+                raise Conflict(f"a worker cannot finish an attempt as {item.state}")
+        outcomes: dict[tuple[str, int | None, str | None], list[Finish]] = {}
+        for item in finishes:
+            outcomes.setdefault((str(item.state), item.exit_code, item.summary), []).append(item)
+        ended: dict[str, Any] = {}
+        refused: dict[str, LeaseLost] = {}
+        with self._write() as conn:
             now = self.clock()
-            token = candidate.lease_token + 1
-            expires = now + dt.timedelta(seconds=ttl)
-            row = conn.execute(
-                _CLAIM_UPDATE,
-                {
-                    "b_id": candidate.id,
-                    "b_old": candidate.lease_token,
-                    "b_token": token,
-                    "b_expires": expires,
-                    "b_now": now,
-                    "b_holder": worker.name[:128],
-                    "b_host": worker.host,
-                    "b_pid": worker.pid,
-                    "b_started": worker.started_at,
-                },
-            ).first()
-            if row is None:
-                return None  # another claimant won between our read and write
-            self._event_conn(
-                conn,
-                row.id,
-                "claimed",
-                actor,
-                worker=worker.name,
-                host=worker.host,
-                pid=worker.pid,
-                lease=token,
-            )
-            return Lease(attempt=to_attempt(row), token=token, expires_at=expires)
+            for (state, exit_code, summary), items in outcomes.items():
+                rows = conn.execute(
+                    update(_T)
+                    .where(
+                        _T.c.state == str(State.RUNNING),
+                        tuple_(_T.c.id, _T.c.lease_token).in_(
+                            [(i.attempt_id, i.token) for i in items]
+                        ),
+                    )
+                    .values(
+                        state=state,
+                        exit_code=exit_code,
+                        summary=summary,
+                        finished_at=now,
+                        updated_at=now,
+                        lease_expires_at=None,
+                    )
+                    .returning(*_T.c)
+                ).all()
+                ended.update((r.id, r) for r in rows)
+                self._events(
+                    conn,
+                    "finished",
+                    actor,
+                    [
+                        (
+                            r.id,
+                            {
+                                "state": state,
+                                "exit_code": exit_code,
+                                "summary": summary,
+                                "lease": r.lease_token,
+                            },
+                        )
+                        for r in rows
+                    ],
+                )
+                for item in items:
+                    if item.attempt_id in ended:
+                        continue
+                    current = _current(conn, item.attempt_id)
+                    if _finished_before(conn, current, item.token, item.state, exit_code, summary):
+                        ended[item.attempt_id] = current
+                    else:
+                        refused[item.attempt_id] = _lease_lost(current, item.attempt_id, item.token)
+        return [
+            to_attempt(ended[i.attempt_id]) if i.attempt_id in ended else refused[i.attempt_id]
+            for i in finishes
+        ]
+
+    def _take_params(
+        self,
+        worker: WorkerIdentity,
+        now: dt.datetime,
+        expires: dt.datetime,
+        repository_urls: Sequence[str],
+    ) -> dict[str, Any]:
+        return {
+            "b_worker": worker.name,
+            "b_host": worker.host,
+            "b_urls": list(repository_urls),
+            "b_expires": expires,
+            "b_now": now,
+            "b_holder": worker.name[:128],
+            "b_pid": worker.pid,
+            "b_started": worker.started_at,
+        }
+
+    def _claim_in(
+        self,
+        conn: Connection,
+        worker: WorkerIdentity,
+        ttl: float,
+        actor: str,
+        attempt_id: str | None,
+        repository_urls: Sequence[str],
+    ) -> tuple[Any, dt.datetime] | None:
+        locking = not is_sqlite(self.url)
+        now = self.clock()
+        expires = now + dt.timedelta(seconds=ttl)
+        params = self._take_params(worker, now, expires, repository_urls)
+        if attempt_id is not None:
+            query = _CLAIM_SPECIFIC_LOCKING if locking else _CLAIM_SPECIFIC
+            candidate = conn.execute(query, {"b_id": attempt_id}).first()
+            if candidate is None:
+                raise self._why_not_claimable(conn, attempt_id)
+            self._check_claimable(candidate, worker, repository_urls)
+            row = conn.execute(_TAKE_SPECIFIC, {**params, "b_id": attempt_id}).first()
+        else:
+            row = conn.execute(_TAKE_NEXT_LOCKING if locking else _TAKE_NEXT, params).first()
+            if row is None and repository_urls:
+                take = _TAKE_PENDING_LOCKING if locking else _TAKE_PENDING
+                row = conn.execute(take, params).first()
+        if row is None:
+            return None  # nothing claimable (or another claimant won the specific one)
+        self._event(
+            conn,
+            row.id,
+            "claimed",
+            actor,
+            worker=worker.name,
+            host=worker.host,
+            pid=worker.pid,
+            lease=row.lease_token,
+        )
+        return row, expires
 
     @staticmethod
     def _check_claimable(candidate: Any, worker: WorkerIdentity, urls: Sequence[str]) -> None:
@@ -282,7 +454,7 @@ class LifecycleOps(StoreBase):
         """Renew the lease; ``LeaseLost`` once it was taken away."""
         now = self.clock()
         expires = now + dt.timedelta(seconds=ttl)
-        with self._write_conn() as conn:
+        with self._write() as conn:
             if not is_sqlite(self.url):
                 # a heartbeat lost in a server crash only shortens the lease: skip the fsync
                 conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
@@ -292,7 +464,7 @@ class LifecycleOps(StoreBase):
             ).first()
             if row is None:
                 raise _lease_lost(_current(conn, attempt_id), attempt_id, token)
-            return Lease(attempt=to_attempt(row), token=token, expires_at=expires)
+        return Lease(attempt=to_attempt(row), token=token, expires_at=expires)
 
     def finish(
         self,
@@ -308,64 +480,71 @@ class LifecycleOps(StoreBase):
         The same finish tried again (its answer was lost with a dropped connection)
         returns the attempt as it ended; any other write after the end is ``LeaseLost``.
         """
+        with self._write() as conn:
+            row = self._finish_in(conn, attempt_id, token, state, actor, exit_code, summary)
+        return to_attempt(row)
+
+    def _finish_in(
+        self,
+        conn: Connection,
+        attempt_id: str,
+        token: int,
+        state: State,
+        actor: str,
+        exit_code: int | None,
+        summary: str | None,
+    ) -> Any:
         if state not in WORKER_END_STATES:
             raise Conflict(f"a worker cannot finish an attempt as {state}")
-        with self._write_conn() as conn:
-            now = self.clock()
-            row = conn.execute(
-                _FINISH,
-                {
-                    "b_id": attempt_id,
-                    "b_token": token,
-                    "b_state": str(state),
-                    "b_exit": exit_code,
-                    "b_summary": summary,
-                    "b_now": now,
-                },
-            ).first()
-            if row is None:
-                current = _current(conn, attempt_id)
-                if _finished_before(conn, current, token, state, exit_code, summary):
-                    return to_attempt(current)  # tried again: the first answer was lost
-                raise _lease_lost(current, attempt_id, token)
-            self._event_conn(
-                conn,
-                attempt_id,
-                "finished",
-                actor,
-                state=str(state),
-                exit_code=exit_code,
-                summary=summary,
-                lease=token,
-            )
-            return to_attempt(row)
+        row = conn.execute(
+            _FINISH,
+            {
+                "b_id": attempt_id,
+                "b_token": token,
+                "b_state": str(state),
+                "b_exit": exit_code,
+                "b_summary": summary,
+                "b_now": self.clock(),
+            },
+        ).first()
+        if row is None:
+            current = _current(conn, attempt_id)
+            if _finished_before(conn, current, token, state, exit_code, summary):
+                return current  # tried again: the first answer was lost
+            raise _lease_lost(current, attempt_id, token)
+        self._event(
+            conn,
+            attempt_id,
+            "finished",
+            actor,
+            state=str(state),
+            exit_code=exit_code,
+            summary=summary,
+            lease=token,
+        )
+        return row
 
     def end_lost_worker(
         self, attempt_id: str, token: int, reason: str, actor: str
     ) -> Attempt | None:
         """running -> worker_gone, only if the lease is still the one that was judged lost."""
-        with self._write() as s:
+        with self._write() as conn:
             now = self.clock()
-            result = s.execute(
-                update(AttemptRow)
-                .where(
-                    AttemptRow.id == attempt_id,
-                    AttemptRow.lease_token == token,
-                    AttemptRow.state == State.RUNNING,
-                )
-                .values(
-                    state=State.WORKER_GONE,
-                    reason=reason,
-                    finished_at=now,
-                    updated_at=now,
-                    lease_token=token + 1,
-                    lease_expires_at=None,
-                )
+            row = _update_held(
+                conn,
+                attempt_id,
+                token,
+                state=str(State.WORKER_GONE),
+                reason=reason,
+                finished_at=now,
+                updated_at=now,
+                lease_token=token + 1,
+                lease_expires_at=None,
             )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
+            if row is None:
                 return None
-            self._event(s, attempt_id, "worker_gone", actor, reason=reason, lease=token)
-            return to_attempt(s.get_one(AttemptRow, attempt_id))
+            self._event(conn, attempt_id, "worker_gone", actor, reason=reason, lease=token)
+            return to_attempt(row)
 
     def begin_provisioning_here(
         self,
@@ -378,29 +557,23 @@ class LifecycleOps(StoreBase):
         actor: str,
     ) -> Attempt:
         """The lease holder of a pending attempt provisions it in its own clone."""
-        with self._write() as s:
-            result = s.execute(
-                update(AttemptRow)
-                .where(
-                    AttemptRow.id == attempt_id,
-                    AttemptRow.lease_token == token,
-                    AttemptRow.state == State.RUNNING,
-                    AttemptRow.workspace_status == WorkspaceStatus.PENDING,
-                )
-                .values(
-                    workspace_status=WorkspaceStatus.PROVISIONING,
-                    repository=repository,
-                    branch_name=branch_name,
-                    worktree_path=worktree_path,
-                    workspace_host=host,
-                    updated_at=self.clock(),
-                )
+        with self._write() as conn:
+            row = _update_held(
+                conn,
+                attempt_id,
+                token,
+                _T.c.workspace_status == str(WorkspaceStatus.PENDING),
+                workspace_status=str(WorkspaceStatus.PROVISIONING),
+                repository=repository,
+                branch_name=branch_name,
+                worktree_path=worktree_path,
+                workspace_host=host,
+                updated_at=self.clock(),
             )
-            row = s.get(AttemptRow, attempt_id)
-            if result.rowcount != 1 or row is None:  # type: ignore[attr-defined]
-                raise _lease_lost(row, attempt_id, token)
+            if row is None:
+                raise _lease_lost(_current(conn, attempt_id), attempt_id, token)
             self._event(
-                s,
+                conn,
                 attempt_id,
                 "provisioning_on_host",
                 actor,
@@ -413,132 +586,120 @@ class LifecycleOps(StoreBase):
 
     def fail_queued(self, attempt_id: str, reason: str, actor: str) -> Attempt:
         """queued -> failed before any worker took it (a set-up hook failed, say)."""
-        with self._write() as s:
+        with self._write() as conn:
             now = self.clock()
-            result = s.execute(
-                update(AttemptRow)
-                .where(AttemptRow.id == attempt_id, AttemptRow.state == State.QUEUED)
+            row = conn.execute(
+                update(_T)
+                .where(_T.c.id == attempt_id, _T.c.state == str(State.QUEUED))
                 .values(
-                    state=State.FAILED,
+                    state=str(State.FAILED),
                     reason=reason,
                     finished_at=now,
                     updated_at=now,
-                    lease_token=AttemptRow.lease_token + 1,
+                    lease_token=_T.c.lease_token + 1,
                 )
-            )
-            row = s.get(AttemptRow, attempt_id)
-            if result.rowcount != 1 or row is None:  # type: ignore[attr-defined]
+                .returning(*_T.c)
+            ).first()
+            if row is None:
                 raise Conflict(f"attempt {attempt_id} is no longer queued")
-            self._event(s, attempt_id, "failed_before_claim", actor, reason=reason)
+            self._event(conn, attempt_id, "failed_before_claim", actor, reason=reason)
             return to_attempt(row)
 
     def release(self, attempt_id: str, token: int, reason: str, actor: str) -> Attempt:
         """The lease holder gives a running attempt back (queued, old lease fenced)."""
-        with self._write() as s:
-            now = self.clock()
-            result = s.execute(
-                update(AttemptRow)
-                .where(
-                    AttemptRow.id == attempt_id,
-                    AttemptRow.lease_token == token,
-                    AttemptRow.state == State.RUNNING,
-                )
-                .values(
-                    state=State.QUEUED,
-                    lease_token=token + 1,
-                    **_NO_HOLDER,
-                    updated_at=now,
-                )
+        with self._write() as conn:
+            row = _update_held(
+                conn,
+                attempt_id,
+                token,
+                state=str(State.QUEUED),
+                lease_token=token + 1,
+                **_NO_HOLDER,
+                updated_at=self.clock(),
             )
-            row = s.get(AttemptRow, attempt_id)
-            if result.rowcount != 1 or row is None:  # type: ignore[attr-defined]
-                raise _lease_lost(row, attempt_id, token)
-            self._event(s, attempt_id, "released", actor, reason=reason, lease=token)
+            if row is None:
+                raise _lease_lost(_current(conn, attempt_id), attempt_id, token)
+            self._event(conn, attempt_id, "released", actor, reason=reason, lease=token)
             return to_attempt(row)
 
     def running_attempts(self) -> list[Attempt]:
-        with self._read() as s:
-            rows = s.scalars(select(AttemptRow).where(AttemptRow.state == State.RUNNING))
+        with self._read() as conn:
+            rows = conn.execute(select(_T).where(_T.c.state == str(State.RUNNING)))
             return [to_attempt(r) for r in rows]
 
     # -- operator actions ------------------------------------------------------------------
 
     def cancel(self, attempt_id: str, reason: str, actor: str) -> tuple[Attempt, bool]:
         """End a live attempt as ``cancelled``; (attempt, False) if it had already ended."""
-        with self._write() as s:
-            row = s.get(AttemptRow, attempt_id, with_for_update=True)
+        with self._write() as conn:
+            row = _current(conn, attempt_id, lock=True)
             if row is None:
                 raise AttemptNotFound(f"no attempt {attempt_id!r} in the store")
             if State(row.state) in TERMINAL_STATES:
                 return to_attempt(row), False
-            before = to_attempt(row)
             now = self.clock()
-            s.execute(
-                update(AttemptRow)
-                .where(AttemptRow.id == attempt_id, AttemptRow.lease_token == row.lease_token)
+            after = conn.execute(
+                update(_T)
+                .where(_T.c.id == attempt_id, _T.c.lease_token == row.lease_token)
                 .values(
-                    state=State.CANCELLED,
+                    state=str(State.CANCELLED),
                     reason=reason,
                     finished_at=now,
                     updated_at=now,
                     lease_token=row.lease_token + 1,
                     lease_expires_at=None,
                 )
-            )
-            self._event(s, attempt_id, "cancelled", actor, reason=reason, was=str(before.state))
-            s.refresh(row)
-            return to_attempt(row), True
+                .returning(*_T.c)
+            ).one()
+            self._event(conn, attempt_id, "cancelled", actor, reason=reason, was=row.state)
+            return to_attempt(after), True
 
     def reassign(self, attempt_id: str, worker: str, actor: str) -> tuple[Attempt, Attempt]:
         """Give a live attempt to ``worker``: back to queued, the old lease fenced out."""
-        with self._write() as s:
-            row = s.get(AttemptRow, attempt_id, with_for_update=True)
+        with self._write() as conn:
+            row = _current(conn, attempt_id, lock=True)
             if row is None:
                 raise AttemptNotFound(f"no attempt {attempt_id!r} in the store")
             if State(row.state) in TERMINAL_STATES:
                 raise Conflict(f"attempt {attempt_id} is {row.state}: it cannot be reassigned")
-            before = to_attempt(row)
-            now = self.clock()
-            s.execute(
-                update(AttemptRow)
-                .where(AttemptRow.id == attempt_id, AttemptRow.lease_token == row.lease_token)
+            after = conn.execute(
+                update(_T)
+                .where(_T.c.id == attempt_id, _T.c.lease_token == row.lease_token)
                 .values(
-                    state=State.QUEUED,
+                    state=str(State.QUEUED),
                     worker=worker,
                     lease_token=row.lease_token + 1,
                     heartbeat_at=None,
                     **_NO_HOLDER,
-                    updated_at=now,
+                    updated_at=self.clock(),
                 )
-            )
+                .returning(*_T.c)
+            ).one()
             self._event(
-                s,
+                conn,
                 attempt_id,
                 "reassigned",
                 actor,
                 worker=worker,
-                previous_worker=before.worker,
-                was=str(before.state),
+                previous_worker=row.worker,
+                was=row.state,
             )
-            s.refresh(row)
-            return before, to_attempt(row)
+            return to_attempt(row), to_attempt(after)
 
     # -- reading many ----------------------------------------------------------------------
 
     def get_many(self, attempt_ids: Sequence[str]) -> list[Attempt]:
-        with self._read() as s:
-            rows = {
-                r.id: r for r in s.scalars(select(AttemptRow).where(AttemptRow.id.in_(attempt_ids)))
-            }
+        with self._read() as conn:
+            rows = {r.id: r for r in conn.execute(select(_T).where(_T.c.id.in_(attempt_ids)))}
             return [to_attempt(rows[i]) for i in attempt_ids if i in rows]
 
     def live_attempts(self, repository: str, task_key: str) -> list[Attempt]:
-        with self._read() as s:
-            rows = s.scalars(
-                select(AttemptRow).where(
-                    AttemptRow.repository == repository,
-                    AttemptRow.task_key == task_key,
-                    AttemptRow.state.in_([str(x) for x in LIVE_STATES]),
+        with self._read() as conn:
+            rows = conn.execute(
+                select(_T).where(
+                    _T.c.repository == repository,
+                    _T.c.task_key == task_key,
+                    _T.c.state.in_([str(x) for x in LIVE_STATES]),
                 )
             )
             return [to_attempt(r) for r in rows]
@@ -552,40 +713,38 @@ class LifecycleOps(StoreBase):
     # -- follow-ups and runs ---------------------------------------------------------------
 
     def add_message(self, attempt_id: str, body: str, actor: str) -> Message:
-        with self._write() as s:
-            row = s.get(AttemptRow, attempt_id, with_for_update=True)
+        with self._write() as conn:
+            row = _current(conn, attempt_id, lock=True)
             if row is None:
                 raise AttemptNotFound(f"no attempt {attempt_id!r} in the store")
             if State(row.state) in TERMINAL_STATES:
                 raise Conflict(f"attempt {attempt_id} is {row.state}: it takes no more messages")
-            msg = MessageRow(
-                attempt_id=attempt_id, body=body, actor=actor[:255], created_at=self.clock()
-            )
-            s.add(msg)
-            s.flush()
-            self._event(s, attempt_id, "message_queued", actor, message=msg.id)
+            msg = conn.execute(
+                insert(_M)
+                .values(
+                    attempt_id=attempt_id, body=body, actor=actor[:255], created_at=self.clock()
+                )
+                .returning(*_M.c)
+            ).one()
+            self._event(conn, attempt_id, "message_queued", actor, message=msg.id)
             return _to_message(msg)
 
     def take_messages(self, attempt_id: str, token: int, run_number: int) -> list[Message]:
         """Mark every undelivered message delivered to ``run_number``; lease holder only."""
-        with self._write() as s:
-            row = s.get(AttemptRow, attempt_id, with_for_update=True)
+        with self._write() as conn:
+            row = _current(conn, attempt_id, lock=True)
             if row is None or row.lease_token != token or row.state != State.RUNNING:
                 raise _lease_lost(row, attempt_id, token)
-            msgs = list(
-                s.scalars(
-                    select(MessageRow)
-                    .where(MessageRow.attempt_id == attempt_id, MessageRow.delivered_at.is_(None))
-                    .order_by(MessageRow.id)
-                )
+            delivered = conn.execute(
+                update(_M)
+                .where(_M.c.attempt_id == attempt_id, _M.c.delivered_at.is_(None))
+                .values(delivered_at=self.clock(), run_number=run_number)
+                .returning(*_M.c)
             )
-            now = self.clock()
-            for m in msgs:
-                m.delivered_at = now
-                m.run_number = run_number
+            msgs = sorted(delivered, key=lambda m: int(m.id))
             if msgs:
                 self._event(
-                    s,
+                    conn,
                     attempt_id,
                     "messages_delivered",
                     f"lease {token}",
@@ -595,12 +754,8 @@ class LifecycleOps(StoreBase):
             return [_to_message(m) for m in msgs]
 
     def messages(self, attempt_id: str) -> list[Message]:
-        with self._read() as s:
-            rows = s.scalars(
-                select(MessageRow)
-                .where(MessageRow.attempt_id == attempt_id)
-                .order_by(MessageRow.id)
-            )
+        with self._read() as conn:
+            rows = conn.execute(select(_M).where(_M.c.attempt_id == attempt_id).order_by(_M.c.id))
             return [_to_message(m) for m in rows]
 
     def start_run(
@@ -613,47 +768,61 @@ class LifecycleOps(StoreBase):
         pid: int | None,
         pid_started_at: float | None = None,
     ) -> Run:
-        with self._write() as s:
-            row = s.get(AttemptRow, attempt_id, with_for_update=True)
+        with self._write() as conn:
+            row = _current(conn, attempt_id, lock=True)
             if row is None or row.lease_token != token or row.state != State.RUNNING:
                 raise _lease_lost(row, attempt_id, token)
             number = (
-                len(list(s.scalars(select(RunRow.id).where(RunRow.attempt_id == attempt_id)))) + 1
+                conn.scalar(select(func.count()).where(_R.c.attempt_id == attempt_id)) or 0
+            ) + 1
+            run = conn.execute(
+                insert(_R)
+                .values(
+                    attempt_id=attempt_id,
+                    number=number,
+                    prompt=prompt,
+                    command=list(command),
+                    log_path=log_path,
+                    pid=pid,
+                    started_at=self.clock(),
+                )
+                .returning(*_R.c)
+            ).one()
+            conn.execute(
+                update(_T)
+                .where(_T.c.id == attempt_id)
+                .values(agent_pid=pid, agent_started_at=pid_started_at)
             )
-            run = RunRow(
-                attempt_id=attempt_id,
-                number=number,
-                prompt=prompt,
-                command=list(command),
-                log_path=log_path,
-                pid=pid,
-                started_at=self.clock(),
-            )
-            s.add(run)
-            row.agent_pid = pid
-            row.agent_started_at = pid_started_at
-            s.flush()
-            self._event(s, attempt_id, "run_started", f"lease {token}", run=number, pid=pid)
+            self._event(conn, attempt_id, "run_started", f"lease {token}", run=number, pid=pid)
             return _to_run(run)
 
     def end_run(self, attempt_id: str, number: int, exit_code: int | None) -> None:
         """Record how a run ended; history, so allowed even after the lease is gone."""
-        with self._write() as s:
-            run = s.scalars(
-                select(RunRow).where(RunRow.attempt_id == attempt_id, RunRow.number == number)
-            ).one()
-            run.ended_at = self.clock()
-            run.exit_code = exit_code
+        with self._write() as conn:
+            result = conn.execute(
+                update(_R)
+                .where(_R.c.attempt_id == attempt_id, _R.c.number == number)
+                .values(ended_at=self.clock(), exit_code=exit_code)
+            )
+            if result.rowcount != 1:
+                raise AttemptNotFound(f"attempt {attempt_id} has no run {number}")
 
     def runs(self, attempt_id: str) -> list[Run]:
-        with self._read() as s:
-            rows = s.scalars(
-                select(RunRow).where(RunRow.attempt_id == attempt_id).order_by(RunRow.number)
+        with self._read() as conn:
+            rows = conn.execute(
+                select(_R).where(_R.c.attempt_id == attempt_id).order_by(_R.c.number)
             )
             return [_to_run(r) for r in rows]
 
 
-def _to_message(m: MessageRow) -> Message:
+def _to_lease(taken: tuple[Any, dt.datetime] | None) -> Lease | None:
+    if taken is None:
+        return None
+    row, expires = taken
+    return Lease(attempt=to_attempt(row), token=row.lease_token, expires_at=expires)
+
+
+def _to_message(m: Any) -> Message:
     created = _aware(m.created_at)
     assert created is not None
     return Message(
@@ -667,7 +836,7 @@ def _to_message(m: MessageRow) -> Message:
     )
 
 
-def _to_run(r: RunRow) -> Run:
+def _to_run(r: Any) -> Run:
     started = _aware(r.started_at)
     assert started is not None
     return Run(

@@ -3,26 +3,26 @@ to hold one block, however many processes dispatch at the same moment."""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from orch.errors import StoreError
 from orch.models import PortBundle
 from orch.store.base import StoreBase
-from orch.store.tables import PortLeaseRow
+from orch.store.tables import port_leases as _P
 
 
 class PortOps(StoreBase):
     def held_port_blocks(self, host: str) -> set[int]:
-        with self._read() as s:
-            return set(s.scalars(select(PortLeaseRow.block_start).where(PortLeaseRow.host == host)))
+        with self._read() as conn:
+            return set(conn.scalars(select(_P.c.block_start).where(_P.c.host == host)))
 
     def lease_ports(self, attempt_id: str, host: str, bundle: PortBundle, actor: str) -> bool:
         """Take ``bundle`` for the attempt; False if another attempt holds that block."""
         try:
-            with self._write() as s:
-                s.add(
-                    PortLeaseRow(
+            with self._write() as conn:
+                conn.execute(
+                    insert(_P).values(
                         attempt_id=attempt_id,
                         host=host,
                         block_start=bundle.start,
@@ -31,9 +31,8 @@ class PortOps(StoreBase):
                         leased_at=self.clock(),
                     )
                 )
-                s.flush()
                 self._event(
-                    s,
+                    conn,
                     attempt_id,
                     "ports_leased",
                     actor,
@@ -48,18 +47,16 @@ class PortOps(StoreBase):
         return True
 
     def port_bundle(self, attempt_id: str) -> PortBundle | None:
-        with self._read() as s:
-            row = s.scalars(
-                select(PortLeaseRow).where(PortLeaseRow.attempt_id == attempt_id)
-            ).first()
+        with self._read() as conn:
+            row = conn.execute(select(_P).where(_P.c.attempt_id == attempt_id)).first()
             if row is None:
                 return None
             return PortBundle(start=row.block_start, size=row.block_size, slots=dict(row.slots))
 
     def release_ports(self, attempt_id: str, actor: str, reason: str) -> bool:
-        with self._write() as s:
-            result = s.execute(delete(PortLeaseRow).where(PortLeaseRow.attempt_id == attempt_id))
-            released = bool(result.rowcount)  # type: ignore[attr-defined]
+        with self._write() as conn:
+            result = conn.execute(delete(_P).where(_P.c.attempt_id == attempt_id))
+            released = bool(result.rowcount)
             if released:
-                self._event(s, attempt_id, "ports_released", actor, reason=reason)
+                self._event(conn, attempt_id, "ports_released", actor, reason=reason)
             return released

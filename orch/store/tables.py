@@ -1,146 +1,176 @@
-"""ORM tables of the attempt store (typed ``Mapped[]`` models, portable SQL types)."""
+"""The attempt store's tables, as SQLAlchemy Core (portable SQL types).
+
+Core, not ORM mappings: mapping the classes cost a short-lived ``orch list`` more than the
+query itself, and every store operation is a single statement or a compare-and-set anyway.
+Non-optional columns say ``nullable=False``; ``tests/integration/test_schema.py`` checks
+that the migrations produce exactly this schema on both backends.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
-
 from sqlalchemy import (
     JSON,
+    Boolean,
+    Column,
     DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
+    MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+metadata = MetaData()
 
 
-class Base(DeclarativeBase):
-    pass
+def _when(name: str, *, nullable: bool = True) -> Column[object]:
+    return Column(name, DateTime(timezone=True), nullable=nullable)
 
 
-class AttemptRow(Base):
-    __tablename__ = "attempts"
-    __table_args__ = (
-        UniqueConstraint("repository", "task_key", "attempt_number", name="uq_attempt_number"),
-        Index("ix_attempts_state", "state"),
-        Index("ix_attempts_task_key", "task_key"),
-        Index("ix_attempts_claim", "state", "created_at"),
+def _attempt_ref(*, index: bool = False, unique: bool = False) -> Column[str]:
+    return Column(
+        "attempt_id",
+        String(16),
+        ForeignKey("attempts.id", ondelete="CASCADE"),
+        nullable=False,
+        index=index or None,
+        unique=unique or None,
     )
 
-    id: Mapped[str] = mapped_column(String(16), primary_key=True)
-    task_key: Mapped[str] = mapped_column(String(128))
-    attempt_number: Mapped[int] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(16))
-    workspace_status: Mapped[str] = mapped_column(String(32))
-    repository: Mapped[str] = mapped_column(Text)
-    base_ref: Mapped[str] = mapped_column(Text)
-    base_commit: Mapped[str | None] = mapped_column(String(64))
-    branch_name: Mapped[str | None] = mapped_column(String(255))
-    worktree_path: Mapped[str | None] = mapped_column(Text)
-    worker: Mapped[str | None] = mapped_column(String(128))
-    payload_path: Mapped[str | None] = mapped_column(Text)
-    archive_path: Mapped[str | None] = mapped_column(Text)
-    phase: Mapped[str | None] = mapped_column(String(64))
-    target_host: Mapped[str | None] = mapped_column(String(255))
-    workspace_host: Mapped[str | None] = mapped_column(String(255))
-    repository_url: Mapped[str | None] = mapped_column(Text)
-    prompt: Mapped[str] = mapped_column(Text)
-    reason: Mapped[str | None] = mapped_column(Text)
+
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("task_key", String(128), nullable=False),
+    Column("attempt_number", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("workspace_status", String(32), nullable=False),
+    Column("repository", Text, nullable=False),
+    Column("base_ref", Text, nullable=False),
+    Column("base_commit", String(64)),
+    Column("branch_name", String(255)),
+    Column("worktree_path", Text),
+    Column("worker", String(128)),
+    Column("payload_path", Text),
+    Column("archive_path", Text),
+    Column("phase", String(64)),
+    Column("target_host", String(255)),
+    Column("workspace_host", String(255)),
+    Column("repository_url", Text),
+    # how the worktree was checked out (None: before these were recorded)
+    Column("sparse_paths", JSON),
+    Column("submodules", Boolean),
+    Column("lfs_skip_smudge", Boolean),
+    Column("prompt", Text, nullable=False),
+    Column("reason", Text),
     # the lease: a token that only grows (fencing), who holds it and until when
-    lease_token: Mapped[int] = mapped_column(Integer, default=0)
-    lease_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    lease_holder: Mapped[str | None] = mapped_column(String(128))
-    worker_host: Mapped[str | None] = mapped_column(String(255))
-    worker_pid: Mapped[int | None] = mapped_column(Integer)
-    worker_started_at: Mapped[float | None] = mapped_column(Float)
-    agent_pid: Mapped[int | None] = mapped_column(Integer)
-    agent_started_at: Mapped[float | None] = mapped_column(Float)
-    exit_code: Mapped[int | None] = mapped_column(Integer)
-    summary: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    Column("lease_token", Integer, nullable=False, default=0),
+    _when("lease_expires_at"),
+    _when("heartbeat_at"),
+    Column("lease_holder", String(128)),
+    Column("worker_host", String(255)),
+    Column("worker_pid", Integer),
+    Column("worker_started_at", Float),
+    Column("agent_pid", Integer),
+    Column("agent_started_at", Float),
+    Column("exit_code", Integer),
+    Column("summary", Text),
+    _when("created_at", nullable=False),
+    _when("updated_at", nullable=False),
+    _when("finished_at"),
+    UniqueConstraint("repository", "task_key", "attempt_number", name="uq_attempt_number"),
+    Index("ix_attempts_state", "state"),
+    Index("ix_attempts_task_key", "task_key"),
+    Index("ix_attempts_claim", "state", "created_at"),
+)
 
+attempt_events = Table(
+    "attempt_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _attempt_ref(index=True),
+    Column("kind", String(32), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("detail", JSON, nullable=False),
+    _when("created_at", nullable=False),
+)
 
-class AttemptEventRow(Base):
-    __tablename__ = "attempt_events"
+attempt_messages = Table(
+    "attempt_messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _attempt_ref(index=True),
+    Column("body", Text, nullable=False),
+    Column("actor", String(255), nullable=False),
+    _when("created_at", nullable=False),
+    _when("delivered_at"),
+    Column("run_number", Integer),
+)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    attempt_id: Mapped[str] = mapped_column(
-        String(16), ForeignKey("attempts.id", ondelete="CASCADE"), index=True
-    )
-    kind: Mapped[str] = mapped_column(String(32))
-    actor: Mapped[str] = mapped_column(String(255))
-    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+attempt_runs = Table(
+    "attempt_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _attempt_ref(index=True),
+    Column("number", Integer, nullable=False),
+    Column("prompt", Text, nullable=False),
+    Column("command", JSON, nullable=False),
+    Column("log_path", Text),
+    Column("pid", Integer),
+    _when("started_at", nullable=False),
+    _when("ended_at"),
+    Column("exit_code", Integer),
+    UniqueConstraint("attempt_id", "number", name="uq_run_number"),
+)
 
+port_leases = Table(
+    "port_leases",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _attempt_ref(unique=True),
+    Column("host", String(255), nullable=False),
+    Column("block_start", Integer, nullable=False),
+    Column("block_size", Integer, nullable=False),
+    Column("slots", JSON, nullable=False),
+    _when("leased_at", nullable=False),
+    UniqueConstraint("host", "block_start", name="uq_port_block"),
+)
 
-class MessageRow(Base):
-    __tablename__ = "attempt_messages"
+# which worktree and branch a task's phases reuse (one per task, one task per branch)
+task_workspaces = Table(
+    "task_workspaces",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("repository", Text, nullable=False),
+    Column("task_key", String(128), nullable=False),
+    Column("branch_name", String(255), nullable=False),
+    Column("worktree_path", Text, nullable=False),
+    Column("attempt_id", String(16), nullable=False),
+    _when("updated_at", nullable=False),
+    UniqueConstraint("repository", "task_key", name="uq_task_workspace"),
+    UniqueConstraint("repository", "branch_name", name="uq_task_branch"),
+)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    attempt_id: Mapped[str] = mapped_column(
-        String(16), ForeignKey("attempts.id", ondelete="CASCADE"), index=True
-    )
-    body: Mapped[str] = mapped_column(Text)
-    actor: Mapped[str] = mapped_column(String(255))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    run_number: Mapped[int | None] = mapped_column(Integer)
-
-
-class RunRow(Base):
-    __tablename__ = "attempt_runs"
-    __table_args__ = (UniqueConstraint("attempt_id", "number", name="uq_run_number"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    attempt_id: Mapped[str] = mapped_column(
-        String(16), ForeignKey("attempts.id", ondelete="CASCADE"), index=True
-    )
-    number: Mapped[int] = mapped_column(Integer)
-    prompt: Mapped[str] = mapped_column(Text)
-    command: Mapped[list[str]] = mapped_column(JSON)
-    log_path: Mapped[str | None] = mapped_column(Text)
-    pid: Mapped[int | None] = mapped_column(Integer)
-    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    exit_code: Mapped[int | None] = mapped_column(Integer)
-
-
-class PortLeaseRow(Base):
-    __tablename__ = "port_leases"
-    __table_args__ = (UniqueConstraint("host", "block_start", name="uq_port_block"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    attempt_id: Mapped[str] = mapped_column(
-        String(16), ForeignKey("attempts.id", ondelete="CASCADE"), unique=True
-    )
-    host: Mapped[str] = mapped_column(String(255))
-    block_start: Mapped[int] = mapped_column(Integer)
-    block_size: Mapped[int] = mapped_column(Integer)
-    slots: Mapped[dict[str, int]] = mapped_column(JSON)
-    leased_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-
-
-class TaskWorkspaceRow(Base):
-    """Which worktree and branch a task's phases reuse (one per task, one task per branch)."""
-
-    __tablename__ = "task_workspaces"
-    __table_args__ = (
-        UniqueConstraint("repository", "task_key", name="uq_task_workspace"),
-        UniqueConstraint("repository", "branch_name", name="uq_task_branch"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    repository: Mapped[str] = mapped_column(Text)
-    task_key: Mapped[str] = mapped_column(String(128))
-    branch_name: Mapped[str] = mapped_column(String(255))
-    worktree_path: Mapped[str] = mapped_column(Text)
-    attempt_id: Mapped[str] = mapped_column(String(16))
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+# a task submitted with ``orch submit``, waiting for ``orch serve`` to dispatch it
+queued_tasks = Table(
+    "queued_tasks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("task_key", String(128), nullable=False),
+    Column("repository", Text, nullable=False),
+    Column("base_ref", Text),
+    Column("prompt", Text, nullable=False),
+    Column("worker", String(128)),
+    Column("state", String(16), nullable=False),
+    Column("attempt_id", String(16)),
+    Column("reason", Text),
+    Column("actor", String(255), nullable=False),
+    _when("created_at", nullable=False),
+    _when("updated_at", nullable=False),
+    Index("ix_queued_tasks_state", "state", "id"),
+)

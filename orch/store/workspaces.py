@@ -5,33 +5,31 @@ A unique constraint on (repository, branch) keeps two task keys from claiming on
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from orch.errors import Conflict, StoreError
 from orch.models import TaskWorkspace
 from orch.store.base import StoreBase
-from orch.store.tables import TaskWorkspaceRow
+from orch.store.tables import task_workspaces as _W
 
 
 class WorkspaceOps(StoreBase):
     def register_workspace(self, ws: TaskWorkspace) -> None:
         """Map the task to this workspace (replacing its previous mapping)."""
+        of_task = (_W.c.repository == ws.repository, _W.c.task_key == ws.task_key)
+        values = {
+            "branch_name": ws.branch_name,
+            "worktree_path": ws.worktree_path,
+            "attempt_id": ws.attempt_id,
+            "updated_at": self.clock(),
+        }
         try:
-            with self._write() as s:
-                row = s.scalars(
-                    select(TaskWorkspaceRow).where(
-                        TaskWorkspaceRow.repository == ws.repository,
-                        TaskWorkspaceRow.task_key == ws.task_key,
+            with self._write() as conn:
+                if conn.execute(update(_W).where(*of_task).values(**values)).rowcount == 0:
+                    conn.execute(
+                        insert(_W).values(repository=ws.repository, task_key=ws.task_key, **values)
                     )
-                ).first()
-                if row is None:
-                    row = TaskWorkspaceRow(repository=ws.repository, task_key=ws.task_key)
-                    s.add(row)
-                row.branch_name = ws.branch_name
-                row.worktree_path = ws.worktree_path
-                row.attempt_id = ws.attempt_id
-                row.updated_at = self.clock()
         except StoreError as exc:
             if isinstance(exc.__cause__, IntegrityError):
                 raise Conflict(
@@ -40,12 +38,9 @@ class WorkspaceOps(StoreBase):
             raise
 
     def task_workspace(self, repository: str, task_key: str) -> TaskWorkspace | None:
-        with self._read() as s:
-            row = s.scalars(
-                select(TaskWorkspaceRow).where(
-                    TaskWorkspaceRow.repository == repository,
-                    TaskWorkspaceRow.task_key == task_key,
-                )
+        with self._read() as conn:
+            row = conn.execute(
+                select(_W).where(_W.c.repository == repository, _W.c.task_key == task_key)
             ).first()
             if row is None:
                 return None
@@ -54,8 +49,8 @@ class WorkspaceOps(StoreBase):
             )
 
     def release_workspace(self, task_key: str, repository: str | None = None) -> int:
-        with self._write() as s:
-            query = delete(TaskWorkspaceRow).where(TaskWorkspaceRow.task_key == task_key)
+        with self._write() as conn:
+            query = delete(_W).where(_W.c.task_key == task_key)
             if repository is not None:
-                query = query.where(TaskWorkspaceRow.repository == repository)
-            return int(s.execute(query).rowcount)  # type: ignore[attr-defined]
+                query = query.where(_W.c.repository == repository)
+            return int(conn.execute(query).rowcount)

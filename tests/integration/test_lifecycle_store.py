@@ -32,7 +32,7 @@ from lifecycle_support import (
 
 from orch import lifecycle, processes
 from orch.errors import AttemptNotFound, Conflict, LeaseLost, NotClaimable
-from orch.models import Attempt, State, WorkerIdentity, WorkspaceStatus
+from orch.models import Attempt, Finish, State, WorkerIdentity, WorkspaceStatus
 from orch.store import Store, open_store
 
 TTL = 30.0
@@ -498,3 +498,111 @@ def test_created_attempts_start_queued_with_lease_zero(store: Store, repository:
     assert created.state is State.QUEUED and created.lease_token == 0
     assert created.workspace_status is WorkspaceStatus.PROVISIONING
     assert created.created_at == START
+
+
+# -- finishing one attempt and claiming the next in one transaction ----------------------------
+
+
+def test_finish_and_claim_ends_one_attempt_and_takes_the_next(
+    store: Store, repository: str, clock: StepClock
+) -> None:
+    me = f"me-{uuid.uuid4().hex[:6]}"
+    first = ready_attempt(store, repository, "first", worker=me)
+    clock.tick()
+    second = ready_attempt(store, repository, "second", worker=me)
+    lease = store.claim(remote_worker(me), TTL, me)
+    assert lease is not None and lease.attempt.id == first.id
+
+    ended, following = store.finish_and_claim(
+        first.id, lease.token, State.SUCCEEDED, me, 0, "ok", remote_worker(me), TTL
+    )
+
+    assert ended.id == first.id and ended.state == State.SUCCEEDED and ended.exit_code == 0
+    assert following is not None and following.attempt.id == second.id
+    assert following.token == 1 and store.get(second.id).state == State.RUNNING
+    assert kinds(store, first.id)[-1] == "finished"
+    assert kinds(store, second.id)[-1] == "claimed"
+    # nothing left: the finish still happens, the claim comes back empty
+    last, none = store.finish_and_claim(
+        second.id, following.token, State.FAILED, me, 3, "no", remote_worker(me), TTL
+    )
+    assert last.state == State.FAILED and none is None
+
+
+def test_finish_and_claim_claims_nothing_when_the_finish_is_refused(
+    store: Store, repository: str
+) -> None:
+    me = f"me-{uuid.uuid4().hex[:6]}"
+    first = ready_attempt(store, repository, "first", worker=me)
+    waiting = ready_attempt(store, repository, "waiting", worker=me)
+    lease = store.claim(remote_worker(me), TTL, me, first.id)
+    assert lease is not None
+    store.cancel(first.id, "operator", "operator")
+
+    with pytest.raises(LeaseLost):
+        store.finish_and_claim(
+            first.id, lease.token, State.SUCCEEDED, me, 0, "ok", remote_worker(me), TTL
+        )
+
+    assert store.get(first.id).state == State.CANCELLED
+    assert store.get(waiting.id).state == State.QUEUED  # the claim rolled back with it
+    assert "claimed" not in kinds(store, waiting.id)
+
+
+# -- batches: several claims, several finishes, one transaction each ---------------------------
+
+
+def test_claim_many_takes_the_oldest_claimable_attempts_once(
+    store: Store, repository: str, clock: StepClock
+) -> None:
+    me, other = f"me-{uuid.uuid4().hex[:6]}", f"other-{uuid.uuid4().hex[:6]}"
+    mine = []
+    for i in range(4):
+        mine.append(ready_attempt(store, repository, f"t{i}", worker=me))
+        clock.tick()
+    ready_attempt(store, repository, "theirs", worker=other)
+
+    first = store.claim_many(remote_worker(me), TTL, me, 3)
+    rest = store.claim_many(remote_worker(me), TTL, me, 3)
+
+    assert [lease.attempt.id for lease in first] == [a.id for a in mine[:3]]
+    assert [lease.attempt.id for lease in rest if lease.attempt.repository == repository] == [
+        mine[3].id
+    ]
+    for lease in first:
+        assert lease.token == 1 and lease.attempt.state == State.RUNNING
+        assert lease.attempt.lease_holder == me
+        assert kinds(store, lease.attempt.id)[-1] == "claimed"
+    assert store.claim_many(remote_worker(me), TTL, me, 0) == []
+
+
+def test_finish_many_ends_each_attempt_or_says_why_not(store: Store, repository: str) -> None:
+    me = f"me-{uuid.uuid4().hex[:6]}"
+    attempts = [ready_attempt(store, repository, f"t{i}", worker=me) for i in range(4)]
+    leases = [store.claim(remote_worker(me), TTL, me, a.id) for a in attempts]
+    assert all(lease is not None for lease in leases)
+    ok, failed, fenced, again = (lease for lease in leases if lease is not None)
+    store.reassign(fenced.attempt.id, "someone-else", "operator")
+    store.finish(again.attempt.id, again.token, State.SUCCEEDED, me, 0, "done")
+
+    results = store.finish_many(
+        [
+            Finish(ok.attempt.id, ok.token, State.SUCCEEDED, 0, "done"),
+            Finish(failed.attempt.id, failed.token, State.FAILED, 2, "tests fail"),
+            Finish(fenced.attempt.id, fenced.token, State.SUCCEEDED, 0, "done"),
+            Finish(again.attempt.id, again.token, State.SUCCEEDED, 0, "done"),  # a retry
+        ],
+        me,
+    )
+
+    first, second, third, fourth = results
+    assert isinstance(first, Attempt) and first.state == State.SUCCEEDED
+    assert first.exit_code == 0 and first.summary == "done"
+    assert isinstance(second, Attempt) and second.state == State.FAILED
+    assert second.exit_code == 2 and second.summary == "tests fail"
+    assert isinstance(third, LeaseLost) and "taken away" in str(third.message)
+    assert store.get(fenced.attempt.id).state == State.QUEUED
+    assert isinstance(fourth, Attempt) and fourth.state == State.SUCCEEDED
+    assert kinds(store, again.attempt.id).count("finished") == 1
+    with pytest.raises(Conflict):
+        store.finish_many([Finish(ok.attempt.id, ok.token, State.RUNNING)], me)

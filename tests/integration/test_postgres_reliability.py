@@ -310,6 +310,48 @@ def test_sixteen_processes_claim_a_thousand_attempts_each_exactly_once(
     )
 
 
+BATCH_CLAIM_AND_FINISH = script(
+    """
+from orch.models import Finish
+me = WorkerIdentity(name=args[0], host="reliability.invalid")
+batch = int(args[1])
+claims, errors = [], []
+while True:
+    leases = store.claim_many(me, 300.0, me.name, batch)
+    if not leases:
+        break
+    claims.extend([lease.attempt.id, lease.token] for lease in leases)
+    done = store.finish_many(
+        [Finish(lease.attempt.id, lease.token, State.SUCCEEDED, 0, "done") for lease in leases],
+        me.name,
+    )
+    errors.extend(repr(d) for d in done if not hasattr(d, "state"))
+print(json.dumps({"claims": claims, "errors": errors}))
+"""
+)
+
+
+def test_eight_processes_claiming_in_batches_take_each_attempt_exactly_once(
+    pg_url: str, store: Store, repository: str, team: Callable[[], Team]
+) -> None:
+    mine = seed(store, repository, 400)
+    prefix = f"batcher-{uuid.uuid4().hex[:6]}"
+    racers = team()
+    for i in range(8):
+        racers.add(BATCH_CLAIM_AND_FINISH, pg_url, f"{prefix}-{i}", "16")
+    racers.start()
+    results = racers.results()
+
+    assert [e for r in results for e in r["errors"]] == []
+    taken = Counter(attempt_id for r in results for attempt_id, _token in r["claims"])
+    assert {i: taken[i] for i in mine} == dict.fromkeys(mine, 1)
+    events = events_of(pg_url, mine)
+    for attempt_id in mine:
+        assert [k for k, _d in events[attempt_id]].count("claimed") == 1
+        assert terminal_events(events[attempt_id]) == ["finished"]
+    assert Counter(a.state for a in store.get_many(mine)) == {State.SUCCEEDED: 400}
+
+
 # -- 2. connections terminated while workers run ---------------------------------------------
 
 # A well-behaved worker: a StoreError is a dropped connection, so the operation is tried
@@ -952,3 +994,68 @@ def test_workers_and_wait_ride_out_a_server_restart(
         assert len(outcome) == 1 and not isinstance(outcome[0], BaseException), outcome
         assert not outcome[0].timed_out
         assert {a.state for a in outcome[0].attempts} == {State.SUCCEEDED}
+
+
+def test_orch_work_rides_out_a_store_it_cannot_reach_for_a_while(
+    pg_url: str,
+    store: Store,
+    repository: str,
+    proxy: FlakyProxy,
+    isolated_env: Path,
+    tmp_path: Path,
+) -> None:
+    """The worker runtime tries the store again (with backoff) instead of exiting, then
+    works through what was queued meanwhile."""
+    name = f"patient-{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "ORCH_DATABASE_URL": named(proxy.url(pg_url), name)}
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "orch",
+            "work",
+            "--worker",
+            name,
+            "--idle-poll",
+            "0.1",
+            "--",
+            "true",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # polling: the store is open and the runtime's loop has looked for work
+        wait_for(
+            lambda: sql(
+                pg_url,
+                "SELECT 1 FROM pg_stat_activity WHERE application_name = %s AND query LIKE %s",
+                (name, "%UPDATE attempts%"),
+            ),
+            "the worker to look for work",
+        )
+        assert worker.poll() is None
+        proxy.down.set()
+        wait_for(lambda: proxy.refused >= 3, "the worker to look again (and fail)")
+        assert worker.poll() is None, "orch work gave up while the store was unreachable"
+        proxy.down.clear()
+        worktrees = [tmp_path / f"wt{i}" for i in range(3)]
+        ids = []
+        for i, path in enumerate(worktrees):
+            path.mkdir()
+            ids.append(
+                ready_attempt(store, repository, f"t{i}", worker=name, worktree_path=str(path)).id
+            )
+        wait_for(
+            lambda: all(a.state == State.SUCCEEDED for a in store.get_many(ids)),
+            "the worker to run what was queued",
+        )
+    except AssertionError as exc:
+        worker.terminate()
+        raise AssertionError(f"{exc}; the worker said: {worker.communicate()[1]}") from exc
+    worker.terminate()
+    _out, err = worker.communicate(timeout=PROCESS_LIMIT)
+    assert worker.returncode == 0, err
+    assert "trying again" in err

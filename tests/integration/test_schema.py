@@ -24,7 +24,7 @@ from sqlalchemy.pool import NullPool
 from orch.errors import StoreBehind, StoreTooNew
 from orch.store import open_store, upgrade_store
 from orch.store.revision import HEAD, REVISIONS, migrations_dir
-from orch.store.tables import Base
+from orch.store.tables import metadata
 
 RunOrch = Callable[..., subprocess.CompletedProcess[str]]
 NEWER = "9999"
@@ -106,14 +106,14 @@ def schema_diff(url: str, metadata: MetaData) -> list[object]:
 
 def test_migrations_produce_exactly_the_models_schema(empty_store_url: str, tmp_path: Path) -> None:
     assert upgrade_store(empty_store_url, tmp_path / "locks") == HEAD
-    assert schema_diff(empty_store_url, Base.metadata) == []
+    assert schema_diff(empty_store_url, metadata) == []
 
 
 def test_the_schema_comparison_sees_a_drift(empty_store_url: str, tmp_path: Path) -> None:
     """Guards the test above: a model the migrations do not produce is reported."""
     upgrade_store(empty_store_url, tmp_path / "locks")
     drifted = MetaData()
-    for table in Base.metadata.tables.values():
+    for table in metadata.tables.values():
         table.to_metadata(drifted)
     drifted.tables["attempts"].append_column(Column("not_migrated", Integer, nullable=True))
     diff = schema_diff(empty_store_url, drifted)
@@ -162,7 +162,7 @@ def test_db_current_and_upgrade_on_a_fresh_store(empty_store_url: str, run_orch:
     again = run_orch("db", "upgrade")  # an up-to-date store: nothing to do, same answer
     assert (again.returncode, again.stderr) == (0, "")
     assert again.stdout == f"store at revision {HEAD} (head)\n"
-    assert schema_diff(empty_store_url, Base.metadata) == []
+    assert schema_diff(empty_store_url, metadata) == []
 
 
 # -- a store from a newer orch -------------------------------------------------------------

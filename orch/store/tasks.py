@@ -1,0 +1,102 @@
+"""The task queue: tasks submitted with ``orch submit`` and their way to an attempt.
+
+Every change of a queued task is a compare-and-set on its state, so a loop that crashed
+half-way, or two loops by mistake, never dispatch one submission twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from orch.models import QueuedTask, TaskState
+from orch.store.base import StoreBase, _aware
+from orch.store.tables import queued_tasks as _Q
+
+
+def _to_task(row: Any) -> QueuedTask:
+    created, updated = _aware(row.created_at), _aware(row.updated_at)
+    assert created is not None and updated is not None
+    return QueuedTask(
+        id=row.id,
+        task_key=row.task_key,
+        repository=row.repository,
+        base_ref=row.base_ref,
+        prompt=row.prompt,
+        worker=row.worker,
+        state=TaskState(row.state),
+        attempt_id=row.attempt_id,
+        reason=row.reason,
+        actor=row.actor,
+        created_at=created,
+        updated_at=updated,
+    )
+
+
+class TaskOps(StoreBase):
+    def submit_task(
+        self,
+        task_key: str,
+        repository: str,
+        base_ref: str | None,
+        prompt: str,
+        worker: str | None,
+        actor: str,
+    ) -> QueuedTask:
+        """Record a ready task; nothing is provisioned until the loop dispatches it."""
+        with self._write() as conn:
+            now = self.clock()
+            row = conn.execute(
+                insert(_Q)
+                .values(
+                    task_key=task_key,
+                    repository=repository,
+                    base_ref=base_ref,
+                    prompt=prompt,
+                    worker=worker,
+                    state=str(TaskState.READY),
+                    actor=actor[:255],
+                    created_at=now,
+                    updated_at=now,
+                )
+                .returning(*_Q.c)
+            ).one()
+        return _to_task(row)
+
+    def queued_tasks(
+        self, states: Iterable[TaskState] = (), limit: int | None = None
+    ) -> list[QueuedTask]:
+        """Queued tasks, oldest first (the order the loop dispatches them in)."""
+        query = select(_Q).order_by(_Q.c.id)
+        wanted = [str(st) for st in states]
+        if wanted:
+            query = query.where(_Q.c.state.in_(wanted))
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read() as conn:
+            return [_to_task(r) for r in conn.execute(query)]
+
+    def move_task(
+        self,
+        task_id: int,
+        expected: TaskState,
+        state: TaskState,
+        attempt_id: str | None = None,
+        reason: str | None = None,
+    ) -> QueuedTask | None:
+        """``expected`` -> ``state``; None when the task was no longer ``expected``."""
+        values: dict[str, Any] = {"state": str(state), "updated_at": self.clock()}
+        if attempt_id is not None:
+            values["attempt_id"] = attempt_id
+        if reason is not None:
+            values["reason"] = reason
+        with self._write() as conn:
+            row = conn.execute(
+                update(_Q)
+                .where(_Q.c.id == task_id, _Q.c.state == str(expected))
+                .values(**values)
+                .returning(*_Q.c)
+            ).first()
+        return None if row is None else _to_task(row)
