@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orch import archive, inbox
+from orch import archive, inbox, pool
 from orch.config import Settings
 from orch.errors import InvalidInput, OrchError
 from orch.fslock import try_lock
@@ -53,6 +53,7 @@ class CleanupRequest:
     dry_run: bool = False
     force: bool = False
     keep_branch: bool = False
+    to_pool: bool = False  # return clean worktrees to the warm pool instead of deleting them
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,7 +242,14 @@ def _remove(
         )
         checkpoint("archived")
     if present and worktree is not None:
-        force_remove_worktree(git, repo, worktree)
+        if not (
+            request.to_pool
+            and action == "remove"
+            and pool.give_back(git, repo, settings, worktree, attempt.checkout)
+        ):
+            force_remove_worktree(git, repo, worktree)
+        elif "worktree" in removed:
+            removed = tuple("worktree (to the pool)" if r == "worktree" else r for r in removed)
         checkpoint("worktree-removed")
     elif worktree is not None:
         # deleted by hand: drop git's bookkeeping of it too, or it lingers as prunable

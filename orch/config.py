@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from orch.errors import ConfigError
+from orch.errors import ConfigError, InvalidInput
 from orch.naming import validate_branch_prefix
 
 _DEFAULT_SLOTS = {"web": 0, "api": 1, "db": 2}
@@ -40,6 +40,12 @@ class Settings:
     port_block_size: int = 100
     port_limit: int = 60999
     port_slots: dict[str, int] = dataclasses.field(default_factory=lambda: dict(_DEFAULT_SLOTS))
+    serve_interval: float = 5.0
+    dispatch_per_cycle: int = 4
+    dispatch_timeout: float = 300.0
+    attempt_time_budget: float = 3600.0
+    pool_size: int = 0  # warm worktrees kept per repository when no `orch pool fill --size`
+    pool_refill: bool = True  # refill the pool in the background after each dispatch
     config_file: Path | None = None
     host_name: str = dataclasses.field(default_factory=socket.gethostname)
 
@@ -74,7 +80,16 @@ _KEYS: dict[str, tuple[str, type]] = {
     "port_limit": ("ORCH_PORT_LIMIT", int),
     "port_slots": ("ORCH_PORT_SLOTS", dict),
     "host_name": ("ORCH_HOST_NAME", str),
+    "serve_interval": ("ORCH_SERVE_INTERVAL", float),
+    "dispatch_per_cycle": ("ORCH_DISPATCH_PER_CYCLE", int),
+    "dispatch_timeout": ("ORCH_DISPATCH_TIMEOUT", float),
+    "attempt_time_budget": ("ORCH_ATTEMPT_TIME_BUDGET", float),
+    "pool_size": ("ORCH_POOL_SIZE", int),
+    "pool_refill": ("ORCH_POOL_REFILL", bool),
 }
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 def default_home(env: Mapping[str, str]) -> Path:
@@ -140,6 +155,14 @@ def _coerce(key: str, value: Any, source: str) -> Any:
     kind = _KEYS[key][1]
     if kind is dict:
         return parse_slots(value, source)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).strip().lower() in _TRUE + _FALSE:
+            return str(value).strip().lower() in _TRUE
+        raise ConfigError(f"{key} from {source} must be true or false: {value!r}")
+    if key == "pool_size" and str(value).strip() == "0":
+        return 0  # no warm pool
     try:
         result = kind(value)
     except (TypeError, ValueError) as exc:
@@ -199,10 +222,22 @@ class RepoConfig:
     setup_timeout: float = 600.0
     keep_failed: bool = False  # keep the worktree of a failed set-up hook for inspection
     port_slots: dict[str, int] | None = None
+    sparse: tuple[str, ...] = ()  # cone-mode sparse checkout of these directories only
+    submodules: bool = True  # initialise submodules in new worktrees
+    lfs_skip_smudge: bool = False  # leave LFS files as pointers (GIT_LFS_SKIP_SMUDGE=1)
 
 
 _REPO_KEYS = {
-    "workspace": {"include", "shared", "setup", "setup_timeout", "keep_failed"},
+    "workspace": {
+        "include",
+        "shared",
+        "setup",
+        "setup_timeout",
+        "keep_failed",
+        "sparse",
+        "submodules",
+        "lfs_skip_smudge",
+    },
     "ports": {"slots"},
 }
 
@@ -253,6 +288,13 @@ def load_repo_config(root: Path) -> RepoConfig:
     if setup is not None and not isinstance(setup, str):
         raise ConfigError(f"[workspace] setup in {where} must be a command string")
     slots = data.get("ports", {}).get("slots")
+    sparse = workspace.get("sparse", [])
+    if not isinstance(sparse, list) or not all(isinstance(p, str) for p in sparse):
+        raise ConfigError(f"[workspace] sparse in {where} must be a list of directories")
+    try:
+        sparse_paths = validate_sparse_paths(sparse)
+    except InvalidInput as exc:
+        raise ConfigError(f"[workspace] sparse in {where}: {exc.message}") from exc
     return RepoConfig(
         source=source,
         include_modes={str(k): str(v) for k, v in modes.items()},
@@ -261,7 +303,34 @@ def load_repo_config(root: Path) -> RepoConfig:
         setup_timeout=float(_coerce_positive(workspace.get("setup_timeout", 600), where)),
         port_slots=parse_slots(slots, where) if slots is not None else None,
         keep_failed=_coerce_bool(workspace.get("keep_failed", False), "keep_failed", where),
+        sparse=sparse_paths,
+        submodules=_coerce_bool(workspace.get("submodules", True), "submodules", where),
+        lfs_skip_smudge=_coerce_bool(
+            workspace.get("lfs_skip_smudge", False), "lfs_skip_smudge", where
+        ),
     )
+
+
+def validate_sparse_paths(paths: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Directories relative to the repository root, for a cone-mode sparse checkout."""
+    result: list[str] = []
+    for raw in paths:
+        path = raw.strip().strip("/")
+        if (
+            not path
+            or raw.startswith("/")
+            or path.startswith("-")
+            or ".." in Path(path).parts
+            or path == "."
+            or any(ord(ch) < 32 for ch in path)
+            or "\\" in path
+        ):
+            raise InvalidInput(
+                f"invalid sparse path {raw!r}: use a directory relative to the repository root"
+            )
+        if path not in result:
+            result.append(path)
+    return tuple(result)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

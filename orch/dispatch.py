@@ -13,12 +13,19 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orch import inbox, naming, ports, workspace_setup
-from orch.config import RepoConfig, Settings, check_slots_fit, load_repo_config
+from orch import inbox, naming, pool, ports, processes, workspace_setup
+from orch.config import (
+    RepoConfig,
+    Settings,
+    check_slots_fit,
+    load_repo_config,
+    validate_sparse_paths,
+)
 from orch.errors import (
     DirtyRepository,
     InvalidInput,
@@ -37,6 +44,7 @@ from orch.git import (
 )
 from orch.models import (
     Attempt,
+    CheckoutSpec,
     NewAttempt,
     PortBundle,
     TaskWorkspace,
@@ -64,6 +72,7 @@ class DispatchRequest:
     phase: str | None = None
     reuse_workspace: bool = False
     host: str | None = None  # "any" or a host name: provisioned there by a worker
+    sparse: tuple[str, ...] = ()  # cone-mode sparse paths (empty: the repository's default)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,9 +124,12 @@ def dispatch(
     checkpoint: Checkpoint = _no_checkpoint,
 ) -> DispatchResult:
     task_key = naming.validate_task_key(request.task_key)
+    sparse = validate_sparse_paths(request.sparse)
     phased = request.phase is not None or request.reuse_workspace
     if phased and request.base_ref is not None and request.reuse_workspace:
         raise InvalidInput("--reuse-workspace continues from the workspace's HEAD: drop --base-ref")
+    if sparse and request.reuse_workspace:
+        raise InvalidInput("--reuse-workspace keeps the workspace's checkout: drop --sparse")
     try:
         repo = git.discover(request.repo_path)
     except NotAGitRepository:
@@ -139,7 +151,63 @@ def dispatch(
                 "them, or name the base explicitly with --base-ref",
                 tuple(p.path for p in dirt),
             )
-    store = open_store()
+    spec = CheckoutSpec(
+        sparse_paths=sparse or repo_config.sparse,
+        submodules=repo_config.submodules if git.has_submodules(repo, base_commit) else None,
+        lfs_skip_smudge=repo_config.lfs_skip_smudge,
+    )
+    # a warm pool member's `git status` runs while the store opens (its imports are the
+    # slowest part of a dispatch); the member is claimed only after the intent is recorded
+    local = request.host is None or request.host == settings.host_name
+    probe = pool.probe(git, repo, settings, spec) if local and not request.reuse_workspace else None
+    # Not strict and the base is the main worktree's HEAD: its uncommitted changes are not
+    # carried into the attempt; find out (meanwhile too) so that we can say so.
+    dirt_check = (
+        git.start_dirty_check(repo.root)
+        if local and not (request.strict or explicit_base or request.reuse_workspace)
+        else None
+    )
+    try:
+        return _new_workspace(
+            request,
+            task_key,
+            repo,
+            repo_config,
+            base_ref,
+            base_commit,
+            dirt_check,
+            spec,
+            probe,
+            settings,
+            git,
+            open_store(),
+            actor,
+            checkpoint,
+        )
+    finally:
+        if probe is not None:
+            probe.close()
+        if dirt_check is not None:
+            dirt_check.close()
+
+
+def _new_workspace(
+    request: DispatchRequest,
+    task_key: str,
+    repo: Repository,
+    repo_config: RepoConfig,
+    base_ref: str,
+    base_commit: str,
+    dirt_check: PendingDirtyCheck | None,
+    spec: CheckoutSpec,
+    probe: pool.Probe | None,
+    settings: Settings,
+    git: Git,
+    store: Store,
+    actor: str,
+    checkpoint: Checkpoint,
+) -> DispatchResult:
+    phased = request.phase is not None or request.reuse_workspace
     url = git.repository_url(repo)
     if request.host is not None and request.host != settings.host_name:
         if phased:
@@ -152,11 +220,7 @@ def dispatch(
     new = new_attempt(
         settings, repo, task_key, base_ref, base_commit, request.worker, request.prompt
     )
-    new = dataclasses.replace(new, phase=request.phase, repository_url=url)
-
-    # Not strict and the base is the main worktree's HEAD: its uncommitted changes are not
-    # carried into the attempt; find out (alongside the checkout) so that we can say so.
-    watch_dirt = not (request.strict or explicit_base)
+    new = dataclasses.replace(new, phase=request.phase, repository_url=url, checkout=spec)
     result = create_and_provision(
         new,
         repo,
@@ -165,8 +229,9 @@ def dispatch(
         store,
         actor,
         checkpoint,
-        watch_dirt=watch_dirt,
+        dirt_check=dirt_check,
         repo_config=repo_config,
+        probe=probe,
     )
     if new.branch_name and new.worktree_path:
         # later phases of the task find this workspace here (--reuse-workspace)
@@ -357,9 +422,10 @@ def create_and_provision(
     actor: str,
     checkpoint: Checkpoint = _no_checkpoint,
     *,
-    watch_dirt: bool = False,
+    dirt_check: PendingDirtyCheck | None = None,
     retry_of: int | None = None,
     repo_config: RepoConfig | None = None,
+    probe: pool.Probe | None = None,
 ) -> DispatchResult:
     """Record the intent, provision, finalise (or roll back); see the module docstring."""
     repo_config = repo_config or RepoConfig()
@@ -372,9 +438,10 @@ def create_and_provision(
     check_worktree_root(settings.worktree_root)
     attempt = store.create_attempt(new, actor, retry_of=retry_of)
     checkpoint("intent-recorded")
-    dirt_check = git.start_dirty_check(repo.root) if watch_dirt else None
     try:
-        attempt = provision(attempt, repo, settings, git, store, actor, checkpoint, repo_config)
+        attempt = provision(
+            attempt, repo, settings, git, store, actor, checkpoint, repo_config, probe
+        )
     finally:
         warnings = _collect_dirt_warning(dirt_check, new.base_commit or "")
     return DispatchResult(attempt=attempt, warnings=warnings)
@@ -389,6 +456,7 @@ def provision(
     actor: str,
     checkpoint: Checkpoint,
     repo_config: RepoConfig,
+    probe: pool.Probe | None = None,
 ) -> Attempt:
     assert attempt.branch_name and attempt.worktree_path and attempt.base_commit
     path = Path(attempt.worktree_path)
@@ -404,8 +472,11 @@ def provision(
         )
         branch_created = True
         checkpoint("branch-created")
-        git.add_worktree(repo, path, attempt.branch_name, attempt.base_commit)
+        spec = attempt.checkout
+        member = _check_out(attempt, repo, path, spec, settings, git, checkpoint, probe)
         checkpoint("worktree-added")
+        if member is not None:
+            store.record_event(attempt.id, "workspace_from_pool", actor, member=member)
         add_excludes(repo, [PORTS_EXCLUDE])
         ports.write_ports_file(path, bundle)
         try:
@@ -438,12 +509,58 @@ def provision(
         if isinstance(exc, OSError):
             raise WorkspaceError(f"provisioning attempt {attempt.id} failed: {reason}") from exc
         raise
+    _refill_pool(settings, repo, spec)
     if setup_failure is None:
         return finished
     # keep_failed: the worktree stays (workspace ready, so cleanup removes it later), the
     # attempt ends failed before any worker can take it
     store.fail_queued(attempt.id, f"{setup_failure} (worktree kept for inspection)", actor)
     raise WorkspaceError(f"{setup_failure}; the worktree is kept for inspection: {path}")
+
+
+def _check_out(
+    attempt: Attempt,
+    repo: Repository,
+    path: Path,
+    spec: CheckoutSpec,
+    settings: Settings,
+    git: Git,
+    checkpoint: Checkpoint,
+    probe: pool.Probe | None,
+) -> str | None:
+    """Populate the attempt's worktree: a warm pool member if one is ready and clean,
+    else a fresh worktree. Returns the pool member's name, or None."""
+    assert attempt.branch_name and attempt.base_commit
+    claimed = pool.claim(git, repo, settings, spec, path, probe, checkpoint)
+    if claimed is not None:
+        checkpoint("pool-member-claimed")
+        pool.switch_to_branch(
+            git, path, attempt.branch_name, claimed.commit, attempt.base_commit, spec
+        )
+        return claimed.member
+    git.add_worktree(
+        repo,
+        path,
+        attempt.branch_name,
+        attempt.base_commit,
+        sparse=spec.sparse_paths,
+        submodules=bool(spec.submodules),
+        lfs_skip_smudge=spec.lfs_skip_smudge,
+    )
+    return None
+
+
+def _refill_pool(settings: Settings, repo: Repository, spec: CheckoutSpec) -> None:
+    """Start ``orch pool fill`` in the background when the pool is below its size; the
+    dispatch never waits for it."""
+    if not (settings.pool_refill and spec.poolable):
+        return
+    size = pool.target_size(settings, repo)
+    if size <= 0 or len(pool.ready_members(pool.flavour_dir(settings, repo, spec))) >= size:
+        return
+    argv = [sys.executable, "-m", "orch", "pool", "fill", "--repo", str(repo.root), "--quiet"]
+    with contextlib.suppress(OSError):
+        processes.spawn_detached(argv, os.environ, settings.logs_dir / "pool-fill.log")
 
 
 def _set_up(

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orch import archive, inbox, naming, processes
+from orch import archive, inbox, naming, pool, processes
 from orch.config import Settings
 from orch.errors import OrchError
 from orch.git import (
@@ -94,6 +94,17 @@ class Doctor:
                     )
                 continue
             self._repository(repo, rows)
+        # pools of repositories that have no attempts (any more)
+        checked = {str(Path(r)) for r in by_repo}
+        for root in pool.pooled_repositories(self.settings):
+            if str(root) in checked:
+                continue
+            try:
+                repo = self.git.discover(root)
+            except OrchError:
+                continue
+            if str(repo.root) not in checked:
+                self._pool(repo)
         self._payloads(attempts)
         return self.findings
 
@@ -210,6 +221,8 @@ class Doctor:
             if not _inside(path, self.settings.worktree_root):
                 continue
             registered.append(path)
+            if pool.is_pool_path(self.settings, repo, path):
+                continue  # pool members are checked below
             if str(path) in owned_paths or "prunable" in entry:
                 continue
             branch = entry.get("branch", "").removeprefix("refs/heads/") or None
@@ -233,7 +246,7 @@ class Doctor:
         # directories under the repository's root that git does not know
         if root.is_dir():
             for child in sorted(root.iterdir()):
-                if child in registered or str(child) in owned_paths:
+                if child in registered or str(child) in owned_paths or child.name == pool.POOL_DIR:
                     continue
                 finding = self._report(
                     "stray-directory",
@@ -244,6 +257,7 @@ class Doctor:
                     else "remove it (empty)",
                 )
                 self._repair(finding, functools.partial(self._move_aside, child))
+        self._pool(repo)
         # branches with orch's prefix that no row owns
         for branch, tip in sorted(
             branches_with_prefix(self.git, repo, self.settings.branch_prefix).items()
@@ -274,6 +288,31 @@ class Doctor:
                 "prunable-worktrees", str(repo.root), "; ".join(candidates), "git worktree prune"
             )
             self._repair(finding, functools.partial(self._prune, repo))
+
+    def _pool(self, repo: Repository) -> None:
+        """Warm pool members that must not be handed out: removed (a member of another
+        repository is moved into the archive; unsaved work is archived first)."""
+        for member in pool.inspect(self.git, repo, self.settings):
+            if member.problem is None:
+                continue
+            finding = self._report(
+                "pool-member-damaged",
+                str(member.path),
+                member.problem,
+                "remove it (saving anything unsaved to the archive first)",
+            )
+            self._repair(finding, functools.partial(self._remove_member, repo, member.path))
+
+    def _remove_member(self, repo: Repository, path: Path) -> str | None:
+        admin = worktree_admin_dir(path) if path.is_dir() else None
+        ours = (
+            admin is not None
+            and admin.resolve().parent == (repo.common_dir / "worktrees").resolve()
+        )
+        if not ours:
+            return pool.discard(self.git, repo, self.settings, path)
+        self.git.run(["worktree", "repair", str(path)], cwd=repo.root, check=False)
+        return self._save_and_remove(repo, path, None, f"pool-{path.name}")
 
     def _missing_worktrees(self, rows: list[Attempt]) -> None:
         """Rows whose worktree is gone."""

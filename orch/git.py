@@ -65,11 +65,18 @@ class PendingDirtyCheck:
 
     def __init__(self, proc: subprocess.Popen[str]) -> None:
         self._proc = proc
+        self._result: tuple[list[DirtyPath] | None] | None = None
 
     def result(self) -> list[DirtyPath] | None:
         """The dirty paths, or None when git could not tell."""
-        out, _err = self._proc.communicate()
-        return parse_porcelain(out) if self._proc.returncode == 0 else None
+        if self._result is None:
+            out, _err = self._proc.communicate()
+            self._result = (parse_porcelain(out) if self._proc.returncode == 0 else None,)
+        return self._result[0]
+
+    def close(self) -> None:
+        """Wait for the check if nobody asked for its result (reaps the process)."""
+        self.result()
 
 
 class Git:
@@ -317,18 +324,30 @@ class Git:
 
     # -- worktrees -------------------------------------------------------------------------
 
-    def add_worktree(self, repo: Repository, path: Path, branch: str, commit: str) -> None:
-        """Register and populate a worktree for an existing branch.
+    def add_worktree(
+        self,
+        repo: Repository,
+        path: Path,
+        branch: str | None,
+        commit: str,
+        *,
+        sparse: Sequence[str] = (),
+        submodules: bool = False,
+        lfs_skip_smudge: bool = False,
+    ) -> None:
+        """Register and populate a worktree for an existing branch (None: detached at
+        ``commit``, as a pool member is).
 
         Registration (``worktree add --no-checkout``, a few ms) runs under a per-repository
         lock and is verified; populating the files runs outside it, at most one checkout
-        per core at a time.
+        per core at a time. ``sparse`` limits the checkout to those directories (cone mode).
         """
         path.parent.mkdir(parents=True, exist_ok=True)
+        target = [branch] if branch is not None else ["--detach", commit]
         with file_lock(repo.orch_dir / "worktree.lock", self.lock_timeout, "worktree registration"):
             for tries_left in (1, 0):
                 self.run(
-                    ["worktree", "add", "--no-checkout", "--quiet", str(path), branch],
+                    ["worktree", "add", "--no-checkout", "--quiet", str(path), *target],
                     cwd=repo.root,
                 )
                 if worktree_registered(path):
@@ -336,14 +355,57 @@ class Git:
                 self._unregister(repo, path)
                 if not tries_left:
                     raise GitError(f"git did not register the worktree {path}")
+        if sparse:
+            self.set_sparse(repo, path, sparse)
+        env = checkout_env(lfs_skip_smudge)
         slots = max(1, os.cpu_count() or 1)
         with slot_lock(repo.orch_dir / "checkout-slots", slots, self.lock_timeout * 4, "checkout"):
-            self.run(["reset", "--hard", "--quiet", "--no-recurse-submodules"], cwd=path)
+            self.run(["reset", "--hard", "--quiet", "--no-recurse-submodules"], cwd=path, env=env)
         # `worktree add` would have run post-checkout; hooks such as git-lfs depend on it.
-        zero = "0" * len(commit)
+        self.post_checkout(path, "0" * len(commit), commit, env)
+        if submodules:
+            self.update_submodules(path, env)
+
+    def post_checkout(self, path: Path, old: str, new: str, env: Mapping[str, str]) -> None:
         self.run(
-            ["hook", "run", "--ignore-missing", "post-checkout", "--", zero, commit, "1"], cwd=path
+            ["hook", "run", "--ignore-missing", "post-checkout", "--", old, new, "1"],
+            cwd=path,
+            env=env,
         )
+
+    def update_submodules(self, path: Path, env: Mapping[str, str]) -> None:
+        """Initialise and check out the submodules the worktree's commit records."""
+        self.run(["submodule", "update", "--init", "--recursive", "--quiet"], cwd=path, env=env)
+
+    def set_sparse(self, repo: Repository, path: Path, paths: Sequence[str]) -> None:
+        """Cone-mode sparse checkout of ``paths`` in a worktree not yet populated.
+
+        The first one in a repository turns on ``extensions.worktreeConfig`` in the shared
+        config; that write is serialised so that parallel dispatches do not fight over
+        ``config.lock``, and later ones find it set and write only their own config.
+        """
+        args = ["sparse-checkout", "set", "--cone", "--", *paths]
+        if self.config_value(repo, "extensions.worktreeConfig") == "true":
+            self.run(args, cwd=path)
+            return
+        with file_lock(repo.orch_dir / "config.lock", self.lock_timeout, "repository config"):
+            self.run(args, cwd=path)
+
+    def config_value(self, repo: Repository, key: str) -> str | None:
+        proc = self.run(["--git-dir", str(repo.common_dir), "config", "--get", key], check=False)
+        return proc.stdout.strip() or None
+
+    def config_value_in(self, worktree: Path, key: str) -> str | None:
+        """A config value as git sees it in ``worktree`` (its own config.worktree too)."""
+        proc = self.run(["config", "--get", key], cwd=worktree, check=False)
+        return proc.stdout.strip() or None
+
+    def has_submodules(self, repo: Repository, commit: str) -> bool:
+        proc = self.run(
+            ["--git-dir", str(repo.common_dir), "cat-file", "-e", f"{commit}:.gitmodules"],
+            check=False,
+        )
+        return proc.returncode == 0
 
     def remove_worktree(self, repo: Repository, path: Path) -> None:
         """Unregister and delete a worktree orch itself just created (rollback only)."""
@@ -370,6 +432,11 @@ class Git:
                 entry[key] = value
             entries.append(entry)
         return entries
+
+
+def checkout_env(lfs_skip_smudge: bool) -> dict[str, str]:
+    """Extra environment for commands that check files out."""
+    return {"GIT_LFS_SKIP_SMUDGE": "1"} if lfs_skip_smudge else {}
 
 
 def worktree_admin_dir(path: Path) -> Path | None:

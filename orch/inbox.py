@@ -83,6 +83,11 @@ def build_payload(
         "phase": attempt.phase,
         "host": attempt.workspace_host,
         "ports": dict(ports or {}),
+        "checkout": {
+            "sparse_paths": list(attempt.sparse_paths) if attempt.sparse_paths else None,
+            "submodules": attempt.submodules,
+            "lfs_skip_smudge": bool(attempt.lfs_skip_smudge),
+        },
         "lease": {"ttl_seconds": lease_ttl},
         "commands": worker_commands(attempt.id),
         "orch_home": str(orch_home),

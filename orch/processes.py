@@ -167,3 +167,38 @@ def run_hook(
         log_path, f"=== orch set-up hook {'timed out' if code is None else f'exited with {code}'}\n"
     )
     return code
+
+
+def spawn_detached(argv: Sequence[str], env: Mapping[str, str], log_path: Path) -> int:
+    """Start a background command in a session of its own that outlives this process,
+    output appended to ``log_path``; returns at once with its pid (never waited for)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, str(log_path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600),
+        (os.POSIX_SPAWN_DUP2, 1, 2),
+    ]
+    return os.posix_spawn(argv[0], list(argv), dict(env), file_actions=actions, setsid=True)
+
+
+def run_bounded(
+    argv: Sequence[str], input_text: str, env: Mapping[str, str], timeout: float
+) -> subprocess.CompletedProcess[str] | None:
+    """Run ``argv`` to completion, or kill its whole process group after ``timeout``
+    seconds and return None."""
+    proc = subprocess.Popen(
+        list(argv),
+        env=dict(env),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(input_text, timeout)
+    except subprocess.TimeoutExpired:
+        _signal(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return None
+    return subprocess.CompletedProcess(list(argv), proc.returncode, out, err)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from orch import inbox
 from orch.errors import AttemptNotFound
@@ -20,6 +20,15 @@ class AttemptDetail:
     events: tuple[AttemptEvent, ...]
     runs: tuple[Run, ...] = ()
     messages: tuple[Message, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The body of ``orch show --json`` (and of the dashboard's attempt endpoint)."""
+        return {
+            "attempt": self.attempt.to_dict(),
+            "events": [e.to_dict() for e in self.events],
+            "runs": [r.to_dict() for r in self.runs],
+            "messages": [m.to_dict() for m in self.messages],
+        }
 
 
 def looks_like_path(ref: str) -> bool:

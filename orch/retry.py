@@ -9,6 +9,7 @@ task is live; the store re-checks the last two atomically, so racing retries mak
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,6 +48,33 @@ def previous_attempt(store: Store, ref: str) -> Attempt:
     return newest[0]
 
 
+def refusal(latest: Attempt, policy: RetryPolicy, now: dt.datetime) -> str | None:
+    """Why the task whose newest attempt is ``latest`` may not have another one now."""
+    if not latest.terminal:
+        return (
+            f"task {latest.task_key!r} has a live attempt ({latest.id}, {latest.state}): "
+            "wait for it, or cancel it first"
+        )
+    if latest.attempt_number >= policy.max_attempts:
+        return (
+            f"task {latest.task_key!r} already has {latest.attempt_number} attempts "
+            f"(max_attempts {policy.max_attempts}); raise it with --max-attempts"
+        )
+    waited = cooldown_left(latest, policy, now)
+    if waited > 0:
+        return (
+            f"task {latest.task_key!r} is cooling down: retry allowed in "
+            f"{waited:.0f}s (cooldown {policy.cooldown:g}s; --cooldown 0 skips)"
+        )
+    return None
+
+
+def cooldown_left(latest: Attempt, policy: RetryPolicy, now: dt.datetime) -> float:
+    """Seconds until the cooldown after ``latest`` ended is over (0 when it is)."""
+    ended = latest.finished_at or latest.updated_at
+    return max(0.0, policy.cooldown - (now - ended).total_seconds())
+
+
 def retry(
     store: Store,
     ref: str,
@@ -61,23 +89,9 @@ def retry(
     reap(store, actor, host=settings.host_name)
     previous = previous_attempt(store, ref)
     latest = store.latest_attempt(previous.task_key, previous.repository)[0]
-    if not latest.terminal:
-        raise RetryRefused(
-            f"task {latest.task_key!r} has a live attempt ({latest.id}, {latest.state}): "
-            "wait for it, or cancel it first"
-        )
-    if latest.attempt_number >= policy.max_attempts:
-        raise RetryRefused(
-            f"task {latest.task_key!r} already has {latest.attempt_number} attempts "
-            f"(max_attempts {policy.max_attempts}); raise it with --max-attempts"
-        )
-    ended = latest.finished_at or latest.updated_at
-    waited = (store.clock() - ended).total_seconds()
-    if waited < policy.cooldown:
-        raise RetryRefused(
-            f"task {latest.task_key!r} is cooling down: retry allowed in "
-            f"{policy.cooldown - waited:.0f}s (cooldown {policy.cooldown:g}s; --cooldown 0 skips)"
-        )
+    why = refusal(latest, policy, store.clock())
+    if why is not None:
+        raise RetryRefused(why)
     repo = git.discover(Path(previous.repository))
     if base_ref is not None:
         base_commit = git.resolve_commit(repo, base_ref)
@@ -92,6 +106,8 @@ def retry(
         worker if worker is not None else previous.worker,
         prompt if prompt is not None else previous.prompt,
     )
+    # the same checkout as the attempt it retries: sparse paths, submodules, LFS
+    new = dataclasses.replace(new, checkout=previous.checkout)
     return create_and_provision(
         new,
         repo,

@@ -20,14 +20,15 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from orch import escape, inbox, naming, processes
 from orch.config import Settings, load_repo_config
 from orch.dispatch import check_worktree_root, provision
-from orch.errors import InvalidInput, LeaseLost, OrchError, StoreError
+from orch.errors import InvalidInput, LeaseLost, OrchError, StoreBehind, StoreError, StoreTooNew
 from orch.fslock import HeldLock, lock_owner, try_lock
 from orch.git import Git, Repository, worktree_admin_dir
 from orch.lifecycle import reap
@@ -36,6 +37,8 @@ from orch.queries import find_attempt
 
 if TYPE_CHECKING:
     from orch.store import Store
+
+_T = TypeVar("_T")
 
 AGENT_TEMPLATES: dict[str, tuple[str, ...]] = {
     "claude": ("claude", "-p", "{prompt}"),
@@ -55,6 +58,9 @@ class WorkerConfig:
     idle_poll: float = 1.0
     lock_wait: float = 30.0
     clones: tuple[Path, ...] = ()  # this host's clones: it provisions attempts sent to it
+    # how long a store that cannot be reached (a dropped connection, a restarting
+    # PostgreSQL, a locked SQLite past its busy timeout) is tried again before giving up
+    store_patience: float = 120.0
 
 
 def agent_command(template: str | None, argv: Sequence[str]) -> tuple[str, ...]:
@@ -143,12 +149,17 @@ class WorkerRuntime:
         config: WorkerConfig,
         actor: str,
         environ: Mapping[str, str] | None = None,
+        say: Callable[[str], None] | None = None,
     ) -> None:
         self.store, self.settings, self.config, self.actor = store, settings, config, actor
+        self.say = say or (lambda _line: None)
         self.environ = dict(os.environ if environ is None else environ)
         self.draining = threading.Event()
         self.stop_now = threading.Event()
         self.finished: list[Attempt] = []
+        # the next attempt, claimed in the same transaction as the previous finish
+        self._next: Lease | None = None
+        self._clone_urls: tuple[str, ...] = ()
 
     def signal(self) -> None:
         """First call drains, second stops at once (wired to SIGTERM/SIGINT by the CLI)."""
@@ -165,15 +176,27 @@ class WorkerRuntime:
         for path in self.config.clones:
             repo = git.discover(path)
             clones[git.repository_url(repo)] = repo
+        self._clone_urls = tuple(clones)
+        going_on = not self.config.once and attempt_id is None
         while not self.draining.is_set():
-            reap(self.store, self.actor, host=self.settings.host_name)
-            lease = self.store.claim(
-                self.config.identity,
-                self.settings.lease_ttl,
-                self.actor,
-                attempt_id,
-                repository_urls=tuple(clones),
+            self._patiently(
+                "the liveness sweep",
+                lambda: reap(self.store, self.actor, host=self.settings.host_name),
             )
+            lease, self._next = self._next, None
+            if lease is None:
+                # a claim whose answer was lost may have committed: that attempt is held
+                # by nobody alive and ends worker_gone when its lease expires
+                lease = self._patiently(
+                    "a claim",
+                    lambda: self.store.claim(
+                        self.config.identity,
+                        self.settings.lease_ttl,
+                        self.actor,
+                        attempt_id,
+                        repository_urls=self._clone_urls,
+                    ),
+                )
             if lease is None:
                 if self.config.once:
                     break
@@ -186,9 +209,29 @@ class WorkerRuntime:
                         break
                     continue
                 lease = provisioned
-            self._work_on(lease)
-            if self.config.once or attempt_id is not None:
+            try:
+                self._work_on(lease, going_on)
+            except (StoreTooNew, StoreBehind):
+                raise
+            except StoreError as exc:
+                # the agent was stopped; nobody writes for this attempt any more, so its
+                # lease expires and it ends worker_gone (then retry per policy)
+                self.say(
+                    f"orch work: lost the store while working on {lease.attempt.id} "
+                    f"({exc.message}); it ends worker_gone when its lease expires"
+                )
+                self._next = None
+            if not going_on:
                 break
+        if self._next is not None:  # claimed with the last finish, then told to drain
+            with contextlib.suppress(LeaseLost):
+                self.store.release(
+                    self._next.attempt.id,
+                    self._next.token,
+                    "the worker drained before starting it",
+                    self.actor,
+                )
+            self._next = None
         return self.finished
 
     def _provision_here(
@@ -244,7 +287,7 @@ class WorkerRuntime:
             return None
         return dataclasses.replace(lease, attempt=ready)
 
-    def _work_on(self, lease: Lease) -> None:
+    def _work_on(self, lease: Lease, going_on: bool = False) -> None:
         attempt = lease.attempt
         worktree = Path(attempt.worktree_path or ".")
         if not worktree.is_dir():
@@ -272,7 +315,7 @@ class WorkerRuntime:
             self._finish(lease, State.CANCELLED, code, "stopped: the worker was told to stop")
         else:
             state = State.SUCCEEDED if code == 0 else State.FAILED
-            self._finish(lease, state, code, self._summary(attempt, code))
+            self._finish(lease, state, code, self._summary(attempt, code), going_on)
 
     def _lock_worktree(self, lease: Lease, worktree: Path) -> HeldLock | None:
         path = worktree_lock_path(worktree, self.settings)
@@ -342,12 +385,14 @@ class WorkerRuntime:
                     return None
                 raise
             code = self._supervise(agent, lost)
-            self.store.end_run(attempt.id, run, code)
+            self._patiently("recording the run's end", self.store.end_run, attempt.id, run, code)
             processes.append_log(log_path, f"=== orch run {run} exited with {code}\n")
             if lost.is_set() or self.stop_now.is_set():
                 return code
             try:
-                messages = self.store.take_messages(attempt.id, lease.token, run + 1)
+                messages = self._patiently(
+                    "reading follow-ups", self.store.take_messages, attempt.id, lease.token, run + 1
+                )
             except LeaseLost:
                 lost.set()
                 return code
@@ -373,8 +418,60 @@ class WorkerRuntime:
         last = tail[-1].strip()[:200] if tail else ""
         return f"exit code {code}" + (f": {last}" if last else "")
 
-    def _finish(self, lease: Lease, state: State, code: int | None, summary: str) -> None:
+    def _finish(
+        self,
+        lease: Lease,
+        state: State,
+        code: int | None,
+        summary: str,
+        claim_next: bool = False,
+    ) -> None:
+        """Report the end; going on to the next attempt, claim it in the same transaction.
+
+        A finish that fails on the store is tried again on its own (a finish tried again
+        after it committed is accepted as the same finish), never chained to a claim."""
         with contextlib.suppress(LeaseLost):  # fenced: the attempt ended or moved meanwhile
+            if claim_next and not self.draining.is_set():
+                try:
+                    ended, self._next = self.store.finish_and_claim(
+                        lease.attempt.id,
+                        lease.token,
+                        state,
+                        self.actor,
+                        code,
+                        summary,
+                        self.config.identity,
+                        self.settings.lease_ttl,
+                        self._clone_urls,
+                    )
+                    self.finished.append(ended)
+                    return
+                except (StoreTooNew, StoreBehind):
+                    raise
+                except StoreError as exc:
+                    self.say(f"orch work: finishing {lease.attempt.id} failed: {exc.message}")
             self.finished.append(
-                self.store.finish(lease.attempt.id, lease.token, state, self.actor, code, summary)
+                self._patiently(
+                    f"finishing {lease.attempt.id}",
+                    lambda: self.store.finish(
+                        lease.attempt.id, lease.token, state, self.actor, code, summary
+                    ),
+                )
             )
+
+    def _patiently(self, what: str, call: Callable[..., _T], *args: Any) -> _T:
+        """Run a store call, trying it again with backoff while the store cannot be
+        reached, for up to ``store_patience`` seconds (or until told to stop)."""
+        deadline = time.monotonic() + self.config.store_patience
+        delay = 0.1
+        while True:
+            try:
+                return call(*args)
+            except (StoreTooNew, StoreBehind):
+                raise  # the store's schema, not its reachability: waiting will not help
+            except StoreError as exc:
+                if time.monotonic() + delay > deadline or self.stop_now.is_set():
+                    raise
+                self.say(f"orch work: {what} failed ({exc.message}); trying again in {delay:.1f} s")
+                self.stop_now.wait(delay)
+                delay = min(delay * 2, 5.0)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import getpass
 import os
 import socket
-from typing import TYPE_CHECKING, Any
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from orch.errors import OrchError
+from orch.errors import InvalidInput, OrchError
 
 if TYPE_CHECKING:
     from orch.config import Settings
@@ -49,3 +52,45 @@ def actor() -> str:
     except (KeyError, OSError):
         user = f"uid{os.getuid()}"
     return f"{user}@{socket.gethostname()} pid {os.getpid()}"
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def task_options(command: _F) -> _F:
+    """The options every command that starts a task shares (``dispatch``, ``submit``)."""
+    for option in reversed(
+        (
+            click.option(
+                "--repo",
+                type=click.Path(path_type=Path),
+                default=None,
+                help="The repository (default: the one containing the current directory).",
+            ),
+            click.option("--prompt", default=None, help="What the agent should do."),
+            click.option(
+                "--prompt-file",
+                type=click.Path(path_type=Path),
+                default=None,
+                help="Read the prompt from a file ('-' for standard input).",
+            ),
+            click.option(
+                "--worker", default=None, help="The worker or worker kind that should take it."
+            ),
+        )
+    ):
+        command = option(command)
+    return command
+
+
+def read_prompt(prompt: str | None, prompt_file: Path | None) -> str:
+    if prompt is not None and prompt_file is not None:
+        raise InvalidInput("give either --prompt or --prompt-file, not both")
+    if prompt_file is None:
+        return prompt or ""
+    try:
+        if str(prompt_file) == "-":
+            return sys.stdin.read()
+        return prompt_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"cannot read the prompt file {prompt_file}: {exc}") from exc

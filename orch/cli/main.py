@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import sys
 from pathlib import Path
 
 import click
 
 from orch import __version__
-from orch.cli.common import STATE_NAMES, OrchGroup, actor, open_store, settings_from_env
+from orch.cli.common import (
+    STATE_NAMES,
+    OrchGroup,
+    actor,
+    open_store,
+    read_prompt,
+    settings_from_env,
+    task_options,
+)
 from orch.errors import InvalidInput
 
 
@@ -32,13 +39,7 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("task_key")
-@click.option(
-    "--repo",
-    "repo",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="The repository (default: the one containing the current directory).",
-)
+@task_options
 @click.option(
     "--base-ref",
     default=None,
@@ -50,14 +51,6 @@ def cli() -> None:
     is_flag=True,
     help="Refuse a repository with uncommitted changes unless --base-ref is given.",
 )
-@click.option("--prompt", default=None, help="What the agent should do.")
-@click.option(
-    "--prompt-file",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Read the prompt from a file ('-' for standard input).",
-)
-@click.option("--worker", default=None, help="The worker or worker kind that should take it.")
 @click.option(
     "--phase",
     default=None,
@@ -74,6 +67,14 @@ def cli() -> None:
     default=None,
     help="Provision on another machine: 'any', or a host name (see docs/team.md).",
 )
+@click.option(
+    "--sparse",
+    "sparse",
+    multiple=True,
+    metavar="PATH",
+    help="Check out only this directory (repeatable; cone-mode sparse checkout). "
+    "Default: [workspace] sparse of the repository's config, else everything.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the full attempt record as JSON.")
 def dispatch(
     task_key: str,
@@ -86,6 +87,7 @@ def dispatch(
     phase: str | None,
     reuse_workspace: bool,
     host: str | None,
+    sparse: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Create an attempt of TASK_KEY: base, branch, worktree, store row and payload.
@@ -98,7 +100,7 @@ def dispatch(
     from orch.dispatch import dispatch as run_dispatch
     from orch.git import Git
 
-    text = _read_prompt(prompt, prompt_file)
+    text = read_prompt(prompt, prompt_file)
     if worker is not None and not worker.strip():
         raise InvalidInput("--worker must not be empty")
     settings = settings_from_env()
@@ -112,6 +114,7 @@ def dispatch(
         phase=phase,
         reuse_workspace=reuse_workspace,
         host=host,
+        sparse=sparse,
     )
     from orch.faults import checkpoint_from_env
 
@@ -131,19 +134,6 @@ def dispatch(
         click.echo(to_json(attempt=result.attempt.to_dict(), warnings=list(result.warnings)))
     else:
         click.echo(result.attempt.id)
-
-
-def _read_prompt(prompt: str | None, prompt_file: Path | None) -> str:
-    if prompt is not None and prompt_file is not None:
-        raise InvalidInput("give either --prompt or --prompt-file, not both")
-    if prompt_file is None:
-        return prompt or ""
-    try:
-        if str(prompt_file) == "-":
-            return sys.stdin.read()
-        return prompt_file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"cannot read the prompt file {prompt_file}: {exc}") from exc
 
 
 @cli.command(name="list")
@@ -190,14 +180,7 @@ def show(attempt: str, as_json: bool) -> None:
     reap(store, actor(), host=settings.host_name)
     detail = run_show(store, attempt)
     if as_json:
-        click.echo(
-            to_json(
-                attempt=detail.attempt.to_dict(),
-                events=[e.to_dict() for e in detail.events],
-                runs=[r.to_dict() for r in detail.runs],
-                messages=[m.to_dict() for m in detail.messages],
-            )
-        )
+        click.echo(to_json(**detail.to_dict()))
     else:
         click.echo(attempt_detail(detail))
 
@@ -263,9 +246,21 @@ def main() -> None:
 
 
 def _register() -> None:
-    from orch.cli import maintenance_commands, operator_commands, worker_commands
+    from orch.cli import (
+        maintenance_commands,
+        operator_commands,
+        pool_commands,
+        serve_commands,
+        worker_commands,
+    )
 
-    for module in (worker_commands, operator_commands, maintenance_commands):
+    for module in (
+        worker_commands,
+        operator_commands,
+        maintenance_commands,
+        pool_commands,
+        serve_commands,
+    ):
         for command in module.COMMANDS:
             cli.add_command(command)
 

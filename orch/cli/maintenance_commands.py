@@ -44,6 +44,12 @@ def _size(n: int | None) -> str:
     "instead of skipping.",
 )
 @click.option("--keep-branch", is_flag=True, help="Remove the worktree but keep the branch.")
+@click.option(
+    "--to-pool",
+    is_flag=True,
+    help="Return worktrees with nothing unsaved to the repository's warm pool (up to its "
+    "size) instead of deleting them.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def cleanup(
     attempts: tuple[str, ...],
@@ -54,6 +60,7 @@ def cleanup(
     dry_run: bool,
     force: bool,
     keep_branch: bool,
+    to_pool: bool,
     as_json: bool,
 ) -> None:
     """Remove the worktrees, branches and payloads of ended attempts, losing nothing.
@@ -79,6 +86,7 @@ def cleanup(
         dry_run=dry_run,
         force=force,
         keep_branch=keep_branch,
+        to_pool=to_pool,
     )
     settings = settings_from_env()
     progress = _Progress(enabled=not as_json and sys.stderr.isatty())

@@ -65,6 +65,12 @@ def attempt_detail(detail: AttemptDetail) -> str:
         ("created_at", attempt.created_at.isoformat(timespec="seconds")),
         ("updated_at", attempt.updated_at.isoformat(timespec="seconds")),
     ]
+    if attempt.sparse_paths:
+        fields.append(("sparse_paths", " ".join(attempt.sparse_paths)))
+    if attempt.submodules is not None:
+        fields.append(("submodules", "initialised" if attempt.submodules else "not initialised"))
+    if attempt.lfs_skip_smudge:
+        fields.append(("lfs", "smudge skipped (files are pointers)"))
     if attempt.lease_holder:
         where = f" on {attempt.worker_host}" if attempt.worker_host else ""
         pid = f" pid {attempt.worker_pid}" if attempt.worker_pid else ""

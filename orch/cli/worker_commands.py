@@ -153,7 +153,9 @@ def work(
         idle_poll=idle_poll,
         clones=tuple(c.absolute() for c in clones),
     )
-    runtime = WorkerRuntime(open_store(settings), settings, config, actor())
+    runtime = WorkerRuntime(
+        open_store(settings), settings, config, actor(), say=lambda line: click.echo(line, err=True)
+    )
 
     def _on_signal(signum: int, _frame: object) -> None:
         runtime.signal()

@@ -1,0 +1,454 @@
+"""The warm worktree pool (issue 7.1, 7.2): fill, claim, damaged members, refill, return.
+
+Real repositories, real worktrees and real processes. What a handed-out worktree looks
+like is asked of git itself (`worktree list --porcelain`, `status`, `fsck`) and compared
+with a worktree orch created fresh.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import (
+    RunCli,
+    assert_failed_cleanly,
+    attempts_of,
+    commit_all,
+    dispatch,
+    git,
+    head,
+    json_out,
+    orch_branches,
+    show,
+    worktrees,
+)
+
+RunOrch = Callable[..., subprocess.CompletedProcess[str]]
+ORCH = shutil.which("orch", path=str(Path(sys.executable).parent)) or "orch"
+
+
+@pytest.fixture(autouse=True)
+def _no_background_refill(monkeypatch: pytest.MonkeyPatch) -> None:
+    # refills are tested on purpose below; elsewhere a late one would race the assertions
+    monkeypatch.setenv("ORCH_POOL_REFILL", "0")
+
+
+def pool_fill(run_cli: RunCli, repo: Path, *args: str) -> dict[str, Any]:
+    return json_out(run_cli("pool", "fill", "--json", *args, cwd=repo))
+
+
+def pool_members(run_cli: RunCli, repo: Path) -> list[dict[str, Any]]:
+    members: list[dict[str, Any]] = json_out(run_cli("pool", "list", "--json", cwd=repo))["members"]
+    return members
+
+
+def ready(run_cli: RunCli, repo: Path) -> list[Path]:
+    return [Path(m["path"]) for m in pool_members(run_cli, repo) if m["problem"] is None]
+
+
+def from_pool(run_cli: RunCli, attempt: dict[str, Any], repo: Path) -> bool:
+    events = show(run_cli, attempt["id"], repo)["events"]
+    return any(e["kind"] == "workspace_from_pool" for e in events)
+
+
+def entry_of(repo: Path, path: str) -> dict[str, str]:
+    (entry,) = [w for w in worktrees(repo) if w["worktree"] == path]
+    return entry
+
+
+def fsck(repo: Path) -> str:
+    proc = subprocess.run(["git", "fsck", "--strict"], cwd=repo, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout + proc.stderr
+
+
+def doctor(run_cli: RunCli, repo: Path, *args: str) -> dict[str, Any]:
+    """``orch doctor --json``, findings about this test's repository and attempts only
+    (the PostgreSQL store is shared by the tests of one xdist worker)."""
+    result = run_cli("doctor", "--json", *args, cwd=repo)
+    data: dict[str, Any] = json.loads(result.stdout)
+    ids = {a["id"] for a in attempts_of(run_cli, repo)}
+    here = str(repo.parent)
+    data["findings"] = [
+        f for f in data["findings"] if f["subject"] in ids or f["subject"].startswith(here)
+    ]
+    return data
+
+
+# -- handing out -----------------------------------------------------------------------------
+
+
+def test_a_pool_member_is_indistinguishable_from_a_fresh_worktree(
+    repo: Path, run_cli: RunCli, store_url: str
+) -> None:
+    fresh = dispatch(run_cli, repo, "fresh")
+    assert pool_fill(run_cli, repo, "--size", "2")["ready"] == 2
+    pooled = dispatch(run_cli, repo, "pooled")
+
+    assert from_pool(run_cli, pooled, repo) and not from_pool(run_cli, fresh, repo)
+    assert len(ready(run_cli, repo)) == 1
+    for attempt in (fresh, pooled):
+        path = Path(attempt["worktree_path"])
+        entry = entry_of(repo, attempt["worktree_path"])
+        assert entry == {
+            "worktree": attempt["worktree_path"],
+            "HEAD": attempt["base_commit"],
+            "branch": f"refs/heads/{attempt['branch_name']}",
+        }
+        assert head(path) == attempt["base_commit"]
+        assert git("status", "--porcelain", "--untracked-files=all", cwd=path) == ""
+        assert git("symbolic-ref", "HEAD", cwd=path).strip() == (
+            f"refs/heads/{attempt['branch_name']}"
+        )
+        assert path.parent == Path(fresh["worktree_path"]).parent  # the same naming
+    # same files, same status output shape
+    listing = sorted(p.name for p in Path(pooled["worktree_path"]).iterdir())
+    assert listing == sorted(p.name for p in Path(fresh["worktree_path"]).iterdir())
+    fsck(repo)
+    assert git("worktree", "prune", "--dry-run", "-v", cwd=repo) == ""
+    assert doctor(run_cli, repo)["findings"] == []
+    # the worker's payload is the same as for a fresh worktree
+    payload = json.loads(Path(pooled["payload_path"]).read_text())
+    assert payload["worktree_path"] == pooled["worktree_path"]
+    assert payload["checkout"] == {
+        "sparse_paths": None,
+        "submodules": None,
+        "lfs_skip_smudge": False,
+    }
+
+
+def test_only_the_files_that_differ_are_rewritten(
+    make_repo: Callable[..., Path], run_cli: RunCli
+) -> None:
+    repo = make_repo("repo", files=20)
+    old = head(repo)
+    (repo / "src" / "d1" / "f1.txt").write_text("changed\n")
+    (repo / "added.txt").write_text("new\n")
+    commit_all(repo, "second")
+    pool_fill(run_cli, repo, "--size", "1")
+    (member,) = ready(run_cli, repo)
+    inodes = {p: (member / p).stat().st_ino for p in ("src/d2/f2.txt", "src/d1/f1.txt")}
+
+    attempt = dispatch(run_cli, repo, "older", "--base-ref", old)
+    path = Path(attempt["worktree_path"])
+    assert from_pool(run_cli, attempt, repo)
+    assert attempt["base_commit"] == old == head(path)
+    assert (path / "src" / "d2" / "f2.txt").stat().st_ino == inodes["src/d2/f2.txt"]
+    assert (path / "src" / "d1" / "f1.txt").read_text() == "file 1\n"
+    assert not (path / "added.txt").exists()
+    assert git("status", "--porcelain", "--untracked-files=all", cwd=path) == ""
+    fsck(repo)
+
+
+def test_an_empty_pool_falls_back_to_a_fresh_worktree(repo: Path, run_cli: RunCli) -> None:
+    pool_fill(run_cli, repo, "--size", "1")
+    first = dispatch(run_cli, repo, "one")
+    second = dispatch(run_cli, repo, "two")
+    assert from_pool(run_cli, first, repo) and not from_pool(run_cli, second, repo)
+    assert git("status", "--porcelain", cwd=Path(second["worktree_path"])) == ""
+    assert doctor(run_cli, repo)["findings"] == []
+
+
+def test_concurrent_dispatches_never_share_a_member(
+    repo: Path, run_cli: RunCli, run_orch: RunOrch
+) -> None:
+    pool_fill(run_cli, repo, "--size", "3")
+    env = {**os.environ}
+    procs = [
+        subprocess.Popen(
+            [
+                ORCH,
+                "dispatch",
+                f"race-{i}",
+                "--json",
+            ],
+            cwd=repo,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(6)
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    attempts = [json.loads(out)["attempt"] for out, _err in outputs]
+    paths = {a["worktree_path"] for a in attempts}
+    assert len(paths) == 6
+    pooled = [a for a in attempts if from_pool(run_cli, a, repo)]
+    assert len(pooled) == 3
+    assert ready(run_cli, repo) == []
+    for a in attempts:
+        assert entry_of(repo, a["worktree_path"])["branch"] == f"refs/heads/{a['branch_name']}"
+        assert git("status", "--porcelain", cwd=Path(a["worktree_path"])) == ""
+    fsck(repo)
+    assert doctor(run_cli, repo)["findings"] == []
+
+
+# -- damaged members -------------------------------------------------------------------------
+
+
+def test_damaged_members_are_never_handed_out(
+    make_repo: Callable[..., Path], run_cli: RunCli, isolated_env: Path
+) -> None:
+    repo = make_repo("repo")
+    other = make_repo("other")
+    pool_fill(run_cli, repo, "--size", "3")
+    dirty, locked, missing = ready(run_cli, repo)
+    (dirty / "src" / "d0" / "f0.txt").write_text("someone's edit\n")
+    git("worktree", "unlock", str(locked), cwd=repo)
+    git("worktree", "lock", "--reason", "mine", str(locked), cwd=repo)
+    shutil.rmtree(missing)
+    # a member of another repository dropped into this pool
+    pool_fill(run_cli, other, "--size", "1")
+    (foreign,) = ready(run_cli, other)
+    intruder = dirty.parent / "m-00000000"
+    os.rename(foreign, intruder)
+
+    problems = {Path(m["path"]).name: m["problem"] for m in pool_members(run_cli, repo)}
+    assert problems[dirty.name].startswith("dirty")
+    assert problems[locked.name] == "locked by someone else (mine)"
+    assert problems[missing.name] == "missing"
+    assert problems[intruder.name] == "a worktree of another repository"
+
+    for i in range(2):
+        attempt = dispatch(run_cli, repo, f"t{i}")
+        assert not from_pool(run_cli, attempt, repo)
+        assert git("status", "--porcelain", cwd=Path(attempt["worktree_path"])) == ""
+    assert ready(run_cli, repo) == []
+
+    found = {f["kind"] for f in doctor(run_cli, repo)["findings"]}
+    assert found == {"pool-member-damaged"}
+    fixed = doctor(run_cli, repo, "--fix")
+    assert all(f["fixed"] for f in fixed["findings"]), fixed
+    assert doctor(run_cli, repo)["findings"] == []
+    # nothing lost: the edit and the other repository's member are in the archive
+    archived = list((isolated_env / "archive").iterdir())
+    assert len(archived) == 2
+    assert any((a / "files" / ".git").exists() for a in archived)
+    # the other repository's member is still its worktree, only moved
+    fsck(repo)
+    assert [w["worktree"] for w in worktrees(repo)][1:] == [
+        a["worktree_path"] for a in sorted(attempts_of(run_cli, repo), key=lambda a: a["task_key"])
+    ]
+    # a fill afterwards brings the pool back to its size
+    assert pool_fill(run_cli, repo)["ready"] == 3
+
+
+def test_fill_replaces_members_and_refreshes_old_ones(repo: Path, run_cli: RunCli) -> None:
+    pool_fill(run_cli, repo, "--size", "2")
+    first, second = ready(run_cli, repo)
+    shutil.rmtree(first)
+    new_head = commit_all_with(repo, "next.txt", "next\n")
+    result = pool_fill(run_cli, repo)
+    assert result["ready"] == 2 and result["created"] == 1 and result["refreshed"] == 1
+    members = pool_members(run_cli, repo)
+    assert {m["commit"] for m in members} == {new_head}
+    assert all(m["problem"] is None for m in members)
+    assert second in [Path(m["path"]) for m in members]  # refreshed in place, not remade
+    assert git("worktree", "prune", "--dry-run", "-v", cwd=repo) == ""
+    # shrinking removes the extra ones
+    assert pool_fill(run_cli, repo, "--size", "1")["ready"] == 1
+    assert len([w for w in worktrees(repo) if "locked" in w]) == 1
+    result = run_cli("pool", "drain", cwd=repo)
+    assert result.exit_code == 0
+    assert worktrees(repo) == worktrees(repo)[:1]
+
+
+def commit_all_with(repo: Path, name: str, text: str) -> str:
+    (repo / name).write_text(text)
+    return commit_all(repo, f"add {name}")
+
+
+def test_two_fills_at_once_do_not_overfill(repo: Path, run_orch: RunOrch) -> None:
+    procs = [
+        subprocess.Popen(
+            [
+                ORCH,
+                "pool",
+                "fill",
+                "--size",
+                "3",
+                "--quiet",
+            ],
+            cwd=repo,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    locked = [w for w in worktrees(repo) if w.get("locked") == "orch pool member"]
+    assert len(locked) == 3
+
+
+def test_dispatch_refills_the_pool_in_the_background(
+    repo: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch, isolated_env: Path
+) -> None:
+    monkeypatch.setenv("ORCH_POOL_REFILL", "1")
+    pool_fill(run_cli, repo, "--size", "2")
+    for i in range(2):
+        assert from_pool(run_cli, dispatch(run_cli, repo, f"t{i}"), repo)
+    # the refill runs detached; wait for it (bounded), never for a time
+    deadline = time.monotonic() + 120
+    while len(ready(run_cli, repo)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    from orch.fslock import file_lock
+
+    with file_lock(repo / ".git" / "orch" / "pool-fill.lock", 120):
+        members = pool_members(run_cli, repo)
+    assert [m["problem"] for m in members] == [None, None], (
+        members,
+        (isolated_env / "logs" / "pool-fill.log").read_text(),
+    )
+
+
+def test_refill_is_off_without_a_size(
+    repo: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch, isolated_env: Path
+) -> None:
+    monkeypatch.setenv("ORCH_POOL_REFILL", "1")
+    dispatch(run_cli, repo, "t")
+    assert not (isolated_env / "logs" / "pool-fill.log").exists()
+    assert pool_members(run_cli, repo) == []
+
+
+# -- cleanup returns worktrees ---------------------------------------------------------------
+
+
+def test_cleanup_to_pool_returns_clean_worktrees_only(
+    repo: Path, run_cli: RunCli, store_url: str
+) -> None:
+    pool_fill(run_cli, repo, "--size", "1")
+    taken = dispatch(run_cli, repo, "taken")
+    assert from_pool(run_cli, taken, repo)
+    clean = dispatch(run_cli, repo, "clean")
+    dirty = dispatch(run_cli, repo, "dirty")
+    extra = dispatch(run_cli, repo, "extra")
+    Path(clean["worktree_path"], "build").mkdir()
+    Path(clean["worktree_path"], "build", "out.o").write_text("ignored\n")
+    Path(dirty["worktree_path"], "notes.txt").write_text("unsaved\n")
+    for a in (clean, dirty, extra):
+        assert run_cli("cancel", a["id"], cwd=repo).exit_code == 0
+
+    result = json_out(run_cli("cleanup", "--to-pool", "--json", clean["id"], cwd=repo))
+    (item,) = result["items"]
+    assert item["removed"] == ["worktree (to the pool)", "branch", "payload"]
+    (returned,) = ready(run_cli, repo)
+    assert not (returned / "build").exists()
+    assert git("status", "--porcelain", "--ignored", cwd=returned) == ""
+    assert clean["branch_name"] not in [b.removeprefix("refs/heads/") for b in orch_branches(repo)]
+
+    # unsaved work: skipped as always; the pool is full: removed as always
+    result = json_out(run_cli("cleanup", "--to-pool", "--json", dirty["id"], extra["id"], cwd=repo))
+    actions = {i["attempt"]: (i["action"], i["removed"]) for i in result["items"]}
+    assert actions[dirty["id"]][0] == "skip"
+    assert actions[extra["id"]] == ("remove", ["worktree", "branch", "payload"])
+    assert len(ready(run_cli, repo)) == 1
+    assert not Path(extra["worktree_path"]).exists()
+    # the returned worktree serves the next dispatch like any member
+    again = dispatch(run_cli, repo, "again")
+    assert from_pool(run_cli, again, repo)
+    assert git("status", "--porcelain", cwd=Path(again["worktree_path"])) == ""
+    fsck(repo)
+    assert doctor(run_cli, repo)["findings"] == []
+
+
+# -- crashes and bad input -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("step", ["pool-member-moved", "pool-member-claimed", "worktree-added"])
+def test_dispatch_killed_while_taking_a_member_is_repaired(
+    repo: Path, run_cli: RunCli, run_orch: RunOrch, step: str
+) -> None:
+    pool_fill(run_cli, repo, "--size", "1")
+    proc = run_orch("dispatch", "crash", cwd=repo, env={"ORCH_CRASH_AT": step})
+    assert proc.returncode == -9, (proc.returncode, proc.stderr)
+    fixed = doctor(run_cli, repo, "--fix")
+    assert fixed["findings"] and all(f["fixed"] for f in fixed["findings"]), fixed
+    assert doctor(run_cli, repo)["findings"] == []
+    assert orch_branches(repo) == []
+    assert [w["worktree"] for w in worktrees(repo)] == [str(repo)]
+    fsck(repo)
+    assert pool_fill(run_cli, repo)["ready"] == 1
+    attempt = dispatch(run_cli, repo, "after")
+    assert from_pool(run_cli, attempt, repo)
+
+
+def test_pool_commands_outside_a_repository_fail_cleanly(
+    tmp_path: Path, run_cli: RunCli, repo: Path
+) -> None:
+    outside = tmp_path / "plain"
+    outside.mkdir()
+    result = run_cli("pool", "fill", "--size", "1", cwd=outside)
+    assert "not a git repository" in assert_failed_cleanly(result, 3)
+    result = run_cli("pool", "fill", "--size", "-1", cwd=repo)
+    assert result.exit_code == 2
+    assert pool_members(run_cli, repo) == []
+
+
+def test_an_unwritable_worktree_root_is_a_workspace_error(
+    repo: Path, run_cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the worktree root should be\n")
+    monkeypatch.setenv("ORCH_WORKTREE_ROOT", str(blocker / "worktrees"))
+    result = run_cli("pool", "fill", "--size", "1", cwd=repo)
+    assert "cannot write the pool" in assert_failed_cleanly(result, 7)
+    assert len(worktrees(repo)) == 1
+
+
+def test_a_repository_whose_orch_directory_is_a_file(
+    repo: Path, run_cli: RunCli, store_url: str
+) -> None:
+    dispatch(run_cli, repo, "t")
+    (repo / ".git" / "orch").rename(repo / ".git" / "orch-moved")
+    (repo / ".git" / "orch").write_text("not a directory\n")
+    result = run_cli("pool", "fill", "--size", "1", cwd=repo)
+    assert "cannot lock the pool" in assert_failed_cleanly(result, 7)
+    assert doctor(run_cli, repo)["findings"] == []  # no traceback, nothing to report
+
+
+def test_an_interrupted_fill_is_found_and_swept(repo: Path, run_cli: RunCli) -> None:
+    pool_fill(run_cli, repo, "--size", "1")
+    (member,) = ready(run_cli, repo)
+    # what a fill killed half-way leaves: a registered worktree under its working name
+    leftover = member.parent / ".filling-deadbeef"
+    git("worktree", "add", "-q", "--detach", str(leftover), "HEAD", cwd=repo)
+    found = doctor(run_cli, repo)["findings"]
+    assert [(f["kind"], f["detail"]) for f in found] == [
+        ("pool-member-damaged", "left over by an interrupted fill")
+    ]
+    result = pool_fill(run_cli, repo)
+    assert result["removed"] == [f"{leftover}: left over"] and result["ready"] == 1
+    assert not leftover.exists()
+    assert doctor(run_cli, repo)["findings"] == []
+    assert len(worktrees(repo)) == 2
+
+
+def test_drain_keeps_a_damaged_member_that_may_hold_work_for_doctor(
+    repo: Path, run_cli: RunCli, isolated_env: Path
+) -> None:
+    pool_fill(run_cli, repo, "--size", "1")
+    (member,) = ready(run_cli, repo)
+    (member / "src" / "d0" / "f0.txt").write_text("someone's edit\n")
+    attempt = dispatch(run_cli, repo, "t")  # sets the dirty member aside, never hands it out
+    assert not from_pool(run_cli, attempt, repo)
+
+    result = run_cli("pool", "drain", cwd=repo)
+    assert result.exit_code == 0, result.stderr
+    assert "kept 1 damaged member(s)" in result.stdout
+    assert {f["kind"] for f in doctor(run_cli, repo)["findings"]} == {"pool-member-damaged"}
+    doctor(run_cli, repo, "--fix")
+    archived = list((isolated_env / "archive").iterdir())
+    assert len(archived) == 1  # the edit was saved before the member went
