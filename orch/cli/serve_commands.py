@@ -1,0 +1,148 @@
+"""Commands of the task queue and ``orch serve``: submit, loop, serve."""
+
+from __future__ import annotations
+
+import secrets
+import signal
+from pathlib import Path
+from typing import Any
+
+import click
+
+from orch.cli.common import actor, open_store, read_prompt, settings_from_env, task_options
+
+DEFAULT_PORT = 8005
+
+
+@click.command()
+@click.argument("task_key")
+@task_options
+@click.option("--base-ref", default=None, help="The base to dispatch from (default: HEAD).")
+@click.option("--json", "as_json", is_flag=True, help="Print the queued task as JSON.")
+def submit(
+    task_key: str,
+    prompt: str | None,
+    prompt_file: Path | None,
+    repo: Path | None,
+    base_ref: str | None,
+    worker: str | None,
+    as_json: bool,
+) -> None:
+    """Queue TASK_KEY for the loop of 'orch serve' to dispatch; nothing is provisioned yet.
+
+    The loop dispatches it when the task has no live attempt, its retry cooldown is over
+    and it has fewer than max_attempts attempts. Prints the queue entry's number.
+    """
+    from orch.git import Git
+    from orch.serve.queue import submit as run_submit
+
+    text = read_prompt(prompt, prompt_file)
+    settings = settings_from_env()
+    task = run_submit(
+        open_store(settings),
+        Git(settings.git_lock_timeout),
+        task_key,
+        (repo or Path.cwd()).absolute(),
+        text,
+        actor(),
+        base_ref=base_ref,
+        worker=worker,
+    )
+    if as_json:
+        from orch.cli.render import to_json
+
+        click.echo(to_json(task=task.to_dict()))
+    else:
+        click.echo(task.id)
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Run one cycle and exit.")
+def loop(once: bool) -> None:
+    """Run the heartbeat loop in the foreground ('orch serve' starts it in the background).
+
+    Each cycle ends lost workers' attempts as worker_gone, retries them per policy,
+    dispatches queued tasks and writes a status snapshot. Exits at once, saying so, when
+    another loop already runs for this orch home.
+    """
+    from orch.serve.loop import run
+
+    settings = settings_from_env()
+    if not run(open_store(settings), settings, actor(), once=once, log=_log):
+        click.echo("the loop already runs for this orch home: nothing to do")
+
+
+def _log(line: str) -> None:
+    click.echo(line)
+
+
+@click.command()
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=DEFAULT_PORT,
+    show_default=True,
+    help="The port to serve the dashboard on (0: any free port).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to bind.")
+@click.option(
+    "--token",
+    default=None,
+    envvar="ORCH_SERVE_TOKEN",
+    help="The token mutating requests (and, off loopback, every request) must carry "
+    "(default: a new random one; env ORCH_SERVE_TOKEN).",
+)
+@click.option("--stop", "stop_all", is_flag=True, help="Stop the dashboard and the loop.")
+def serve(port: int, host: str, token: str | None, stop_all: bool) -> None:
+    """Serve the dashboard, starting the heartbeat loop in the background if needed.
+
+    The loop keeps running after Ctrl-C of the dashboard; 'orch serve --stop' stops both.
+    A second 'orch serve' says where the running one is.
+    """
+    from orch.serve import control, runtime, web
+
+    settings = settings_from_env()
+    if stop_all:
+        for line in control.stop(settings, settings.cancel_grace):
+            click.echo(line)
+        return
+    held = runtime.take(settings.home, runtime.SERVER)
+    if held is None:
+        found = runtime.running(settings.home, runtime.SERVER)
+        where = found.info.get("url", "?") if found else "(starting)"
+        pid = f" (pid {found.pid})" if found else ""
+        click.echo(f"orch serve already runs at {where}{pid}; 'orch serve --stop' stops it")
+        return
+    try:
+        if token is not None and not token.strip():
+            from orch.errors import InvalidInput
+
+            raise InvalidInput("--token must not be empty")
+        loopback = web.is_loopback(host)
+        token = token or secrets.token_urlsafe(24)
+        store = open_store(settings)
+        server = web.DashboardServer(host, port, store, settings, actor(), token)
+        try:
+            loop_record, started = control.ensure_loop(settings)
+        except BaseException:
+            server.server_close()
+            raise
+        verb = "started" if started else "reusing the running"
+        click.echo(f"{verb} loop pid {loop_record.pid} (log {web.log_path(settings.home)})")
+        url = server.url if loopback else f"{server.url}#token={token}"
+        runtime.publish(
+            settings.home, runtime.SERVER, url=url, host=host, port=server.server_address[1]
+        )
+        click.echo(f"dashboard at {url}", nl=True)
+        signal.signal(signal.SIGTERM, _interrupt)
+        web.serve_until_stopped(server)
+    finally:
+        runtime.withdraw(settings.home, runtime.SERVER)
+        held.release()
+
+
+def _interrupt(*_: Any) -> None:
+    raise KeyboardInterrupt
+
+
+COMMANDS = (submit, loop, serve)

@@ -1,0 +1,257 @@
+"""The heartbeat loop: each cycle ends lost workers' attempts, retries them per policy,
+dispatches queued tasks and writes a status snapshot.
+
+Dispatching and retrying run ``orch dispatch`` / ``orch retry`` in a child process (the
+same code an operator runs) bounded by ``dispatch_timeout``: a hung git or set-up hook
+is killed and leaves what ``orch doctor --fix`` repairs, and the loop moves on. At most
+``dispatch_per_cycle`` of them run per cycle, so status updates never starve.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from orch import processes
+from orch.config import Settings
+from orch.errors import LockBusy, OrchError, RetryRefused, StoreError, describe_os_error
+from orch.lifecycle import reap
+from orch.models import Attempt, QueuedTask, State, TaskState
+from orch.retry import RetryPolicy, cooldown_left
+from orch.serve import runtime
+from orch.serve.snapshot import build_snapshot
+
+if TYPE_CHECKING:
+    from orch.store import Store
+
+
+@dataclasses.dataclass(frozen=True)
+class Launched:
+    """What a dispatch or retry child process made: an attempt id or one error line."""
+
+    attempt_id: str | None
+    error: str | None = None
+    exit_code: int | None = None
+
+
+Launcher = Callable[[Sequence[str], str], Launched]
+# a dispatch that exited with these was refused by its surroundings (a busy lock, an
+# unreachable store), not by the task: the task is tried again, cooldown permitting
+_TRANSIENT_EXITS = (StoreError.exit_code, LockBusy.exit_code)
+
+
+def orch_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "orch", *args]
+
+
+def launch_with_timeout(settings: Settings) -> Launcher:
+    """Run an ``orch`` command that prints ``--json``, killed after ``dispatch_timeout``."""
+
+    def _launch(args: Sequence[str], stdin: str) -> Launched:
+        try:
+            done = processes.run_bounded(
+                orch_argv(*args), stdin, os.environ, settings.dispatch_timeout
+            )
+        except OSError as exc:
+            return Launched(None, f"cannot start orch: {describe_os_error(exc)}")
+        if done is None:
+            return Launched(
+                None,
+                f"did not finish within {settings.dispatch_timeout:g}s and was killed "
+                "('orch doctor --fix' repairs what it left)",
+            )
+        if done.returncode != 0:
+            lines = [ln for ln in done.stderr.splitlines() if ln.startswith("Error: ")]
+            line = lines[-1][len("Error: ") :] if lines else done.stderr.strip()[-300:]
+            return Launched(None, line or f"exit {done.returncode}", done.returncode)
+        try:
+            return Launched(str(json.loads(done.stdout)["attempt"]["id"]))
+        except (ValueError, KeyError, TypeError):
+            return Launched(None, f"unreadable output: {done.stdout[:200]!r}")
+
+    return _launch
+
+
+@dataclasses.dataclass
+class CycleReport:
+    gone: list[str] = dataclasses.field(default_factory=list)
+    dispatched: list[str] = dataclasses.field(default_factory=list)
+    retried: list[str] = dataclasses.field(default_factory=list)
+    failed: list[str] = dataclasses.field(default_factory=list)
+
+
+class Loop:
+    def __init__(
+        self, store: Store, settings: Settings, actor: str, launch: Launcher | None = None
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.actor = actor
+        self.launch = launch or launch_with_timeout(settings)
+        self.policy = RetryPolicy(settings.retry_cooldown, settings.max_attempts)
+        self.cycles = 0
+
+    def cycle(self) -> CycleReport:
+        report = CycleReport()
+        report.gone = [a.id for a in reap(self.store, self.actor, host=self.settings.host_name)]
+        self._recover_dispatching()
+        budget = [self.settings.dispatch_per_cycle]
+        self._follow_dispatched(report, budget)
+        self._dispatch_ready(report, budget)
+        self.cycles += 1
+        snapshot = build_snapshot(self.store, self.settings, self.store.clock())
+        snapshot["loop"] = {"pid": os.getpid(), "cycles": self.cycles}
+        runtime.write_json(runtime.serve_dir(self.settings.home) / "status.json", snapshot)
+        return report
+
+    def _latest(self, task: QueuedTask) -> Attempt | None:
+        found = self.store.latest_attempt(task.task_key, task.repository)
+        return found[0] if found else None
+
+    def _recover_dispatching(self) -> None:
+        """A task left ``dispatching`` by a loop that died mid-way: find what it made."""
+        for task in self.store.queued_tasks([TaskState.DISPATCHING]):
+            latest = self._latest(task)
+            if latest is not None and latest.created_at >= task.updated_at:
+                self.store.move_task(
+                    task.id, TaskState.DISPATCHING, TaskState.DISPATCHED, latest.id
+                )
+            else:
+                self.store.move_task(task.id, TaskState.DISPATCHING, TaskState.READY)
+
+    def _follow_dispatched(self, report: CycleReport, budget: list[int]) -> None:
+        """A dispatched task whose worker is gone gets a retry (cooldown, max attempts);
+        one whose attempt ended otherwise is done."""
+        for task in self.store.queued_tasks([TaskState.DISPATCHED]):
+            latest = self._latest(task)
+            if latest is None or not latest.terminal:
+                continue
+            if latest.state != State.WORKER_GONE:
+                self.store.move_task(
+                    task.id, TaskState.DISPATCHED, TaskState.DONE, reason=f"{latest.state}"
+                )
+                continue
+            if latest.attempt_number >= self.policy.max_attempts:
+                self.store.move_task(
+                    task.id,
+                    TaskState.DISPATCHED,
+                    TaskState.DONE,
+                    reason=f"worker_gone after {latest.attempt_number} attempts "
+                    f"(max_attempts {self.policy.max_attempts})",
+                )
+                continue
+            if cooldown_left(latest, self.policy, self.store.clock()) > 0 or budget[0] <= 0:
+                continue
+            budget[0] -= 1
+            made = self.launch(
+                [
+                    "retry",
+                    "--json",
+                    "--cooldown",
+                    f"{self.policy.cooldown:g}",
+                    "--max-attempts",
+                    str(self.policy.max_attempts),
+                    latest.id,
+                ],
+                "",
+            )
+            if made.attempt_id is not None:
+                self.store.move_task(
+                    task.id, TaskState.DISPATCHED, TaskState.DISPATCHED, made.attempt_id
+                )
+                report.retried.append(made.attempt_id)
+            elif made.exit_code != RetryRefused.exit_code:
+                self.store.move_task(
+                    task.id, TaskState.DISPATCHED, TaskState.FAILED, reason=f"retry: {made.error}"
+                )
+                report.failed.append(f"{task.task_key}: {made.error}")
+
+    def _dispatch_ready(self, report: CycleReport, budget: list[int]) -> None:
+        for task in self.store.queued_tasks([TaskState.READY]):
+            if budget[0] <= 0:
+                return
+            latest = self._latest(task)
+            if latest is not None:
+                if not latest.terminal:
+                    continue  # never a second live attempt of one task
+                if latest.attempt_number >= self.policy.max_attempts:
+                    self.store.move_task(
+                        task.id,
+                        TaskState.READY,
+                        TaskState.FAILED,
+                        reason=f"task already has {latest.attempt_number} attempts "
+                        f"(max_attempts {self.policy.max_attempts})",
+                    )
+                    continue
+                if cooldown_left(latest, self.policy, self.store.clock()) > 0:
+                    continue
+            if self.store.move_task(task.id, TaskState.READY, TaskState.DISPATCHING) is None:
+                continue
+            budget[0] -= 1
+            args = ["dispatch", "--json", "--repo", task.repository, "--prompt-file", "-"]
+            if task.base_ref is not None:
+                args += ["--base-ref", task.base_ref]
+            if task.worker is not None:
+                args += ["--worker", task.worker]
+            made = self.launch([*args, "--", task.task_key], task.prompt)
+            if made.attempt_id is not None:
+                self.store.move_task(
+                    task.id, TaskState.DISPATCHING, TaskState.DISPATCHED, made.attempt_id
+                )
+                report.dispatched.append(made.attempt_id)
+            elif made.exit_code in _TRANSIENT_EXITS:
+                # a busy lock or an unreachable store: try again in a later cycle
+                self.store.move_task(task.id, TaskState.DISPATCHING, TaskState.READY)
+                report.failed.append(f"{task.task_key}: {made.error} (will try again)")
+            else:
+                self.store.move_task(
+                    task.id, TaskState.DISPATCHING, TaskState.FAILED, reason=made.error
+                )
+                report.failed.append(f"{task.task_key}: {made.error}")
+
+
+def run(
+    store: Store,
+    settings: Settings,
+    actor: str,
+    once: bool = False,
+    log: Callable[[str], None] = print,
+) -> bool:
+    """Run the loop until SIGTERM or SIGINT (or one cycle with ``once``).
+
+    Returns False without running when another loop already runs for this orch home."""
+    held = runtime.take(settings.home, runtime.LOOP)
+    if held is None:
+        return False
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        runtime.publish(settings.home, runtime.LOOP, interval=settings.serve_interval)
+        loop = Loop(store, settings, actor)
+        log(f"orch loop pid {os.getpid()}: a cycle every {settings.serve_interval:g}s")
+        while not stop.is_set():
+            try:
+                report = loop.cycle()
+            except OrchError as exc:  # an outage of the store: say so and try again
+                log(f"cycle {loop.cycles + 1} failed: {exc.message}")
+            else:
+                for what, ids in dataclasses.asdict(report).items():
+                    if ids:
+                        log(f"cycle {loop.cycles}: {what} {', '.join(ids)}")
+            if once:
+                break
+            stop.wait(settings.serve_interval)
+    finally:
+        runtime.withdraw(settings.home, runtime.LOOP)
+        held.release()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return True

@@ -1,0 +1,37 @@
+"""``orch submit``: record a ready task for the loop to dispatch; nothing is provisioned.
+
+Everything a dispatch would refuse up front (a bad task key, not a repository, an
+unknown base ref) is refused here instead, so a submitted task that fails later fails
+for a reason that arose later. The base ref is resolved again at dispatch, once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from orch import naming
+from orch.errors import InvalidInput
+from orch.git import Git
+from orch.models import QueuedTask
+
+if TYPE_CHECKING:
+    from orch.store import Store
+
+
+def submit(
+    store: Store,
+    git: Git,
+    task_key: str,
+    repo_path: Path,
+    prompt: str,
+    actor: str,
+    base_ref: str | None = None,
+    worker: str | None = None,
+) -> QueuedTask:
+    key = naming.validate_task_key(task_key)
+    if worker is not None and not worker.strip():
+        raise InvalidInput("--worker must not be empty")
+    repo = git.discover(repo_path)
+    git.resolve_commit(repo, base_ref if base_ref is not None else "HEAD")
+    return store.submit_task(key, str(repo.root), base_ref, prompt, worker, actor)

@@ -1,0 +1,75 @@
+"""The status snapshot: counts by state and the attempts that need an operator.
+
+An attempt needs attention when it is the newest of its task and ended ``worker_gone``
+or ``failed`` (a retry makes it drop off), when its workspace is still ``provisioning``
+long after dispatch (a dispatch that died: ``orch doctor --fix``), when it has escape
+warnings, or when it has been live longer than ``attempt_time_budget``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from orch.models import Attempt, State, TaskState, WorkspaceStatus
+
+if TYPE_CHECKING:
+    from orch.config import Settings
+    from orch.store import Store
+
+STUCK_PROVISIONING = 600.0  # seconds a dispatch may keep a workspace provisioning
+SETTLED = (WorkspaceStatus.REMOVED, WorkspaceStatus.ARCHIVED)  # cleaned up: acknowledged
+
+
+def attention(
+    attempts: list[Attempt],
+    newest: dict[tuple[str, str], int],
+    escapes: dict[str, int],
+    budget: float,
+    now: dt.datetime,
+) -> list[dict[str, Any]]:
+    """``newest``: the highest attempt number of each (repository, task key)."""
+    found = []
+    for a in attempts:
+        reasons = []
+        age = (now - a.created_at).total_seconds()
+        latest = newest.get((a.repository, a.task_key), 0) <= a.attempt_number
+        if latest and a.workspace_status not in SETTLED:
+            if a.state == State.WORKER_GONE:
+                reasons.append(f"worker gone: {a.reason or ''}".rstrip(": "))
+            elif a.state == State.FAILED:
+                reasons.append(f"failed: {a.reason or a.summary or 'no reason given'}")
+        if a.workspace_status == WorkspaceStatus.PROVISIONING and age > STUCK_PROVISIONING:
+            reasons.append(f"stuck provisioning for {age:.0f}s: 'orch doctor --fix' repairs it")
+        if escapes.get(a.id) and not a.terminal:
+            reasons.append(f"{escapes[a.id]} escape warning(s): files changed outside its worktree")
+        if not a.terminal and age > budget:
+            reasons.append(f"live for {age:.0f}s, over the time budget of {budget:g}s")
+        if reasons:
+            found.append(
+                {"attempt": a.id, "task_key": a.task_key, "state": str(a.state), "why": reasons}
+            )
+    return found
+
+
+def build_snapshot(store: Store, settings: Settings, now: dt.datetime) -> dict[str, Any]:
+    # an attempt whose workspace was cleaned up was seen to: only the others can need a look
+    attempts = store.list_attempts(except_workspaces=SETTLED)
+    counts = {str(st): n for st, n in store.count_by_state().items()}
+    queue = {str(st): 0 for st in TaskState}
+    for task in store.queued_tasks():
+        queue[str(task.state)] += 1
+    escapes = store.attempts_with_event("escape_warning")
+    return {
+        "version": 1,
+        "written_at": now.isoformat(),
+        "counts": counts,
+        "queue": queue,
+        "attention": attention(
+            attempts,
+            store.newest_attempt_numbers(),
+            escapes,
+            settings.attempt_time_budget,
+            now,
+        ),
+    }

@@ -1,0 +1,304 @@
+"""The dashboard's HTTP server: the page, read-only JSON that mirrors ``orch list/show
+--json``, and the operator actions (cancel, retry, send) through the CLI's own calls.
+
+Who may do what:
+- bound to a loopback address, anyone on this machine may read; a mutating request must
+  carry the server's token in the ``X-Orch-Token`` header. The page served at ``/``
+  embeds the token; another site's page cannot read it (same-origin policy) nor send that
+  header without a CORS preflight this server never grants, so cross-site requests fail.
+  The ``Host`` header must name a loopback host, which defeats DNS rebinding.
+- bound elsewhere, every API request needs the token (header, or ``?token=`` for reads),
+  and the page does not embed it: the operator opens ``/#token=...``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import ipaddress
+import json
+import socket
+import sys
+import traceback
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from orch import lifecycle, processes
+from orch.config import Settings
+from orch.errors import (
+    BaseRefError,
+    Conflict,
+    DirtyRepository,
+    InvalidInput,
+    LockBusy,
+    NotClaimable,
+    NotFound,
+    OrchError,
+    RepositoryError,
+    RetryRefused,
+    ServeError,
+    StoreError,
+)
+from orch.git import Git
+from orch.models import State
+from orch.queries import find_attempt, list_attempts, show
+from orch.retry import RetryPolicy, retry
+from orch.serve import runtime
+
+if TYPE_CHECKING:
+    from orch.store import Store
+
+TOKEN_HEADER = "X-Orch-Token"
+MAX_BODY = 1 << 20
+LOG_TAIL = 40
+# what each kind of refusal is in HTTP terms; anything else is the server's fault (500)
+_STATUS_FOR_ERROR: tuple[tuple[type[OrchError], int], ...] = (
+    (InvalidInput, 400),
+    (RepositoryError, 400),
+    (BaseRefError, 400),
+    (DirtyRepository, 409),
+    (NotFound, 404),
+    (Conflict, 409),
+    (RetryRefused, 409),
+    (NotClaimable, 409),
+    (StoreError, 503),
+    (LockBusy, 503),
+)
+
+
+def http_status(exc: OrchError) -> int:
+    return next((status for kind, status in _STATUS_FOR_ERROR if isinstance(exc, kind)), 500)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def dashboard_html() -> str:
+    return (resources.files("orch.serve") / "static" / "dashboard.html").read_text("utf-8")
+
+
+class DashboardServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(
+        self, host: str, port: int, store: Store, settings: Settings, actor: str, token: str
+    ) -> None:
+        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        try:
+            super().__init__((host, port), Handler)
+        except OSError as exc:
+            raise ServeError(
+                f"cannot serve the dashboard on {host}:{port}: {exc.strerror}"
+            ) from exc
+        self.store = store
+        self.settings = settings
+        self.actor = actor
+        self.token = token
+        self.loopback = is_loopback(host)
+        self.page = dashboard_html()
+
+    @property
+    def url(self) -> str:
+        host, port = str(self.server_address[0]), self.server_address[1]
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{port}/"
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: DashboardServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # the dashboard polls every few seconds; an access log would be noise
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("X-Frame-Options", "DENY")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: int, **body: Any) -> None:
+        data = json.dumps({"version": 1, **body}, indent=2, ensure_ascii=False)
+        self._send(status, data.encode(), "application/json; charset=utf-8")
+
+    def _error(self, status: int, message: str, exit_code: int | None = None) -> None:
+        # a refused request's body may be unread: never read it as the next request
+        self.close_connection = True
+        self._json(status, error=message, exit_code=exit_code)
+
+    def _token_ok(self, query: dict[str, list[str]], header_only: bool) -> bool:
+        given = self.headers.get(TOKEN_HEADER) or (
+            "" if header_only else query.get("token", [""])[0]
+        )
+        return hmac.compare_digest(given.encode(), self.server.token.encode())
+
+    def _host_ok(self) -> bool:
+        if not self.server.loopback:
+            return True
+        host = urllib.parse.urlsplit(f"//{self.headers.get('Host', '')}").hostname or ""
+        return is_loopback(host)
+
+    def _route(self, method: str) -> None:
+        parts = urllib.parse.urlsplit(self.path)
+        query = urllib.parse.parse_qs(parts.query)
+        path = [urllib.parse.unquote(p) for p in parts.path.split("/") if p]
+        if not self._host_ok():
+            return self._error(403, "this dashboard answers only to a loopback host name")
+        try:
+            if method == "GET" and not path:
+                return self._page()
+            if not path or path[0] != "api":
+                return self._error(404, f"no such page: {parts.path}")
+            if method == "POST" and not self._token_ok(query, header_only=True):
+                return self._error(403, f"a mutating request needs the {TOKEN_HEADER} header")
+            if not self.server.loopback and not self._token_ok(query, header_only=False):
+                return self._error(401, "this dashboard needs its token")
+            handler = getattr(self, f"_{method.lower()}_{'_'.join(path[1:2]) or 'root'}", None)
+            if handler is None:
+                return self._error(404, f"no such endpoint: {method} {parts.path}")
+            handler(path[2:], query)
+        except OrchError as exc:
+            self._error(http_status(exc), exc.message, exc.exit_code)
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True  # the client went away: nobody to answer
+        except Exception as exc:  # a bug: answer it and keep its traceback in the log
+            traceback.print_exc(file=sys.stderr)
+            self._error(500, f"internal error: {type(exc).__name__}: {exc}")
+
+    def do_GET(self) -> None:
+        self._route("GET")
+
+    def do_POST(self) -> None:
+        self._route("POST")
+
+    def _page(self) -> None:
+        token = self.server.token if self.server.loopback else ""
+        page = self.server.page.replace("{{ORCH_TOKEN}}", token)
+        self._send(200, page.encode(), "text/html; charset=utf-8")
+
+    def _body(self) -> dict[str, Any]:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            raise InvalidInput("bad Content-Length") from None
+        if length < 0:
+            raise InvalidInput("bad Content-Length")
+        if length > MAX_BODY:
+            raise InvalidInput(f"request body over {MAX_BODY} bytes")
+        raw = self.rfile.read(length) if length else b"{}"
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            raise InvalidInput("the request body is not JSON") from None
+        if not isinstance(body, dict):
+            raise InvalidInput("the request body must be a JSON object")
+        return body
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def _get_attempts(self, rest: list[str], query: dict[str, list[str]]) -> None:
+        store = self.server.store
+        if not rest:
+            try:
+                states = tuple(State(s) for s in query.get("state", []))
+                limit = int(query["limit"][0]) if "limit" in query else None
+            except ValueError as exc:
+                raise InvalidInput(f"bad query: {exc}") from None
+            task = query.get("task", [None])[0]
+            found = list_attempts(store, states, task, limit)
+            return self._json(200, attempts=[a.to_dict() for a in found])
+        if len(rest) == 1:
+            return self._json(200, **show(store, rest[0]).to_dict())
+        attempt = find_attempt(store, rest[0])
+        if rest[1:] == ["log"]:
+            path = self.server.settings.logs_dir / f"{attempt.id}.log"
+            lines = processes.log_tail(path, LOG_TAIL)
+            return self._json(200, attempt=attempt.id, path=str(path), lines=lines)
+        if rest[1:] == ["ports"]:
+            bundle = store.port_bundle(attempt.id)
+            if bundle is None:
+                raise NotFound(f"attempt {attempt.id} holds no port bundle")
+            return self._json(
+                200, attempt=attempt.id, start=bundle.start, size=bundle.size, ports=bundle.ports
+            )
+        raise NotFound(f"no such endpoint: {self.path}")
+
+    def _get_status(self, rest: list[str], query: dict[str, list[str]]) -> None:
+        home = self.server.settings.home
+        snapshot = runtime.read_json(runtime.serve_dir(home) / "status.json") or {}
+        loop = runtime.running(home, runtime.LOOP)
+        snapshot.pop("version", None)
+        self._json(
+            200,
+            **snapshot,
+            loop_running=loop is not None,
+            loop_pid=loop.pid if loop else None,
+        )
+
+    def _get_tasks(self, rest: list[str], query: dict[str, list[str]]) -> None:
+        tasks = self.server.store.queued_tasks()
+        self._json(200, tasks=[t.to_dict() for t in tasks])
+
+    # -- actions: the same calls as orch cancel / retry / send ------------------------------
+
+    def _post_attempts(self, rest: list[str], query: dict[str, list[str]]) -> None:
+        if len(rest) != 2 or rest[1] not in ("cancel", "retry", "send"):
+            raise NotFound(f"no such action: {self.path}")
+        ref, action = rest
+        body = self._body()
+        srv = self.server
+        settings, store = srv.settings, srv.store
+        if action == "cancel":
+            reason = body.get("reason") or "cancelled from the dashboard"
+            out = lifecycle.cancel(
+                store, ref, srv.actor, settings.cancel_grace, str(reason), settings.host_name
+            )
+            return self._json(
+                200, attempt=out.attempt.to_dict(), changed=out.changed, signalled=out.signalled
+            )
+        if action == "retry":
+            prompt = body.get("prompt")
+            made = retry(
+                store,
+                ref,
+                settings,
+                Git(settings.git_lock_timeout),
+                RetryPolicy(settings.retry_cooldown, settings.max_attempts),
+                srv.actor,
+                prompt=str(prompt) if prompt else None,
+            )
+            return self._json(200, attempt=made.attempt.to_dict(), warnings=list(made.warnings))
+        message = body.get("message")
+        if not isinstance(message, str):
+            raise InvalidInput("send needs a JSON body with a 'message' string")
+        sent = lifecycle.send(store, ref, message, srv.actor, settings)
+        return self._json(
+            200,
+            message=sent.message.to_dict() if sent.message else None,
+            continuation=sent.continuation.to_dict() if sent.continuation else None,
+        )
+
+
+def serve_until_stopped(server: DashboardServer) -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever(poll_interval=0.2)
+    server.server_close()
+
+
+def log_path(home: Path) -> Path:
+    return runtime.serve_dir(home) / "loop.log"

@@ -1,0 +1,166 @@
+"""The dashboard's HTTP API on a real server bound to an ephemeral loopback port.
+
+Reads must mirror ``orch list/show --json`` exactly; actions go through the CLI's own
+calls; a mutating request without the token changes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import Result
+from helpers import dispatch
+from serve_support import dead_worker, http, page, settings
+
+from orch.serve.web import TOKEN_HEADER, DashboardServer
+from orch.store import Store, open_store
+
+RunCli = Callable[..., Result]
+TOKEN = "test-token"
+
+
+@dataclasses.dataclass
+class Served:
+    url: str
+    server: DashboardServer
+
+    def post(self, path: str, body: Any = None, token: str | None = TOKEN) -> tuple[int, Any]:
+        headers = {TOKEN_HEADER: token} if token is not None else {}
+        return http(self.url + path, "POST", body if body is not None else {}, headers)
+
+    def get(self, path: str) -> tuple[int, Any]:
+        return http(self.url + path)
+
+
+@pytest.fixture
+def store(store_url: str, isolated_env: Path) -> Iterator[Store]:
+    with open_store(store_url, isolated_env / "locks") as s:
+        yield s
+
+
+def start(store: Store, host: str = "127.0.0.1", **changes: Any) -> Iterator[Served]:
+    server = DashboardServer(host, 0, store, settings(**changes), "dashboard", TOKEN)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield Served(f"http://127.0.0.1:{server.server_address[1]}", server)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture
+def served(store: Store) -> Iterator[Served]:
+    yield from start(store, retry_cooldown=0, cancel_grace=1)
+
+
+def cli_json(run_cli: RunCli, *args: str) -> Any:
+    result = run_cli(*args)
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_reads_mirror_orch_list_and_show_json(repo: Path, run_cli: RunCli, served: Served) -> None:
+    first = dispatch(run_cli, repo, "one")["id"]
+    dispatch(run_cli, repo, "two")
+    assert served.get("/api/attempts") == (200, cli_json(run_cli, "list", "--json"))
+    assert served.get("/api/attempts?state=queued&task=one") == (
+        200,
+        cli_json(run_cli, "list", "--json", "--state", "queued", "--task", "one"),
+    )
+    assert served.get(f"/api/attempts/{first}") == (200, cli_json(run_cli, "show", first, "--json"))
+    assert served.get(f"/api/attempts/{first[:6]}")[1]["attempt"]["id"] == first
+    assert served.get(f"/api/attempts/{first}/ports") == (
+        200,
+        cli_json(run_cli, "ports", first, "--json"),
+    )
+    code, log = served.get(f"/api/attempts/{first}/log")
+    assert code == 200 and log["attempt"] == first and isinstance(log["lines"], list)
+
+
+def test_unknown_attempts_and_bad_queries_are_clear_errors(served: Served) -> None:
+    code, body = served.get("/api/attempts/deadbeef")
+    assert (code, body["exit_code"]) == (404, 8) and "no attempt 'deadbeef'" in body["error"]
+    code, body = served.get("/api/attempts?state=bogus")
+    assert (code, body["exit_code"]) == (400, 2)
+    assert served.get("/api/nothing-here")[0] == 404
+    assert served.get("/../../etc/passwd")[0] == 404
+
+
+def test_cancel_needs_the_token_and_then_goes_through_orch_cancel(
+    repo: Path, run_cli: RunCli, served: Served, store: Store
+) -> None:
+    attempt = dispatch(run_cli, repo, "to-cancel")["id"]
+    for token in (None, "wrong", ""):
+        code, body = served.post(f"/api/attempts/{attempt}/cancel", token=token)
+        assert code == 403 and TOKEN_HEADER in body["error"]
+    assert store.get(attempt).state == "queued"
+
+    code, body = served.post(f"/api/attempts/{attempt}/cancel", {"reason": "not needed"})
+    assert code == 200 and body["changed"] is True
+    assert body["attempt"]["state"] == "cancelled" and body["attempt"]["reason"] == "not needed"
+    events = [e["kind"] for e in cli_json(run_cli, "show", attempt, "--json")["events"]]
+    assert events[-1] == "cancelled"
+    code, body = served.post(f"/api/attempts/{attempt}/cancel")
+    assert code == 200 and body["changed"] is False
+
+
+def test_retry_and_send_go_through_the_cli_calls(
+    repo: Path, run_cli: RunCli, served: Served, store: Store
+) -> None:
+    attempt = dispatch(run_cli, repo, "flaky")["id"]
+    code, body = served.post(f"/api/attempts/{attempt}/retry")
+    assert (code, body["exit_code"]) == (409, 16) and "live attempt" in body["error"]
+
+    code, body = served.post(f"/api/attempts/{attempt}/send", {"message": "also add a test"})
+    assert code == 200 and body["message"]["body"] == "also add a test"
+    assert [m.body for m in store.messages(attempt)] == ["also add a test"]
+    code, body = served.post(f"/api/attempts/{attempt}/send", {"nothing": 1})
+    assert (code, body["exit_code"]) == (400, 2)
+
+    dead_worker(store, attempt, served.server.settings)
+    code, body = served.post(f"/api/attempts/{attempt}/retry")
+    assert code == 200, body
+    assert (body["attempt"]["task_key"], body["attempt"]["attempt_number"]) == ("flaky", 2)
+    assert store.get(attempt).state == "worker_gone"  # noticed by the retry's own reap
+
+
+def test_malformed_bodies_are_refused(repo: Path, run_cli: RunCli, served: Served) -> None:
+    import urllib.request
+
+    attempt = dispatch(run_cli, repo, "x")["id"]
+    request = urllib.request.Request(
+        f"{served.url}/api/attempts/{attempt}/send",
+        data=b"{not json",
+        method="POST",
+        headers={TOKEN_HEADER: TOKEN},
+    )
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=30)
+    with caught.value:
+        assert caught.value.code == 400
+
+
+def test_a_foreign_host_header_is_refused_on_loopback(served: Served) -> None:
+    code, body = http(served.url + "/api/attempts", headers={"Host": "attacker.example:80"})
+    assert code == 403 and "loopback" in body["error"]
+
+
+def test_the_page_embeds_the_token_only_on_loopback(store: Store) -> None:
+    for served in start(store):
+        html = page(served.url + "/")
+        assert f'content="{TOKEN}"' in html and "<title>orch dashboard</title>" in html
+    for served in start(store, host="0.0.0.0"):
+        html = page(served.url + "/")
+        assert TOKEN not in html
+        assert served.get("/api/attempts")[0] == 401
+        assert served.get(f"/api/attempts?token={TOKEN}")[0] == 200
+        code, _ = http(served.url + "/api/status", headers={TOKEN_HEADER: TOKEN})
+        assert code == 200

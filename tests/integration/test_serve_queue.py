@@ -1,0 +1,235 @@
+"""The task queue and the loop's cycle: ``orch submit``, dispatching at most N per
+cycle, never a second live attempt, retries of lost workers per policy, the snapshot.
+
+Cycles run in-process against a real store; the loop dispatches through real ``orch``
+child processes into real repositories, on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+from helpers import assert_failed_cleanly, dispatch, orch_branches, worktrees
+from serve_support import dead_worker, repo_root, settings
+
+from orch.models import State, TaskState
+from orch.serve.loop import Loop
+from orch.serve.runtime import serve_dir
+from orch.store import Store, open_store
+
+RunCli = Callable[..., Result]
+
+
+@pytest.fixture
+def store(store_url: str, isolated_env: Path) -> Iterator[Store]:
+    with open_store(store_url, isolated_env / "locks") as s:
+        yield s
+        # the PostgreSQL database is shared by the tests of one xdist worker: leave no task
+        # another test's loop would dispatch
+        for task in s.queued_tasks([TaskState.READY, TaskState.DISPATCHED]):
+            s.move_task(task.id, task.state, TaskState.FAILED, reason="test over")
+
+
+def submit(run_cli: RunCli, repo: Path, key: str, *args: str) -> int:
+    result = run_cli("submit", key, "--prompt", f"do {key}", "--json", *args, cwd=repo)
+    assert result.exit_code == 0, result.stderr
+    task_id: int = json.loads(result.stdout)["task"]["id"]
+    return task_id
+
+
+def ours(store: Store, repo: Path) -> dict[int, TaskState]:
+    return {t.id: t.state for t in store.queued_tasks() if t.repository == repo_root(repo)}
+
+
+def test_submit_records_a_ready_task_and_provisions_nothing(
+    repo: Path, run_cli: RunCli, store: Store
+) -> None:
+    task_id = submit(run_cli, repo, "add-retries", "--worker", "codex")
+    task = next(t for t in store.queued_tasks() if t.id == task_id)
+    assert (task.state, task.task_key, task.worker, task.base_ref) == (
+        TaskState.READY,
+        "add-retries",
+        "codex",
+        None,
+    )
+    assert orch_branches(repo) == [] and len(worktrees(repo)) == 1
+    assert store.list_attempts(repository=repo_root(repo)) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (("../escape", "--prompt", "x"), 2, "task key"),
+        (("ok", "--prompt", "x", "--base-ref", "no-such-ref"), 4, "unknown base ref"),
+        (("ok", "--prompt", "x", "--worker", " "), 2, "--worker"),
+    ],
+)
+def test_submit_refuses_bad_input_and_records_nothing(
+    repo: Path, run_cli: RunCli, store: Store, args: tuple[str, ...], code: int, says: str
+) -> None:
+    line = assert_failed_cleanly(run_cli("submit", *args, cwd=repo), code)
+    assert says in line
+    assert ours(store, repo) == {}
+
+
+def test_submit_outside_a_repository_exits_3(tmp_path: Path, run_cli: RunCli, store: Store) -> None:
+    assert_failed_cleanly(run_cli("submit", "t", "--prompt", "x", cwd=tmp_path), 3)
+
+
+def test_a_cycle_dispatches_at_most_n_and_never_a_second_live_attempt(
+    repo: Path, run_cli: RunCli, store: Store
+) -> None:
+    first = submit(run_cli, repo, "a")
+    again = submit(run_cli, repo, "a")  # the same task: waits for the first to end
+    b, c = submit(run_cli, repo, "b"), submit(run_cli, repo, "c")
+    loop = Loop(store, settings(dispatch_per_cycle=2, retry_cooldown=0), "loop")
+
+    report = loop.cycle()
+    assert len(report.dispatched) == 2
+    assert ours(store, repo) == {
+        first: TaskState.DISPATCHED,
+        again: TaskState.READY,
+        b: TaskState.DISPATCHED,
+        c: TaskState.READY,
+    }
+    loop.cycle()
+    assert ours(store, repo)[c] == TaskState.DISPATCHED
+    assert ours(store, repo)[again] == TaskState.READY  # task a still has a live attempt
+    live = store.list_attempts(repository=repo_root(repo))
+    assert sorted(a.task_key for a in live) == ["a", "b", "c"]
+    assert all(a.state == State.QUEUED for a in live)
+
+    a1 = next(a for a in live if a.task_key == "a")
+    store.cancel(a1.id, "done with it", "test")
+    loop.cycle()
+    tasks = ours(store, repo)
+    assert tasks[first] == TaskState.DONE and tasks[again] == TaskState.DISPATCHED
+    numbers = sorted(
+        a.attempt_number
+        for a in store.list_attempts(task_key="a")
+        if a.repository == repo_root(repo)
+    )
+    assert numbers == [1, 2]
+
+
+def test_a_lost_worker_is_retried_per_policy_and_the_snapshot_says_so(
+    repo: Path, run_cli: RunCli, store: Store, isolated_env: Path
+) -> None:
+    task_id = submit(run_cli, repo, "flaky")
+    patient = Loop(store, settings(retry_cooldown=3600, max_attempts=2), "loop")
+    first = patient.cycle().dispatched[0]
+    dead_worker(store, first, patient.settings)
+
+    report = patient.cycle()  # the cooldown holds the retry back
+    assert report.gone == [first] and report.retried == []
+    snapshot = json.loads((serve_dir(isolated_env) / "status.json").read_text())
+    flagged = {x["attempt"]: x["why"] for x in snapshot["attention"]}
+    assert flagged[first][0].startswith("worker gone: worker process")
+    assert snapshot["counts"]["worker_gone"] >= 1
+
+    eager = Loop(store, settings(retry_cooldown=0, max_attempts=2), "loop")
+    second = eager.cycle().retried[0]
+    retried = store.get(second)
+    assert (retried.task_key, retried.attempt_number, retried.state) == ("flaky", 2, State.QUEUED)
+    assert retried.branch_name != store.get(first).branch_name
+    snapshot = json.loads((serve_dir(isolated_env) / "status.json").read_text())
+    assert first not in {x["attempt"] for x in snapshot["attention"]}  # superseded
+
+    dead_worker(store, second, eager.settings)
+    report = eager.cycle()
+    assert report.gone == [second] and report.retried == []  # max_attempts reached
+    task = next(t for t in store.queued_tasks() if t.id == task_id)
+    assert task.state == TaskState.DONE and "max_attempts 2" in (task.reason or "")
+
+
+def test_a_dispatch_over_its_timeout_is_killed_and_the_task_fails_saying_so(
+    repo: Path, run_cli: RunCli, store: Store
+) -> None:
+    task_id = submit(run_cli, repo, "slow")
+    report = Loop(store, settings(dispatch_timeout=0.001), "loop").cycle()
+    assert report.dispatched == []
+    task = next(t for t in store.queued_tasks() if t.id == task_id)
+    assert task.state == TaskState.FAILED
+    assert "did not finish within 0.001s and was killed" in (task.reason or "")
+
+
+def test_a_dispatch_that_fails_later_fails_the_task_with_the_error(
+    repo: Path, run_cli: RunCli, store: Store
+) -> None:
+    from helpers import git
+
+    git("tag", "base", cwd=repo)
+    task_id = submit(run_cli, repo, "gone-base", "--base-ref", "base")
+    git("tag", "-d", "base", cwd=repo)
+    Loop(store, settings(), "loop").cycle()
+    task = next(t for t in store.queued_tasks() if t.id == task_id)
+    assert task.state == TaskState.FAILED and "unknown base ref 'base'" in (task.reason or "")
+    assert orch_branches(repo) == []
+
+
+def test_a_task_left_dispatching_by_a_dead_loop_is_dispatched_once(
+    repo: Path, run_cli: RunCli, store: Store
+) -> None:
+    task_id = submit(run_cli, repo, "interrupted")
+    assert store.move_task(task_id, TaskState.READY, TaskState.DISPATCHING) is not None
+    loop = Loop(store, settings(), "loop")
+    loop.cycle()  # nothing was made: back to ready, then dispatched
+    loop.cycle()
+    made = [
+        a for a in store.list_attempts(task_key="interrupted") if a.repository == repo_root(repo)
+    ]
+    assert len(made) == 1
+    assert ours(store, repo)[task_id] == TaskState.DISPATCHED
+    # a loop that died after the attempt was made: the task adopts it, no second one
+    store.cancel(made[0].id, "x", "test")
+    again = submit(run_cli, repo, "interrupted")
+    assert store.move_task(again, TaskState.READY, TaskState.DISPATCHING) is not None
+    made_by_dead_loop = dispatch(run_cli, repo, "interrupted")["id"]
+    Loop(store, settings(retry_cooldown=0), "loop").cycle()
+    task = next(t for t in store.queued_tasks() if t.id == again)
+    assert (task.state, task.attempt_id) == (TaskState.DISPATCHED, made_by_dead_loop)
+    numbers = [
+        a.attempt_number
+        for a in store.list_attempts(task_key="interrupted")
+        if a.repository == repo_root(repo)
+    ]
+    assert sorted(numbers) == [1, 2]
+
+
+def test_the_loop_dispatches_a_key_with_spaces_unicode_and_dashes(
+    repo: Path, run_cli: RunCli, store: Store
+) -> None:
+    key = "Fix lógin \u2013 ünïcode --now"
+    task_id = submit(run_cli, repo, key)
+    made = Loop(store, settings(), "loop").cycle().dispatched
+    assert len(made) == 1
+    attempt = store.get(made[0])
+    assert (
+        attempt.task_key == key and attempt.branch_name == f"orch/fix-login-unicode-now-{made[0]}"
+    )
+    assert ours(store, repo)[task_id] == TaskState.DISPATCHED
+
+
+def test_a_dispatch_refused_by_a_busy_lock_leaves_the_task_ready_for_the_next_cycle(
+    repo: Path, run_cli: RunCli, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orch.fslock import file_lock
+
+    task_id = submit(run_cli, repo, "locked-out")
+    monkeypatch.setenv("ORCH_GIT_LOCK_TIMEOUT", "0.2")  # the child dispatch's patience
+    with file_lock(repo / ".git" / "orch" / "worktree.lock", 5.0, "the test"):
+        report = Loop(store, settings(), "loop").cycle()
+    assert report.dispatched == []
+    assert any("will try again" in line for line in report.failed), report.failed
+    assert ours(store, repo)[task_id] == TaskState.READY
+    assert orch_branches(repo) == []
+
+    # the lock is free now; the refused dispatch left a failed attempt, so the task's
+    # retry cooldown applies first
+    report = Loop(store, settings(retry_cooldown=0), "loop").cycle()
+    assert len(report.dispatched) == 1
+    assert ours(store, repo)[task_id] == TaskState.DISPATCHED
