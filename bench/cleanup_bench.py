@@ -53,7 +53,7 @@ from typing import Any
 # the synthetic repository and the isolated environment are dispatch_bench's, so both
 # benchmarks measure the same kind of repository
 from dispatch_bench import isolated_env as _isolated_env
-from dispatch_bench import make_repo
+from dispatch_bench import machine_busy, make_repo
 
 TARGET_RATIO = 1.2  # orch cleanup wall time / git loop wall time (issue 4, point 4)
 LOAD_WARNING = 3.0  # 1-minute load average above which the numbers are noisy
@@ -88,30 +88,6 @@ def loadavg() -> float | None:
         return round(os.getloadavg()[0], 2)
     except OSError:
         return None
-
-
-def cpu_busy(interval: float = 1.0) -> float | None:
-    """Percent of all CPUs busy over ``interval`` (Linux /proc/stat; None elsewhere).
-
-    Unlike the load average, which lags a minute behind, it does not count the set-up
-    processes this bench has just finished.
-    """
-
-    def read() -> list[int] | None:
-        try:
-            with open("/proc/stat") as fh:
-                return [int(x) for x in fh.readline().split()[1:]]
-        except (OSError, ValueError):
-            return None
-
-    a = read()
-    time.sleep(interval)
-    b = read()
-    if a is None or b is None:
-        return None
-    delta = [y - x for x, y in zip(a, b, strict=False)]
-    idle = delta[3] + (delta[4] if len(delta) > 4 else 0)  # idle + iowait
-    return round(100.0 * (sum(delta) - idle) / sum(delta), 1) if sum(delta) else None
 
 
 def find_orch(given: str | None) -> list[str]:
@@ -228,7 +204,7 @@ def bench_git(repo: Path, root: Path, n: int, env: dict[str, str], log: Log) -> 
     items = setup_git(repo, root, n, env, log)
     freed = sum(disk_usage(p) for p, _ in items)
     os.sync()
-    busy = cpu_busy()
+    busy = machine_busy()
     load = loadavg()
     t0 = time.perf_counter()
     for path, branch in items:
@@ -286,7 +262,7 @@ def bench_orch(
     if plan["totals"]["remove"] != n or len(branches(repo, env, "orch")) != n:
         raise SystemExit(f"orch cleanup --dry-run does not plan to remove {n}: {plan['totals']}")
     os.sync()
-    busy = cpu_busy()
+    busy = machine_busy()
     load = loadavg()
     t0 = time.perf_counter()
     out = run([*orch, "cleanup", "--all-terminal", "--json"], env).stdout
@@ -372,7 +348,7 @@ def breakdown(
             return timed_call
 
         setattr(store, name, wrap())
-    busy = cpu_busy()
+    busy = machine_busy()
     load = loadavg()
     t0 = time.perf_counter()
     items = cleanup(

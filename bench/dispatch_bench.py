@@ -12,14 +12,16 @@ built with ``git fast-import``) it times, interleaved per iteration so that drif
 
 and once per run ``orch --help``, ``orch list`` and ``orch show <id>`` beside the floor.
 
-Every command is a subprocess timed by wall clock. Worktrees and branches are removed
-(untimed) after each timed command, and the file system is synced before each one, so
-every run starts from the same state. HOME, ORCH_HOME, XDG_* and GIT_CONFIG_GLOBAL point
-into the temporary directory and the git identity is pinned: nothing touches the real home.
+Every command is a subprocess timed by wall clock. After each timed command its worktree
+is unregistered (its files moved aside until the run ends, see ``clean_worktrees``) and its
+branch deleted, untimed, and the file system is synced before each one, so every run
+starts from the same state. The measured orch is byte-compiled first, as an installed one
+is. HOME, ORCH_HOME, XDG_* and GIT_CONFIG_GLOBAL point into the temporary directory and
+the git identity is pinned: nothing touches the real home.
 
     python bench/dispatch_bench.py [--sizes 1000,10000,50000] [--runs N] [--json out.json]
 
-Standard library only; any Python >= 3.9 can run it (it finds the Python that ``orch``
+Standard library only; any Python >= 3.10 can run it (it finds the Python that ``orch``
 runs on from the entry point's shebang, for the floor).
 """
 
@@ -66,7 +68,10 @@ def isolated_env(root: Path) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("ORCH_", "GIT_", "XDG_")) and k not in ("PYTHONSTARTUP",)
+        # PYTHONDONTWRITEBYTECODE would make every orch run compile its modules from source
+        # (tens of ms an installed orch, compiled at install time, never pays)
+        if not k.startswith(("ORCH_", "GIT_", "XDG_"))
+        and k not in ("PYTHONSTARTUP", "PYTHONDONTWRITEBYTECODE")
     }
     env.update(
         {
@@ -113,6 +118,18 @@ class Sample(NamedTuple):
     wall: float  # seconds
     cpu: float  # user + system seconds of the command and the children it waited for
     stdout: str
+    others: float | None = None  # share of all CPUs that other processes used meanwhile
+
+
+def _machine_cpu() -> float | None:
+    """CPU seconds all processes have used since boot (Linux /proc/stat; None elsewhere)."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = [int(x) for x in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait
+    return busy / os.sysconf("SC_CLK_TCK")
 
 
 def _children_cpu() -> float:
@@ -124,18 +141,22 @@ def timed(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> Sampl
     """Run ``cmd`` after a sync; return its wall time, CPU time and output."""
     os.sync()
     cpu0 = _children_cpu()
+    machine0 = _machine_cpu()
     start = time.perf_counter()
-    proc = subprocess.run(
-        cmd, cwd=cwd or env["HOME"], env=env, capture_output=True
-    )
+    proc = subprocess.run(cmd, cwd=cwd or env["HOME"], env=env, capture_output=True)
     elapsed = time.perf_counter() - start
+    machine1 = _machine_cpu()
     cpu = _children_cpu() - cpu0
+    others = None
+    if machine0 is not None and machine1 is not None and elapsed > 0:
+        # jiffies are 10 ms: for short commands this is coarse, but a busy neighbour shows
+        others = max(0.0, machine1 - machine0 - cpu) / (elapsed * (os.cpu_count() or 1))
     if proc.returncode != 0:
         raise SystemExit(
             f"timed command failed ({proc.returncode}): {' '.join(cmd)}\n"
             f"{proc.stderr.decode(errors='replace')}"
         )
-    return Sample(elapsed, cpu, proc.stdout.decode(errors="replace"))
+    return Sample(elapsed, cpu, proc.stdout.decode(errors="replace"), others)
 
 
 def machine_busy(interval: float = 1.0) -> float | None:
@@ -383,10 +404,20 @@ def summary(samples: list[Sample]) -> dict[str, Any]:
         "min_ms": round(ms[0], 1),
         "max_ms": round(ms[-1], 1),
         "cpu_median_ms": round(statistics.median(cpu), 1),
+        "others_busy_median_pct": _median_pct([s.others for s in samples]),
         "runs": len(ms),
         "samples_ms": [round(s.wall * 1000, 1) for s in samples],  # in run order
         "cpu_samples_ms": [round(x, 1) for x in cpu],
     }
+
+
+def _median_pct(shares: list[float | None]) -> float | None:
+    known = [v for v in shares if v is not None]
+    return round(100 * statistics.median(known), 1) if known else None
+
+
+def _disturbed(batch: list[Sample], threshold: float) -> bool:
+    return any(s.others is not None and s.others * 100 > threshold for s in batch)
 
 
 def _busy_summary(values: list[float | None]) -> float | None:
@@ -464,13 +495,26 @@ def bench_size(
     samples: dict[str, list[Sample]] = {"git": [], "orch": [], "floor": []}
     busy_before: list[float | None] = []
     log(f"[{n} files] {runs} interleaved runs ...")
+    discarded = 0
     for i in range(runs):
-        busy_before.append(wait_quiet(wait, log, 0.5))
         # alternate which of orch and git goes first; the floor sits between them
         order = ("orch", "floor", "git") if i % 2 == 0 else ("git", "floor", "orch")
-        for name in order:
-            fn = {"git": git_add, "orch": orch_dispatch, "floor": floor}[name]
-            samples[name].append(fn())
+        deadline = time.monotonic() + wait
+        while True:
+            busy = wait_quiet(max(0.0, deadline - time.monotonic()), log, 0.5)
+            batch = {}
+            for name in order:
+                fn = {"git": git_add, "orch": orch_dispatch, "floor": floor}[name]
+                batch[name] = fn()
+            # --wait-quiet: an iteration during which others used the CPUs is run again
+            if wait <= 0 or time.monotonic() >= deadline:
+                break
+            if not _disturbed(list(batch.values()), QUIET_BUSY_PCT):
+                break
+            discarded += 1
+        busy_before.append(busy)
+        for name, sample in batch.items():
+            samples[name].append(sample)
     result = {name: summary(s) for name, s in samples.items()}
     git_med = result["git"]["median_ms"]
     orch_med = result["orch"]["median_ms"]
@@ -478,6 +522,7 @@ def bench_size(
     result["repo"] = info
     result["machine_busy_before_pct"] = _busy_summary(busy_before)
     result["machine_busy_before_each_run_pct"] = busy_before
+    result["disturbed_runs_repeated"] = discarded
     result["cpu_overhead_ms"] = round(
         result["orch"]["cpu_median_ms"]
         - result["git"]["cpu_median_ms"]
@@ -532,14 +577,25 @@ def bench_cli(
     busy_before: list[float | None] = []
     log(f"[cli] {runs} interleaved runs of --help, list, show, floor ...")
     names = list(commands)
+    discarded = 0
     for i in range(runs):
-        busy_before.append(wait_quiet(wait, log, 0.5))
         rotated = names[i % len(names) :] + names[: i % len(names)]
-        for name in rotated:
-            samples[name].append(timed(commands[name], env))
+        deadline = time.monotonic() + wait
+        while True:
+            busy = wait_quiet(max(0.0, deadline - time.monotonic()), log, 0.5)
+            batch = {name: timed(commands[name], env) for name in rotated}
+            if wait <= 0 or time.monotonic() >= deadline:
+                break
+            if not _disturbed(list(batch.values()), QUIET_BUSY_PCT):
+                break
+            discarded += 1
+        busy_before.append(busy)
+        for name, sample in batch.items():
+            samples[name].append(sample)
     result: dict[str, Any] = {name: summary(s) for name, s in samples.items()}
     result["machine_busy_before_pct"] = _busy_summary(busy_before)
     result["machine_busy_before_each_run_pct"] = busy_before
+    result["disturbed_runs_repeated"] = discarded
     floor_med = result["floor"]["median_ms"]
     for name in ("list", "show"):
         result[name]["above_floor_ms"] = round(result[name]["median_ms"] - floor_med, 1)
@@ -665,30 +721,41 @@ def render(report: dict[str, Any]) -> str:
             + ", ".join(verdicts)
         )
     lines.append("")
-    lines.append("CPU time (user+sys of the command and the children it waited for, ms, median);")
-    lines.append("busy = share of all CPUs other processes used just before each run (median)")
     lines.append(
-        f"{'files':>7} | {'git':>7} | {'orch':>7} | {'floor':>7} | {'orch-git-floor':>14} "
-        f"| busy before"
+        "for judging noise: fastest run (min) and CPU time (user+sys of the command and the"
+    )
+    lines.append(
+        "children it waited for), ms; busy = share of all CPUs other processes used during"
+    )
+    lines.append("the timed commands (median); repeated = runs redone because of it (--wait-quiet)")
+    lines.append(
+        f"{'files':>7} | {'min git':>7} | {'orch':>7} | {'floor':>7} | {'over':>5} | "
+        f"{'cpu git':>7} | {'orch':>7} | {'floor':>7} | {'over':>5} | {'busy':>4} | repeated"
     )
     for n, r in report["sizes"].items():
-        busy = r.get("machine_busy_before_pct")
+        mins = [r[k]["min_ms"] for k in ("git", "orch", "floor")]
+        cpus = [r[k]["cpu_median_ms"] for k in ("git", "orch", "floor")]
+        busy = statistics.median(
+            [r[k]["others_busy_median_pct"] or 0.0 for k in ("git", "orch", "floor")]
+        )
         lines.append(
-            f"{int(n):>7} | {r['git']['cpu_median_ms']:>7.0f} | {r['orch']['cpu_median_ms']:>7.0f} "
-            f"| {r['floor']['cpu_median_ms']:>7.0f} | {r['cpu_overhead_ms']:>14.0f} | "
-            f"{'?' if busy is None else f'{busy:.0f}%'}"
+            f"{int(n):>7} | {mins[0]:>7.0f} | {mins[1]:>7.0f} | {mins[2]:>7.0f} | "
+            f"{mins[1] - mins[0] - mins[2]:>5.0f} | {cpus[0]:>7.0f} | {cpus[1]:>7.0f} | "
+            f"{cpus[2]:>7.0f} | {r['cpu_overhead_ms']:>5.0f} | {busy:>3.0f}% | "
+            f"{r.get('disturbed_runs_repeated', 0)}"
         )
     c = report.get("cli")
     if c:
         lines.append("")
-        busy = c.get("machine_busy_before_pct")
         lines.append(
             f"one-shot commands ({c['help']['runs']} runs, store with "
-            f"{c['store_attempts']} attempts, machine "
-            f"{'?' if busy is None else f'{busy:.0f}%'} busy before);"
-            f" floor = python -c '{FLOOR_CODE}'"
+            f"{c['store_attempts']} attempts, {c.get('disturbed_runs_repeated', 0)} disturbed runs"
+            f" repeated); floor = python -c '{FLOOR_CODE}'"
         )
-        lines.append(f"{'command':<16} | {'median':>7} | {'p90':>7} | {'above floor':>11} | target")
+        lines.append(
+            f"{'command':<16} | {'median':>7} | {'p90':>7} | {'min':>7} | {'busy':>4} | "
+            f"{'above floor':>11} | target"
+        )
         lines.append("-" * 70)
         floor_med = c["floor"]["median_ms"]
         t = c["targets"]
@@ -714,8 +781,11 @@ def render(report: dict[str, Any]) -> str:
         ]
         for name, s, note in rows:
             above = f"{s['median_ms'] - floor_med:+.0f}" if name != "floor" else ""
+            busy = s.get("others_busy_median_pct")
+            busy_text = "?" if busy is None else f"{busy:.0f}%"
             lines.append(
-                f"{name:<16} | {s['median_ms']:>7.1f} | {s['p90_ms']:>7.1f} | {above:>11} | {note}"
+                f"{name:<16} | {s['median_ms']:>7.1f} | {s['p90_ms']:>7.1f} | "
+                f"{s['min_ms']:>7.1f} | {busy_text:>4} | {above:>11} | {note}"
             )
     lines.append("")
     failed = [name for name, ok in report["verdicts"].items() if not ok]
@@ -766,6 +836,52 @@ def snapshot_orch(ref: str, dest: Path, env: dict[str, str]) -> str:
     if not (dest / "orch" / "migrations").exists():
         (dest / "migrations").rename(dest / "orch" / "migrations")
     return sha
+
+
+def compile_orch(python: str, env: dict[str, str], log: Callable[[str], None]) -> None:
+    """Byte-compile the measured orch package, as ``pip install`` does: a source checkout
+    (editable install, --orch-ref) otherwise pays for compiling on the first run only if
+    it may write ``__pycache__``, and on every run if it may not."""
+    where = subprocess.run(
+        [python, "-c", "import orch, os; print(os.path.dirname(orch.__file__))"],
+        env=env,
+        cwd=env["HOME"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    if not where:
+        return
+    proc = subprocess.run(
+        [python, "-m", "compileall", "-q", where],
+        env=env,
+        cwd=env["HOME"],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        log(f"warning: could not byte-compile {where}; orch may compile on every run")
+
+
+def remove_in_background(root: Path, log: Callable[[str], None]) -> None:
+    """Delete the temporary directory (about a million files after a default run) in a
+    detached ``rm -rf``, so that the results are not held up by it."""
+    try:
+        proc = subprocess.Popen(
+            ["rm", "-rf", "--", str(root)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError:
+        log(f"removing {root} ...")
+        shutil.rmtree(root, ignore_errors=True)
+        return
+    log(
+        f"removing {root} in the background (pid {proc.pid}); on ext4 without a journal, "
+        "creating files stays slow for a few minutes after a mass deletion: wait before "
+        "measuring again"
+    )
 
 
 def default_runs(n: int) -> int:
@@ -854,6 +970,7 @@ def main(argv: list[str] | None = None) -> int:
             sha = snapshot_orch(args.orch_ref, root / "orch-src", env)
             env["PYTHONPATH"] = str(root / "orch-src")
             args.label = " ".join(x for x in (f"{args.orch_ref} = {sha[:12]}", args.label) if x)
+        compile_orch(python, env, log)
         report: dict[str, Any] = {"machine": machine_info(orch, python, env), "sizes": {}}
         if args.label:
             report["machine"]["orch_source"] += f" [{args.label}]"
@@ -894,8 +1011,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.keep:
             log(f"kept {root}")
         else:
-            log(f"removing {root} ...")
-            shutil.rmtree(root, ignore_errors=True)
+            remove_in_background(root, log)
 
 
 if __name__ == "__main__":

@@ -62,6 +62,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# the isolated environment is dispatch_bench's (this directory is on sys.path when run)
+from dispatch_bench import isolated_env as _isolated_env
+
 MODES = ("copy", "hardlink", "reflink", "symlink")
 SIDES = ("none", *MODES, "cp -a", "cp -al")
 TRACKED_FILES = 300
@@ -79,35 +82,9 @@ class BenchError(SystemExit):
 
 
 def isolated_env(root: Path) -> dict[str, str]:
-    """The environment every command runs in: a private HOME, git config, identity, store."""
-    home = root / "home"
-    (home / ".config").mkdir(parents=True, exist_ok=True)
-    gitconfig = home / ".gitconfig"
-    gitconfig.write_text("")
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("ORCH_", "GIT_", "XDG_")) and k != "PYTHONSTARTUP"
-    }
-    env.update(
-        {
-            "HOME": str(home),
-            "XDG_CONFIG_HOME": str(home / ".config"),
-            "XDG_STATE_HOME": str(home / ".local" / "state"),
-            "XDG_CACHE_HOME": str(home / ".cache"),
-            "XDG_DATA_HOME": str(home / ".local" / "share"),
-            "GIT_CONFIG_GLOBAL": str(gitconfig),
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_AUTHOR_NAME": "orch bench",
-            "GIT_AUTHOR_EMAIL": "bench@example.invalid",
-            "GIT_COMMITTER_NAME": "orch bench",
-            "GIT_COMMITTER_EMAIL": "bench@example.invalid",
-            "GIT_TERMINAL_PROMPT": "0",
-            "LC_ALL": "C",
-            # worktrees go under ORCH_HOME: the same file system as the repository
-            "ORCH_HOME": str(root / "orch-home"),
-        }
-    )
+    """dispatch_bench's environment; worktrees go under ORCH_HOME, on the repository's disk."""
+    env = _isolated_env(root)
+    env["ORCH_HOME"] = str(root / "orch-home")
     return env
 
 
