@@ -246,3 +246,19 @@ def test_every_command_and_option_has_help_text() -> None:
         if isinstance(param, click.Option) and not param.hidden and not (param.help or "").strip()
     ]
     assert options == [], f"options without help text: {options}"
+
+
+def test_a_plain_dispatch_imports_only_what_it_uses(repo: Path) -> None:
+    """No ORM, no migrations, no pattern matcher for a repository without include rules:
+    each costs every dispatch tens of milliseconds (bench/dispatch_bench.py)."""
+    run([sys.executable, "-m", "orch", "dispatch", "first"], cwd=repo)  # creates the store
+    proc = run([sys.executable, "-X", "importtime", "-m", "orch", "dispatch", "plain"], cwd=repo)
+    imported = {
+        line.rsplit("|", 1)[-1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    assert "sqlalchemy" in imported, "importtime output not understood"
+    unused = sorted(m for m in imported if m.split(".")[0] in ("alembic", "pathspec", "dulwich"))
+    unused += sorted(m for m in imported if m.startswith("sqlalchemy.orm"))
+    assert unused == []
