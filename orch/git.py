@@ -276,10 +276,16 @@ class Git:
         return parse_porcelain(out)
 
     def start_dirty_check(self, worktree: Path) -> PendingDirtyCheck:
-        """Start the dirty check in the background (it can overlap the checkout)."""
+        """Start the dirty check in the background (it can overlap the checkout).
+
+        Single-threaded: git's parallel index refresh would take the cores this process
+        is importing and checking out on (at 50k files it slowed the import by ~50 ms,
+        against ~3 ms without the threads)."""
         proc = subprocess.Popen(
             [
                 "git",
+                "-c",
+                "core.preloadIndex=false",
                 "--no-optional-locks",
                 "status",
                 "--porcelain=v1",
