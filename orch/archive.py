@@ -14,10 +14,10 @@ import json
 import os
 import shutil
 import tarfile
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from orch import atomic
 from orch.errors import WorkspaceError, describe_os_error
 
 MANIFEST = "manifest.json"
@@ -55,12 +55,7 @@ def write_manifest(directory: Path, manifest: dict[str, Any]) -> Path:
     # ASCII: a file name that is not UTF-8 (kept by git as surrogate escapes) stays writable
     data = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".manifest.", dir=directory)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        atomic.write_text(path, data, durable=True)
     except OSError as exc:
         raise WorkspaceError(f"cannot write {path}: {describe_os_error(exc)}") from exc
     return path

@@ -13,12 +13,12 @@ import contextlib
 import datetime as dt
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from orch import atomic
 from orch.errors import PayloadError, WorkspaceError, describe_os_error
 from orch.models import Attempt
 
@@ -102,22 +102,7 @@ def write_payload(path: Path, payload: dict[str, Any]) -> None:
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(path.parent, 0o700)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        atomic.write_text(path, data, durable=True)
     except OSError as exc:
         raise WorkspaceError(f"cannot write the payload {path}: {describe_os_error(exc)}") from exc
 

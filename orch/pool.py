@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from orch import archive, naming
+from orch import archive, atomic, naming
 from orch.config import Settings
 from orch.errors import GitError, OrchError, WorkspaceError, describe_os_error
 from orch.fslock import file_lock, try_lock
@@ -346,9 +346,9 @@ def fill(
         try:
             root.mkdir(parents=True, exist_ok=True)
             if size is not None:
-                _write(root / SIZE_FILE, f"{size}\n")
+                atomic.write_text(root / SIZE_FILE, f"{size}\n")
             if not (root / REPOSITORY_FILE).exists():
-                _write(root / REPOSITORY_FILE, f"{repo.root}\n")  # for orch doctor
+                atomic.write_text(root / REPOSITORY_FILE, f"{repo.root}\n")  # for orch doctor
         except OSError as exc:
             raise WorkspaceError(f"cannot write the pool {root}: {describe_os_error(exc)}") from exc
         target = target_size(settings, repo)
@@ -389,12 +389,6 @@ def fill(
             removed=tuple(removed),
             ready=len(ready_members(directory)),
         )
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def pooled_repositories(settings: Settings) -> list[Path]:
