@@ -38,6 +38,7 @@ from typing import Any
 from dispatch_bench import (
     FLOOR_CODE,
     Sample,
+    clean_worktrees,
     find_orch,
     isolated_env,
     machine_busy,
@@ -67,27 +68,9 @@ def check_handed_out(repo: Path, env: dict[str, str], attempt_json: str) -> None
 
 
 def clear_attempts(repo: Path, env: dict[str, str], trash: Path) -> None:
-    """Unregister every linked worktree but the pool's, delete every branch but main.
-    Directories are renamed into ``trash`` (see dispatch_bench.clean_worktrees: deleting
-    many files slows the next checkout on ext4)."""
-    out = run(["git", "worktree", "list", "--porcelain"], env, cwd=repo).stdout.decode()
-    trash.mkdir(exist_ok=True)
-    for block in out.strip().split("\n\n")[1:]:
-        wt = Path(block.splitlines()[0][len("worktree ") :])
-        if "/.orch-pool/" in str(wt):
-            continue
-        if wt.exists():
-            wt.rename(trash / f"{len(os.listdir(trash)):05d}")
-    run(["git", "worktree", "prune"], env, cwd=repo)
-    refs = run(["git", "for-each-ref", "--format=%(refname)", "refs/heads/"], env, cwd=repo)
-    doomed = [r for r in refs.stdout.decode().split() if r != "refs/heads/main"]
-    if doomed:
-        run(
-            ["git", "update-ref", "--stdin"],
-            env,
-            cwd=repo,
-            input="".join(f"delete {r}\n" for r in doomed).encode(),
-        )
+    """Unregister every linked worktree but the pool's, delete every branch but main
+    (directories go to ``trash``: see dispatch_bench.clean_worktrees)."""
+    clean_worktrees(repo, env, trash, keep="/.orch-pool/")
 
 
 def bench_repo(
