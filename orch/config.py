@@ -151,6 +151,10 @@ def check_slots_fit(slots: Mapping[str, int], block_size: int, what: str) -> Non
         raise ConfigError(f"{what} offsets must be below port_block_size ({block_size})")
 
 
+# settings for which 0 means "none": no cooldown, no warm pool
+_ZERO_ALLOWED = frozenset({"retry_cooldown", "pool_size"})
+
+
 def _coerce(key: str, value: Any, source: str) -> Any:
     kind = _KEYS[key][1]
     if kind is dict:
@@ -161,13 +165,11 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         if str(value).strip().lower() in _TRUE + _FALSE:
             return str(value).strip().lower() in _TRUE
         raise ConfigError(f"{key} from {source} must be true or false: {value!r}")
-    if key == "pool_size" and str(value).strip() == "0":
-        return 0  # no warm pool
     try:
         result = kind(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{key} from {source} must be a {kind.__name__}: {value!r}") from exc
-    if kind in (int, float) and (result < 0 or (result == 0 and key != "retry_cooldown")):
+    if kind in (int, float) and (result < 0 or (result == 0 and key not in _ZERO_ALLOWED)):
         raise ConfigError(f"{key} from {source} must be positive: {value!r}")
     return result
 

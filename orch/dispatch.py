@@ -498,7 +498,9 @@ def provision(
         checkpoint("payload-written")
         finished = store.finish_provisioning(attempt.id, payload_file, actor)
     except BaseException as exc:
-        _roll_back(repo, git, attempt, path, payload_file, branch_created)
+        # a damaged pool member left at the path may hold someone's work: never removed
+        keep = isinstance(exc, pool.MemberStuck)
+        _roll_back(repo, git, attempt, path, payload_file, branch_created, keep_worktree=keep)
         with contextlib.suppress(OrchError):
             store.release_ports(attempt.id, actor, "provisioning failed")
         reason = exc.message if isinstance(exc, OrchError) else f"{type(exc).__name__}: {exc}"
@@ -555,11 +557,12 @@ def _refill_pool(settings: Settings, repo: Repository, spec: CheckoutSpec) -> No
     dispatch never waits for it."""
     if not (settings.pool_refill and spec.poolable):
         return
-    size = pool.target_size(settings, repo)
-    if size <= 0 or len(pool.ready_members(pool.flavour_dir(settings, repo, spec))) >= size:
-        return
-    argv = [sys.executable, "-m", "orch", "pool", "fill", "--repo", str(repo.root), "--quiet"]
-    with contextlib.suppress(OSError):
+    # the attempt is ready: a pool that cannot be read or refilled must not fail it
+    with contextlib.suppress(OrchError, OSError):
+        size = pool.target_size(settings, repo)
+        if size <= 0 or len(pool.ready_members(pool.flavour_dir(settings, repo, spec))) >= size:
+            return
+        argv = [sys.executable, "-m", "orch", "pool", "fill", "--repo", str(repo.root), "--quiet"]
         processes.spawn_detached(argv, os.environ, settings.logs_dir / "pool-fill.log")
 
 
@@ -591,12 +594,19 @@ def _set_up(
 
 
 def _roll_back(
-    repo: Repository, git: Git, attempt: Attempt, path: Path, payload: Path, branch_created: bool
+    repo: Repository,
+    git: Git,
+    attempt: Attempt,
+    path: Path,
+    payload: Path,
+    branch_created: bool,
+    keep_worktree: bool = False,
 ) -> None:
     """Undo what provisioning did; each step tolerates the thing already being gone."""
     inbox.remove_payload(payload)
-    with contextlib.suppress(OrchError, OSError):
-        git.remove_worktree(repo, path)
+    if not keep_worktree:
+        with contextlib.suppress(OrchError, OSError):
+            git.remove_worktree(repo, path)
     if branch_created and attempt.branch_name and attempt.base_commit:
         # only while the branch still points at the base: nothing committed is ever lost
         with contextlib.suppress(OrchError, OSError):

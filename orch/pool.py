@@ -17,6 +17,11 @@ either store. Members are locked (``git worktree lock``) while in the pool so th
 never drops them. What is handed out is checked first (a worktree of this repository,
 detached, locked by the pool, clean); anything else is taken out and replaced, never
 handed out. Fills are serialised per repository by a lock, so two never overfill.
+
+Members never have submodules, and a repository whose checkout includes them (HEAD has a
+``.gitmodules`` and the ``submodules`` setting is on) has no pool: claiming moves the
+member, and a worktree with submodules cannot be moved (their links to their git
+directories are relative paths; ``git worktree move`` refuses such worktrees too).
 """
 
 from __future__ import annotations
@@ -63,20 +68,18 @@ class Claimed:
     member: str
 
 
+@dataclasses.dataclass(frozen=True)
 class Probe:
     """A ``git status`` of one ready member, started before the dispatch claims it."""
 
-    def __init__(self, member: Path, check: PendingDirtyCheck) -> None:
-        self.member = member
-        self._check: PendingDirtyCheck | None = check
+    member: Path
+    check: PendingDirtyCheck
 
     def problem(self) -> str | None:
-        check, self._check = self._check, None
-        return dirt_problem(check) if check is not None else "not checked"
+        return dirt_problem(self.check)
 
     def close(self) -> None:
-        if self._check is not None:
-            self.problem()  # reap the process
+        self.check.close()  # reap the process
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,12 +123,19 @@ def target_size(settings: Settings, repo: Repository) -> int:
         return settings.pool_size
 
 
-def ready_members(directory: Path) -> list[Path]:
+def _names(directory: Path) -> list[str]:
+    """The entries of a pool directory, sorted; none when it does not exist. One that
+    cannot be read is a workspace error (one line, exit 7), not a traceback."""
     try:
-        names = os.listdir(directory)
+        return sorted(os.listdir(directory))
     except (FileNotFoundError, NotADirectoryError):
         return []
-    return [directory / n for n in sorted(names) if n.startswith(READY)]
+    except OSError as exc:
+        raise WorkspaceError(f"cannot read the pool {directory}: {describe_os_error(exc)}") from exc
+
+
+def ready_members(directory: Path) -> list[Path]:
+    return [directory / n for n in _names(directory) if n.startswith(READY)]
 
 
 def _fill_lock(repo: Repository) -> Path:
@@ -134,8 +144,9 @@ def _fill_lock(repo: Repository) -> Path:
 
 @contextlib.contextmanager
 def _filling(repo: Repository, settings: Settings) -> Iterator[None]:
-    """The repository's fill lock; a lock that cannot even be created is a workspace
-    error (one line, exit 7), not a traceback."""
+    """The repository's fill lock. A lock that cannot even be created, and a file system
+    error while the pool changes (full disk, no permission), are workspace errors (one
+    line, exit 7), not tracebacks."""
     stack = contextlib.ExitStack()
     try:
         stack.enter_context(file_lock(_fill_lock(repo), settings.lock_timeout, "pool fill"))
@@ -144,7 +155,10 @@ def _filling(repo: Repository, settings: Settings) -> Iterator[None]:
             f"cannot lock the pool of {repo.root}: {describe_os_error(exc)}"
         ) from exc
     with stack:
-        yield
+        try:
+            yield
+        except OSError as exc:
+            raise WorkspaceError(f"pool of {repo.root}: {describe_os_error(exc)}") from exc
 
 
 # -- checks ----------------------------------------------------------------------------------
@@ -221,11 +235,20 @@ def probe(git: Git, repo: Repository, settings: Settings, spec: CheckoutSpec) ->
     look at different ones); None when the pool has none."""
     if not spec.poolable:
         return None
-    members = ready_members(flavour_dir(settings, repo, spec))
+    members = _claimable(flavour_dir(settings, repo, spec))
     if not members:
         return None
     member = members[secrets.randbelow(len(members))]
     return Probe(member, git.start_dirty_check(member))
+
+
+def _claimable(directory: Path) -> list[Path]:
+    """Ready members for a dispatch; an unreadable pool is an empty one (the dispatch
+    makes a fresh worktree; `orch pool fill` and `orch doctor` report the pool)."""
+    try:
+        return ready_members(directory)
+    except WorkspaceError:
+        return []
 
 
 def claim(
@@ -246,7 +269,7 @@ def claim(
     if not spec.poolable:
         return None
     directory = flavour_dir(settings, repo, spec)
-    members = ready_members(directory)
+    members = _claimable(directory)
     if probe is not None and probe.member in members:
         members.remove(probe.member)
         members.insert(0, probe.member)
@@ -288,13 +311,24 @@ def claim(
     return None
 
 
+class MemberStuck(WorkspaceError):
+    """A damaged member could not be moved aside: it stays where it is, with whatever it
+    holds (nothing may delete it; ``orch doctor --fix`` archives it)."""
+
+
 def set_aside(git: Git, repo: Repository, path: Path, directory: Path, member: str) -> None:
     """Move a member that must not be handed out back into the pool as damaged (git's
     bookkeeping follows it when it is this repository's, so its path stays free)."""
     aside = directory / f"{DAMAGED}{member.removeprefix(READY)}"
-    with contextlib.suppress(OSError):
+    try:
         directory.mkdir(parents=True, exist_ok=True)
         os.rename(path, aside)
+    except OSError as exc:
+        raise MemberStuck(
+            f"a damaged pool member could not be moved aside to {aside} "
+            f"({describe_os_error(exc)}); it is kept at {path}: 'orch doctor --fix' "
+            "archives it"
+        ) from exc
     if _admin_problem(repo, aside) != "a worktree of another repository":
         git.run(["worktree", "repair", str(aside)], cwd=repo.root, check=False)
 
@@ -321,8 +355,6 @@ def switch_to_branch(
         cwd=path,
     )
     git.post_checkout(path, old, new, env)
-    if spec.submodules and old != new:
-        git.update_submodules(path, env)
 
 
 # -- filling ---------------------------------------------------------------------------------
@@ -351,7 +383,8 @@ def fill(
                 atomic.write_text(root / REPOSITORY_FILE, f"{repo.root}\n")  # for orch doctor
         except OSError as exc:
             raise WorkspaceError(f"cannot write the pool {root}: {describe_os_error(exc)}") from exc
-        target = target_size(settings, repo)
+        # no members for a checkout with submodules (module docstring): old ones go
+        target = target_size(settings, repo) if spec.poolable else 0
         directory = flavour_dir(settings, repo, spec)
         removed = _sweep(git, repo, settings, directory)
         for gone, _commit in _missing_members(git, repo, directory):
@@ -361,16 +394,17 @@ def fill(
         refreshed = 0
         for member in ready_members(directory):
             problem = check_member(git, repo, member)
+            where = member
             if problem is None and _admin_head(member) != head:
-                problem = _refresh(git, repo, member, head, spec)
+                problem, where = _refresh(git, repo, member, head, spec)
                 refreshed += problem is None
             if problem is not None:
                 removed.append(f"{member}: {problem}")
                 if problem.startswith("dirty") or "another repository" in problem:
                     # maybe someone's work: orch doctor --fix archives it, then removes it
-                    set_aside(git, repo, member, directory, member.name)
+                    set_aside(git, repo, where, directory, member.name)
                 else:
-                    discard(git, repo, settings, member)
+                    discard(git, repo, settings, where)
         ready = ready_members(directory)
         for extra in ready[target:]:
             # taken out first (a rename), so that no dispatch claims it while it goes
@@ -411,11 +445,7 @@ def _sweep(git: Git, repo: Repository, settings: Settings, directory: Path) -> l
     """Remove what a fill that died left half made (damaged members stay for
     ``orch doctor --fix``, which archives anything unsaved in them first)."""
     removed: list[str] = []
-    try:
-        names = sorted(os.listdir(directory))
-    except FileNotFoundError:
-        return removed
-    for name in names:
+    for name in _names(directory):
         if name.startswith(FILLING):
             removed.append(f"{directory / name}: left over")
             discard(git, repo, settings, directory / name)
@@ -431,7 +461,7 @@ def _create(git: Git, repo: Repository, directory: Path, head: str, spec: Checko
             building,
             None,
             head,
-            submodules=bool(spec.submodules),
+            submodules=False,  # a member has none (see NO_SUBMODULES)
             lfs_skip_smudge=spec.lfs_skip_smudge,
         )
         problem = _settle(git, building)
@@ -442,6 +472,12 @@ def _create(git: Git, repo: Repository, directory: Path, head: str, spec: Checko
         with contextlib.suppress(OrchError, OSError):
             git.remove_worktree(repo, building)
         raise
+
+
+def _has_submodules_at(git: Git, repo: Repository, spec: CheckoutSpec, commit: str) -> bool:
+    """Whether a worktree of this flavour at ``commit`` would have submodules checked out
+    (``spec`` may have been worked out for another commit: an attempt's base)."""
+    return spec.submodules is not False and git.has_submodules(repo, commit)
 
 
 def _settle(git: Git, path: Path) -> str | None:
@@ -485,27 +521,32 @@ def _enter(git: Git, repo: Repository, path: Path, ready: Path) -> None:
     git.run(["worktree", "repair", str(ready)], cwd=repo.root)
 
 
-def _refresh(git: Git, repo: Repository, member: Path, head: str, spec: CheckoutSpec) -> str | None:
-    """Move a member at an older commit to ``head`` (only differing files are rewritten)."""
+def _refresh(
+    git: Git, repo: Repository, member: Path, head: str, spec: CheckoutSpec
+) -> tuple[str | None, Path]:
+    """Move a member at an older commit to ``head`` (only differing files are rewritten).
+
+    Returns what is wrong with it (None: refreshed, or claimed meanwhile) and where it is
+    now: a member that failed stays out of the pool, under its ``.filling-`` name."""
+    if _has_submodules_at(git, repo, spec, head):
+        return "HEAD has submodules: a pool member cannot hold them", member
     working = member.with_name(FILLING + member.name.removeprefix(READY))
     try:
         os.rename(member, working)  # out of the pool while it changes
     except FileNotFoundError:
-        return None  # claimed meanwhile: not ours to refresh
+        return None, member  # claimed meanwhile: not ours to refresh
     try:
         git.run(["worktree", "repair", str(working)], cwd=repo.root)
         env = checkout_env(spec.lfs_skip_smudge)
         git.run(["checkout", "-q", "--detach", head], cwd=working, env=env)
-        if spec.submodules:
-            git.update_submodules(working, env)
         problem = _settle(git, working)
         if problem is not None:
-            return problem
+            return problem, working
         os.rename(working, member)
         git.run(["worktree", "repair", str(member)], cwd=repo.root)
     except (OrchError, OSError) as exc:
-        return exc.message if isinstance(exc, OrchError) else describe_os_error(exc)
-    return None
+        return (exc.message if isinstance(exc, OrchError) else describe_os_error(exc)), working
+    return None, member
 
 
 def discard(git: Git, repo: Repository, settings: Settings, path: Path) -> str | None:
@@ -554,10 +595,10 @@ def _give_back(
         if git.config_value_in(path, "core.sparseCheckout") == "true":
             return False  # a sparse worktree is not a full member
         head = git.resolve_commit(repo, "HEAD")
+        if _has_submodules_at(git, repo, spec, head):
+            return False  # a member cannot hold submodules (module docstring)
         env = checkout_env(spec.lfs_skip_smudge)
         git.run(["checkout", "-q", "--detach", head], cwd=path, env=env)
-        if spec.submodules:
-            git.update_submodules(path, env)
         git.run(["clean", "-ffdxq"], cwd=path)
         if _settle(git, path) is not None:
             return False
@@ -579,7 +620,7 @@ def drain(git: Git, repo: Repository, settings: Settings) -> tuple[int, int]:
         with contextlib.suppress(FileNotFoundError):
             (root / SIZE_FILE).unlink()
         for directory in _flavour_dirs(root):
-            for name in sorted(os.listdir(directory)):
+            for name in _names(directory):
                 path = directory / name
                 if name.startswith(DAMAGED):
                     kept += 1
@@ -597,10 +638,8 @@ def drain(git: Git, repo: Repository, settings: Settings) -> tuple[int, int]:
 
 
 def _flavour_dirs(root: Path) -> list[Path]:
-    try:
-        return [root / n for n in sorted(os.listdir(root)) if (root / n).is_dir()]
-    except FileNotFoundError:
-        return []
+    # a link counts: one that cannot be followed is reported, not skipped
+    return [root / n for n in _names(root) if (root / n).is_dir() or (root / n).is_symlink()]
 
 
 # -- inspection (orch pool list, orch doctor) ------------------------------------------------
@@ -618,7 +657,7 @@ def inspect(git: Git, repo: Repository, settings: Settings) -> list[MemberInfo]:
         infos = []
         seen = set()
         for directory in _flavour_dirs(root):
-            for name in sorted(os.listdir(directory)):
+            for name in _names(directory):
                 path = directory / name
                 seen.add(path)
                 if name.startswith(READY):

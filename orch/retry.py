@@ -55,7 +55,7 @@ def refusal(latest: Attempt, policy: RetryPolicy, now: dt.datetime) -> str | Non
             f"task {latest.task_key!r} has a live attempt ({latest.id}, {latest.state}): "
             "wait for it, or cancel it first"
         )
-    if latest.attempt_number >= policy.max_attempts:
+    if exhausted(latest, policy):
         return (
             f"task {latest.task_key!r} already has {latest.attempt_number} attempts "
             f"(max_attempts {policy.max_attempts}); raise it with --max-attempts"
@@ -67,6 +67,11 @@ def refusal(latest: Attempt, policy: RetryPolicy, now: dt.datetime) -> str | Non
             f"{waited:.0f}s (cooldown {policy.cooldown:g}s; --cooldown 0 skips)"
         )
     return None
+
+
+def exhausted(latest: Attempt, policy: RetryPolicy) -> bool:
+    """The task whose newest attempt is ``latest`` has had every attempt it may have."""
+    return latest.attempt_number >= policy.max_attempts
 
 
 def cooldown_left(latest: Attempt, policy: RetryPolicy, now: dt.datetime) -> float:

@@ -57,16 +57,19 @@ def actor() -> str:
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
+REPO_OPTION = click.option(
+    "--repo",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The repository (default: the one containing the current directory).",
+)
+
+
 def task_options(command: _F) -> _F:
     """The options every command that starts a task shares (``dispatch``, ``submit``)."""
     for option in reversed(
         (
-            click.option(
-                "--repo",
-                type=click.Path(path_type=Path),
-                default=None,
-                help="The repository (default: the one containing the current directory).",
-            ),
+            REPO_OPTION,
             click.option("--prompt", default=None, help="What the agent should do."),
             click.option(
                 "--prompt-file",

@@ -7,37 +7,33 @@ from typing import TYPE_CHECKING
 
 import click
 
-from orch.cli.common import settings_from_env
+from orch.cli.common import REPO_OPTION, settings_from_env
 
 if TYPE_CHECKING:
     from orch.config import Settings
     from orch.git import Git, Repository
     from orch.models import CheckoutSpec
 
-_REPO = click.option(
-    "--repo",
-    "repo",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="The repository (default: the one containing the current directory).",
-)
 
-
-def _context(repo: Path | None) -> tuple[Settings, Git, Repository, CheckoutSpec]:
-    from orch.config import load_repo_config
+def _context(repo: Path | None) -> tuple[Settings, Git, Repository]:
     from orch.git import Git
-    from orch.models import CheckoutSpec
 
     settings = settings_from_env()
     git = Git(settings.git_lock_timeout)
-    repository = git.discover((repo or Path.cwd()).absolute())
+    return settings, git, git.discover((repo or Path.cwd()).absolute())
+
+
+def _head_spec(git: Git, repository: Repository) -> CheckoutSpec:
+    """How a dispatch at HEAD checks out: the flavour the pool's members are made for."""
+    from orch.config import load_repo_config
+    from orch.models import CheckoutSpec
+
     config = load_repo_config(repository.root)
     head = git.resolve_commit(repository, "HEAD")
-    spec = CheckoutSpec(
+    return CheckoutSpec(
         submodules=config.submodules if git.has_submodules(repository, head) else None,
         lfs_skip_smudge=config.lfs_skip_smudge,
     )
-    return settings, git, repository, spec
 
 
 @click.group()
@@ -51,7 +47,7 @@ def pool() -> None:
 
 
 @pool.command()
-@_REPO
+@REPO_OPTION
 @click.option(
     "--size",
     type=click.IntRange(min=0),
@@ -65,7 +61,8 @@ def fill(repo: Path | None, size: int | None, quiet: bool, as_json: bool) -> Non
     """Bring the pool to its size: replace damaged members, refresh old ones to HEAD."""
     from orch.pool import fill as run_fill
 
-    settings, git, repository, spec = _context(repo)
+    settings, git, repository = _context(repo)
+    spec = _head_spec(git, repository)
     result = run_fill(git, repository, settings, spec, size)
     if as_json:
         from orch.cli.render import to_json
@@ -86,16 +83,22 @@ def fill(repo: Path | None, size: int | None, quiet: bool, as_json: bool) -> Non
             f"pool of {repository.root}: {result.ready} ready (size {result.size}; "
             f"{result.created} created, {result.refreshed} refreshed)"
         )
+        if not spec.poolable:
+            click.echo(
+                "no pool: HEAD's checkout includes submodules, and a worktree that has "
+                "them cannot be moved; dispatch makes fresh worktrees ('submodules = "
+                "false' under [workspace] pools them without submodules)"
+            )
 
 
 @pool.command(name="list")
-@_REPO
+@REPO_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_command(repo: Path | None, as_json: bool) -> None:
     """List the pool's members and what is wrong with any of them."""
     from orch.pool import inspect, target_size
 
-    settings, git, repository, _spec = _context(repo)
+    settings, git, repository = _context(repo)
     members = inspect(git, repository, settings)
     size = target_size(settings, repository)
     if as_json:
@@ -110,12 +113,12 @@ def list_command(repo: Path | None, as_json: bool) -> None:
 
 
 @pool.command()
-@_REPO
+@REPO_OPTION
 def drain(repo: Path | None) -> None:
     """Remove every pool member and forget the pool's size."""
     from orch.pool import drain as run_drain
 
-    settings, git, repository, _spec = _context(repo)
+    settings, git, repository = _context(repo)
     count, kept = run_drain(git, repository, settings)
     click.echo(f"removed {count} pool member(s) of {repository.root}")
     if kept:

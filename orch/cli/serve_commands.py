@@ -128,7 +128,7 @@ def serve(port: int, host: str, token: str | None, stop_all: bool) -> None:
             server.server_close()
             raise
         verb = "started" if started else "reusing the running"
-        click.echo(f"{verb} loop pid {loop_record.pid} (log {web.log_path(settings.home)})")
+        click.echo(f"{verb} loop pid {loop_record.pid} (log {runtime.loop_log(settings.home)})")
         url = server.url if loopback else f"{server.url}#token={token}"
         runtime.publish(
             settings.home, runtime.SERVER, url=url, host=host, port=server.server_address[1]

@@ -22,7 +22,7 @@ def ensure_loop(settings: Settings) -> tuple[runtime.Record, bool]:
     found = runtime.running(settings.home, runtime.LOOP)
     if found is not None:
         return found, False
-    log = runtime.serve_dir(settings.home) / "loop.log"
+    log = runtime.loop_log(settings.home)
     try:
         pid = processes.spawn_detached(orch_argv("loop"), os.environ, log)
     except OSError as exc:

@@ -23,7 +23,7 @@ from orch.config import Settings
 from orch.errors import LockBusy, OrchError, RetryRefused, StoreError, describe_os_error
 from orch.lifecycle import reap
 from orch.models import Attempt, QueuedTask, State, TaskState
-from orch.retry import RetryPolicy, cooldown_left
+from orch.retry import RetryPolicy, exhausted, refusal
 from orch.serve import runtime
 from orch.serve.snapshot import build_snapshot
 
@@ -125,6 +125,16 @@ class Loop:
             else:
                 self.store.move_task(task.id, TaskState.DISPATCHING, TaskState.READY)
 
+    def _may_try_again(
+        self, task: QueuedTask, latest: Attempt, current: TaskState, out_of_attempts: TaskState
+    ) -> bool:
+        """Whether the task may have another attempt now (retry's own rules); a task that
+        has had every attempt it may have is moved to ``out_of_attempts``."""
+        why = refusal(latest, self.policy, self.store.clock())
+        if why is not None and latest.terminal and exhausted(latest, self.policy):
+            self.store.move_task(task.id, current, out_of_attempts, reason=why)
+        return why is None
+
     def _follow_dispatched(self, report: CycleReport, budget: list[int]) -> None:
         """A dispatched task whose worker is gone gets a retry (cooldown, max attempts);
         one whose attempt ended otherwise is done."""
@@ -137,16 +147,9 @@ class Loop:
                     task.id, TaskState.DISPATCHED, TaskState.DONE, reason=f"{latest.state}"
                 )
                 continue
-            if latest.attempt_number >= self.policy.max_attempts:
-                self.store.move_task(
-                    task.id,
-                    TaskState.DISPATCHED,
-                    TaskState.DONE,
-                    reason=f"worker_gone after {latest.attempt_number} attempts "
-                    f"(max_attempts {self.policy.max_attempts})",
-                )
-                continue
-            if cooldown_left(latest, self.policy, self.store.clock()) > 0 or budget[0] <= 0:
+            if budget[0] <= 0 or not self._may_try_again(
+                task, latest, TaskState.DISPATCHED, TaskState.DONE
+            ):
                 continue
             budget[0] -= 1
             made = self.launch(
@@ -166,7 +169,10 @@ class Loop:
                     task.id, TaskState.DISPATCHED, TaskState.DISPATCHED, made.attempt_id
                 )
                 report.retried.append(made.attempt_id)
-            elif made.exit_code != RetryRefused.exit_code:
+            elif made.exit_code == RetryRefused.exit_code:
+                # refused for now (another retry won the race, a cooldown): a later cycle
+                report.failed.append(f"{task.task_key}: {made.error} (will try again)")
+            else:
                 self.store.move_task(
                     task.id, TaskState.DISPATCHED, TaskState.FAILED, reason=f"retry: {made.error}"
                 )
@@ -177,20 +183,11 @@ class Loop:
             if budget[0] <= 0:
                 return
             latest = self._latest(task)
-            if latest is not None:
-                if not latest.terminal:
-                    continue  # never a second live attempt of one task
-                if latest.attempt_number >= self.policy.max_attempts:
-                    self.store.move_task(
-                        task.id,
-                        TaskState.READY,
-                        TaskState.FAILED,
-                        reason=f"task already has {latest.attempt_number} attempts "
-                        f"(max_attempts {self.policy.max_attempts})",
-                    )
-                    continue
-                if cooldown_left(latest, self.policy, self.store.clock()) > 0:
-                    continue
+            # never a second live attempt of one task; max attempts and cooldown as retry
+            if latest is not None and not self._may_try_again(
+                task, latest, TaskState.READY, TaskState.FAILED
+            ):
+                continue
             if self.store.move_task(task.id, TaskState.READY, TaskState.DISPATCHING) is None:
                 continue
             budget[0] -= 1

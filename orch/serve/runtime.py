@@ -26,6 +26,11 @@ def serve_dir(home: Path) -> Path:
     return home / "serve"
 
 
+def loop_log(home: Path) -> Path:
+    """Where the loop started in the background writes what it does."""
+    return serve_dir(home) / "loop.log"
+
+
 @dataclasses.dataclass(frozen=True)
 class Record:
     """Who runs as ``name``: a pid with its start time, and what it told about itself."""

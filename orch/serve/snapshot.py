@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from orch.models import Attempt, State, TaskState, WorkspaceStatus
+from orch.models import Attempt, State, WorkspaceStatus
 
 if TYPE_CHECKING:
     from orch.config import Settings
@@ -56,9 +56,7 @@ def build_snapshot(store: Store, settings: Settings, now: dt.datetime) -> dict[s
     # an attempt whose workspace was cleaned up was seen to: only the others can need a look
     attempts = store.list_attempts(except_workspaces=SETTLED)
     counts = {str(st): n for st, n in store.count_by_state().items()}
-    queue = {str(st): 0 for st in TaskState}
-    for task in store.queued_tasks():
-        queue[str(task.state)] += 1
+    queue = {str(st): n for st, n in store.count_tasks_by_state().items()}
     escapes = store.attempts_with_event("escape_warning")
     return {
         "version": 1,

@@ -23,7 +23,6 @@ import traceback
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orch import lifecycle, processes
@@ -44,7 +43,7 @@ from orch.errors import (
 )
 from orch.git import Git
 from orch.models import State
-from orch.queries import find_attempt, list_attempts, show
+from orch.queries import find_attempt, list_attempts, looks_like_path, show
 from orch.retry import RetryPolicy, retry
 from orch.serve import runtime
 
@@ -54,7 +53,8 @@ if TYPE_CHECKING:
 TOKEN_HEADER = "X-Orch-Token"
 MAX_BODY = 1 << 20
 LOG_TAIL = 40
-# what each kind of refusal is in HTTP terms; anything else is the server's fault (500)
+# what each kind of refusal is in HTTP terms; any other orch error is a refusal too (409:
+# a failed set-up hook, an unreadable config), and only a bug is the server's fault (500)
 _STATUS_FOR_ERROR: tuple[tuple[type[OrchError], int], ...] = (
     (InvalidInput, 400),
     (RepositoryError, 400),
@@ -70,7 +70,7 @@ _STATUS_FOR_ERROR: tuple[tuple[type[OrchError], int], ...] = (
 
 
 def http_status(exc: OrchError) -> int:
-    return next((status for kind, status in _STATUS_FOR_ERROR if isinstance(exc, kind)), 500)
+    return next((status for kind, status in _STATUS_FOR_ERROR if isinstance(exc, kind)), 409)
 
 
 def is_loopback(host: str) -> bool:
@@ -213,12 +213,17 @@ class Handler(BaseHTTPRequestHandler):
 
     def _get_attempts(self, rest: list[str], query: dict[str, list[str]]) -> None:
         store = self.server.store
+        if rest and looks_like_path(rest[0]):
+            # `orch show` reads a payload file by path; over HTTP that would read any file
+            raise NotFound(f"no attempt {rest[0]!r}: name it by id")
         if not rest:
             try:
                 states = tuple(State(s) for s in query.get("state", []))
                 limit = int(query["limit"][0]) if "limit" in query else None
             except ValueError as exc:
                 raise InvalidInput(f"bad query: {exc}") from None
+            if limit is not None and limit < 1:
+                raise InvalidInput("bad query: limit must be at least 1")
             task = query.get("task", [None])[0]
             found = list_attempts(store, states, task, limit)
             return self._json(200, attempts=[a.to_dict() for a in found])
@@ -298,7 +303,3 @@ def serve_until_stopped(server: DashboardServer) -> None:
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever(poll_interval=0.2)
     server.server_close()
-
-
-def log_path(home: Path) -> Path:
-    return runtime.serve_dir(home) / "loop.log"

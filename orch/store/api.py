@@ -63,6 +63,10 @@ class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps):
                         or 0
                     ) + 1
                     now = self.clock()
+                    # another host's attempt waits for its worker to provision it
+                    status = (
+                        WorkspaceStatus.PENDING if new.target_host else WorkspaceStatus.PROVISIONING
+                    )
                     row = conn.execute(
                         insert(_T)
                         .values(
@@ -70,11 +74,7 @@ class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps):
                             task_key=new.task_key,
                             attempt_number=number,
                             state=str(State.QUEUED),
-                            workspace_status=str(
-                                WorkspaceStatus.PENDING
-                                if new.target_host
-                                else WorkspaceStatus.PROVISIONING
-                            ),
+                            workspace_status=str(status),
                             repository=new.repository,
                             base_ref=new.base_ref,
                             base_commit=new.base_commit,
@@ -110,7 +110,7 @@ class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps):
                         "created",
                         actor,
                         state=str(State.QUEUED),
-                        workspace_status=str(WorkspaceStatus.PROVISIONING),
+                        workspace_status=str(status),
                         base_ref=new.base_ref,
                         base_commit=new.base_commit,
                         branch_name=new.branch_name,

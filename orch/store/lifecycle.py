@@ -175,8 +175,14 @@ def _finished_before(
         .order_by(_E.c.id.desc())
         .limit(1)
     ).scalar()
-    asked = {"state": str(state), "exit_code": exit_code, "summary": summary, "lease": token}
-    return last == asked
+    return last == _finish_detail(state, exit_code, summary, token)
+
+
+def _finish_detail(
+    state: State, exit_code: int | None, summary: str | None, token: int
+) -> dict[str, Any]:
+    """The "finished" event's detail; a finish tried again is recognised by it."""
+    return {"state": str(state), "exit_code": exit_code, "summary": summary, "lease": token}
 
 
 def _lease_lost(row: Any, attempt_id: str, token: int) -> LeaseLost:
@@ -296,9 +302,9 @@ class LifecycleOps(StoreBase):
         for item in finishes:
             if item.state not in WORKER_END_STATES:
                 raise Conflict(f"a worker cannot finish an attempt as {item.state}")
-        outcomes: dict[tuple[str, int | None, str | None], list[Finish]] = {}
+        outcomes: dict[tuple[State, int | None, str | None], list[Finish]] = {}
         for item in finishes:
-            outcomes.setdefault((str(item.state), item.exit_code, item.summary), []).append(item)
+            outcomes.setdefault((item.state, item.exit_code, item.summary), []).append(item)
         ended: dict[str, Any] = {}
         refused: dict[str, LeaseLost] = {}
         with self._write() as conn:
@@ -313,7 +319,7 @@ class LifecycleOps(StoreBase):
                         ),
                     )
                     .values(
-                        state=state,
+                        state=str(state),
                         exit_code=exit_code,
                         summary=summary,
                         finished_at=now,
@@ -328,15 +334,7 @@ class LifecycleOps(StoreBase):
                     "finished",
                     actor,
                     [
-                        (
-                            r.id,
-                            {
-                                "state": state,
-                                "exit_code": exit_code,
-                                "summary": summary,
-                                "lease": r.lease_token,
-                            },
-                        )
+                        (r.id, _finish_detail(state, exit_code, summary, r.lease_token))
                         for r in rows
                     ],
                 )
@@ -441,7 +439,7 @@ class LifecycleOps(StoreBase):
     def _why_not_claimable(
         self, conn: Connection, attempt_id: str
     ) -> NotClaimable | AttemptNotFound:
-        row = conn.execute(select(_T).where(_T.c.id == attempt_id)).first()
+        row = _current(conn, attempt_id)
         if row is None:
             return AttemptNotFound(f"no attempt {attempt_id!r} in the store")
         if row.state != State.QUEUED:
@@ -513,14 +511,7 @@ class LifecycleOps(StoreBase):
                 return current  # tried again: the first answer was lost
             raise _lease_lost(current, attempt_id, token)
         self._event(
-            conn,
-            attempt_id,
-            "finished",
-            actor,
-            state=str(state),
-            exit_code=exit_code,
-            summary=summary,
-            lease=token,
+            conn, attempt_id, "finished", actor, **_finish_detail(state, exit_code, summary, token)
         )
         return row
 

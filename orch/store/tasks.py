@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from orch.models import QueuedTask, TaskState
 from orch.store.base import StoreBase, _aware
@@ -65,18 +65,22 @@ class TaskOps(StoreBase):
             ).one()
         return _to_task(row)
 
-    def queued_tasks(
-        self, states: Iterable[TaskState] = (), limit: int | None = None
-    ) -> list[QueuedTask]:
+    def queued_tasks(self, states: Iterable[TaskState] = ()) -> list[QueuedTask]:
         """Queued tasks, oldest first (the order the loop dispatches them in)."""
         query = select(_Q).order_by(_Q.c.id)
         wanted = [str(st) for st in states]
         if wanted:
             query = query.where(_Q.c.state.in_(wanted))
-        if limit is not None:
-            query = query.limit(limit)
         with self._read() as conn:
             return [_to_task(r) for r in conn.execute(query)]
+
+    def count_tasks_by_state(self) -> dict[TaskState, int]:
+        """How many queued tasks are in each state (every state, zero included)."""
+        counts = dict.fromkeys(TaskState, 0)
+        with self._read() as conn:
+            for state, count in conn.execute(select(_Q.c.state, func.count()).group_by(_Q.c.state)):
+                counts[TaskState(state)] = int(count)
+        return counts
 
     def move_task(
         self,

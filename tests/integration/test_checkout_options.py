@@ -135,6 +135,39 @@ def test_submodules_are_initialised_in_fresh_and_pooled_worktrees(
         assert payload_checkout(attempt)["submodules"] is True
 
 
+def test_a_pool_never_holds_submodules_and_says_why(
+    make_repo: Callable[..., Path], isolated_env: Path, run_cli: RunCli
+) -> None:
+    """A worktree with submodules cannot be moved (their links are relative), and a claim
+    moves a member: once HEAD has submodules, the member made before goes, a worktree
+    given back is removed instead, and dispatch makes fresh worktrees that have them."""
+    gitconfig = Path(os.environ["GIT_CONFIG_GLOBAL"])
+    gitconfig.write_text(gitconfig.read_text() + '[protocol "file"]\n\tallow = always\n')
+    lib = make_repo("lib", files=2)
+    repo = make_repo("repo", files=2)
+    assert run_cli("pool", "fill", "--size", "2", cwd=repo).exit_code == 0
+    early = dispatch(run_cli, repo, "early")  # takes one member; its base has none
+    assert early["submodules"] is None
+    git("submodule", "add", "-q", str(lib), "vendor/lib", cwd=repo)
+    commit_all(repo, "add the submodule")
+
+    filled = run_cli("pool", "fill", cwd=repo)
+    assert filled.exit_code == 0
+    assert "no pool: HEAD's checkout includes submodules" in filled.output
+    assert json.loads(run_cli("pool", "list", "--json", cwd=repo).output)["members"] == []
+    assert run_cli("cancel", early["id"], cwd=repo).exit_code == 0
+    cleaned = json.loads(run_cli("cleanup", "--json", "--to-pool", early["id"], cwd=repo).output)
+    assert cleaned["items"][0]["removed"][0] == "worktree"
+    assert not Path(early["worktree_path"]).exists()
+
+    late = dispatch(run_cli, repo, "late")
+    path = Path(late["worktree_path"])
+    assert late["submodules"] is True
+    assert (path / "vendor" / "lib" / "src" / "d0" / "f0.txt").read_text() == "file 0\n"
+    assert git("submodule", "status", cwd=path).startswith(" ")  # checked out, clean
+    assert git("status", "--porcelain", cwd=path) == ""
+
+
 def test_submodules_can_be_left_alone_by_config(with_submodule: Path, run_cli: RunCli) -> None:
     repo = with_submodule
     (repo / "orch.toml").write_text("[workspace]\nsubmodules = false\n")

@@ -24,6 +24,7 @@ from helpers import (
     attempts_of,
     commit_all,
     dispatch,
+    error_line,
     git,
     head,
     json_out,
@@ -452,3 +453,42 @@ def test_drain_keeps_a_damaged_member_that_may_hold_work_for_doctor(
     doctor(run_cli, repo, "--fix")
     archived = list((isolated_env / "archive").iterdir())
     assert len(archived) == 1  # the edit was saved before the member went
+
+
+def test_an_unreadable_pool_is_one_line_and_never_fails_a_dispatch(
+    repo: Path, run_cli: RunCli, run_orch: RunOrch
+) -> None:
+    pool_fill(run_cli, repo, "--size", "1")
+    flavour = ready(run_cli, repo)[0].parent
+    shutil.rmtree(flavour)
+    flavour.symlink_to(flavour.name)  # a link to itself: reading it fails (ELOOP)
+
+    for args in (["pool", "fill"], ["pool", "list"], ["pool", "drain"]):
+        proc = run_orch(*args, cwd=repo)
+        assert proc.returncode == 7, (args, proc.stderr)
+        assert error_line(proc.stderr).startswith("Error: "), proc.stderr
+    made = run_orch("dispatch", "--json", "fresh", cwd=repo)
+    assert made.returncode == 0, made.stderr
+    attempt = json.loads(made.stdout)["attempt"]
+    assert not from_pool(run_cli, attempt, repo)
+    assert git("status", "--porcelain", cwd=Path(attempt["worktree_path"])) == ""
+
+
+def test_a_damaged_member_that_cannot_be_moved_aside_is_kept_with_its_work(
+    repo: Path, run_orch: RunOrch
+) -> None:
+    assert run_orch("pool", "fill", "--size", "1", cwd=repo).returncode == 0
+    (member,) = [
+        p for p in (Path(os.environ["ORCH_HOME"]) / "worktrees").glob("*/.orch-pool/*/m-*")
+    ]
+    (member / "notes.txt").write_text("someone's unsaved work\n")  # dirty: not handed out
+    # where it would be set aside is taken (a non-empty directory): the rename fails
+    aside = member.with_name(".damaged-" + member.name.removeprefix("m-"))
+    aside.mkdir()
+    (aside / "x").write_text("x\n")
+
+    proc = run_orch("dispatch", "kept", cwd=repo)
+    assert proc.returncode == 7, proc.stderr
+    assert "could not be moved aside" in error_line(proc.stderr)
+    (kept,) = [p for p in member.parents[2].glob("kept-*")]
+    assert (kept / "notes.txt").read_text() == "someone's unsaved work\n"

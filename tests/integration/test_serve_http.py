@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,21 @@ def test_unknown_attempts_and_bad_queries_are_clear_errors(served: Served) -> No
     assert (code, body["exit_code"]) == (400, 2)
     assert served.get("/api/nothing-here")[0] == 404
     assert served.get("/../../etc/passwd")[0] == 404
+    assert served.get("/api/attempts?limit=0")[0] == 400
+    assert served.get("/api/attempts?limit=-1")[0] == 400
+
+
+def test_an_attempt_is_never_read_by_file_path_over_http(
+    repo: Path, run_cli: RunCli, served: Served, tmp_path: Path
+) -> None:
+    """`orch show` takes a payload path; the dashboard must not read files by name."""
+    attempt = dispatch(run_cli, repo, "by-path")
+    secret = tmp_path / "secret.json"
+    secret.write_text(json.dumps({"attempt": {"id": attempt["id"]}}))
+    for name in (attempt["payload_path"], str(secret), "./x.json", "../x"):
+        quoted = urllib.parse.quote(name, safe="")
+        code, body = served.get(f"/api/attempts/{quoted}")
+        assert code == 404 and "name it by id" in body["error"], (name, code, body)
 
 
 def test_cancel_needs_the_token_and_then_goes_through_orch_cancel(
