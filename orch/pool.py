@@ -482,10 +482,12 @@ def _has_submodules_at(git: Git, repo: Repository, spec: CheckoutSpec, commit: s
 
 def _settle(git: Git, path: Path) -> str | None:
     """Check a member that nobody else uses yet, and leave its index with fresh stat data
-    (no racily clean entries to re-read at hand-over) and an untracked cache. The cache
-    is keyed on the worktree's path, so it serves the agent's own `git status` runs once
-    the first one has rewritten it at the attempt's path, not the hand-over check."""
-    git.run(["update-index", "--untracked-cache"], cwd=path, check=False)
+    (no racily clean entries to re-read at hand-over).
+
+    No untracked cache is added: git keys it on the worktree's path, so after the move to
+    the attempt's path every `git status` there would warn "untracked cache is disabled
+    on this system or location" (unless the repository sets core.untrackedCache, in which
+    case git keeps the cache itself, as in a fresh worktree)."""
     _outwait_racy_entries(path)
     proc = git.run(
         ["status", "--porcelain=v1", "-z", "--untracked-files=normal"], cwd=path, check=False

@@ -111,6 +111,17 @@ def test_a_pool_member_is_indistinguishable_from_a_fresh_worktree(
             f"refs/heads/{attempt['branch_name']}"
         )
         assert path.parent == Path(fresh["worktree_path"]).parent  # the same naming
+    # git says the same in both, on stderr too (a member's index once kept an untracked
+    # cache keyed on its pool path: every `git status` in the attempt warned about it)
+    said = []
+    for attempt in (fresh, pooled):
+        proc = subprocess.run(
+            ["git", "status"], cwd=attempt["worktree_path"], capture_output=True, text=True
+        )
+        said.append(
+            (proc.returncode, proc.stdout.replace(attempt["branch_name"], "B"), proc.stderr)
+        )
+    assert said[0] == said[1] and said[1][2] == ""
     # same files, same status output shape
     listing = sorted(p.name for p in Path(pooled["worktree_path"]).iterdir())
     assert listing == sorted(p.name for p in Path(fresh["worktree_path"]).iterdir())
