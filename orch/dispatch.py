@@ -537,7 +537,7 @@ def _check_out(
     if claimed is not None:
         checkpoint("pool-member-claimed")
         pool.switch_to_branch(
-            git, path, attempt.branch_name, claimed.commit, attempt.base_commit, spec
+            git, repo, path, attempt.branch_name, claimed.commit, attempt.base_commit, spec
         )
         return claimed.member
     git.add_worktree(

@@ -86,6 +86,9 @@ class Git:
         # orch parses git's messages; keep them in English and never open an editor/pager.
         base.update({"LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat"})
         self._env = base
+        # repositories whose config sets no core.hooksPath (learnt from repository_url):
+        # their hooks are in <common dir>/hooks, so a missing hook needs no git process
+        self._default_hooks: set[Path] = set()
 
     # -- running ---------------------------------------------------------------------------
 
@@ -150,18 +153,22 @@ class Git:
             raise NotAGitRepository(f"not a git repository: {path} does not exist")
         if not path.is_dir():
             raise NotAGitRepository(f"not a git repository: {path} is not a directory")
-        proc = self.run(
-            [
-                "rev-parse",
-                "--path-format=absolute",
-                "--is-bare-repository",
-                "--is-inside-work-tree",
-                "--git-dir",
-                "--git-common-dir",
-            ],
-            cwd=path,
-            check=False,
-        )
+        ask = [
+            "rev-parse",
+            "--path-format=absolute",
+            "--is-bare-repository",
+            "--is-inside-work-tree",
+            "--git-dir",
+            "--git-common-dir",
+        ]
+        # one git process on the usual path: in a work tree --show-toplevel answers too
+        # (outside one it fails, and the four answers above say why)
+        proc = self.run([*ask, "--show-toplevel"], cwd=path, check=False)
+        toplevel = None
+        if proc.returncode == 0:
+            toplevel = Path(proc.stdout.splitlines()[4])
+        else:
+            proc = self.run(ask, cwd=path, check=False)
         if proc.returncode != 0:
             if "not a git repository" in proc.stderr:
                 raise NotAGitRepository(f"not a git repository: {path}")
@@ -176,12 +183,12 @@ class Git:
             raise NotAGitRepository(f"{path} is inside a .git directory, not a work tree")
         common = Path(common_dir)
         linked = Path(git_dir) != common
-        root = self._main_worktree(path, common) if linked else self._toplevel(path)
+        toplevel = toplevel or self._toplevel(path)
         return Repository(
-            root=root,
+            root=self._main_worktree(path, common) if linked else toplevel,
             common_dir=common,
             invoked_from_linked_worktree=linked,
-            invoked_root=self._toplevel(path) if linked else None,
+            invoked_root=toplevel if linked else None,
         )
 
     def _toplevel(self, path: Path) -> Path:
@@ -202,10 +209,12 @@ class Git:
     def resolve_commit(self, repo: Repository, ref: str) -> str:
         """Resolve ``ref`` to a commit SHA once; say plainly what is wrong if it cannot."""
         common = ["--git-dir", str(repo.common_dir)]
-        proc = self.run(
-            [*common, "rev-parse", "--verify", "--quiet", "--end-of-options", ref],
-            check=False,
-        )
+        verify = [*common, "rev-parse", "--verify", "--quiet", "--end-of-options"]
+        commit = self.run([*verify, f"{ref}^{{commit}}"], check=False)
+        if commit.returncode == 0:
+            return commit.stdout.strip()  # the usual case: one git process
+        # say what is wrong: no such ref, an empty repository, or not a commit
+        proc = self.run([*verify, ref], check=False)
         if proc.returncode != 0:
             if ref == "HEAD" and self._head_is_unborn(repo):
                 raise EmptyRepository(
@@ -213,10 +222,7 @@ class Git:
                 )
             raise UnknownBaseRef(f"unknown base ref {ref!r} in {repo.root}")
         oid = proc.stdout.strip()
-        peeled = self.run(
-            [*common, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{oid}^{{commit}}"],
-            check=False,
-        )
+        peeled = self.run([*verify, f"{oid}^{{commit}}"], check=False)
         if peeled.returncode != 0:
             kind = self.run([*common, "cat-file", "-t", oid], check=False).stdout.strip()
             if not kind:
@@ -304,10 +310,22 @@ class Git:
     def repository_url(self, repo: Repository) -> str:
         """The repository's identity across clones: its origin's URL, else its own path."""
         proc = self.run(
-            ["--git-dir", str(repo.common_dir), "config", "--get", "remote.origin.url"],
+            [
+                "--git-dir",
+                str(repo.common_dir),
+                "config",
+                "--get-regexp",
+                r"^(remote\.origin\.url|core\.hookspath)$",
+            ],
             check=False,
         )
-        url = proc.stdout.strip().rstrip("/")
+        values: dict[str, str] = {}
+        for line in proc.stdout.splitlines():  # the last value wins, as with --get
+            key, _, value = line.partition(" ")
+            values[key] = value
+        if proc.returncode in (0, 1) and "core.hookspath" not in values:
+            self._default_hooks.add(repo.common_dir)
+        url = values.get("remote.origin.url", "").strip().rstrip("/")
         return url.removesuffix(".git").rstrip("/") if url else str(repo.root)
 
     def has_commit(self, repo: Repository, commit: str) -> bool:
@@ -368,11 +386,26 @@ class Git:
         with slot_lock(repo.orch_dir / "checkout-slots", slots, self.lock_timeout * 4, "checkout"):
             self.run(["reset", "--hard", "--quiet", "--no-recurse-submodules"], cwd=path, env=env)
         # `worktree add` would have run post-checkout; hooks such as git-lfs depend on it.
-        self.post_checkout(path, "0" * len(commit), commit, env)
+        self.post_checkout(path, "0" * len(commit), commit, env, repo)
         if submodules:
             self.update_submodules(path, env)
 
-    def post_checkout(self, path: Path, old: str, new: str, env: Mapping[str, str]) -> None:
+    def post_checkout(
+        self,
+        path: Path,
+        old: str,
+        new: str,
+        env: Mapping[str, str],
+        repo: Repository | None = None,
+    ) -> None:
+        """Run the post-checkout hook as `git checkout` would (skipped without a git
+        process when ``repo``'s hooks are known to be in the default place and it has none)."""
+        if (
+            repo is not None
+            and repo.common_dir in self._default_hooks
+            and not os.path.lexists(repo.common_dir / "hooks" / "post-checkout")
+        ):
+            return
         self.run(
             ["hook", "run", "--ignore-missing", "post-checkout", "--", old, new, "1"],
             cwd=path,

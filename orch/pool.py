@@ -334,7 +334,13 @@ def set_aside(git: Git, repo: Repository, path: Path, directory: Path, member: s
 
 
 def switch_to_branch(
-    git: Git, path: Path, branch: str, old: str, new: str, spec: CheckoutSpec
+    git: Git,
+    repo: Repository,
+    path: Path,
+    branch: str,
+    old: str,
+    new: str,
+    spec: CheckoutSpec,
 ) -> None:
     """Check out ``branch`` (already at ``new``) in a clean member detached at ``old``.
 
@@ -354,7 +360,7 @@ def switch_to_branch(
         ],
         cwd=path,
     )
-    git.post_checkout(path, old, new, env)
+    git.post_checkout(path, old, new, env, repo)
 
 
 # -- filling ---------------------------------------------------------------------------------

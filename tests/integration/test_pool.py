@@ -138,6 +138,32 @@ def test_a_pool_member_is_indistinguishable_from_a_fresh_worktree(
     }
 
 
+@pytest.mark.parametrize("hooks", ["default", "core.hooksPath"])
+def test_the_post_checkout_hook_runs_for_fresh_and_pooled_worktrees(
+    repo: Path, run_cli: RunCli, hooks: str
+) -> None:
+    """orch skips `git hook run` only when it knows there is no hook; wherever the
+    repository keeps its hooks, the one it has runs once per worktree, in it."""
+    if hooks == "default":
+        hook_dir = repo / ".git" / "hooks"
+    else:
+        hook_dir = repo.parent / "shared-hooks"
+        git("config", "core.hooksPath", str(hook_dir), cwd=repo)
+    hook_dir.mkdir(exist_ok=True)
+    log = repo.parent / "post-checkout.log"
+    hook = hook_dir / "post-checkout"
+    hook.write_text(f'#!/bin/sh\necho "$PWD $1 $2 $3" >> "{log}"\n')
+    hook.chmod(0o755)
+    fresh = dispatch(run_cli, repo, "fresh")
+    base = fresh["base_commit"]
+    assert log.read_text().splitlines() == [f"{fresh['worktree_path']} {'0' * 40} {base} 1"]
+    pool_fill(run_cli, repo, "--size", "1")
+    log.write_text("")  # the fill's own checkouts ran it too
+    pooled = dispatch(run_cli, repo, "pooled")
+    assert from_pool(run_cli, pooled, repo)
+    assert log.read_text().splitlines() == [f"{pooled['worktree_path']} {base} {base} 1"]
+
+
 def test_only_the_files_that_differ_are_rewritten(
     make_repo: Callable[..., Path], run_cli: RunCli
 ) -> None:
