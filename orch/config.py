@@ -11,7 +11,6 @@ import dataclasses
 import math
 import os
 import socket
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -109,12 +108,9 @@ def config_file_path(env: Mapping[str, str]) -> Path:
 
 def _read_file(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
+        data = _read_toml(path, "config file ")
     except FileNotFoundError:
         return {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
     unknown = sorted(set(data) - set(_KEYS))
     if unknown:
         raise ConfigError(
@@ -335,12 +331,21 @@ def validate_sparse_paths(paths: list[str] | tuple[str, ...]) -> tuple[str, ...]
     return tuple(result)
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _read_toml(path: Path, what: str = "") -> dict[str, Any]:
+    """A TOML file's tables; FileNotFoundError when there is none. The parser is imported
+    only when there is a file to parse (most commands start without one)."""
     try:
         with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from exc
+            import tomllib
+
+            try:
+                return tomllib.load(fh)
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"cannot read {what}{path}: {exc}") from exc
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what}{path}: {exc}") from exc
 
 
 def _coerce_positive(value: Any, where: str) -> float:

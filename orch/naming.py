@@ -9,8 +9,8 @@ rests on the slug: every branch and worktree name ends with the attempt id.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
-import secrets
 import unicodedata
 from pathlib import Path
 
@@ -24,7 +24,13 @@ _PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 
 def new_attempt_id() -> str:
     """Eight hex digits: short enough to type, random so two processes never collide."""
-    return secrets.token_hex(4)
+    return random_hex()
+
+
+def random_hex() -> str:
+    """Eight random hex digits (``secrets.token_hex(4)`` without importing ``secrets``,
+    which costs every command start its ``hmac`` import)."""
+    return os.urandom(4).hex()
 
 
 def validate_task_key(key: str) -> str:

@@ -29,12 +29,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import secrets
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from orch import archive, atomic, naming
+from orch import atomic, naming
 from orch.config import Settings
 from orch.errors import GitError, OrchError, WorkspaceError, describe_os_error
 from orch.fslock import file_lock, try_lock
@@ -238,7 +237,7 @@ def probe(git: Git, repo: Repository, settings: Settings, spec: CheckoutSpec) ->
     members = _claimable(flavour_dir(settings, repo, spec))
     if not members:
         return None
-    member = members[secrets.randbelow(len(members))]
+    member = members[int.from_bytes(os.urandom(4), "big") % len(members)]
     return Probe(member, git.start_dirty_check(member))
 
 
@@ -459,7 +458,7 @@ def _sweep(git: Git, repo: Repository, settings: Settings, directory: Path) -> l
 
 
 def _create(git: Git, repo: Repository, directory: Path, head: str, spec: CheckoutSpec) -> None:
-    member = secrets.token_hex(4)
+    member = naming.random_hex()
     building = directory / f"{FILLING}{member}"
     try:
         git.add_worktree(
@@ -567,6 +566,8 @@ def discard(git: Git, repo: Repository, settings: Settings, path: Path) -> str |
         return None
     admin = worktree_admin_dir(path)
     if admin is not None and admin.resolve().parent != (repo.common_dir / "worktrees").resolve():
+        from orch import archive  # rarely needed; tarfile is not imported on every dispatch
+
         return str(archive.move_aside(path, settings.home / "archive", f"pool-{path.name}"))
     if admin is not None and admin.is_dir():
         git.run(["worktree", "repair", str(path)], cwd=repo.root, check=False)
@@ -611,7 +612,7 @@ def _give_back(
         if _settle(git, path) is not None:
             return False
         directory.mkdir(parents=True, exist_ok=True)
-        _enter(git, repo, path, directory / f"{READY}{secrets.token_hex(4)}")
+        _enter(git, repo, path, directory / f"{READY}{naming.random_hex()}")
     except (OrchError, OSError):
         return False
     return True

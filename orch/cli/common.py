@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import os
 import socket
 import sys
@@ -47,11 +46,21 @@ def open_store(settings: Settings) -> Store:
 
 
 def actor() -> str:
+    return f"{_user()}@{socket.gethostname()} pid {os.getpid()}"
+
+
+def _user() -> str:
+    """The login name as ``getpass.getuser`` finds it, without importing ``getpass`` (and
+    ``termios``) on every command start."""
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        if user := os.environ.get(name):
+            return user
+    import pwd
+
     try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = f"uid{os.getuid()}"
-    return f"{user}@{socket.gethostname()} pid {os.getpid()}"
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return f"uid{os.getuid()}"
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])

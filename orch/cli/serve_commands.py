@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import signal
 from pathlib import Path
 from typing import Any
@@ -119,6 +118,8 @@ def serve(port: int, host: str, token: str | None, stop_all: bool) -> None:
 
             raise InvalidInput("--token must not be empty")
         loopback = web.is_loopback(host)
+        import secrets
+
         token = token or secrets.token_urlsafe(24)
         store = open_store(settings)
         server = web.DashboardServer(host, port, store, settings, actor(), token)
