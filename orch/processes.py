@@ -186,7 +186,9 @@ def run_bounded(
 ) -> subprocess.CompletedProcess[str] | None:
     """Run ``argv`` to completion, or kill its whole process group after ``timeout``
     seconds and return None."""
-    proc = subprocess.Popen(
+    # `with` closes all three pipes: a timeout can strike before the input was written,
+    # and a second communicate() without input never closes stdin
+    with subprocess.Popen(
         list(argv),
         env=dict(env),
         stdin=subprocess.PIPE,
@@ -194,11 +196,11 @@ def run_bounded(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(input_text, timeout)
-    except subprocess.TimeoutExpired:
-        _signal(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        return None
+    ) as proc:
+        try:
+            out, err = proc.communicate(input_text, timeout)
+        except subprocess.TimeoutExpired:
+            _signal(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            return None
     return subprocess.CompletedProcess(list(argv), proc.returncode, out, err)

@@ -7,7 +7,11 @@ child processes into real repositories, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import gc
 import json
+import os
+import sys
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,6 +20,7 @@ from click.testing import Result
 from helpers import assert_failed_cleanly, dispatch, orch_branches, worktrees
 from serve_support import dead_worker, repo_root, settings
 
+from orch import processes
 from orch.models import State, TaskState
 from orch.serve.loop import Loop
 from orch.serve.runtime import serve_dir
@@ -233,3 +238,14 @@ def test_a_dispatch_refused_by_a_busy_lock_leaves_the_task_ready_for_the_next_cy
     report = Loop(store, settings(retry_cooldown=0), "loop").cycle()
     assert len(report.dispatched) == 1
     assert ours(store, repo)[task_id] == TaskState.DISPATCHED
+
+
+def test_a_run_killed_at_its_timeout_leaves_no_pipe_open() -> None:
+    """The timeout can strike before the input is written; every pipe is closed anyway
+    (a leaked one surfaced as a ResourceWarning in a loop test on a busy machine)."""
+    sleeper = [sys.executable, "-c", "import time; time.sleep(30)"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        assert processes.run_bounded(sleeper, "do slow", os.environ, 0.0001) is None
+        gc.collect()
+    assert [str(w.message) for w in caught if w.category is ResourceWarning] == []
