@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from orch import lifecycle
+from orch.intent import record_intent
 from orch.models import Finish, NewAttempt, State, WorkerIdentity
 from orch.store import Store, open_store, upgrade_store
 
@@ -75,7 +76,7 @@ def seed(store: Store, count: int, repository: str) -> list[str]:
             worker=None,
             prompt="bench",
         )
-        store.create_attempt(new, "bench")
+        attempt_id = record_intent(store, new, "bench").id  # ids are 32 random bits
         store.finish_provisioning(attempt_id, Path(f"/nonexistent/{attempt_id}.json"), "bench")
         ids.append(attempt_id)
     return ids

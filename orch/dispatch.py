@@ -42,6 +42,7 @@ from orch.git import (
     add_excludes,
     worktree_registered,
 )
+from orch.intent import record_intent
 from orch.models import (
     Attempt,
     CheckoutSpec,
@@ -233,10 +234,11 @@ def _new_workspace(
         repo_config=repo_config,
         probe=probe,
     )
-    if new.branch_name and new.worktree_path:
+    made = result.attempt  # its id (and names) may differ from new's: see orch.intent
+    if made.branch_name and made.worktree_path:
         # later phases of the task find this workspace here (--reuse-workspace)
         store.register_workspace(
-            TaskWorkspace(str(repo.root), task_key, new.branch_name, new.worktree_path, new.id)
+            TaskWorkspace(str(repo.root), task_key, made.branch_name, made.worktree_path, made.id)
         )
     return result
 
@@ -266,7 +268,7 @@ def _for_another_host(
         target_host=request.host,
         repository_url=url,
     )
-    attempt = store.create_attempt(new, actor)
+    attempt = record_intent(store, new, actor)
     where = "any host" if request.host == "any" else f"host {request.host}"
     return DispatchResult(
         attempt=attempt,
@@ -306,7 +308,7 @@ def _reuse(
         mapped.branch_name,
         settings.host_name,
     )
-    created = store.create_attempt(new, actor)
+    created = record_intent(store, new, actor)
     attempt = finish_in_place(
         store, settings, created, WorkspaceStatus.REUSED, actor, repo_config.port_slots
     )
@@ -369,7 +371,7 @@ def _in_place(
         branch,
         settings.host_name,
     )
-    created = store.create_attempt(new, actor)
+    created = record_intent(store, new, actor)
     attempt = finish_in_place(
         store, settings, created, status, actor, write_ports_file=repo is not None
     )
@@ -413,6 +415,17 @@ def new_attempt(
     )
 
 
+def _renamed(settings: Settings, new: NewAttempt, fresh: str) -> NewAttempt:
+    """``new`` under the id ``fresh``, with the branch and worktree names made again."""
+    root = naming.worktree_path(settings.worktree_root, Path(new.repository), new.task_key, fresh)
+    return dataclasses.replace(
+        new,
+        id=fresh,
+        branch_name=naming.branch_name(settings.branch_prefix, new.task_key, fresh),
+        worktree_path=str(root),
+    )
+
+
 def create_and_provision(
     new: NewAttempt,
     repo: Repository,
@@ -436,7 +449,9 @@ def create_and_provision(
             f"[ports] slots of {repo_config.source}",
         )
     check_worktree_root(settings.worktree_root)
-    attempt = store.create_attempt(new, actor, retry_of=retry_of)
+    attempt = record_intent(
+        store, new, actor, retry_of=retry_of, renamed=lambda a, fresh: _renamed(settings, a, fresh)
+    )
     checkpoint("intent-recorded")
     try:
         attempt = provision(

@@ -80,6 +80,11 @@ class StoreError(OrchError):
     exit_code = 6
 
 
+class AttemptIdTaken(StoreError):
+    """The new attempt's random id is already in the store (a rare collision of 32 random
+    bits); the caller draws another id, and the names made from it, and tries again."""
+
+
 class StoreTooNew(StoreError):
     """The attempt store was written by a newer orch."""
 

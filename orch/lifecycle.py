@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from orch import inbox, naming, processes
 from orch.config import Settings
 from orch.errors import Conflict, InvalidInput, StoreError
+from orch.intent import record_intent
 from orch.models import (
     Attempt,
     Lease,
@@ -259,5 +260,5 @@ def _continue(store: Store, attempt: Attempt, body: str, actor: str, settings: S
         worker=attempt.worker,
         prompt=body,
     )
-    created = store.create_attempt(new, actor)
+    created = record_intent(store, new, actor)
     return finish_in_place(store, settings, created, WorkspaceStatus.REUSED, actor)

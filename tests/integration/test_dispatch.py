@@ -24,7 +24,7 @@ from helpers import (
     worktrees,
 )
 
-from orch import inbox
+from orch import inbox, naming
 
 RECORDED = (
     "task_key",
@@ -321,3 +321,24 @@ def test_installed_entry_point_dispatches(
     assert attempt["id"] == attempt_id
     assert attempt["workspace_status"] == "ready"
     assert_workspace_matches_git(attempt, repo)
+
+
+def test_a_dispatch_whose_random_id_is_taken_draws_another(
+    repo: Path, run_cli: RunCli, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ids are 32 random bits; when one is already in the store (forced here: the first
+    draw repeats the first attempt's id) the dispatch succeeds under a fresh id, and
+    its branch and worktree are named after that id."""
+    first = dispatch(run_cli, repo, "first")
+    draws = iter([first["id"]])
+    random_id = naming.new_attempt_id
+    monkeypatch.setattr(naming, "new_attempt_id", lambda: next(draws, None) or random_id())
+    second = dispatch(run_cli, repo, "second")
+    assert second["id"] != first["id"]
+    assert second["branch_name"].endswith(second["id"])
+    assert Path(second["worktree_path"]).name.endswith(second["id"])
+    assert head(Path(second["worktree_path"])) == second["base_commit"]
+    assert {a["id"] for a in attempts_of(run_cli, repo)} == {first["id"], second["id"]}
+    assert sorted(orch_branches(repo)) == [
+        f"refs/heads/{a['branch_name']}" for a in (first, second)
+    ]

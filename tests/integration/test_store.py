@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from orch.errors import AmbiguousAttempt, AttemptNotFound, Conflict
+from orch.errors import AmbiguousAttempt, AttemptIdTaken, AttemptNotFound, Conflict
+from orch.intent import record_intent
 from orch.models import NewAttempt, State, WorkspaceStatus
 from orch.store import Store, open_store, upgrade_store
 
@@ -94,6 +95,27 @@ def test_attempts_are_numbered_per_repository_and_task(store: Store, repository:
     assert store.create_attempt(new_attempt(repository, "other-task"), "t").attempt_number == 1
     assert store.create_attempt(new_attempt(repository), "t").attempt_number == 4
     assert store.create_attempt(new_attempt(other_repository), "t").attempt_number == 2
+
+
+def test_a_taken_attempt_id_is_refused_as_such_and_records_nothing(
+    store: Store, repository: str
+) -> None:
+    """Ids are 32 random bits: a collision is told apart from a numbering race (which is
+    retried) so that the caller can draw another id."""
+    first = store.create_attempt(new_attempt(repository, "one"), "t")
+    with pytest.raises(AttemptIdTaken, match=f"attempt id {first.id} is already taken"):
+        store.create_attempt(new_attempt(repository, "two", attempt_id=first.id), "t")
+    assert [a.task_key for a in store.list_attempts(repository=repository)] == ["one"]
+    # drawn again, the same attempt is recorded under its new id and names
+    fresh_id = secrets.token_hex(4)
+    taken = iter([first.id, fresh_id])
+    made = record_intent(
+        store,
+        new_attempt(repository, "two", attempt_id=first.id),
+        "t",
+        renamed=lambda a, fresh: new_attempt(repository, "two", attempt_id=next(taken, fresh)),
+    )
+    assert made.id == fresh_id and made.branch_name == f"orch/two-{fresh_id}"
 
 
 def test_create_attempt_records_the_intent(store: Store, repository: str, clock: StepClock) -> None:
