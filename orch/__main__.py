@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from orch.cli.main import main
+from orch.cli import main
 
 main()

@@ -123,7 +123,12 @@ def dispatch(
     open_store: Callable[[], Store],
     actor: str,
     checkpoint: Checkpoint = _no_checkpoint,
+    early_dirt_check: PendingDirtyCheck | None = None,
 ) -> DispatchResult:
+    """``early_dirt_check``: a ``git status`` started in ``request.repo_path`` before the
+    command line was parsed (``orch.cli.early``); used as the main worktree's dirt check
+    when the repository turns out to be that worktree, else left for the caller to
+    cancel."""
     task_key = naming.validate_task_key(request.task_key)
     sparse = validate_sparse_paths(request.sparse)
     phased = request.phase is not None or request.reuse_workspace
@@ -163,11 +168,14 @@ def dispatch(
     probe = pool.probe(git, repo, settings, spec) if local and not request.reuse_workspace else None
     # Not strict and the base is the main worktree's HEAD: its uncommitted changes are not
     # carried into the attempt; find out (meanwhile too) so that we can say so.
-    dirt_check = (
-        git.start_dirty_check(repo.root)
-        if local and not (request.strict or explicit_base or request.reuse_workspace)
-        else None
-    )
+    dirt_check = None
+    if local and not (request.strict or explicit_base or request.reuse_workspace):
+        # a check started in the main worktree (or a directory of it) sees the same
+        # status: porcelain paths are relative to the top level wherever git runs
+        if early_dirt_check is not None and not repo.invoked_from_linked_worktree:
+            dirt_check = early_dirt_check
+        else:
+            dirt_check = git.start_dirty_check(repo.root)
     try:
         return _new_workspace(
             request,

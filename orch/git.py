@@ -78,6 +78,13 @@ class PendingDirtyCheck:
         """Wait for the check if nobody asked for its result (reaps the process)."""
         self.result()
 
+    def cancel(self) -> None:
+        """Stop a check whose answer is no longer wanted (nothing if it was read)."""
+        if self._result is None:
+            self._proc.kill()
+            self._proc.communicate()
+            self._result = (None,)
+
 
 class Git:
     def __init__(self, lock_timeout: float = 30.0, env: Mapping[str, str] | None = None) -> None:

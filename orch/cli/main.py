@@ -116,16 +116,23 @@ def dispatch(
         host=host,
         sparse=sparse,
     )
+    from orch.cli import early
     from orch.faults import checkpoint_from_env
 
-    result = run_dispatch(
-        request,
-        settings,
-        Git(settings.git_lock_timeout),
-        lambda: open_store(settings),
-        actor(),
-        checkpoint_from_env(os.environ),
-    )
+    early_check = early.take(request.repo_path)
+    try:
+        result = run_dispatch(
+            request,
+            settings,
+            Git(settings.git_lock_timeout),
+            lambda: open_store(settings),
+            actor(),
+            checkpoint_from_env(os.environ),
+            early_dirt_check=early_check,
+        )
+    finally:
+        if early_check is not None:
+            early_check.cancel()  # unused (a linked worktree, an error); read ones stay
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
     if as_json:

@@ -24,18 +24,26 @@ class WorkspaceOps(StoreBase):
             "attempt_id": ws.attempt_id,
             "updated_at": self.clock(),
         }
-        try:
-            with self._write() as conn:
-                if conn.execute(update(_W).where(*of_task).values(**values)).rowcount == 0:
-                    conn.execute(
-                        insert(_W).values(repository=ws.repository, task_key=ws.task_key, **values)
-                    )
-        except StoreError as exc:
-            if isinstance(exc.__cause__, IntegrityError):
+        for tries_left in (1, 0):
+            try:
+                with self._write() as conn:
+                    if conn.execute(update(_W).where(*of_task).values(**values)).rowcount == 0:
+                        conn.execute(
+                            insert(_W).values(
+                                repository=ws.repository, task_key=ws.task_key, **values
+                            )
+                        )
+                return
+            except StoreError as exc:
+                if not isinstance(exc.__cause__, IntegrityError):
+                    raise
+                # PostgreSQL: a dispatch of the same task inserted its mapping between our
+                # update and insert; the update finds it now (the later dispatch wins)
+                if tries_left and self.task_workspace(ws.repository, ws.task_key) is not None:
+                    continue
                 raise Conflict(
                     f"branch {ws.branch_name} already belongs to another task's workspace"
                 ) from exc
-            raise
 
     def task_workspace(self, repository: str, task_key: str) -> TaskWorkspace | None:
         with self._read() as conn:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -342,3 +343,39 @@ def test_a_dispatch_whose_random_id_is_taken_draws_another(
     assert sorted(orch_branches(repo)) == [
         f"refs/heads/{a['branch_name']}" for a in (first, second)
     ]
+
+
+def test_the_dirt_warning_through_the_command_is_about_the_right_worktree(
+    repo: Path,
+    make_repo: Callable[..., Path],
+    run_orch: Callable[..., subprocess.CompletedProcess[str]],
+    store_url: str,
+) -> None:
+    """`orch dispatch` starts the main worktree's dirt check before parsing its arguments
+    (orch.cli.early); wherever it is started from, the warning is the same as in-process
+    and about the main worktree of the repository dispatched from."""
+    make_dirty(repo)
+    expected = (
+        "3 uncommitted paths that the attempt does not carry (src/d0/f0.txt (modified), "
+        "src/d1/f1.txt (staged), notes.txt (untracked))"
+    )
+
+    def warning(*args: str, cwd: Path) -> str:
+        proc = run_orch("dispatch", "t", *args, cwd=cwd)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stderr
+
+    assert expected in warning(cwd=repo)
+    assert expected in warning(cwd=repo / "src" / "d0")  # paths stay root-relative
+    clean = make_repo("clean")
+    assert expected in warning("--repo", str(repo), cwd=clean)
+    assert warning("--repo", str(clean), cwd=repo) == ""
+    assert warning("--strict", "--repo", str(clean), cwd=repo) == ""
+    # from a clean linked worktree the main worktree's dirt is what matters, and the
+    # linked worktree's own dirt is not the main worktree's
+    linked = repo.parent / "linked"
+    git("worktree", "add", "-q", "--detach", str(linked), cwd=repo)
+    assert expected in warning(cwd=linked)
+    git("stash", "-u", "-q", cwd=repo)
+    (linked / "only-here.txt").write_text("x")
+    assert warning(cwd=linked) == ""

@@ -387,3 +387,41 @@ def test_a_stopped_orch_work_whose_lease_expired_writes_nothing_after_sigcont(
     assert [e.kind for e in events][-2:] == ["worker_gone", "ports_released"]
     assert "finished" not in [e.kind for e in events]
     assert worker.stdout == ""
+
+
+def test_dispatches_of_one_task_register_its_workspace_at_once(
+    store: Store, repository: str
+) -> None:
+    """Parallel dispatches of one task each map the task to their workspace; on
+    PostgreSQL two of them could both find no mapping and both insert one, and the loser
+    failed as if its branch belonged to another task (after its attempt was ready)."""
+    import threading
+
+    from orch.models import TaskWorkspace
+
+    for round_ in range(12):
+        task = f"task-{round_}"
+        barrier = threading.Barrier(6)
+        errors: list[BaseException] = []
+
+        def register(
+            n: int,
+            task: str = task,
+            barrier: threading.Barrier = barrier,
+            errors: list[BaseException] = errors,
+        ) -> None:
+            ws = TaskWorkspace(repository, task, f"orch/{task}-{n}", f"/wt/{task}-{n}", f"{n:08x}")
+            barrier.wait()
+            try:
+                store.register_workspace(ws)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=register, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        mapped = store.task_workspace(repository, task)
+        assert mapped is not None and mapped.branch_name.startswith(f"orch/{task}-")

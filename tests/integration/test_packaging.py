@@ -151,7 +151,7 @@ def test_the_wheel_ships_migrations_and_schema(wheel: Path) -> None:
     top = {name.split("/", 1)[0] for name in names}
     assert {t for t in top if not t.endswith(".dist-info")} == {"orch"}
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-    assert "orch = orch.cli.main:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "orch = orch.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 def test_an_installed_wheel_creates_migrates_and_dispatches(
