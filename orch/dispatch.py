@@ -425,12 +425,12 @@ def new_attempt(
 
 def _renamed(settings: Settings, new: NewAttempt, fresh: str) -> NewAttempt:
     """``new`` under the id ``fresh``, with the branch and worktree names made again."""
-    root = naming.worktree_path(settings.worktree_root, Path(new.repository), new.task_key, fresh)
+    path = naming.worktree_path(settings.worktree_root, Path(new.repository), new.task_key, fresh)
     return dataclasses.replace(
         new,
         id=fresh,
         branch_name=naming.branch_name(settings.branch_prefix, new.task_key, fresh),
-        worktree_path=str(root),
+        worktree_path=str(path),
     )
 
 

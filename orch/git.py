@@ -12,6 +12,7 @@ is not safe (see DESIGN.md §5).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import subprocess
@@ -37,6 +38,9 @@ _LOCK_BUSY = re.compile(
     r"|could not lock config file"
     r"|Another git process seems to be running",
 )
+
+
+HOOKS_FACT_SECONDS = 30.0  # how long a read of core.hooksPath is trusted
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,9 +97,11 @@ class Git:
         # orch parses git's messages; keep them in English and never open an editor/pager.
         base.update({"LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat"})
         self._env = base
-        # repositories whose config sets no core.hooksPath (learnt from repository_url):
-        # their hooks are in <common dir>/hooks, so a missing hook needs no git process
-        self._default_hooks: set[Path] = set()
+        # repositories whose config set no core.hooksPath when repository_url read it (and
+        # when): their hooks are in <common dir>/hooks, so a missing hook needs no git
+        # process. Trusted for HOOKS_FACT_SECONDS only, i.e. within the dispatch that read
+        # it: a long-lived Git (`orch work`) must see a core.hooksPath set later.
+        self._default_hooks: dict[Path, float] = {}
 
     # -- running ---------------------------------------------------------------------------
 
@@ -331,7 +337,7 @@ class Git:
             key, _, value = line.partition(" ")
             values[key] = value
         if proc.returncode in (0, 1) and "core.hookspath" not in values:
-            self._default_hooks.add(repo.common_dir)
+            self._default_hooks[repo.common_dir] = time.monotonic()
         url = values.get("remote.origin.url", "").strip().rstrip("/")
         return url.removesuffix(".git").rstrip("/") if url else str(repo.root)
 
@@ -409,7 +415,8 @@ class Git:
         process when ``repo``'s hooks are known to be in the default place and it has none)."""
         if (
             repo is not None
-            and repo.common_dir in self._default_hooks
+            and time.monotonic() - self._default_hooks.get(repo.common_dir, -math.inf)
+            < HOOKS_FACT_SECONDS
             and not os.path.lexists(repo.common_dir / "hooks" / "post-checkout")
         ):
             return

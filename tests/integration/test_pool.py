@@ -529,3 +529,26 @@ def test_a_damaged_member_that_cannot_be_moved_aside_is_kept_with_its_work(
     assert "could not be moved aside" in error_line(proc.stderr)
     (kept,) = [p for p in member.parents[2].glob("kept-*")]
     assert (kept / "notes.txt").read_text() == "someone's unsaved work\n"
+
+
+def test_a_hooks_path_set_after_orch_read_the_config_is_honoured(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long-lived process (`orch work`) read the config when it started; a
+    core.hooksPath set since then is not missed once that read is old."""
+    import orch.git
+    from orch.git import Git, checkout_env
+
+    orch_git = Git()
+    repository = orch_git.discover(repo)
+    orch_git.repository_url(repository)  # learns: hooks in the default place, none there
+    hooks = repo.parent / "late-hooks"
+    hooks.mkdir()
+    log = repo.parent / "late.log"
+    (hooks / "post-checkout").write_text(f'#!/bin/sh\necho ran > "{log}"\n')
+    (hooks / "post-checkout").chmod(0o755)
+    subprocess.run(["git", "config", "core.hooksPath", str(hooks)], cwd=repo, check=True)
+    monkeypatch.setattr(orch.git, "HOOKS_FACT_SECONDS", 0.0)  # the read is now old
+    commit = head(repo)
+    orch_git.post_checkout(repo, commit, commit, checkout_env(False), repository)
+    assert log.read_text() == "ran\n"
