@@ -230,6 +230,9 @@ def _new_workspace(
         settings, repo, task_key, base_ref, base_commit, request.worker, request.prompt
     )
     new = dataclasses.replace(new, phase=request.phase, repository_url=url, checkout=spec)
+    if probe is not None:
+        # the probed member is handed over where it is: the intent records its path
+        new = dataclasses.replace(new, worktree_path=str(probe.member))
     result = create_and_provision(
         new,
         repo,
@@ -424,8 +427,11 @@ def new_attempt(
 
 
 def _renamed(settings: Settings, new: NewAttempt, fresh: str) -> NewAttempt:
-    """``new`` under the id ``fresh``, with the branch and worktree names made again."""
+    """``new`` under the id ``fresh``, with the branch and worktree names made again (a
+    pool member's path names no attempt: it stays)."""
     path = naming.worktree_path(settings.worktree_root, Path(new.repository), new.task_key, fresh)
+    if new.worktree_path and pool.POOL_DIR in Path(new.worktree_path).parts:
+        path = Path(new.worktree_path)
     return dataclasses.replace(
         new,
         id=fresh,
@@ -485,6 +491,7 @@ def provision(
     path = Path(attempt.worktree_path)
     payload_file = inbox.payload_path(settings.inbox_dir, attempt.id)
     branch_created = False
+    placed = [path]  # where the worktree is (the store records it before git works there)
     setup_failure = None
     try:
         bundle = lease_bundle(
@@ -496,7 +503,11 @@ def provision(
         branch_created = True
         checkpoint("branch-created")
         spec = attempt.checkout
-        member = _check_out(attempt, repo, path, spec, settings, git, checkpoint, probe)
+        member = _check_out(
+            attempt, repo, placed, spec, settings, git, store, actor, checkpoint, probe
+        )
+        path = placed[0]
+        attempt = dataclasses.replace(attempt, worktree_path=str(path))
         checkpoint("worktree-added")
         if member is not None:
             store.record_event(attempt.id, "workspace_from_pool", actor, member=member)
@@ -522,7 +533,9 @@ def provision(
         finished = store.finish_provisioning(attempt.id, payload_file, actor)
     except BaseException as exc:
         # a damaged pool member left at the path may hold someone's work: never removed
-        keep = isinstance(exc, pool.MemberStuck)
+        # and a ready member the dispatch did not claim is the pool's
+        path = placed[0]
+        keep = isinstance(exc, pool.MemberStuck) or pool.is_pool_path(settings, repo, path)
         _roll_back(repo, git, attempt, path, payload_file, branch_created, keep_worktree=keep)
         with contextlib.suppress(OrchError):
             store.release_ports(attempt.id, actor, "provisioning failed")
@@ -546,26 +559,41 @@ def provision(
 def _check_out(
     attempt: Attempt,
     repo: Repository,
-    path: Path,
+    placed: list[Path],
     spec: CheckoutSpec,
     settings: Settings,
     git: Git,
+    store: Store,
+    actor: str,
     checkpoint: Checkpoint,
     probe: pool.Probe | None,
 ) -> str | None:
     """Populate the attempt's worktree: a warm pool member if one is ready and clean,
-    else a fresh worktree. Returns the pool member's name, or None."""
+    else a fresh worktree. Returns the pool member's name, or None. ``placed[0]`` is the
+    worktree's path: the store records a path before anything is done there."""
     assert attempt.branch_name and attempt.base_commit
-    claimed = pool.claim(git, repo, settings, spec, path, probe, checkpoint)
+    path = placed[0]
+
+    def choose(where: Path) -> None:
+        if where != placed[0]:
+            store.move_worktree(attempt.id, str(where), actor)
+            placed[0] = where
+
+    claimed = pool.claim(git, repo, settings, spec, probe, choose, checkpoint)
     if claimed is not None:
-        checkpoint("pool-member-claimed")
         pool.switch_to_branch(
-            git, repo, path, attempt.branch_name, claimed.commit, attempt.base_commit, spec
+            git, repo, claimed.path, attempt.branch_name, claimed.commit, attempt.base_commit, spec
         )
         return claimed.member
+    fresh = path
+    if pool.POOL_DIR in path.parts:  # the probed member was taken or damaged
+        fresh = naming.worktree_path(
+            settings.worktree_root, repo.root, attempt.task_key, attempt.id
+        )
+    choose(fresh)
     git.add_worktree(
         repo,
-        path,
+        fresh,
         attempt.branch_name,
         attempt.base_commit,
         sparse=spec.sparse_paths,

@@ -183,7 +183,16 @@ class Doctor:
             repo = self.git.discover(Path(a.repository))
         except OrchError:
             repo = None
-        if repo is not None and a.worktree_path:
+        if (
+            repo is not None
+            and a.worktree_path
+            and pool.is_pool_path(self.settings, repo, Path(a.worktree_path))
+        ):
+            # the pool member its intent names, still ready: the dispatch never claimed it
+            if a.branch_name and a.base_commit:
+                with contextlib.suppress(OrchError):
+                    self.git.delete_branch_if_at(repo, a.branch_name, a.base_commit)
+        elif repo is not None and a.worktree_path:
             path = Path(a.worktree_path)
             branch = a.branch_name
             tip = self.git.branch_commit(repo, branch) if branch else None

@@ -1,27 +1,31 @@
 """The warm worktree pool: clean, detached worktrees made ahead of time for dispatch.
 
 On a large repository creating a worktree costs seconds; a pool member is one made
-earlier (``orch pool fill``), so that dispatch only has to rename a directory and point
-HEAD at the attempt's branch. Layout, per repository and checkout flavour::
+earlier (``orch pool fill``), so that dispatch only has to check it and point HEAD at the
+attempt's branch. Layout, per repository and checkout flavour::
 
-    <worktree_root>/<repo dir>/.orch-pool/<flavour>/m-<id>        ready members
-    <worktree_root>/<repo dir>/.orch-pool/<flavour>/.filling-<id> being made or refreshed
-    <worktree_root>/<repo dir>/.orch-pool/<flavour>/.damaged-<id> taken out, to be removed
-    <worktree_root>/<repo dir>/.orch-pool/size                    the size `fill` keeps
-    <worktree_root>/<repo dir>/.orch-pool/repository              whose pool it is
+    <worktree_root>/<repo dir>/.orch-pool/<flavour>/w-<id>         a member's worktree
+    <worktree_root>/<repo dir>/.orch-pool/<flavour>/m-<id>         marker: w-<id> is ready
+    <worktree_root>/<repo dir>/.orch-pool/<flavour>/.filling-<id>  marker: being made,
+                                                                   refreshed or returned
+    <worktree_root>/<repo dir>/.orch-pool/<flavour>/.damaged-<id>  taken out, to be removed
+    <worktree_root>/<repo dir>/.orch-pool/size                     the size `fill` keeps
+    <worktree_root>/<repo dir>/.orch-pool/repository               whose pool it is
 
-Claiming is a rename of a ready member's directory to the attempt's worktree path: of two
-processes renaming the same member, exactly one succeeds, on every file system and with
-either store. Members are locked (``git worktree lock``) while in the pool so that a
-``git worktree prune`` running between the rename and the repair of git's bookkeeping
-never drops them. What is handed out is checked first (a worktree of this repository,
-detached, locked by the pool, clean); anything else is taken out and replaced, never
-handed out. Fills are serialised per repository by a lock, so two never overfill.
+A member is handed over where it was made: the attempt records the member's path as its
+worktree_path. It never moves, so the untracked cache its index keeps (git keys it on the
+worktree's path) stays valid: the hand-over check and every later `git status` in the
+attempt read only directories that changed. Claiming is the removal of the ready marker:
+of two processes removing it, exactly one succeeds, on every file system and with either
+store. Whoever holds a member (a fill refreshing or removing it) first renames its marker
+the same way. A ``w-`` directory with no marker belongs to the attempt that claimed it.
+Members are locked (``git worktree lock``) while in the pool. What is handed out is
+checked first (a worktree of this repository, detached, locked by the pool, clean);
+anything else is taken out and replaced, never handed out. Fills are serialised per
+repository by a lock, so two never overfill.
 
 Members never have submodules, and a repository whose checkout includes them (HEAD has a
-``.gitmodules`` and the ``submodules`` setting is on) has no pool: claiming moves the
-member, and a worktree with submodules cannot be moved (their links to their git
-directories are relative paths; ``git worktree move`` refuses such worktrees too).
+``.gitmodules`` and the ``submodules`` setting is on) has no pool.
 """
 
 from __future__ import annotations
@@ -51,16 +55,17 @@ from orch.models import CheckoutSpec
 
 POOL_DIR = ".orch-pool"
 LOCK_REASON = "orch pool member"
-READY = "m-"
-FILLING = ".filling-"
-DAMAGED = ".damaged-"
+WORKTREE = "w-"  # a member's worktree directory
+READY = "m-"  # marker file: the member is ready to hand out
+FILLING = ".filling-"  # marker file: the member is being made, refreshed or returned
+DAMAGED = ".damaged-"  # a member's directory, set aside
 SIZE_FILE = "size"
 REPOSITORY_FILE = "repository"
 
 
 @dataclasses.dataclass(frozen=True)
 class Claimed:
-    """A pool member now at the attempt's worktree path, detached at ``commit``."""
+    """A pool member that is now the attempt's worktree, detached at ``commit``."""
 
     path: Path
     commit: str
@@ -134,7 +139,34 @@ def _names(directory: Path) -> list[str]:
 
 
 def ready_members(directory: Path) -> list[Path]:
-    return [directory / n for n in _names(directory) if n.startswith(READY)]
+    """The worktrees of the members ready to hand out (those with a ready marker)."""
+    return [
+        directory / f"{WORKTREE}{n.removeprefix(READY)}"
+        for n in _names(directory)
+        if n.startswith(READY) and not (directory / n).is_dir()  # a directory: see _sweep
+    ]
+
+
+def _marker(member: Path, kind: str) -> Path:
+    """The marker of kind ``kind`` (READY, FILLING) for the member whose worktree is
+    ``member``."""
+    return member.with_name(kind + member.name.removeprefix(WORKTREE))
+
+
+def _take(member: Path, kind: str = READY) -> bool:
+    """Take a member out of the pool to work on it: its ``kind`` marker becomes a filling
+    marker. False when someone else took it first."""
+    try:
+        os.rename(_marker(member, kind), _marker(member, FILLING))
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _unmark(member: Path) -> None:
+    for kind in (READY, FILLING):
+        with contextlib.suppress(FileNotFoundError):
+            _marker(member, kind).unlink()
 
 
 def _fill_lock(repo: Repository) -> Path:
@@ -212,18 +244,24 @@ def _describe(dirt: list[DirtyPath]) -> str | None:
 
 def check_member(git: Git, repo: Repository, path: Path) -> str | None:
     """Why this member must not be handed out, or None (full check, with ``git status``)."""
-    problem = _admin_problem(repo, path)
+    problem = _admin_problem(repo, path) or _bookkeeping_problem(path)
     if problem is None:
-        admin = worktree_admin_dir(path)
-        assert admin is not None
-        try:
-            recorded = Path((admin / "gitdir").read_text().strip())
-        except OSError:
-            return "git's bookkeeping of it is incomplete"
-        if recorded.resolve() != (path / ".git").resolve():
-            return "git's bookkeeping points elsewhere"
         problem = dirt_problem(git.start_dirty_check(path))
     return problem
+
+
+def _bookkeeping_problem(path: Path) -> str | None:
+    """Whether git's record of the worktree (checked by _admin_problem) points back at it."""
+    admin = worktree_admin_dir(path)
+    try:
+        recorded = Path((admin / "gitdir").read_text().strip()) if admin else None
+    except OSError:
+        recorded = None
+    if recorded is None:
+        return "git's bookkeeping of it is incomplete"
+    if recorded.resolve() != (path / ".git").resolve():
+        return "git's bookkeeping points elsewhere"
+    return None
 
 
 # -- claiming (dispatch) ---------------------------------------------------------------------
@@ -238,7 +276,10 @@ def probe(git: Git, repo: Repository, settings: Settings, spec: CheckoutSpec) ->
     if not members:
         return None
     member = members[int.from_bytes(os.urandom(4), "big") % len(members)]
-    return Probe(member, git.start_dirty_check(member))
+    try:
+        return Probe(member, git.start_dirty_check(member))
+    except OSError:
+        return None  # gone: the claim finds out and takes it out of the pool
 
 
 def _claimable(directory: Path) -> list[Path]:
@@ -255,15 +296,17 @@ def claim(
     repo: Repository,
     settings: Settings,
     spec: CheckoutSpec,
-    dest: Path,
     probe: Probe | None = None,
+    choose: Callable[[Path], None] = lambda path: None,
     checkpoint: Callable[[str], None] = lambda step: None,
 ) -> Claimed | None:
-    """Take a ready, clean member and move it to ``dest``; None when the pool has none.
+    """Take a ready, clean member; None when the pool has none.
 
-    The rename is the claim. A member that fails a check (a worktree of this repository,
-    locked by the pool, detached, clean) is set aside as damaged and the next one is tried.
-    The probed member is tried first: its ``git status`` ran just before the claim.
+    The probed member is tried first (its ``git status`` ran just before the claim, and
+    the attempt's intent already records its path); before any other is claimed,
+    ``choose`` records that one's path. A member that fails a check (a worktree of this
+    repository where git's bookkeeping says, locked by the pool, detached, clean) is set
+    aside as damaged and the next one is tried.
     """
     if not spec.poolable:
         return None
@@ -272,41 +315,33 @@ def claim(
     if probe is not None and probe.member in members:
         members.remove(probe.member)
         members.insert(0, probe.member)
-    if not members:
-        return None
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    for src in members:
+    for i, path in enumerate(members):
+        if i > 0 or probe is None or path != probe.member:
+            choose(path)
         try:
-            os.rename(src, dest)
+            _marker(path, READY).unlink()
         except FileNotFoundError:
-            continue  # another dispatch took it first
+            continue  # another dispatch (or a fill) took it first
         except OSError as exc:
             raise WorkspaceError(
-                f"cannot move pool member {src} to {dest}: {describe_os_error(exc)}"
+                f"cannot claim pool member {path}: {describe_os_error(exc)}"
             ) from exc
-        checkpoint("pool-member-moved")  # git's bookkeeping still names the old path
-        problem = _admin_problem(repo, dest)
-        commit = _admin_head(dest)
+        checkpoint("pool-member-claimed")
+        problem = _admin_problem(repo, path) or _bookkeeping_problem(path)
+        commit = _admin_head(path)
         if problem is None:
-            # point git's bookkeeping at the new path at once: until then a concurrent
-            # fill sees the member as missing and would prune its record
-            try:
-                git.run(["worktree", "repair", str(dest)], cwd=repo.root)
-            except GitError as exc:
-                problem = exc.message
-        if problem is None:
-            if probe is not None and src == probe.member:
+            if probe is not None and path == probe.member:
                 problem = probe.problem()
             else:
-                problem = dirt_problem(git.start_dirty_check(dest))
+                problem = dirt_problem(git.start_dirty_check(path))
         if problem is None and commit:
             try:
-                git.run(["worktree", "unlock", str(dest)], cwd=repo.root)
+                git.run(["worktree", "unlock", str(path)], cwd=repo.root)
             except GitError as exc:
                 problem = exc.message
         if problem is None and commit:
-            return Claimed(path=dest, commit=commit, member=src.name)
-        set_aside(git, repo, dest, directory, src.name)
+            return Claimed(path=path, commit=commit, member=path.name)
+        set_aside(git, repo, path, directory)
     return None
 
 
@@ -315,19 +350,24 @@ class MemberStuck(WorkspaceError):
     holds (nothing may delete it; ``orch doctor --fix`` archives it)."""
 
 
-def set_aside(git: Git, repo: Repository, path: Path, directory: Path, member: str) -> None:
-    """Move a member that must not be handed out back into the pool as damaged (git's
+def set_aside(git: Git, repo: Repository, path: Path, directory: Path) -> None:
+    """Move a member that must not be handed out out of the way as damaged (git's
     bookkeeping follows it when it is this repository's, so its path stays free)."""
-    aside = directory / f"{DAMAGED}{member.removeprefix(READY)}"
+    aside = directory / f"{DAMAGED}{path.name.removeprefix(WORKTREE)}"
     try:
         directory.mkdir(parents=True, exist_ok=True)
         os.rename(path, aside)
+    except FileNotFoundError:
+        _forget(git, repo, path)  # nothing there to keep
+        _unmark(path)
+        return
     except OSError as exc:
         raise MemberStuck(
             f"a damaged pool member could not be moved aside to {aside} "
             f"({describe_os_error(exc)}); it is kept at {path}: 'orch doctor --fix' "
             "archives it"
         ) from exc
+    _unmark(path)
     if _admin_problem(repo, aside) != "a worktree of another repository":
         git.run(["worktree", "repair", str(aside)], cwd=repo.root, check=False)
 
@@ -399,24 +439,24 @@ def fill(
         refreshed = 0
         for member in ready_members(directory):
             problem = check_member(git, repo, member)
-            where = member
-            if problem is None and _admin_head(member) != head:
-                problem, where = _refresh(git, repo, member, head, spec)
+            if problem is None and _admin_head(member) == head:
+                continue
+            if not _take(member):
+                continue  # claimed meanwhile
+            if problem is None:
+                problem = _refresh(git, repo, member, head, spec)
                 refreshed += problem is None
             if problem is not None:
                 removed.append(f"{member}: {problem}")
                 if problem.startswith("dirty") or "another repository" in problem:
                     # maybe someone's work: orch doctor --fix archives it, then removes it
-                    set_aside(git, repo, where, directory, member.name)
+                    set_aside(git, repo, member, directory)
                 else:
-                    discard(git, repo, settings, where)
-        ready = ready_members(directory)
-        for extra in ready[target:]:
-            # taken out first (a rename), so that no dispatch claims it while it goes
-            doomed = extra.with_name(FILLING + extra.name.removeprefix(READY))
-            with contextlib.suppress(FileNotFoundError):
-                os.rename(extra, doomed)
-                discard(git, repo, settings, doomed)
+                    discard(git, repo, settings, member)
+        for extra in ready_members(directory)[target:]:
+            # taken out first, so that no dispatch claims it while it goes
+            if _take(extra):
+                discard(git, repo, settings, extra)
         created = 0
         while len(ready_members(directory)) < target:
             _create(git, repo, directory, head, spec)
@@ -448,18 +488,34 @@ def pooled_repositories(settings: Settings) -> list[Path]:
 
 def _sweep(git: Git, repo: Repository, settings: Settings, directory: Path) -> list[str]:
     """Remove what a fill that died left half made (damaged members stay for
-    ``orch doctor --fix``, which archives anything unsaved in them first)."""
+    ``orch doctor --fix``, which archives anything unsaved in them first), and members
+    an older orch left in its layout (a ready member was a directory named ``m-<id>``)."""
     removed: list[str] = []
     for name in _names(directory):
-        if name.startswith(FILLING):
-            removed.append(f"{directory / name}: left over")
-            discard(git, repo, settings, directory / name)
+        path = directory / name
+        if name.startswith(FILLING) and path.is_dir():  # an older orch's, in the making
+            removed.append(f"{path}: left over")
+            discard(git, repo, settings, path)
+        elif name.startswith(FILLING):
+            member = directory / f"{WORKTREE}{name.removeprefix(FILLING)}"
+            removed.append(f"{member}: left over")
+            discard(git, repo, settings, member)
+        elif name.startswith(READY) and path.is_dir():
+            problem = check_member(git, repo, path)
+            removed.append(f"{path}: made by an older orch")
+            if problem is not None and (
+                problem.startswith("dirty") or "another repository" in problem
+            ):
+                set_aside(git, repo, path, directory)
+            else:
+                discard(git, repo, settings, path)
     return removed
 
 
 def _create(git: Git, repo: Repository, directory: Path, head: str, spec: CheckoutSpec) -> None:
-    member = naming.random_hex()
-    building = directory / f"{FILLING}{member}"
+    building = directory / f"{WORKTREE}{naming.random_hex()}"
+    directory.mkdir(parents=True, exist_ok=True)
+    _marker(building, FILLING).touch(exist_ok=False)
     try:
         git.add_worktree(
             repo,
@@ -472,10 +528,11 @@ def _create(git: Git, repo: Repository, directory: Path, head: str, spec: Checko
         problem = _settle(git, building)
         if problem is not None:
             raise WorkspaceError(f"a new pool member is not clean: {problem}")
-        _enter(git, repo, building, directory / f"{READY}{member}")
+        _enter(git, repo, building)
     except BaseException:
         with contextlib.suppress(OrchError, OSError):
             git.remove_worktree(repo, building)
+        _unmark(building)
         raise
 
 
@@ -487,15 +544,25 @@ def _has_submodules_at(git: Git, repo: Repository, spec: CheckoutSpec, commit: s
 
 def _settle(git: Git, path: Path) -> str | None:
     """Check a member that nobody else uses yet, and leave its index with fresh stat data
-    (no racily clean entries to re-read at hand-over).
+    (no racily clean entries to re-read at hand-over) and an untracked cache.
 
-    No untracked cache is added: git keys it on the worktree's path, so after the move to
-    the attempt's path every `git status` there would warn "untracked cache is disabled
-    on this system or location" (unless the repository sets core.untrackedCache, in which
-    case git keeps the cache itself, as in a fresh worktree)."""
+    The cache is what makes the hand-over check cheap: with it `git status` reads only the
+    directories that changed instead of every one (at 50k files about half the time).
+    git keys it on the worktree's path, which is why members are handed over where they
+    are made. A repository that turns the cache off (core.untrackedCache=false) gets
+    none."""
     _outwait_racy_entries(path)
+    cache = git.config_value_in(path, "core.untrackedCache") != "false"
     proc = git.run(
-        ["status", "--porcelain=v1", "-z", "--untracked-files=normal"], cwd=path, check=False
+        [
+            *(["-c", "core.untrackedCache=true"] if cache else []),
+            "status",
+            "--porcelain=v1",
+            "-z",
+            "--untracked-files=normal",
+        ],
+        cwd=path,
+        check=False,
     )
     if proc.returncode != 0:
         return "git status failed"
@@ -521,48 +588,51 @@ def _outwait_racy_entries(path: Path) -> None:
             time.sleep(delay)
 
 
-def _enter(git: Git, repo: Repository, path: Path, ready: Path) -> None:
-    """Lock a checked member and make it claimable (the rename is the moment it is)."""
-    git.run(["worktree", "lock", "--reason", LOCK_REASON, str(path)], cwd=repo.root)
-    os.rename(path, ready)
-    git.run(["worktree", "repair", str(ready)], cwd=repo.root)
+def _enter(git: Git, repo: Repository, member: Path) -> None:
+    """Lock a checked member and make it claimable (the ready marker is the moment)."""
+    git.run(["worktree", "lock", "--reason", LOCK_REASON, str(member)], cwd=repo.root)
+    os.rename(_marker(member, FILLING), _marker(member, READY))
 
 
-def _refresh(
-    git: Git, repo: Repository, member: Path, head: str, spec: CheckoutSpec
-) -> tuple[str | None, Path]:
-    """Move a member at an older commit to ``head`` (only differing files are rewritten).
-
-    Returns what is wrong with it (None: refreshed, or claimed meanwhile) and where it is
-    now: a member that failed stays out of the pool, under its ``.filling-`` name."""
+def _refresh(git: Git, repo: Repository, member: Path, head: str, spec: CheckoutSpec) -> str | None:
+    """Move a member the caller took out (_take) from an older commit to ``head`` (only
+    differing files are rewritten) and put it back. Returns what is wrong with it (None:
+    refreshed); a member that failed stays out of the pool."""
     if _has_submodules_at(git, repo, spec, head):
-        return "HEAD has submodules: a pool member cannot hold them", member
-    working = member.with_name(FILLING + member.name.removeprefix(READY))
+        return "HEAD has submodules: a pool member cannot hold them"
     try:
-        os.rename(member, working)  # out of the pool while it changes
-    except FileNotFoundError:
-        return None, member  # claimed meanwhile: not ours to refresh
-    try:
-        git.run(["worktree", "repair", str(working)], cwd=repo.root)
         env = checkout_env(spec.lfs_skip_smudge)
-        git.run(["checkout", "-q", "--detach", head], cwd=working, env=env)
-        problem = _settle(git, working)
+        git.run(["checkout", "-q", "--detach", head], cwd=member, env=env)
+        problem = _settle(git, member)
         if problem is not None:
-            return problem, working
-        os.rename(working, member)
-        git.run(["worktree", "repair", str(member)], cwd=repo.root)
+            return problem
+        os.rename(_marker(member, FILLING), _marker(member, READY))
     except (OrchError, OSError) as exc:
-        return (exc.message if isinstance(exc, OrchError) else describe_os_error(exc)), working
-    return None, member
+        return exc.message if isinstance(exc, OrchError) else describe_os_error(exc)
+    return None
 
 
 def discard(git: Git, repo: Repository, settings: Settings, path: Path) -> str | None:
-    """Remove a pool member; one of another repository is moved into the archive instead
-    (nothing is deleted that orch cannot tell is its own). Returns an archive path."""
+    """Remove a pool member and its markers; one of another repository is moved into the
+    archive instead (nothing is deleted that orch cannot tell is its own). Returns an
+    archive path."""
+    try:
+        return _discard(git, repo, settings, path)
+    finally:
+        if path.name.startswith(WORKTREE) and not path.exists():
+            _unmark(path)
+
+
+def _forget(git: Git, repo: Repository, path: Path) -> None:
+    """Drop git's record of a member whose directory is gone (git keeps a locked one's
+    bookkeeping until it is unlocked)."""
+    git.run(["worktree", "unlock", str(path)], cwd=repo.root, check=False)
+    git.run(["worktree", "prune"], cwd=repo.root, check=False)
+
+
+def _discard(git: Git, repo: Repository, settings: Settings, path: Path) -> str | None:
     if not path.exists():
-        # gone by hand: git keeps its locked bookkeeping until it is unlocked
-        git.run(["worktree", "unlock", str(path)], cwd=repo.root, check=False)
-        git.run(["worktree", "prune"], cwd=repo.root, check=False)
+        _forget(git, repo, path)
         return None
     admin = worktree_admin_dir(path)
     if admin is not None and admin.resolve().parent != (repo.common_dir / "worktrees").resolve():
@@ -583,7 +653,8 @@ def give_back(
     opt-in). The caller has checked that it holds nothing unsaved. It is detached at the
     main worktree's HEAD (only differing files rewritten), ignored files are removed, and
     it enters the pool only if it is then clean. False when the pool is already full, or
-    the worktree cannot be made like a fresh member (the caller then removes it)."""
+    the worktree cannot be made like a fresh member (the caller then removes it, where it
+    was)."""
     if not spec.poolable or worktree_admin_dir(path) is None:
         return False
     directory = flavour_dir(settings, repo, spec)
@@ -609,40 +680,57 @@ def _give_back(
         env = checkout_env(spec.lfs_skip_smudge)
         git.run(["checkout", "-q", "--detach", head], cwd=path, env=env)
         git.run(["clean", "-ffdxq"], cwd=path)
-        if _settle(git, path) is not None:
-            return False
-        directory.mkdir(parents=True, exist_ok=True)
-        _enter(git, repo, path, directory / f"{READY}{naming.random_hex()}")
     except (OrchError, OSError):
         return False
-    return True
+    # a member taken from this pool goes back where it is (its untracked cache stays
+    # valid); any other worktree moves in under a member's name
+    member = path
+    if not (path.parent == directory and path.name.startswith(WORKTREE)):
+        member = directory / f"{WORKTREE}{naming.random_hex()}"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        _marker(member, FILLING).touch(exist_ok=False)
+    except OSError:
+        return False
+    try:
+        if member != path:
+            os.rename(path, member)
+            git.run(["worktree", "repair", str(member)], cwd=repo.root)
+        if _settle(git, member) is None:
+            _enter(git, repo, member)
+            return True
+    except (OrchError, OSError):
+        pass
+    # not a member after all: back where it was, for the caller to remove
+    with contextlib.suppress(OSError):
+        if member != path and member.exists():
+            os.rename(member, path)
+            git.run(["worktree", "repair", str(path)], cwd=repo.root, check=False)
+    _unmark(member)
+    return False
 
 
 def drain(git: Git, repo: Repository, settings: Settings) -> tuple[int, int]:
     """Remove every member of every flavour and forget the size; returns (removed, kept).
 
     Members set aside as damaged are kept: they may hold someone's work, which only
-    ``orch doctor --fix`` archives before it removes them."""
+    ``orch doctor --fix`` archives before it removes them. Worktrees that attempts
+    claimed are theirs, not the pool's."""
     root = pool_root(settings, repo)
     count = kept = 0
     with _filling(repo, settings):
         with contextlib.suppress(FileNotFoundError):
             (root / SIZE_FILE).unlink()
         for directory in _flavour_dirs(root):
+            count += len(_sweep(git, repo, settings, directory))
             for name in _names(directory):
-                path = directory / name
                 if name.startswith(DAMAGED):
                     kept += 1
-                    continue
-                if name.startswith(READY):
-                    taken = path.with_name(FILLING + name.removeprefix(READY))
-                    try:
-                        os.rename(path, taken)
-                    except FileNotFoundError:
-                        continue
-                    path = taken
-                discard(git, repo, settings, path)
-                count += 1
+                elif name.startswith(READY):
+                    member = directory / f"{WORKTREE}{name.removeprefix(READY)}"
+                    if _take(member):
+                        discard(git, repo, settings, member)
+                        count += 1
     return count, kept
 
 
@@ -656,7 +744,8 @@ def _flavour_dirs(root: Path) -> list[Path]:
 
 def inspect(git: Git, repo: Repository, settings: Settings) -> list[MemberInfo]:
     """Every member of every flavour, with what is wrong with it; plus members git still
-    lists under the pool whose directory is gone. A fill in progress is left alone."""
+    lists under the pool whose directory is gone. A fill in progress is left alone, and
+    so are the worktrees attempts claimed."""
     root = pool_root(settings, repo)
     try:
         filling = try_lock(_fill_lock(repo), "orch pool inspect")
@@ -669,12 +758,20 @@ def inspect(git: Git, repo: Repository, settings: Settings) -> list[MemberInfo]:
             for name in _names(directory):
                 path = directory / name
                 seen.add(path)
-                if name.startswith(READY):
+                if name.startswith(WORKTREE):
+                    continue  # reported under its marker, or claimed: an attempt's
+                if name.startswith(READY) and not path.is_dir():
+                    path = directory / f"{WORKTREE}{name.removeprefix(READY)}"
+                    seen.add(path)
                     problem = check_member(git, repo, path)
                 elif filling is None:
                     continue  # a fill is running: its work in progress is not a problem
                 elif name.startswith(FILLING):
+                    path = directory / f"{WORKTREE}{name.removeprefix(FILLING)}"
+                    seen.add(path)
                     problem = "left over by an interrupted fill"
+                elif name.startswith(READY):
+                    problem = "made by an older orch (the next fill replaces it)"
                 elif name.startswith(DAMAGED):
                     problem = "set aside as damaged by a dispatch"
                 else:
@@ -691,17 +788,28 @@ def inspect(git: Git, repo: Repository, settings: Settings) -> list[MemberInfo]:
 
 
 def _missing_members(git: Git, repo: Repository, under: Path) -> list[tuple[Path, str | None]]:
-    """Worktrees git still lists under ``under`` whose directory is gone, with HEAD."""
+    """Members git still lists under ``under`` whose directory is gone, with HEAD (an
+    attempt's claimed worktree that is gone is the attempt's business: orch doctor)."""
     found = []
     for entry in git.list_worktrees(repo):
         path = Path(entry.get("worktree", ""))
-        if _inside(path, under) and not path.exists():
+        if _inside(path, under) and not path.exists() and _is_member(path):
             found.append((path, entry.get("HEAD")))
     return found
 
 
+def _is_member(path: Path) -> bool:
+    """Whether ``path`` (under a pool directory) is the pool's rather than an attempt's:
+    a ``w-`` worktree is the pool's only while it has a marker."""
+    if not path.name.startswith(WORKTREE):
+        return True
+    return _marker(path, READY).exists() or _marker(path, FILLING).exists()
+
+
 def is_pool_path(settings: Settings, repo: Repository, path: Path) -> bool:
-    return _inside(path, pool_root(settings, repo))
+    """Whether ``path`` is a pool member (ready, in the making or set aside), not a
+    worktree an attempt claimed from the pool."""
+    return _inside(path, pool_root(settings, repo)) and _is_member(path)
 
 
 def _inside(path: Path, root: Path) -> bool:

@@ -189,6 +189,17 @@ class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps):
             worker_started_at=None,
         )
 
+    def move_worktree(self, attempt_id: str, worktree_path: str, actor: str) -> Attempt:
+        """While provisioning: the worktree will be at ``worktree_path`` instead (a pool
+        member other than the one first chosen, or a fresh worktree)."""
+        return self._set_workspace(
+            attempt_id,
+            WorkspaceStatus.PROVISIONING,
+            actor,
+            "worktree_moved",
+            worktree_path=worktree_path,
+        )
+
     def fail_provisioning(self, attempt_id: str, reason: str, actor: str) -> Attempt:
         """provisioning -> failed; the attempt itself ends ``failed`` with the reason."""
         now = self.clock()

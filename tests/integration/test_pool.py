@@ -110,7 +110,9 @@ def test_a_pool_member_is_indistinguishable_from_a_fresh_worktree(
         assert git("symbolic-ref", "HEAD", cwd=path).strip() == (
             f"refs/heads/{attempt['branch_name']}"
         )
-        assert path.parent == Path(fresh["worktree_path"]).parent  # the same naming
+        # under the repository's directory of the worktree root (a member is handed
+        # over where it was made: its path names the member, not the task)
+        assert path.is_relative_to(Path(fresh["worktree_path"]).parent)
     # git says the same in both, on stderr too (a member's index once kept an untracked
     # cache keyed on its pool path: every `git status` in the attempt warned about it)
     said = []
@@ -249,8 +251,9 @@ def test_damaged_members_are_never_handed_out(
     # a member of another repository dropped into this pool
     pool_fill(run_cli, other, "--size", "1")
     (foreign,) = ready(run_cli, other)
-    intruder = dirty.parent / "m-00000000"
+    intruder = dirty.parent / "w-00000000"
     os.rename(foreign, intruder)
+    (dirty.parent / "m-00000000").touch()  # marked ready
 
     problems = {Path(m["path"]).name: m["problem"] for m in pool_members(run_cli, repo)}
     assert problems[dirty.name].startswith("dirty")
@@ -405,7 +408,7 @@ def test_cleanup_to_pool_returns_clean_worktrees_only(
 # -- crashes and bad input -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("step", ["pool-member-moved", "pool-member-claimed", "worktree-added"])
+@pytest.mark.parametrize("step", ["pool-member-claimed", "worktree-added"])
 def test_dispatch_killed_while_taking_a_member_is_repaired(
     repo: Path, run_cli: RunCli, run_orch: RunOrch, step: str
 ) -> None:
@@ -421,6 +424,27 @@ def test_dispatch_killed_while_taking_a_member_is_repaired(
     assert pool_fill(run_cli, repo)["ready"] == 1
     attempt = dispatch(run_cli, repo, "after")
     assert from_pool(run_cli, attempt, repo)
+
+
+@pytest.mark.parametrize("step", ["intent-recorded", "branch-created"])
+def test_dispatch_killed_before_taking_a_member_leaves_it_in_the_pool(
+    repo: Path, run_cli: RunCli, run_orch: RunOrch, step: str
+) -> None:
+    """The intent names the probed member; killed before the claim, the member is still
+    the pool's: doctor rolls the attempt back without touching it."""
+    pool_fill(run_cli, repo, "--size", "1")
+    (member,) = ready(run_cli, repo)
+    proc = run_orch("dispatch", "crash", cwd=repo, env={"ORCH_CRASH_AT": step})
+    assert proc.returncode == -9, (proc.returncode, proc.stderr)
+    (crashed,) = attempts_of(run_cli, repo)
+    assert crashed["worktree_path"] == str(member)
+    fixed = doctor(run_cli, repo, "--fix")
+    assert [f["kind"] for f in fixed["findings"]] == ["stuck-provisioning"], fixed
+    assert doctor(run_cli, repo)["findings"] == []
+    assert orch_branches(repo) == []
+    assert ready(run_cli, repo) == [member]
+    attempt = dispatch(run_cli, repo, "after")
+    assert from_pool(run_cli, attempt, repo) and attempt["worktree_path"] == str(member)
 
 
 def test_pool_commands_outside_a_repository_fail_cleanly(
@@ -460,18 +484,41 @@ def test_a_repository_whose_orch_directory_is_a_file(
 def test_an_interrupted_fill_is_found_and_swept(repo: Path, run_cli: RunCli) -> None:
     pool_fill(run_cli, repo, "--size", "1")
     (member,) = ready(run_cli, repo)
-    # what a fill killed half-way leaves: a registered worktree under its working name
-    leftover = member.parent / ".filling-deadbeef"
+    # what a fill killed half-way leaves: a registered worktree marked as in the making
+    leftover = member.parent / "w-deadbeef"
     git("worktree", "add", "-q", "--detach", str(leftover), "HEAD", cwd=repo)
+    (member.parent / ".filling-deadbeef").touch()
     found = doctor(run_cli, repo)["findings"]
     assert [(f["kind"], f["detail"]) for f in found] == [
         ("pool-member-damaged", "left over by an interrupted fill")
     ]
     result = pool_fill(run_cli, repo)
     assert result["removed"] == [f"{leftover}: left over"] and result["ready"] == 1
-    assert not leftover.exists()
+    assert not leftover.exists() and not (member.parent / ".filling-deadbeef").exists()
     assert doctor(run_cli, repo)["findings"] == []
     assert len(worktrees(repo)) == 2
+
+
+def test_members_an_older_orch_made_are_replaced(repo: Path, run_cli: RunCli) -> None:
+    """An older orch kept a ready member as a directory named m-<id> (and one in the
+    making as .filling-<id>): the next fill removes them and makes members anew."""
+    pool_fill(run_cli, repo, "--size", "1")
+    (member,) = ready(run_cli, repo)
+    old_ready = member.parent / "m-0ld0ld00"
+    old_filling = member.parent / ".filling-0ld0ld01"
+    for old in (old_ready, old_filling):
+        git("worktree", "add", "-q", "--detach", str(old), "HEAD", cwd=repo)
+    git("worktree", "lock", "--reason", "orch pool member", str(old_ready), cwd=repo)
+    # neither is handed out
+    attempt = dispatch(run_cli, repo, "t")
+    assert from_pool(run_cli, attempt, repo) and attempt["worktree_path"] == str(member)
+    result = pool_fill(run_cli, repo)
+    assert sorted(result["removed"]) == sorted(
+        [f"{old_filling}: left over", f"{old_ready}: made by an older orch"]
+    )
+    assert result["ready"] == 1
+    assert not old_ready.exists() and not old_filling.exists()
+    assert doctor(run_cli, repo)["findings"] == []
 
 
 def test_drain_keeps_a_damaged_member_that_may_hold_work_for_doctor(
@@ -516,19 +563,20 @@ def test_a_damaged_member_that_cannot_be_moved_aside_is_kept_with_its_work(
 ) -> None:
     assert run_orch("pool", "fill", "--size", "1", cwd=repo).returncode == 0
     (member,) = [
-        p for p in (Path(os.environ["ORCH_HOME"]) / "worktrees").glob("*/.orch-pool/*/m-*")
+        p for p in (Path(os.environ["ORCH_HOME"]) / "worktrees").glob("*/.orch-pool/*/w-*")
     ]
     (member / "notes.txt").write_text("someone's unsaved work\n")  # dirty: not handed out
     # where it would be set aside is taken (a non-empty directory): the rename fails
-    aside = member.with_name(".damaged-" + member.name.removeprefix("m-"))
+    aside = member.with_name(".damaged-" + member.name.removeprefix("w-"))
     aside.mkdir()
     (aside / "x").write_text("x\n")
 
     proc = run_orch("dispatch", "kept", cwd=repo)
     assert proc.returncode == 7, proc.stderr
     assert "could not be moved aside" in error_line(proc.stderr)
-    (kept,) = [p for p in member.parents[2].glob("kept-*")]
-    assert (kept / "notes.txt").read_text() == "someone's unsaved work\n"
+    assert f"it is kept at {member}" in error_line(proc.stderr)
+    assert (member / "notes.txt").read_text() == "someone's unsaved work\n"
+    assert not member.with_name("m-" + member.name.removeprefix("w-")).exists()  # not ready
 
 
 def test_a_hooks_path_set_after_orch_read_the_config_is_honoured(
