@@ -361,9 +361,11 @@ def make_repo(path: Path, n: int, env: dict[str, str], seed: int = 1) -> dict[st
     }
 
 
-def clean_worktrees(repo: Path, env: dict[str, str], trash: Path, keep: str = "") -> None:
-    """Unregister every linked worktree (but those whose path holds ``keep``, when given)
-    and delete every branch but main (untimed).
+def clean_worktrees(
+    repo: Path, env: dict[str, str], trash: Path, keep: Callable[[Path], bool] = lambda wt: False
+) -> None:
+    """Unregister every linked worktree (but those ``keep`` says to keep) and delete every
+    branch but main (untimed).
 
     The worktrees' files are moved into ``trash`` (a rename), not deleted: on ext4 without
     a journal, creating files shortly after deleting many is far slower (the inode allocator
@@ -374,7 +376,7 @@ def clean_worktrees(repo: Path, env: dict[str, str], trash: Path, keep: str = ""
     for block in out.strip().split("\n\n")[1:]:
         line = block.splitlines()[0]
         wt = Path(line[len("worktree ") :])
-        if keep and keep in str(wt):
+        if keep(wt):
             continue
         if wt.exists():
             wt.rename(trash / f"{len(os.listdir(trash)):05d}")

@@ -68,9 +68,15 @@ def check_handed_out(repo: Path, env: dict[str, str], attempt_json: str) -> None
 
 
 def clear_attempts(repo: Path, env: dict[str, str], trash: Path) -> None:
-    """Unregister every linked worktree but the pool's, delete every branch but main
-    (directories go to ``trash``: see dispatch_bench.clean_worktrees)."""
-    clean_worktrees(repo, env, trash, keep="/.orch-pool/")
+    """Unregister every linked worktree but the pool's ready members (a claimed member is
+    the attempt's: it has no ready marker ``m-<id>`` next to it), delete every branch but
+    main (directories go to ``trash``: see dispatch_bench.clean_worktrees)."""
+
+    def ready_member(wt: Path) -> bool:
+        marker = wt.with_name("m-" + wt.name.removeprefix("w-"))
+        return "/.orch-pool/" in str(wt) and wt.name.startswith("w-") and marker.exists()
+
+    clean_worktrees(repo, env, trash, keep=ready_member)
 
 
 def bench_repo(

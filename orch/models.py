@@ -153,8 +153,8 @@ class CheckoutSpec:
 
     @property
     def poolable(self) -> bool:
-        """Warm pool members are full checkouts without submodules (a worktree that has
-        them cannot be moved); a sparse one or one with submodules is always made fresh."""
+        """Warm pool members are full checkouts without submodules (see orch.pool); a
+        sparse one or one with submodules is always made fresh."""
         return not self.sparse_paths and not self.submodules
 
     @property

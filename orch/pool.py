@@ -25,7 +25,8 @@ anything else is taken out and replaced, never handed out. Fills are serialised 
 repository by a lock, so two never overfill.
 
 Members never have submodules, and a repository whose checkout includes them (HEAD has a
-``.gitmodules`` and the ``submodules`` setting is on) has no pool.
+``.gitmodules`` and the ``submodules`` setting is on) has no pool: refreshing a member or
+handing it over at another commit would have to bring every submodule along too.
 """
 
 from __future__ import annotations
@@ -522,7 +523,7 @@ def _create(git: Git, repo: Repository, directory: Path, head: str, spec: Checko
             building,
             None,
             head,
-            submodules=False,  # a member has none (see NO_SUBMODULES)
+            submodules=False,  # a member has none (module docstring)
             lfs_skip_smudge=spec.lfs_skip_smudge,
         )
         problem = _settle(git, building)
