@@ -38,6 +38,7 @@ from orch.git import (
     DirtyPath,
     Git,
     PendingDirtyCheck,
+    PendingRepositoryUrl,
     Repository,
     add_excludes,
     worktree_registered,
@@ -147,7 +148,7 @@ def dispatch(
     repo_config = load_repo_config(repo.root)
     explicit_base = request.base_ref is not None
     base_ref = request.base_ref if request.base_ref is not None else "HEAD"
-    base_commit = git.resolve_commit(repo, base_ref)
+    base_commit, has_submodules = git.resolve_base(repo, base_ref)
     if request.strict and not explicit_base:
         dirt = git.dirty_paths(repo.root)
         if dirt:
@@ -159,7 +160,7 @@ def dispatch(
             )
     spec = CheckoutSpec(
         sparse_paths=sparse or repo_config.sparse,
-        submodules=repo_config.submodules if git.has_submodules(repo, base_commit) else None,
+        submodules=repo_config.submodules if has_submodules else None,
         lfs_skip_smudge=repo_config.lfs_skip_smudge,
     )
     # a warm pool member's `git status` runs while the store opens (its imports are the
@@ -176,6 +177,8 @@ def dispatch(
             dirt_check = early_dirt_check
         else:
             dirt_check = git.start_dirty_check(repo.root)
+    # read while the store opens, like the status runs above
+    url = git.start_repository_url(repo)
     try:
         return _new_workspace(
             request,
@@ -187,6 +190,7 @@ def dispatch(
             dirt_check,
             spec,
             probe,
+            url,
             settings,
             git,
             open_store(),
@@ -194,6 +198,7 @@ def dispatch(
             checkpoint,
         )
     finally:
+        url.close()
         if probe is not None:
             probe.close()
         if dirt_check is not None:
@@ -210,6 +215,7 @@ def _new_workspace(
     dirt_check: PendingDirtyCheck | None,
     spec: CheckoutSpec,
     probe: pool.Probe | None,
+    pending_url: PendingRepositoryUrl,
     settings: Settings,
     git: Git,
     store: Store,
@@ -217,7 +223,7 @@ def _new_workspace(
     checkpoint: Checkpoint,
 ) -> DispatchResult:
     phased = request.phase is not None or request.reuse_workspace
-    url = git.repository_url(repo)
+    url = pending_url.result()
     if request.host is not None and request.host != settings.host_name:
         if phased:
             raise InvalidInput("--host cannot be combined with --phase or --reuse-workspace")

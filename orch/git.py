@@ -17,7 +17,7 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from orch.errors import (
@@ -38,6 +38,7 @@ _LOCK_BUSY = re.compile(
     r"|could not lock config file"
     r"|Another git process seems to be running",
 )
+_HEX_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # a full SHA-1 or SHA-256 object id
 
 
 HOOKS_FACT_SECONDS = 30.0  # how long a read of core.hooksPath is trusted
@@ -88,6 +89,26 @@ class PendingDirtyCheck:
             self._proc.kill()
             self._proc.communicate()
             self._result = (None,)
+
+
+class PendingRepositoryUrl:
+    """``git config`` reading a repository's identity, running in the background."""
+
+    def __init__(self, proc: subprocess.Popen[str], parse: Callable[[int, str], str]) -> None:
+        self._proc = proc
+        self._parse = parse
+        self._url: str | None = None
+
+    def result(self) -> str:
+        if self._url is None:
+            out, _err = self._proc.communicate()
+            self._url = self._parse(self._proc.returncode, out)
+        return self._url
+
+    def close(self) -> None:
+        """Reap the process if nobody asked for the result."""
+        if self._url is None:
+            self._proc.communicate()
 
 
 class Git:
@@ -246,6 +267,23 @@ class Git:
             )
         return peeled.stdout.strip()
 
+    def resolve_base(self, repo: Repository, ref: str) -> tuple[str, bool]:
+        """``ref``'s commit and whether that commit has a ``.gitmodules``, from one git
+        process (``resolve_commit`` says what is wrong when ``ref`` is not a commit)."""
+        if ref.isprintable() and not ref.isspace() and ref.strip() == ref:
+            proc = self.run(
+                ["--git-dir", str(repo.common_dir), "cat-file", "--batch-check"],
+                input=f"{ref}^{{commit}}\n{ref}^{{commit}}:.gitmodules\n",
+                check=False,
+            )
+            lines = proc.stdout.splitlines()
+            if proc.returncode == 0 and len(lines) == 2:
+                commit, _, kind = lines[0].partition(" ")
+                if kind.startswith("commit ") and _HEX_ID.fullmatch(commit):
+                    return commit, not lines[1].endswith(" missing")
+        commit = self.resolve_commit(repo, ref)
+        return commit, self.has_submodules(repo, commit)
+
     def _head_is_unborn(self, repo: Repository) -> bool:
         proc = self.run(
             ["--git-dir", str(repo.common_dir), "symbolic-ref", "-q", "HEAD"], check=False
@@ -322,24 +360,42 @@ class Git:
 
     def repository_url(self, repo: Repository) -> str:
         """The repository's identity across clones: its origin's URL, else its own path."""
-        proc = self.run(
-            [
-                "--git-dir",
-                str(repo.common_dir),
-                "config",
-                "--get-regexp",
-                r"^(remote\.origin\.url|core\.hookspath)$",
-            ],
-            check=False,
-        )
-        values: dict[str, str] = {}
-        for line in proc.stdout.splitlines():  # the last value wins, as with --get
-            key, _, value = line.partition(" ")
-            values[key] = value
-        if proc.returncode in (0, 1) and "core.hookspath" not in values:
-            self._default_hooks[repo.common_dir] = time.monotonic()
-        url = values.get("remote.origin.url", "").strip().rstrip("/")
-        return url.removesuffix(".git").rstrip("/") if url else str(repo.root)
+        return self.start_repository_url(repo).result()
+
+    def start_repository_url(self, repo: Repository) -> PendingRepositoryUrl:
+        """``repository_url``, read in the background (the dispatch opens its store
+        meanwhile). Also learns whether the repository sets core.hooksPath."""
+        started = time.monotonic()
+        try:
+            proc = subprocess.Popen(
+                [
+                    "git",
+                    "--git-dir",
+                    str(repo.common_dir),
+                    "config",
+                    "--get-regexp",
+                    r"^(remote\.origin\.url|core\.hookspath)$",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                errors="surrogateescape",
+                env=self._env,
+            )
+        except FileNotFoundError as exc:
+            raise GitError("git is not installed or not on PATH") from exc
+
+        def parse(returncode: int, out: str) -> str:
+            values: dict[str, str] = {}
+            for line in out.splitlines():  # the last value wins, as with --get
+                key, _, value = line.partition(" ")
+                values[key] = value
+            if returncode in (0, 1) and "core.hookspath" not in values:
+                self._default_hooks[repo.common_dir] = started
+            url = values.get("remote.origin.url", "").strip().rstrip("/")
+            return url.removesuffix(".git").rstrip("/") if url else str(repo.root)
+
+        return PendingRepositoryUrl(proc, parse)
 
     def has_commit(self, repo: Repository, commit: str) -> bool:
         proc = self.run(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -46,7 +45,8 @@ def open_store(settings: Settings) -> Store:
 
 
 def actor() -> str:
-    return f"{_user()}@{socket.gethostname()} pid {os.getpid()}"
+    # the host name as gethostname() gives it, without importing socket (`orch --help`)
+    return f"{_user()}@{os.uname().nodename} pid {os.getpid()}"
 
 
 def _user() -> str:
