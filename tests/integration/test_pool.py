@@ -285,6 +285,31 @@ def test_damaged_members_are_never_handed_out(
     assert pool_fill(run_cli, repo)["ready"] == 3
 
 
+def index_of(worktree: Path) -> bytes:
+    admin = Path(git("rev-parse", "--absolute-git-dir", cwd=worktree).strip())
+    return (admin / "index").read_bytes()
+
+
+@pytest.mark.parametrize("setting", [None, "false"])
+def test_a_member_keeps_the_untracked_cache_where_it_is_handed_over(
+    repo: Path, run_cli: RunCli, setting: str | None
+) -> None:
+    """Members keep git's untracked cache (an index extension keyed on the worktree's
+    path) and are handed over where they were made, so the cache stays valid: git uses
+    it without a word. A repository that turns the cache off gets none."""
+    if setting is not None:
+        git("config", "core.untrackedCache", setting, cwd=repo)
+    pool_fill(run_cli, repo, "--size", "1")
+    (member,) = ready(run_cli, repo)
+    assert (b"UNTR" in index_of(member)) == (setting is None)
+    attempt = dispatch(run_cli, repo, "cached")
+    assert from_pool(run_cli, attempt, repo) and attempt["worktree_path"] == str(member)
+    (member / "new.txt").write_text("an agent's new file\n")
+    proc = subprocess.run(["git", "status", "--porcelain"], cwd=member, capture_output=True)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"?? new.txt\n", b"")
+    assert (b"UNTR" in index_of(member)) == (setting is None)
+
+
 def test_fill_replaces_members_and_refreshes_old_ones(repo: Path, run_cli: RunCli) -> None:
     pool_fill(run_cli, repo, "--size", "2")
     first, second = ready(run_cli, repo)
