@@ -203,6 +203,8 @@ def _remove(
     branch = None if request.keep_branch else attempt.branch_name
     branch_tip = git.branch_commit(repo, branch) if branch else None
     present = worktree is not None and worktree.is_dir()
+    if present and worktree is not None and pool.is_pool_path(settings, repo, worktree):
+        present = False  # already back in the warm pool (a cleanup --to-pool cut short)
     work = (
         unsaved_work(git, repo, worktree, branch if branch_tip else None)
         if (present or branch_tip) and worktree is not None
@@ -235,6 +237,13 @@ def _remove(
     if attempt.state == State.QUEUED:
         # --force on a queued attempt: end it first so that no worker claims it meanwhile
         attempt, _ = store.cancel(attempt.id, "cancelled by cleanup --force", actor)
+    # ended attempts that reused this worktree (follow-ups) lose it too, payload and all;
+    # asked before the worktree goes (back to the pool, a dispatch may take it at once)
+    sharing = [
+        a
+        for a in store.attempts_using_worktree(attempt.worktree_path or "")
+        if a.workspace_status in HAS_WORKSPACE and a.id != attempt.id
+    ]
     saved = None
     if action == "archive" and worktree is not None:
         saved = str(
@@ -259,12 +268,6 @@ def _remove(
         if not git.delete_branch_if_at(repo, branch, branch_tip):
             removed = tuple(r for r in removed if r != "branch")
         checkpoint("branch-deleted")
-    # ended attempts that reused this worktree (follow-ups) lose it too, payload and all
-    sharing = [
-        a
-        for a in store.attempts_using_worktree(attempt.worktree_path or "")
-        if a.workspace_status in HAS_WORKSPACE and a.id != attempt.id
-    ]
     for other in sharing:
         if other.payload_path:
             inbox.remove_payload(Path(other.payload_path))

@@ -313,6 +313,10 @@ def _reuse(
     worktree = Path(mapped.worktree_path)
     if not worktree.is_dir() or not worktree_registered(worktree):
         return None  # cleaned up since: a fresh workspace, registered anew
+    if pool.POOL_DIR in worktree.parts and not _still_the_tasks(
+        settings, repo, store, worktree, task_key
+    ):
+        return None  # returned to the warm pool since (cleanup --to-pool): a fresh one
     refuse_if_busy(store, worktree)
     head = git.head_commit(worktree)
     new = _attempt_in(
@@ -330,6 +334,20 @@ def _reuse(
         store, settings, created, WorkspaceStatus.REUSED, actor, repo_config.port_slots
     )
     return DispatchResult(attempt=attempt)
+
+
+def _still_the_tasks(
+    settings: Settings, repo: Repository, store: Store, worktree: Path, task_key: str
+) -> bool:
+    """Whether a worktree taken from the warm pool still belongs to ``task_key``: not back
+    in the pool, and not claimed by another task's attempt after it went back."""
+    if pool.is_pool_path(settings, repo, worktree):
+        return False
+    live = (WorkspaceStatus.PROVISIONING, WorkspaceStatus.READY, WorkspaceStatus.REUSED)
+    return not any(
+        a.task_key != task_key and a.workspace_status in live
+        for a in store.attempts_using_worktree(str(worktree))
+    )
 
 
 def _attempt_in(
@@ -497,7 +515,7 @@ def provision(
     path = Path(attempt.worktree_path)
     payload_file = inbox.payload_path(settings.inbox_dir, attempt.id)
     branch_created = False
-    placed = [path]  # where the worktree is (the store records it before git works there)
+    placed = _Placement(path)
     setup_failure = None
     try:
         bundle = lease_bundle(
@@ -512,7 +530,7 @@ def provision(
         member = _check_out(
             attempt, repo, placed, spec, settings, git, store, actor, checkpoint, probe
         )
-        path = placed[0]
+        path = placed.path
         attempt = dataclasses.replace(attempt, worktree_path=str(path))
         checkpoint("worktree-added")
         if member is not None:
@@ -538,10 +556,11 @@ def provision(
         checkpoint("payload-written")
         finished = store.finish_provisioning(attempt.id, payload_file, actor)
     except BaseException as exc:
-        # a damaged pool member left at the path may hold someone's work: never removed
-        # and a ready member the dispatch did not claim is the pool's
-        path = placed[0]
-        keep = isinstance(exc, pool.MemberStuck) or pool.is_pool_path(settings, repo, path)
+        # a damaged pool member left at the path may hold someone's work: never removed;
+        # nor is a worktree this dispatch did not make or claim (a pool member another
+        # dispatch took meanwhile is that one's)
+        path = placed.path
+        keep = isinstance(exc, pool.MemberStuck) or not placed.ours
         _roll_back(repo, git, attempt, path, payload_file, branch_created, keep_worktree=keep)
         with contextlib.suppress(OrchError):
             store.release_ports(attempt.id, actor, "provisioning failed")
@@ -565,7 +584,7 @@ def provision(
 def _check_out(
     attempt: Attempt,
     repo: Repository,
-    placed: list[Path],
+    placed: _Placement,
     spec: CheckoutSpec,
     settings: Settings,
     git: Git,
@@ -575,28 +594,33 @@ def _check_out(
     probe: pool.Probe | None,
 ) -> str | None:
     """Populate the attempt's worktree: a warm pool member if one is ready and clean,
-    else a fresh worktree. Returns the pool member's name, or None. ``placed[0]`` is the
-    worktree's path: the store records a path before anything is done there."""
+    else a fresh worktree. Returns the pool member's name, or None. ``placed`` follows
+    where the worktree is (the store records a path before anything is done there) and
+    whether it is this dispatch's."""
     assert attempt.branch_name and attempt.base_commit
-    path = placed[0]
+    path = placed.path
 
     def choose(where: Path) -> None:
-        if where != placed[0]:
+        if where != placed.path:
             store.move_worktree(attempt.id, str(where), actor)
-            placed[0] = where
+            placed.path, placed.ours = where, False
 
-    claimed = pool.claim(git, repo, settings, spec, probe, choose, checkpoint)
-    if claimed is not None:
+    def claimed(where: Path) -> None:
+        placed.ours = where == placed.path
+
+    member = pool.claim(git, repo, settings, spec, probe, choose, claimed, checkpoint)
+    if member is not None:
         pool.switch_to_branch(
-            git, repo, claimed.path, attempt.branch_name, claimed.commit, attempt.base_commit, spec
+            git, repo, member.path, attempt.branch_name, member.commit, attempt.base_commit, spec
         )
-        return claimed.member
+        return member.member
     fresh = path
     if pool.POOL_DIR in path.parts:  # the probed member was taken or damaged
         fresh = naming.worktree_path(
             settings.worktree_root, repo.root, attempt.task_key, attempt.id
         )
     choose(fresh)
+    placed.ours = True  # named after this attempt: whatever is made there is its own
     git.add_worktree(
         repo,
         fresh,
@@ -607,6 +631,17 @@ def _check_out(
         lfs_skip_smudge=spec.lfs_skip_smudge,
     )
     return None
+
+
+class _Placement:
+    """Where a dispatch's worktree is, and whether it is the dispatch's own (made by it,
+    or a pool member it claimed): only then does a rollback remove it."""
+
+    __slots__ = ("ours", "path")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.ours = False
 
 
 def _refill_pool(settings: Settings, repo: Repository, spec: CheckoutSpec) -> None:

@@ -183,12 +183,9 @@ class Doctor:
             repo = self.git.discover(Path(a.repository))
         except OrchError:
             repo = None
-        if (
-            repo is not None
-            and a.worktree_path
-            and pool.is_pool_path(self.settings, repo, Path(a.worktree_path))
-        ):
-            # the pool member its intent names, still ready: the dispatch never claimed it
+        if repo is not None and a.worktree_path and self._not_its_own(repo, a):
+            # the pool member its intent names, still ready or claimed by another
+            # dispatch meanwhile: this one never made it its own
             if a.branch_name and a.base_commit:
                 with contextlib.suppress(OrchError):
                     self.git.delete_branch_if_at(repo, a.branch_name, a.base_commit)
@@ -208,6 +205,21 @@ class Doctor:
                 a.id, "interrupted while provisioning (repaired by orch doctor)", self.actor
             )
         return saved
+
+    def _not_its_own(self, repo: Repository, a: Attempt) -> bool:
+        """Whether the worktree at ``a``'s path is not ``a``'s: a pool member still in the
+        pool, or one another attempt has recorded (a dispatch records a member's path
+        before it claims it, so a member two dispatches named is the live one's)."""
+        path = Path(a.worktree_path or "")
+        if pool.is_pool_path(self.settings, repo, path):
+            return True
+        if pool.POOL_DIR not in path.parts:
+            return False  # named after the attempt: nobody else's
+        return any(
+            other.id != a.id
+            and other.workspace_status in (*HAS_WORKSPACE, WorkspaceStatus.PROVISIONING)
+            for other in self.store.attempts_using_worktree(str(path))
+        )
 
     def _repository(self, repo: Repository, rows: list[Attempt]) -> None:
         root = self.settings.worktree_root / naming.repository_dir_name(repo.root)
@@ -313,6 +325,8 @@ class Doctor:
             self._repair(finding, functools.partial(self._remove_member, repo, member.path))
 
     def _remove_member(self, repo: Repository, path: Path) -> str | None:
+        if not pool.take(path):
+            return None  # a dispatch claimed it since it was checked: the attempt's now
         admin = worktree_admin_dir(path) if path.is_dir() else None
         ours = (
             admin is not None
@@ -321,7 +335,9 @@ class Doctor:
         if not ours:
             return pool.discard(self.git, repo, self.settings, path)
         self.git.run(["worktree", "repair", str(path)], cwd=repo.root, check=False)
-        return self._save_and_remove(repo, path, None, f"pool-{path.name}")
+        saved = self._save_and_remove(repo, path, None, f"pool-{path.name}")
+        pool.unmark(path)
+        return saved
 
     def _missing_worktrees(self, rows: list[Attempt]) -> None:
         """Rows whose worktree is gone."""

@@ -164,6 +164,20 @@ def _take(member: Path, kind: str = READY) -> bool:
     return True
 
 
+def take(path: Path) -> bool:
+    """Take a pool path out of the pool before removing it (orch doctor): False when it
+    was a ready member and someone claimed or took it first."""
+    if path.name.startswith(WORKTREE) and _marker(path, READY).exists():
+        return _take(path)
+    return True
+
+
+def unmark(path: Path) -> None:
+    """Drop the markers of a member whose worktree is gone (removed by orch doctor)."""
+    if path.name.startswith(WORKTREE) and not path.exists():
+        _unmark(path)
+
+
 def _unmark(member: Path) -> None:
     for kind in (READY, FILLING):
         with contextlib.suppress(FileNotFoundError):
@@ -299,13 +313,15 @@ def claim(
     spec: CheckoutSpec,
     probe: Probe | None = None,
     choose: Callable[[Path], None] = lambda path: None,
+    claimed: Callable[[Path], None] = lambda path: None,
     checkpoint: Callable[[str], None] = lambda step: None,
 ) -> Claimed | None:
     """Take a ready, clean member; None when the pool has none.
 
     The probed member is tried first (its ``git status`` ran just before the claim, and
     the attempt's intent already records its path); before any other is claimed,
-    ``choose`` records that one's path. A member that fails a check (a worktree of this
+    ``choose`` records that one's path; ``claimed`` hears of each member this call took
+    (from then on it is the caller's to remove). A member that fails a check (a worktree of this
     repository where git's bookkeeping says, locked by the pool, detached, clean) is set
     aside as damaged and the next one is tried.
     """
@@ -327,6 +343,7 @@ def claim(
             raise WorkspaceError(
                 f"cannot claim pool member {path}: {describe_os_error(exc)}"
             ) from exc
+        claimed(path)
         checkpoint("pool-member-claimed")
         problem = _admin_problem(repo, path) or _bookkeeping_problem(path)
         commit = _admin_head(path)
@@ -553,7 +570,8 @@ def _settle(git: Git, path: Path) -> str | None:
     are made. A repository that turns the cache off (core.untrackedCache=false) gets
     none."""
     _outwait_racy_entries(path)
-    cache = git.config_value_in(path, "core.untrackedCache") != "false"
+    setting = (git.config_value_in(path, "core.untrackedCache") or "").lower()
+    cache = setting not in ("false", "no", "off", "0")
     proc = git.run(
         [
             *(["-c", "core.untrackedCache=true"] if cache else []),

@@ -472,6 +472,108 @@ def test_dispatch_killed_before_taking_a_member_leaves_it_in_the_pool(
     assert from_pool(run_cli, attempt, repo) and attempt["worktree_path"] == str(member)
 
 
+def test_a_failed_dispatch_never_removes_a_member_another_one_claimed(
+    repo: Path, run_cli: RunCli, run_orch: RunOrch
+) -> None:
+    """Dispatches A and B both name the only member in their intents; B claims it, then
+    A fails before its own claim: A's rollback leaves B's worktree alone."""
+    from orch.cli.common import settings_from_env
+    from orch.dispatch import DispatchRequest
+    from orch.dispatch import dispatch as dispatch_in_process
+    from orch.git import Git
+    from orch.store import open_store
+
+    pool_fill(run_cli, repo, "--size", "1")
+    (member,) = ready(run_cli, repo)
+    settings = settings_from_env()
+    other: dict[str, Any] = {}
+
+    def meanwhile(step: str) -> None:
+        if step == "branch-created":  # A holds the member's path in its intent
+            proc = run_orch("dispatch", "--json", "b", cwd=repo)
+            other.update(json.loads(proc.stdout)["attempt"])
+            raise KeyboardInterrupt  # the operator's Ctrl-C, before A's claim
+
+    request = DispatchRequest(
+        task_key="a",
+        repo_path=repo,
+        base_ref=None,
+        strict=False,
+        prompt="",
+        worker=None,
+        phase=None,
+        reuse_workspace=False,
+        host=None,
+        sparse=(),
+    )
+    with pytest.raises(KeyboardInterrupt):
+        dispatch_in_process(
+            request,
+            settings,
+            Git(),
+            lambda: open_store(settings.database_url, settings.locks_dir),
+            "test",
+            meanwhile,
+        )
+    assert other["worktree_path"] == str(member)
+    assert git("status", "--porcelain", cwd=member) == ""
+    assert head(member) == other["base_commit"]
+    rows = attempts_of(run_cli, repo)
+    states = {a["task_key"]: (a["state"], a["workspace_status"]) for a in rows}
+    assert states == {"a": ("failed", "failed"), "b": ("queued", "ready")}
+    assert doctor(run_cli, repo)["findings"] == []
+
+
+def test_doctor_never_removes_a_member_another_dispatch_claimed(
+    repo: Path, run_cli: RunCli, run_orch: RunOrch
+) -> None:
+    """A is killed with the member's path in its intent; B claims that member; rolling A
+    back leaves B's worktree alone."""
+    pool_fill(run_cli, repo, "--size", "1")
+    (member,) = ready(run_cli, repo)
+    proc = run_orch("dispatch", "a", cwd=repo, env={"ORCH_CRASH_AT": "intent-recorded"})
+    assert proc.returncode == -9, proc.stderr
+    b = dispatch(run_cli, repo, "b")
+    assert from_pool(run_cli, b, repo) and b["worktree_path"] == str(member)
+    fixed = doctor(run_cli, repo, "--fix")
+    assert [f["kind"] for f in fixed["findings"]] == ["stuck-provisioning"], fixed
+    assert git("status", "--porcelain", cwd=member) == ""
+    assert show(run_cli, b["id"], repo)["attempt"]["workspace_status"] == "ready"
+    assert doctor(run_cli, repo)["findings"] == []
+
+
+def test_a_worktree_returned_to_the_pool_is_not_reused_by_its_old_task(
+    repo: Path, run_cli: RunCli
+) -> None:
+    """--reuse-workspace follows a task's worktree; once cleanup returned it to the pool
+    the task gets a worktree of its own again (the member, claimed anew while it is in
+    the pool; a fresh one when another task took it)."""
+    pool_fill(run_cli, repo, "--size", "1")
+    first = dispatch(run_cli, repo, "feat")
+    member = first["worktree_path"]
+    assert from_pool(run_cli, first, repo)
+
+    def back_to_the_pool(attempt: dict[str, Any]) -> None:
+        assert run_cli("cancel", attempt["id"], cwd=repo).exit_code == 0
+        json_out(run_cli("cleanup", "--to-pool", "--json", attempt["id"], cwd=repo))
+        assert ready(run_cli, repo) == [Path(member)]
+
+    back_to_the_pool(first)
+    claimed = dispatch(run_cli, repo, "feat", "--phase", "review", "--reuse-workspace")
+    assert claimed["workspace_status"] == "ready" and from_pool(run_cli, claimed, repo)
+    assert ready(run_cli, repo) == []  # claimed, not used while still in the pool
+
+    back_to_the_pool(claimed)
+    other = dispatch(run_cli, repo, "other")
+    assert other["worktree_path"] == member
+    fresh = dispatch(run_cli, repo, "feat", "--phase", "fix", "--reuse-workspace")
+    assert fresh["workspace_status"] == "ready" and fresh["worktree_path"] != member
+    assert git("symbolic-ref", "--short", "HEAD", cwd=Path(member)).strip() == (
+        other["branch_name"]
+    )
+    assert doctor(run_cli, repo)["findings"] == []
+
+
 def test_pool_commands_outside_a_repository_fail_cleanly(
     tmp_path: Path, run_cli: RunCli, repo: Path
 ) -> None:
