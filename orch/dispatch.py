@@ -313,9 +313,7 @@ def _reuse(
     worktree = Path(mapped.worktree_path)
     if not worktree.is_dir() or not worktree_registered(worktree):
         return None  # cleaned up since: a fresh workspace, registered anew
-    if pool.POOL_DIR in worktree.parts and not _still_the_tasks(
-        settings, repo, store, worktree, task_key
-    ):
+    if pool.in_a_pool(worktree) and not _still_the_tasks(settings, repo, store, worktree, task_key):
         return None  # returned to the warm pool since (cleanup --to-pool): a fresh one
     refuse_if_busy(store, worktree)
     head = git.head_commit(worktree)
@@ -454,7 +452,7 @@ def _renamed(settings: Settings, new: NewAttempt, fresh: str) -> NewAttempt:
     """``new`` under the id ``fresh``, with the branch and worktree names made again (a
     pool member's path names no attempt: it stays)."""
     path = naming.worktree_path(settings.worktree_root, Path(new.repository), new.task_key, fresh)
-    if new.worktree_path and pool.POOL_DIR in Path(new.worktree_path).parts:
+    if new.worktree_path and pool.in_a_pool(Path(new.worktree_path)):
         path = Path(new.worktree_path)
     return dataclasses.replace(
         new,
@@ -615,7 +613,7 @@ def _check_out(
         )
         return member.member
     fresh = path
-    if pool.POOL_DIR in path.parts:  # the probed member was taken or damaged
+    if pool.in_a_pool(path):  # the probed member was taken or damaged
         fresh = naming.worktree_path(
             settings.worktree_root, repo.root, attempt.task_key, attempt.id
         )

@@ -213,7 +213,7 @@ class Doctor:
         path = Path(a.worktree_path or "")
         if pool.is_pool_path(self.settings, repo, path):
             return True
-        if pool.POOL_DIR not in path.parts:
+        if not pool.in_a_pool(path):
             return False  # named after the attempt: nobody else's
         return any(
             other.id != a.id

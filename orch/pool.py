@@ -825,6 +825,12 @@ def _is_member(path: Path) -> bool:
     return _marker(path, READY).exists() or _marker(path, FILLING).exists()
 
 
+def in_a_pool(path: Path) -> bool:
+    """Whether ``path`` lies in a pool directory (a member's, ready or claimed by an
+    attempt), as opposed to a worktree named after its attempt."""
+    return POOL_DIR in path.parts
+
+
 def is_pool_path(settings: Settings, repo: Repository, path: Path) -> bool:
     """Whether ``path`` is a pool member (ready, in the making or set aside), not a
     worktree an attempt claimed from the pool."""
