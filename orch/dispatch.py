@@ -341,11 +341,7 @@ def _still_the_tasks(
     in the pool, and not claimed by another task's attempt after it went back."""
     if pool.is_pool_path(settings, repo, worktree):
         return False
-    live = (WorkspaceStatus.PROVISIONING, WorkspaceStatus.READY, WorkspaceStatus.REUSED)
-    return not any(
-        a.task_key != task_key and a.workspace_status in live
-        for a in store.attempts_using_worktree(str(worktree))
-    )
+    return all(a.task_key == task_key for a in store.live_attempts_using_worktree(str(worktree)))
 
 
 def _attempt_in(

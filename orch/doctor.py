@@ -215,11 +215,7 @@ class Doctor:
             return True
         if not pool.in_a_pool(path):
             return False  # named after the attempt: nobody else's
-        return any(
-            other.id != a.id
-            and other.workspace_status in (*HAS_WORKSPACE, WorkspaceStatus.PROVISIONING)
-            for other in self.store.attempts_using_worktree(str(path))
-        )
+        return any(other.id != a.id for other in self.store.live_attempts_using_worktree(str(path)))
 
     def _repository(self, repo: Repository, rows: list[Attempt]) -> None:
         root = self.settings.worktree_root / naming.repository_dir_name(repo.root)

@@ -19,6 +19,7 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from orch.errors import (
     BareRepository,
@@ -38,6 +39,7 @@ _LOCK_BUSY = re.compile(
     r"|could not lock config file"
     r"|Another git process seems to be running",
 )
+T = TypeVar("T")
 _HEX_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # a full SHA-1 or SHA-256 object id
 
 
@@ -65,50 +67,35 @@ class DirtyPath:
     path: str
 
 
-class PendingDirtyCheck:
-    """A ``git status`` running in the background."""
+class Pending(Generic[T]):
+    """A git command running in the background; ``parse`` makes its result from the exit
+    code and the output."""
 
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
+    def __init__(self, proc: subprocess.Popen[str], parse: Callable[[int, str], T]) -> None:
         self._proc = proc
-        self._result: tuple[list[DirtyPath] | None] | None = None
+        self._parse = parse
+        self._result: tuple[T] | None = None
 
-    def result(self) -> list[DirtyPath] | None:
-        """The dirty paths, or None when git could not tell."""
+    def result(self) -> T:
         if self._result is None:
             out, _err = self._proc.communicate()
-            self._result = (parse_porcelain(out) if self._proc.returncode == 0 else None,)
+            self._result = (self._parse(self._proc.returncode, out),)
         return self._result[0]
 
     def close(self) -> None:
-        """Wait for the check if nobody asked for its result (reaps the process)."""
+        """Wait for the command if nobody asked for its result (reaps the process)."""
         self.result()
 
     def cancel(self) -> None:
-        """Stop a check whose answer is no longer wanted (nothing if it was read)."""
+        """Stop a command whose answer is no longer wanted (nothing if it was read): its
+        result is then what git says when killed."""
         if self._result is None:
             self._proc.kill()
-            self._proc.communicate()
-            self._result = (None,)
+            self.result()
 
 
-class PendingRepositoryUrl:
-    """``git config`` reading a repository's identity, running in the background."""
-
-    def __init__(self, proc: subprocess.Popen[str], parse: Callable[[int, str], str]) -> None:
-        self._proc = proc
-        self._parse = parse
-        self._url: str | None = None
-
-    def result(self) -> str:
-        if self._url is None:
-            out, _err = self._proc.communicate()
-            self._url = self._parse(self._proc.returncode, out)
-        return self._url
-
-    def close(self) -> None:
-        """Reap the process if nobody asked for the result."""
-        if self._url is None:
-            self._proc.communicate()
+PendingDirtyCheck = Pending[list[DirtyPath] | None]  # None: git could not tell
+PendingRepositoryUrl = Pending[str]
 
 
 class Git:
@@ -270,7 +257,7 @@ class Git:
     def resolve_base(self, repo: Repository, ref: str) -> tuple[str, bool]:
         """``ref``'s commit and whether that commit has a ``.gitmodules``, from one git
         process (``resolve_commit`` says what is wrong when ``ref`` is not a commit)."""
-        if ref.isprintable() and not ref.isspace() and ref.strip() == ref:
+        if ref.isprintable() and ref.strip() == ref:  # one line of cat-file's input
             proc = self.run(
                 ["--git-dir", str(repo.common_dir), "cat-file", "--batch-check"],
                 input=f"{ref}^{{commit}}\n{ref}^{{commit}}:.gitmodules\n",
@@ -338,9 +325,8 @@ class Git:
         Single-threaded: git's parallel index refresh would take the cores this process
         is importing and checking out on (at 50k files it slowed the import by ~50 ms,
         against ~3 ms without the threads)."""
-        proc = subprocess.Popen(
+        return self._start(
             [
-                "git",
                 "-c",
                 "core.preloadIndex=false",
                 "--no-optional-locks",
@@ -349,14 +335,24 @@ class Git:
                 "-z",
                 "--untracked-files=normal",
             ],
+            lambda returncode, out: parse_porcelain(out) if returncode == 0 else None,
             cwd=worktree,
+        )
+
+    def _start(
+        self, args: Sequence[str], parse: Callable[[int, str], T], cwd: Path | None = None
+    ) -> Pending[T]:
+        """Start ``git args`` in the background (OSError when ``cwd`` is gone)."""
+        proc = subprocess.Popen(
+            ["git", *args],
+            cwd=cwd,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
             text=True,
             errors="surrogateescape",
             env=self._env,
         )
-        return PendingDirtyCheck(proc)
+        return Pending(proc, parse)
 
     def repository_url(self, repo: Repository) -> str:
         """The repository's identity across clones: its origin's URL, else its own path."""
@@ -366,24 +362,6 @@ class Git:
         """``repository_url``, read in the background (the dispatch opens its store
         meanwhile). Also learns whether the repository sets core.hooksPath."""
         started = time.monotonic()
-        try:
-            proc = subprocess.Popen(
-                [
-                    "git",
-                    "--git-dir",
-                    str(repo.common_dir),
-                    "config",
-                    "--get-regexp",
-                    r"^(remote\.origin\.url|core\.hookspath)$",
-                ],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                text=True,
-                errors="surrogateescape",
-                env=self._env,
-            )
-        except FileNotFoundError as exc:
-            raise GitError("git is not installed or not on PATH") from exc
 
         def parse(returncode: int, out: str) -> str:
             values: dict[str, str] = {}
@@ -395,7 +373,16 @@ class Git:
             url = values.get("remote.origin.url", "").strip().rstrip("/")
             return url.removesuffix(".git").rstrip("/") if url else str(repo.root)
 
-        return PendingRepositoryUrl(proc, parse)
+        return self._start(
+            [
+                "--git-dir",
+                str(repo.common_dir),
+                "config",
+                "--get-regexp",
+                r"^(remote\.origin\.url|core\.hookspath)$",
+            ],
+            parse,
+        )
 
     def has_commit(self, repo: Repository, commit: str) -> bool:
         proc = self.run(

@@ -318,10 +318,10 @@ def claim(
 ) -> Claimed | None:
     """Take a ready, clean member; None when the pool has none.
 
-    The probed member is tried first (its ``git status`` ran just before the claim, and
-    the attempt's intent already records its path); before any other is claimed,
-    ``choose`` records that one's path; ``claimed`` hears of each member this call took
-    (from then on it is the caller's to remove). A member that fails a check (a worktree of this
+    The probed member is tried first (its ``git status`` ran just before the claim).
+    ``choose`` is told each member's path before it is claimed (the caller records it,
+    if it has not already); ``claimed`` hears of each member this call took (from then on
+    it is the caller's to remove). A member that fails a check (a worktree of this
     repository where git's bookkeeping says, locked by the pool, detached, clean) is set
     aside as damaged and the next one is tried.
     """
@@ -332,9 +332,8 @@ def claim(
     if probe is not None and probe.member in members:
         members.remove(probe.member)
         members.insert(0, probe.member)
-    for i, path in enumerate(members):
-        if i > 0 or probe is None or path != probe.member:
-            choose(path)
+    for path in members:
+        choose(path)
         try:
             _marker(path, READY).unlink()
         except FileNotFoundError:

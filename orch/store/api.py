@@ -286,6 +286,13 @@ class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps):
             rows = conn.execute(select(_T).where(_T.c.worktree_path == worktree_path))
             return [to_attempt(r) for r in rows]
 
+    def live_attempts_using_worktree(self, worktree_path: str) -> list[Attempt]:
+        """The attempts whose workspace at ``worktree_path`` is being made or in use."""
+        live = (WorkspaceStatus.PROVISIONING, WorkspaceStatus.READY, WorkspaceStatus.REUSED)
+        return [
+            a for a in self.attempts_using_worktree(worktree_path) if a.workspace_status in live
+        ]
+
     def repositories(self) -> list[str]:
         with self._read() as conn:
             return sorted(conn.scalars(select(_T.c.repository).distinct()))
