@@ -176,7 +176,7 @@ def dispatch(
         if early_dirt_check is not None and not repo.invoked_from_linked_worktree:
             dirt_check = early_dirt_check
         else:
-            dirt_check = git.start_dirty_check(repo.root)
+            dirt_check = git.start_dirty_check(repo.root, yield_cpu=True)
     # read while the store opens, like the status runs above
     url = git.start_repository_url(repo)
     try:

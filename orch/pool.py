@@ -292,7 +292,7 @@ def probe(git: Git, repo: Repository, settings: Settings, spec: CheckoutSpec) ->
         return None
     member = members[int.from_bytes(os.urandom(4), "big") % len(members)]
     try:
-        return Probe(member, git.start_dirty_check(member))
+        return Probe(member, git.start_dirty_check(member, yield_cpu=True))
     except OSError:
         return None  # gone: the claim finds out and takes it out of the pool
 

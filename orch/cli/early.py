@@ -49,7 +49,7 @@ def start(args: Sequence[str]) -> None:
     from orch.git import Git
 
     try:
-        _pending = (where.absolute(), Git().start_dirty_check(where))
+        _pending = (where.absolute(), Git().start_dirty_check(where, yield_cpu=True))
     except OSError:
         return  # no such directory: the dispatch says so itself
     atexit.register(_cancel)

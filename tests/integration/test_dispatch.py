@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 import subprocess
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from helpers import (
 )
 
 from orch import inbox, naming
+from orch.git import Git
 
 RECORDED = (
     "task_key",
@@ -343,6 +345,25 @@ def test_a_dispatch_whose_random_id_is_taken_draws_another(
     assert sorted(orch_branches(repo)) == [
         f"refs/heads/{a['branch_name']}" for a in (first, second)
     ]
+
+
+def test_background_dirt_checks_yield_the_cpu(repo: Path) -> None:
+    """The dirt checks a dispatch starts ahead of their use (the main worktree's, a pool
+    member's) run at nice 19 so that they take only CPU time the dispatch does not want;
+    a check that is waited for at once keeps the caller's priority."""
+    hook = repo.parent / "slow-fsmonitor"
+    hook.write_text("#!/bin/sh\nsleep 5\n")
+    hook.chmod(0o755)
+    git("config", "core.fsmonitor", str(hook), cwd=repo)  # holds `git status` for a while
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    background = Git().start_dirty_check(repo, yield_cpu=True)
+    foreground = Git().start_dirty_check(repo)
+    try:
+        assert os.getpriority(os.PRIO_PROCESS, background._proc.pid) == 19
+        assert os.getpriority(os.PRIO_PROCESS, foreground._proc.pid) == own
+    finally:
+        background.cancel()
+        foreground.cancel()
 
 
 def test_the_dirt_warning_through_the_command_is_about_the_right_worktree(

@@ -568,8 +568,8 @@ def test_a_worktree_returned_to_the_pool_is_not_reused_by_its_old_task(
     assert other["worktree_path"] == member
     fresh = dispatch(run_cli, repo, "feat", "--phase", "fix", "--reuse-workspace")
     assert fresh["workspace_status"] == "ready" and fresh["worktree_path"] != member
-    assert git("symbolic-ref", "--short", "HEAD", cwd=Path(member)).strip() == (
-        other["branch_name"]
+    assert (
+        git("symbolic-ref", "--short", "HEAD", cwd=Path(member)).strip() == (other["branch_name"])
     )
     assert doctor(run_cli, repo)["findings"] == []
 
