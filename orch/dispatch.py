@@ -527,8 +527,6 @@ def provision(
         path = placed.path
         attempt = dataclasses.replace(attempt, worktree_path=str(path))
         checkpoint("worktree-added")
-        if member is not None:
-            store.record_event(attempt.id, "workspace_from_pool", actor, member=member)
         add_excludes(repo, [PORTS_EXCLUDE])
         ports.write_ports_file(path, bundle)
         try:
@@ -548,7 +546,7 @@ def provision(
             ),
         )
         checkpoint("payload-written")
-        finished = store.finish_provisioning(attempt.id, payload_file, actor)
+        finished = store.finish_provisioning(attempt.id, payload_file, actor, from_pool=member)
     except BaseException as exc:
         # a damaged pool member left at the path may hold someone's work: never removed;
         # nor is a worktree this dispatch did not make or claim (a pool member another

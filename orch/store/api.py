@@ -175,13 +175,17 @@ class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps):
         payload_path: Path,
         actor: str,
         status: WorkspaceStatus = WorkspaceStatus.READY,
+        from_pool: str | None = None,
     ) -> Attempt:
-        """provisioning -> ready (or reused), only if nobody changed the attempt meanwhile."""
+        """provisioning -> ready (or reused), only if nobody changed the attempt meanwhile.
+        ``from_pool``: the pool member the worktree was, recorded (``workspace_from_pool``)
+        in the same transaction."""
         return self._set_workspace(
             attempt_id,
             WorkspaceStatus.PROVISIONING,
             actor,
             "provisioned",
+            before=[("workspace_from_pool", {"member": from_pool})] if from_pool else [],
             workspace_status=status,
             payload_path=str(payload_path),
             worker_host=None,
@@ -218,8 +222,16 @@ class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps):
         )
 
     def _set_workspace(
-        self, attempt_id: str, expected: WorkspaceStatus, actor: str, kind: str, **values: Any
+        self,
+        attempt_id: str,
+        expected: WorkspaceStatus,
+        actor: str,
+        kind: str,
+        before: list[tuple[str, dict[str, Any]]] | None = None,
+        **values: Any,
     ) -> Attempt:
+        """Compare-and-set the workspace columns; the events ``before`` (kind, detail) go
+        first, in the same transaction."""
         with self._write() as conn:
             values["updated_at"] = self.clock()
             row = conn.execute(
@@ -234,6 +246,8 @@ class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps):
                 )
             skip = ("updated_at", "finished_at")
             detail = {k: str(v) for k, v in values.items() if k not in skip and v is not None}
+            for earlier_kind, earlier_detail in before or ():
+                self._event(conn, attempt_id, earlier_kind, actor, **earlier_detail)
             self._event(conn, attempt_id, kind, actor, **detail)
             return to_attempt(row)
 
