@@ -598,7 +598,7 @@ def _check_out(
             placed.path, placed.ours = where, False
 
     def claimed(where: Path) -> None:
-        placed.ours = where == placed.path
+        placed.ours = True  # choose(where) came first: placed.path is where
 
     member = pool.claim(git, repo, settings, spec, probe, choose, claimed, checkpoint)
     if member is not None:

@@ -80,9 +80,6 @@ class Probe:
     member: Path
     check: PendingDirtyCheck
 
-    def problem(self) -> str | None:
-        return dirt_problem(self.check)
-
     def close(self) -> None:
         self.check.close()  # reap the process
 
@@ -257,11 +254,14 @@ def _describe(dirt: list[DirtyPath]) -> str | None:
     return f"dirty ({len(dirt)} path{'s' if len(dirt) != 1 else ''}: {shown})"
 
 
-def check_member(git: Git, repo: Repository, path: Path) -> str | None:
-    """Why this member must not be handed out, or None (full check, with ``git status``)."""
+def check_member(
+    git: Git, repo: Repository, path: Path, started: PendingDirtyCheck | None = None
+) -> str | None:
+    """Why this member must not be handed out, or None (full check, with ``git status``;
+    ``started``: that status, already running in the member)."""
     problem = _admin_problem(repo, path) or _bookkeeping_problem(path)
     if problem is None:
-        problem = dirt_problem(git.start_dirty_check(path))
+        problem = dirt_problem(started or git.start_dirty_check(path))
     return problem
 
 
@@ -344,13 +344,9 @@ def claim(
             ) from exc
         claimed(path)
         checkpoint("pool-member-claimed")
-        problem = _admin_problem(repo, path) or _bookkeeping_problem(path)
+        probed = probe.check if probe is not None and path == probe.member else None
+        problem = check_member(git, repo, path, probed)
         commit = _admin_head(path)
-        if problem is None:
-            if probe is not None and path == probe.member:
-                problem = probe.problem()
-            else:
-                problem = dirt_problem(git.start_dirty_check(path))
         if problem is None and commit:
             try:
                 git.run(["worktree", "unlock", str(path)], cwd=repo.root)
