@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orch import inbox, naming, pool, ports, processes, workspace_setup
+from orch.ahead import CheckoutAhead
 from orch.config import (
     RepoConfig,
     Settings,
@@ -167,6 +168,12 @@ def dispatch(
     # slowest part of a dispatch); the member is claimed only after the intent is recorded
     local = request.host is None or request.host == settings.host_name
     probe = pool.probe(git, repo, settings, spec) if local and not request.reuse_workspace else None
+    # no member to hand over: the worktree is made (detached) while the store opens, and
+    # becomes the attempt's after its intent (orch.ahead)
+    ahead = None
+    if probe is None and local and not request.reuse_workspace and not spec.submodules:
+        ahead = _check_out_ahead(git, repo, settings, task_key, base_commit, spec, checkpoint)
+        checkpoint("worktree-started-ahead")
     # Not strict and the base is the main worktree's HEAD: its uncommitted changes are not
     # carried into the attempt; find out (meanwhile too) so that we can say so.
     dirt_check = None
@@ -190,6 +197,7 @@ def dispatch(
             dirt_check,
             spec,
             probe,
+            ahead,
             url,
             settings,
             git,
@@ -198,6 +206,8 @@ def dispatch(
             checkpoint,
         )
     finally:
+        if ahead is not None and not ahead.recorded:
+            ahead.discard()  # failed before its intent: nobody else knows of it
         url.close()
         if probe is not None:
             probe.close()
@@ -215,6 +225,7 @@ def _new_workspace(
     dirt_check: PendingDirtyCheck | None,
     spec: CheckoutSpec,
     probe: pool.Probe | None,
+    ahead: CheckoutAhead | None,
     pending_url: PendingRepositoryUrl,
     settings: Settings,
     git: Git,
@@ -233,7 +244,14 @@ def _new_workspace(
         if reused is not None:
             return reused
     new = new_attempt(
-        settings, repo, task_key, base_ref, base_commit, request.worker, request.prompt
+        settings,
+        repo,
+        task_key,
+        base_ref,
+        base_commit,
+        request.worker,
+        request.prompt,
+        attempt_id=ahead.attempt_id if ahead is not None else None,
     )
     new = dataclasses.replace(new, phase=request.phase, repository_url=url, checkout=spec)
     if probe is not None:
@@ -250,6 +268,7 @@ def _new_workspace(
         dirt_check=dirt_check,
         repo_config=repo_config,
         probe=probe,
+        ahead=ahead,
     )
     made = result.attempt  # its id (and names) may differ from new's: see orch.intent
     if made.branch_name and made.worktree_path:
@@ -424,8 +443,9 @@ def new_attempt(
     base_commit: str,
     worker: str | None,
     prompt: str,
+    attempt_id: str | None = None,
 ) -> NewAttempt:
-    attempt_id = naming.new_attempt_id()
+    attempt_id = attempt_id or naming.new_attempt_id()
     return NewAttempt(
         id=attempt_id,
         task_key=task_key,
@@ -444,11 +464,14 @@ def new_attempt(
     )
 
 
-def _renamed(settings: Settings, new: NewAttempt, fresh: str) -> NewAttempt:
+def _renamed(
+    settings: Settings, new: NewAttempt, fresh: str, keep_path: bool = False
+) -> NewAttempt:
     """``new`` under the id ``fresh``, with the branch and worktree names made again (a
-    pool member's path names no attempt: it stays)."""
+    pool member's path names no attempt, and a worktree made ahead is already there:
+    those stay)."""
     path = naming.worktree_path(settings.worktree_root, Path(new.repository), new.task_key, fresh)
-    if new.worktree_path and pool.in_a_pool(Path(new.worktree_path)):
+    if new.worktree_path and (keep_path or pool.in_a_pool(Path(new.worktree_path))):
         path = Path(new.worktree_path)
     return dataclasses.replace(
         new,
@@ -471,6 +494,7 @@ def create_and_provision(
     retry_of: int | None = None,
     repo_config: RepoConfig | None = None,
     probe: pool.Probe | None = None,
+    ahead: CheckoutAhead | None = None,
 ) -> DispatchResult:
     """Record the intent, provision, finalise (or roll back); see the module docstring."""
     repo_config = repo_config or RepoConfig()
@@ -482,12 +506,18 @@ def create_and_provision(
         )
     check_worktree_root(settings.worktree_root)
     attempt = record_intent(
-        store, new, actor, retry_of=retry_of, renamed=lambda a, fresh: _renamed(settings, a, fresh)
+        store,
+        new,
+        actor,
+        retry_of=retry_of,
+        renamed=lambda a, fresh: _renamed(settings, a, fresh, keep_path=ahead is not None),
     )
+    if ahead is not None:
+        ahead.owned()  # the intent names its worktree: it is the attempt's
     checkpoint("intent-recorded")
     try:
         attempt = provision(
-            attempt, repo, settings, git, store, actor, checkpoint, repo_config, probe
+            attempt, repo, settings, git, store, actor, checkpoint, repo_config, probe, ahead
         )
     finally:
         warnings = _collect_dirt_warning(dirt_check, new.base_commit or "")
@@ -504,12 +534,14 @@ def provision(
     checkpoint: Checkpoint,
     repo_config: RepoConfig,
     probe: pool.Probe | None = None,
+    ahead: CheckoutAhead | None = None,
 ) -> Attempt:
     assert attempt.branch_name and attempt.worktree_path and attempt.base_commit
     path = Path(attempt.worktree_path)
     payload_file = inbox.payload_path(settings.inbox_dir, attempt.id)
     branch_created = False
     placed = _Placement(path)
+    placed.ours = ahead is not None  # made for this attempt, named after it
     setup_failure = None
     try:
         bundle = lease_bundle(
@@ -522,7 +554,7 @@ def provision(
         checkpoint("branch-created")
         spec = attempt.checkout
         member = _check_out(
-            attempt, repo, placed, spec, settings, git, store, actor, checkpoint, probe
+            attempt, repo, placed, spec, settings, git, store, actor, checkpoint, probe, ahead
         )
         path = placed.path
         attempt = dataclasses.replace(attempt, worktree_path=str(path))
@@ -552,6 +584,8 @@ def provision(
         # nor is a worktree this dispatch did not make or claim (a pool member another
         # dispatch took meanwhile is that one's)
         path = placed.path
+        if ahead is not None:
+            ahead.settle()  # git may still be checking out there
         keep = isinstance(exc, pool.MemberStuck) or not placed.ours
         _roll_back(repo, git, attempt, path, payload_file, branch_created, keep_worktree=keep)
         with contextlib.suppress(OrchError):
@@ -584,13 +618,18 @@ def _check_out(
     actor: str,
     checkpoint: Checkpoint,
     probe: pool.Probe | None,
+    ahead: CheckoutAhead | None,
 ) -> str | None:
     """Populate the attempt's worktree: a warm pool member if one is ready and clean,
-    else a fresh worktree. Returns the pool member's name, or None. ``placed`` follows
-    where the worktree is (the store records a path before anything is done there) and
-    whether it is this dispatch's."""
+    else the one made ahead, else a fresh worktree. Returns the pool member's name, or
+    None. ``placed`` follows where the worktree is (the store records a path before
+    anything is done there) and whether it is this dispatch's."""
     assert attempt.branch_name and attempt.base_commit
     path = placed.path
+    if ahead is not None:
+        ahead.result()  # detached at the base, as `git worktree add` left it
+        git.attach_head(path, attempt.branch_name, attempt.base_commit)
+        return None
 
     def choose(where: Path) -> None:
         if where != placed.path:
@@ -634,6 +673,32 @@ class _Placement:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.ours = False
+
+
+def _check_out_ahead(
+    git: Git,
+    repo: Repository,
+    settings: Settings,
+    task_key: str,
+    base_commit: str,
+    spec: CheckoutSpec,
+    checkpoint: Checkpoint,
+) -> CheckoutAhead | None:
+    """Start the attempt's worktree (see orch.ahead); None when something is already at
+    its path (the id another attempt's) or its marker cannot be written: the worktree is
+    then made after the intent, which reports what is wrong. A worktree made ahead keeps
+    its path if the store gives the attempt another id (orch.intent): nothing else is
+    there, and a rollback removes only what this dispatch made."""
+    attempt_id = naming.new_attempt_id()
+    path = naming.worktree_path(settings.worktree_root, repo.root, task_key, attempt_id)
+    if os.path.lexists(path):
+        return None
+    try:
+        return CheckoutAhead.start(
+            git, repo, settings, attempt_id, path, base_commit, spec, checkpoint
+        )
+    except OSError:
+        return None
 
 
 def _refill_pool(settings: Settings, repo: Repository, spec: CheckoutSpec) -> None:

@@ -5,7 +5,9 @@ behind, and with ``fix`` repairs it: attempts stuck in ``provisioning`` whose di
 gone are rolled back and marked failed; rows whose worktree is gone are marked removed;
 worktrees, branches and directories under orch's names that no row owns are removed;
 payloads without rows are deleted and rows without payloads get theirs rewritten; git's
-stale worktree bookkeeping is pruned. Nothing holding work that is not kept elsewhere is
+stale worktree bookkeeping is pruned. A worktree a live dispatch is making ahead of its
+intent (orch.ahead), or one an attempt recorded after doctor read the store, is left
+alone. Nothing holding work that is not kept elsewhere is
 deleted without first being saved under ``$ORCH_HOME/archive``.
 """
 
@@ -19,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orch import archive, inbox, naming, pool, processes
+from orch import ahead, archive, inbox, naming, pool, processes
 from orch.config import Settings
 from orch.errors import OrchError
 from orch.git import (
@@ -94,8 +96,15 @@ class Doctor:
                     )
                 continue
             self._repository(repo, rows)
-        # pools of repositories that have no attempts (any more)
+        # pools of repositories that have no attempts (any more), and repositories where
+        # a dispatch died before recording its intent
         checked = {str(Path(r)) for r in by_repo}
+        for marker in ahead.markers(self.settings):
+            if str(marker.repository) in checked or self._making(marker):
+                continue
+            checked.add(str(marker.repository))
+            with contextlib.suppress(OrchError):
+                self._repository(self.git.discover(marker.repository), [])
         for root in pool.pooled_repositories(self.settings):
             if str(root) in checked:
                 continue
@@ -106,6 +115,7 @@ class Doctor:
             if str(repo.root) not in checked:
                 self._pool(repo)
         self._payloads(attempts)
+        self._dead_markers()
         return self.findings
 
     def _mine(self) -> list[Attempt]:
@@ -155,6 +165,21 @@ class Doctor:
             if tip:
                 self.git.delete_branch_if_at(repo, branch, tip)
         return saved
+
+    def _making(self, marker: ahead.Marker) -> bool:
+        """Whether the dispatch that wrote ``marker`` is still at work."""
+        try:
+            age = dt.datetime.now().timestamp() - marker.file.stat().st_mtime
+        except OSError:
+            return False
+        return age < STUCK_AFTER.total_seconds() and processes.is_alive(marker.pid, None)
+
+    def _in_use(self, path: Path) -> bool:
+        """Whether a worktree no row read earlier owns is a live dispatch's after all: one
+        it is making ahead of its intent (its marker, read first), or recorded since."""
+        if any(m.worktree == path and self._making(m) for m in ahead.markers(self.settings)):
+            return True
+        return bool(self.store.live_attempts_using_worktree(str(path)))
 
     # -- checks ----------------------------------------------------------------------------
 
@@ -240,7 +265,7 @@ class Doctor:
             registered.append(path)
             if pool.is_pool_path(self.settings, repo, path):
                 continue  # pool members are checked below
-            if str(path) in owned_paths or "prunable" in entry:
+            if str(path) in owned_paths or "prunable" in entry or self._in_use(path):
                 continue
             branch = entry.get("branch", "").removeprefix("refs/heads/") or None
             if (
@@ -264,6 +289,8 @@ class Doctor:
         if root.is_dir():
             for child in sorted(root.iterdir()):
                 if child in registered or str(child) in owned_paths or child.name == pool.POOL_DIR:
+                    continue
+                if self._in_use(child):
                     continue
                 finding = self._report(
                     "stray-directory",
@@ -334,6 +361,20 @@ class Doctor:
         saved = self._save_and_remove(repo, path, None, f"pool-{path.name}")
         pool.unmark(path)
         return saved
+
+    def _dead_markers(self) -> None:
+        """Markers of dispatches that died before recording their intent (what they made
+        is an orphan worktree, reported above)."""
+        for marker in ahead.markers(self.settings):
+            if self._making(marker):
+                continue
+            finding = self._report(
+                "dead-dispatch-marker",
+                str(marker.file),
+                f"left by dispatch {marker.pid} (gone) for {marker.worktree}",
+                "delete it",
+            )
+            self._repair(finding, functools.partial(ahead.drop_marker, marker.file))
 
     def _missing_worktrees(self, rows: list[Attempt]) -> None:
         """Rows whose worktree is gone."""

@@ -460,6 +460,20 @@ class Git:
         if submodules:
             self.update_submodules(path, env)
 
+    def attach_head(self, path: Path, branch: str, detached_at: str) -> None:
+        """Point the HEAD of a worktree detached at ``detached_at`` at ``branch`` (already
+        at the commit it has checked out), as `git checkout` would record it."""
+        self.run(
+            [
+                "symbolic-ref",
+                "-m",
+                f"checkout: moving from {detached_at} to {branch}",
+                "HEAD",
+                f"refs/heads/{branch}",
+            ],
+            cwd=path,
+        )
+
     def post_checkout(
         self,
         path: Path,
@@ -627,6 +641,16 @@ class UnsavedWork:
         return " and ".join(parts) or "nothing"
 
 
+def _never_checked_out(worktree: Path, admin: Path) -> bool:
+    """A worktree registered but never populated (a dispatch killed between `worktree add
+    --no-checkout` and the checkout): no index, nothing but git's pointer file. Its
+    status lists every file as deleted, which is not anybody's work."""
+    try:
+        return not (admin / "index").exists() and set(os.listdir(worktree)) <= {".git"}
+    except OSError:
+        return False
+
+
 def unsaved_work(
     git: Git, repo: Repository, worktree: Path | None, branch: str | None
 ) -> UnsavedWork:
@@ -637,12 +661,14 @@ def unsaved_work(
     """
     dirty: list[DirtyPath] = []
     head = None
-    if worktree is not None and worktree.is_dir() and worktree_admin_dir(worktree) is not None:
-        out = git.run(
-            ["--no-optional-locks", "status", "--porcelain=v1", "-z", "--untracked-files=all"],
-            cwd=worktree,
-        ).stdout
-        dirty = parse_porcelain(out)
+    admin = worktree_admin_dir(worktree) if worktree is not None and worktree.is_dir() else None
+    if worktree is not None and admin is not None:
+        if not _never_checked_out(worktree, admin):
+            out = git.run(
+                ["--no-optional-locks", "status", "--porcelain=v1", "-z", "--untracked-files=all"],
+                cwd=worktree,
+            ).stdout
+            dirty = parse_porcelain(out)
         proc = git.run(
             ["--no-optional-locks", "rev-parse", "--verify", "-q", "HEAD"],
             cwd=worktree,

@@ -402,16 +402,7 @@ def switch_to_branch(
     env = checkout_env(spec.lfs_skip_smudge)
     if old != new:
         git.run(["read-tree", "-m", "-u", old, new], cwd=path, env=env)
-    git.run(
-        [
-            "symbolic-ref",
-            "-m",
-            f"checkout: moving from {old} to {branch}",
-            "HEAD",
-            f"refs/heads/{branch}",
-        ],
-        cwd=path,
-    )
+    git.attach_head(path, branch, old)
     git.post_checkout(path, old, new, env, repo)
 
 

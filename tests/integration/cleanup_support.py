@@ -10,9 +10,11 @@ commit counts as saved only if the archive really carries it.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 import tarfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -197,9 +199,32 @@ def assert_consistent(run_cli: RunCli, repo: Path, home: Path) -> None:
 
 
 def crashed_dispatch(run_orch: RunOrch, repo: Path, task_key: str, step: str) -> None:
-    """``orch dispatch`` killed with SIGKILL at ``step`` (ORCH_CRASH_AT)."""
+    """``orch dispatch`` killed with SIGKILL at ``step`` (ORCH_CRASH_AT), once the git
+    processes it had started are done too (a checkout outlives a killed dispatch, as
+    any git process does; an operator's doctor runs after it)."""
     proc = run_orch("dispatch", task_key, cwd=repo, env={"ORCH_CRASH_AT": step})
     assert proc.returncode == -9, (proc.returncode, proc.stdout, proc.stderr)
+    wait_for_git_under(repo.parent)
+
+
+def wait_for_git_under(root: Path, timeout: float = 60.0) -> None:
+    """Wait until no git process works in a directory under ``root``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = False
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                comm = Path(f"/proc/{pid}/comm").read_text().strip()
+                cwd = os.readlink(f"/proc/{pid}/cwd")
+            except OSError:
+                continue
+            if comm.startswith("git") and Path(cwd).is_relative_to(root):
+                busy = True
+                break
+        if not busy:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"git still running under {root} after {timeout} s")
 
 
 def worktree_dir(run_cli: RunCli, repo: Path) -> Path:

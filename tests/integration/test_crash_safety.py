@@ -77,7 +77,8 @@ def test_dispatch_killed_at_each_step_is_repaired_by_doctor(
     # what the crash left behind, step by step
     after = DISPATCH_STEPS.index(step)
     assert (branch_tip(repo, victim["branch_name"]) is not None) == (after >= 1)
-    assert Path(victim["worktree_path"]).is_dir() == (after >= 2)
+    if after >= 2:  # before, it may be there or not: a cold dispatch checks out ahead
+        assert Path(victim["worktree_path"]).is_dir()
     inbox = isolated_env / "inbox" / f"{victim['id']}.json"
     assert inbox.is_file() == (after >= 3)
 
@@ -101,6 +102,95 @@ def test_dispatch_killed_at_each_step_is_repaired_by_doctor(
     assert Path(bystander["payload_path"]).is_file()
     again = dispatch_id(run_cli, repo, "victim")
     assert again["workspace_status"] == "ready"
+    assert_consistent(run_cli, repo, isolated_env)
+
+
+@pytest.mark.parametrize("step", ["worktree-started-ahead", "checked-out-ahead"])
+def test_dispatch_killed_before_its_intent_leaves_what_doctor_removes(
+    repo: Path, run_cli: RunCli, run_orch: RunOrch, isolated_env: Path, step: str
+) -> None:
+    """A cold dispatch starts its worktree (detached, named after the attempt) before the
+    store opens, under a marker naming its pid. Killed then, it may leave a worktree no
+    row owns and a dead marker, or already a provisioning row: doctor repairs either."""
+    bystander = dispatch_id(run_cli, repo, "bystander")
+    crashed_dispatch(run_orch, repo, "victim", step)
+    markers = sorted((isolated_env / "checkouts").iterdir())
+    victims = [r for r in attempts_of(run_cli, repo) if r["task_key"] == "victim"]
+    assert markers or victims  # something says what the dispatch had begun
+    if step == "worktree-started-ahead":
+        assert not victims and len(markers) == 1  # killed before the store opened
+
+    code, data = doctor(run_cli, repo)
+    assert code == 18
+    assert set(kinds(data)) <= {
+        "dead-dispatch-marker",
+        "orphan-worktree",
+        "stray-directory",
+        "stuck-provisioning",
+    }, data
+    code, data = doctor(run_cli, repo, "--fix")
+    assert code == 0, data
+    assert_consistent(run_cli, repo, isolated_env)
+    assert list((isolated_env / "checkouts").iterdir()) == []
+    assert archives(isolated_env) == []  # a fresh detached checkout holds no work
+    assert [w for w in worktrees(repo) if "victim" in w["worktree"]] == []
+    assert show(run_cli, repo, bystander["id"])["workspace_status"] == "ready"
+    assert dispatch_id(run_cli, repo, "victim")["workspace_status"] == "ready"
+    assert doctor(run_cli, repo)[0] == 0
+
+
+def test_a_worktree_registered_but_never_checked_out_holds_no_work(
+    repo: Path, run_cli: RunCli, isolated_env: Path
+) -> None:
+    """What a dispatch killed between `worktree add --no-checkout` and the checkout
+    leaves: its status lists every file as deleted, which is nobody's work (nothing is
+    archived); one where somebody put a file is archived before it goes."""
+    root = Path(dispatch_id(run_cli, repo, "made")["worktree_path"]).parent
+    empty, used = root / "empty-0badc0de", root / "used-0badc0de"
+    for path in (empty, used):
+        git("worktree", "add", "-q", "--no-checkout", "--detach", str(path), cwd=repo)
+    (used / "notes.txt").write_text("somebody's\n")
+    code, data = doctor(run_cli, repo, "--fix")
+    assert code == 0, data
+    assert kinds(data) == ["orphan-worktree", "orphan-worktree"]
+    assert not empty.exists() and not used.exists()
+    [saved] = archives(isolated_env)
+    assert saved.name.startswith("used-0badc0de")
+    assert_consistent(run_cli, repo, isolated_env)
+
+
+def test_doctor_leaves_a_worktree_made_ahead_by_a_live_dispatch(
+    repo: Path, run_cli: RunCli, isolated_env: Path
+) -> None:
+    """Between starting its worktree and recording its intent a dispatch owns a worktree
+    no row names; its marker keeps doctor away while its process lives."""
+    from orch.ahead import CheckoutAhead
+    from orch.config import resolve
+    from orch.git import Git
+    from orch.models import CheckoutSpec
+
+    made = dispatch_id(run_cli, repo, "made")  # the worktree root, from a real attempt
+    git_ = Git()
+    settings = resolve(os.environ)
+    path = Path(made["worktree_path"]).parent / "pending-0badc0de"
+    head = git("rev-parse", "HEAD", cwd=repo).strip()
+    ahead = CheckoutAhead.start(
+        git_, git_.discover(repo), settings, "0badc0de", path, head, CheckoutSpec()
+    )
+    ahead.result()  # this process is the live dispatch
+    code, data = doctor(run_cli, repo, "--fix")
+    assert (code, data["findings"]) == (0, [])
+    assert path.is_dir()
+    # the dispatch dies (a pid that was and is no more): its worktree is an orphan now
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    marker = isolated_env / "checkouts" / "0badc0de"
+    marker.write_text(marker.read_text().replace(f"{os.getpid()}\n", f"{dead.pid}\n", 1))
+    code, data = doctor(run_cli, repo)
+    assert kinds(data) == ["dead-dispatch-marker", "orphan-worktree"], data
+    code, data = doctor(run_cli, repo, "--fix")
+    assert code == 0, data
+    assert not path.exists() and not marker.exists()
     assert_consistent(run_cli, repo, isolated_env)
 
 

@@ -331,7 +331,9 @@ def test_a_dispatch_whose_random_id_is_taken_draws_another(
 ) -> None:
     """Ids are 32 random bits; when one is already in the store (forced here: the first
     draw repeats the first attempt's id) the dispatch succeeds under a fresh id, and
-    its branch and worktree are named after that id."""
+    its branch is named after that id. Its worktree, made while the store opened (a
+    cold dispatch checks out ahead), stays where it was made: named after the task and
+    the first draw, which is no other attempt's path."""
     first = dispatch(run_cli, repo, "first")
     draws = iter([first["id"]])
     random_id = naming.new_attempt_id
@@ -339,7 +341,8 @@ def test_a_dispatch_whose_random_id_is_taken_draws_another(
     second = dispatch(run_cli, repo, "second")
     assert second["id"] != first["id"]
     assert second["branch_name"].endswith(second["id"])
-    assert Path(second["worktree_path"]).name.endswith(second["id"])
+    assert Path(second["worktree_path"]).name == f"second-{first['id']}"
+    assert Path(second["worktree_path"]).parent == Path(first["worktree_path"]).parent
     assert head(Path(second["worktree_path"])) == second["base_commit"]
     assert {a["id"] for a in attempts_of(run_cli, repo)} == {first["id"], second["id"]}
     assert sorted(orch_branches(repo)) == [

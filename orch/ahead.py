@@ -1,0 +1,143 @@
+"""A cold dispatch's checkout, started while the store opens.
+
+With no warm pool member to hand over, a dispatch creates its worktree, which on a large
+repository costs as much as everything else together. That checkout is git's work (the
+disk and one core); importing and opening the store is Python's (the other core). So
+once every check a user can fail has passed, a cold dispatch starts its worktree in a
+thread, detached at base_commit, at the path named after the attempt, and only then
+opens the store. The attempt's branch is made and checked out in it after the intent is
+recorded (DESIGN.md §2.3), as for a warm pool member: what happens before the intent is
+the making of a clean detached worktree, the same work ``orch pool fill`` does ahead of
+time.
+
+Until the intent names the worktree, a marker in the orch home says whose it is
+(``<home>/checkouts/<attempt id>``: the dispatch's pid, the worktree's path and the
+repository's), so that
+an ``orch doctor`` running meanwhile leaves it alone. A dispatch killed before its
+intent leaves a detached worktree no attempt owns and a marker whose process is gone:
+doctor removes both (an orphan worktree).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from orch.config import Settings
+from orch.errors import OrchError
+from orch.git import Git, Repository
+from orch.models import CheckoutSpec
+
+MARKERS = "checkouts"
+
+
+class CheckoutAhead:
+    """A worktree being made in a thread for the attempt ``attempt_id``."""
+
+    def __init__(
+        self, git: Git, repo: Repository, attempt_id: str, path: Path, commit: str, marker: Path
+    ) -> None:
+        self.git, self.repo, self.attempt_id = git, repo, attempt_id
+        self.path, self.commit = path, commit
+        self.marker = marker
+        self.recorded = False  # the intent names the worktree: from then on it is the attempt's
+        self._failure: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def start(
+        cls,
+        git: Git,
+        repo: Repository,
+        settings: Settings,
+        attempt_id: str,
+        path: Path,
+        commit: str,
+        spec: CheckoutSpec,
+        checkpoint: Callable[[str], None] = lambda step: None,
+    ) -> CheckoutAhead:
+        marker = settings.home / MARKERS / attempt_id
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(f"{os.getpid()}\n{path}\n{repo.root}\n")
+        ahead = cls(git, repo, attempt_id, path, commit, marker)
+        thread = threading.Thread(
+            target=ahead._check_out,
+            args=(spec, checkpoint),
+            name=f"orch checkout {attempt_id}",
+            daemon=True,
+        )
+        ahead._thread = thread
+        thread.start()
+        return ahead
+
+    def _check_out(self, spec: CheckoutSpec, checkpoint: Callable[[str], None]) -> None:
+        try:
+            self.git.add_worktree(
+                self.repo,
+                self.path,
+                None,
+                self.commit,
+                sparse=spec.sparse_paths,
+                lfs_skip_smudge=spec.lfs_skip_smudge,
+            )
+            checkpoint("checked-out-ahead")
+        except BaseException as exc:  # handed to the dispatch's thread by result()
+            self._failure = exc
+
+    def settle(self) -> None:
+        """Wait until git is done here (whether or not it succeeded)."""
+        if self._thread is not None:
+            self._thread.join()
+
+    def result(self) -> None:
+        """Wait for the checkout; raise what made it fail."""
+        self.settle()
+        if self._failure is not None:
+            raise self._failure
+
+    def owned(self) -> None:
+        """The intent names the worktree now: the marker's work is done."""
+        self.recorded = True
+        drop_marker(self.marker)
+
+    def discard(self) -> None:
+        """The dispatch failed before its intent: remove what was made."""
+        self.settle()
+        with contextlib.suppress(OrchError, OSError):
+            self.git.remove_worktree(self.repo, self.path)
+        drop_marker(self.marker)
+
+
+def drop_marker(marker: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        marker.unlink()
+
+
+@dataclasses.dataclass(frozen=True)
+class Marker:
+    file: Path
+    pid: int  # the dispatch that wrote it
+    worktree: Path
+    repository: Path
+
+
+def markers(settings: Settings) -> list[Marker]:
+    """The markers of worktrees made ahead of an intent (one being written is skipped)."""
+    found: list[Marker] = []
+    directory = settings.home / MARKERS
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return found
+    for name in names:
+        marker = directory / name
+        try:
+            pid, worktree, repository = marker.read_text().splitlines()[:3]
+            found.append(Marker(marker, int(pid), Path(worktree), Path(repository)))
+        except (OSError, ValueError):
+            continue  # being written, or not a marker of ours
+    return found
