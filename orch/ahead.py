@@ -25,9 +25,11 @@ import dataclasses
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+from orch import atomic
 from orch.config import Settings
 from orch.errors import OrchError
 from orch.git import Git, Repository
@@ -65,7 +67,7 @@ class CheckoutAhead:
     ) -> CheckoutAhead:
         marker = settings.home / MARKERS / attempt_id
         marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(f"{os.getpid()}\n{path}\n{repo.root}\n")
+        atomic.write_text(marker, f"{os.getpid()}\n{path}\n{repo.root}\n")
         ahead = cls(git, repo, attempt_id, path, commit, marker)
         thread = threading.Thread(
             target=ahead._check_out,
@@ -79,7 +81,12 @@ class CheckoutAhead:
         # over sooner than the default 5 ms so that git starts its checkout sooner
         ahead._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL)
-        thread.start()
+        try:
+            thread.start()
+        except BaseException:  # no thread to be had (RuntimeError): nothing was made
+            sys.setswitchinterval(ahead._switch_interval)
+            drop_marker(marker)
+            raise
         return ahead
 
     def _check_out(self, spec: CheckoutSpec, checkpoint: Callable[[str], None]) -> None:
@@ -91,6 +98,7 @@ class CheckoutAhead:
                 self.commit,
                 sparse=spec.sparse_paths,
                 lfs_skip_smudge=spec.lfs_skip_smudge,
+                hook=False,  # run once HEAD is on the attempt's branch, after the intent
             )
             checkpoint("checked-out-ahead")
         except BaseException as exc:  # handed to the dispatch's thread by result()
@@ -150,4 +158,26 @@ def markers(settings: Settings) -> list[Marker]:
             found.append(Marker(marker, int(pid), Path(worktree), Path(repository)))
         except (OSError, ValueError):
             continue  # being written, or not a marker of ours
+    return found
+
+
+def unreadable_markers(settings: Settings, older_than: float) -> list[Path]:
+    """Files in the markers' directory that are not markers (an interrupted write, a
+    temporary file left by a killed one) and older than ``older_than`` seconds."""
+    directory = settings.home / MARKERS
+    readable = {m.file for m in markers(settings)}
+    found: list[Path] = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return found
+    now = time.time()
+    for name in names:
+        path = directory / name
+        try:
+            old = now - path.stat().st_mtime > older_than
+        except OSError:
+            continue
+        if old and path not in readable:
+            found.append(path)
     return found

@@ -42,6 +42,7 @@ from orch.git import (
     PendingRepositoryUrl,
     Repository,
     add_excludes,
+    checkout_env,
     worktree_registered,
 )
 from orch.intent import record_intent
@@ -167,26 +168,29 @@ def dispatch(
     # a warm pool member's `git status` runs while the store opens (its imports are the
     # slowest part of a dispatch); the member is claimed only after the intent is recorded
     local = request.host is None or request.host == settings.host_name
-    probe = pool.probe(git, repo, settings, spec) if local and not request.reuse_workspace else None
-    # no member to hand over: the worktree is made (detached) while the store opens, and
-    # becomes the attempt's after its intent (orch.ahead)
-    ahead = None
-    if probe is None and local and not request.reuse_workspace and not spec.submodules:
-        ahead = _check_out_ahead(git, repo, settings, task_key, base_commit, spec, checkpoint)
-        checkpoint("worktree-started-ahead")
-    # Not strict and the base is the main worktree's HEAD: its uncommitted changes are not
-    # carried into the attempt; find out (meanwhile too) so that we can say so.
-    dirt_check = None
-    if local and not (request.strict or explicit_base or request.reuse_workspace):
-        # a check started in the main worktree (or a directory of it) sees the same
-        # status: porcelain paths are relative to the top level wherever git runs
-        if early_dirt_check is not None and not repo.invoked_from_linked_worktree:
-            dirt_check = early_dirt_check
-        else:
-            dirt_check = git.start_dirty_check(repo.root, yield_cpu=True)
-    # read while the store opens, like the status runs above
-    url = git.start_repository_url(repo)
+    probe: pool.Probe | None = None
+    ahead: CheckoutAhead | None = None
+    dirt_check: PendingDirtyCheck | None = None
+    url: PendingRepositoryUrl | None = None
     try:
+        if local and not request.reuse_workspace:
+            probe = pool.probe(git, repo, settings, spec)
+        # no member to hand over: the worktree is made (detached) while the store opens,
+        # and becomes the attempt's after its intent (orch.ahead)
+        if probe is None and local and not request.reuse_workspace and not spec.submodules:
+            ahead = _check_out_ahead(git, repo, settings, task_key, base_commit, spec, checkpoint)
+            checkpoint("worktree-started-ahead")
+        # Not strict and the base is the main worktree's HEAD: its uncommitted changes are
+        # not carried into the attempt; find out (meanwhile too) so that we can say so.
+        if local and not (request.strict or explicit_base or request.reuse_workspace):
+            # a check started in the main worktree (or a directory of it) sees the same
+            # status: porcelain paths are relative to the top level wherever git runs
+            if early_dirt_check is not None and not repo.invoked_from_linked_worktree:
+                dirt_check = early_dirt_check
+            else:
+                dirt_check = git.start_dirty_check(repo.root, yield_cpu=True)
+        # read while the store opens, like the status runs above
+        url = git.start_repository_url(repo)
         return _new_workspace(
             request,
             task_key,
@@ -208,7 +212,8 @@ def dispatch(
     finally:
         if ahead is not None and not ahead.recorded:
             ahead.discard()  # failed before its intent: nobody else knows of it
-        url.close()
+        if url is not None:
+            url.close()
         if probe is not None:
             probe.close()
         if dirt_check is not None:
@@ -629,6 +634,10 @@ def _check_out(
     if ahead is not None:
         ahead.result()  # detached at the base, as `git worktree add` left it
         git.attach_head(path, attempt.branch_name, attempt.base_commit)
+        # the hook `git worktree add -b` runs, now that HEAD is on the branch
+        commit = attempt.base_commit
+        env = checkout_env(spec.lfs_skip_smudge)
+        git.post_checkout(path, "0" * len(commit), commit, env, repo)
         return None
 
     def choose(where: Path) -> None:
@@ -697,7 +706,7 @@ def _check_out_ahead(
         return CheckoutAhead.start(
             git, repo, settings, attempt_id, path, base_commit, spec, checkpoint
         )
-    except OSError:
+    except (OSError, RuntimeError):
         return None
 
 

@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import functools
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 
 HAS_WORKSPACE = (WorkspaceStatus.READY, WorkspaceStatus.REUSED)
 STUCK_AFTER = dt.timedelta(minutes=10)  # a dispatch whose process cannot be checked
+STALE_MARKER_SECONDS = 60.0  # an unreadable marker this old is no write in progress
 Checkpoint = Callable[[str], None]
 
 
@@ -181,6 +183,16 @@ class Doctor:
             return True
         return bool(self.store.live_attempts_using_worktree(str(path)))
 
+    def _branch_owned_since(self, repo: Repository, branch: str) -> bool:
+        """Whether an attempt recorded after doctor read the store owns ``branch`` (a
+        dispatch records its intent before it makes its branch)."""
+        return any(
+            a.branch_name == branch
+            and a.repository == str(repo.root)
+            and a.workspace_status != WorkspaceStatus.FAILED
+            for a in self.store.list_attempts()
+        )
+
     # -- checks ----------------------------------------------------------------------------
 
     def _stuck_provisioning(self, attempts: list[Attempt]) -> None:
@@ -313,6 +325,8 @@ class Doctor:
             )
             if checked_out:
                 continue  # reported above as an orphan worktree, or someone's own checkout
+            if self._branch_owned_since(repo, branch):
+                continue
             finding = self._report(
                 "orphan-branch",
                 branch,
@@ -363,10 +377,22 @@ class Doctor:
         return saved
 
     def _dead_markers(self) -> None:
-        """Markers of dispatches that died before recording their intent (what they made
-        is an orphan worktree, reported above)."""
+        """Markers of dispatches that died before recording their intent. The worktree
+        such a dispatch started is an orphan worktree (removed above); its marker goes
+        once the worktree is gone, not before: the marker is what leads doctor to a
+        repository no row names."""
         for marker in ahead.markers(self.settings):
             if self._making(marker):
+                continue
+            if os.path.lexists(marker.worktree):
+                self._report(
+                    "dead-dispatch-marker",
+                    str(marker.file),
+                    f"left by dispatch {marker.pid} (gone); its worktree {marker.worktree} "
+                    "is still there",
+                    "none until the worktree is removed (run 'orch doctor --fix' where "
+                    f"{marker.repository} is)",
+                )
                 continue
             finding = self._report(
                 "dead-dispatch-marker",
@@ -375,6 +401,14 @@ class Doctor:
                 "delete it",
             )
             self._repair(finding, functools.partial(ahead.drop_marker, marker.file))
+        for leftover in ahead.unreadable_markers(self.settings, older_than=STALE_MARKER_SECONDS):
+            finding = self._report(
+                "dead-dispatch-marker",
+                str(leftover),
+                "unreadable (an interrupted write)",
+                "delete it",
+            )
+            self._repair(finding, functools.partial(ahead.drop_marker, leftover))
 
     def _missing_worktrees(self, rows: list[Attempt]) -> None:
         """Rows whose worktree is gone."""

@@ -428,9 +428,11 @@ class Git:
         sparse: Sequence[str] = (),
         submodules: bool = False,
         lfs_skip_smudge: bool = False,
+        hook: bool = True,
     ) -> None:
         """Register and populate a worktree for an existing branch (None: detached at
-        ``commit``, as a pool member is).
+        ``commit``, as a pool member is). ``hook``: run post-checkout (a worktree made
+        ahead of its branch runs it once its HEAD is on the branch).
 
         Registration (``worktree add --no-checkout``, a few ms) runs under a per-repository
         lock and is verified; populating the files runs outside it, at most one checkout
@@ -456,7 +458,8 @@ class Git:
         with slot_lock(repo.orch_dir / "checkout-slots", slots, self.lock_timeout * 4, "checkout"):
             self.run(["reset", "--hard", "--quiet", "--no-recurse-submodules"], cwd=path, env=env)
         # `worktree add` would have run post-checkout; hooks such as git-lfs depend on it.
-        self.post_checkout(path, "0" * len(commit), commit, env, repo)
+        if hook:
+            self.post_checkout(path, "0" * len(commit), commit, env, repo)
         if submodules:
             self.update_submodules(path, env)
 

@@ -42,10 +42,22 @@ def _exit_now(code: object) -> None:
         status = code
     else:
         return  # a message to print: the normal exit does that
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (OSError, ValueError):
+    if not _flushed():
         return
     atexit._run_exitfuncs()
+    if not _flushed():  # what the atexit handlers wrote
+        return
     os._exit(status & 0xFF)
+
+
+def _flushed() -> bool:
+    """Flush standard output and error; False if either is gone (closed by the caller:
+    the normal exit says how it went) or cannot be flushed."""
+    for stream in (sys.stdout, sys.stderr):
+        if stream is None:
+            return False
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            return False
+    return True

@@ -139,6 +139,125 @@ def test_dispatch_killed_before_its_intent_leaves_what_doctor_removes(
     assert doctor(run_cli, repo)[0] == 0
 
 
+def test_doctor_racing_a_dispatch_spares_its_branch_and_worktree(
+    repo: Path, run_cli: RunCli, isolated_env: Path
+) -> None:
+    """Doctor reads the store, then a dispatch records its intent and makes its branch,
+    then doctor looks at git: the branch and the worktree (made ahead, still detached)
+    are the new attempt's, which doctor finds by reading the store again."""
+    from orch.config import resolve
+    from orch.dispatch import DispatchRequest, dispatch
+    from orch.doctor import Doctor
+    from orch.git import Git
+    from orch.store import open_store
+
+    dispatch_id(run_cli, repo, "first")  # so that doctor looks at this repository
+    settings = resolve(os.environ)
+    store = open_store(settings.database_url, settings.locks_dir)
+    try:
+        before_the_intent = Doctor(store, settings, Git(), "doctor", fix=True)._mine()
+        findings = []
+
+        def doctor_meanwhile(step: str) -> None:
+            if step == "branch-created":
+                racing = Doctor(store, settings, Git(), "doctor", fix=True)
+                racing._mine = lambda: before_the_intent  # type: ignore[method-assign]
+                findings.extend(racing.run())
+
+        request = DispatchRequest("second", repo, None, strict=False, prompt="p")
+        made = dispatch(request, settings, Git(), lambda: store, "me", doctor_meanwhile).attempt
+    finally:
+        store.close()
+    assert [f.kind for f in findings] == []
+    worktree = Path(made.worktree_path or "")
+    assert git("symbolic-ref", "HEAD", cwd=worktree).strip() == f"refs/heads/{made.branch_name}"
+    assert git("rev-parse", "HEAD", cwd=worktree).strip() == made.base_commit
+    assert git("status", "--porcelain", cwd=worktree) == ""
+    assert_consistent(run_cli, repo, isolated_env)
+
+
+def test_a_dispatch_failing_right_after_starting_its_checkout_leaves_nothing(
+    repo: Path, run_cli: RunCli, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Out of file descriptors (say) between starting the worktree and opening the store:
+    the worktree made ahead and its marker go, no branch or row is made."""
+    from orch.config import resolve
+    from orch.dispatch import DispatchRequest, dispatch
+    from orch.git import Git
+
+    def no_more_files(self: Git, repo: object) -> None:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(Git, "start_repository_url", no_more_files)
+    opened = []
+    request = DispatchRequest("doomed", repo, None, strict=False, prompt="p")
+    with pytest.raises(OSError):
+        dispatch(request, resolve(os.environ), Git(), lambda: opened.append(1), "me")  # type: ignore[arg-type,return-value]
+    assert opened == []
+    assert len(worktrees(repo)) == 1
+    assert orch_branches(repo) == []
+    assert list((isolated_env / "checkouts").iterdir()) == []
+    assert git("worktree", "list", "--porcelain", cwd=repo).count("worktree ") == 1
+
+
+def test_a_dead_dispatchs_marker_stays_until_its_worktree_is_gone(
+    repo: Path, run_cli: RunCli, isolated_env: Path, tmp_path: Path
+) -> None:
+    """The marker is what leads doctor to a repository no row names: while that
+    repository cannot be read, doctor reports the marker and keeps it; once it can, the
+    orphan worktree goes, then the marker. An unreadable marker (an interrupted write)
+    goes once it is a minute old."""
+    from orch.ahead import CheckoutAhead
+    from orch.config import resolve
+    from orch.git import Git
+    from orch.models import CheckoutSpec
+
+    # what a dispatch killed once its checkout was done leaves (see the test above)
+    git_ = Git()
+    path = isolated_env / "worktrees" / "victim-0badc0de"
+    head = git("rev-parse", "HEAD", cwd=repo).strip()
+    made = CheckoutAhead.start(
+        git_, git_.discover(repo), resolve(os.environ), "0badc0de", path, head, CheckoutSpec()
+    )
+    made.result()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    marker = made.marker
+    marker.write_text(marker.read_text().replace(f"{os.getpid()}\n", f"{dead.pid}\n", 1))
+    away = tmp_path / "moved-away"
+    repo.rename(away)
+    try:
+        code, data = doctor(run_cli, tmp_path, "--fix")
+        assert code == 18
+        assert kinds(data) == ["dead-dispatch-marker"]
+        assert not data["findings"][0]["fixed"]
+        assert marker.exists()
+    finally:
+        away.rename(repo)
+    garbage = isolated_env / "checkouts" / ".half-written.tmp"
+    garbage.write_text("12")
+    os.utime(garbage, (0, 0))
+    code, data = doctor(run_cli, repo, "--fix")
+    assert code == 0, data
+    assert kinds(data) == ["dead-dispatch-marker", "dead-dispatch-marker", "orphan-worktree"]
+    assert list((isolated_env / "checkouts").iterdir()) == []
+    assert_consistent(run_cli, repo, isolated_env)
+
+
+def test_post_checkout_sees_the_attempts_branch_once(repo: Path, run_cli: RunCli) -> None:
+    """A worktree made ahead of its branch runs post-checkout once HEAD is on the
+    branch, once, as `git worktree add -b` does."""
+    log = repo.parent / "hook.log"
+    hook = repo / ".git" / "hooks" / "post-checkout"
+    hook.write_text(f'#!/bin/sh\necho "$1 $2 $3 $(git symbolic-ref -q HEAD)" >> {log}\n')
+    hook.chmod(0o755)
+    made = dispatch_id(run_cli, repo, "hooked")
+    zeros = "0" * len(made["base_commit"])
+    assert log.read_text().splitlines() == [
+        f"{zeros} {made['base_commit']} 1 refs/heads/{made['branch_name']}"
+    ]
+
+
 def test_a_worktree_registered_but_never_checked_out_holds_no_work(
     repo: Path, run_cli: RunCli, isolated_env: Path
 ) -> None:
