@@ -199,7 +199,8 @@ def resolve(env: Mapping[str, str], overrides: Mapping[str, Any] | None = None) 
     return Settings(
         home=home,
         database_url=database_url,
-        worktree_root=worktree_root.absolute(),
+        # resolved: git names worktrees by their real path, and orch compares the two
+        worktree_root=worktree_root.resolve(),
         config_file=path if path.exists() else None,
         **values,
     )

@@ -256,8 +256,10 @@ class Doctor:
 
     def _repository(self, repo: Repository, rows: list[Attempt]) -> None:
         root = self.settings.worktree_root / naming.repository_dir_name(repo.root)
+        # resolved, as git lists worktrees (rows written before orch resolved the
+        # worktree root may name it through a symbolic link)
         owned_paths = {
-            a.worktree_path
+            str(Path(a.worktree_path).resolve())
             for a in rows
             if a.worktree_path
             and a.workspace_status in (*HAS_WORKSPACE, WorkspaceStatus.PROVISIONING)

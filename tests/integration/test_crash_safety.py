@@ -258,6 +258,27 @@ def test_post_checkout_sees_the_attempts_branch_once(repo: Path, run_cli: RunCli
     ]
 
 
+def test_an_orch_home_reached_through_a_symbolic_link_is_consistent(
+    repo: Path,
+    run_cli: RunCli,
+    isolated_env: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """git lists worktrees by their real path; orch records them the same way, so doctor
+    does not take live attempts' worktrees for orphans (nor remove them with --fix)."""
+    real = tmp_path / "real-home"
+    real.mkdir()
+    link = tmp_path / "linked-home"
+    link.symlink_to(real)
+    monkeypatch.setenv("ORCH_HOME", str(link))
+    made = dispatch_id(run_cli, repo, "linked")
+    assert Path(made["worktree_path"]).is_relative_to(real)
+    code, data = doctor(run_cli, repo, "--fix")
+    assert (code, data["findings"]) == (0, []), data
+    assert Path(made["worktree_path"]).is_dir()
+
+
 def test_a_worktree_registered_but_never_checked_out_holds_no_work(
     repo: Path, run_cli: RunCli, isolated_env: Path
 ) -> None:
