@@ -12,10 +12,9 @@ time.
 
 Until the intent names the worktree, a marker in the orch home says whose it is
 (``<home>/checkouts/<attempt id>``: the dispatch's pid, the worktree's path and the
-repository's), so that
-an ``orch doctor`` running meanwhile leaves it alone. A dispatch killed before its
-intent leaves a detached worktree no attempt owns and a marker whose process is gone:
-doctor removes both (an orphan worktree).
+repository's), so that an ``orch doctor`` running meanwhile leaves it alone. A dispatch
+killed before its intent leaves a detached worktree no attempt owns and a marker whose
+process is gone: doctor removes the worktree (an orphan), then the marker.
 """
 
 from __future__ import annotations
