@@ -11,8 +11,8 @@ the making of a clean detached worktree, the same work ``orch pool fill`` does a
 time.
 
 Until the intent names the worktree, a marker in the orch home says whose it is
-(``<home>/checkouts/<attempt id>``: the dispatch's pid, the worktree's path and the
-repository's), so that an ``orch doctor`` running meanwhile leaves it alone. A dispatch
+(``<home>/checkouts/<attempt id>``, JSON: the dispatch's pid, the worktree's path and
+the repository's), so that an ``orch doctor`` running meanwhile leaves it alone. A dispatch
 killed before its intent leaves a detached worktree no attempt owns and a marker whose
 process is gone: doctor removes the worktree (an orphan), then the marker.
 """
@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -66,7 +66,8 @@ class CheckoutAhead:
     ) -> CheckoutAhead:
         marker = settings.home / MARKERS / attempt_id
         marker.parent.mkdir(parents=True, exist_ok=True)
-        atomic.write_text(marker, f"{os.getpid()}\n{path}\n{repo.root}\n")
+        record = {"pid": os.getpid(), "worktree": str(path), "repository": str(repo.root)}
+        atomic.write_text(marker, json.dumps(record))
         ahead = cls(git, repo, attempt_id, path, commit, marker)
         thread = threading.Thread(
             target=ahead._check_out,
@@ -144,39 +145,28 @@ class Marker:
 
 def markers(settings: Settings) -> list[Marker]:
     """The markers of worktrees made ahead of an intent (one being written is skipped)."""
+    return scan(settings)[0]
+
+
+def scan(settings: Settings) -> tuple[list[Marker], list[Path]]:
+    """The markers, and the files beside them that are none (an interrupted write, or a
+    temporary file a killed one left)."""
     found: list[Marker] = []
+    others: list[Path] = []
     directory = settings.home / MARKERS
     try:
         names = os.listdir(directory)
     except OSError:
-        return found
+        return found, others
     for name in names:
-        marker = directory / name
+        file = directory / name
         try:
-            pid, worktree, repository = marker.read_text().splitlines()[:3]
-            found.append(Marker(marker, int(pid), Path(worktree), Path(repository)))
-        except (OSError, ValueError):
-            continue  # being written, or not a marker of ours
-    return found
-
-
-def unreadable_markers(settings: Settings, older_than: float) -> list[Path]:
-    """Files in the markers' directory that are not markers (an interrupted write, a
-    temporary file left by a killed one) and older than ``older_than`` seconds."""
-    directory = settings.home / MARKERS
-    readable = {m.file for m in markers(settings)}
-    found: list[Path] = []
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return found
-    now = time.time()
-    for name in names:
-        path = directory / name
-        try:
-            old = now - path.stat().st_mtime > older_than
-        except OSError:
-            continue
-        if old and path not in readable:
-            found.append(path)
-    return found
+            data = json.loads(file.read_text())
+            found.append(
+                Marker(file, int(data["pid"]), Path(data["worktree"]), Path(data["repository"]))
+            )
+        except FileNotFoundError:
+            continue  # gone meanwhile (its dispatch recorded its intent)
+        except (OSError, ValueError, TypeError, KeyError):
+            others.append(file)
+    return found, others

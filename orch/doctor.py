@@ -18,6 +18,7 @@ import dataclasses
 import datetime as dt
 import functools
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -170,11 +171,10 @@ class Doctor:
 
     def _making(self, marker: ahead.Marker) -> bool:
         """Whether the dispatch that wrote ``marker`` is still at work."""
-        try:
-            age = dt.datetime.now().timestamp() - marker.file.stat().st_mtime
-        except OSError:
-            return False
-        return age < STUCK_AFTER.total_seconds() and processes.is_alive(marker.pid, None)
+        age = _age(marker.file)
+        if age is None or age >= STUCK_AFTER.total_seconds():
+            return False  # gone meanwhile (intent recorded), or far older than a dispatch
+        return processes.is_alive(marker.pid, None)
 
     def _in_use(self, path: Path) -> bool:
         """Whether a worktree no row read earlier owns is a live dispatch's after all: one
@@ -403,7 +403,10 @@ class Doctor:
                 "delete it",
             )
             self._repair(finding, functools.partial(ahead.drop_marker, marker.file))
-        for leftover in ahead.unreadable_markers(self.settings, older_than=STALE_MARKER_SECONDS):
+        for leftover in ahead.scan(self.settings)[1]:
+            age = _age(leftover)
+            if age is None or age < STALE_MARKER_SECONDS:
+                continue  # gone meanwhile, or maybe still being written
             finding = self._report(
                 "dead-dispatch-marker",
                 str(leftover),
@@ -495,6 +498,14 @@ class Doctor:
                     "write it again from the store",
                 )
                 self._repair(finding, functools.partial(self._rewrite_payload, a))
+
+
+def _age(path: Path) -> float | None:
+    """Seconds since ``path`` was last written; None when it is gone."""
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return None
 
 
 def _remove_file(path: Path) -> None:

@@ -351,17 +351,23 @@ class Git:
         *,
         yield_cpu: bool = False,
     ) -> Pending[T]:
-        """Start ``git args`` in the background (OSError when ``cwd`` is gone);
+        """Start ``git args`` in the background (OSError when ``cwd`` is gone, GitError
+        when git is missing);
         ``yield_cpu``: at the lowest scheduling priority (nice 19)."""
-        proc = subprocess.Popen(
-            ["git", *args],
-            cwd=cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            errors="surrogateescape",
-            env=self._env,
-        )
+        try:
+            proc = subprocess.Popen(
+                ["git", *args],
+                cwd=cwd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                errors="surrogateescape",
+                env=self._env,
+            )
+        except FileNotFoundError as exc:
+            if cwd is not None and not cwd.is_dir():
+                raise  # the directory is gone, not git
+            raise GitError("git is not installed or not on PATH") from exc
         if yield_cpu:
             # the child has not been waited for: its pid cannot have been reused yet
             with contextlib.suppress(OSError):

@@ -46,12 +46,13 @@ def start(args: Sequence[str]) -> None:
             where = Path(rest.pop(0))
         elif arg.startswith("--repo="):
             where = Path(arg.removeprefix("--repo="))
+    from orch.errors import GitError
     from orch.git import Git
 
     try:
         _pending = (where.absolute(), Git().start_dirty_check(where, yield_cpu=True))
-    except OSError:
-        return  # no such directory: the dispatch says so itself
+    except (OSError, GitError):
+        return  # no such directory, or no git: the dispatch says so itself
     atexit.register(_cancel)
 
 

@@ -11,6 +11,7 @@ disk is a real one: a tiny tmpfs filled to the last byte under the inbox or the 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -223,7 +224,7 @@ def test_a_dead_dispatchs_marker_stays_until_its_worktree_is_gone(
     dead = subprocess.Popen(["true"])
     dead.wait()
     marker = made.marker
-    marker.write_text(marker.read_text().replace(f"{os.getpid()}\n", f"{dead.pid}\n", 1))
+    marker.write_text(json.dumps({**json.loads(marker.read_text()), "pid": dead.pid}))
     away = tmp_path / "moved-away"
     repo.rename(away)
     try:
@@ -325,7 +326,7 @@ def test_doctor_leaves_a_worktree_made_ahead_by_a_live_dispatch(
     dead = subprocess.Popen(["true"])
     dead.wait()
     marker = isolated_env / "checkouts" / "0badc0de"
-    marker.write_text(marker.read_text().replace(f"{os.getpid()}\n", f"{dead.pid}\n", 1))
+    marker.write_text(json.dumps({**json.loads(marker.read_text()), "pid": dead.pid}))
     code, data = doctor(run_cli, repo)
     assert kinds(data) == ["dead-dispatch-marker", "orphan-worktree"], data
     code, data = doctor(run_cli, repo, "--fix")
