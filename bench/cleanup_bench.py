@@ -17,7 +17,7 @@ done: ``git worktree list`` shows only the main worktree, no branch the side cre
 left and the worktree directories are gone; it fails loudly otherwise.
 
 With ``--breakdown`` (needs ``orch`` importable: run it with orch's Python) it then cleans
-more sets of N attempts in-process with ``orch.cleanup.cleanup``, once per pool size in
+more sets of N attempts in-process with ``orch.attempts.cleanup.cleanup``, once per pool size in
 ``--workers``, timing every git subprocess and store call, and prints where the time goes
 per attempt.
 
@@ -302,7 +302,7 @@ def breakdown(
 ) -> dict[str, Any]:
     """Clean ``n`` fresh attempts in-process with a pool of ``workers``; time every part."""
     try:
-        from orch.cleanup import CleanupRequest, cleanup
+        from orch.attempts.cleanup import CleanupRequest, cleanup
         from orch.config import resolve
         from orch.git import Git
         from orch.store import open_store
@@ -428,7 +428,7 @@ def render(report: dict[str, Any]) -> str:
         )
     for b in report.get("breakdown", []):
         lines.append(
-            f"in-process orch.cleanup.cleanup, workers={b['workers']}: {b['seconds']:.2f} s, "
+            f"in-process orch.attempts.cleanup.cleanup, workers={b['workers']}: {b['seconds']:.2f} s, "
             f"{b['per_attempt_ms']:.1f} ms/attempt (load before {b['load_before']}, "
             f"cpu {b['cpu_busy_before']}% busy)"
         )

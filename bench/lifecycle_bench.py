@@ -8,7 +8,7 @@ Measures, on a fresh store:
   its transaction (``Store.finish_and_claim``, what ``orch work`` does): two a cycle;
   ``batch:K``, ``claim_many`` of K attempts and one ``finish_many`` (claim+finish, no
   heartbeat: two transactions per K attempts), for workers that run several at once;
-* the wake latency of ``orch.lifecycle.wait`` (the code behind ``orch wait``): the time
+* the wake latency of ``orch.attempts.lifecycle.wait`` (the code behind ``orch wait``): the time
   from the commit that ends an attempt to the waiter returning, median and p99, and the
   same through the ``orch wait`` command in a subprocess (which adds process exit).
 
@@ -36,8 +36,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from orch import lifecycle
-from orch.intent import record_intent
+from orch.attempts import lifecycle
+from orch.attempts.intent import record_intent
 from orch.models import Finish, NewAttempt, State, WorkerIdentity
 from orch.store import Store, open_store, upgrade_store
 

@@ -153,7 +153,7 @@ class CheckoutSpec:
 
     @property
     def poolable(self) -> bool:
-        """Warm pool members are full checkouts without submodules (see orch.pool); a
+        """Warm pool members are full checkouts without submodules (see orch.workspace.pool); a
         sparse one or one with submodules is always made fresh."""
         return not self.sparse_paths and not self.submodules
 

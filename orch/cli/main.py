@@ -96,8 +96,8 @@ def dispatch(
     3 unusable repository, 4 bad base ref, 5 dirty repository in --strict mode,
     6 store error, 7 workspace error, 10 a lock stayed busy.
     """
-    from orch.dispatch import DispatchRequest
-    from orch.dispatch import dispatch as run_dispatch
+    from orch.attempts.dispatch import DispatchRequest
+    from orch.attempts.dispatch import dispatch as run_dispatch
     from orch.git import Git
 
     text = read_prompt(prompt, prompt_file)
@@ -158,10 +158,10 @@ def list_command(
     states: tuple[str, ...], task_key: str | None, limit: int | None, as_json: bool
 ) -> None:
     """List attempts, newest first."""
+    from orch.attempts.lifecycle import reap
+    from orch.attempts.queries import list_attempts
     from orch.cli.render import attempts_table, to_json
-    from orch.lifecycle import reap
     from orch.models import State
-    from orch.queries import list_attempts
 
     settings = settings_from_env()
     store = open_store(settings)
@@ -178,9 +178,9 @@ def list_command(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def show(attempt: str, as_json: bool) -> None:
     """Show one attempt and its events. ATTEMPT is an id (or prefix) or a payload path."""
+    from orch.attempts.lifecycle import reap
+    from orch.attempts.queries import show as run_show
     from orch.cli.render import attempt_detail, to_json
-    from orch.lifecycle import reap
-    from orch.queries import show as run_show
 
     settings = settings_from_env()
     store = open_store(settings)

@@ -71,8 +71,8 @@ def cleanup(
     $ORCH_HOME/archive first (the attempt becomes 'archived'; 'orch show' says where).
     Running it again is a quiet success.
     """
-    from orch.cleanup import CleanupRequest, parse_age, totals
-    from orch.cleanup import cleanup as run_cleanup
+    from orch.attempts.cleanup import CleanupRequest, parse_age, totals
+    from orch.attempts.cleanup import cleanup as run_cleanup
     from orch.faults import checkpoint_from_env
     from orch.git import Git
     from orch.models import State
@@ -164,7 +164,7 @@ def doctor(ctx: click.Context, fix: bool, as_json: bool) -> None:
     with unsaved work is removed before it is saved under $ORCH_HOME/archive.
     Exit 0 when all is well (or all was repaired), 18 when problems remain.
     """
-    from orch.doctor import doctor as run_doctor
+    from orch.attempts.doctor import doctor as run_doctor
     from orch.faults import checkpoint_from_env
     from orch.git import Git
 

@@ -29,8 +29,8 @@ def wait(
     """
     import datetime as dt
 
+    from orch.attempts.lifecycle import wait as run_wait
     from orch.cli.render import attempts_table, to_json
-    from orch.lifecycle import wait as run_wait
 
     settings = settings_from_env()
     outcome = run_wait(open_store(settings), attempts, timeout, actor(), host=settings.host_name)
@@ -79,10 +79,10 @@ def retry(
     as_json: bool,
 ) -> None:
     """Start a new attempt of a task with a fresh branch and worktree. Exit 16 if refused."""
+    from orch.attempts.retry import RetryPolicy
+    from orch.attempts.retry import retry as run_retry
     from orch.cli.render import to_json
     from orch.git import Git
-    from orch.retry import RetryPolicy
-    from orch.retry import retry as run_retry
 
     settings = settings_from_env()
     policy = RetryPolicy(
@@ -117,7 +117,7 @@ def retry(
 )
 def reassign(attempt: str, worker: str, grace: float | None) -> None:
     """Move a queued or running ATTEMPT to another worker; the old one is fenced out."""
-    from orch.lifecycle import reassign as run_reassign
+    from orch.attempts.lifecycle import reassign as run_reassign
 
     settings = settings_from_env()
     moved, signalled = run_reassign(
@@ -146,7 +146,7 @@ def cancel(attempts: tuple[str, ...], grace: float | None, reason: str | None) -
 
     Cancelling an attempt that already ended changes nothing and says so (exit 0).
     """
-    from orch.lifecycle import cancel as run_cancel
+    from orch.attempts.lifecycle import cancel as run_cancel
 
     settings = settings_from_env()
     store = open_store(settings)
@@ -184,8 +184,8 @@ def send(attempt: str, message: str | None, message_file: Path | None) -> None:
     A live attempt gets it queued for its worker; an attempt that has ended gets a
     continuation attempt that reuses its worktree and branch (prints the new id).
     """
+    from orch.attempts.lifecycle import send as run_send
     from orch.errors import InvalidInput
-    from orch.lifecycle import send as run_send
 
     if (message is None) == (message_file is None):
         raise InvalidInput("give the message as an argument or with --file, not both")
@@ -210,8 +210,8 @@ def send(attempt: str, message: str | None, message_file: Path | None) -> None:
 @click.option("--tail", type=click.IntRange(min=1), default=None, help="Only the last N lines.")
 def log(attempt: str, tail: int | None) -> None:
     """Print ATTEMPT's prompt and run history, then its agent output log."""
-    from orch import processes
-    from orch.queries import show
+    from orch.attempts.queries import show
+    from orch.system import processes
 
     settings = settings_from_env()
     detail = show(open_store(settings), attempt)
@@ -248,9 +248,9 @@ def log(attempt: str, tail: int | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def ports(attempt: str, slot: str | None, as_export: bool, as_json: bool) -> None:
     """Show ATTEMPT's port bundle: eval "$(orch ports ATTEMPT --export)"."""
-    from orch import ports as port_files
+    from orch.attempts.queries import find_attempt
     from orch.errors import NotFound
-    from orch.queries import find_attempt
+    from orch.system import ports as port_files
 
     store = open_store(settings_from_env())
     found = find_attempt(store, attempt)

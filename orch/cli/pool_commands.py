@@ -59,7 +59,7 @@ def pool() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def fill(repo: Path | None, size: int | None, quiet: bool, as_json: bool) -> None:
     """Bring the pool to its size: replace damaged members, refresh old ones to HEAD."""
-    from orch.pool import fill as run_fill
+    from orch.workspace.pool import fill as run_fill
 
     settings, git, repository = _context(repo)
     spec = _head_spec(git, repository)
@@ -96,7 +96,7 @@ def fill(repo: Path | None, size: int | None, quiet: bool, as_json: bool) -> Non
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_command(repo: Path | None, as_json: bool) -> None:
     """List the pool's members and what is wrong with any of them."""
-    from orch.pool import inspect, target_size
+    from orch.workspace.pool import inspect, target_size
 
     settings, git, repository = _context(repo)
     members = inspect(git, repository, settings)
@@ -116,7 +116,7 @@ def list_command(repo: Path | None, as_json: bool) -> None:
 @REPO_OPTION
 def drain(repo: Path | None) -> None:
     """Remove every pool member and forget the pool's size."""
-    from orch.pool import drain as run_drain
+    from orch.workspace.pool import drain as run_drain
 
     settings, git, repository = _context(repo)
     count, kept = run_drain(git, repository, settings)

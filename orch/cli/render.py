@@ -6,8 +6,8 @@ import datetime as dt
 import json
 from typing import Any
 
+from orch.attempts.queries import AttemptDetail
 from orch.models import Attempt
-from orch.queries import AttemptDetail
 
 JSON_VERSION = 1
 

@@ -29,10 +29,10 @@ def claim(attempt: str | None, worker_name: str, pid: int | None, as_json: bool)
 
     Prints "ATTEMPT LEASE". Exit 17 when nothing can be claimed.
     """
+    from orch.attempts.lifecycle import claim as run_claim
+    from orch.attempts.lifecycle import local_worker
     from orch.cli.render import to_json
     from orch.errors import NotClaimable
-    from orch.lifecycle import claim as run_claim
-    from orch.lifecycle import local_worker
 
     settings = settings_from_env()
     identity = local_worker(
@@ -59,7 +59,7 @@ def claim(attempt: str | None, worker_name: str, pid: int | None, as_json: bool)
 @click.option("--lease", "token", type=int, required=True, help="The lease token from claim.")
 def heartbeat(attempt: str, token: int) -> None:
     """Renew the lease on ATTEMPT. Exit 13 once the lease was taken away."""
-    from orch.queries import find_attempt
+    from orch.attempts.queries import find_attempt
 
     settings = settings_from_env()
     store = open_store(settings)
@@ -82,8 +82,8 @@ def finish(
     attempt: str, token: int, state: str, exit_code: int | None, summary: str | None
 ) -> None:
     """Report how ATTEMPT ended. Exit 13 if the lease was taken away meanwhile."""
+    from orch.attempts.queries import find_attempt
     from orch.models import State
-    from orch.queries import find_attempt
 
     store = open_store(settings_from_env())
     ended = store.finish(
@@ -140,8 +140,8 @@ def work(
     The first SIGTERM or Ctrl-C drains (the current attempt finishes normally); a second
     one stops the agent and finishes the attempt as cancelled.
     """
-    from orch.lifecycle import local_worker
-    from orch.worker import WorkerConfig, WorkerRuntime, agent_command
+    from orch.attempts.lifecycle import local_worker
+    from orch.attempts.worker import WorkerConfig, WorkerRuntime, agent_command
 
     argv = agent_command(template, command)
     settings = settings_from_env()

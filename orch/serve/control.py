@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import time
 
-from orch import processes
 from orch.config import Settings
 from orch.errors import ServeError, describe_os_error
 from orch.serve import runtime
 from orch.serve.loop import orch_argv
+from orch.system import processes
 
 LOOP_START_LIMIT = 30.0  # seconds a new loop may take to publish itself
 

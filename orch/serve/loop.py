@@ -18,14 +18,14 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from orch import processes
+from orch.attempts.lifecycle import reap
+from orch.attempts.retry import RetryPolicy, exhausted, refusal
 from orch.config import Settings
 from orch.errors import LockBusy, OrchError, RetryRefused, StoreError, describe_os_error
-from orch.lifecycle import reap
 from orch.models import Attempt, QueuedTask, State, TaskState
-from orch.retry import RetryPolicy, exhausted, refusal
 from orch.serve import runtime
 from orch.serve.snapshot import build_snapshot
+from orch.system import processes
 
 if TYPE_CHECKING:
     from orch.store import Store

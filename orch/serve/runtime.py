@@ -15,8 +15,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from orch import atomic, fslock, processes
+from orch import atomic, fslock
 from orch.errors import ServeError, describe_os_error
+from orch.system import processes
 
 LOOP = "loop"
 SERVER = "server"

@@ -25,7 +25,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from orch import lifecycle, processes
+from orch.attempts import lifecycle
+from orch.attempts.queries import find_attempt, list_attempts, looks_like_path, show
+from orch.attempts.retry import RetryPolicy, retry
 from orch.config import Settings
 from orch.errors import (
     BaseRefError,
@@ -43,9 +45,8 @@ from orch.errors import (
 )
 from orch.git import Git
 from orch.models import State
-from orch.queries import find_attempt, list_attempts, looks_like_path, show
-from orch.retry import RetryPolicy, retry
 from orch.serve import runtime
+from orch.system import processes
 
 if TYPE_CHECKING:
     from orch.store import Store

@@ -23,10 +23,10 @@ from typing import Any
 
 from click.testing import Result
 
-from orch import processes
 from orch.config import Settings, resolve
 from orch.models import Attempt, NewAttempt, WorkerIdentity
 from orch.store import Store
+from orch.system import processes
 
 ORCH_BIN = str(Path(sys.executable).parent / "orch")
 BASE_COMMIT = "ba5e" + "0" * 36

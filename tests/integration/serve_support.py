@@ -11,10 +11,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from orch import processes
 from orch.config import Settings, resolve
 from orch.models import Attempt, WorkerIdentity
 from orch.store import Store
+from orch.system import processes
 
 
 def settings(**changes: Any) -> Settings:

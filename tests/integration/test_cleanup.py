@@ -38,12 +38,12 @@ from cleanup_support import (
 )
 from helpers import RunCli, assert_failed_cleanly, git, head, json_out, payload_files, worktrees
 
+from orch.attempts.dispatch import DispatchRequest, dispatch
+from orch.attempts.worker import worktree_lock_path
 from orch.config import resolve
-from orch.dispatch import DispatchRequest, dispatch
 from orch.fslock import try_lock
 from orch.git import Git
 from orch.store import open_store
-from orch.worker import worktree_lock_path
 
 ORCH_BIN = str(Path(sys.executable).parent / "orch")
 

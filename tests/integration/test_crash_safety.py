@@ -146,9 +146,9 @@ def test_doctor_racing_a_dispatch_spares_its_branch_and_worktree(
     """Doctor reads the store, then a dispatch records its intent and makes its branch,
     then doctor looks at git: the branch and the worktree (made ahead, still detached)
     are the new attempt's, which doctor finds by reading the store again."""
+    from orch.attempts.dispatch import DispatchRequest, dispatch
+    from orch.attempts.doctor import Doctor
     from orch.config import resolve
-    from orch.dispatch import DispatchRequest, dispatch
-    from orch.doctor import Doctor
     from orch.git import Git
     from orch.store import open_store
 
@@ -182,8 +182,8 @@ def test_a_dispatch_failing_right_after_starting_its_checkout_leaves_nothing(
 ) -> None:
     """Out of file descriptors (say) between starting the worktree and opening the store:
     the worktree made ahead and its marker go, no branch or row is made."""
+    from orch.attempts.dispatch import DispatchRequest, dispatch
     from orch.config import resolve
-    from orch.dispatch import DispatchRequest, dispatch
     from orch.git import Git
 
     def no_more_files(self: Git, repo: object) -> None:
@@ -208,10 +208,10 @@ def test_a_dead_dispatchs_marker_stays_until_its_worktree_is_gone(
     repository cannot be read, doctor reports the marker and keeps it; once it can, the
     orphan worktree goes, then the marker. An unreadable marker (an interrupted write)
     goes once it is a minute old."""
-    from orch.ahead import CheckoutAhead
     from orch.config import resolve
     from orch.git import Git
     from orch.models import CheckoutSpec
+    from orch.workspace.ahead import CheckoutAhead
 
     # what a dispatch killed once its checkout was done leaves (see the test above)
     git_ = Git()
@@ -305,10 +305,10 @@ def test_doctor_leaves_a_worktree_made_ahead_by_a_live_dispatch(
 ) -> None:
     """Between starting its worktree and recording its intent a dispatch owns a worktree
     no row names; its marker keeps doctor away while its process lives."""
-    from orch.ahead import CheckoutAhead
     from orch.config import resolve
     from orch.git import Git
     from orch.models import CheckoutSpec
+    from orch.workspace.ahead import CheckoutAhead
 
     made = dispatch_id(run_cli, repo, "made")  # the worktree root, from a real attempt
     git_ = Git()

@@ -26,8 +26,9 @@ from helpers import (
     worktrees,
 )
 
-from orch import inbox, naming
+from orch import naming
 from orch.git import Git
+from orch.system import inbox
 
 RECORDED = (
     "task_key",

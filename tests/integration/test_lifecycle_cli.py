@@ -32,9 +32,9 @@ from lifecycle_support import (
     wait_for,
 )
 
-from orch import processes
 from orch.models import State
 from orch.store import Store, open_store
+from orch.system import processes
 
 Start = Callable[..., Proc]
 RunOrch = Callable[..., subprocess.CompletedProcess[str]]

@@ -30,7 +30,7 @@ from hypothesis.stateful import (
 )
 from lifecycle_support import StepClock, new_attempt, remote_worker
 
-from orch import lifecycle
+from orch.attempts import lifecycle
 from orch.errors import Conflict, LeaseLost, NotClaimable, RetryRefused
 from orch.models import TERMINAL_STATES, State
 from orch.store import Store, open_store

@@ -36,7 +36,7 @@ from lifecycle_support import (
     wait_for,
 )
 
-from orch import lifecycle
+from orch.attempts import lifecycle
 from orch.models import State
 from orch.store import Store, open_store
 

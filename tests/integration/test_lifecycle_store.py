@@ -30,10 +30,11 @@ from lifecycle_support import (
     this_process,
 )
 
-from orch import lifecycle, processes
+from orch.attempts import lifecycle
 from orch.errors import AttemptNotFound, Conflict, LeaseLost, NotClaimable
 from orch.models import Attempt, Finish, State, WorkerIdentity, WorkspaceStatus
 from orch.store import Store, open_store
+from orch.system import processes
 
 TTL = 30.0
 

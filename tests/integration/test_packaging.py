@@ -199,7 +199,7 @@ def test_an_installed_wheel_creates_migrates_and_dispatches(
     # reading the payload back validates it against the schema shipped in the wheel
     shown = installed_orch("show", attempt["payload_path"], "--json")
     assert json.loads(shown.stdout)["attempt"]["id"] == attempt["id"]
-    assert "orch.inbox" in origins()
+    assert "orch.system.inbox" in origins()
 
 
 def test_help_imports_no_heavy_modules() -> None:
@@ -263,6 +263,6 @@ def test_a_plain_dispatch_imports_only_what_it_uses(repo: Path) -> None:
     unused += sorted(m for m in imported if m.startswith("sqlalchemy.orm"))
     # nor the standard library's archive, TOML (no config file here), secrets and getpass
     unused += sorted(
-        imported & {"tarfile", "orch.archive", "tomllib", "secrets", "hmac", "getpass"}
+        imported & {"tarfile", "orch.system.archive", "tomllib", "secrets", "hmac", "getpass"}
     )
     assert unused == []

@@ -477,9 +477,9 @@ def test_a_failed_dispatch_never_removes_a_member_another_one_claimed(
 ) -> None:
     """Dispatches A and B both name the only member in their intents; B claims it, then
     A fails before its own claim: A's rollback leaves B's worktree alone."""
+    from orch.attempts.dispatch import DispatchRequest
+    from orch.attempts.dispatch import dispatch as dispatch_in_process
     from orch.cli.common import settings_from_env
-    from orch.dispatch import DispatchRequest
-    from orch.dispatch import dispatch as dispatch_in_process
     from orch.git import Git
     from orch.store import open_store
 

@@ -17,7 +17,7 @@ from conftest import ORCH_BIN, git
 
 from orch.config import ConfigError, parse_slots, resolve
 from orch.models import PortBundle
-from orch.ports import BROWSER_UNSAFE, block_usable, export_lines
+from orch.system.ports import BROWSER_UNSAFE, block_usable, export_lines
 
 
 def _attempt(run_cli: Any, repo: Path, key: str) -> dict[str, Any]:

@@ -42,7 +42,7 @@ from lifecycle_support import (
 )
 from sqlalchemy.engine import make_url
 
-from orch import lifecycle
+from orch.attempts import lifecycle
 from orch.errors import LeaseLost, NotClaimable, StoreError
 from orch.models import State
 from orch.store import Store, open_store, upgrade_store
@@ -822,7 +822,7 @@ print(json.dumps(said))
 
 REAPER = script(
     """
-from orch import lifecycle
+from orch.attempts import lifecycle
 count, rounds = int(args[0]), Path(args[1])
 reaped = []
 for i in range(count):

@@ -16,8 +16,8 @@ import pytest
 from lifecycle_support import ORCH_BIN, Proc, wait_for
 from serve_support import http
 
-from orch import processes
 from orch.serve import runtime
+from orch.system import processes
 
 RunOrch = Callable[..., subprocess.CompletedProcess[str]]
 FAST = {"ORCH_SERVE_INTERVAL": "0.2"}

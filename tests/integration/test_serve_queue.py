@@ -20,11 +20,11 @@ from click.testing import Result
 from helpers import assert_failed_cleanly, dispatch, orch_branches, worktrees
 from serve_support import dead_worker, repo_root, settings
 
-from orch import processes
 from orch.models import State, TaskState
 from orch.serve.loop import Loop
 from orch.serve.runtime import serve_dir
 from orch.store import Store, open_store
+from orch.system import processes
 
 RunCli = Callable[..., Result]
 

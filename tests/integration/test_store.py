@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from orch.attempts.intent import record_intent
 from orch.errors import AmbiguousAttempt, AttemptIdTaken, AttemptNotFound, Conflict
-from orch.intent import record_intent
 from orch.models import NewAttempt, State, WorkspaceStatus
 from orch.store import Store, open_store, upgrade_store
 

@@ -34,12 +34,12 @@ from lifecycle_support import (
     wait_for,
 )
 
-from orch import processes
+from orch.attempts.lifecycle import local_worker
+from orch.attempts.worker import WorkerConfig, WorkerRuntime, worktree_lock_path
 from orch.fslock import try_lock
-from orch.lifecycle import local_worker
 from orch.models import Run, State, WorkspaceStatus
 from orch.store import Store, open_store
-from orch.worker import WorkerConfig, WorkerRuntime, worktree_lock_path
+from orch.system import processes
 
 Start = Callable[..., Proc]
 

@@ -25,15 +25,17 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from orch import escape, inbox, naming, processes
+from orch import naming
+from orch.attempts.dispatch import check_worktree_root, provision
+from orch.attempts.lifecycle import reap
+from orch.attempts.queries import find_attempt
 from orch.config import Settings, load_repo_config
-from orch.dispatch import check_worktree_root, provision
 from orch.errors import InvalidInput, LeaseLost, OrchError, StoreBehind, StoreError, StoreTooNew
 from orch.fslock import HeldLock, lock_owner, try_lock
 from orch.git import Git, Repository, worktree_admin_dir
-from orch.lifecycle import reap
 from orch.models import Attempt, Lease, State, WorkerIdentity, WorkspaceStatus
-from orch.queries import find_attempt
+from orch.system import inbox, processes
+from orch.workspace import escape
 
 if TYPE_CHECKING:
     from orch.store import Store

@@ -11,9 +11,9 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from orch import archive
 from orch.errors import WorkspaceError
 from orch.git import Git, Repository, UnsavedWork, save_bundle, save_patch, untracked_files
+from orch.system import archive
 
 
 def save_work(

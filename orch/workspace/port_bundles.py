@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from orch import ports
 from orch.config import Settings
 from orch.errors import WorkspaceError
 from orch.models import PortBundle
+from orch.system import ports
 
 if TYPE_CHECKING:
     from orch.store import Store

@@ -6,9 +6,9 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orch import inbox
 from orch.errors import AttemptNotFound
 from orch.models import Attempt, AttemptEvent, Message, Run, State
+from orch.system import inbox
 
 if TYPE_CHECKING:
     from orch.store import Store

@@ -13,13 +13,13 @@ import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from orch.attempts.dispatch import DispatchResult, create_and_provision, new_attempt
+from orch.attempts.lifecycle import reap
+from orch.attempts.queries import find_attempt, looks_like_path
 from orch.config import Settings, load_repo_config
-from orch.dispatch import DispatchResult, create_and_provision, new_attempt
 from orch.errors import AmbiguousAttempt, AttemptNotFound, RetryRefused
 from orch.git import Git
-from orch.lifecycle import reap
 from orch.models import Attempt
-from orch.queries import find_attempt, looks_like_path
 
 if TYPE_CHECKING:
     from orch.store import Store

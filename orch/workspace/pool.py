@@ -641,7 +641,7 @@ def _discard(git: Git, repo: Repository, settings: Settings, path: Path) -> str 
         return None
     admin = worktree_admin_dir(path)
     if admin is not None and admin.resolve().parent != (repo.common_dir / "worktrees").resolve():
-        from orch import archive  # rarely needed; tarfile is not imported on every dispatch
+        from orch.system import archive  # rarely needed; tarfile is not imported on every dispatch
 
         return str(archive.move_aside(path, settings.home / "archive", f"pool-{path.name}"))
     if admin is not None and admin.is_dir():

@@ -20,11 +20,12 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orch import copying, ports, processes
 from orch.config import RepoConfig
 from orch.errors import WorkspaceError
 from orch.git import Git, Repository, add_excludes, ignored_entries
 from orch.models import PortBundle
+from orch.system import ports, processes
+from orch.workspace import copying
 
 if TYPE_CHECKING:
     import pathspec

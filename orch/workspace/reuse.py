@@ -12,11 +12,11 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orch import inbox, ports
 from orch.config import Settings
 from orch.errors import Conflict, OrchError
 from orch.models import Attempt, WorkspaceStatus
-from orch.port_bundles import lease_bundle
+from orch.system import inbox, ports
+from orch.workspace.port_bundles import lease_bundle
 
 if TYPE_CHECKING:
     from orch.store import Store

@@ -15,10 +15,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orch import inbox, naming, processes
+from orch import naming
+from orch.attempts.intent import record_intent
+from orch.attempts.queries import find_attempt
 from orch.config import Settings
 from orch.errors import Conflict, InvalidInput, StoreError
-from orch.intent import record_intent
 from orch.models import (
     Attempt,
     Lease,
@@ -28,8 +29,8 @@ from orch.models import (
     WorkerIdentity,
     WorkspaceStatus,
 )
-from orch.queries import find_attempt
-from orch.reuse import finish_in_place, refuse_if_busy
+from orch.system import inbox, processes
+from orch.workspace.reuse import finish_in_place, refuse_if_busy
 
 if TYPE_CHECKING:
     from orch.store import Store

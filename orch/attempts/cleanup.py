@@ -19,7 +19,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orch import archive, inbox, pool
+from orch.attempts.lifecycle import reap
+from orch.attempts.queries import find_attempt
+from orch.attempts.worker import worktree_lock_path
 from orch.config import Settings
 from orch.errors import InvalidInput, OrchError
 from orch.fslock import try_lock
@@ -30,11 +32,10 @@ from orch.git import (
     force_remove_worktree,
     unsaved_work,
 )
-from orch.lifecycle import reap
 from orch.models import Attempt, State, WorkspaceStatus
-from orch.queries import find_attempt
-from orch.salvage import save_work
-from orch.worker import worktree_lock_path
+from orch.system import archive, inbox
+from orch.workspace import pool
+from orch.workspace.salvage import save_work
 
 if TYPE_CHECKING:
     from orch.store import Store

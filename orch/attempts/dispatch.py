@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orch import inbox, naming, pool, ports, processes, workspace_setup
-from orch.ahead import CheckoutAhead
+from orch import naming
+from orch.attempts.intent import record_intent
 from orch.config import (
     RepoConfig,
     Settings,
@@ -45,7 +45,6 @@ from orch.git import (
     checkout_env,
     worktree_registered,
 )
-from orch.intent import record_intent
 from orch.models import (
     Attempt,
     CheckoutSpec,
@@ -55,8 +54,12 @@ from orch.models import (
     WorkerIdentity,
     WorkspaceStatus,
 )
-from orch.port_bundles import lease_bundle
-from orch.reuse import finish_in_place, refuse_if_busy
+from orch.system import inbox, ports, processes
+from orch.workspace import pool
+from orch.workspace import setup as workspace_setup
+from orch.workspace.ahead import CheckoutAhead
+from orch.workspace.port_bundles import lease_bundle
+from orch.workspace.reuse import finish_in_place, refuse_if_busy
 
 if TYPE_CHECKING:
     from orch.store import Store
@@ -176,7 +179,7 @@ def dispatch(
         if local and not request.reuse_workspace:
             probe = pool.probe(git, repo, settings, spec)
         # no member to hand over: the worktree is made (detached) while the store opens,
-        # and becomes the attempt's after its intent (orch.ahead)
+        # and becomes the attempt's after its intent (orch.workspace.ahead)
         if probe is None and local and not request.reuse_workspace and not spec.submodules:
             ahead = _check_out_ahead(git, repo, settings, task_key, base_commit, spec, checkpoint)
             checkpoint("worktree-started-ahead")
@@ -275,7 +278,7 @@ def _new_workspace(
         probe=probe,
         ahead=ahead,
     )
-    made = result.attempt  # its id (and names) may differ from new's: see orch.intent
+    made = result.attempt  # its id (and names) may differ from new's: see orch.attempts.intent
     if made.branch_name and made.worktree_path:
         # later phases of the task find this workspace here (--reuse-workspace)
         store.register_workspace(
@@ -693,10 +696,10 @@ def _check_out_ahead(
     spec: CheckoutSpec,
     checkpoint: Checkpoint,
 ) -> CheckoutAhead | None:
-    """Start the attempt's worktree (see orch.ahead); None when something is already at
+    """Start the attempt's worktree (see orch.workspace.ahead); None when something is already at
     its path (the id another attempt's) or its marker cannot be written: the worktree is
     then made after the intent, which reports what is wrong. A worktree made ahead keeps
-    its path if the store gives the attempt another id (orch.intent): nothing else is
+    its path if the store gives the attempt another id (orch.attempts.intent): nothing else is
     there, and a rollback removes only what this dispatch made."""
     attempt_id = naming.new_attempt_id()
     path = naming.worktree_path(settings.worktree_root, repo.root, task_key, attempt_id)

@@ -6,7 +6,7 @@ gone are rolled back and marked failed; rows whose worktree is gone are marked r
 worktrees, branches and directories under orch's names that no row owns are removed;
 payloads without rows are deleted and rows without payloads get theirs rewritten; git's
 stale worktree bookkeeping is pruned. A worktree a live dispatch is making ahead of its
-intent (orch.ahead), or one an attempt recorded after doctor read the store, is left
+intent (orch.workspace.ahead), or one an attempt recorded after doctor read the store, is left
 alone. Nothing holding work that is not kept elsewhere is
 deleted without first being saved under ``$ORCH_HOME/archive``.
 """
@@ -23,7 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orch import ahead, archive, inbox, naming, pool, processes
+from orch import naming
+from orch.attempts.lifecycle import reap, rewrite_payload
 from orch.config import Settings
 from orch.errors import OrchError
 from orch.git import (
@@ -35,9 +36,10 @@ from orch.git import (
     unsaved_work,
     worktree_admin_dir,
 )
-from orch.lifecycle import reap, rewrite_payload
 from orch.models import Attempt, WorkspaceStatus
-from orch.salvage import save_work
+from orch.system import archive, inbox, processes
+from orch.workspace import ahead, pool
+from orch.workspace.salvage import save_work
 
 if TYPE_CHECKING:
     from orch.store import Store
