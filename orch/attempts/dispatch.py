@@ -156,6 +156,8 @@ def dispatch(
     base_commit, has_submodules = git.resolve_base(repo, base_ref)
     if request.strict and not explicit_base:
         dirt = git.dirty_paths(repo.root)
+        if dirt and workspace_setup.exclude_shared_dirt(repo, repo_config, dirt):
+            dirt = git.dirty_paths(repo.root)  # the shared state is no dirt: look again
         if dirt:
             raise DirtyRepository(
                 f"refusing to dispatch from a dirty repository ({len(dirt)} uncommitted "
