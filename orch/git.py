@@ -881,3 +881,33 @@ def fingerprint(git: Git, worktree: Path) -> dict[str, tuple[str, int, int]]:
         except OSError:
             result[entry.path] = (entry.code, -1, -1)
     return result
+
+
+# -- restoring from the archive (orch restore) -----------------------------------------------
+
+
+def bundle_heads(git: Git, repo: Repository, bundle: Path) -> dict[str, str]:
+    """The refs a bundle carries and their commits (``git bundle list-heads``)."""
+    out = git.run(["bundle", "list-heads", str(bundle.absolute())], cwd=repo.root).stdout
+    heads = {}
+    for line in out.splitlines():
+        sha, _, ref = line.partition(" ")
+        if ref:
+            heads[ref] = sha
+    return heads
+
+
+def fetch_bundle_objects(git: Git, repo: Repository, bundle: Path, refs: Sequence[str]) -> None:
+    """Bring the commits of a bundle's ``refs`` into the object store; no ref is written."""
+    git.run(["fetch", "--no-tags", "--quiet", str(bundle.absolute()), *refs], cwd=repo.root)
+
+
+def apply_patch(git: Git, worktree: Path, patch: Path) -> None:
+    """Apply a saved ``git diff HEAD --binary`` to the worktree's files."""
+    git.run(["apply", str(patch.absolute())], cwd=worktree)
+
+
+def patch_applied(git: Git, worktree: Path, patch: Path) -> bool:
+    """Whether the worktree holds the patch's changes (it would apply in reverse)."""
+    proc = git.run(["apply", "--check", "-R", str(patch.absolute())], cwd=worktree, check=False)
+    return proc.returncode == 0

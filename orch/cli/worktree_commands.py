@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
 
@@ -40,4 +41,35 @@ def open_command(attempt: str) -> None:
         click.get_current_context().exit(code)
 
 
-COMMANDS = (path, open_command)
+@click.command()
+@click.argument("attempt")
+@click.argument("target", metavar="[PATH]", required=False, type=click.Path(path_type=Path))
+def restore(attempt: str, target: Path | None) -> None:
+    """Restore ATTEMPT's archived work into a new worktree at PATH.
+
+    PATH defaults to the attempt's old worktree path; a relative PATH is taken from the
+    current directory. The commits come back from the archive's bundle (onto the
+    attempt's branch, made again if it is gone), the uncommitted changes are applied
+    (unstaged) and the untracked files unpacked; then each step is checked. Nothing is
+    overwritten. Exit codes: 8 no such attempt, or it has no archive; 7 PATH exists, the
+    branch has moved since, or a step failed (what this restore made is removed again).
+    """
+    from orch.attempts.restore import restore as run_restore
+    from orch.cli.common import actor
+    from orch.git import Git
+
+    settings = settings_from_env()
+    done = run_restore(
+        open_store(settings), attempt, target, settings, Git(settings.git_lock_timeout), actor()
+    )
+    where = f"on branch {done.branch}" if done.branch else f"detached at {done.head[:12]}"
+    brought = ["commits" if done.branch_created else None]
+    if done.patch:
+        brought.append("uncommitted changes")
+    if done.untracked:
+        brought.append(f"{len(done.untracked)} untracked file(s)")
+    what = ", ".join(b for b in brought if b) or "the saved commit"
+    click.echo(f"restored {what} of attempt {done.attempt_id} into {done.worktree} ({where})")
+
+
+COMMANDS = (path, open_command, restore)
