@@ -63,12 +63,12 @@ def restore(attempt: str, target: Path | None) -> None:
         open_store(settings), attempt, target, settings, Git(settings.git_lock_timeout), actor()
     )
     where = f"on branch {done.branch}" if done.branch else f"detached at {done.head[:12]}"
-    brought = ["commits" if done.branch_created else None]
-    if done.patch:
-        brought.append("uncommitted changes")
-    if done.untracked:
-        brought.append(f"{len(done.untracked)} untracked file(s)")
-    what = ", ".join(b for b in brought if b) or "the saved commit"
+    brought = [
+        *(["commits"] if done.branch_created else []),
+        *(["uncommitted changes"] if done.patch else []),
+        *([f"{len(done.untracked)} untracked file(s)"] if done.untracked else []),
+    ]
+    what = ", ".join(brought) or "the saved commit"
     click.echo(f"restored {what} of attempt {done.attempt_id} into {done.worktree} ({where})")
 
 
