@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import sys
 from pathlib import Path
@@ -50,16 +51,21 @@ def _attempt_with_id(attempt_id: str, task_key: str) -> None:
 def test_a_unique_prefix_of_four_characters_finds_the_attempt(
     run_cli: RunCli, tmp_path: Path, store_url: str
 ) -> None:
-    _attempt_with_id("00d0fdc7", "only")
-    for ref in ("00d0", "00d0f", "00d0fdc7"):
-        assert show(run_cli, ref, tmp_path)["attempt"]["id"] == "00d0fdc7", ref
+    stem = secrets.token_hex(3)  # the PostgreSQL store is shared: ids no other test uses
+    _attempt_with_id(stem + "c7", "only")
+    refs = [stem, stem + "c", stem + "c7"]
+    if store_url.startswith("sqlite"):  # this test's own store: nothing else starts so
+        refs.append(stem[:4])
+    for ref in refs:
+        assert show(run_cli, ref, tmp_path)["attempt"]["id"] == stem + "c7", ref
 
 
 def test_a_prefix_shorter_than_four_characters_is_too_short_not_missing(
     run_cli: RunCli, tmp_path: Path, store_url: str
 ) -> None:
-    _attempt_with_id("00d0fdc7", "only")
-    for ref in ("00d", "0"):
+    stem = secrets.token_hex(3)
+    _attempt_with_id(stem + "c7", "only")
+    for ref in (stem[:3], stem[:1]):
         line = assert_failed_cleanly(run_cli("show", ref, cwd=tmp_path), 2)
         assert line == (
             f"Error: attempt id prefix {ref!r} is too short: give at least 4 characters of the id"
@@ -69,14 +75,15 @@ def test_a_prefix_shorter_than_four_characters_is_too_short_not_missing(
 def test_an_ambiguous_prefix_lists_the_candidates(
     run_cli: RunCli, tmp_path: Path, store_url: str
 ) -> None:
-    _attempt_with_id("0e0e0a01", "first")
-    _attempt_with_id("0e0e0b02", "second")
-    line = assert_failed_cleanly(run_cli("show", "0e0e", cwd=tmp_path), 8)
+    stem = secrets.token_hex(3)
+    _attempt_with_id(stem + "a1", "first")
+    _attempt_with_id(stem + "b2", "second")
+    line = assert_failed_cleanly(run_cli("show", stem, cwd=tmp_path), 8)
     assert line == (
-        "Error: attempt id prefix '0e0e' matches several attempts: "
-        "0e0e0a01 (first), 0e0e0b02 (second)"
+        f"Error: attempt id prefix {stem!r} matches several attempts: "
+        f"{stem}a1 (first), {stem}b2 (second)"
     )
-    assert show(run_cli, "0e0e0b", tmp_path)["attempt"]["task_key"] == "second"
+    assert show(run_cli, stem + "b", tmp_path)["attempt"]["task_key"] == "second"
 
 
 # -- orch show: port bundle and worker -----------------------------------------------------
