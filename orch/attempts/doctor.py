@@ -38,7 +38,8 @@ from orch.git import (
 )
 from orch.models import Attempt, WorkspaceStatus
 from orch.system import archive, inbox, processes
-from orch.workspace import ahead, pool
+from orch.workspace import ahead, owners, pool
+from orch.workspace.owners import owner_of
 from orch.workspace.salvage import save_work
 
 if TYPE_CHECKING:
@@ -173,17 +174,12 @@ class Doctor:
 
     def _making(self, marker: ahead.Marker) -> bool:
         """Whether the dispatch that wrote ``marker`` is still at work."""
-        age = _age(marker.file)
-        if age is None or age >= STUCK_AFTER.total_seconds():
-            return False  # gone meanwhile (intent recorded), or far older than a dispatch
-        return processes.is_alive(marker.pid, None)
+        return owners.making(marker)
 
     def _in_use(self, path: Path) -> bool:
         """Whether a worktree no row read earlier owns is a live dispatch's after all: one
-        it is making ahead of its intent (its marker, read first), or recorded since."""
-        if any(m.worktree == path and self._making(m) for m in ahead.markers(self.settings)):
-            return True
-        return bool(self.store.live_attempts_using_worktree(str(path)))
+        it is making ahead of its intent, or recorded since."""
+        return owner_of(path, self.settings, self.store).owned
 
     def _branch_owned_since(self, repo: Repository, branch: str) -> bool:
         """Whether an attempt recorded after doctor read the store owns ``branch`` (a
