@@ -9,7 +9,7 @@ worktree, which ``orch doctor`` repairs.
 
 - ``pipeline``: ``dispatch``, the checks and the choice of use case;
 - ``early``: what runs while the store opens (workspace source, dirt check, URL);
-- ``provision``: intent, branch, worktree, set-up, payload, finalise or ``roll_back``;
+- ``provision``: intent, branch, worktree, set-up, payload, finalise or roll back;
 - ``in_place``: reused worktrees and attempts that run where orch was started;
 - ``another_host``: attempts provisioned by a worker on another host;
 - ``request``: the request, the result and the names of a new attempt.

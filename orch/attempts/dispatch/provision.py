@@ -3,7 +3,7 @@
 All or nothing (DESIGN.md §2.3): the store records the intent
 (``workspace_status=provisioning``) naming the branch and worktree, git does its work,
 the payload is written, and only then is the row finalised (``ready``). Any failure
-after the intent undoes the git work (``roll_back``, the one way a dispatch undoes it)
+after the intent undoes the git work (``_roll_back``, the one way a dispatch undoes it)
 and leaves the attempt ``failed`` with the reason. The worktree comes from a workspace
 source (orch.workspace.sources); this module alone writes where it is to the store
 (``_record``). No SQL, subprocess or JSON here: adapters do it.
@@ -167,7 +167,7 @@ def provision(
         path = source.path or path
         source.settle()
         keep = isinstance(exc, pool.MemberStuck) or not source.ours
-        roll_back(repo, git, attempt, path, payload_file, branch_created, keep_worktree=keep)
+        _roll_back(repo, git, attempt, path, payload_file, branch_created, keep_worktree=keep)
         with contextlib.suppress(OrchError):
             store.release_ports(attempt.id, actor, "provisioning failed")
         reason = exc.message if isinstance(exc, OrchError) else f"{type(exc).__name__}: {exc}"
@@ -234,7 +234,7 @@ def _set_up(
     )
 
 
-def roll_back(
+def _roll_back(
     repo: Repository,
     git: Git,
     attempt: Attempt,
