@@ -38,7 +38,8 @@ from orch.git import (
 )
 from orch.models import Attempt, WorkspaceStatus
 from orch.system import archive, inbox, processes
-from orch.workspace import ahead, pool
+from orch.workspace import ahead, owners, pool
+from orch.workspace.owners import owner_of
 from orch.workspace.salvage import save_work
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ class Doctor:
         # a dispatch died before recording its intent
         checked = {str(Path(r)) for r in by_repo}
         for marker in ahead.markers(self.settings):
-            if str(marker.repository) in checked or self._making(marker):
+            if str(marker.repository) in checked or owners.making(marker):
                 continue
             checked.add(str(marker.repository))
             with contextlib.suppress(OrchError):
@@ -171,19 +172,11 @@ class Doctor:
                 self.git.delete_branch_if_at(repo, branch, tip)
         return saved
 
-    def _making(self, marker: ahead.Marker) -> bool:
-        """Whether the dispatch that wrote ``marker`` is still at work."""
-        age = _age(marker.file)
-        if age is None or age >= STUCK_AFTER.total_seconds():
-            return False  # gone meanwhile (intent recorded), or far older than a dispatch
-        return processes.is_alive(marker.pid, None)
-
-    def _in_use(self, path: Path) -> bool:
-        """Whether a worktree no row read earlier owns is a live dispatch's after all: one
-        it is making ahead of its intent (its marker, read first), or recorded since."""
-        if any(m.worktree == path and self._making(m) for m in ahead.markers(self.settings)):
-            return True
-        return bool(self.store.live_attempts_using_worktree(str(path)))
+    def _in_use(self, path: Path, repo: Repository | None = None) -> bool:
+        """Whether a worktree no row read earlier owns is someone's after all: a live
+        dispatch's (one it is making ahead of its intent, or recorded since), or a member
+        of ``repo``'s pool."""
+        return owner_of(path, self.settings, self.store, repo).owned
 
     def _branch_owned_since(self, repo: Repository, branch: str) -> bool:
         """Whether an attempt recorded after doctor read the store owns ``branch`` (a
@@ -279,10 +272,10 @@ class Doctor:
             if not _inside(path, self.settings.worktree_root):
                 continue
             registered.append(path)
-            if pool.is_pool_path(self.settings, repo, path):
-                continue  # pool members are checked below
-            if str(path) in owned_paths or "prunable" in entry or self._in_use(path):
+            if str(path) in owned_paths or "prunable" in entry:
                 continue
+            if self._in_use(path, repo):
+                continue  # a pool member (checked below), or a live dispatch's or attempt's
             branch = entry.get("branch", "").removeprefix("refs/heads/") or None
             if (
                 branch
@@ -386,7 +379,7 @@ class Doctor:
         once the worktree is gone, not before: the marker is what leads doctor to a
         repository no row names."""
         for marker in ahead.markers(self.settings):
-            if self._making(marker):
+            if owners.making(marker):
                 continue
             if os.path.lexists(marker.worktree):
                 self._report(

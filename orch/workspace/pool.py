@@ -311,50 +311,42 @@ def claim(
     repo: Repository,
     settings: Settings,
     spec: CheckoutSpec,
+    member: Path,
     probe: Probe | None = None,
-    choose: Callable[[Path], None] = lambda path: None,
-    claimed: Callable[[Path], None] = lambda path: None,
     checkpoint: Callable[[str], None] = lambda step: None,
 ) -> Claimed | None:
-    """Take a ready, clean member; None when the pool has none.
+    """Take the ready member whose worktree is ``member`` if it is clean; None when
+    another dispatch (or a fill) took it first, or when it failed a check (a worktree of
+    this repository where git's bookkeeping says, locked by the pool, detached, clean):
+    it is then set aside as damaged.
 
-    The probed member is tried first (its ``git status`` ran just before the claim).
-    ``choose`` is told each member's path before it is claimed (the caller records it,
-    if it has not already); ``claimed`` hears of each member this call took (from then on
-    it is the caller's to remove). A member that fails a check (a worktree of this
-    repository where git's bookkeeping says, locked by the pool, detached, clean) is set
-    aside as damaged and the next one is tried.
+    The caller records ``member`` as its worktree before the claim (an ``orch doctor``
+    running meanwhile must see whose it is); once its ready marker is gone it is the
+    caller's to remove. ``probe``: a ``git status`` already running in ``member``.
     """
     if not spec.poolable:
         return None
     directory = flavour_dir(settings, repo, spec)
-    members = _claimable(directory)
-    if probe is not None and probe.member in members:
-        members.remove(probe.member)
-        members.insert(0, probe.member)
-    for path in members:
-        choose(path)
+    try:
+        _marker(member, READY).unlink()
+    except FileNotFoundError:
+        return None  # another dispatch (or a fill) took it first
+    except OSError as exc:
+        raise WorkspaceError(
+            f"cannot claim pool member {member}: {describe_os_error(exc)}"
+        ) from exc
+    checkpoint("pool-member-claimed")
+    probed = probe.check if probe is not None and member == probe.member else None
+    problem = check_member(git, repo, member, probed)
+    commit = _admin_head(member)
+    if problem is None and commit:
         try:
-            _marker(path, READY).unlink()
-        except FileNotFoundError:
-            continue  # another dispatch (or a fill) took it first
-        except OSError as exc:
-            raise WorkspaceError(
-                f"cannot claim pool member {path}: {describe_os_error(exc)}"
-            ) from exc
-        claimed(path)
-        checkpoint("pool-member-claimed")
-        probed = probe.check if probe is not None and path == probe.member else None
-        problem = check_member(git, repo, path, probed)
-        commit = _admin_head(path)
-        if problem is None and commit:
-            try:
-                git.run(["worktree", "unlock", str(path)], cwd=repo.root)
-            except GitError as exc:
-                problem = exc.message
-        if problem is None and commit:
-            return Claimed(path=path, commit=commit, member=path.name)
-        set_aside(git, repo, path, directory)
+            git.run(["worktree", "unlock", str(member)], cwd=repo.root)
+        except GitError as exc:
+            problem = exc.message
+    if problem is None and commit:
+        return Claimed(path=member, commit=commit, member=member.name)
+    set_aside(git, repo, member, directory)
     return None
 
 
