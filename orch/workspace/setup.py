@@ -138,11 +138,14 @@ def _present(path: Path) -> bool:
     return path.exists() or path.is_symlink()
 
 
-def refuse_shared_outside(repo_root: Path, worktree: Path, config: RepoConfig) -> None:
+def refuse_shared_outside(repo_root: Path, worktree: Path | None, config: RepoConfig) -> None:
     """Refuse a shared path that a symbolic link (a tracked one, say) leads out of the
-    repository or the worktree, before anything is created anywhere."""
+    repository or the worktree, before anything is created anywhere. Dispatch asks about
+    the main worktree before it records anything; set-up asks again about the new worktree
+    (its commit may have links the main worktree has not)."""
+    roots = (repo_root,) if worktree is None else (repo_root, worktree)
     for rel in config.shared:
-        for root in (repo_root, worktree):
+        for root in roots:
             real = os.path.realpath(root / rel)
             top = os.path.realpath(root)
             if os.path.commonpath([real, top]) != top:

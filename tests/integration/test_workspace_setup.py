@@ -406,6 +406,32 @@ def test_a_shared_path_through_a_tracked_symlink_out_of_the_repository_is_refuse
     )
     assert list(outside.iterdir()) == []  # nothing made outside
     assert not (repo / ".scratch").exists()  # nor anything else: refused before any entry
+    # refused before the intent, like any other refusal: no row, branch, worktree, payload
+    assert attempts_of(run_cli, repo) == []
+    assert orch_branches(repo) == []
+    assert [Path(w["worktree"]) for w in worktrees(repo)] == [repo.resolve()]
+    assert payload_files(isolated_env) == []
+
+
+def test_a_shared_path_that_only_the_base_commit_links_out_is_refused_at_set_up(
+    tmp_path: Path, run_cli: RunCli, isolated_env: Path
+) -> None:
+    """The main worktree no longer has the link, the base commit does: set-up refuses it
+    in the new worktree before it makes anything; the dispatch is rolled back."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    repo = _new_repo(tmp_path)
+    _write(repo / "orch.toml", '[workspace]\nshared = ["ext/cache"]\n')
+    (repo / "ext").symlink_to(outside)
+    base = commit_all(repo, "a tracked symlink out of the repository")
+    git("rm", "-q", "ext", cwd=repo)
+    commit_all(repo, "the link is gone on main")
+
+    result = run_cli("dispatch", "old-base", "--base-ref", base, cwd=repo)
+    line = assert_failed_cleanly(result, 11)
+    assert "shared path 'ext/cache' leads outside the repository through a symbolic link" in line
+    assert list(outside.iterdir()) == []
+    assert not (repo / "ext").exists()
     [failed] = attempts_of(run_cli, repo)
     assert failed["state"] == "failed" and failed["workspace_status"] == "failed"
     assert orch_branches(repo) == []

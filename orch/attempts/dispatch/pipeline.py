@@ -66,6 +66,7 @@ def dispatch(
     if phased and repo.invoked_from_linked_worktree:
         return in_place(request, task_key, repo, settings, git, open_store(), actor)
     repo_config = load_repo_config(repo.root)
+    workspace_setup.refuse_shared_outside(repo.root, None, repo_config)  # before any intent
     explicit_base = request.base_ref is not None
     base_ref = request.base_ref if request.base_ref is not None else "HEAD"
     base_commit, has_submodules = git.resolve_base(repo, base_ref)
