@@ -39,7 +39,7 @@ from orch.git import (
     DirtyPath,
     Git,
     PendingDirtyCheck,
-    PendingRepositoryUrl,
+    PendingRepositoryFacts,
     Repository,
     add_excludes,
     checkout_env,
@@ -55,7 +55,7 @@ from orch.models import (
     WorkspaceStatus,
 )
 from orch.system import inbox, ports, processes
-from orch.workspace import pool
+from orch.workspace import pool, removal
 from orch.workspace import setup as workspace_setup
 from orch.workspace.ahead import CheckoutAhead
 from orch.workspace.port_bundles import lease_bundle
@@ -174,7 +174,7 @@ def dispatch(
     probe: pool.Probe | None = None
     ahead: CheckoutAhead | None = None
     dirt_check: PendingDirtyCheck | None = None
-    url: PendingRepositoryUrl | None = None
+    url: PendingRepositoryFacts | None = None
     try:
         if local and not request.reuse_workspace:
             probe = pool.probe(git, repo, settings, spec)
@@ -193,7 +193,7 @@ def dispatch(
             else:
                 dirt_check = git.start_dirty_check(repo.root, yield_cpu=True)
         # read while the store opens, like the status runs above
-        url = git.start_repository_url(repo)
+        url = git.start_repository_facts(repo)  # and where its hooks are
         return _new_workspace(
             request,
             task_key,
@@ -234,7 +234,7 @@ def _new_workspace(
     spec: CheckoutSpec,
     probe: pool.Probe | None,
     ahead: CheckoutAhead | None,
-    pending_url: PendingRepositoryUrl,
+    pending_url: PendingRepositoryFacts,
     settings: Settings,
     git: Git,
     store: Store,
@@ -242,7 +242,8 @@ def _new_workspace(
     checkpoint: Checkpoint,
 ) -> DispatchResult:
     phased = request.phase is not None or request.reuse_workspace
-    url = pending_url.result()
+    facts = pending_url.result()
+    url = facts.url
     if request.host is not None and request.host != settings.host_name:
         if phased:
             raise InvalidInput("--host cannot be combined with --phase or --reuse-workspace")
@@ -277,6 +278,7 @@ def _new_workspace(
         repo_config=repo_config,
         probe=probe,
         ahead=ahead,
+        hooks=facts.hooks,
     )
     made = result.attempt  # its id (and names) may differ from new's: see orch.attempts.intent
     if made.branch_name and made.worktree_path:
@@ -503,6 +505,7 @@ def create_and_provision(
     repo_config: RepoConfig | None = None,
     probe: pool.Probe | None = None,
     ahead: CheckoutAhead | None = None,
+    hooks: Path | None = None,
 ) -> DispatchResult:
     """Record the intent, provision, finalise (or roll back); see the module docstring."""
     repo_config = repo_config or RepoConfig()
@@ -525,7 +528,7 @@ def create_and_provision(
     checkpoint("intent-recorded")
     try:
         attempt = provision(
-            attempt, repo, settings, git, store, actor, checkpoint, repo_config, probe, ahead
+            attempt, repo, settings, git, store, actor, checkpoint, repo_config, probe, ahead, hooks
         )
     finally:
         warnings = _collect_dirt_warning(dirt_check, new.base_commit or "")
@@ -543,6 +546,7 @@ def provision(
     repo_config: RepoConfig,
     probe: pool.Probe | None = None,
     ahead: CheckoutAhead | None = None,
+    hooks: Path | None = None,
 ) -> Attempt:
     assert attempt.branch_name and attempt.worktree_path and attempt.base_commit
     path = Path(attempt.worktree_path)
@@ -562,7 +566,18 @@ def provision(
         checkpoint("branch-created")
         spec = attempt.checkout
         member = _check_out(
-            attempt, repo, placed, spec, settings, git, store, actor, checkpoint, probe, ahead
+            attempt,
+            repo,
+            placed,
+            spec,
+            settings,
+            git,
+            store,
+            actor,
+            checkpoint,
+            probe,
+            ahead,
+            hooks,
         )
         path = placed.path
         attempt = dataclasses.replace(attempt, worktree_path=str(path))
@@ -627,11 +642,13 @@ def _check_out(
     checkpoint: Checkpoint,
     probe: pool.Probe | None,
     ahead: CheckoutAhead | None,
+    hooks: Path | None = None,
 ) -> str | None:
     """Populate the attempt's worktree: a warm pool member if one is ready and clean,
     else the one made ahead, else a fresh worktree. Returns the pool member's name, or
     None. ``placed`` follows where the worktree is (the store records a path before
-    anything is done there) and whether it is this dispatch's."""
+    anything is done there) and whether it is this dispatch's. ``hooks``: where the
+    repository's hooks are, if this dispatch read it (None: git looks)."""
     assert attempt.branch_name and attempt.base_commit
     path = placed.path
     if ahead is not None:
@@ -640,7 +657,7 @@ def _check_out(
         # the hook `git worktree add -b` runs, now that HEAD is on the branch
         commit = attempt.base_commit
         env = checkout_env(spec.lfs_skip_smudge)
-        git.post_checkout(path, "0" * len(commit), commit, env, repo)
+        git.post_checkout(path, "0" * len(commit), commit, env, hooks)
         return None
 
     def choose(where: Path) -> None:
@@ -654,7 +671,14 @@ def _check_out(
     member = pool.claim(git, repo, settings, spec, probe, choose, claimed, checkpoint)
     if member is not None:
         pool.switch_to_branch(
-            git, repo, member.path, attempt.branch_name, member.commit, attempt.base_commit, spec
+            git,
+            repo,
+            member.path,
+            attempt.branch_name,
+            member.commit,
+            attempt.base_commit,
+            spec,
+            hooks=hooks,
         )
         return member.member
     fresh = path
@@ -672,6 +696,7 @@ def _check_out(
         sparse=spec.sparse_paths,
         submodules=bool(spec.submodules),
         lfs_skip_smudge=spec.lfs_skip_smudge,
+        hooks=hooks,
     )
     return None
 
@@ -765,13 +790,14 @@ def _roll_back(
 ) -> None:
     """Undo what provisioning did; each step tolerates the thing already being gone."""
     inbox.remove_payload(payload)
-    if not keep_worktree:
-        with contextlib.suppress(OrchError, OSError):
-            git.remove_worktree(repo, path)
-    if branch_created and attempt.branch_name and attempt.base_commit:
-        # only while the branch still points at the base: nothing committed is ever lost
-        with contextlib.suppress(OrchError, OSError):
-            git.delete_branch_if_at(repo, attempt.branch_name, attempt.base_commit)
+    # the branch goes only while it still points at the base: nothing committed is lost
+    removal.remove(
+        git,
+        repo,
+        None if keep_worktree else path,
+        attempt.branch_name if branch_created and attempt.base_commit else None,
+        removal.Policy(branch_at=attempt.base_commit, best_effort=True),
+    )
 
 
 def _collect_dirt_warning(pending: PendingDirtyCheck | None, base_commit: str) -> tuple[str, ...]:
