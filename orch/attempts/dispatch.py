@@ -55,7 +55,7 @@ from orch.models import (
     WorkspaceStatus,
 )
 from orch.system import inbox, ports, processes
-from orch.workspace import pool, removal
+from orch.workspace import pool
 from orch.workspace import setup as workspace_setup
 from orch.workspace.ahead import CheckoutAhead
 from orch.workspace.port_bundles import lease_bundle
@@ -789,6 +789,8 @@ def _roll_back(
     keep_worktree: bool = False,
 ) -> None:
     """Undo what provisioning did; each step tolerates the thing already being gone."""
+    from orch.workspace import removal  # only on failure: not imported by every dispatch
+
     inbox.remove_payload(payload)
     # the branch goes only while it still points at the base: nothing committed is lost
     removal.remove(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -136,6 +135,8 @@ def prune_candidates(git: Runner, repo: Repository) -> list[str]:
 
 
 def _rmtree(path: Path) -> None:
+    import shutil  # imported when needed: it pulls in compression modules at start-up
+
     shutil.rmtree(path, ignore_errors=True)
 
 

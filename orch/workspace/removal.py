@@ -22,7 +22,6 @@ from typing import Any
 
 from orch.errors import OrchError
 from orch.git import Git, Repository, UnsavedWork, force_remove_worktree, unsaved_work
-from orch.workspace.salvage import save_work
 
 NOTHING_UNSAVED = UnsavedWork((), 0, None)
 
@@ -105,6 +104,10 @@ def carry_out(
     when it took it."""
     saved = None
     if policy.archive is not None and not found.work.empty:
+        # imported only when needed: tarfile and its compressors are not imported on
+        # every dispatch (a dispatch's roll-back never archives)
+        from orch.workspace.salvage import save_work
+
         saved = str(
             save_work(
                 git,

@@ -12,7 +12,6 @@ from pathlib import Path
 from orch.config import Settings
 from orch.errors import WorkspaceError, describe_os_error
 from orch.git import Git, Repository, admin_of_repository, worktree_admin_dir
-from orch.workspace import removal
 from orch.workspace.pool.checks import _admin_problem
 from orch.workspace.pool.layout import (
     DAMAGED,
@@ -78,6 +77,8 @@ def _discard(git: Git, repo: Repository, settings: Settings, path: Path) -> str 
     if admin is not None and admin.is_dir():
         git.repair_worktree(repo, path, check=False)
         git.unlock_worktree(repo, path, check=False)
+    from orch.workspace import removal  # not imported by every dispatch (a claim never discards)
+
     # a member holds nothing of anyone's (it was checked when it was taken out)
     removal.remove(git, repo, path, None, removal.Policy())
     return None
