@@ -51,8 +51,11 @@ class Source(Protocol):
 
     def recorded(self) -> None: ...
 
-    def take(self, attempt: Attempt, record: Record, checkpoint: Checkpoint) -> str | None:
-        """Check the worktree out; the pool member's name, or None."""
+    def take(
+        self, attempt: Attempt, record: Record, checkpoint: Checkpoint, hooks: Path | None
+    ) -> str | None:
+        """Check the worktree out; the pool member's name, or None. ``hooks``: where the
+        repository's hooks are (None: git looks)."""
         ...
 
     def settle(self) -> None: ...
@@ -72,7 +75,11 @@ class Fresh:
         return None
 
     def take(
-        self, attempt: Attempt, record: Record, checkpoint: Checkpoint = _no_checkpoint
+        self,
+        attempt: Attempt,
+        record: Record,
+        checkpoint: Checkpoint = _no_checkpoint,
+        hooks: Path | None = None,
     ) -> str | None:
         assert attempt.branch_name and attempt.base_commit and attempt.worktree_path
         path = Path(attempt.worktree_path)
@@ -91,6 +98,7 @@ class Fresh:
             sparse=self.spec.sparse_paths,
             submodules=bool(self.spec.submodules),
             lfs_skip_smudge=self.spec.lfs_skip_smudge,
+            hooks=hooks,
         )
         return None
 
@@ -131,7 +139,11 @@ class Pooled:
         return None
 
     def take(
-        self, attempt: Attempt, record: Record, checkpoint: Checkpoint = _no_checkpoint
+        self,
+        attempt: Attempt,
+        record: Record,
+        checkpoint: Checkpoint = _no_checkpoint,
+        hooks: Path | None = None,
     ) -> str | None:
         assert attempt.branch_name and attempt.base_commit and attempt.worktree_path
         self.path = Path(attempt.worktree_path)
@@ -150,9 +162,10 @@ class Pooled:
                     claimed.commit,
                     attempt.base_commit,
                     self.spec,
+                    hooks=hooks,
                 )
                 return claimed.member
-        self._fresh.take(_at(attempt, self.path), record, checkpoint)
+        self._fresh.take(_at(attempt, self.path), record, checkpoint, hooks)
         self.path, self.ours = self._fresh.path, True
         return None
 
@@ -230,7 +243,11 @@ class Ahead:
         self.checkout.owned()  # the intent names its worktree: it is the attempt's
 
     def take(
-        self, attempt: Attempt, record: Record, checkpoint: Checkpoint = _no_checkpoint
+        self,
+        attempt: Attempt,
+        record: Record,
+        checkpoint: Checkpoint = _no_checkpoint,
+        hooks: Path | None = None,
     ) -> str | None:
         assert attempt.branch_name and attempt.base_commit
         checkout = self.checkout
@@ -239,7 +256,7 @@ class Ahead:
         # the hook `git worktree add -b` runs, now that HEAD is on the branch
         commit = attempt.base_commit
         env = checkout_env(self.spec.lfs_skip_smudge)
-        checkout.git.post_checkout(checkout.path, "0" * len(commit), commit, env, checkout.repo)
+        checkout.git.post_checkout(checkout.path, "0" * len(commit), commit, env, hooks)
         return None
 
     def settle(self) -> None:

@@ -3,9 +3,9 @@
 Importing and opening the store is the slowest part of a dispatch (Python, one core);
 meanwhile git works on the other: a warm pool member's ``git status`` (or, with no member
 to hand over, the attempt's checkout made ahead), the main worktree's dirt check, and
-the repository's URL. ``EarlyWork`` starts them and, on leaving, closes each (reaping
-its process) and undoes the workspace source if no intent named it. Never opens the
-store.
+the repository's URL and hooks directory. ``EarlyWork`` starts them and, on leaving,
+closes each (reaping its process) and undoes the workspace source if no intent named it.
+Never opens the store.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from types import TracebackType
 
 from orch.attempts.dispatch.request import Checkpoint
 from orch.config import Settings
-from orch.git import Git, PendingDirtyCheck, PendingRepositoryUrl, Repository
+from orch.git import Git, PendingDirtyCheck, PendingRepositoryFacts, Repository, RepositoryFacts
 from orch.models import CheckoutSpec
 from orch.workspace import sources
 
@@ -27,7 +27,7 @@ class EarlyWork:
         self._stack = contextlib.ExitStack()
         self.source: sources.Source | None = None
         self.dirt_check: PendingDirtyCheck | None = None
-        self._url: PendingRepositoryUrl | None = None
+        self._facts: PendingRepositoryFacts | None = None
 
     def __enter__(self) -> EarlyWork:
         self._stack.__enter__()
@@ -75,11 +75,12 @@ class EarlyWork:
         self.dirt_check = check
         self._stack.callback(check.close)
 
-    def read_url(self, git: Git, repo: Repository) -> None:
-        url = git.start_repository_url(repo)
-        self._url = url
-        self._stack.callback(url.close)
+    def read_facts(self, git: Git, repo: Repository) -> None:
+        """The repository's URL and where its hooks are (one git process)."""
+        facts = git.start_repository_facts(repo)
+        self._facts = facts
+        self._stack.callback(facts.close)
 
-    def url(self) -> str:
-        assert self._url is not None
-        return self._url.result()
+    def facts(self) -> RepositoryFacts:
+        assert self._facts is not None
+        return self._facts.result()

@@ -96,9 +96,10 @@ def dispatch(
         # not carried into the attempt; find out (meanwhile too) so that we can say so.
         if local and not (request.strict or explicit_base or request.reuse_workspace):
             early.check_dirt(git, repo, early_dirt_check)
-        early.read_url(git, repo)  # read while the store opens, like the status runs above
+        early.read_facts(git, repo)  # read while the store opens, like the status runs above
         store = open_store()
-        url = early.url()
+        facts = early.facts()
+        url = facts.url
         if not local:
             if phased:
                 raise InvalidInput("--host cannot be combined with --phase or --reuse-workspace")
@@ -135,6 +136,7 @@ def dispatch(
             dirt_check=early.dirt_check,
             repo_config=repo_config,
             source=source,
+            hooks=facts.hooks,
         )
     made = result.attempt  # its id (and names) may differ from new's: see orch.attempts.intent
     if made.branch_name and made.worktree_path:

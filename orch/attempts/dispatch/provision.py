@@ -55,10 +55,12 @@ def create_and_provision(
     retry_of: int | None = None,
     repo_config: RepoConfig | None = None,
     source: sources.Source | None = None,
+    hooks: Path | None = None,
 ) -> DispatchResult:
     """Record the intent, provision, finalise (or roll back); see the module docstring.
     ``source``: where the worktree comes from (None: a pool member if one is ready, else
-    a fresh worktree); its ``path``, if any, is what ``new`` names."""
+    a fresh worktree); its ``path``, if any, is what ``new`` names. ``hooks``: where the
+    repository's hooks are, if the dispatch read it (None: git looks)."""
     repo_config = repo_config or RepoConfig()
     if repo_config.port_slots is not None:
         check_slots_fit(
@@ -82,7 +84,7 @@ def create_and_provision(
     checkpoint("intent-recorded")
     try:
         attempt = provision(
-            attempt, repo, settings, git, store, actor, checkpoint, repo_config, source
+            attempt, repo, settings, git, store, actor, checkpoint, repo_config, source, hooks
         )
     finally:
         warnings = dirt_warning(dirt_check, new.base_commit or "")
@@ -112,6 +114,7 @@ def provision(
     checkpoint: Checkpoint,
     repo_config: RepoConfig,
     source: sources.Source | None = None,
+    hooks: Path | None = None,
 ) -> Attempt:
     """Make the branch, take the worktree from ``source``, set it up, write the payload
     and finalise the attempt recorded as provisioning; roll back on any failure."""
@@ -136,7 +139,7 @@ def provision(
         )
         branch_created = True
         checkpoint("branch-created")
-        member = source.take(attempt, record, checkpoint)
+        member = source.take(attempt, record, checkpoint, hooks)
         path = source.path or path
         attempt = dataclasses.replace(attempt, worktree_path=str(path))
         checkpoint("worktree-added")
@@ -244,11 +247,14 @@ def _roll_back(
     keep_worktree: bool = False,
 ) -> None:
     """Undo what provisioning did; each step tolerates the thing already being gone."""
+    from orch.workspace import removal  # only on failure: not imported by every dispatch
+
     inbox.remove_payload(payload)
-    if not keep_worktree:
-        with contextlib.suppress(OrchError, OSError):
-            git.remove_worktree(repo, path)
-    if branch_created and attempt.branch_name and attempt.base_commit:
-        # only while the branch still points at the base: nothing committed is ever lost
-        with contextlib.suppress(OrchError, OSError):
-            git.delete_branch_if_at(repo, attempt.branch_name, attempt.base_commit)
+    # the branch goes only while it still points at the base: nothing committed is lost
+    removal.remove(
+        git,
+        repo,
+        None if keep_worktree else path,
+        attempt.branch_name if branch_created and attempt.base_commit else None,
+        removal.Policy(branch_at=attempt.base_commit, best_effort=True),
+    )
