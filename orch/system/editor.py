@@ -37,8 +37,9 @@ def editor_command(env: Mapping[str, str]) -> tuple[str, list[str]]:
 def open_in_editor(path: Path, env: Mapping[str, str]) -> int:
     """Run the editor on ``path`` (from inside it) and return its exit status."""
     name, argv = editor_command(env)
+    command = [*argv, str(path)]
     try:
-        return subprocess.run([*argv, str(path)], cwd=path, env=dict(env), check=False).returncode
+        return subprocess.run(command, cwd=path, env=dict(env), check=False).returncode
     except FileNotFoundError as exc:
         raise ConfigError(f"cannot start the editor {argv[0]!r} (${name}): not found") from exc
     except OSError as exc:
