@@ -257,6 +257,7 @@ def _register() -> None:
         maintenance_commands,
         operator_commands,
         pool_commands,
+        review_commands,
         serve_commands,
         worker_commands,
         worktree_commands,
@@ -267,6 +268,7 @@ def _register() -> None:
         operator_commands,
         maintenance_commands,
         pool_commands,
+        review_commands,
         serve_commands,
         worktree_commands,
     ):

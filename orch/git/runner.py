@@ -107,11 +107,14 @@ class Runner:
                 continue
             raise GitError(f"git {' '.join(args[:2])} failed: {last_line(proc.stderr)}")
 
-    def output_bytes(self, args: Sequence[str], cwd: Path | None = None) -> bytes:
+    def output_bytes(
+        self, args: Sequence[str], cwd: Path | None = None, env: Mapping[str, str] | None = None
+    ) -> bytes:
         """Run a read-only ``git args`` and return its output byte for byte (no decoding,
         no newline translation: a patch must apply to files with any encoding or CRLF)."""
+        full_env = {**self._env, **(env or {})}
         try:
-            proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, env=self._env)
+            proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, env=full_env)
         except FileNotFoundError as exc:
             raise GitError("git is not installed or not on PATH") from exc
         if proc.returncode != 0:

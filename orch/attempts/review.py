@@ -1,0 +1,274 @@
+"""Reviewing attempts: what one attempt changed against its recorded ``base_commit``
+(``orch diff``), and how the results of two attempts differ (``orch compare A B``).
+
+The base is always the attempt's ``base_commit``, never the branch's merge-base with
+another branch. The work is read from where it still is: the worktree (its commits, its
+uncommitted changes and its untracked files), else the branch, else the commit the
+archive recorded (while the object store still holds it). A live worktree is read
+without taking its index lock (see orch.git.diff). Nothing here changes a ref, a
+worktree or the store.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from orch.attempts.queries import find_attempt
+from orch.errors import InvalidInput, NotFound
+from orch.git import CommitInfo, DiffRange, FileChange, Git, Repository, index_file
+from orch.models import Attempt
+from orch.system import archive
+
+if TYPE_CHECKING:
+    from orch.store import Store
+
+Source = Literal["worktree", "branch", "archive"]
+
+
+@dataclasses.dataclass(frozen=True)
+class AttemptDiff:
+    """Where one attempt's work is read from, ready to diff."""
+
+    attempt: Attempt
+    repository: Repository
+    source: Source
+    tip: str  # the commit the work builds on (the worktree's HEAD, the branch's tip)
+    range: DiffRange
+    notes: tuple[str, ...] = ()  # what the reader should know (an archive, a gone branch)
+
+
+@dataclasses.dataclass(frozen=True)
+class Changes:
+    """What ``--json`` prints: the changed files, the commits and the totals."""
+
+    files: tuple[FileChange, ...]
+    commits: tuple[CommitInfo, ...] = ()
+
+    def totals(self) -> dict[str, int]:
+        return {
+            "files": len(self.files),
+            "additions": sum(f.additions or 0 for f in self.files),
+            "deletions": sum(f.deletions or 0 for f in self.files),
+            "binary": sum(1 for f in self.files if f.binary),
+            "commits": len(self.commits),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "files": [file_dict(f) for f in self.files],
+            "commits": [dataclasses.asdict(c) for c in self.commits],
+            "totals": self.totals(),
+        }
+
+
+@contextlib.contextmanager
+def attempt_diff(store: Store, git: Git, ref: str, *, committed: bool) -> Iterator[AttemptDiff]:
+    """Find the attempt ``ref`` names and where its work is; ``committed``: its commits
+    only, without the worktree's uncommitted changes and untracked files."""
+    attempt = find_attempt(store, ref)
+    repo, base = _repository_and_base(git, attempt)
+    worktree = live_worktree(attempt)
+    if worktree is not None:
+        head = git.head_commit(worktree)
+        if committed:
+            yield AttemptDiff(
+                attempt, repo, "worktree", head, DiffRange(base, head, git_dir=repo.common_dir)
+            )
+            return
+        with git.private_index(worktree, untracked=True) as env:
+            yield AttemptDiff(
+                attempt, repo, "worktree", head, DiffRange(base, None, cwd=worktree, env=env)
+            )
+        return
+    source, tip, notes = _saved_tip(git, repo, attempt)
+    yield AttemptDiff(
+        attempt, repo, source, tip, DiffRange(base, tip, git_dir=repo.common_dir), notes
+    )
+
+
+def changes(git: Git, diff: AttemptDiff) -> Changes:
+    """The files ``diff`` changed with their line counts, and the commits since the base."""
+    base = diff.range.base
+    commits = git.commits_between(diff.repository.common_dir, base, diff.tip)
+    return Changes(files=tuple(git.changed_files(diff.range)), commits=tuple(commits))
+
+
+def diff_dict(diff: AttemptDiff, found: Changes, *, committed: bool) -> dict[str, Any]:
+    """The body of ``orch diff --json``."""
+    attempt = diff.attempt
+    return {
+        "attempt": attempt.id,
+        "task_key": attempt.task_key,
+        "base_commit": diff.range.base,
+        "tip": diff.tip,
+        "source": diff.source,
+        "committed_only": committed,
+        "branch_name": attempt.branch_name,
+        "worktree_path": attempt.worktree_path,
+        "archive_path": attempt.archive_path,
+        "notes": list(diff.notes),
+        **found.to_dict(),
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """Two attempts' results, ready to diff: ``range`` goes from the first to the second."""
+
+    first: AttemptDiff
+    second: AttemptDiff
+    range: DiffRange
+
+
+@contextlib.contextmanager
+def comparison(
+    store: Store, git: Git, first_ref: str, second_ref: str, *, worktree: bool
+) -> Iterator[Comparison]:
+    """The difference between two attempts' results: their tips, or with ``worktree``
+    each side's worktree as it is now (uncommitted and untracked files too), written as
+    a tree through a private index. Attempts of different repositories are refused."""
+    first = find_attempt(store, first_ref)
+    second = find_attempt(store, second_ref)
+    if not _same_repository(first, second):
+        raise InvalidInput(
+            f"attempts {first.id} and {second.id} belong to different repositories "
+            f"({first.repository} and {second.repository}): nothing to compare"
+        )
+    sides = []
+    for attempt in (first, second):
+        with attempt_diff(store, git, attempt.id, committed=True) as side:
+            tree = side.tip
+            path = live_worktree(attempt)
+            if worktree and path is not None:
+                tree = git.worktree_tree(path)
+            sides.append((side, tree))
+    (a, tree_a), (b, tree_b) = sides
+    yield Comparison(a, b, DiffRange(tree_a, tree_b, git_dir=a.repository.common_dir))
+
+
+def comparison_dict(found: Comparison, files: list[FileChange], worktree: bool) -> dict[str, Any]:
+    """The body of ``orch compare A B --json``."""
+
+    def side(diff: AttemptDiff) -> dict[str, Any]:
+        return {
+            "attempt": diff.attempt.id,
+            "task_key": diff.attempt.task_key,
+            "tip": diff.tip,
+            "source": diff.source,
+            "notes": list(diff.notes),
+        }
+
+    changed = Changes(files=tuple(files))
+    totals = changed.totals()
+    del totals["commits"]
+    return {
+        "from": side(found.first),
+        "to": side(found.second),
+        "worktree": worktree,
+        "files": [file_dict(f) for f in files],
+        "totals": totals,
+    }
+
+
+def file_dict(change: FileChange) -> dict[str, Any]:
+    """One file in ``--json``: a name that is not UTF-8 is shown with replacement
+    characters and given exactly, base64-encoded, beside it."""
+    out: dict[str, Any] = {"path": _text(change.path)}
+    if change.old_path is not None:
+        out["old_path"] = _text(change.old_path)
+    out.update(
+        status=change.status,
+        additions=change.additions,
+        deletions=change.deletions,
+        binary=change.binary,
+    )
+    for key, name in (("path", change.path), ("old_path", change.old_path)):
+        raw = _raw(name) if name is not None else None
+        if raw is not None:
+            out[f"{key}_base64"] = base64.b64encode(raw).decode("ascii")
+    return out
+
+
+def live_worktree(attempt: Attempt) -> Path | None:
+    """The attempt's worktree when it is on this machine and was checked out."""
+    if not attempt.worktree_path:
+        return None
+    path = Path(attempt.worktree_path)
+    if not path.is_dir() or index_file(path) is None:
+        return None
+    return path
+
+
+def _repository_and_base(git: Git, attempt: Attempt) -> tuple[Repository, str]:
+    if not attempt.base_commit:
+        raise NotFound(
+            f"attempt {attempt.id} has no base_commit (workspace_status "
+            f"{attempt.workspace_status}): nothing to diff"
+        )
+    repo = git.discover(Path(attempt.repository))
+    if not git.has_commit(repo, attempt.base_commit):
+        raise NotFound(
+            f"the base_commit {attempt.base_commit} of attempt {attempt.id} is not in {repo.root}"
+        )
+    return repo, attempt.base_commit
+
+
+def _saved_tip(git: Git, repo: Repository, attempt: Attempt) -> tuple[Source, str, tuple[str, ...]]:
+    """Where the work of an attempt without a worktree is: its branch, else the commit its
+    archive recorded while the object store still has it; else one line saying so."""
+    saved = attempt.archive_path
+    branch = attempt.branch_name
+    tip = git.branch_commit(repo, branch) if branch else None
+    if tip is not None:
+        notes: tuple[str, ...] = ()
+        if saved:
+            notes = (
+                f"the worktree of attempt {attempt.id} is gone; what it held uncommitted "
+                f"was saved to {saved} ('orch restore {attempt.id}' brings it back)",
+            )
+        return "branch", tip, notes
+    manifest = archive.read_manifest(Path(saved)) if saved else None
+    head = manifest.get("head") if manifest else None
+    if saved and isinstance(head, str) and git.has_commit(repo, head):
+        return (
+            "archive",
+            head,
+            (
+                f"the branch and worktree of attempt {attempt.id} are gone; its work was "
+                f"saved to {saved}: showing its commits, not the uncommitted changes saved "
+                f"there ('orch restore {attempt.id}' brings everything back)",
+            ),
+        )
+    where = f"branch {branch}" if branch else "branch"
+    hint = (
+        f"; its work was saved to {saved}: 'orch restore {attempt.id}' brings it back"
+        if saved
+        else ""
+    )
+    raise NotFound(f"attempt {attempt.id} has no worktree and its {where} is gone{hint}")
+
+
+def _same_repository(first: Attempt, second: Attempt) -> bool:
+    """Two clones of one repository (workers on other hosts) share its URL."""
+    if first.repository_url and second.repository_url:
+        return first.repository_url == second.repository_url
+    return first.repository == second.repository
+
+
+def _text(name: str) -> str:
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _raw(name: str) -> bytes | None:
+    """The name's bytes when they are not UTF-8 (None when they are)."""
+    raw = name.encode("utf-8", "surrogateescape")
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+    return None

@@ -1,0 +1,162 @@
+"""Commands that review what attempts did: diff, compare.
+
+Git's output is passed through byte for byte (file names and contents need not be
+UTF-8): with colour and through the pager only when standard output is a terminal,
+plain otherwise, as git itself does.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import click
+
+from orch.cli.common import open_store, settings_from_env
+
+_PAGER_OPTION = click.option(
+    "--no-pager", is_flag=True, help="Never page the output (like git --no-pager)."
+)
+
+
+@click.command()
+@click.argument("attempt")
+@click.option("--stat", "as_stat", is_flag=True, help="Only a diffstat per file.")
+@click.option("--name-only", is_flag=True, help="Only the names of the changed files.")
+@click.option(
+    "--committed",
+    is_flag=True,
+    help="Only the commits since the base, without the worktree's uncommitted changes "
+    "and untracked files.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the changed files (status, additions, deletions), the commits and the "
+    "totals as JSON.",
+)
+@_PAGER_OPTION
+def diff(
+    attempt: str, as_stat: bool, name_only: bool, committed: bool, as_json: bool, no_pager: bool
+) -> None:
+    """Show what ATTEMPT changed against its recorded base_commit.
+
+    That is the commits on its branch since the base plus, unless --committed, its
+    worktree's uncommitted changes and untracked (not ignored) files, read without
+    taking the worktree's index lock. Without a worktree, the branch is shown; without
+    the branch either, the commit its archive recorded. ATTEMPT is an id (or a prefix
+    of 4+ characters) or a payload path. Exit codes: 8 unknown attempt, or its branch
+    and worktree are gone; 7 a git command failed.
+    """
+    from orch.attempts.review import attempt_diff, changes, diff_dict
+    from orch.errors import InvalidInput
+    from orch.git import DiffFormat, Git
+
+    if as_stat and name_only:
+        raise InvalidInput("give either --stat or --name-only, not both")
+    settings = settings_from_env()
+    git = Git(settings.git_lock_timeout)
+    with attempt_diff(open_store(settings), git, attempt, committed=committed) as found:
+        for note in found.notes:
+            click.echo(f"Note: {note}", err=True)
+        if as_json:
+            from orch.cli.render import to_json
+
+            click.echo(to_json(**diff_dict(found, changes(git, found), committed=committed)))
+            return
+        fmt: DiffFormat = "stat" if as_stat else "name-only" if name_only else "patch"
+        terminal = _stdout_is_terminal()
+        data = git.diff_output(
+            found.range, fmt, color=terminal, stat_width=_width() if terminal else None
+        )
+        pager = None
+        if terminal and not no_pager:
+            pager = _pager(git.config_value(found.repository, "core.pager"))
+    _show(data, pager)
+
+
+@click.command()
+@click.argument("first", metavar="A")
+@click.argument("second", metavar="B")
+@click.option(
+    "--worktree",
+    is_flag=True,
+    help="Each side as its worktree is now: uncommitted changes and untracked files too.",
+)
+@click.option("--stat", "as_stat", is_flag=True, help="Only a diffstat per file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the changed files as JSON.")
+@_PAGER_OPTION
+def compare(
+    first: str, second: str, worktree: bool, as_stat: bool, as_json: bool, no_pager: bool
+) -> None:
+    """Show how the result of attempt B differs from that of attempt A.
+
+    That is the diff from A's tip to B's tip (with --worktree, from A's worktree to B's
+    as they are, read through a private index, never the worktrees' own). Attempts of
+    different repositories are refused (exit 2); exit 8 for an unknown attempt.
+    """
+    from orch.attempts.review import comparison, comparison_dict
+    from orch.git import Git
+
+    settings = settings_from_env()
+    git = Git(settings.git_lock_timeout)
+    with comparison(open_store(settings), git, first, second, worktree=worktree) as found:
+        for side in (found.first, found.second):
+            for note in side.notes:
+                click.echo(f"Note: {note}", err=True)
+        if as_json:
+            from orch.cli.render import to_json
+
+            body = comparison_dict(found, git.changed_files(found.range), worktree)
+            click.echo(to_json(**body))
+            return
+        terminal = _stdout_is_terminal()
+        data = git.diff_output(
+            found.range,
+            "stat" if as_stat else "patch",
+            color=terminal,
+            stat_width=_width() if terminal else None,
+        )
+        pager = None
+        if terminal and not no_pager:
+            pager = _pager(git.config_value(found.first.repository, "core.pager"))
+    _show(data, pager)
+
+
+def _stdout_is_terminal() -> bool:
+    from orch.system.pager import is_terminal
+
+    # under click's test runner sys.stdout is a capture, never the process's terminal
+    if sys.stdout is not sys.__stdout__ or sys.__stdout__ is None:
+        return False
+    try:
+        return is_terminal(sys.__stdout__.fileno())
+    except (OSError, ValueError):
+        return False
+
+
+def _width() -> int:
+    return shutil.get_terminal_size().columns
+
+
+def _pager(configured: str | None) -> str | None:
+    from orch.system.pager import pager_command
+
+    return pager_command(os.environ, configured)
+
+
+def _show(data: bytes, pager: str | None) -> None:
+    if not data:
+        return
+    if pager is not None:
+        from orch.system.pager import page
+
+        sys.stdout.flush()
+        if page(data, pager, os.environ):
+            return
+    click.echo(data, nl=False)
+
+
+COMMANDS = (diff, compare)

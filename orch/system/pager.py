@@ -1,0 +1,53 @@
+"""Paging long output the way git does: which pager, and running it.
+
+The pager is ``GIT_PAGER``, else git's ``core.pager`` (the caller reads it), else
+``PAGER``, else ``less``; an empty one or ``cat`` means none. Like git, ``LESS`` defaults
+to ``FRX`` (quit when it fits one screen, pass colours through, leave the screen as it
+was) and ``LV`` to ``-c``, and the command runs through ``sh -c``. Only the caller knows
+whether standard output is a terminal: nothing here decides to page.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import Mapping
+
+
+def pager_command(environ: Mapping[str, str], configured: str | None = None) -> str | None:
+    """The pager git would use (``configured``: the repository's ``core.pager``)."""
+    for candidate in (environ.get("GIT_PAGER"), configured, environ.get("PAGER")):
+        if candidate is not None:
+            chosen = candidate
+            break
+    else:
+        chosen = "less"
+    chosen = chosen.strip()
+    return None if chosen in ("", "cat") else chosen
+
+
+def page(data: bytes, command: str, environ: Mapping[str, str]) -> bool:
+    """Show ``data`` through ``command``; False when the pager could not start (the
+    caller then writes it out itself). A reader who quits early is not an error."""
+    env = dict(environ)
+    env.setdefault("LESS", "FRX")
+    env.setdefault("LV", "-c")
+    try:
+        proc = subprocess.Popen(["sh", "-c", command], stdin=subprocess.PIPE, env=env)
+    except OSError:
+        return False
+    assert proc.stdin is not None
+    with contextlib.suppress(BrokenPipeError):
+        proc.stdin.write(data)
+    with contextlib.suppress(BrokenPipeError):
+        proc.stdin.close()
+    proc.wait()
+    return True
+
+
+def is_terminal(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
