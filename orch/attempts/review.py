@@ -80,9 +80,18 @@ def attempt_diff(store: Store, git: Git, ref: str, *, committed: bool) -> Iterat
                 attempt, repo, "worktree", head, DiffRange(base, head, git_dir=repo.common_dir)
             )
             return
-        with git.private_index(worktree, untracked=True) as env:
+        with git.private_index(worktree, untracked=True) as index:
+            notes: tuple[str, ...] = ()
+            if index.nested_repositories:
+                shown = ", ".join(index.nested_repositories[:5])
+                notes = (f"untracked repositories inside the worktree are not shown: {shown}",)
             yield AttemptDiff(
-                attempt, repo, "worktree", head, DiffRange(base, None, cwd=worktree, env=env)
+                attempt,
+                repo,
+                "worktree",
+                head,
+                DiffRange(base, None, cwd=worktree, env=index.env),
+                notes,
             )
         return
     source, tip, notes = _saved_tip(git, repo, attempt)

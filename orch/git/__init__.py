@@ -20,7 +20,15 @@ modules, by what they are about:
 from __future__ import annotations
 
 from orch.git.checkout import Checkout, add_excludes, checkout_env
-from orch.git.diff import CommitInfo, DiffFormat, DiffRange, Diffs, FileChange, index_file
+from orch.git.diff import (
+    CommitInfo,
+    DiffFormat,
+    DiffRange,
+    Diffs,
+    FileChange,
+    PrivateIndex,
+    index_file,
+)
 from orch.git.refs import (
     PendingRepositoryFacts,
     PendingRepositoryUrl,
@@ -73,6 +81,7 @@ __all__ = [
     "PendingDirtyCheck",
     "PendingRepositoryFacts",
     "PendingRepositoryUrl",
+    "PrivateIndex",
     "Refs",
     "Repository",
     "RepositoryFacts",

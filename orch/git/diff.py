@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from orch.errors import GitError
-from orch.git.runner import Runner
+from orch.git.runner import Runner, last_line
 from orch.git.worktrees import worktree_admin_dir
 
 DiffFormat = Literal["patch", "stat", "name-only"]
@@ -69,6 +69,12 @@ class CommitInfo:
     author_name: str
     author_email: str
     date: str  # the author date, ISO 8601
+
+
+@dataclasses.dataclass(frozen=True)
+class PrivateIndex:
+    env: dict[str, str]  # what points git at the copy (GIT_INDEX_FILE)
+    nested_repositories: tuple[str, ...] = ()  # untracked repositories, left out
 
 
 class Diffs(Runner):
@@ -133,11 +139,11 @@ class Diffs(Runner):
         return commits
 
     @contextlib.contextmanager
-    def private_index(self, worktree: Path, *, untracked: bool) -> Iterator[dict[str, str]]:
+    def private_index(self, worktree: Path, *, untracked: bool) -> Iterator[PrivateIndex]:
         """A copy of the worktree's index, for git to work on instead of the real one;
         ``untracked``: with the untracked, not ignored, files added as intent-to-add (so
-        that a diff against the worktree shows them as new files). Yields the environment
-        that points git at the copy; the copy is removed afterwards.
+        that a diff against the worktree shows them as new files). The copy is removed
+        afterwards.
 
         The copy is a plain read of the index file: git replaces that file by a rename, so
         the copy is one whole version of it, and the agent's ``git add`` never waits."""
@@ -151,41 +157,59 @@ class Diffs(Runner):
             except FileNotFoundError as exc:
                 raise GitError(f"the worktree {worktree} has no index") from exc
             env = {"GIT_INDEX_FILE": str(copy)}
+            nested: tuple[str, ...] = ()
             if untracked:
-                self.mark_untracked(worktree, env)
-            yield env
+                nested = self.add_untracked(worktree, env, intent_only=True)
+            yield PrivateIndex(env, nested)
 
-    def mark_untracked(self, worktree: Path, env: Mapping[str, str]) -> None:
-        """Add the untracked, not ignored, files of ``worktree`` as intent-to-add to the
-        private index ``env`` names (no content is stored)."""
-        out = self.run(
-            ["--no-optional-locks", "ls-files", "-z", "--others", "--exclude-standard"],
-            cwd=worktree,
-            env=env,
-        ).stdout
-        if not out:
-            return
-        self.run(
-            [
-                "--literal-pathspecs",
-                "add",
-                "--intent-to-add",
-                "--pathspec-from-file=-",
-                "--pathspec-file-nul",
-            ],
-            cwd=worktree,
-            input=out,
-            env=env,
-        )
+    def add_untracked(
+        self, worktree: Path, env: Mapping[str, str], *, intent_only: bool
+    ) -> tuple[str, ...]:
+        """Add the untracked, not ignored, files of ``worktree`` to the private index
+        ``env`` names; ``intent_only``: as intent-to-add (no content is stored). Returns
+        the untracked repositories nested in it (``dir/``), which are not files and are
+        left out.
+
+        A file the agent deletes between the listing and the add fails the add: the
+        listing is taken again, once."""
+        for _ in range(2):
+            out = self.run(
+                ["--no-optional-locks", "ls-files", "-z", "--others", "--exclude-standard"],
+                cwd=worktree,
+                env=env,
+            ).stdout
+            names = [n for n in out.split("\0") if n]
+            nested = tuple(n for n in names if n.endswith("/"))
+            files = [n for n in names if not n.endswith("/")]
+            if not files:
+                return nested
+            proc = self.run(
+                [
+                    "--literal-pathspecs",
+                    "add",
+                    *(["--intent-to-add"] if intent_only else []),
+                    "--pathspec-from-file=-",
+                    "--pathspec-file-nul",
+                ],
+                cwd=worktree,
+                input="\0".join(files) + "\0",
+                env=env,
+                check=False,
+            )
+            if proc.returncode == 0:
+                return nested
+        raise GitError(f"git add of the untracked files failed: {last_line(proc.stderr)}")
 
     def worktree_tree(self, worktree: Path) -> str:
-        """The worktree's files (tracked and untracked, not ignored) written as a tree
-        object, through a private index; returns the tree's id. Writes objects to the
+        """The worktree's files (tracked and untracked, not ignored, without untracked
+        nested repositories) written as a tree object, through a private index; returns
+        the tree's id. Writes objects to the
         repository's object store (unreachable ones, which git's gc removes in time),
         never a ref or the worktree's own index."""
-        with self.private_index(worktree, untracked=False) as env:
-            self.run(["add", "--all", "--", "."], cwd=worktree, env=env)
-            return self.run(["write-tree"], cwd=worktree, env=env).stdout.strip()
+        with self.private_index(worktree, untracked=False) as index:
+            self.run(["add", "--update"], cwd=worktree, env=index.env)
+            self.add_untracked(worktree, index.env, intent_only=False)
+            return self.run(["write-tree"], cwd=worktree, env=index.env).stdout.strip()
 
 
 def index_file(worktree: Path) -> Path | None:

@@ -246,8 +246,14 @@ def test_binary_rename_and_awkward_names(repo: Path, run_cli: RunCli) -> None:
     git("mv", "src/d2/f2.txt", "src/d2/renamed.txt", cwd=worktree)
     commit_all(worktree, "awkward")
     (worktree / "spaced name.txt").write_text("untracked\n")  # uncommitted, untracked
+    git("init", "-q", str(worktree / "cloned"), cwd=worktree)  # a repository, no commit
 
-    body = diff_json(run_cli, repo, attempt["id"])
+    result = run_cli("diff", attempt["id"], "--json", cwd=repo)
+    body = json_out(result)
+    jsonschema.validate(body, DIFF_SCHEMA)
+    assert result.stderr == (
+        "Note: untracked repositories inside the worktree are not shown: cloned/\n"
+    )
     files = by_path(body)
     assert files["image.bin"]["binary"] is True
     assert files["image.bin"]["additions"] is None and files["image.bin"]["deletions"] is None
