@@ -11,23 +11,26 @@ worktree or the store.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from orch.attempts.queries import find_attempt
 from orch.errors import InvalidInput, NotFound
 from orch.git import CommitInfo, DiffRange, FileChange, Git, Repository, index_file
-from orch.models import Attempt
+from orch.models import Attempt, WorkspaceStatus
 from orch.system import archive
 
 if TYPE_CHECKING:
     from orch.store import Store
 
 Source = Literal["worktree", "branch", "archive"]
+# workspaces that were never made (or were rolled back): no branch ever held any work
+_NEVER_MADE = frozenset(
+    {WorkspaceStatus.PROVISIONING, WorkspaceStatus.PENDING, WorkspaceStatus.FAILED}
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,25 +47,19 @@ class AttemptDiff:
 
 @dataclasses.dataclass(frozen=True)
 class Changes:
-    """What ``--json`` prints: the changed files, the commits and the totals."""
+    """The changed files with their line counts, and the commits since the base."""
 
     files: tuple[FileChange, ...]
     commits: tuple[CommitInfo, ...] = ()
 
     def totals(self) -> dict[str, int]:
+        """Files, lines added and deleted, binary files and commits."""
         return {
             "files": len(self.files),
             "additions": sum(f.additions or 0 for f in self.files),
             "deletions": sum(f.deletions or 0 for f in self.files),
             "binary": sum(1 for f in self.files if f.binary),
             "commits": len(self.commits),
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "files": [file_dict(f) for f in self.files],
-            "commits": [dataclasses.asdict(c) for c in self.commits],
-            "totals": self.totals(),
         }
 
 
@@ -107,24 +104,6 @@ def changes(git: Git, diff: AttemptDiff) -> Changes:
     return Changes(files=tuple(git.changed_files(diff.range)), commits=tuple(commits))
 
 
-def diff_dict(diff: AttemptDiff, found: Changes, *, committed: bool) -> dict[str, Any]:
-    """The body of ``orch diff --json``."""
-    attempt = diff.attempt
-    return {
-        "attempt": attempt.id,
-        "task_key": attempt.task_key,
-        "base_commit": diff.range.base,
-        "tip": diff.tip,
-        "source": diff.source,
-        "committed_only": committed,
-        "branch_name": attempt.branch_name,
-        "worktree_path": attempt.worktree_path,
-        "archive_path": attempt.archive_path,
-        "notes": list(diff.notes),
-        **found.to_dict(),
-    }
-
-
 @dataclasses.dataclass(frozen=True)
 class Comparison:
     """Two attempts' results, ready to diff: ``range`` goes from the first to the second."""
@@ -158,49 +137,6 @@ def comparison(
             sides.append((side, tree))
     (a, tree_a), (b, tree_b) = sides
     yield Comparison(a, b, DiffRange(tree_a, tree_b, git_dir=a.repository.common_dir))
-
-
-def comparison_dict(found: Comparison, files: list[FileChange], worktree: bool) -> dict[str, Any]:
-    """The body of ``orch compare A B --json``."""
-
-    def side(diff: AttemptDiff) -> dict[str, Any]:
-        return {
-            "attempt": diff.attempt.id,
-            "task_key": diff.attempt.task_key,
-            "tip": diff.tip,
-            "source": diff.source,
-            "notes": list(diff.notes),
-        }
-
-    changed = Changes(files=tuple(files))
-    totals = changed.totals()
-    del totals["commits"]
-    return {
-        "from": side(found.first),
-        "to": side(found.second),
-        "worktree": worktree,
-        "files": [file_dict(f) for f in files],
-        "totals": totals,
-    }
-
-
-def file_dict(change: FileChange) -> dict[str, Any]:
-    """One file in ``--json``: a name that is not UTF-8 is shown with replacement
-    characters and given exactly, base64-encoded, beside it."""
-    out: dict[str, Any] = {"path": _text(change.path)}
-    if change.old_path is not None:
-        out["old_path"] = _text(change.old_path)
-    out.update(
-        status=change.status,
-        additions=change.additions,
-        deletions=change.deletions,
-        binary=change.binary,
-    )
-    for key, name in (("path", change.path), ("old_path", change.old_path)):
-        raw = _raw(name) if name is not None else None
-        if raw is not None:
-            out[f"{key}_base64"] = base64.b64encode(raw).decode("ascii")
-    return out
 
 
 def live_worktree(attempt: Attempt) -> Path | None:
@@ -237,8 +173,9 @@ def _saved_tip(git: Git, repo: Repository, attempt: Attempt) -> tuple[Source, st
         notes: tuple[str, ...] = ()
         if saved:
             notes = (
-                f"the worktree of attempt {attempt.id} is gone; what it held uncommitted "
-                f"was saved to {saved} ('orch restore {attempt.id}' brings it back)",
+                f"the worktree of attempt {attempt.id} is gone; what it held that the "
+                f"branch does not was saved to {saved} ('orch restore {attempt.id}' "
+                "brings it back)",
             )
         return "branch", tip, notes
     manifest = archive.read_manifest(Path(saved)) if saved else None
@@ -252,6 +189,11 @@ def _saved_tip(git: Git, repo: Repository, attempt: Attempt) -> tuple[Source, st
                 f"saved to {saved}: showing its commits, not the uncommitted changes saved "
                 f"there ('orch restore {attempt.id}' brings everything back)",
             ),
+        )
+    if attempt.workspace_status in _NEVER_MADE:
+        raise NotFound(
+            f"attempt {attempt.id} has no workspace (workspace_status "
+            f"{attempt.workspace_status}): nothing to diff"
         )
     where = f"branch {branch}" if branch else "branch"
     hint = (
@@ -267,17 +209,3 @@ def _same_repository(first: Attempt, second: Attempt) -> bool:
     if first.repository_url and second.repository_url:
         return first.repository_url == second.repository_url
     return first.repository == second.repository
-
-
-def _text(name: str) -> str:
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
-def _raw(name: str) -> bytes | None:
-    """The name's bytes when they are not UTF-8 (None when they are)."""
-    raw = name.encode("utf-8", "surrogateescape")
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw
-    return None

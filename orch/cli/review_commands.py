@@ -50,7 +50,7 @@ def diff(
     of 4+ characters) or a payload path. Exit codes: 8 unknown attempt, or its branch
     and worktree are gone; 7 a git command failed.
     """
-    from orch.attempts.review import attempt_diff, changes, diff_dict
+    from orch.attempts.review import attempt_diff, changes
     from orch.errors import InvalidInput
     from orch.git import DiffFormat, Git
 
@@ -63,8 +63,9 @@ def diff(
             click.echo(f"Note: {note}", err=True)
         if as_json:
             from orch.cli.render import to_json
+            from orch.cli.review_render import diff_body
 
-            click.echo(to_json(**diff_dict(found, changes(git, found), committed=committed)))
+            click.echo(to_json(**diff_body(found, changes(git, found), committed=committed)))
             return
         fmt: DiffFormat = "stat" if as_stat else "name-only" if name_only else "patch"
         terminal = _stdout_is_terminal()
@@ -97,7 +98,7 @@ def compare(
     as they are, read through a private index, never the worktrees' own). Attempts of
     different repositories are refused (exit 2); exit 8 for an unknown attempt.
     """
-    from orch.attempts.review import comparison, comparison_dict
+    from orch.attempts.review import comparison
     from orch.git import Git
 
     settings = settings_from_env()
@@ -108,8 +109,9 @@ def compare(
                 click.echo(f"Note: {note}", err=True)
         if as_json:
             from orch.cli.render import to_json
+            from orch.cli.review_render import comparison_body
 
-            body = comparison_dict(found, git.changed_files(found.range), worktree)
+            body = comparison_body(found, git.changed_files(found.range), worktree)
             click.echo(to_json(**body))
             return
         terminal = _stdout_is_terminal()
