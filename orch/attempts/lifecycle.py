@@ -237,7 +237,7 @@ class SendOutcome:
 
 def _continue(store: Store, attempt: Attempt, body: str, actor: str, settings: Settings) -> Attempt:
     worktree = Path(attempt.worktree_path) if attempt.worktree_path else None
-    usable = attempt.workspace_status in (WorkspaceStatus.READY, WorkspaceStatus.REUSED)
+    usable = attempt.workspace_status.holds_worktree
     if worktree is None or not usable or not worktree.is_dir():
         raise Conflict(
             f"attempt {attempt.id} has ended and its worktree is gone "

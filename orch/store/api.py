@@ -143,7 +143,7 @@ class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps):
         # the attempt the winner inserted; a new statement does.
         conn.execute(select(_T.c.id).where(*task).with_for_update())
         rows = conn.execute(select(_T.c.id, _T.c.state, _T.c.attempt_number).where(*task)).all()
-        live = [r for r in rows if r.state in (State.QUEUED, State.RUNNING)]
+        live = [r for r in rows if State(r.state).live]
         if live:
             raise RetryRefused(
                 f"task {new.task_key!r} has a live attempt ({live[0].id}, {live[0].state}): "
@@ -302,9 +302,10 @@ class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps):
 
     def live_attempts_using_worktree(self, worktree_path: str) -> list[Attempt]:
         """The attempts whose workspace at ``worktree_path`` is being made or in use."""
-        live = (WorkspaceStatus.PROVISIONING, WorkspaceStatus.READY, WorkspaceStatus.REUSED)
         return [
-            a for a in self.attempts_using_worktree(worktree_path) if a.workspace_status in live
+            a
+            for a in self.attempts_using_worktree(worktree_path)
+            if a.workspace_status.occupies_worktree
         ]
 
     def repositories(self) -> list[str]:
