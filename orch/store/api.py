@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, text, update
-from sqlalchemy.exc import IntegrityError
 
 from orch.errors import (
     AmbiguousAttempt,
@@ -20,6 +19,7 @@ from orch.errors import (
     AttemptNotFound,
     Conflict,
     RetryRefused,
+    StoreConflict,
     StoreError,
 )
 from orch.models import Attempt, AttemptEvent, NewAttempt, State, WorkspaceStatus
@@ -124,17 +124,11 @@ class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps):
                         worktree_path=new.worktree_path,
                     )
                     return to_attempt(row)
-            except StoreError as exc:
-                if not isinstance(exc.__cause__, IntegrityError):
-                    raise
-                if self._id_taken(new.id):
-                    raise AttemptIdTaken(f"attempt id {new.id} is already taken") from exc
-                # two processes numbered the same attempt at once (PostgreSQL): number again
+            except AttemptIdTaken as exc:
+                raise AttemptIdTaken(f"attempt id {new.id} is already taken") from exc
+            except StoreConflict:
+                continue  # two processes numbered the same attempt at once: number again
         raise StoreError(f"could not number a new attempt of task {new.task_key!r}")
-
-    def _id_taken(self, attempt_id: str) -> bool:
-        with self._read() as conn:
-            return conn.scalar(select(_T.c.id).where(_T.c.id == attempt_id)) is not None
 
     def _check_retry(self, conn: Connection, new: NewAttempt, retry_of: int) -> None:
         task = (_T.c.repository == new.repository, _T.c.task_key == new.task_key)
