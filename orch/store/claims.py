@@ -3,7 +3,9 @@
 What may be claimed is ``orch.claim_rule``; this module compiles its terms into the SQL of
 the claim statements once, at import, and explains a refused claim with the same terms.
 On PostgreSQL the pick locks its row with ``FOR UPDATE SKIP LOCKED``, so concurrent
-claimants pass each other instead of waiting on, or taking, the same row.
+claimants pass each other instead of waiting on, or taking, the same row. It never adds
+a condition of its own to what is claimable: one written here and not in the rule would
+make the SQL and the explanation disagree.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 A message is queued for a live attempt and taken by its lease holder only, marked with the
 run it was delivered to; a run is started by the lease holder, and its end is history, so
-it is recorded even after the lease is gone.
+it is recorded even after the lease is gone. A message is never delivered to anyone but
+the attempt's current lease holder.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Every write is a compare-and-set on the attempt's state and on its lease token
 (``orch.store.fencing``). Terminal states never change; a finish tried again after its
-answer was lost is recognised by its event and accepted as the same finish.
+answer was lost is recognised by its event and accepted as the same finish. Nothing here
+ever writes to an attempt held under another lease token than the caller's.
 """
 
 from __future__ import annotations
