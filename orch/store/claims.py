@@ -60,8 +60,9 @@ _PICKS = tuple(
     select(_T.c.id).where(way_sql(way)).order_by(_T.c.created_at, _T.c.id).limit(1)
     for way in claim_rule.WAYS
 )
+_STILL_QUEUED = term_sql(claim_rule.QUEUED)
 _CLAIM_SPECIFIC = select(*(_T.c[c] for c in claim_rule.COLUMNS)).where(
-    _T.c.state == str(State.QUEUED), _T.c.id == bindparam("b_id")
+    _STILL_QUEUED, _T.c.id == bindparam("b_id")
 )
 _CLAIM_SPECIFIC_LOCKING = _CLAIM_SPECIFIC.with_for_update(skip_locked=True)
 # what taking an attempt writes: the next lease token and its holder
@@ -83,7 +84,7 @@ _TAKE = {
 def _take(which: Any) -> Any:
     """One statement that picks and takes an attempt; the pick (a scalar subquery) locks
     its row with ``SKIP LOCKED`` on PostgreSQL, so concurrent claimants pass each other."""
-    query = update(_T).where(_T.c.state == str(State.QUEUED))
+    query = update(_T).where(_STILL_QUEUED)
     if which is not None:
         query = query.where(_T.c.id == which)
     return query.values(**_TAKE).returning(*_T.c)
