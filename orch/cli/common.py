@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from orch.errors import InvalidInput, OrchError
+from orch.models import State
 
 if TYPE_CHECKING:
     from orch.config import Settings
     from orch.store import Store
 
-STATE_NAMES = ("queued", "running", "succeeded", "failed", "cancelled", "timed_out", "worker_gone")
+# the choices of --state options, in the order the states are defined
+STATE_NAMES = tuple(str(s) for s in State)
 
 
 class OrchGroup(click.Group):

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, text, update
-from sqlalchemy.exc import IntegrityError
 
 from orch.errors import (
     AmbiguousAttempt,
@@ -21,6 +20,7 @@ from orch.errors import (
     Conflict,
     InvalidInput,
     RetryRefused,
+    StoreConflict,
     StoreError,
 )
 from orch.models import Attempt, AttemptEvent, NewAttempt, State, WorkspaceStatus
@@ -127,17 +127,11 @@ class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps):
                         worktree_path=new.worktree_path,
                     )
                     return to_attempt(row)
-            except StoreError as exc:
-                if not isinstance(exc.__cause__, IntegrityError):
-                    raise
-                if self._id_taken(new.id):
-                    raise AttemptIdTaken(f"attempt id {new.id} is already taken") from exc
-                # two processes numbered the same attempt at once (PostgreSQL): number again
+            except AttemptIdTaken as exc:
+                raise AttemptIdTaken(f"attempt id {new.id} is already taken") from exc
+            except StoreConflict:
+                continue  # two processes numbered the same attempt at once: number again
         raise StoreError(f"could not number a new attempt of task {new.task_key!r}")
-
-    def _id_taken(self, attempt_id: str) -> bool:
-        with self._read() as conn:
-            return conn.scalar(select(_T.c.id).where(_T.c.id == attempt_id)) is not None
 
     def _check_retry(self, conn: Connection, new: NewAttempt, retry_of: int) -> None:
         task = (_T.c.repository == new.repository, _T.c.task_key == new.task_key)
@@ -146,7 +140,7 @@ class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps):
         # the attempt the winner inserted; a new statement does.
         conn.execute(select(_T.c.id).where(*task).with_for_update())
         rows = conn.execute(select(_T.c.id, _T.c.state, _T.c.attempt_number).where(*task)).all()
-        live = [r for r in rows if r.state in (State.QUEUED, State.RUNNING)]
+        live = [r for r in rows if State(r.state).live]
         if live:
             raise RetryRefused(
                 f"task {new.task_key!r} has a live attempt ({live[0].id}, {live[0].state}): "
@@ -305,9 +299,10 @@ class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps):
 
     def live_attempts_using_worktree(self, worktree_path: str) -> list[Attempt]:
         """The attempts whose workspace at ``worktree_path`` is being made or in use."""
-        live = (WorkspaceStatus.PROVISIONING, WorkspaceStatus.READY, WorkspaceStatus.REUSED)
         return [
-            a for a in self.attempts_using_worktree(worktree_path) if a.workspace_status in live
+            a
+            for a in self.attempts_using_worktree(worktree_path)
+            if a.workspace_status.occupies_worktree
         ]
 
     def repositories(self) -> list[str]:

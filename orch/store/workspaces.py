@@ -6,9 +6,8 @@ A unique constraint on (repository, branch) keeps two task keys from claiming on
 from __future__ import annotations
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
-from orch.errors import Conflict, StoreError
+from orch.errors import Conflict, StoreConflict
 from orch.models import TaskWorkspace
 from orch.store.base import StoreBase
 from orch.store.tables import task_workspaces as _W
@@ -34,9 +33,7 @@ class WorkspaceOps(StoreBase):
                             )
                         )
                 return
-            except StoreError as exc:
-                if not isinstance(exc.__cause__, IntegrityError):
-                    raise
+            except StoreConflict as exc:
                 # PostgreSQL: a dispatch of the same task inserted its mapping between our
                 # update and insert; the update finds it now (the later dispatch wins)
                 if tries_left and self.task_workspace(ws.repository, ws.task_key) is not None:
