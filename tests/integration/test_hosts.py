@@ -7,7 +7,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from conftest import ORCH_BIN, git
+from tests.support.cli import ORCH_BIN
+from tests.support.repos import git
 
 
 def _orch(host: str, home: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from conftest import git
+from tests.support.repos import git
 
 
 def _dispatch(run_cli: Any, cwd: Path, *args: str) -> dict[str, Any]:

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ORCH_BIN, git
 
 from orch.config import ConfigError, parse_slots, resolve
 from orch.models import PortBundle
 from orch.system.ports import BROWSER_UNSAFE, block_usable, export_lines
+from tests.support.cli import ORCH_BIN
+from tests.support.repos import git
 
 
 def _attempt(run_cli: Any, repo: Path, key: str) -> dict[str, Any]:

@@ -17,14 +17,16 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from helpers import assert_failed_cleanly, dispatch, orch_branches, worktrees
-from serve_support import dead_worker, repo_root, settings
 
 from orch.models import State, TaskState
 from orch.serve.loop import Loop
 from orch.serve.runtime import serve_dir
 from orch.store import Store, open_store
 from orch.system import processes
+from tests.support.attempts import dispatch
+from tests.support.cli import assert_failed_cleanly
+from tests.support.repos import orch_branches, repo_root, worktrees
+from tests.support.store import dead_worker, settings
 
 RunCli = Callable[..., Result]
 
