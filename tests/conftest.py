@@ -50,7 +50,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _never_touch_real_home(tmp_path: Path) -> Iterator[None]:
+def _never_touch_real_home() -> Iterator[None]:
     """Fail the test if it created anything orch-related in the real home directory."""
     watched = [Path(REAL_HOME) / ".local" / "state" / "orch", Path(REAL_HOME) / ".config" / "orch"]
     before = {p: p.exists() for p in watched}

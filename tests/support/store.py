@@ -16,14 +16,16 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from orch.config import Settings, resolve
 from orch.models import Attempt, NewAttempt, State, WorkerIdentity
-from orch.store import Store
 from orch.system import processes
+
+if TYPE_CHECKING:  # SQLAlchemy's import is most of a unit test run's start-up
+    from orch.store import Store
 
 PG_ADMIN_URL = os.environ.get(
     "ORCH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
