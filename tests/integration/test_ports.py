@@ -14,9 +14,8 @@ from typing import Any
 
 import pytest
 
-from orch.config import ConfigError, parse_slots, resolve
 from orch.models import PortBundle
-from orch.system.ports import BROWSER_UNSAFE, block_usable, export_lines
+from orch.system.ports import export_lines
 from tests.support.cli import ORCH_BIN
 from tests.support.repos import git
 
@@ -114,16 +113,3 @@ def test_export_lines_are_inert_in_every_shell(tmp_path: Path) -> None:
         out = subprocess.run([shell, "-c", script], capture_output=True, text=True, check=True)
         assert out.stdout.strip() == "23000 23005 100"
     assert all(line.split("=", 1)[1].startswith("'") for line in export_lines(bundle))
-
-
-def test_browser_unsafe_ports_are_never_handed_out() -> None:
-    assert 10080 in BROWSER_UNSAFE
-    assert not block_usable(10075, 10)
-
-
-def test_port_slots_config(tmp_path: Path) -> None:
-    assert parse_slots("web=0, api=1", "env") == {"web": 0, "api": 1}
-    with pytest.raises(ConfigError):
-        parse_slots("web=x", "env")
-    with pytest.raises(ConfigError):
-        resolve({"HOME": str(tmp_path), "ORCH_PORT_SLOTS": "web=150"})
