@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.support.cli import RunCli, RunOrch, invoke, run_installed
+from tests.support.isolation import pin_git, use_home
 from tests.support.repos import new_repo
 from tests.support.store import new_pg_database, sqlite_url
 
@@ -28,24 +29,8 @@ REAL_HOME = os.path.expanduser("~")
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     home.mkdir()
-    gitconfig = tmp_path / "gitconfig"
-    gitconfig.write_text(
-        "[user]\n\tname = orch tests\n\temail = tests@orch.invalid\n"
-        "[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n"
-    )
-    for var in list(os.environ):
-        if var.startswith(("ORCH_", "GIT_")):
-            monkeypatch.delenv(var)
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(home / ".local" / "state"))
-    monkeypatch.setenv("ORCH_HOME", str(tmp_path / "orch-home"))
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for role in ("AUTHOR", "COMMITTER"):
-        monkeypatch.setenv(f"GIT_{role}_NAME", "orch tests")
-        monkeypatch.setenv(f"GIT_{role}_EMAIL", "tests@orch.invalid")
-        monkeypatch.setenv(f"GIT_{role}_DATE", "2026-01-01T00:00:00Z")
+    use_home(monkeypatch, home, tmp_path / "orch-home")
+    pin_git(monkeypatch, tmp_path / "gitconfig")
     return tmp_path / "orch-home"
 
 

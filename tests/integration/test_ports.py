@@ -16,24 +16,17 @@ import pytest
 
 from orch.models import PortBundle
 from orch.system.ports import export_lines
-from tests.support.cli import ORCH_BIN
+from tests.support.attempts import dispatch
+from tests.support.cli import ORCH_BIN, json_out
 from tests.support.repos import git
 
 
-def _attempt(run_cli: Any, repo: Path, key: str) -> dict[str, Any]:
-    result = run_cli("dispatch", key, "--json", cwd=repo)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)["attempt"]
-
-
 def _bundle(run_cli: Any, attempt_id: str) -> dict[str, Any]:
-    result = run_cli("ports", attempt_id, "--json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    return json_out(run_cli("ports", attempt_id, "--json"))
 
 
 def test_dispatch_leases_a_bundle_and_writes_it_everywhere(repo: Path, run_cli: Any) -> None:
-    attempt = _attempt(run_cli, repo, "web-app")
+    attempt = dispatch(run_cli, repo, "web-app")
     bundle = _bundle(run_cli, attempt["id"])
     ports = bundle["ports"]
     assert bundle["size"] == 100 and ports["base"] == bundle["start"]
@@ -61,7 +54,7 @@ def test_a_port_in_use_is_skipped(
     holder.bind(("127.0.0.1", base + 7))  # a process holds a port inside the first block
     holder.listen()
     try:
-        attempt = _attempt(run_cli, repo, "busy")
+        attempt = dispatch(run_cli, repo, "busy")
         start = _bundle(run_cli, attempt["id"])["start"]
     finally:
         holder.close()

@@ -9,10 +9,11 @@ session directory, so nothing a unit test resolves can reach the real home.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+
+from tests.support.isolation import use_home
 
 
 @pytest.fixture(scope="session")
@@ -22,11 +23,5 @@ def _unit_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(autouse=True)
 def isolated_env(_unit_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for var in list(os.environ):
-        if var.startswith(("ORCH_", "GIT_")):
-            monkeypatch.delenv(var)
-    monkeypatch.setenv("HOME", str(_unit_home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(_unit_home / ".config"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(_unit_home / ".local" / "state"))
-    monkeypatch.setenv("ORCH_HOME", str(_unit_home / "orch-home"))
+    use_home(monkeypatch, _unit_home, _unit_home / "orch-home")
     return _unit_home / "orch-home"

@@ -3,8 +3,6 @@ against its JSON schema, upgraded from older versions and refused from newer one
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -12,32 +10,20 @@ from typing import Any
 import pytest
 
 from orch.errors import PayloadError
-from orch.models import Attempt, State, WorkspaceStatus
+from orch.models import Attempt
 from orch.system import inbox
-
-NOW = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
+from tests.support.records import NOW, an_attempt
 
 
 def attempt(**changes: Any) -> Attempt:
-    base = Attempt(
-        id="deadbeef",
-        task_key="fix-login",
-        attempt_number=2,
-        state=State.QUEUED,
-        workspace_status=WorkspaceStatus.READY,
-        repository="/src/repo",
-        base_ref="main",
-        base_commit="c" * 40,
-        branch_name="orch/fix-login-deadbeef",
-        worktree_path="/wt/repo/fix-login-deadbeef",
-        worker="claude",
-        payload_path="/home/inbox/deadbeef.json",
-        prompt="Fix the login",
-        reason=None,
-        created_at=NOW,
-        updated_at=NOW,
-    )
-    return dataclasses.replace(base, **changes)
+    fields: dict[str, Any] = {
+        "attempt_number": 2,
+        "base_ref": "main",
+        "worker": "claude",
+        "prompt": "Fix the login",
+        "created_at": NOW,
+    }
+    return an_attempt(**{**fields, **changes})
 
 
 def built(**changes: Any) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 
@@ -10,31 +9,8 @@ import pytest
 
 from orch.attempts.queries import AttemptDetail
 from orch.cli.render import JSON_VERSION, age, attempt_detail, attempts_table, to_json
-from orch.models import Attempt, AttemptEvent, Message, Run, State, WorkspaceStatus
-
-NOW = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
-
-
-def attempt(**changes: object) -> Attempt:
-    base = Attempt(
-        id="deadbeef",
-        task_key="fix-login",
-        attempt_number=1,
-        state=State.QUEUED,
-        workspace_status=WorkspaceStatus.READY,
-        repository="/src/repo",
-        base_ref="HEAD",
-        base_commit="c" * 40,
-        branch_name="orch/fix-login-deadbeef",
-        worktree_path="/wt/repo/fix-login-deadbeef",
-        worker=None,
-        payload_path="/home/inbox/deadbeef.json",
-        prompt="Fix the login\nwith care",
-        reason=None,
-        created_at=NOW - dt.timedelta(hours=2),
-        updated_at=NOW,
-    )
-    return dataclasses.replace(base, **changes)
+from orch.models import AttemptEvent, Message, Run, State
+from tests.support.records import NOW, an_attempt
 
 
 def event(kind: str, **detail: object) -> AttemptEvent:
@@ -62,8 +38,8 @@ def test_an_empty_table_says_so() -> None:
 
 def test_the_table_has_aligned_columns_and_no_trailing_spaces() -> None:
     rows = [
-        attempt(),
-        attempt(
+        an_attempt(),
+        an_attempt(
             id="0123abcd",
             task_key="t" * 40,
             attempt_number=12,
@@ -83,7 +59,7 @@ def test_the_table_has_aligned_columns_and_no_trailing_spaces() -> None:
 
 
 def test_the_detail_lists_every_recorded_field_and_the_prompts_first_line() -> None:
-    text = attempt_detail(AttemptDetail(attempt(), ()))
+    text = attempt_detail(AttemptDetail(an_attempt(), ()))
     assert text.splitlines() == [
         "attempt           deadbeef",
         "task_key          fix-login",
@@ -107,7 +83,7 @@ def test_the_detail_lists_every_recorded_field_and_the_prompts_first_line() -> N
 
 
 def test_a_running_attempt_shows_its_lease_and_holder() -> None:
-    running = attempt(
+    running = an_attempt(
         state=State.RUNNING,
         lease_token=3,
         lease_expires_at=NOW,
@@ -123,7 +99,7 @@ def test_a_running_attempt_shows_its_lease_and_holder() -> None:
 
 
 def test_an_ended_attempt_shows_exit_code_summary_archive_and_reason() -> None:
-    ended = attempt(
+    ended = an_attempt(
         state=State.FAILED,
         exit_code=3,
         summary="s" * 150,
@@ -150,7 +126,7 @@ def test_runs_warnings_follow_ups_and_events_are_listed() -> None:
     waiting = Message(1, "deadbeef", "more", "alice", NOW, None, None)
     delivered = Message(2, "deadbeef", "done", "alice", NOW, NOW, 1)
     detail = AttemptDetail(
-        attempt(prompt="  "), (event("created"), escape), (run,), (waiting, delivered)
+        an_attempt(prompt="  "), (event("created"), escape), (run,), (waiting, delivered)
     )
     text = attempt_detail(detail)
     assert "\nprompt            (none)\n" in text
