@@ -138,7 +138,8 @@ def test_doctor_racing_a_dispatch_spares_its_branch_and_worktree(
     """Doctor reads the store, then a dispatch records its intent and makes its branch,
     then doctor looks at git: the branch and the worktree (made ahead, still detached)
     are the new attempt's, which doctor finds by reading the store again."""
-    from orch.attempts.dispatch import DispatchRequest, dispatch
+    from orch.attempts.dispatch import DispatchRequest
+    from orch.attempts.dispatch import dispatch as dispatch_request
     from orch.attempts.doctor import Doctor
     from orch.config import resolve
     from orch.git import Git
@@ -158,7 +159,9 @@ def test_doctor_racing_a_dispatch_spares_its_branch_and_worktree(
                 findings.extend(racing.run())
 
         request = DispatchRequest("second", repo, None, strict=False, prompt="p")
-        made = dispatch(request, settings, Git(), lambda: store, "me", doctor_meanwhile).attempt
+        made = dispatch_request(
+            request, settings, Git(), lambda: store, "me", doctor_meanwhile
+        ).attempt
     finally:
         store.close()
     assert [f.kind for f in findings] == []
@@ -174,7 +177,8 @@ def test_a_dispatch_failing_right_after_starting_its_checkout_leaves_nothing(
 ) -> None:
     """Out of file descriptors (say) between starting the worktree and opening the store:
     the worktree made ahead and its marker go, no branch or row is made."""
-    from orch.attempts.dispatch import DispatchRequest, dispatch
+    from orch.attempts.dispatch import DispatchRequest
+    from orch.attempts.dispatch import dispatch as dispatch_request
     from orch.config import resolve
     from orch.git import Git
 
@@ -185,7 +189,7 @@ def test_a_dispatch_failing_right_after_starting_its_checkout_leaves_nothing(
     opened = []
     request = DispatchRequest("doomed", repo, None, strict=False, prompt="p")
     with pytest.raises(OSError):
-        dispatch(request, resolve(os.environ), Git(), lambda: opened.append(1), "me")  # type: ignore[arg-type,return-value]
+        dispatch_request(request, resolve(os.environ), Git(), lambda: opened.append(1), "me")  # type: ignore[arg-type,return-value]
     assert opened == []
     assert len(worktrees(repo)) == 1
     assert orch_branches(repo) == []
