@@ -12,23 +12,13 @@ from typing import Any
 
 import jsonschema
 import pytest
-from helpers import (
-    RunCli,
-    attempts_of,
-    commit_all,
-    dispatch,
-    git,
-    head,
-    inside,
-    json_out,
-    orch_branches,
-    show,
-    worktrees,
-)
 
 from orch import naming
 from orch.git import Git
 from orch.system import inbox
+from tests.support.attempts import attempts_of, dispatch, show
+from tests.support.cli import RunCli, json_out
+from tests.support.repos import commit_all, git, head, inside, orch_branches, worktrees
 
 RECORDED = (
     "task_key",

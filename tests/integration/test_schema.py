@@ -9,7 +9,6 @@ what a user would really see.
 from __future__ import annotations
 
 import subprocess
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,34 +17,23 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Integer, MetaData, create_engine, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from orch.errors import StoreBehind, StoreTooNew
 from orch.store import open_store, upgrade_store
 from orch.store.revision import HEAD, REVISIONS, migrations_dir
 from orch.store.tables import metadata
+from tests.support.cli import error_line
+from tests.support.repos import git
+from tests.support.store import new_pg_database
 
 RunOrch = Callable[..., subprocess.CompletedProcess[str]]
 NEWER = "9999"
 
 
-def error_line(stderr: str) -> str:
-    """The one ``Error: ...`` line an expected failure prints, and no traceback."""
-    assert "Traceback" not in stderr, stderr
-    lines = stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), stderr
-    return lines[0]
-
-
-def git_lines(*args: str, cwd: Path) -> list[str]:
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
-    return proc.stdout.splitlines()
-
-
 def assert_nothing_dispatched(repo: Path, orch_home: Path) -> None:
-    assert git_lines("for-each-ref", "refs/heads/orch/", cwd=repo) == []
-    listed = git_lines("worktree", "list", "--porcelain", cwd=repo)
+    assert git("for-each-ref", "refs/heads/orch/", cwd=repo).splitlines() == []
+    listed = git("worktree", "list", "--porcelain", cwd=repo).splitlines()
     assert [ln for ln in listed if ln.startswith("worktree ")] == [f"worktree {repo}"]
     inbox = orch_home / "inbox"
     assert not inbox.exists() or list(inbox.iterdir()) == []
@@ -54,19 +42,9 @@ def assert_nothing_dispatched(repo: Path, orch_home: Path) -> None:
 @pytest.fixture
 def fresh_pg_url(pg_database_url: str) -> Iterator[str]:
     """A new, empty PostgreSQL database of this test's own, dropped afterwards."""
-    import psycopg
-
-    session = make_url(pg_database_url)
     # any existing database will do for CREATE/DROP DATABASE; use the session's own
-    maintenance = session.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"orch_schema_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(maintenance, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield session.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(maintenance, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with new_pg_database("orch_schema", pg_database_url) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -29,28 +29,16 @@ from orch.errors import (
 )
 from orch.models import NewAttempt, State, WorkspaceStatus
 from orch.store import Store, open_store, upgrade_store
+from tests.support import store as store_support
+from tests.support.store import StepClock
 
 BASE_COMMIT = "c0ffee" + "0" * 34
 START = dt.datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=dt.UTC)
 
 
-class StepClock:
-    """A clock that moves only when told to; what the store must use for timestamps."""
-
-    def __init__(self, start: dt.datetime = START) -> None:
-        self.now = start
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def tick(self, seconds: float = 1.0) -> dt.datetime:
-        self.now += dt.timedelta(seconds=seconds)
-        return self.now
-
-
 @pytest.fixture
 def clock() -> StepClock:
-    return StepClock()
+    return StepClock(START)
 
 
 @pytest.fixture
@@ -71,17 +59,8 @@ def new_attempt(
     attempt_id: str | None = None,
     prompt: str = "Add retries",
 ) -> NewAttempt:
-    attempt_id = attempt_id or secrets.token_hex(4)
-    return NewAttempt(
-        id=attempt_id,
-        task_key=task_key,
-        repository=repository,
-        base_ref="HEAD",
-        base_commit=BASE_COMMIT,
-        branch_name=f"orch/{task_key}-{attempt_id}",
-        worktree_path=f"/worktrees/{task_key}-{attempt_id}",
-        worker=None,
-        prompt=prompt,
+    return store_support.new_attempt(
+        repository, task_key, attempt_id=attempt_id, prompt=prompt, base_commit=BASE_COMMIT
     )
 
 
