@@ -50,7 +50,6 @@ from orch.models import (
     CheckoutSpec,
     NewAttempt,
     PortBundle,
-    TaskWorkspace,
     WorkerIdentity,
     WorkspaceStatus,
 )
@@ -278,12 +277,8 @@ def _new_workspace(
         probe=probe,
         ahead=ahead,
     )
-    made = result.attempt  # its id (and names) may differ from new's: see orch.attempts.intent
-    if made.branch_name and made.worktree_path:
-        # later phases of the task find this workspace here (--reuse-workspace)
-        store.register_workspace(
-            TaskWorkspace(str(repo.root), task_key, made.branch_name, made.worktree_path, made.id)
-        )
+    # later phases of the task find this workspace (--reuse-workspace): finish_provisioning
+    # recorded it with the attempt
     return result
 
 
