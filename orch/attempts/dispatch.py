@@ -131,7 +131,7 @@ def dispatch(
     early_dirt_check: PendingDirtyCheck | None = None,
 ) -> DispatchResult:
     """``early_dirt_check``: a ``git status`` started in ``request.repo_path`` before the
-    command line was parsed (``orch.cli.early``); used as the main worktree's dirt check
+    command line was parsed (``orch.cli.startup``); used as the main worktree's dirt check
     when the repository turns out to be that worktree, else left for the caller to
     cancel."""
     task_key = naming.validate_task_key(request.task_key)

@@ -50,16 +50,12 @@ def actor() -> str:
 
 
 def _user() -> str:
-    """The login name as ``getpass.getuser`` finds it, without importing ``getpass`` (and
-    ``termios``) on every command start."""
-    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
-        if user := os.environ.get(name):
-            return user
-    import pwd
+    """The login name (``getpass.getuser``), or the uid when the account has no name."""
+    import getpass
 
     try:
-        return pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name in the environment nor in the password database
         return f"uid{os.getuid()}"
 
 
