@@ -1,27 +1,32 @@
 """Every trick that makes ``orch`` start or end faster, and what each one buys.
 
 A command is a short-lived process: for ``orch --help``, ``orch list`` and a dispatch the
-interpreter's start-up and teardown are a large share of the time. The tricks below are the
-only ones; each is kept while it measurably pays, and no other module plays such games.
-Numbers: median wall time of 15-20 interleaved runs with and without the trick, on a
-1,000-file repository, on a shared 2-core machine under heavy load (so: what a loaded
-machine sees; the ratios matter more than the milliseconds).
+interpreter's start-up and teardown are a large share of its time. These are the only
+tricks; each stays while it measurably pays, and no other module plays such games.
+Numbers: medians of interleaved runs with and without the trick (20 for ``--help`` and
+``list``, 10-15 for a cold dispatch in a 1,000- and a 10,000-file repository), measured
+2026-12-07 on a shared 2-core machine under heavy load (load average 18-25): what a busy
+machine sees, with a spread of several hundred ms for a dispatch.
 
 1. The exit without teardown (``exit_now``): once output is flushed and the atexit
    handlers have run, ``os._exit``, skipping the interpreter's freeing of every module
-   (SQLAlchemy's are many). Measured: ``orch list`` 798 vs 1,136 ms, ``orch --help``
-   184 vs 201 ms, ``orch dispatch`` DISPATCH_EXIT.
+   (SQLAlchemy's are many). ``orch --help`` 184 against 201 ms, ``orch list`` 798
+   against 1,136 ms, a dispatch at 1k files 2,005 against 2,455 ms.
 2. The dirt check started from a glance at ``sys.argv`` (``start_dirty_check``): a
-   non-strict dispatch from the main worktree's HEAD runs ``git status`` there; it starts
-   before click and the store are imported, so git uses the second core while Python
-   imports. The glance knows dispatch's options by hand (``DISPATCH_VALUE_OPTIONS``,
-   ``WITHOUT_CHECK``): a test keeps them equal to click's. Measured: ``orch dispatch``
-   DISPATCH_EARLY.
+   non-strict dispatch from the main worktree's HEAD runs ``git status`` there; started
+   before click and the store are imported, git works on the second core while Python
+   imports. A dispatch at 10k files 2,656 against 2,922 ms; at 1k files (a ``git
+   status`` of a few ms) no gain (2,005 against 1,775 ms, within the spread). The glance
+   knows dispatch's options by hand (``DISPATCH_VALUE_OPTIONS``, ``WITHOUT_CHECK``): a
+   test keeps them equal to click's.
 
-Measured and dropped: DROPPED.
+Measured and dropped: a shorter thread switch interval while a checkout is made ahead
+(``sys.setswitchinterval(0.0005)``; 10k files 2,656 against 2,668 ms, 1k files 2,005
+against 1,872 ms), and a hand-written ``getpass.getuser`` (``getpass`` costs 0.7 ms of
+import; 1k files 2,005 against 1,998 ms).
 
-Nothing here may change what a command does: a trick that cannot apply (a thread still
-running, output that cannot be flushed, a glance that guessed wrong) steps aside.
+Nothing here may change what a command does: a trick that cannot apply (another thread
+still running, output that cannot be flushed, a glance that guessed wrong) steps aside.
 """
 
 from __future__ import annotations
