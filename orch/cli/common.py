@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from orch.cli import startup
 from orch.errors import InvalidInput, OrchError
 
 if TYPE_CHECKING:
@@ -46,17 +47,7 @@ def open_store(settings: Settings) -> Store:
 
 def actor() -> str:
     # the host name as gethostname() gives it, without importing socket (`orch --help`)
-    return f"{_user()}@{os.uname().nodename} pid {os.getpid()}"
-
-
-def _user() -> str:
-    """The login name (``getpass.getuser``), or the uid when the account has no name."""
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no name in the environment nor in the password database
-        return f"uid{os.getuid()}"
+    return f"{startup.login_name()}@{os.uname().nodename} pid {os.getpid()}"
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
