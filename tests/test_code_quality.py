@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -34,3 +35,21 @@ def test_tool_passes(argv: list[str]) -> None:
         [_tool(argv[0]), *argv[1:]], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# a git command line: a list handed to the adapter's runner, or one naming git itself
+_GIT_COMMAND = re.compile(r"\.(run|output_bytes|_start)\(\s*\[|[\"']git[\"']\s*,")
+
+
+def test_only_the_git_adapter_builds_git_commands() -> None:
+    """Every git command orch runs has a name in orch.git (STYLE.md: a reader finds every
+    git call there); no other module builds a git command line."""
+    found = []
+    for path in sorted((ROOT / "orch").rglob("*.py")):
+        if path.is_relative_to(ROOT / "orch" / "git"):
+            continue
+        text = path.read_text()
+        for match in _GIT_COMMAND.finditer(text):
+            line = text.count("\n", 0, match.start()) + 1
+            found.append(f"{path.relative_to(ROOT)}:{line}")
+    assert found == []

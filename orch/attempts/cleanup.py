@@ -25,17 +25,10 @@ from orch.attempts.worker import worktree_lock_path
 from orch.config import Settings
 from orch.errors import InvalidInput, OrchError
 from orch.fslock import try_lock
-from orch.git import (
-    Git,
-    Repository,
-    UnsavedWork,
-    force_remove_worktree,
-    unsaved_work,
-)
+from orch.git import Git, Repository
 from orch.models import Attempt, State, WorkspaceStatus
 from orch.system import archive, inbox
-from orch.workspace import pool
-from orch.workspace.salvage import save_work
+from orch.workspace import pool, removal
 
 if TYPE_CHECKING:
     from orch.store import Store
@@ -201,16 +194,12 @@ def _remove(
     actor: str,
     checkpoint: Checkpoint,
 ) -> CleanupItem:
-    branch = None if request.keep_branch else attempt.branch_name
-    branch_tip = git.branch_commit(repo, branch) if branch else None
+    policy = removal.Policy(archive=_archive_of(attempt, settings), keep_branch=request.keep_branch)
     present = worktree is not None and worktree.is_dir()
     if present and worktree is not None and pool.is_pool_path(settings, repo, worktree):
         present = False  # already back in the warm pool (a cleanup --to-pool cut short)
-    work = (
-        unsaved_work(git, repo, worktree, branch if branch_tip else None)
-        if (present or branch_tip) and worktree is not None
-        else UnsavedWork((), 0, None)
-    )
+    found = removal.survey(git, repo, worktree, attempt.branch_name, policy, present=present)
+    work, branch_tip = found.work, found.branch_tip
     action = "remove"
     if not work.empty:
         if not request.force:
@@ -245,30 +234,25 @@ def _remove(
         for a in store.attempts_using_worktree(attempt.worktree_path or "")
         if a.workspace_status in HAS_WORKSPACE and a.id != attempt.id
     ]
-    saved = None
-    if action == "archive" and worktree is not None:
-        saved = str(
-            _archive(attempt, repo, worktree, work, branch if branch_tip else None, settings, git)
-        )
-        checkpoint("archived")
-    if present and worktree is not None:
-        if not (
-            request.to_pool
-            and action == "remove"
-            and pool.give_back(git, repo, settings, worktree, attempt.checkout)
-        ):
-            force_remove_worktree(git, repo, worktree)
-        elif "worktree" in removed:
-            removed = tuple("worktree (to the pool)" if r == "worktree" else r for r in removed)
-        checkpoint("worktree-removed")
-    elif worktree is not None:
-        # deleted by hand: drop git's bookkeeping of it too, or it lingers as prunable
-        git.run(["worktree", "prune"], cwd=repo.root, check=False)
-    if branch and branch_tip:
-        # compare-and-delete: a branch that moved since it was checked is kept
-        if not git.delete_branch_if_at(repo, branch, branch_tip):
-            removed = tuple(r for r in removed if r != "branch")
-        checkpoint("branch-deleted")
+    # a worktree deleted by hand has git's bookkeeping of it dropped too (not prunable);
+    # a branch that moved since it was checked is kept (compare-and-delete)
+    done = removal.carry_out(
+        git,
+        repo,
+        found,
+        policy,
+        checkpoint,
+        hand_back=(
+            (lambda path: pool.give_back(git, repo, settings, path, attempt.checkout))
+            if request.to_pool and action == "remove"
+            else None
+        ),
+    )
+    saved = done.archive_path
+    if done.worktree == "to the pool":
+        removed = tuple("worktree (to the pool)" if r == "worktree" else r for r in removed)
+    if branch_tip and not done.branch:
+        removed = tuple(r for r in removed if r != "branch")
     for other in sharing:
         if other.payload_path:
             inbox.remove_payload(Path(other.payload_path))
@@ -283,21 +267,8 @@ def _remove(
     return CleanupItem(attempt, action, reason, size, saved, removed)
 
 
-def _archive(
-    attempt: Attempt,
-    repo: Repository,
-    worktree: Path,
-    work: UnsavedWork,
-    branch: str | None,
-    settings: Settings,
-    git: Git,
-) -> Path:
-    return save_work(
-        git,
-        repo,
-        worktree,
-        work,
-        branch,
+def _archive_of(attempt: Attempt, settings: Settings) -> removal.Archive:
+    return removal.Archive(
         settings.home / "archive",
         attempt.id,
         {

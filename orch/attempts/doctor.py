@@ -30,16 +30,15 @@ from orch.errors import OrchError
 from orch.git import (
     Git,
     Repository,
+    admin_of_repository,
     branches_with_prefix,
-    force_remove_worktree,
     prune_candidates,
-    unsaved_work,
     worktree_admin_dir,
 )
 from orch.models import Attempt, WorkspaceStatus
 from orch.system import archive, inbox, processes
-from orch.workspace import ahead, pool
-from orch.workspace.salvage import save_work
+from orch.workspace import ahead, owners, pool, removal
+from orch.workspace.owners import owner_of
 
 if TYPE_CHECKING:
     from orch.store import Store
@@ -105,7 +104,7 @@ class Doctor:
         # a dispatch died before recording its intent
         checked = {str(Path(r)) for r in by_repo}
         for marker in ahead.markers(self.settings):
-            if str(marker.repository) in checked or self._making(marker):
+            if str(marker.repository) in checked or owners.making(marker):
                 continue
             checked.add(str(marker.repository))
             with contextlib.suppress(OrchError):
@@ -149,41 +148,19 @@ class Doctor:
         self, repo: Repository, path: Path | None, branch: str | None, name: str
     ) -> str | None:
         """Remove a worktree (and its branch) nobody owns, archiving unsaved work first."""
-        work = unsaved_work(self.git, repo, path, branch)
-        saved = None
-        if not work.empty:
-            target = save_work(
-                self.git,
-                repo,
-                path,
-                work,
-                branch,
-                self.settings.home / "archive",
-                name,
-                {"saved_by": "orch doctor"},
-            )
-            saved = str(target)
-        if path is not None and (path.exists() or worktree_admin_dir(path) is not None):
-            force_remove_worktree(self.git, repo, path)
-        if branch:
-            tip = self.git.branch_commit(repo, branch)
-            if tip:
-                self.git.delete_branch_if_at(repo, branch, tip)
-        return saved
+        policy = removal.Policy(
+            archive=removal.Archive(
+                self.settings.home / "archive", name, {"saved_by": "orch doctor"}
+            ),
+            forget_if_gone=False,  # git's stale bookkeeping is a finding of its own
+        )
+        return removal.remove(self.git, repo, path, branch, policy).archive_path
 
-    def _making(self, marker: ahead.Marker) -> bool:
-        """Whether the dispatch that wrote ``marker`` is still at work."""
-        age = _age(marker.file)
-        if age is None or age >= STUCK_AFTER.total_seconds():
-            return False  # gone meanwhile (intent recorded), or far older than a dispatch
-        return processes.is_alive(marker.pid, None)
-
-    def _in_use(self, path: Path) -> bool:
-        """Whether a worktree no row read earlier owns is a live dispatch's after all: one
-        it is making ahead of its intent (its marker, read first), or recorded since."""
-        if any(m.worktree == path and self._making(m) for m in ahead.markers(self.settings)):
-            return True
-        return bool(self.store.live_attempts_using_worktree(str(path)))
+    def _in_use(self, path: Path, repo: Repository | None = None) -> bool:
+        """Whether a worktree no row read earlier owns is someone's after all: a live
+        dispatch's (one it is making ahead of its intent, or recorded since), or a member
+        of ``repo``'s pool."""
+        return owner_of(path, self.settings, self.store, repo).owned
 
     def _branch_owned_since(self, repo: Repository, branch: str) -> bool:
         """Whether an attempt recorded after doctor read the store owns ``branch`` (a
@@ -225,15 +202,13 @@ class Doctor:
         if repo is not None and a.worktree_path and self._not_its_own(repo, a):
             # the pool member its intent names, still ready or claimed by another
             # dispatch meanwhile: this one never made it its own
+            # (the branch, only while it still points at the base)
             if a.branch_name and a.base_commit:
-                with contextlib.suppress(OrchError):
-                    self.git.delete_branch_if_at(repo, a.branch_name, a.base_commit)
+                policy = removal.Policy(branch_at=a.base_commit, best_effort=True)
+                removal.remove(self.git, repo, None, a.branch_name, policy)
         elif repo is not None and a.worktree_path:
-            path = Path(a.worktree_path)
-            branch = a.branch_name
-            tip = self.git.branch_commit(repo, branch) if branch else None
             # commits someone made on the branch meanwhile go to the archive first
-            saved = self._save_and_remove(repo, path, branch if tip else None, a.id)
+            saved = self._save_and_remove(repo, Path(a.worktree_path), a.branch_name, a.id)
         if a.payload_path:
             inbox.remove_payload(Path(a.payload_path))
         else:
@@ -279,10 +254,10 @@ class Doctor:
             if not _inside(path, self.settings.worktree_root):
                 continue
             registered.append(path)
-            if pool.is_pool_path(self.settings, repo, path):
-                continue  # pool members are checked below
-            if str(path) in owned_paths or "prunable" in entry or self._in_use(path):
+            if str(path) in owned_paths or "prunable" in entry:
                 continue
+            if self._in_use(path, repo):
+                continue  # a pool member (checked below), or a live dispatch's or attempt's
             branch = entry.get("branch", "").removeprefix("refs/heads/") or None
             if (
                 branch
@@ -369,13 +344,9 @@ class Doctor:
         if not pool.take(path):
             return None  # a dispatch claimed it since it was checked: the attempt's now
         admin = worktree_admin_dir(path) if path.is_dir() else None
-        ours = (
-            admin is not None
-            and admin.resolve().parent == (repo.common_dir / "worktrees").resolve()
-        )
-        if not ours:
+        if admin is None or not admin_of_repository(repo, admin):
             return pool.discard(self.git, repo, self.settings, path)
-        self.git.run(["worktree", "repair", str(path)], cwd=repo.root, check=False)
+        self.git.repair_worktree(repo, path, check=False)
         saved = self._save_and_remove(repo, path, None, f"pool-{path.name}")
         pool.unmark(path)
         return saved
@@ -386,7 +357,7 @@ class Doctor:
         once the worktree is gone, not before: the marker is what leads doctor to a
         repository no row names."""
         for marker in ahead.markers(self.settings):
-            if self._making(marker):
+            if owners.making(marker):
                 continue
             if os.path.lexists(marker.worktree):
                 self._report(
@@ -467,7 +438,7 @@ class Doctor:
         rewrite_payload(a, self.settings, self.store)  # with its port bundle
 
     def _prune(self, repo: Repository) -> None:
-        self.git.run(["worktree", "prune"], cwd=repo.root)
+        self.git.prune_worktrees(repo)
 
     def _payloads(self, attempts: list[Attempt]) -> None:
         inbox_dir = self.settings.inbox_dir

@@ -244,7 +244,7 @@ class WorkerRuntime:
         repo = clones[attempt.repository_url or ""]
         base = attempt.base_commit or ""
         if not git.has_commit(repo, base):
-            git.run(["fetch", "--quiet", "origin"], cwd=repo.root, check=False)
+            git.fetch_origin(repo)
         if not git.has_commit(repo, base):
             self._finish(
                 lease,

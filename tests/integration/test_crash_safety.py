@@ -189,7 +189,7 @@ def test_a_dispatch_failing_right_after_starting_its_checkout_leaves_nothing(
     def no_more_files(self: Git, repo: object) -> None:
         raise OSError(errno.EMFILE, "Too many open files")
 
-    monkeypatch.setattr(Git, "start_repository_url", no_more_files)
+    monkeypatch.setattr(Git, "start_repository_facts", no_more_files)
     opened = []
     request = DispatchRequest("doomed", repo, None, strict=False, prompt="p")
     with pytest.raises(OSError):

@@ -706,24 +706,23 @@ def test_a_damaged_member_that_cannot_be_moved_aside_is_kept_with_its_work(
     assert not member.with_name("m-" + member.name.removeprefix("w-")).exists()  # not ready
 
 
-def test_a_hooks_path_set_after_orch_read_the_config_is_honoured(
-    repo: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_hooks_path_set_after_orch_read_the_config_is_honoured(repo: Path) -> None:
     """A long-lived process (`orch work`) read the config when it started; a
-    core.hooksPath set since then is not missed once that read is old."""
-    import orch.git
+    core.hooksPath set since then is not missed: the Git object keeps no facts, and a
+    caller that does not hold a fresh read of them lets git look."""
     from orch.git import Git, checkout_env
 
     orch_git = Git()
     repository = orch_git.discover(repo)
-    orch_git.repository_url(repository)  # learns: hooks in the default place, none there
+    facts = orch_git.start_repository_facts(repository).result()
+    assert facts.hooks == repository.common_dir / "hooks"  # the default place, none there
     hooks = repo.parent / "late-hooks"
     hooks.mkdir()
     log = repo.parent / "late.log"
     (hooks / "post-checkout").write_text(f'#!/bin/sh\necho ran > "{log}"\n')
     (hooks / "post-checkout").chmod(0o755)
     subprocess.run(["git", "config", "core.hooksPath", str(hooks)], cwd=repo, check=True)
-    monkeypatch.setattr(orch.git, "HOOKS_FACT_SECONDS", 0.0)  # the read is now old
+    assert orch_git.start_repository_facts(repository).result().hooks is None  # ask git
     commit = head(repo)
-    orch_git.post_checkout(repo, commit, commit, checkout_env(False), repository)
+    orch_git.post_checkout(repo, commit, commit, checkout_env(False))
     assert log.read_text() == "ran\n"

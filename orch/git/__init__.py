@@ -1,0 +1,93 @@
+"""The git adapter: the only package that runs git.
+
+Every write goes through the git CLI. Read-only commands in a worktree an agent may be
+using run with ``--no-optional-locks`` so they never take ``index.lock`` from under it.
+Each git command orch runs has a name here; callers never build a command line. The
+modules, by what they are about:
+
+- ``runner``: running git, retries while git's locks are busy, background commands;
+- ``refs``: discovery, resolving refs, the attempt's branch, the repository's facts;
+- ``checkout``: files and HEAD of one worktree, hooks, sparse checkout, submodules;
+- ``worktrees``: registering, removing and git's bookkeeping of worktrees;
+- ``status``: what a worktree holds that its HEAD does not;
+- ``saving``: patches, untracked files and bundles of work about to be removed.
+
+``Git`` is all of them in one object, as the rest of orch passes it around.
+"""
+
+from __future__ import annotations
+
+from orch.git.checkout import Checkout, add_excludes, checkout_env
+from orch.git.refs import (
+    PendingRepositoryFacts,
+    PendingRepositoryUrl,
+    Refs,
+    Repository,
+    RepositoryFacts,
+    branches_with_prefix,
+)
+from orch.git.runner import Pending, Runner
+from orch.git.saving import save_bundle, save_patch, untracked_files
+from orch.git.status import (
+    DirtyPath,
+    PendingDirtyCheck,
+    Status,
+    UnsavedWork,
+    fingerprint,
+    ignored_entries,
+    parse_porcelain,
+    unsaved_work,
+)
+from orch.git.worktrees import (
+    WorktreeRecord,
+    Worktrees,
+    admin_of_repository,
+    force_remove_worktree,
+    index_stat,
+    prune_candidates,
+    read_worktree_record,
+    worktree_admin_dir,
+    worktree_head,
+    worktree_registered,
+)
+
+
+class Git(Worktrees, Status):
+    """Every git command orch runs (see the modules above)."""
+
+
+__all__ = [
+    "Checkout",
+    "DirtyPath",
+    "Git",
+    "Pending",
+    "PendingDirtyCheck",
+    "PendingRepositoryFacts",
+    "PendingRepositoryUrl",
+    "Refs",
+    "Repository",
+    "RepositoryFacts",
+    "Runner",
+    "Status",
+    "UnsavedWork",
+    "WorktreeRecord",
+    "Worktrees",
+    "add_excludes",
+    "admin_of_repository",
+    "branches_with_prefix",
+    "checkout_env",
+    "fingerprint",
+    "force_remove_worktree",
+    "ignored_entries",
+    "index_stat",
+    "parse_porcelain",
+    "prune_candidates",
+    "read_worktree_record",
+    "save_bundle",
+    "save_patch",
+    "unsaved_work",
+    "untracked_files",
+    "worktree_admin_dir",
+    "worktree_head",
+    "worktree_registered",
+]

@@ -1,0 +1,156 @@
+"""Running git: the one place a git process is started.
+
+Git's own lock files are expected to be busy when many orch processes share a repository:
+a command that fails only because a lock is held is retried with backoff, bounded by
+``lock_timeout``, and only then reported (``LockBusy``). Commands whose answer is wanted
+only later run in the background (``Pending``). Nothing here knows what a command means:
+the other modules of the adapter name each command; this one must never be called with a
+command line built outside orch.git.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from orch.errors import GitError, LockBusy
+
+_LOCK_BUSY = re.compile(
+    r"Unable to create '[^']*\.lock': File exists"
+    r"|could not lock config file"
+    r"|Another git process seems to be running",
+)
+T = TypeVar("T")
+
+
+class Pending(Generic[T]):
+    """A git command running in the background; ``parse`` makes its result from the exit
+    code and the output."""
+
+    def __init__(self, proc: subprocess.Popen[str], parse: Callable[[int, str], T]) -> None:
+        self._proc = proc
+        self._parse = parse
+        self._result: tuple[T] | None = None
+
+    def result(self) -> T:
+        if self._result is None:
+            out, _err = self._proc.communicate()
+            self._result = (self._parse(self._proc.returncode, out),)
+        return self._result[0]
+
+    def close(self) -> None:
+        """Wait for the command if nobody asked for its result (reaps the process)."""
+        self.result()
+
+    def cancel(self) -> None:
+        """Stop a command whose answer is no longer wanted (nothing if it was read): its
+        result is then what git says when killed."""
+        if self._result is None:
+            self._proc.kill()
+            self.result()
+
+
+class Runner:
+    """Runs git with orch's environment; holds no knowledge of any repository."""
+
+    def __init__(self, lock_timeout: float = 30.0, env: Mapping[str, str] | None = None) -> None:
+        self.lock_timeout = lock_timeout
+        base = dict(os.environ if env is None else env)
+        # orch parses git's messages; keep them in English and never open an editor/pager.
+        base.update({"LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat"})
+        self._env = base
+
+    def run(
+        self,
+        args: Sequence[str],
+        cwd: Path | None = None,
+        *,
+        check: bool = True,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``git args``; retry while git reports a busy lock; raise ``GitError``."""
+        cmd = ["git", *args]
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.005
+        full_env = {**self._env, **(env or {})}
+        while True:
+            try:
+                # file names and file contents need not be UTF-8: never fail decoding them
+                proc = subprocess.run(
+                    cmd,
+                    cwd=cwd,
+                    input=input,
+                    capture_output=True,
+                    text=True,
+                    errors="surrogateescape",
+                    env=full_env,
+                )
+            except FileNotFoundError as exc:
+                raise GitError("git is not installed or not on PATH") from exc
+            if proc.returncode == 0 or not check:
+                return proc
+            if _LOCK_BUSY.search(proc.stderr):
+                if time.monotonic() >= deadline:
+                    raise LockBusy(
+                        f"git lock stayed busy for {self.lock_timeout:g}s: "
+                        + last_line(proc.stderr)
+                    )
+                time.sleep(delay)
+                delay = min(delay * 2, 0.2)
+                continue
+            raise GitError(f"git {' '.join(args[:2])} failed: {last_line(proc.stderr)}")
+
+    def output_bytes(self, args: Sequence[str], cwd: Path | None = None) -> bytes:
+        """Run a read-only ``git args`` and return its output byte for byte (no decoding,
+        no newline translation: a patch must apply to files with any encoding or CRLF)."""
+        try:
+            proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, env=self._env)
+        except FileNotFoundError as exc:
+            raise GitError("git is not installed or not on PATH") from exc
+        if proc.returncode != 0:
+            stderr = proc.stderr.decode(errors="replace")
+            raise GitError(f"git {' '.join(args[:2])} failed: {last_line(stderr)}")
+        return proc.stdout
+
+    def _start(
+        self,
+        args: Sequence[str],
+        parse: Callable[[int, str], T],
+        cwd: Path | None = None,
+        *,
+        yield_cpu: bool = False,
+    ) -> Pending[T]:
+        """Start ``git args`` in the background (OSError when ``cwd`` is gone, GitError
+        when git is missing);
+        ``yield_cpu``: at the lowest scheduling priority (nice 19)."""
+        try:
+            proc = subprocess.Popen(
+                ["git", *args],
+                cwd=cwd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                errors="surrogateescape",
+                env=self._env,
+            )
+        except FileNotFoundError as exc:
+            if cwd is not None and not cwd.is_dir():
+                raise  # the directory is gone, not git
+            raise GitError("git is not installed or not on PATH") from exc
+        if yield_cpu:
+            # the child has not been waited for: its pid cannot have been reused yet
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, proc.pid, 19)
+        return Pending(proc, parse)
+
+
+def last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else "(no message)"

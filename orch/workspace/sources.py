@@ -1,0 +1,272 @@
+"""Where a new attempt's worktree comes from: a warm pool member, a checkout made ahead,
+or a fresh ``git worktree add``.
+
+Each source is one object with the same small protocol, so that a dispatch never
+threads optional handles through its steps:
+
+- *prepare* (its constructor, ``start``): what can run before the store opens (the
+  member's ``git status``, the checkout ahead); ``path`` is what the intent records
+  (None: the path named after the attempt);
+- ``recorded()``: the intent names the worktree;
+- ``take(attempt, record, checkpoint)``, after the intent and the branch: the worktree
+  is checked out on the attempt's branch at ``path``. Before doing anything at a path the
+  intent does not name, it calls ``record(path)`` (the dispatch writes the store), so
+  that the store always names the worktree before anything is done there;
+- ``undo()``: release what prepare started (a checkout ahead no intent names is
+  removed); ``settle()``: wait until git is done at ``path`` before a rollback;
+- ``ours``: whether what is at ``path`` is the attempt's (made or claimed by it): only
+  then may a rollback remove it.
+
+A worktree reused by a later phase is no source: it is finished in place
+(``orch.workspace.reuse``). Never writes the store: the dispatch does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+from orch import naming
+from orch.config import Settings
+from orch.errors import WorkspaceError
+from orch.git import Git, Repository, checkout_env
+from orch.models import Attempt, CheckoutSpec
+from orch.workspace import pool
+from orch.workspace.ahead import CheckoutAhead
+
+Checkpoint = Callable[[str], None]
+Record = Callable[[Path], None]
+
+
+def _no_checkpoint(step: str) -> None:
+    return None
+
+
+class Source(Protocol):
+    path: Path | None
+    ours: bool
+
+    def recorded(self) -> None: ...
+
+    def take(
+        self, attempt: Attempt, record: Record, checkpoint: Checkpoint, hooks: Path | None
+    ) -> str | None:
+        """Check the worktree out; the pool member's name, or None. ``hooks``: where the
+        repository's hooks are (None: git looks)."""
+        ...
+
+    def settle(self) -> None: ...
+
+    def undo(self) -> None: ...
+
+
+class Fresh:
+    """A worktree made after the intent, at the path named after the attempt."""
+
+    def __init__(self, git: Git, repo: Repository, settings: Settings, spec: CheckoutSpec) -> None:
+        self.git, self.repo, self.settings, self.spec = git, repo, settings, spec
+        self.path: Path | None = None
+        self.ours = False
+
+    def recorded(self) -> None:
+        return None
+
+    def take(
+        self,
+        attempt: Attempt,
+        record: Record,
+        checkpoint: Checkpoint = _no_checkpoint,
+        hooks: Path | None = None,
+    ) -> str | None:
+        assert attempt.branch_name and attempt.base_commit and attempt.worktree_path
+        path = Path(attempt.worktree_path)
+        if pool.in_a_pool(path):  # the member the intent named was taken or damaged
+            path = naming.worktree_path(
+                self.settings.worktree_root, self.repo.root, attempt.task_key, attempt.id
+            )
+            record(path)
+        self.path = path
+        self.ours = True  # named after this attempt: whatever is made there is its own
+        self.git.add_worktree(
+            self.repo,
+            path,
+            attempt.branch_name,
+            attempt.base_commit,
+            sparse=self.spec.sparse_paths,
+            submodules=bool(self.spec.submodules),
+            lfs_skip_smudge=self.spec.lfs_skip_smudge,
+            hooks=hooks,
+        )
+        return None
+
+    def settle(self) -> None:
+        return None
+
+    def undo(self) -> None:
+        return None
+
+
+class Pooled:
+    """A warm pool member: the probed one first (its ``git status`` runs while the store
+    opens), then any other ready one; a fresh worktree when none can be claimed."""
+
+    def __init__(
+        self,
+        git: Git,
+        repo: Repository,
+        settings: Settings,
+        spec: CheckoutSpec,
+        probe: pool.Probe | None = None,
+    ) -> None:
+        self.git, self.repo, self.settings, self.spec = git, repo, settings, spec
+        self.probe = probe
+        self.path: Path | None = probe.member if probe is not None else None
+        self.ours = False
+        self._fresh = Fresh(git, repo, settings, spec)
+
+    @classmethod
+    def start(
+        cls, git: Git, repo: Repository, settings: Settings, spec: CheckoutSpec
+    ) -> Pooled | None:
+        """Probe a ready member; None when the pool has none."""
+        probe = pool.probe(git, repo, settings, spec)
+        return None if probe is None else cls(git, repo, settings, spec, probe)
+
+    def recorded(self) -> None:
+        return None
+
+    def take(
+        self,
+        attempt: Attempt,
+        record: Record,
+        checkpoint: Checkpoint = _no_checkpoint,
+        hooks: Path | None = None,
+    ) -> str | None:
+        assert attempt.branch_name and attempt.base_commit and attempt.worktree_path
+        self.path = Path(attempt.worktree_path)
+        for member in self._candidates():
+            if member != self.path:
+                record(member)
+                self.path, self.ours = member, False
+            claimed = self._claim(member, checkpoint)
+            if claimed is not None:
+                self.ours = True  # claimed: from now on the attempt's to remove
+                pool.switch_to_branch(
+                    self.git,
+                    self.repo,
+                    claimed.path,
+                    attempt.branch_name,
+                    claimed.commit,
+                    attempt.base_commit,
+                    self.spec,
+                    hooks=hooks,
+                )
+                return claimed.member
+        self._fresh.take(_at(attempt, self.path), record, checkpoint, hooks)
+        self.path, self.ours = self._fresh.path, True
+        return None
+
+    def _candidates(self) -> list[Path]:
+        if not self.spec.poolable:
+            return []
+        try:
+            members = pool.ready_members(pool.flavour_dir(self.settings, self.repo, self.spec))
+        except WorkspaceError:
+            members = []  # unreadable: `orch pool fill` and `orch doctor` report it
+        if self.probe is not None and self.probe.member in members:
+            members.remove(self.probe.member)
+            members.insert(0, self.probe.member)
+        return members
+
+    def _claim(self, member: Path, checkpoint: Checkpoint) -> pool.Claimed | None:
+        probed = self.probe if self.probe is not None and self.probe.member == member else None
+        try:
+            return pool.claim(
+                self.git, self.repo, self.settings, self.spec, member, probed, checkpoint
+            )
+        except pool.MemberStuck:
+            raise  # kept where it is, with whatever it holds
+        except BaseException:
+            # past its ready marker, the member is this attempt's to remove
+            self.ours = member.exists() and member not in self._candidates()
+            raise
+
+    def settle(self) -> None:
+        return None
+
+    def undo(self) -> None:
+        if self.probe is not None:
+            self.probe.close()  # reap the process
+
+
+class Ahead:
+    """The attempt's worktree, started (detached at the base) while the store opens; see
+    orch.workspace.ahead. It is named after the attempt, so it is the attempt's own."""
+
+    def __init__(self, checkout: CheckoutAhead, spec: CheckoutSpec) -> None:
+        self.checkout, self.spec = checkout, spec
+        self.path: Path | None = checkout.path
+        self.ours = True
+        self.attempt_id = checkout.attempt_id
+
+    @classmethod
+    def start(
+        cls,
+        git: Git,
+        repo: Repository,
+        settings: Settings,
+        task_key: str,
+        base_commit: str,
+        spec: CheckoutSpec,
+        checkpoint: Checkpoint = _no_checkpoint,
+    ) -> Ahead | None:
+        """None when something is already at its path (the id another attempt's) or its
+        marker cannot be written: the worktree is then made after the intent, which
+        reports what is wrong. It keeps its path if the store gives the attempt another
+        id (orch.attempts.intent): nothing else is there."""
+        attempt_id = naming.new_attempt_id()
+        path = naming.worktree_path(settings.worktree_root, repo.root, task_key, attempt_id)
+        if os.path.lexists(path):
+            return None
+        try:
+            checkout = CheckoutAhead.start(
+                git, repo, settings, attempt_id, path, base_commit, spec, checkpoint
+            )
+        except (OSError, RuntimeError):
+            return None
+        return cls(checkout, spec)
+
+    def recorded(self) -> None:
+        self.checkout.owned()  # the intent names its worktree: it is the attempt's
+
+    def take(
+        self,
+        attempt: Attempt,
+        record: Record,
+        checkpoint: Checkpoint = _no_checkpoint,
+        hooks: Path | None = None,
+    ) -> str | None:
+        assert attempt.branch_name and attempt.base_commit
+        checkout = self.checkout
+        checkout.result()  # detached at the base, as `git worktree add` left it
+        checkout.git.attach_head(checkout.path, attempt.branch_name, attempt.base_commit)
+        # the hook `git worktree add -b` runs, now that HEAD is on the branch
+        commit = attempt.base_commit
+        env = checkout_env(self.spec.lfs_skip_smudge)
+        checkout.git.post_checkout(checkout.path, "0" * len(commit), commit, env, hooks)
+        return None
+
+    def settle(self) -> None:
+        self.checkout.settle()  # git may still be checking out there
+
+    def undo(self) -> None:
+        if not self.checkout.recorded:
+            self.checkout.discard()  # failed before its intent: nobody else knows of it
+
+
+def _at(attempt: Attempt, path: Path | None) -> Attempt:
+    """``attempt`` as the store names it now (``record`` may have moved it)."""
+    return dataclasses.replace(attempt, worktree_path=str(path)) if path else attempt
