@@ -112,10 +112,17 @@ class Attempt:
             lfs_skip_smudge=bool(self.lfs_skip_smudge),
         )
 
+    @property
+    def worker_label(self) -> str:
+        """Who works on the attempt, in the words ``orch show`` and the dashboard share: the
+        worker holding (or last holding) its lease, else the worker or kind it was sent to."""
+        return self.lease_holder or self.worker or "(any)"
+
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["state"] = str(self.state)
         out["workspace_status"] = str(self.workspace_status)
+        out["worker_label"] = self.worker_label
         for key, value in out.items():
             if isinstance(value, dt.datetime):
                 out[key] = value.isoformat()

@@ -6,8 +6,8 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orch.errors import AttemptNotFound
-from orch.models import Attempt, AttemptEvent, Message, Run, State
+from orch.errors import AttemptNotFound, NotFound
+from orch.models import Attempt, AttemptEvent, Message, PortBundle, Run, State
 from orch.system import inbox
 
 if TYPE_CHECKING:
@@ -20,14 +20,21 @@ class AttemptDetail:
     events: tuple[AttemptEvent, ...]
     runs: tuple[Run, ...] = ()
     messages: tuple[Message, ...] = ()
+    ports: PortBundle | None = None  # the port bundle the attempt holds, if any
 
     def to_dict(self) -> dict[str, Any]:
         """The body of ``orch show --json`` (and of the dashboard's attempt endpoint)."""
+        bundle = self.ports
         return {
             "attempt": self.attempt.to_dict(),
             "events": [e.to_dict() for e in self.events],
             "runs": [r.to_dict() for r in self.runs],
             "messages": [m.to_dict() for m in self.messages],
+            "ports": (
+                {"start": bundle.start, "size": bundle.size, "ports": bundle.ports}
+                if bundle is not None
+                else None
+            ),
         }
 
 
@@ -49,6 +56,28 @@ def find_attempt(store: Store, ref: str) -> Attempt:
     return store.get(ref)
 
 
+def worktree_of(store: Store, ref: str) -> Path:
+    """The attempt's worktree (``orch path``, ``orch open``); one that is gone is refused."""
+    attempt = find_attempt(store, ref)
+    if not attempt.worktree_path:
+        raise NotFound(
+            f"attempt {attempt.id} has no worktree (workspace_status {attempt.workspace_status})"
+        )
+    path = Path(attempt.worktree_path)
+    if not path.is_dir():
+        saved = (
+            f"; its work was saved to {attempt.archive_path}: 'orch restore {attempt.id}' "
+            "brings it back"
+            if attempt.archive_path
+            else ""
+        )
+        raise NotFound(
+            f"the worktree of attempt {attempt.id} is gone: {path} "
+            f"(workspace_status {attempt.workspace_status}){saved}"
+        )
+    return path
+
+
 def show(store: Store, ref: str) -> AttemptDetail:
     attempt = find_attempt(store, ref)
     return AttemptDetail(
@@ -56,6 +85,7 @@ def show(store: Store, ref: str) -> AttemptDetail:
         events=tuple(store.events(attempt.id)),
         runs=tuple(store.runs(attempt.id)),
         messages=tuple(store.messages(attempt.id)),
+        ports=store.port_bundle(attempt.id),
     )
 
 

@@ -42,11 +42,14 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T")
 
+# A prompt may start with '-': it must never reach an agent as an option. claude (commander)
+# and codex (clap) end their options at '--'; gemini (yargs) and aider (argparse) take the
+# prompt glued to its option ('--prompt=-x' is the value '-x' to both).
 AGENT_TEMPLATES: dict[str, tuple[str, ...]] = {
-    "claude": ("claude", "-p", "{prompt}"),
-    "codex": ("codex", "exec", "{prompt}"),
-    "gemini": ("gemini", "-p", "{prompt}"),
-    "aider": ("aider", "--yes-always", "--message", "{prompt}"),
+    "claude": ("claude", "-p", "--", "{prompt}"),
+    "codex": ("codex", "exec", "--", "{prompt}"),
+    "gemini": ("gemini", "--prompt={prompt}"),
+    "aider": ("aider", "--yes-always", "--message={prompt}"),
 }
 PLACEHOLDERS = ("prompt", "payload", "worktree", "attempt", "branch", "base_commit", "task_key")
 

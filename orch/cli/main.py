@@ -259,6 +259,7 @@ def _register() -> None:
         pool_commands,
         serve_commands,
         worker_commands,
+        worktree_commands,
     )
 
     for module in (
@@ -267,6 +268,7 @@ def _register() -> None:
         maintenance_commands,
         pool_commands,
         serve_commands,
+        worktree_commands,
     ):
         for command in module.COMMANDS:
             cli.add_command(command)

@@ -40,9 +40,10 @@ def _head_spec(git: Git, repository: Repository) -> CheckoutSpec:
 def pool() -> None:
     """Keep clean worktrees ready so that dispatch on a large repository is fast.
 
-    A dispatch takes a ready worktree from the pool (when there is one), moves it to the
-    attempt's path and checks out the attempt's branch, rewriting only the files that
-    differ; an empty pool falls back to creating a worktree.
+    A dispatch takes a ready worktree from the pool (when there is one) and hands it over
+    in place: the member is not moved, its path becomes the attempt's worktree_path, and
+    the attempt's branch is checked out in it, rewriting only the files that differ. An
+    empty pool falls back to creating a worktree.
     """
 
 

@@ -59,12 +59,16 @@ def attempt_detail(detail: AttemptDetail) -> str:
         ("base_commit", attempt.base_commit or "-"),
         ("branch_name", attempt.branch_name or "-"),
         ("worktree_path", attempt.worktree_path or "-"),
-        ("worker", attempt.worker or "(any)"),
+        ("worker", attempt.worker_label),
         ("phase", attempt.phase or "-"),
         ("payload", attempt.payload_path or "-"),
         ("created_at", attempt.created_at.isoformat(timespec="seconds")),
         ("updated_at", attempt.updated_at.isoformat(timespec="seconds")),
     ]
+    if detail.ports is not None:
+        bundle = detail.ports
+        slots = " ".join(f"{name}={port}" for name, port in bundle.ports.items())
+        fields.append(("ports", f"{bundle.start}-{bundle.end} {slots}"))
     if attempt.sparse_paths:
         fields.append(("sparse_paths", " ".join(attempt.sparse_paths)))
     if attempt.submodules is not None:

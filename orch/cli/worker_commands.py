@@ -137,6 +137,8 @@ def work(
     The command may use {prompt}, {payload}, {worktree}, {attempt}, {branch},
     {base_commit} and {task_key}; its environment carries ORCH_ATTEMPT_ID, ORCH_PAYLOAD,
     ORCH_WORKTREE, ORCH_BRANCH, ORCH_BASE_COMMIT, ORCH_PROMPT and ORCH_PORT_<NAME>.
+    End the agent's options before {prompt} ('--'): a prompt may start with '-'. In
+    'sh -c', use "$ORCH_PROMPT", never {prompt} (that makes the prompt shell code).
     The first SIGTERM or Ctrl-C drains (the current attempt finishes normally); a second
     one stops the agent and finishes the attempt as cancelled.
     """

@@ -10,7 +10,8 @@ modules, by what they are about:
 - ``checkout``: files and HEAD of one worktree, hooks, sparse checkout, submodules;
 - ``worktrees``: registering, removing and git's bookkeeping of worktrees;
 - ``status``: what a worktree holds that its HEAD does not;
-- ``saving``: patches, untracked files and bundles of work about to be removed.
+- ``saving``: patches, untracked files and bundles of work about to be removed;
+- ``restoring``: bringing such work back (``orch restore``).
 
 ``Git`` is all of them in one object, as the rest of orch passes it around.
 """
@@ -26,6 +27,7 @@ from orch.git.refs import (
     RepositoryFacts,
     branches_with_prefix,
 )
+from orch.git.restoring import apply_patch, bundle_heads, fetch_bundle_objects, patch_applied
 from orch.git.runner import Pending, Runner
 from orch.git.saving import save_bundle, save_patch, untracked_files
 from orch.git.status import (
@@ -74,13 +76,17 @@ __all__ = [
     "Worktrees",
     "add_excludes",
     "admin_of_repository",
+    "apply_patch",
     "branches_with_prefix",
+    "bundle_heads",
     "checkout_env",
+    "fetch_bundle_objects",
     "fingerprint",
     "force_remove_worktree",
     "ignored_entries",
     "index_stat",
     "parse_porcelain",
+    "patch_applied",
     "prune_candidates",
     "read_worktree_record",
     "save_bundle",

@@ -19,6 +19,7 @@ from orch.errors import (
     AttemptIdTaken,
     AttemptNotFound,
     Conflict,
+    InvalidInput,
     RetryRefused,
     StoreError,
 )
@@ -32,6 +33,8 @@ from orch.store.tables import attempt_events as _E
 from orch.store.tables import attempts as _T
 from orch.store.tasks import TaskOps
 from orch.store.workspaces import WorkspaceOps, map_task_workspace
+
+MIN_ID_PREFIX = 4  # shorter prefixes match too much to be meant (ids are 8 hex digits)
 
 
 def _task_lock_key(repository: str, task_key: str) -> int:
@@ -326,12 +329,24 @@ class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps):
             row = conn.execute(select(_T).where(_T.c.id == ref)).first()
             if row is not None:
                 return to_attempt(row)
-            if len(ref) >= 4 and all(c in "0123456789abcdef" for c in ref):
-                rows = conn.execute(select(_T).where(_T.c.id.startswith(ref)).limit(2)).all()
+            if ref and all(c in "0123456789abcdef" for c in ref):
+                if len(ref) < MIN_ID_PREFIX:
+                    raise InvalidInput(
+                        f"attempt id prefix {ref!r} is too short: give at least "
+                        f"{MIN_ID_PREFIX} characters of the id"
+                    )
+                shown = 5
+                rows = conn.execute(
+                    select(_T).where(_T.c.id.startswith(ref)).order_by(_T.c.id).limit(shown + 1)
+                ).all()
                 if len(rows) == 1:
                     return to_attempt(rows[0])
                 if len(rows) > 1:
-                    raise AmbiguousAttempt(f"attempt id prefix {ref!r} matches several attempts")
+                    names = ", ".join(f"{r.id} ({r.task_key})" for r in rows[:shown])
+                    more = ", …" if len(rows) > shown else ""
+                    raise AmbiguousAttempt(
+                        f"attempt id prefix {ref!r} matches several attempts: {names}{more}"
+                    )
         raise AttemptNotFound(f"no attempt {ref!r} in the store")
 
     def list_attempts(

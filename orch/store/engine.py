@@ -19,6 +19,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import QueuePool
 
 from orch.errors import StoreError, describe_os_error
+from orch.store.dialects import engine_url
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 
@@ -36,6 +37,7 @@ SYNCHRONOUS_MODES = ("FULL", "NORMAL")
 
 
 def make_engine(url: str, synchronous: str = "NORMAL") -> Engine:
+    url = engine_url(url)  # a database or driver orch cannot use: one line, exit 6
     try:
         if is_sqlite(url):
             path = sqlite_path(url)

@@ -50,6 +50,28 @@ def save_files(worktree: Path, relative_paths: list[str], dest: Path) -> int:
     return count
 
 
+def restore_files(tarball: Path, dest: Path) -> list[str]:
+    """Unpack the untracked files saved by ``save_files`` into ``dest``; return their names.
+
+    Refuses (before writing anything) a member that would land outside ``dest`` or on
+    something already there: a restore never overwrites."""
+    try:
+        with tarfile.open(tarball, "r:gz") as tar:
+            members = tar.getmembers()
+            for member in members:
+                target = dest / member.name
+                inside = os.path.commonpath([os.path.abspath(target), os.path.abspath(dest)])
+                if os.path.isabs(member.name) or inside != os.path.abspath(dest):
+                    raise WorkspaceError(f"{tarball} holds {member.name!r}, outside the worktree")
+                if os.path.lexists(target):
+                    raise WorkspaceError(f"{target} exists: orch restore never overwrites a file")
+            tar.extractall(dest, members=members, filter="tar")  # keeps symlinks as saved
+    except (OSError, tarfile.TarError) as exc:
+        detail = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
+        raise WorkspaceError(f"cannot restore untracked files from {tarball}: {detail}") from exc
+    return [m.name for m in members]
+
+
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> Path:
     path = directory / MANIFEST
     # ASCII: a file name that is not UTF-8 (kept by git as surrogate escapes) stays writable

@@ -8,7 +8,10 @@
    the file system cannot) or ``symlink``; files are copied and directories hard-linked
    by default, so a ``node_modules`` tree is never duplicated byte for byte.
 2. ``[workspace] shared`` directories are symlinked from the main worktree, so every
-   attempt sees one shared state; an existing path in the worktree is never clobbered.
+   attempt sees one shared state; an existing path in the worktree is never clobbered, a
+   path that a symbolic link leads out of the repository is refused before anything is
+   made, and untracked shared directories are kept out of git (``info/exclude``), so they
+   never count as dirt.
 3. ``[workspace] setup`` runs in the new worktree with the port bundle in its
    environment, a timeout, and its output in the attempt's log; failing fails the
    provisioning (which is then rolled back like any other failure).
@@ -21,8 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orch.config import RepoConfig
-from orch.errors import WorkspaceError
-from orch.git import Git, Repository, add_excludes, ignored_entries
+from orch.errors import ConfigError, WorkspaceError
+from orch.git import DirtyPath, Git, Repository, add_excludes, ignored_entries
 from orch.models import PortBundle
 from orch.system import ports, processes
 from orch.workspace import copying
@@ -114,17 +117,57 @@ def link_shared(
     repo: Repository, worktree: Path, config: RepoConfig
 ) -> tuple[list[str], list[str]]:
     """Symlink the shared directories; return (linked, skipped because something is there)."""
+    refuse_shared_outside(repo.root, worktree, config)
+    # only what is to be linked: excluding a path that is tracked content (skipped) would
+    # hide every new file under it from git, in the main worktree too. Excluded before the
+    # main worktree's directory is made, so that no failure in between leaves it untracked
+    # for the next --strict dispatch to refuse.
+    todo = [rel for rel in config.shared if not _present(worktree / rel)]
+    if todo:
+        add_excludes(repo, [anchored(p) for p in todo])
     linked, skipped = [], []
     for rel in config.shared:
         if copying.link_shared(repo.root / rel, worktree / rel):
             linked.append(rel)
         else:
             skipped.append(rel)
-    # only what was linked: excluding a path that is tracked content (skipped) would hide
-    # every new file under it from git, in the main worktree too
-    if linked:
-        add_excludes(repo, [anchored(p) for p in linked])
     return linked, skipped
+
+
+def _present(path: Path) -> bool:
+    return path.exists() or path.is_symlink()
+
+
+def refuse_shared_outside(repo_root: Path, worktree: Path | None, config: RepoConfig) -> None:
+    """Refuse a shared path that a symbolic link (a tracked one, say) leads out of the
+    repository or the worktree, before anything is created anywhere. Dispatch asks about
+    the main worktree before it records anything; set-up asks again about the new worktree
+    (its commit may have links the main worktree has not)."""
+    roots = (repo_root,) if worktree is None else (repo_root, worktree)
+    for rel in config.shared:
+        for root in roots:
+            real = os.path.realpath(root / rel)
+            top = os.path.realpath(root)
+            if os.path.commonpath([real, top]) != top:
+                raise ConfigError(
+                    f"[workspace] shared path {rel!r} leads outside the repository through a "
+                    f"symbolic link ({root / rel} is {real}): refused, nothing was created"
+                )
+
+
+def exclude_shared_dirt(repo: Repository, config: RepoConfig, dirt: list[DirtyPath]) -> bool:
+    """Keep untracked shared directories out of the dirt check, as ``.orch/`` is kept out:
+    through ``info/exclude``. True when a path was excluded (the caller looks again)."""
+    untracked = [d.path.rstrip("/") for d in dirt if d.code == "??"]
+    # a shared path that is untracked itself or lies in an untracked directory holds no
+    # tracked content: excluding it hides nothing git tracks (one under tracked content,
+    # reported as its own new files, is never excluded)
+    found = [
+        rel for rel in config.shared if any(u == rel or rel.startswith(u + "/") for u in untracked)
+    ]
+    if found:
+        add_excludes(repo, [anchored(rel) for rel in found])
+    return bool(found)
 
 
 def run_setup(

@@ -21,7 +21,13 @@ from pathlib import Path
 import pytest
 
 from orch.attempts.intent import record_intent
-from orch.errors import AmbiguousAttempt, AttemptIdTaken, AttemptNotFound, Conflict
+from orch.errors import (
+    AmbiguousAttempt,
+    AttemptIdTaken,
+    AttemptNotFound,
+    Conflict,
+    InvalidInput,
+)
 from orch.models import NewAttempt, State, WorkerIdentity, WorkspaceStatus
 from orch.store import Store, open_store, upgrade_store
 
@@ -368,14 +374,20 @@ def test_get_by_id_by_unique_prefix_and_refusals(store: Store, repository: str) 
     assert store.get(second.id) == second
     assert store.get(stem + "a") == first
     assert store.get(stem + "b") == second
-    with pytest.raises(AmbiguousAttempt, match=stem):
+    with pytest.raises(AmbiguousAttempt, match=stem) as ambiguous:
         store.get(stem)
+    # an ambiguous prefix names its candidates
+    assert ambiguous.value.message == (
+        f"attempt id prefix {stem!r} matches several attempts: "
+        f"{first.id} ({first.task_key}), {second.id} ({second.task_key})"
+    )
     with pytest.raises(AttemptNotFound):
         store.get(stem + "ff")
     with pytest.raises(AttemptNotFound):
         store.get("no-such-attempt")
-    with pytest.raises(AttemptNotFound):
-        store.get(stem[:3])  # too short to be taken as a prefix
+    # too short to be taken as a prefix: said so (bad input), not "no such attempt"
+    with pytest.raises(InvalidInput, match="too short: give at least 4 characters"):
+        store.get(stem[:3])
 
 
 def test_list_filters_by_state_and_task_newest_first(

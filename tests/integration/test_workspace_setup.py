@@ -20,6 +20,7 @@ import psutil
 import pytest
 from helpers import (
     RunCli,
+    assert_failed_cleanly,
     attempts_of,
     commit_all,
     dispatch,
@@ -350,6 +351,92 @@ def test_a_shared_path_that_is_tracked_content_is_not_clobbered(
     assert _status(wt) == "?? docs/new.md\n"
     _write(repo / "docs" / "other.md", "another page\n")
     assert "?? docs/other.md" in _status(repo)
+
+
+def test_a_shared_directory_made_before_any_dispatch_is_no_dirt_for_strict(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    """The README's ``shared = [".scratch"]``: a ``.scratch/`` the user made in the main
+    worktree (before orch ever linked it) is kept out of the dirt check through
+    ``info/exclude``, as ``.orch/`` is; dirt under a shared path that holds tracked
+    content still counts."""
+    repo = _new_repo(tmp_path)
+    _write(repo / "README.md", "hello\n")
+    _write(repo / "docs" / "guide.md", "tracked\n")
+    _write(repo / "orch.toml", '[workspace]\nshared = [".scratch", "notes/tasks", "docs"]\n')
+    commit_all(repo, "initial")
+    _write(repo / ".scratch" / "state.json", "{}\n")
+    _write(repo / "notes" / "tasks" / "todo.md", "- one\n")  # notes/ is untracked as a whole
+    assert _status(repo) == "?? .scratch/state.json\n?? notes/tasks/todo.md\n"
+
+    attempt = dispatch(run_cli, repo, "strict", "--strict")
+    wt = Path(attempt["worktree_path"])
+    assert (wt / ".scratch" / "state.json").read_text() == "{}\n"
+    assert _status(repo) == "" and _status(wt) == ""
+    exclude = (repo / ".git" / "info" / "exclude").read_text().splitlines()
+    assert "/.scratch" in exclude and "/notes/tasks" in exclude and "/docs" not in exclude
+
+    # new work under the tracked shared path is dirt: refused, and stays visible to git
+    _write(repo / "docs" / "new.md", "new page\n")
+    refused = run_cli("dispatch", "dirty", "--strict", cwd=repo)
+    line = assert_failed_cleanly(refused, 5)
+    assert "docs/new.md (untracked)" in line
+    assert _status(repo) == "?? docs/new.md\n"
+
+
+@pytest.mark.parametrize("link", ["absolute", "relative"])
+def test_a_shared_path_through_a_tracked_symlink_out_of_the_repository_is_refused(
+    tmp_path: Path, run_cli: RunCli, isolated_env: Path, link: str
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    repo = _new_repo(tmp_path)
+    _write(repo / "README.md", "hello\n")
+    (repo / "ext").symlink_to(outside if link == "absolute" else Path("..") / "outside")
+    _write(repo / "orch.toml", '[workspace]\nshared = [".scratch", "ext/cache/deep"]\n')
+    commit_all(repo, "a tracked symlink out of the repository")
+    assert git("ls-files", "-s", "ext", cwd=repo).startswith("120000 ")
+
+    result = run_cli("dispatch", "escape", cwd=repo)
+    line = assert_failed_cleanly(result, 11)
+    assert line == (
+        "Error: [workspace] shared path 'ext/cache/deep' leads outside the repository through "
+        f"a symbolic link ({repo / 'ext/cache/deep'} is {outside.resolve() / 'cache/deep'}): "
+        "refused, nothing was created"
+    )
+    assert list(outside.iterdir()) == []  # nothing made outside
+    assert not (repo / ".scratch").exists()  # nor anything else: refused before any entry
+    # refused before the intent, like any other refusal: no row, branch, worktree, payload
+    assert attempts_of(run_cli, repo) == []
+    assert orch_branches(repo) == []
+    assert [Path(w["worktree"]) for w in worktrees(repo)] == [repo.resolve()]
+    assert payload_files(isolated_env) == []
+
+
+def test_a_shared_path_that_only_the_base_commit_links_out_is_refused_at_set_up(
+    tmp_path: Path, run_cli: RunCli, isolated_env: Path
+) -> None:
+    """The main worktree no longer has the link, the base commit does: set-up refuses it
+    in the new worktree before it makes anything; the dispatch is rolled back."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    repo = _new_repo(tmp_path)
+    _write(repo / "orch.toml", '[workspace]\nshared = ["ext/cache"]\n')
+    (repo / "ext").symlink_to(outside)
+    base = commit_all(repo, "a tracked symlink out of the repository")
+    git("rm", "-q", "ext", cwd=repo)
+    commit_all(repo, "the link is gone on main")
+
+    result = run_cli("dispatch", "old-base", "--base-ref", base, cwd=repo)
+    line = assert_failed_cleanly(result, 11)
+    assert "shared path 'ext/cache' leads outside the repository through a symbolic link" in line
+    assert list(outside.iterdir()) == []
+    assert not (repo / "ext").exists()
+    [failed] = attempts_of(run_cli, repo)
+    assert failed["state"] == "failed" and failed["workspace_status"] == "failed"
+    assert orch_branches(repo) == []
+    assert [Path(w["worktree"]) for w in worktrees(repo)] == [repo.resolve()]
+    assert payload_files(isolated_env) == []
 
 
 # -- the set-up hook -----------------------------------------------------------------------

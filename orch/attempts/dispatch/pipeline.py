@@ -30,6 +30,7 @@ from orch.config import Settings, load_repo_config, validate_sparse_paths
 from orch.errors import DirtyRepository, InvalidInput, NotAGitRepository
 from orch.git import Git, PendingDirtyCheck
 from orch.models import CheckoutSpec
+from orch.workspace import setup as workspace_setup
 from orch.workspace import sources
 
 if TYPE_CHECKING:
@@ -65,11 +66,14 @@ def dispatch(
     if phased and repo.invoked_from_linked_worktree:
         return in_place(request, task_key, repo, settings, git, open_store(), actor)
     repo_config = load_repo_config(repo.root)
+    workspace_setup.refuse_shared_outside(repo.root, None, repo_config)  # before any intent
     explicit_base = request.base_ref is not None
     base_ref = request.base_ref if request.base_ref is not None else "HEAD"
     base_commit, has_submodules = git.resolve_base(repo, base_ref)
     if request.strict and not explicit_base:
         dirt = git.dirty_paths(repo.root)
+        if dirt and workspace_setup.exclude_shared_dirt(repo, repo_config, dirt):
+            dirt = git.dirty_paths(repo.root)  # the shared state is no dirt: look again
         if dirt:
             raise DirtyRepository(
                 f"refusing to dispatch from a dirty repository ({len(dirt)} uncommitted "

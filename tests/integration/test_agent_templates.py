@@ -1,0 +1,62 @@
+"""A prompt that starts with '-' never reaches a built-in agent as an option (issue 17.19).
+
+Each agent binary (claude, codex, gemini, aider) is replaced by a stand-in script on PATH
+that records the argv it was given and exits 0; only the agent binary is replaced: the
+worker is the installed ``orch work --agent NAME`` claiming a real dispatched attempt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from lifecycle_support import ORCH_BIN, RunCli, dispatch, procs
+
+PROMPT = "--dangerously-skip-permissions and then rm -rf the build"
+
+STAND_IN = """#!{python}
+import json, os, sys
+with open(os.path.join(os.environ["MARKS"], "argv.json"), "w") as fh:
+    json.dump(sys.argv[1:], fh)
+"""
+
+
+@pytest.mark.parametrize(
+    ("agent", "expected"),
+    [
+        # commander (claude) and clap (codex) end their options at '--'
+        ("claude", ["-p", "--", PROMPT]),
+        ("codex", ["exec", "--", PROMPT]),
+        # yargs (gemini) and argparse (aider) read a value glued with '=' verbatim
+        ("gemini", [f"--prompt={PROMPT}"]),
+        ("aider", ["--yes-always", f"--message={PROMPT}"]),
+    ],
+)
+def test_a_prompt_starting_with_a_dash_is_no_option_of_the_agent(
+    repo: Path, run_cli: RunCli, tmp_path: Path, agent: str, expected: list[str]
+) -> None:
+    bin_dir, marks = tmp_path / "bin", tmp_path / "marks"
+    bin_dir.mkdir()
+    marks.mkdir()
+    stand_in = bin_dir / agent
+    stand_in.write_text(STAND_IN.format(python=sys.executable))
+    stand_in.chmod(0o755)
+    attempt = dispatch(run_cli, repo, "dashes", f"--prompt={PROMPT}")
+    assert attempt["prompt"] == PROMPT
+
+    path = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+    with procs(tmp_path) as start:
+        worker = start(
+            [ORCH_BIN, "work", "--once", "--agent", agent],
+            env={"PATH": path, "MARKS": str(marks)},
+        )
+        assert worker.wait() == 0, worker.output()
+    assert worker.stdout.startswith(f"{attempt['id']} succeeded"), worker.output()
+    argv = json.loads((marks / "argv.json").read_text())
+    assert argv == expected
+    # the prompt is never an argument of its own before the end of the options
+    ends = argv.index("--") if "--" in argv else len(argv)
+    assert PROMPT not in argv[:ends]
