@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from orch.cli import startup
 from orch.errors import InvalidInput, OrchError
 from orch.models import State
 
@@ -48,21 +49,7 @@ def open_store(settings: Settings) -> Store:
 
 def actor() -> str:
     # the host name as gethostname() gives it, without importing socket (`orch --help`)
-    return f"{_user()}@{os.uname().nodename} pid {os.getpid()}"
-
-
-def _user() -> str:
-    """The login name as ``getpass.getuser`` finds it, without importing ``getpass`` (and
-    ``termios``) on every command start."""
-    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
-        if user := os.environ.get(name):
-            return user
-    import pwd
-
-    try:
-        return pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:
-        return f"uid{os.getuid()}"
+    return f"{startup.login_name()}@{os.uname().nodename} pid {os.getpid()}"
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
