@@ -116,10 +116,10 @@ def dispatch(
         host=host,
         sparse=sparse,
     )
-    from orch.cli import early
+    from orch.cli import startup
     from orch.faults import checkpoint_from_env
 
-    early_check = early.take(request.repo_path)
+    early_check = startup.take_dirty_check(request.repo_path)
     try:
         result = run_dispatch(
             request,
