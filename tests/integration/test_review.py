@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-from helpers import RunCli, assert_failed_cleanly, commit_all, dispatch, git, json_out
 
 from orch.attempts.review import attempt_diff
 from orch.config import resolve
 from orch.git import Git
 from orch.store import open_store
-
-RunOrch = Callable[..., subprocess.CompletedProcess[str]]
+from tests.support.attempts import dispatch
+from tests.support.cli import ORCH_BIN, RunCli, RunOrch, assert_failed_cleanly, json_out
+from tests.support.repos import commit_all, git
 
 _FILE = {
     "type": "object",
@@ -290,8 +290,6 @@ def test_unknown_attempt_and_conflicting_options(repo: Path, run_cli: RunCli) ->
 
 def _on_a_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> str:
     """Run the installed orch with its standard output on a pseudo-terminal."""
-    from conftest import ORCH_BIN
-
     main, other = pty.openpty()
     try:
         proc = subprocess.run(
