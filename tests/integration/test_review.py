@@ -185,7 +185,9 @@ def test_committed_leaves_out_the_worktree(repo: Path, run_cli: RunCli) -> None:
     assert body["committed_only"] is True
     assert set(by_path(body)) == {"agent.txt", "src/d1/moved.txt"}
     expected = git("diff", "--stat", attempt["base_commit"], tip, cwd=repo)
-    assert run_cli("diff", attempt["id"], "--committed", "--stat", cwd=repo).stdout == expected
+    # by id, by a 4-character prefix and by its payload's path alike
+    for ref in (attempt["id"], attempt["id"][:4], attempt["payload_path"]):
+        assert run_cli("diff", ref, "--committed", "--stat", cwd=repo).stdout == expected
 
 
 def test_after_the_worktree_was_removed_the_branch_shows(repo: Path, run_cli: RunCli) -> None:
