@@ -200,6 +200,21 @@ def test_after_the_worktree_was_removed_the_branch_shows(repo: Path, run_cli: Ru
     assert set(by_path(body)) == {"agent.txt", "src/d1/moved.txt"}
 
 
+def test_archived_worktree_with_its_branch_kept(repo: Path, run_cli: RunCli) -> None:
+    attempt = dispatch(run_cli, repo, "review-kept")
+    tip = leave_work(Path(attempt["worktree_path"]))
+    cleaned = run_cli("cleanup", attempt["id"], "--force", "--keep-branch", cwd=repo)
+    assert cleaned.exit_code == 0, cleaned.output
+    saved = json_out(run_cli("show", attempt["id"], "--json", cwd=repo))["attempt"]
+    assert saved["archive_path"]
+    result = run_cli("diff", attempt["id"], "--json", cwd=repo)
+    body = json_out(result)
+    assert body["source"] == "branch" and body["tip"] == tip
+    assert set(by_path(body)) == {"agent.txt", "src/d1/moved.txt"}
+    assert body["notes"] == [result.stderr.removeprefix("Note: ").rstrip("\n")]
+    assert saved["archive_path"] in result.stderr
+
+
 def test_branch_deleted_by_hand_is_one_line(repo: Path, run_cli: RunCli) -> None:
     attempt = dispatch(run_cli, repo, "review-gone")
     git("worktree", "remove", "--force", attempt["worktree_path"], cwd=repo)
