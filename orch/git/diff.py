@@ -92,6 +92,7 @@ class Diffs(Runner):
             "--end-of-options",
             where.base,
             *tip,
+            "--",  # never a path that happens to be named like the base
         ]
 
     def diff_output(
