@@ -103,27 +103,27 @@ def compare(
 
     settings = settings_from_env()
     git = Git(settings.git_lock_timeout)
-    with comparison(open_store(settings), git, first, second, worktree=worktree) as found:
-        for side in (found.first, found.second):
-            for note in side.notes:
-                click.echo(f"Note: {note}", err=True)
-        if as_json:
-            from orch.cli.render import to_json
-            from orch.cli.review_render import comparison_body
+    found = comparison(open_store(settings), git, first, second, worktree=worktree)
+    for side in (found.first, found.second):
+        for note in side.notes:
+            click.echo(f"Note: {note}", err=True)
+    if as_json:
+        from orch.cli.render import to_json
+        from orch.cli.review_render import comparison_body
 
-            body = comparison_body(found, git.changed_files(found.range), worktree)
-            click.echo(to_json(**body))
-            return
-        terminal = _stdout_is_terminal()
-        data = git.diff_output(
-            found.range,
-            "stat" if as_stat else "patch",
-            color=terminal,
-            stat_width=_width() if terminal else None,
-        )
-        pager = None
-        if terminal and not no_pager:
-            pager = _pager(git.config_value(found.first.repository, "core.pager"))
+        body = comparison_body(found, git.changed_files(found.range), worktree)
+        click.echo(to_json(**body))
+        return
+    terminal = _stdout_is_terminal()
+    data = git.diff_output(
+        found.range,
+        "stat" if as_stat else "patch",
+        color=terminal,
+        stat_width=_width() if terminal else None,
+    )
+    pager = None
+    if terminal and not no_pager:
+        pager = _pager(git.config_value(found.first.repository, "core.pager"))
     _show(data, pager)
 
 

@@ -27,6 +27,7 @@ from orch.git.diff import (
     Diffs,
     FileChange,
     PrivateIndex,
+    WorktreeTree,
     index_file,
 )
 from orch.git.refs import (
@@ -89,6 +90,7 @@ __all__ = [
     "Status",
     "UnsavedWork",
     "WorktreeRecord",
+    "WorktreeTree",
     "Worktrees",
     "add_excludes",
     "admin_of_repository",

@@ -77,6 +77,12 @@ class PrivateIndex:
     nested_repositories: tuple[str, ...] = ()  # untracked repositories, left out
 
 
+@dataclasses.dataclass(frozen=True)
+class WorktreeTree:
+    tree: str  # the id of the tree object holding the worktree's files
+    nested_repositories: tuple[str, ...] = ()  # untracked repositories, left out
+
+
 class Diffs(Runner):
     def _diff_args(self, where: DiffRange, options: list[str]) -> list[str]:
         git_dir = ["--git-dir", str(where.git_dir)] if where.git_dir is not None else []
@@ -201,16 +207,17 @@ class Diffs(Runner):
                 return nested
         raise GitError(f"git add of the untracked files failed: {last_line(proc.stderr)}")
 
-    def worktree_tree(self, worktree: Path) -> str:
+    def worktree_tree(self, worktree: Path) -> WorktreeTree:
         """The worktree's files (tracked and untracked, not ignored, without untracked
         nested repositories) written as a tree object, through a private index; returns
-        the tree's id. Writes objects to the
+        the tree's id and the nested repositories left out. Writes objects to the
         repository's object store (unreachable ones, which git's gc removes in time),
         never a ref or the worktree's own index."""
         with self.private_index(worktree, untracked=False) as index:
             self.run(["add", "--update"], cwd=worktree, env=index.env)
-            self.add_untracked(worktree, index.env, intent_only=False)
-            return self.run(["write-tree"], cwd=worktree, env=index.env).stdout.strip()
+            nested = self.add_untracked(worktree, index.env, intent_only=False)
+            tree = self.run(["write-tree"], cwd=worktree, env=index.env).stdout.strip()
+            return WorktreeTree(tree, nested)
 
 
 def index_file(worktree: Path) -> Path | None:

@@ -413,15 +413,26 @@ def test_compare_two_attempts(repo: Path, run_cli: RunCli) -> None:
     assert (files["answer.txt"]["additions"], files["answer.txt"]["deletions"]) == (2, 1)
     for entry in body["files"]:
         jsonschema.validate(entry, _FILE)
-
-    index_before = git("ls-files", "--stage", cwd=wt2)
-    with_worktree = json_out(
-        run_cli("compare", first["id"], second["id"], "--worktree", "--json", cwd=repo)
-    )
-    assert set(by_path(with_worktree)) == {"answer.txt", "extra.txt", "scratch.txt"}
-    assert git("ls-files", "--stage", cwd=wt2) == index_before
     stat = run_cli("compare", first["id"], second["id"], "--stat", cwd=repo)
     assert stat.stdout.rstrip().endswith("2 files changed, 3 insertions(+), 1 deletion(-)")
+
+    index_before = git("ls-files", "--stage", cwd=wt2)
+    git("init", "-q", str(wt2 / "cloned"), cwd=wt2)  # a nested repository: left out, said
+    result = run_cli("compare", first["id"], second["id"], "--worktree", "--json", cwd=repo)
+    with_worktree = json_out(result)
+    assert set(by_path(with_worktree)) == {"answer.txt", "extra.txt", "scratch.txt"}
+    assert git("ls-files", "--stage", cwd=wt2) == index_before
+    assert result.stderr == (f"Note: untracked repositories in {wt2} are left out: cloned/\n")
+    assert with_worktree["to"]["notes"] == [result.stderr[len("Note: ") :].rstrip("\n")]
+
+    # a side without a worktree is compared by its branch, and says so
+    git("worktree", "remove", "--force", str(wt1), cwd=repo)
+    result = run_cli("compare", first["id"], second["id"], "--worktree", "--stat", cwd=repo)
+    assert result.exit_code == 0, result.output
+    assert f"Note: attempt {first['id']} has no worktree here: its branch is used" in (
+        result.stderr
+    )
+    assert "scratch.txt" in result.stdout
 
 
 def test_compare_refuses_attempts_of_different_repositories(
