@@ -106,12 +106,22 @@ class Diffs(Runner):
     ) -> bytes:
         """``git diff`` of ``where`` as git prints it (a patch, ``--stat`` or
         ``--name-only``), byte for byte; ``color``: with git's colours."""
-        options = ["--color=always" if color else "--color=never"]
-        if fmt == "stat":
-            options.append(f"--stat={stat_width}" if stat_width else "--stat")
-        elif fmt == "name-only":
-            options.append("--name-only")
-        return self.output_bytes(self._diff_args(where, options), cwd=where.cwd, env=where.env)
+        args = self._diff_args(where, _format_options(fmt, color, stat_width))
+        return self.output_bytes(args, cwd=where.cwd, env=where.env)
+
+    def diff_into(
+        self,
+        where: DiffRange,
+        fmt: DiffFormat,
+        out: int,
+        *,
+        color: bool,
+        stat_width: int | None = None,
+    ) -> None:
+        """``diff_output`` written by git straight to the file descriptor ``out`` (a
+        large diff is never held in memory, and a pager shows its start at once)."""
+        args = self._diff_args(where, _format_options(fmt, color, stat_width))
+        self.run_into(args, out, cwd=where.cwd, env=where.env)
 
     def changed_files(self, where: DiffRange) -> list[FileChange]:
         """Every changed file of ``where`` with its status and line counts, from one git
@@ -218,6 +228,15 @@ class Diffs(Runner):
             nested = self.add_untracked(worktree, index.env, intent_only=False)
             tree = self.run(["write-tree"], cwd=worktree, env=index.env).stdout.strip()
             return WorktreeTree(tree, nested)
+
+
+def _format_options(fmt: DiffFormat, color: bool, stat_width: int | None) -> list[str]:
+    options = ["--color=always" if color else "--color=never"]
+    if fmt == "stat":
+        options.append(f"--stat={stat_width}" if stat_width else "--stat")
+    elif fmt == "name-only":
+        options.append("--name-only")
+    return options
 
 
 def index_file(worktree: Path) -> Path | None:

@@ -347,6 +347,10 @@ def test_colour_and_pager_only_on_a_terminal(repo: Path, run_cli: RunCli, tmp_pa
     assert "\x1b[32mhello" in paged.read_text()  # coloured, through GIT_PAGER
     out = _on_a_terminal(["diff", attempt["id"], "--no-pager"], repo, {"GIT_PAGER": "false"})
     assert "\x1b[32mhello" in out
+    # a reader who quits the pager early is no failure (git's broken pipe is expected)
+    (Path(attempt["worktree_path"]) / "long.txt").write_text("line\n" * 200_000)
+    out = _on_a_terminal(["diff", attempt["id"]], repo, {"GIT_PAGER": "head -c 1 >/dev/null"})
+    assert out == ""
 
 
 def test_diff_never_breaks_an_agent_committing_in_the_worktree(repo: Path, run_cli: RunCli) -> None:
