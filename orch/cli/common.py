@@ -32,9 +32,13 @@ class OrchGroup(click.Group):
 
 
 def settings_from_env(**overrides: Any) -> Settings:
+    """The settings, once the orch home they name is known to be safe to use."""
+    from orch import private
     from orch.config import resolve
 
-    return resolve(os.environ, overrides)
+    settings = resolve(os.environ, overrides)
+    private.secure_home(settings.home, settings.sqlite_file)
+    return settings
 
 
 def open_store(settings: Settings) -> Store:
