@@ -1,4 +1,4 @@
-"""Read-only use cases: find an attempt by id or payload path, list, show."""
+"""Read-only use cases: find an attempt by id or payload path, list, show, its ports."""
 
 from __future__ import annotations
 
@@ -87,6 +87,15 @@ def show(store: Store, ref: str) -> AttemptDetail:
         messages=tuple(store.messages(attempt.id)),
         ports=store.port_bundle(attempt.id),
     )
+
+
+def attempt_ports(store: Store, ref: str) -> tuple[Attempt, PortBundle]:
+    """The attempt and the port bundle it holds (``orch ports``); none held is NotFound."""
+    attempt = find_attempt(store, ref)
+    bundle = store.port_bundle(attempt.id)
+    if bundle is None:
+        raise NotFound(f"attempt {attempt.id} holds no port bundle")
+    return attempt, bundle
 
 
 def list_attempts(

@@ -138,9 +138,10 @@ def dispatch(
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
     if as_json:
+        from orch.cli.json_bodies import dispatch_body
         from orch.cli.render import to_json
 
-        click.echo(to_json(attempt=result.attempt.to_dict(), warnings=list(result.warnings)))
+        click.echo(to_json(**dispatch_body(result)))
     else:
         click.echo(result.attempt.id)
 
@@ -170,7 +171,9 @@ def list_command(
     reap(store, actor(), host=settings.host_name)
     attempts = list_attempts(store, tuple(State(s) for s in states), task_key, limit)
     if as_json:
-        click.echo(to_json(attempts=[a.to_dict() for a in attempts]))
+        from orch.cli.json_bodies import list_body
+
+        click.echo(to_json(**list_body(attempts)))
     else:
         click.echo(attempts_table(attempts, dt.datetime.now(dt.UTC)))
 

@@ -35,13 +35,9 @@ def wait(
     settings = settings_from_env()
     outcome = run_wait(open_store(settings), attempts, timeout, actor(), host=settings.host_name)
     if as_json:
-        click.echo(
-            to_json(
-                attempts=[a.to_dict() for a in outcome.attempts],
-                timed_out=outcome.timed_out,
-                all_succeeded=outcome.all_succeeded,
-            )
-        )
+        from orch.cli.json_bodies import wait_body
+
+        click.echo(to_json(**wait_body(outcome)))
     else:
         click.echo(attempts_table(list(outcome.attempts), dt.datetime.now(dt.UTC)))
     if outcome.timed_out:
@@ -141,7 +137,10 @@ def reassign(attempt: str, worker: str, grace: float | None) -> None:
     help="Seconds between SIGTERM and SIGKILL for a local agent (default 10).",
 )
 @click.option("--reason", default=None, help="Why (kept in the attempt's events).")
-def cancel(attempts: tuple[str, ...], grace: float | None, reason: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the attempts' records as JSON.")
+def cancel(
+    attempts: tuple[str, ...], grace: float | None, reason: str | None, as_json: bool
+) -> None:
     """End ATTEMPT(s) as cancelled and stop a running local agent.
 
     Cancelling an attempt that already ended changes nothing and says so (exit 0).
@@ -150,6 +149,7 @@ def cancel(attempts: tuple[str, ...], grace: float | None, reason: str | None) -
 
     settings = settings_from_env()
     store = open_store(settings)
+    outcomes = []
     for ref in attempts:
         outcome = run_cancel(
             store,
@@ -159,6 +159,9 @@ def cancel(attempts: tuple[str, ...], grace: float | None, reason: str | None) -
             reason,
             settings.host_name,
         )
+        outcomes.append(outcome)
+        if as_json:
+            continue  # one document once every attempt is done
         if not outcome.changed:
             click.echo(
                 f"{outcome.attempt.id} already ended ({outcome.attempt.state}): nothing to do"
@@ -166,6 +169,11 @@ def cancel(attempts: tuple[str, ...], grace: float | None, reason: str | None) -
         else:
             extra = f"; agent {outcome.signalled}" if outcome.signalled else ""
             click.echo(f"{outcome.attempt.id} cancelled{extra}")
+    if as_json:
+        from orch.cli.json_bodies import cancel_body
+        from orch.cli.render import to_json
+
+        click.echo(to_json(**cancel_body(outcomes)))
 
 
 @click.command()
@@ -178,7 +186,8 @@ def cancel(attempts: tuple[str, ...], grace: float | None, reason: str | None) -
     default=None,
     help="Read the message from a file.",
 )
-def send(attempt: str, message: str | None, message_file: Path | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the message or continuation as JSON.")
+def send(attempt: str, message: str | None, message_file: Path | None, as_json: bool) -> None:
     """Send ATTEMPT a follow-up MESSAGE, run in the same worktree.
 
     A live attempt gets it queued for its worker; an attempt that has ended gets a
@@ -196,7 +205,12 @@ def send(attempt: str, message: str | None, message_file: Path | None) -> None:
             raise InvalidInput(f"cannot read {message_file}: {exc}") from exc
     settings = settings_from_env()
     outcome = run_send(open_store(settings), attempt, message or "", actor(), settings)
-    if outcome.message is not None:
+    if as_json:
+        from orch.cli.json_bodies import send_body
+        from orch.cli.render import to_json
+
+        click.echo(to_json(**send_body(outcome)))
+    elif outcome.message is not None:
         click.echo(f"message {outcome.message.id} queued for attempt {outcome.message.attempt_id}")
     elif outcome.continuation is not None:
         click.echo(
@@ -248,15 +262,11 @@ def log(attempt: str, tail: int | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def ports(attempt: str, slot: str | None, as_export: bool, as_json: bool) -> None:
     """Show ATTEMPT's port bundle: eval "$(orch ports ATTEMPT --export)"."""
-    from orch.attempts.queries import find_attempt
+    from orch.attempts.queries import attempt_ports
     from orch.errors import NotFound
     from orch.system import ports as port_files
 
-    store = open_store(settings_from_env())
-    found = find_attempt(store, attempt)
-    bundle = store.port_bundle(found.id)
-    if bundle is None:
-        raise NotFound(f"attempt {found.id} holds no port bundle")
+    found, bundle = attempt_ports(open_store(settings_from_env()), attempt)
     if slot is not None:
         if slot not in bundle.ports:
             raise NotFound(f"no port slot {slot!r} (slots: {', '.join(bundle.ports)})")
@@ -264,11 +274,10 @@ def ports(attempt: str, slot: str | None, as_export: bool, as_json: bool) -> Non
     elif as_export:
         click.echo("\n".join(port_files.export_lines(bundle)))
     elif as_json:
+        from orch.cli.json_bodies import ports_body
         from orch.cli.render import to_json
 
-        click.echo(
-            to_json(attempt=found.id, start=bundle.start, size=bundle.size, ports=bundle.ports)
-        )
+        click.echo(to_json(**ports_body(found, bundle)))
     else:
         click.echo(f"block {bundle.start}-{bundle.end} ({bundle.size} ports)")
         for name, port in bundle.ports.items():

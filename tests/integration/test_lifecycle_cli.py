@@ -426,6 +426,28 @@ def test_cancel_a_finished_attempt_changes_nothing(
     assert holder.popen.poll() is None  # a finished attempt's worker is left alone
 
 
+def test_send_and_cancel_with_json_print_one_document(
+    repo: Path, run_cli: RunCli, holder: Proc
+) -> None:
+    live = dispatch(run_cli, repo, "followed-up")
+    sent = json_out(run_cli("send", live["id"], "and the tests", "--json"))
+    assert sent["continuation"] is None
+    assert sent["message"]["attempt_id"] == live["id"]
+    assert sent["message"]["body"] == "and the tests"
+    done = ended(run_cli, repo, "already-done", "succeeded", holder)
+    body = json_out(run_cli("cancel", live["id"], done["id"], "--json"))
+    assert [(c["attempt"]["id"], c["changed"]) for c in body["cancelled"]] == [
+        (live["id"], True),
+        (done["id"], False),
+    ]
+    assert body["cancelled"][0]["attempt"]["state"] == "cancelled"
+    assert body["cancelled"][0]["signalled"] is None
+    continued = json_out(run_cli("send", done["id"], "once more", "--json"))
+    assert continued["message"] is None
+    assert continued["continuation"]["worktree_path"] == done["worktree_path"]
+    assert continued["continuation"]["attempt_number"] == done["attempt_number"] + 1
+
+
 def test_cancel_unknown_attempt_exits_8(run_cli: RunCli) -> None:
     assert "no attempt 'deadbeef'" in refused(run_cli("cancel", "deadbeef"), 8)
 

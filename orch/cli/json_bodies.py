@@ -1,0 +1,69 @@
+"""The bodies of the operator commands' ``--json`` documents (no click, no I/O).
+
+``orch.cli.render.to_json`` wraps a body in the versioned envelope. The command line and
+the MCP server (orch.cli.mcp_server) both build their answers here, so that a tool's
+result is the very document the command prints. The review commands' bodies are in
+orch.cli.review_render, ``orch show``'s is ``AttemptDetail.to_dict``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from orch.attempts.dispatch import DispatchResult
+    from orch.attempts.lifecycle import CancelOutcome, SendOutcome, WaitOutcome
+    from orch.models import Attempt, PortBundle
+
+
+def dispatch_body(result: DispatchResult) -> dict[str, Any]:
+    """``orch dispatch --json``: the new attempt's record and the warnings."""
+    return {"attempt": result.attempt.to_dict(), "warnings": list(result.warnings)}
+
+
+def list_body(attempts: Sequence[Attempt]) -> dict[str, Any]:
+    """``orch list --json``."""
+    return {"attempts": [a.to_dict() for a in attempts]}
+
+
+def wait_body(outcome: WaitOutcome) -> dict[str, Any]:
+    """``orch wait --json``: the records as they ended (or stood when the time ran out)."""
+    return {
+        "attempts": [a.to_dict() for a in outcome.attempts],
+        "timed_out": outcome.timed_out,
+        "all_succeeded": outcome.all_succeeded,
+    }
+
+
+def cancel_body(outcomes: Sequence[CancelOutcome]) -> dict[str, Any]:
+    """``orch cancel --json``: per attempt, its record, whether this call ended it
+    (``changed`` is false for one that had already ended) and what became of a local
+    agent (``signalled``)."""
+    return {
+        "cancelled": [
+            {"attempt": o.attempt.to_dict(), "changed": o.changed, "signalled": o.signalled}
+            for o in outcomes
+        ]
+    }
+
+
+def send_body(outcome: SendOutcome) -> dict[str, Any]:
+    """``orch send --json``: the queued message (a live attempt), or the continuation
+    attempt (one that had ended); the other is null."""
+    return {
+        "message": outcome.message.to_dict() if outcome.message is not None else None,
+        "continuation": (
+            outcome.continuation.to_dict() if outcome.continuation is not None else None
+        ),
+    }
+
+
+def ports_body(attempt: Attempt, bundle: PortBundle) -> dict[str, Any]:
+    """``orch ports --json``."""
+    return {
+        "attempt": attempt.id,
+        "start": bundle.start,
+        "size": bundle.size,
+        "ports": bundle.ports,
+    }
