@@ -202,9 +202,13 @@ class NotClaimable(OrchError):
 
 
 class ServeError(OrchError):
-    """The dashboard or the heartbeat loop cannot start."""
+    """A server of orch (the dashboard, the heartbeat loop, the MCP server) cannot start."""
 
     exit_code = 19
+
+
+class McpUnavailable(ServeError):
+    """``orch mcp`` needs the MCP SDK (the ``mcp`` extra), which is not installed."""
 
 
 def describe_os_error(exc: OSError) -> str:

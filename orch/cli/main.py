@@ -260,6 +260,7 @@ def main() -> None:
 def _register() -> None:
     from orch.cli import (
         maintenance_commands,
+        mcp_commands,
         operator_commands,
         pool_commands,
         review_commands,
@@ -276,6 +277,7 @@ def _register() -> None:
         review_commands,
         serve_commands,
         worktree_commands,
+        mcp_commands,
     ):
         for command in module.COMMANDS:
             cli.add_command(command)

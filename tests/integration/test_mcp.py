@@ -1,0 +1,226 @@
+"""``orch mcp`` (issue 21, point 1): the installed entry point as a Model Context Protocol
+server, driven by the SDK's own client over standard input and output. Each tool answers
+with the very document the matching command prints with ``--json``; an orch failure is a
+tool error carrying the ``--json`` error envelope; bad requests never end the server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orch.models import State
+from tests.support.cli import ORCH_BIN, RunOrch, error_line
+
+if os.environ.get("CI"):
+    import anyio
+    from mcp import ClientSession, StdioServerParameters, stdio_client
+else:  # off CI, an environment without the extra skips these tests with the reason
+    anyio = pytest.importorskip("anyio")
+    mcp = pytest.importorskip("mcp", reason="the mcp extra is not installed")
+    ClientSession, StdioServerParameters, stdio_client = (
+        mcp.ClientSession,
+        mcp.StdioServerParameters,
+        mcp.stdio_client,
+    )
+
+TOOLS = {"dispatch", "list", "show", "diff", "compare", "send", "wait", "cancel", "ports"}
+
+
+@asynccontextmanager
+async def orch_mcp(cwd: Path) -> AsyncIterator[Any]:
+    """A session with a real ``orch mcp`` process started in ``cwd``, with the test's
+    environment (its orch home, its git identity)."""
+    params = StdioServerParameters(
+        command=ORCH_BIN, args=["mcp"], env=dict(os.environ), cwd=str(cwd)
+    )
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        yield session
+
+
+async def call(session: Any, tool: str, **arguments: Any) -> tuple[bool, dict[str, Any]]:
+    """Whether the call is a tool error, and its document (the text and the structured
+    content are the same JSON)."""
+    result = await session.call_tool(tool, arguments)
+    document: dict[str, Any] = json.loads(result.content[0].text)
+    assert result.structured_content == document
+    return result.is_error, document
+
+
+def run(scenario: Callable[[], Awaitable[None]]) -> None:
+    anyio.run(scenario)
+
+
+def cli_json(run_orch: RunOrch, *args: str, cwd: Path) -> dict[str, Any]:
+    proc = run_orch(*args, "--json", cwd=cwd)
+    document: dict[str, Any] = json.loads(proc.stdout)
+    return document
+
+
+def test_tools_their_input_schemas_and_tool_errors(repo: Path, run_orch: RunOrch) -> None:
+    async def scenario() -> None:
+        async with orch_mcp(repo) as session:
+            tools = {tool.name: tool for tool in (await session.list_tools()).tools}
+            assert set(tools) == TOOLS
+            dispatch = tools["dispatch"].input_schema
+            assert dispatch["required"] == ["task_key", "prompt"]
+            assert {"repo", "base_ref", "strict", "worker", "sparse"} <= set(dispatch["properties"])
+            timeout = tools["wait"].input_schema["properties"]["timeout"]
+            assert (timeout["default"], timeout["maximum"], timeout["minimum"]) == (60, 600, 0)
+            states = tools["list"].input_schema["$defs"]["State"]["enum"]
+            assert states == [str(s) for s in State]
+            assert tools["show"].input_schema["required"] == ["attempt"]
+            assert tools["show"].annotations.read_only_hint is True
+
+            failed, unknown = await call(session, "show", attempt="feedbeef")
+            assert failed
+            assert unknown == cli_json(run_orch, "show", "feedbeef", cwd=repo)
+            assert unknown["error"]["name"] == "NotFound" and unknown["error"]["code"] == 8
+            failed, bad_key = await call(session, "dispatch", task_key="../escape", prompt="x")
+            assert failed and bad_key["error"]["name"] == "InvalidInput"
+            assert bad_key["error"]["code"] == 2 and "task key" in bad_key["error"]["message"]
+            failed, _ = await call(session, "diff", attempt="abc")  # a prefix too short
+            assert failed
+            # arguments the schema refuses, an unknown tool: the SDK answers, orch goes on
+            too_long = await session.call_tool("wait", {"attempts": ["x"], "timeout": 601})
+            assert too_long.is_error and "600" in too_long.content[0].text
+            nameless = await session.call_tool("show", {})
+            assert nameless.is_error
+            assert (await session.call_tool("land", {"attempt": "x"})).is_error
+            failed, listed = await call(session, "list")
+            assert not failed and listed == {"version": 1, "attempts": []}
+
+    run(scenario)
+
+
+def test_dispatch_then_show_diff_list_ports_send_cancel_wait_as_the_cli_prints_them(
+    repo: Path, run_orch: RunOrch, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere"  # the server is started outside the repository
+    elsewhere.mkdir()
+
+    async def scenario() -> None:
+        async with orch_mcp(elsewhere) as session:
+            failed, made = await call(
+                session, "dispatch", task_key="add-retries", prompt="Add retries", repo=str(repo)
+            )
+            assert not failed, made
+            attempt = made["attempt"]
+            assert attempt["state"] == "queued" and attempt["workspace_status"] == "ready"
+            assert attempt["repository"] == str(repo)
+            worktree = Path(attempt["worktree_path"])
+            (worktree / "retries.py").write_text("RETRIES = 3\n")
+            attempt_id = attempt["id"]
+
+            for tool, args in (
+                ("show", {"attempt": attempt_id}),
+                ("diff", {"attempt": attempt_id}),
+                ("list", {}),
+                ("ports", {"attempt": attempt_id}),
+            ):
+                failed, document = await call(session, tool, **args)
+                command = [tool, *args.values()]
+                assert document == cli_json(run_orch, *command, cwd=repo), tool
+            failed, diff = await call(session, "diff", attempt=attempt_id)
+            assert [f["path"] for f in diff["files"]] == ["retries.py"]
+            assert diff["files"][0]["status"] == "added"
+
+            failed, sent = await call(session, "send", attempt=attempt_id, message="and tests")
+            assert not failed and sent["continuation"] is None
+            assert sent["message"]["attempt_id"] == attempt_id
+
+            failed, waited = await call(session, "wait", attempts=[attempt_id], timeout=0.2)
+            assert not failed  # how a wait ended is its result, not an error
+            assert waited["timed_out"] is True and waited["all_succeeded"] is False
+
+            failed, cancelled = await call(session, "cancel", attempts=[attempt_id])
+            assert not failed
+            [outcome] = cancelled["cancelled"]
+            assert outcome["changed"] is True and outcome["attempt"]["state"] == "cancelled"
+            failed, waited = await call(session, "wait", attempts=[attempt_id[:6]])
+            assert waited["timed_out"] is False and waited["all_succeeded"] is False
+            assert waited == cli_json(run_orch, "wait", attempt_id, cwd=repo)
+            # the command's own document for an attempt that had already ended
+            again = cli_json(run_orch, "cancel", attempt_id, cwd=repo)
+            assert again["cancelled"][0]["changed"] is False
+
+    run(scenario)
+
+
+def test_a_malformed_request_is_answered_and_the_server_goes_on(repo: Path) -> None:
+    """Raw lines on the server's standard input: a line that is not JSON, a call without
+    its parameters, then a proper start; the server answers what it can and ends cleanly
+    when its input closes."""
+    start = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "test", "version": "0"},
+        },
+    }
+    lines = [
+        "this is not json",
+        json.dumps({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {}}),
+        json.dumps(start),
+    ]
+    proc = subprocess.run(
+        [ORCH_BIN, "mcp"],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        cwd=repo,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    answers = {a["id"]: a for a in map(json.loads, proc.stdout.splitlines())}
+    assert answers[7]["error"]["code"] == -32602
+    assert answers[1]["result"]["serverInfo"]["name"] == "orch"
+    assert "Traceback" not in proc.stderr
+
+
+BLOCK_MCP = """
+import sys
+
+
+class _NoMcp:
+    def find_spec(self, name, path=None, target=None):
+        if name == "mcp" or name.startswith("mcp."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _NoMcp())
+"""
+
+
+def test_orch_mcp_without_the_sdk_says_how_to_install_it(repo: Path, tmp_path: Path) -> None:
+    """The SDK is installed here, so its absence is simulated, and only that: a
+    sitecustomize module in PYTHONPATH puts a finder first on sys.meta_path that refuses to
+    import ``mcp`` (as Python does for a missing package); everything else is the
+    installed ``orch`` as it is."""
+    site = tmp_path / "no-mcp"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(BLOCK_MCP)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    proc = subprocess.run(
+        [ORCH_BIN, "mcp"], capture_output=True, text=True, cwd=repo, env=env, timeout=60
+    )
+    assert proc.returncode == 19, proc.stderr
+    assert proc.stdout == ""
+    line = error_line(proc.stderr)
+    assert line.endswith("not installed: pip install 'orch-worktrees[mcp]'"), line
+    # the rest of orch works without the extra
+    listed = subprocess.run(
+        [ORCH_BIN, "list"], capture_output=True, text=True, cwd=repo, env=env, timeout=60
+    )
+    assert listed.returncode == 0, listed.stderr
