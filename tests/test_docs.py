@@ -67,3 +67,24 @@ def test_list_and_show_schemas_in_docs_are_the_packaged_ones() -> None:
     for name in ("list-v1", "show-v1"):
         packaged = ROOT / "orch" / "schemas" / f"{name}.schema.json"
         assert (ROOT / "docs" / f"{name}.schema.json").read_text() == packaged.read_text()
+
+
+def test_readme_says_how_to_add_orch_mcp_to_agents_and_what_exit_19_means() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "## Agents: orch as an MCP server" in readme
+    assert "claude mcp add orch -- orch mcp" in readme
+    assert "[mcp_servers.orch]" in readme and 'args = ["mcp"]' in readme
+    assert '{"mcpServers": {"orch": {"command": "orch", "args": ["mcp"]}}}' in readme
+    row = re.search(r"^\| 19 \| `ServeError` \|(.*)$", readme, flags=re.M)
+    assert row is not None and "`orch mcp`" in row.group(1)
+    assert "pip install 'orch-worktrees[mcp]'" in row.group(1)
+    assert errors.McpUnavailable.exit_code == 19
+
+
+def test_readme_lists_every_tool_of_orch_mcp() -> None:
+    from orch.cli.mcp_commands import TOOL_NAMES
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Agents: orch as an MCP server", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"^\| `(\w+)` \|", section, flags=re.M))
+    assert listed == set(TOOL_NAMES)

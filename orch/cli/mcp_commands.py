@@ -13,6 +13,9 @@ from orch.cli.common import actor, settings_from_env
 from orch.errors import McpUnavailable
 
 INSTALL_HINT = "pip install 'orch-worktrees[mcp]'"
+# the tools orch.cli.mcp_server serves, named here too so that docs and help can be
+# checked without the SDK
+TOOL_NAMES = ("dispatch", "list", "show", "diff", "compare", "send", "wait", "cancel", "ports")
 
 
 @click.command(name="mcp")

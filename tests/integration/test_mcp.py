@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from orch.cli.mcp_commands import TOOL_NAMES
 from orch.models import State
 from tests.support.cli import ORCH_BIN, RunOrch, error_line
 
@@ -68,7 +69,7 @@ def test_tools_their_input_schemas_and_tool_errors(repo: Path, run_orch: RunOrch
     async def scenario() -> None:
         async with orch_mcp(repo) as session:
             tools = {tool.name: tool for tool in (await session.list_tools()).tools}
-            assert set(tools) == TOOLS
+            assert set(tools) == TOOLS == set(TOOL_NAMES)
             dispatch = tools["dispatch"].input_schema
             assert dispatch["required"] == ["task_key", "prompt"]
             assert {"repo", "base_ref", "strict", "worker", "sparse"} <= set(dispatch["properties"])
