@@ -74,8 +74,12 @@ REPO_OPTION = click.option(
 )
 
 
+WORKER_HELP = "The worker or worker kind that should take it."
+
+
 def task_options(command: _F) -> _F:
-    """The options every command that starts a task shares (``dispatch``, ``submit``)."""
+    """The options every command that starts a task shares (``dispatch``, ``submit``);
+    each adds its own ``--worker``."""
     for option in reversed(
         (
             REPO_OPTION,
@@ -87,7 +91,10 @@ def task_options(command: _F) -> _F:
                 help="Read the prompt from a file ('-' for standard input).",
             ),
             click.option(
-                "--worker", default=None, help="The worker or worker kind that should take it."
+                "--allow-empty-prompt",
+                is_flag=True,
+                help="Accept an empty prompt (an attempt whose agent needs none); "
+                "refused otherwise.",
             ),
         )
     ):

@@ -50,7 +50,7 @@ class CheckoutAhead:
         self.recorded = False  # the intent names the worktree: from then on it is the attempt's
         self._failure: BaseException | None = None
         self._thread: threading.Thread | None = None
-        self._switch_interval = sys.getswitchinterval()
+        self._discarded = threading.Event()  # a checkout still waiting for a slot skips
 
     @classmethod
     def start(
@@ -63,7 +63,10 @@ class CheckoutAhead:
         commit: str,
         spec: CheckoutSpec,
         checkpoint: Callable[[str], None] = lambda step: None,
+        slots: threading.Semaphore | None = None,
     ) -> CheckoutAhead:
+        """Write the marker and start the checkout in a thread. ``slots``: taken by the
+        thread for its checkout (the checkouts of a best-of-N dispatch share it)."""
         marker = settings.home / MARKERS / attempt_id
         marker.parent.mkdir(parents=True, exist_ok=True)
         record = {"pid": os.getpid(), "worktree": str(path), "repository": str(repo.root)}
@@ -71,40 +74,46 @@ class CheckoutAhead:
         ahead = cls(git, repo, attempt_id, path, commit, marker)
         thread = threading.Thread(
             target=ahead._check_out,
-            args=(spec, checkpoint),
+            args=(spec, checkpoint, slots),
             name=f"orch checkout {attempt_id}",
             daemon=True,
         )
         ahead._thread = thread
-        # the thread needs the GIL for a moment between its git processes, while the
-        # dispatch's thread imports the store's modules (pure Python, holding it): hand it
-        # over sooner than the default 5 ms so that git starts its checkout sooner
-        ahead._switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(SWITCH_INTERVAL)
+        _SWITCH.enter()
         try:
             thread.start()
         except BaseException:  # no thread to be had (RuntimeError): nothing was made
-            sys.setswitchinterval(ahead._switch_interval)
+            _SWITCH.leave()
             drop_marker(marker)
             raise
         return ahead
 
-    def _check_out(self, spec: CheckoutSpec, checkpoint: Callable[[str], None]) -> None:
+    def _check_out(
+        self,
+        spec: CheckoutSpec,
+        checkpoint: Callable[[str], None],
+        slots: threading.Semaphore | None,
+    ) -> None:
         try:
-            self.git.add_worktree(
-                self.repo,
-                self.path,
-                None,
-                self.commit,
-                sparse=spec.sparse_paths,
-                lfs_skip_smudge=spec.lfs_skip_smudge,
-                hook=False,  # run once HEAD is on the attempt's branch, after the intent
-            )
-            checkpoint("checked-out-ahead")
+            with slots if slots is not None else contextlib.nullcontext():
+                if not self._discarded.is_set():
+                    self._add_worktree(spec, checkpoint)
         except BaseException as exc:  # handed to the dispatch's thread by result()
             self._failure = exc
         finally:
-            sys.setswitchinterval(self._switch_interval)
+            _SWITCH.leave()
+
+    def _add_worktree(self, spec: CheckoutSpec, checkpoint: Callable[[str], None]) -> None:
+        self.git.add_worktree(
+            self.repo,
+            self.path,
+            None,
+            self.commit,
+            sparse=spec.sparse_paths,
+            lfs_skip_smudge=spec.lfs_skip_smudge,
+            hook=False,  # run once HEAD is on the attempt's branch, after the intent
+        )
+        checkpoint("checked-out-ahead")
 
     def settle(self) -> None:
         """Wait until git is done here (whether or not it succeeded)."""
@@ -124,10 +133,42 @@ class CheckoutAhead:
 
     def discard(self) -> None:
         """The dispatch failed before its intent: remove what was made."""
+        self._discarded.set()
         self.settle()
         with contextlib.suppress(OrchError, OSError):
             self.git.remove_worktree(self.repo, self.path)
         drop_marker(self.marker)
+
+
+class _SwitchInterval:
+    """The interpreter's switch interval, shortened while any checkout ahead runs.
+
+    A checkout's thread needs the GIL for a moment between its git processes, while the
+    dispatch's thread imports the store's modules (pure Python, holding it): handing it
+    over sooner than the default 5 ms starts git's checkout sooner. Counted, so that the
+    checkouts of a best-of-N dispatch restore the interval once, when the last ends.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._saved = sys.getswitchinterval()
+
+    def enter(self) -> None:
+        with self._lock:
+            if self._running == 0:
+                self._saved = sys.getswitchinterval()
+                sys.setswitchinterval(SWITCH_INTERVAL)
+            self._running += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._running -= 1
+            if self._running == 0:
+                sys.setswitchinterval(self._saved)
+
+
+_SWITCH = _SwitchInterval()
 
 
 def drop_marker(marker: Path) -> None:
