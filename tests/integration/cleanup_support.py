@@ -19,7 +19,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from helpers import RunCli, attempts_of, git, json_out, orch_branches, payload_files, worktrees
+from helpers import (
+    RunCli,
+    attempts_of,
+    git,
+    json_out,
+    orch_branches,
+    payload_files,
+    with_prompt,
+    worktrees,
+)
 
 RunOrch = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -36,7 +45,7 @@ AGENT_LEAVES_WORK = (
 
 
 def dispatch_id(run_cli: RunCli, repo: Path, task_key: str, *args: str) -> dict[str, Any]:
-    result = run_cli("dispatch", task_key, "--json", *args, cwd=repo)
+    result = run_cli("dispatch", task_key, "--json", *with_prompt(args), cwd=repo)
     attempt: dict[str, Any] = json_out(result)["attempt"]
     return attempt
 
@@ -202,7 +211,7 @@ def crashed_dispatch(run_orch: RunOrch, repo: Path, task_key: str, step: str) ->
     """``orch dispatch`` killed with SIGKILL at ``step`` (ORCH_CRASH_AT), once the git
     processes it had started are done too (a checkout outlives a killed dispatch, as
     any git process does; an operator's doctor runs after it)."""
-    proc = run_orch("dispatch", task_key, cwd=repo, env={"ORCH_CRASH_AT": step})
+    proc = run_orch("dispatch", "--prompt", "p", task_key, cwd=repo, env={"ORCH_CRASH_AT": step})
     assert proc.returncode == -9, (proc.returncode, proc.stdout, proc.stderr)
     wait_for_git_under(repo.parent)
 

@@ -65,11 +65,18 @@ def json_out(result: Result) -> dict[str, Any]:
     return data
 
 
+def with_prompt(args: tuple[str, ...]) -> tuple[str, ...]:
+    """``args`` with a prompt unless they give one: dispatch refuses an empty prompt."""
+    if any(a.startswith(("--prompt", "--allow-empty-prompt")) for a in args):
+        return args
+    return ("--prompt", "do it", *args)
+
+
 def dispatch(
     run_cli: RunCli, repo: Path, task_key: str, *args: str, cwd: Path | None = None
 ) -> dict[str, Any]:
     """Dispatch with ``--json`` and return the attempt record; fail on any error."""
-    result = run_cli("dispatch", task_key, "--json", *args, cwd=cwd or repo)
+    result = run_cli("dispatch", task_key, "--json", *with_prompt(args), cwd=cwd or repo)
     attempt: dict[str, Any] = json_out(result)["attempt"]
     return attempt
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import Result
+from helpers import with_prompt
 
 from orch.config import Settings, resolve
 from orch.models import Attempt, NewAttempt, WorkerIdentity
@@ -128,9 +129,9 @@ def json_of(result: Result) -> dict[str, Any]:
 
 
 def dispatch(run_cli: RunCli, repo: Path, task_key: str, *args: str) -> dict[str, Any]:
-    attempt: dict[str, Any] = json_of(run_cli("dispatch", task_key, "--json", *args, cwd=repo))[
-        "attempt"
-    ]
+    attempt: dict[str, Any] = json_of(
+        run_cli("dispatch", task_key, "--json", *with_prompt(args), cwd=repo)
+    )["attempt"]
     return attempt
 
 

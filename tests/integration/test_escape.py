@@ -8,7 +8,7 @@ from typing import Any
 
 
 def _dispatch(run_cli: Any, repo: Path, key: str) -> dict[str, Any]:
-    result = run_cli("dispatch", key, "--json", cwd=repo)
+    result = run_cli("dispatch", "--prompt", "p", key, "--json", cwd=repo)
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)["attempt"]
 

@@ -21,7 +21,7 @@ from orch.system.ports import BROWSER_UNSAFE, block_usable, export_lines
 
 
 def _attempt(run_cli: Any, repo: Path, key: str) -> dict[str, Any]:
-    result = run_cli("dispatch", key, "--json", cwd=repo)
+    result = run_cli("dispatch", "--prompt", "p", key, "--json", cwd=repo)
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)["attempt"]
 
