@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -263,6 +264,43 @@ def test_when_none_is_made_the_exit_code_is_the_failure_s(
     assert all(a["id"] in line for a in rows)
     assert orch_branches(repo) == [] and live_worktrees(repo) == set()
     assert payload_files(isolated_env) == []
+
+
+# -- crashes ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("step", ["worktree-started-ahead", "intent-recorded", "payload-written"])
+def test_a_best_of_dispatch_killed_mid_way_is_repaired_by_doctor(
+    repo: Path, run_cli: RunCli, isolated_env: Path, step: str
+) -> None:
+    """Killed while the first attempt provisions, with the others' checkouts ahead still
+    unrecorded: doctor fails the one in provisioning and removes the checkouts ahead."""
+    from cleanup_support import assert_consistent, doctor, wait_for_git_under
+    from conftest import ORCH_BIN
+
+    proc = subprocess.run(
+        [ORCH_BIN, "dispatch", "t", "--prompt", "p", "--attempts", "3"],
+        cwd=repo,
+        env={**os.environ, "ORCH_CRASH_AT": step},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == -9, (proc.returncode, proc.stdout, proc.stderr)
+    wait_for_git_under(repo.parent)
+    wait_for_git_under(isolated_env)
+
+    code, _ = doctor(run_cli, repo, "--fix")
+    assert code == 0
+    assert_consistent(run_cli, repo, isolated_env)
+    rows = attempts_of(run_cli, repo)
+    assert [(a["state"], a["workspace_status"]) for a in rows] == (
+        [] if step == "worktree-started-ahead" else [("failed", "failed")]
+    )
+    assert live_worktrees(repo) == set() and orch_branches(repo) == []
+    assert list((isolated_env / "checkouts").glob("*")) == []
+    made = best_of(run_cli, repo, "--attempts", "2")["attempts"]  # and it can be done again
+    assert [a["workspace_status"] for a in made] == ["ready", "ready"]
 
 
 # -- the empty prompt (issue 17.12) ------------------------------------------------------
