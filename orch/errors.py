@@ -80,7 +80,24 @@ class StoreError(OrchError):
     exit_code = 6
 
 
-class AttemptIdTaken(StoreError):
+class StoreUnavailable(StoreError):
+    """The attempt store cannot be reached now: a dropped connection, a restarting server,
+    a SQLite store locked past its busy timeout. Trying again later may succeed, and
+    ``orch.outage.ride_out`` is the one place that does."""
+
+
+class StoreConflict(StoreError):
+    """A write broke one of the store's uniqueness rules: another process wrote first.
+
+    ``constraint`` names the rule (PostgreSQL's name for it, on SQLite too), so that the
+    caller who expects that race can tell it from another."""
+
+    def __init__(self, message: str | None = None, constraint: str | None = None) -> None:
+        super().__init__(message)
+        self.constraint = constraint
+
+
+class AttemptIdTaken(StoreConflict):
     """The new attempt's random id is already in the store (a rare collision of 32 random
     bits); the caller draws another id, and the names made from it, and tries again."""
 

@@ -23,12 +23,27 @@ class State(enum.StrEnum):
 
     @property
     def terminal(self) -> bool:
+        """Ended for good: a terminal state never changes."""
         return self in TERMINAL_STATES
 
+    @property
+    def live(self) -> bool:
+        """Not ended yet (queued or running): it may still be claimed, run or cancelled."""
+        return self not in TERMINAL_STATES
 
+    @property
+    def worker_end(self) -> bool:
+        """A state a worker may finish an attempt as (``worker_gone`` is judged by others)."""
+        return self in WORKER_END_STATES
+
+
+# The sets behind the predicates, each written once; the store's SQL reads them too.
 TERMINAL_STATES = frozenset(
     {State.SUCCEEDED, State.FAILED, State.CANCELLED, State.TIMED_OUT, State.WORKER_GONE}
 )
+LIVE_STATES = frozenset(set(State) - TERMINAL_STATES)
+# in the enum's order, so that ``orch finish --state`` lists them the same way every time
+WORKER_END_STATES = (State.SUCCEEDED, State.FAILED, State.CANCELLED, State.TIMED_OUT)
 
 
 class WorkspaceStatus(enum.StrEnum):
@@ -41,6 +56,37 @@ class WorkspaceStatus(enum.StrEnum):
     SKIPPED_IN_WORKTREE = "skipped-in-worktree"
     SKIPPED_NOT_GIT = "skipped-not-git"
     PENDING = "pending"  # waiting for a worker host to provision it in its own clone
+
+    @property
+    def ready_to_run(self) -> bool:
+        """A worker can start on the attempt where its workspace is: a worktree made or
+        reused, or provisioning skipped (a ``pending`` one is provisioned by its claimant)."""
+        return self in READY_TO_RUN
+
+    @property
+    def holds_worktree(self) -> bool:
+        """A worktree orch made (or reused) is there for the attempt: cleanup removes it,
+        doctor checks it is still on disk."""
+        return self in HOLDS_WORKTREE
+
+    @property
+    def occupies_worktree(self) -> bool:
+        """The worktree's path is taken: it is being made, or it is there."""
+        return self in OCCUPIES_WORKTREE
+
+    @property
+    def cleaned_up(self) -> bool:
+        """The worktree is gone for good (its work saved first when ``archived``)."""
+        return self in CLEANED_UP
+
+
+HOLDS_WORKTREE = frozenset({WorkspaceStatus.READY, WorkspaceStatus.REUSED})
+OCCUPIES_WORKTREE = HOLDS_WORKTREE | {WorkspaceStatus.PROVISIONING}
+READY_TO_RUN = HOLDS_WORKTREE | {
+    WorkspaceStatus.SKIPPED_IN_WORKTREE,
+    WorkspaceStatus.SKIPPED_NOT_GIT,
+}
+CLEANED_UP = frozenset({WorkspaceStatus.REMOVED, WorkspaceStatus.ARCHIVED})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,9 +121,14 @@ class Attempt:
     lease_expires_at: dt.datetime | None = None
     heartbeat_at: dt.datetime | None = None
     lease_holder: str | None = None  # the worker name that claimed it (``worker`` is who should)
+    # the process that holds the lease; cleared with it
     worker_host: str | None = None
     worker_pid: int | None = None
     worker_started_at: float | None = None
+    # the dispatch process, while it provisions the workspace; cleared when that ends
+    dispatcher_host: str | None = None
+    dispatcher_pid: int | None = None
+    dispatcher_started_at: float | None = None
     agent_pid: int | None = None
     agent_started_at: float | None = None
     exit_code: int | None = None
@@ -87,6 +138,17 @@ class Attempt:
     @property
     def terminal(self) -> bool:
         return self.state.terminal
+
+    @property
+    def provisioner(self) -> tuple[str, int] | None:
+        """The host and pid of the process provisioning the workspace: the lease holder
+        of an attempt provisioned on its worker's host, else the dispatch that recorded it
+        (None once provisioning has ended, or when nobody said)."""
+        if self.state == State.RUNNING:
+            host, pid = self.worker_host, self.worker_pid
+        else:
+            host, pid = self.dispatcher_host, self.dispatcher_pid
+        return (host, pid) if host is not None and pid is not None else None
 
     @property
     def checkout(self) -> CheckoutSpec:
@@ -141,7 +203,7 @@ class NewAttempt:
     worktree_path: str | None  # None while it waits for a worker host (target_host)
     worker: str | None
     prompt: str
-    # while provisioning, the worker_* fields name the dispatching process (for doctor)
+    # the dispatching process, recorded while it provisions (for doctor)
     dispatcher: WorkerIdentity | None = None
     phase: str | None = None
     target_host: str | None = None
@@ -268,7 +330,8 @@ class PortBundle:
 
 @dataclasses.dataclass(frozen=True)
 class TaskWorkspace:
-    """The worktree and branch later phases of a task reuse (``--reuse-workspace``)."""
+    """The worktree and branch later phases of a task reuse (``--reuse-workspace``): those
+    of the attempt ``attempt_id``, read from its row."""
 
     repository: str
     task_key: str

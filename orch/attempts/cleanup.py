@@ -26,14 +26,13 @@ from orch.config import Settings
 from orch.errors import InvalidInput, OrchError
 from orch.fslock import try_lock
 from orch.git import Git, Repository
-from orch.models import Attempt, State, WorkspaceStatus
+from orch.models import HOLDS_WORKTREE, Attempt, State, WorkspaceStatus
 from orch.system import archive, inbox
 from orch.workspace import pool, removal
 
 if TYPE_CHECKING:
     from orch.store import Store
 
-HAS_WORKSPACE = (WorkspaceStatus.READY, WorkspaceStatus.REUSED)
 Checkpoint = Callable[[str], None]
 
 
@@ -163,7 +162,7 @@ def _handle(
     actor: str,
     checkpoint: Checkpoint,
 ) -> CleanupItem:
-    if attempt.workspace_status not in (*HAS_WORKSPACE, WorkspaceStatus.PROVISIONING):
+    if not attempt.workspace_status.occupies_worktree:
         return CleanupItem(attempt, "clean", f"workspace already {attempt.workspace_status}")
     blocker = _blocker(store, attempt, request.force)
     if blocker:
@@ -232,7 +231,7 @@ def _remove(
     sharing = [
         a
         for a in store.attempts_using_worktree(attempt.worktree_path or "")
-        if a.workspace_status in HAS_WORKSPACE and a.id != attempt.id
+        if a.workspace_status.holds_worktree and a.id != attempt.id
     ]
     # a worktree deleted by hand has git's bookkeeping of it dropped too (not prunable);
     # a branch that moved since it was checked is kept (compare-and-delete)
@@ -263,7 +262,7 @@ def _remove(
     ids = [attempt.id, *(a.id for a in sharing)]
     for attempt_id in ids:  # no dev server runs in a worktree that is gone
         store.release_ports(attempt_id, actor, f"workspace {status}")
-    store.mark_workspace(ids, HAS_WORKSPACE, status, actor, archive_path=saved)
+    store.mark_workspace(ids, HOLDS_WORKTREE, status, actor, archive_path=saved)
     return CleanupItem(attempt, action, reason, size, saved, removed)
 
 

@@ -35,7 +35,7 @@ from orch.git import (
     prune_candidates,
     worktree_admin_dir,
 )
-from orch.models import Attempt, WorkspaceStatus
+from orch.models import HOLDS_WORKTREE, Attempt, WorkspaceStatus
 from orch.system import archive, inbox, processes
 from orch.workspace import ahead, owners, pool, removal
 from orch.workspace.owners import owner_of
@@ -43,7 +43,6 @@ from orch.workspace.owners import owner_of
 if TYPE_CHECKING:
     from orch.store import Store
 
-HAS_WORKSPACE = (WorkspaceStatus.READY, WorkspaceStatus.REUSED)
 STUCK_AFTER = dt.timedelta(minutes=10)  # a dispatch whose process cannot be checked
 STALE_MARKER_SECONDS = 60.0  # an unreadable marker this old is no write in progress
 Checkpoint = Callable[[str], None]
@@ -180,8 +179,8 @@ class Doctor:
         for a in attempts:
             if a.workspace_status != WorkspaceStatus.PROVISIONING:
                 continue
-            local = a.worker_host == host and a.worker_pid is not None
-            gone = local and not processes.is_alive(a.worker_pid or 0, None)
+            by = a.provisioner
+            gone = by is not None and by[0] == host and not processes.is_alive(by[1], None)
             if not gone and now - a.updated_at < STUCK_AFTER:
                 continue  # a dispatch still at work
             why = "its dispatch process is gone" if gone else "provisioning for over 10 minutes"
@@ -238,8 +237,7 @@ class Doctor:
         owned_paths = {
             str(Path(a.worktree_path).resolve())
             for a in rows
-            if a.worktree_path
-            and a.workspace_status in (*HAS_WORKSPACE, WorkspaceStatus.PROVISIONING)
+            if a.worktree_path and a.workspace_status.occupies_worktree
         }
         owned_branches = {
             a.branch_name
@@ -392,7 +390,7 @@ class Doctor:
         """Rows whose worktree is gone."""
         for a in rows:
             if (
-                a.workspace_status in HAS_WORKSPACE
+                a.workspace_status.holds_worktree
                 and a.worktree_path
                 and not Path(a.worktree_path).is_dir()
             ):
@@ -418,7 +416,7 @@ class Doctor:
         self.store.release_ports(a.id, self.actor, "worktree gone")
         self.store.mark_workspace(
             [a.id],
-            HAS_WORKSPACE,
+            HOLDS_WORKTREE,
             WorkspaceStatus.ARCHIVED if saved else WorkspaceStatus.REMOVED,
             self.actor,
             archive_path=str(saved) if saved else None,
@@ -459,7 +457,7 @@ class Doctor:
                 self._repair(finding, functools.partial(_remove_file, path))
         for a in attempts:
             if (
-                a.workspace_status in HAS_WORKSPACE
+                a.workspace_status.holds_worktree
                 and not a.terminal
                 and a.payload_path
                 and not Path(a.payload_path).exists()
@@ -487,9 +485,7 @@ def _remove_file(path: Path) -> None:
 
 def _has_worktree(a: Attempt) -> bool:
     return bool(
-        a.workspace_status in (*HAS_WORKSPACE, WorkspaceStatus.PROVISIONING)
-        and a.worktree_path
-        and Path(a.worktree_path).is_dir()
+        a.workspace_status.occupies_worktree and a.worktree_path and Path(a.worktree_path).is_dir()
     )
 
 

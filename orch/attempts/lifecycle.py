@@ -19,7 +19,7 @@ from orch import naming
 from orch.attempts.intent import record_intent
 from orch.attempts.queries import find_attempt
 from orch.config import Settings
-from orch.errors import Conflict, InvalidInput, StoreError
+from orch.errors import Conflict, InvalidInput
 from orch.models import (
     Attempt,
     Lease,
@@ -29,6 +29,7 @@ from orch.models import (
     WorkerIdentity,
     WorkspaceStatus,
 )
+from orch.outage import ride_out
 from orch.system import inbox, processes
 from orch.workspace.reuse import finish_in_place, refuse_if_busy
 
@@ -36,8 +37,6 @@ if TYPE_CHECKING:
     from orch.store import Store
 
 REAP_INTERVAL = 1.0  # seconds between liveness sweeps while waiting
-OUTAGE_LIMIT = 60.0  # seconds wait rides out an unreachable store (a restart, a failover)
-OUTAGE_POLL = 0.25  # seconds between looks while the store is unreachable
 
 
 def lost_reason(attempt: Attempt, now: dt.datetime, host: str) -> str | None:
@@ -114,35 +113,31 @@ def wait(
     actor: str,
     monotonic: Callable[[], float] = time.monotonic,
     host: str | None = None,
+    sleep: Callable[[float], object] = time.sleep,
 ) -> WaitOutcome:
     """Block until every named attempt is terminal, or ``timeout`` seconds pass.
 
     Between looks it sleeps on the store's change watcher (SQLite ``data_version``,
     PostgreSQL LISTEN/NOTIFY), so a state change is seen within milliseconds without
     keeping a core busy; lost workers are swept for every second. A store that cannot
-    be reached (its server restarting) is looked at again for up to ``OUTAGE_LIMIT``
-    seconds before its error is raised.
+    be reached (its server restarting) is ridden out (``orch.outage``), never past the
+    timeout, before its error is raised.
     """
     ids = list(dict.fromkeys(find_attempt(store, ref).id for ref in refs))
     deadline = None if timeout is None else monotonic() + timeout
     watcher = store.change_watcher()
     next_reap = 0.0
-    outage_since: float | None = None
+
+    def look() -> list[Attempt]:
+        nonlocal next_reap
+        if monotonic() >= next_reap:
+            reap(store, actor, host=host)
+            next_reap = monotonic() + REAP_INTERVAL
+        return store.get_many(ids)
+
     try:
         while True:
-            try:
-                if monotonic() >= next_reap:
-                    reap(store, actor, host=host)
-                    next_reap = monotonic() + REAP_INTERVAL
-                current = store.get_many(ids)
-            except StoreError:
-                now = monotonic()
-                outage_since = now if outage_since is None else outage_since
-                if now - outage_since >= OUTAGE_LIMIT or (deadline is not None and now >= deadline):
-                    raise
-                time.sleep(OUTAGE_POLL)
-                continue
-            outage_since = None
+            current = ride_out(look, until=deadline, clock=monotonic, sleep=sleep)
             if all(a.terminal for a in current):
                 return WaitOutcome(tuple(current), timed_out=False)
             now = monotonic()
@@ -237,7 +232,7 @@ class SendOutcome:
 
 def _continue(store: Store, attempt: Attempt, body: str, actor: str, settings: Settings) -> Attempt:
     worktree = Path(attempt.worktree_path) if attempt.worktree_path else None
-    usable = attempt.workspace_status in (WorkspaceStatus.READY, WorkspaceStatus.REUSED)
+    usable = attempt.workspace_status.holds_worktree
     if worktree is None or not usable or not worktree.is_dir():
         raise Conflict(
             f"attempt {attempt.id} has ended and its worktree is gone "

@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -30,10 +29,19 @@ from orch.attempts.dispatch import check_worktree_root, provision
 from orch.attempts.lifecycle import reap
 from orch.attempts.queries import find_attempt
 from orch.config import Settings, load_repo_config
-from orch.errors import InvalidInput, LeaseLost, OrchError, StoreBehind, StoreError, StoreTooNew
+from orch.errors import (
+    InvalidInput,
+    LeaseLost,
+    OrchError,
+    StoreBehind,
+    StoreError,
+    StoreTooNew,
+    StoreUnavailable,
+)
 from orch.fslock import HeldLock, lock_owner, try_lock
 from orch.git import Git, Repository, worktree_admin_dir
 from orch.models import Attempt, Lease, State, WorkerIdentity, WorkspaceStatus
+from orch.outage import STORE_PATIENCE, Patience, ride_out
 from orch.system import inbox, processes
 from orch.workspace import escape
 
@@ -63,9 +71,9 @@ class WorkerConfig:
     idle_poll: float = 1.0
     lock_wait: float = 30.0
     clones: tuple[Path, ...] = ()  # this host's clones: it provisions attempts sent to it
-    # how long a store that cannot be reached (a dropped connection, a restarting
-    # PostgreSQL, a locked SQLite past its busy timeout) is tried again before giving up
-    store_patience: float = 120.0
+    # how long, and how often, a store that cannot be reached (a dropped connection, a
+    # restarting PostgreSQL, a locked SQLite past its busy timeout) is tried again
+    store_patience: Patience = STORE_PATIENCE
 
 
 def agent_command(template: str | None, argv: Sequence[str]) -> tuple[str, ...]:
@@ -129,21 +137,37 @@ def worktree_lock_path(worktree: Path, settings: Settings) -> Path:
 
 
 class _Heartbeat(threading.Thread):
+    """Renews the lease every third of its time to live while the agent runs.
+
+    An outage of the store is ridden out (a beat is tried again with back-off for up to a
+    lease's time), and past that the beats simply go on: the lease's own expiry decides
+    whether the outage cost the attempt. Any other store error stops the beats, and the
+    agent with them (``lost``), and is kept in ``failed`` for the worker to report."""
+
     def __init__(self, store: Store, lease: Lease, ttl: float, lost: threading.Event) -> None:
         super().__init__(name=f"heartbeat-{lease.attempt.id}", daemon=True)
         self.store, self.lease, self.ttl, self.lost = store, lease, ttl, lost
         self.stopped = threading.Event()
+        self.failed: StoreError | None = None
 
     def run(self) -> None:
         interval = max(0.05, self.ttl / 3)
+        patience = dataclasses.replace(STORE_PATIENCE, limit=self.ttl)
         while not self.stopped.wait(interval):
             try:
-                self.store.heartbeat(self.lease.attempt.id, self.lease.token, self.ttl)
+                ride_out(self._beat, patience, sleep=self.stopped.wait)
             except LeaseLost:
                 self.lost.set()
                 return
-            except StoreError:
-                continue  # transient: the lease's own expiry decides if this lasts
+            except StoreUnavailable:
+                continue  # the lease's own expiry decides if this outage lasted too long
+            except StoreError as exc:
+                self.failed = exc
+                self.lost.set()
+                return
+
+    def _beat(self) -> None:
+        self.store.heartbeat(self.lease.attempt.id, self.lease.token, self.ttl)
 
 
 class WorkerRuntime:
@@ -312,6 +336,8 @@ class WorkerRuntime:
             beat.stopped.set()
             beat.join()
             lock.release()
+        if beat.failed is not None:
+            raise beat.failed  # the agent was stopped: nobody can vouch for the attempt
         with contextlib.suppress(OrchError):
             escape.check(self.store, git, attempt, before, self.actor)
         if lost.is_set():
@@ -451,9 +477,7 @@ class WorkerRuntime:
                     )
                     self.finished.append(ended)
                     return
-                except (StoreTooNew, StoreBehind):
-                    raise
-                except StoreError as exc:
+                except StoreUnavailable as exc:
                     self.say(f"orch work: finishing {lease.attempt.id} failed: {exc.message}")
             self.finished.append(
                 self._patiently(
@@ -465,18 +489,13 @@ class WorkerRuntime:
             )
 
     def _patiently(self, what: str, call: Callable[..., _T], *args: Any) -> _T:
-        """Run a store call, trying it again with backoff while the store cannot be
-        reached, for up to ``store_patience`` seconds (or until told to stop)."""
-        deadline = time.monotonic() + self.config.store_patience
-        delay = 0.1
-        while True:
-            try:
-                return call(*args)
-            except (StoreTooNew, StoreBehind):
-                raise  # the store's schema, not its reachability: waiting will not help
-            except StoreError as exc:
-                if time.monotonic() + delay > deadline or self.stop_now.is_set():
-                    raise
-                self.say(f"orch work: {what} failed ({exc.message}); trying again in {delay:.1f} s")
-                self.stop_now.wait(delay)
-                delay = min(delay * 2, 5.0)
+        """Run a store call, riding out an outage of the store (``orch.outage``) for up to
+        ``store_patience`` (or until told to stop), with a line on stderr before each pause."""
+
+        def say(exc: StoreUnavailable, pause: float) -> None:
+            if not self.stop_now.is_set():
+                self.say(f"orch work: {what} failed ({exc.message}); trying again in {pause:.1f} s")
+
+        return ride_out(
+            lambda: call(*args), self.config.store_patience, on_retry=say, sleep=self.stop_now.wait
+        )

@@ -10,13 +10,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from orch.cli import startup
 from orch.errors import InvalidInput, OrchError
+from orch.models import State
 
 if TYPE_CHECKING:
     from orch.config import Settings
     from orch.store import Store
 
-STATE_NAMES = ("queued", "running", "succeeded", "failed", "cancelled", "timed_out", "worker_gone")
+# the choices of --state options, in the order the states are defined
+STATE_NAMES = tuple(str(s) for s in State)
 
 
 class OrchGroup(click.Group):
@@ -46,21 +49,7 @@ def open_store(settings: Settings) -> Store:
 
 def actor() -> str:
     # the host name as gethostname() gives it, without importing socket (`orch --help`)
-    return f"{_user()}@{os.uname().nodename} pid {os.getpid()}"
-
-
-def _user() -> str:
-    """The login name as ``getpass.getuser`` finds it, without importing ``getpass`` (and
-    ``termios``) on every command start."""
-    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
-        if user := os.environ.get(name):
-            return user
-    import pwd
-
-    try:
-        return pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:
-        return f"uid{os.getuid()}"
+    return f"{startup.login_name()}@{os.uname().nodename} pid {os.getpid()}"
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])

@@ -146,12 +146,11 @@ def dispatch(
     if attempts is not None or len(workers) > 1:
         return _dispatch_many(request, per_attempt, settings, as_json)
     from orch.attempts.dispatch import dispatch as run_dispatch
-    from orch.cli import early
+    from orch.cli import startup
     from orch.faults import checkpoint_from_env
-
-    early_check = early.take(request.repo_path)
     from orch.git import Git
 
+    early_check = startup.take_dirty_check(request.repo_path)
     try:
         result = run_dispatch(
             request,
@@ -184,12 +183,12 @@ def _dispatch_many(
     """``orch dispatch --attempts N``: every id made, one per line (or every record);
     exit 14 naming the attempts that failed to provision when not all were made."""
     from orch.attempts.dispatch import dispatch_many
-    from orch.cli import early
+    from orch.cli import startup
     from orch.errors import NotAllDispatched
     from orch.faults import checkpoint_from_env
     from orch.git import Git
 
-    early_check = early.take(request.repo_path)
+    early_check = startup.take_dirty_check(request.repo_path)
     try:
         result = dispatch_many(
             request,

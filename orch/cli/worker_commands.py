@@ -9,8 +9,7 @@ from pathlib import Path
 import click
 
 from orch.cli.common import actor, open_store, settings_from_env
-
-WORKER_END_STATES = ("succeeded", "failed", "cancelled", "timed_out")
+from orch.models import WORKER_END_STATES
 
 
 @click.command()
@@ -72,7 +71,7 @@ def heartbeat(attempt: str, token: int) -> None:
 @click.option("--lease", "token", type=int, required=True, help="The lease token from claim.")
 @click.option(
     "--state",
-    type=click.Choice(WORKER_END_STATES),
+    type=click.Choice([str(s) for s in WORKER_END_STATES]),
     required=True,
     help="How the attempt ended.",
 )

@@ -88,8 +88,10 @@ def parse_porcelain(out: str) -> list[DirtyPath]:
             continue
         code, name = entry[:2], entry[3:]
         result.append(DirtyPath(code=code, path=name))
-        if code[0] in "RC":
-            i += 1  # the rename/copy source follows as its own field
+        if code[0] in "RC" or code[1] in "RC":
+            # the rename/copy source follows as its own field (a worktree-side rename,
+            # " R", shows after `git add -N`)
+            i += 1
     return result
 
 

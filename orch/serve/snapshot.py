@@ -11,14 +11,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from orch.models import Attempt, State, WorkspaceStatus
+from orch.models import CLEANED_UP, Attempt, State, WorkspaceStatus
 
 if TYPE_CHECKING:
     from orch.config import Settings
     from orch.store import Store
 
 STUCK_PROVISIONING = 600.0  # seconds a dispatch may keep a workspace provisioning
-SETTLED = (WorkspaceStatus.REMOVED, WorkspaceStatus.ARCHIVED)  # cleaned up: acknowledged
 
 
 def attention(
@@ -34,7 +33,7 @@ def attention(
         reasons = []
         age = (now - a.created_at).total_seconds()
         latest = newest.get((a.repository, a.task_key), 0) <= a.attempt_number
-        if latest and a.workspace_status not in SETTLED:
+        if latest and not a.workspace_status.cleaned_up:
             if a.state == State.WORKER_GONE:
                 reasons.append(f"worker gone: {a.reason or ''}".rstrip(": "))
             elif a.state == State.FAILED:
@@ -54,7 +53,7 @@ def attention(
 
 def build_snapshot(store: Store, settings: Settings, now: dt.datetime) -> dict[str, Any]:
     # an attempt whose workspace was cleaned up was seen to: only the others can need a look
-    attempts = store.list_attempts(except_workspaces=SETTLED)
+    attempts = store.list_attempts(except_workspaces=CLEANED_UP)  # acknowledged
     counts = {str(st): n for st, n in store.count_by_state().items()}
     queue = {str(st): n for st, n in store.count_tasks_by_state().items()}
     escapes = store.attempts_with_event("escape_warning")

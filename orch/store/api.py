@@ -7,12 +7,11 @@ and row conversion in ``base``.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, text, update
-from sqlalchemy.exc import IntegrityError
 
 from orch.errors import (
     AmbiguousAttempt,
@@ -21,6 +20,7 @@ from orch.errors import (
     Conflict,
     InvalidInput,
     RetryRefused,
+    StoreConflict,
     StoreError,
 )
 from orch.models import Attempt, AttemptEvent, NewAttempt, State, WorkspaceStatus
@@ -32,7 +32,7 @@ from orch.store.ports import PortOps
 from orch.store.tables import attempt_events as _E
 from orch.store.tables import attempts as _T
 from orch.store.tasks import TaskOps
-from orch.store.workspaces import WorkspaceOps
+from orch.store.workspaces import WorkspaceOps, map_task_workspace
 
 MIN_ID_PREFIX = 4  # shorter prefixes match too much to be meant (ids are 8 hex digits)
 
@@ -106,9 +106,11 @@ class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps):
                                 new.checkout.lfs_skip_smudge if new.checkout else None
                             ),
                             lease_token=0,
-                            worker_host=new.dispatcher.host if new.dispatcher else None,
-                            worker_pid=new.dispatcher.pid if new.dispatcher else None,
-                            worker_started_at=new.dispatcher.started_at if new.dispatcher else None,
+                            dispatcher_host=new.dispatcher.host if new.dispatcher else None,
+                            dispatcher_pid=new.dispatcher.pid if new.dispatcher else None,
+                            dispatcher_started_at=(
+                                new.dispatcher.started_at if new.dispatcher else None
+                            ),
                             created_at=now,
                             updated_at=now,
                         )
@@ -127,17 +129,11 @@ class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps):
                         worktree_path=new.worktree_path,
                     )
                     return to_attempt(row)
-            except StoreError as exc:
-                if not isinstance(exc.__cause__, IntegrityError):
-                    raise
-                if self._id_taken(new.id):
-                    raise AttemptIdTaken(f"attempt id {new.id} is already taken") from exc
-                # two processes numbered the same attempt at once (PostgreSQL): number again
+            except AttemptIdTaken as exc:
+                raise AttemptIdTaken(f"attempt id {new.id} is already taken") from exc
+            except StoreConflict:
+                continue  # two processes numbered the same attempt at once: number again
         raise StoreError(f"could not number a new attempt of task {new.task_key!r}")
-
-    def _id_taken(self, attempt_id: str) -> bool:
-        with self._read() as conn:
-            return conn.scalar(select(_T.c.id).where(_T.c.id == attempt_id)) is not None
 
     def _check_retry(self, conn: Connection, new: NewAttempt, retry_of: int) -> None:
         task = (_T.c.repository == new.repository, _T.c.task_key == new.task_key)
@@ -146,7 +142,7 @@ class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps):
         # the attempt the winner inserted; a new statement does.
         conn.execute(select(_T.c.id).where(*task).with_for_update())
         rows = conn.execute(select(_T.c.id, _T.c.state, _T.c.attempt_number).where(*task)).all()
-        live = [r for r in rows if r.state in (State.QUEUED, State.RUNNING)]
+        live = [r for r in rows if State(r.state).live]
         if live:
             raise RetryRefused(
                 f"task {new.task_key!r} has a live attempt ({live[0].id}, {live[0].state}): "
@@ -182,18 +178,20 @@ class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps):
     ) -> Attempt:
         """provisioning -> ready (or reused), only if nobody changed the attempt meanwhile.
         ``from_pool``: the pool member the worktree was, recorded (``workspace_from_pool``)
-        in the same transaction."""
+        in the same transaction; so is the task's workspace, when this one is fresh (the
+        one ``--reuse-workspace`` finds)."""
         return self._set_workspace(
             attempt_id,
             WorkspaceStatus.PROVISIONING,
             actor,
             "provisioned",
             before=[("workspace_from_pool", {"member": from_pool})] if from_pool else [],
+            then=map_task_workspace,
             workspace_status=status,
             payload_path=str(payload_path),
-            worker_host=None,
-            worker_pid=None,
-            worker_started_at=None,
+            dispatcher_host=None,
+            dispatcher_pid=None,
+            dispatcher_started_at=None,
         )
 
     def move_worktree(self, attempt_id: str, worktree_path: str, actor: str) -> Attempt:
@@ -218,9 +216,9 @@ class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps):
             workspace_status=WorkspaceStatus.FAILED,
             state=State.FAILED,
             reason=reason,
-            worker_host=None,
-            worker_pid=None,
-            worker_started_at=None,
+            dispatcher_host=None,
+            dispatcher_pid=None,
+            dispatcher_started_at=None,
             finished_at=now,
         )
 
@@ -231,10 +229,11 @@ class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps):
         actor: str,
         kind: str,
         before: list[tuple[str, dict[str, Any]]] | None = None,
+        then: Callable[[Connection, Any, Any], None] | None = None,
         **values: Any,
     ) -> Attempt:
         """Compare-and-set the workspace columns; the events ``before`` (kind, detail) go
-        first, in the same transaction."""
+        first, and ``then(conn, row, now)`` last, in the same transaction."""
         with self._write() as conn:
             values["updated_at"] = self.clock()
             row = conn.execute(
@@ -252,6 +251,8 @@ class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps):
             for earlier_kind, earlier_detail in before or ():
                 self._event(conn, attempt_id, earlier_kind, actor, **earlier_detail)
             self._event(conn, attempt_id, kind, actor, **detail)
+            if then is not None:
+                then(conn, row, values["updated_at"])
             return to_attempt(row)
 
     def mark_workspace(
@@ -305,9 +306,10 @@ class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps):
 
     def live_attempts_using_worktree(self, worktree_path: str) -> list[Attempt]:
         """The attempts whose workspace at ``worktree_path`` is being made or in use."""
-        live = (WorkspaceStatus.PROVISIONING, WorkspaceStatus.READY, WorkspaceStatus.REUSED)
         return [
-            a for a in self.attempts_using_worktree(worktree_path) if a.workspace_status in live
+            a
+            for a in self.attempts_using_worktree(worktree_path)
+            if a.workspace_status.occupies_worktree
         ]
 
     def repositories(self) -> list[str]:

@@ -8,18 +8,33 @@ start instead of failing with "database is locked" on upgrade from a read lock.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, PrimaryKeyConstraint, UniqueConstraint, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    NoSuchModuleError,
+    OperationalError,
+)
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import QueuePool
 
-from orch.errors import StoreError, describe_os_error
+from orch.errors import (
+    AttemptIdTaken,
+    StoreConflict,
+    StoreError,
+    StoreUnavailable,
+    describe_os_error,
+)
 from orch.store.dialects import engine_url
+from orch.store.tables import metadata
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 
@@ -99,13 +114,68 @@ def _redact(url: str) -> str:
 
 @contextlib.contextmanager
 def translate_errors(url: str) -> Iterator[None]:
-    """Turn driver errors into one-line ``StoreError``s; bugs in orch keep their traceback."""
+    """Turn driver errors into one-line ``StoreError``s; bugs in orch keep their traceback.
+
+    The kind is decided here, once, so that callers catch types and never look at the
+    driver's exception: a broken uniqueness rule is ``StoreConflict`` (``AttemptIdTaken``
+    for the attempts' primary key), a store that cannot be reached now is
+    ``StoreUnavailable``; anything else stays a plain ``StoreError``."""
     try:
         yield
     except DBAPIError as exc:
         detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
-        raise StoreError(f"attempt store {_redact(url)}: {detail}") from exc
+        message = f"attempt store {_redact(url)}: {detail}"
+        if isinstance(exc, IntegrityError):
+            constraint = _constraint_name(exc)
+            kind = AttemptIdTaken if constraint == ATTEMPT_ID_CONSTRAINT else StoreConflict
+            raise kind(message, constraint) from exc
+        # OperationalError: the server went away, refused or ended the connection (psycopg),
+        # or the database is locked or cannot be opened (sqlite3); InterfaceError: the
+        # connection was already closed
+        if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+            raise StoreUnavailable(message) from exc
+        raise StoreError(message) from exc
     except PoolTimeout as exc:
-        raise StoreError(
+        raise StoreUnavailable(
             f"attempt store {_redact(url)}: every connection of the pool is busy"
         ) from exc
+
+
+def _unique_rules() -> dict[tuple[str, frozenset[str]], str]:
+    """(table, its columns) -> the name PostgreSQL gives that uniqueness rule."""
+    rules: dict[tuple[str, frozenset[str]], str] = {}
+    for table in metadata.tables.values():
+        for constraint in table.constraints:
+            if not isinstance(constraint, PrimaryKeyConstraint | UniqueConstraint):
+                continue
+            columns = frozenset(c.name for c in constraint.columns)
+            if isinstance(constraint, PrimaryKeyConstraint):
+                default = f"{table.name}_pkey"
+            else:
+                default = f"{table.name}_{'_'.join(sorted(columns))}_key"
+            rules[table.name, columns] = str(constraint.name or default)
+        for column in table.columns:
+            if column.unique:
+                rules[table.name, frozenset({column.name})] = f"{table.name}_{column.name}_key"
+    return rules
+
+
+_UNIQUE_RULES = _unique_rules()
+ATTEMPT_ID_CONSTRAINT = _UNIQUE_RULES["attempts", frozenset({"id"})]
+_SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (.+)")
+
+
+def _constraint_name(exc: IntegrityError) -> str | None:
+    """The broken rule's name: PostgreSQL says it; SQLite names the columns instead."""
+    name = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
+    if name:
+        return str(name)
+    found = _SQLITE_UNIQUE.search(str(exc.orig))
+    if found is None:
+        return None
+    qualified = [part.strip().split(".", 1) for part in found.group(1).split(",")]
+    if any(len(part) != 2 for part in qualified):
+        return None
+    tables = {table for table, _ in qualified}
+    columns = frozenset(column for _, column in qualified)
+    return _UNIQUE_RULES.get((tables.pop(), columns)) if len(tables) == 1 else None

@@ -4,9 +4,8 @@ to hold one block, however many processes dispatch at the same moment."""
 from __future__ import annotations
 
 from sqlalchemy import delete, insert, select
-from sqlalchemy.exc import IntegrityError
 
-from orch.errors import StoreError
+from orch.errors import StoreConflict
 from orch.models import PortBundle
 from orch.store.base import StoreBase
 from orch.store.tables import port_leases as _P
@@ -40,10 +39,8 @@ class PortOps(StoreBase):
                     end=bundle.end,
                     host=host,
                 )
-        except StoreError as exc:
-            if isinstance(exc.__cause__, IntegrityError):
-                return False
-            raise
+        except StoreConflict:  # another attempt holds that block
+            return False
         return True
 
     def port_bundle(self, attempt_id: str) -> PortBundle | None:

@@ -23,7 +23,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -35,7 +34,6 @@ from orch.git import Git, Repository
 from orch.models import CheckoutSpec
 
 MARKERS = "checkouts"
-SWITCH_INTERVAL = 0.0005  # seconds
 
 
 class CheckoutAhead:
@@ -79,11 +77,9 @@ class CheckoutAhead:
             daemon=True,
         )
         ahead._thread = thread
-        _SWITCH.enter()
         try:
             thread.start()
         except BaseException:  # no thread to be had (RuntimeError): nothing was made
-            _SWITCH.leave()
             drop_marker(marker)
             raise
         return ahead
@@ -100,8 +96,6 @@ class CheckoutAhead:
                     self._add_worktree(spec, checkpoint)
         except BaseException as exc:  # handed to the dispatch's thread by result()
             self._failure = exc
-        finally:
-            _SWITCH.leave()
 
     def _add_worktree(self, spec: CheckoutSpec, checkpoint: Callable[[str], None]) -> None:
         self.git.add_worktree(
@@ -138,37 +132,6 @@ class CheckoutAhead:
         with contextlib.suppress(OrchError, OSError):
             self.git.remove_worktree(self.repo, self.path)
         drop_marker(self.marker)
-
-
-class _SwitchInterval:
-    """The interpreter's switch interval, shortened while any checkout ahead runs.
-
-    A checkout's thread needs the GIL for a moment between its git processes, while the
-    dispatch's thread imports the store's modules (pure Python, holding it): handing it
-    over sooner than the default 5 ms starts git's checkout sooner. Counted, so that the
-    checkouts of a best-of-N dispatch restore the interval once, when the last ends.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._running = 0
-        self._saved = sys.getswitchinterval()
-
-    def enter(self) -> None:
-        with self._lock:
-            if self._running == 0:
-                self._saved = sys.getswitchinterval()
-                sys.setswitchinterval(SWITCH_INTERVAL)
-            self._running += 1
-
-    def leave(self) -> None:
-        with self._lock:
-            self._running -= 1
-            if self._running == 0:
-                sys.setswitchinterval(self._saved)
-
-
-_SWITCH = _SwitchInterval()
 
 
 def drop_marker(marker: Path) -> None:

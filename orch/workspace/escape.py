@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from orch.errors import OrchError
 from orch.git import Git, fingerprint
-from orch.models import Attempt, State, WorkspaceStatus
+from orch.models import Attempt, State
 
 if TYPE_CHECKING:
     from orch.store import Store
@@ -30,7 +30,7 @@ def watched(store: Store, attempt: Attempt) -> list[Path]:
         if (
             other.worktree_path
             and other.worktree_path != attempt.worktree_path
-            and other.workspace_status in (WorkspaceStatus.READY, WorkspaceStatus.REUSED)
+            and other.workspace_status.holds_worktree
             and other.state != State.RUNNING
             and Path(other.worktree_path).is_dir()
         ):

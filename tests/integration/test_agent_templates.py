@@ -13,7 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from lifecycle_support import ORCH_BIN, RunCli, dispatch, procs
+
+from tests.support.attempts import dispatch
+from tests.support.cli import ORCH_BIN, RunCli
+from tests.support.processes import procs
 
 PROMPT = "--dangerously-skip-permissions and then rm -rf the build"
 

@@ -18,11 +18,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import RunCli, assert_failed_cleanly, dispatch, json_out, show
 
 from orch.config import resolve
 from orch.models import NewAttempt
 from orch.store import open_store
+from tests.support.attempts import dispatch, show
+from tests.support.cli import RunCli, assert_failed_cleanly, json_out
 
 
 def _attempt_with_id(attempt_id: str, task_key: str) -> None:

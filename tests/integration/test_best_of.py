@@ -12,28 +12,26 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import Result
-from helpers import (
-    assert_failed_cleanly,
+
+from orch.models import TaskState
+from orch.serve.loop import Loop
+from orch.store import open_store
+from tests.support.attempts import (
+    assert_consistent,
     assert_nothing_left_behind,
     attempts_of,
-    commit_all,
-    error_line,
-    git,
-    head,
-    json_out,
-    orch_branches,
+    doctor,
     payload_files,
     show,
-    worktrees,
 )
-
-RunCli = Callable[..., Result]
+from tests.support.cli import ORCH_BIN, RunCli, assert_failed_cleanly, error_line, json_out
+from tests.support.processes import wait_for_git_under
+from tests.support.repos import commit_all, git, head, orch_branches, worktrees
+from tests.support.store import settings
 
 
 @pytest.fixture(autouse=True)
@@ -275,9 +273,6 @@ def test_a_best_of_dispatch_killed_mid_way_is_repaired_by_doctor(
 ) -> None:
     """Killed while the first attempt provisions, with the others' checkouts ahead still
     unrecorded: doctor fails the one in provisioning and removes the checkouts ahead."""
-    from cleanup_support import assert_consistent, doctor, wait_for_git_under
-    from conftest import ORCH_BIN
-
     proc = subprocess.run(
         [ORCH_BIN, "dispatch", "t", "--prompt", "p", "--attempts", "3"],
         cwd=repo,
@@ -340,12 +335,6 @@ def test_allow_empty_prompt_dispatches(repo: Path, run_cli: RunCli) -> None:
 def test_submit_refuses_an_empty_prompt_and_the_loop_dispatches_an_allowed_one(
     repo: Path, run_cli: RunCli
 ) -> None:
-    from serve_support import settings
-
-    from orch.models import TaskState
-    from orch.serve.loop import Loop
-    from orch.store import open_store
-
     line = assert_failed_cleanly(run_cli("submit", "t", "--prompt", " ", cwd=repo), 2)
     assert line.startswith("Error: the prompt is only whitespace: ")
     submitted = run_cli("submit", "t", "--allow-empty-prompt", "--json", cwd=repo)

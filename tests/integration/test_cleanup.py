@@ -13,39 +13,44 @@ import os
 import pty
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cleanup_support import (
-    AGENT_LEAVES_WORK,
-    RunOrch,
-    archives,
-    assert_consistent,
-    branch_tip,
-    cancel,
-    dispatch_id,
-    fresh_clone,
-    manifest,
-    reachable_from_a_branch,
-    restore_commits,
-    restore_worktree,
-    show,
-    tarball_names,
-    work,
-)
-from helpers import RunCli, assert_failed_cleanly, git, head, json_out, payload_files, worktrees
 
-from orch.attempts.dispatch import DispatchRequest, dispatch
+from orch.attempts.dispatch import DispatchRequest
+from orch.attempts.dispatch import dispatch as dispatch_request
 from orch.attempts.worker import worktree_lock_path
 from orch.config import resolve
 from orch.fslock import try_lock
 from orch.git import Git
 from orch.store import open_store
-
-ORCH_BIN = str(Path(sys.executable).parent / "orch")
+from tests.support.archives import (
+    archives,
+    manifest,
+    restore_commits,
+    restore_worktree,
+    tarball_names,
+)
+from tests.support.attempts import (
+    AGENT_LEAVES_WORK,
+    assert_consistent,
+    cancel,
+    dispatch,
+    payload_files,
+    shown_attempt,
+    work,
+)
+from tests.support.cli import ORCH_BIN, RunCli, RunOrch, assert_failed_cleanly, json_out
+from tests.support.repos import (
+    branch_tip,
+    fresh_clone,
+    git,
+    head,
+    reachable_from_a_branch,
+    worktrees,
+)
 
 
 def cleanup(run_cli: RunCli, repo: Path, *args: str) -> list[str]:
@@ -101,7 +106,7 @@ def snapshot(root: Path) -> dict[bytes, bytes]:
 def test_cancelled_attempt_loses_worktree_branch_and_payload_and_says_so(
     repo: Path, run_cli: RunCli, store_url: str
 ) -> None:
-    attempt = dispatch_id(run_cli, repo, "tidy")
+    attempt = dispatch(run_cli, repo, "tidy")
     cancel(run_cli, repo, attempt["id"])
     assert run_cli("ports", attempt["id"], cwd=repo).exit_code == 0
     lines = cleanup(run_cli, repo, attempt["id"])
@@ -110,7 +115,7 @@ def test_cancelled_attempt_loses_worktree_branch_and_payload_and_says_so(
         "1 removed, 0 archived, 0 skipped, 0 already clean",
     ]
     assert_gone(repo, attempt)
-    after = show(run_cli, repo, attempt["id"])
+    after = shown_attempt(run_cli, repo, attempt["id"])
     assert after["workspace_status"] == "removed"
     assert after["archive_path"] is None
     events = json_out(run_cli("show", attempt["id"], "--json", cwd=repo))["events"]
@@ -123,7 +128,7 @@ def test_cancelled_attempt_loses_worktree_branch_and_payload_and_says_so(
 def test_running_it_again_is_a_quiet_success(
     repo: Path, run_cli: RunCli, isolated_env: Path
 ) -> None:
-    attempt = dispatch_id(run_cli, repo, "twice")
+    attempt = dispatch(run_cli, repo, "twice")
     cancel(run_cli, repo, attempt["id"])
     cleanup(run_cli, repo, attempt["id"])
     again = cleanup(run_cli, repo, attempt["id"])
@@ -137,9 +142,9 @@ def test_running_it_again_is_a_quiet_success(
 def test_a_succeeded_attempt_with_only_ignored_files_is_removed_without_force(
     repo: Path, run_cli: RunCli, run_orch: RunOrch, isolated_env: Path
 ) -> None:
-    attempt = dispatch_id(run_cli, repo, "ignored")
+    attempt = dispatch(run_cli, repo, "ignored")
     work(run_orch, repo, attempt["id"], "mkdir -p build && echo x > build/a.o && echo y > t.log")
-    assert show(run_cli, repo, attempt["id"])["state"] == "succeeded"
+    assert shown_attempt(run_cli, repo, attempt["id"])["state"] == "succeeded"
     lines = cleanup(run_cli, repo, attempt["id"])
     assert lines[0].startswith(f"removed        {attempt['id']}")
     assert_gone(repo, attempt)
@@ -150,7 +155,7 @@ def test_a_succeeded_attempt_with_only_ignored_files_is_removed_without_force(
 def test_a_worktree_deleted_by_hand_is_a_quiet_success(
     repo: Path, run_cli: RunCli, isolated_env: Path
 ) -> None:
-    attempt = dispatch_id(run_cli, repo, "by-hand")
+    attempt = dispatch(run_cli, repo, "by-hand")
     cancel(run_cli, repo, attempt["id"])
     shutil.rmtree(attempt["worktree_path"])
     lines = cleanup(run_cli, repo, attempt["id"])
@@ -163,7 +168,7 @@ def test_a_worktree_deleted_by_hand_is_a_quiet_success(
 
 
 def test_many_attempts_at_once(repo: Path, run_cli: RunCli, isolated_env: Path) -> None:
-    attempts = [dispatch_id(run_cli, repo, f"many-{i}") for i in range(6)]
+    attempts = [dispatch(run_cli, repo, f"many-{i}") for i in range(6)]
     for a in attempts:
         cancel(run_cli, repo, a["id"])
     data = cleanup_json(run_cli, repo, "--all-terminal")
@@ -181,7 +186,7 @@ def test_many_attempts_at_once(repo: Path, run_cli: RunCli, isolated_env: Path) 
 def test_unsaved_work_makes_it_skip_with_the_reason(
     repo: Path, run_cli: RunCli, run_orch: RunOrch
 ) -> None:
-    attempt = dispatch_id(run_cli, repo, "busy")
+    attempt = dispatch(run_cli, repo, "busy")
     work(run_orch, repo, attempt["id"], AGENT_LEAVES_WORK)
     lines = cleanup(run_cli, repo, attempt["id"])
     assert lines == [
@@ -190,7 +195,7 @@ def test_unsaved_work_makes_it_skip_with_the_reason(
         "0 removed, 0 archived, 1 skipped, 0 already clean",
     ]
     assert_untouched(repo, attempt)
-    assert show(run_cli, repo, attempt["id"])["workspace_status"] == "ready"
+    assert shown_attempt(run_cli, repo, attempt["id"])["workspace_status"] == "ready"
 
 
 def test_force_saves_the_work_then_removes_and_show_says_where(
@@ -201,7 +206,7 @@ def test_force_saves_the_work_then_removes_and_show_says_where(
     isolated_env: Path,
     tmp_path: Path,
 ) -> None:
-    attempt = dispatch_id(run_cli, repo, "saved")
+    attempt = dispatch(run_cli, repo, "saved")
     work(run_orch, repo, attempt["id"], AGENT_LEAVES_WORK)
     tip = branch_tip(repo, attempt["branch_name"])
     assert tip is not None and tip != attempt["base_commit"]
@@ -214,7 +219,7 @@ def test_force_saves_the_work_then_removes_and_show_says_where(
     assert_gone(repo, attempt)
     assert not reachable_from_a_branch(repo, tip)
 
-    after = show(run_cli, repo, attempt["id"])
+    after = shown_attempt(run_cli, repo, attempt["id"])
     assert (after["workspace_status"], after["archive_path"]) == ("archived", str(saved))
     text = run_cli("show", attempt["id"], cwd=repo).stdout
     assert f"archive           {saved} (see manifest.json to restore)" in text
@@ -301,7 +306,7 @@ def test_each_kind_of_unsaved_work_blocks_and_is_restored_byte_for_byte(
     git("add", "-A", cwd=repo)
     git("commit", "-q", "-m", "binary and latin-1", cwd=repo)
     script, reason, files = KINDS[kind]
-    attempt = dispatch_id(run_cli, repo, kind)
+    attempt = dispatch(run_cli, repo, kind)
     work(run_orch, repo, attempt["id"], script)
     worktree = Path(attempt["worktree_path"])
     before = snapshot(worktree)
@@ -333,7 +338,7 @@ def test_each_kind_of_unsaved_work_blocks_and_is_restored_byte_for_byte(
 def test_a_hand_deleted_worktree_whose_branch_has_commits_is_bundled_with_force(
     repo: Path, run_cli: RunCli, run_orch: RunOrch, isolated_env: Path, tmp_path: Path
 ) -> None:
-    attempt = dispatch_id(run_cli, repo, "gone-with-commits")
+    attempt = dispatch(run_cli, repo, "gone-with-commits")
     work(run_orch, repo, attempt["id"], "echo c > c.txt && git add c.txt && git commit -qm c")
     tip = branch_tip(repo, attempt["branch_name"])
     shutil.rmtree(attempt["worktree_path"])
@@ -355,7 +360,7 @@ def test_a_hand_deleted_worktree_whose_branch_has_commits_is_bundled_with_force(
 def test_a_branch_merged_into_the_base_branch_is_always_safe_to_delete(
     repo: Path, run_cli: RunCli, run_orch: RunOrch, isolated_env: Path
 ) -> None:
-    attempt = dispatch_id(run_cli, repo, "merged")
+    attempt = dispatch(run_cli, repo, "merged")
     work(run_orch, repo, attempt["id"], "echo c > c.txt && git add c.txt && git commit -qm c")
     tip = branch_tip(repo, attempt["branch_name"])
     git("merge", "-q", "--no-edit", attempt["branch_name"], cwd=repo)
@@ -372,7 +377,7 @@ def test_commits_on_a_remote_tracking_ref_are_safe(
     remote = tmp_path / "remote.git"
     git("init", "-q", "--bare", str(remote), cwd=tmp_path)
     git("remote", "add", "origin", str(remote), cwd=repo)
-    attempt = dispatch_id(run_cli, repo, "pushed")
+    attempt = dispatch(run_cli, repo, "pushed")
     work(run_orch, repo, attempt["id"], "echo c > c.txt && git add c.txt && git commit -qm c")
     tip = branch_tip(repo, attempt["branch_name"])
     git("push", "-q", "origin", attempt["branch_name"], cwd=repo)
@@ -387,7 +392,7 @@ def test_commits_on_a_remote_tracking_ref_are_safe(
 def test_keep_branch_removes_only_the_worktree_and_payload(
     repo: Path, run_cli: RunCli, run_orch: RunOrch, isolated_env: Path
 ) -> None:
-    attempt = dispatch_id(run_cli, repo, "keep")
+    attempt = dispatch(run_cli, repo, "keep")
     work(run_orch, repo, attempt["id"], "echo c > c.txt && git add c.txt && git commit -qm c")
     tip = branch_tip(repo, attempt["branch_name"])
     # the commits stay on the kept branch: nothing would be lost, no --force needed
@@ -395,7 +400,7 @@ def test_keep_branch_removes_only_the_worktree_and_payload(
     assert lines[0] == f"removed        {attempt['id']}  keep  (worktree, payload)"
     assert_gone(repo, attempt, keep_branch=True)
     assert branch_tip(repo, attempt["branch_name"]) == tip
-    assert show(run_cli, repo, attempt["id"])["workspace_status"] == "removed"
+    assert shown_attempt(run_cli, repo, attempt["id"])["workspace_status"] == "removed"
     # the row keeps its branch deliberately: neither doctor nor a second cleanup touches it
     assert_consistent(run_cli, repo, isolated_env)
     assert cleanup(run_cli, repo, attempt["id"])[-1].endswith("1 already clean")
@@ -405,7 +410,7 @@ def test_keep_branch_removes_only_the_worktree_and_payload(
 def test_keep_branch_still_refuses_to_drop_uncommitted_changes(
     repo: Path, run_cli: RunCli, run_orch: RunOrch
 ) -> None:
-    attempt = dispatch_id(run_cli, repo, "keep-dirty")
+    attempt = dispatch(run_cli, repo, "keep-dirty")
     work(run_orch, repo, attempt["id"], "echo x >> src/d0/f0.txt")
     lines = cleanup(run_cli, repo, "--keep-branch", attempt["id"])
     assert lines[0].endswith("would lose 1 uncommitted path; --force saves it to the archive first")
@@ -426,7 +431,7 @@ def sleeper() -> Iterator[subprocess.Popen[bytes]]:
 def test_a_queued_attempt_is_skipped_unless_forced(
     repo: Path, run_cli: RunCli, isolated_env: Path
 ) -> None:
-    attempt = dispatch_id(run_cli, repo, "queued")
+    attempt = dispatch(run_cli, repo, "queued")
     lines = cleanup(run_cli, repo, attempt["id"])
     assert lines[0] == (
         f"skipped        {attempt['id']}  queued: queued, not ended (cancel it, or --force)"
@@ -434,7 +439,7 @@ def test_a_queued_attempt_is_skipped_unless_forced(
     assert_untouched(repo, attempt)
     lines = cleanup(run_cli, repo, "--force", attempt["id"])
     assert lines[0].startswith(f"removed        {attempt['id']}")
-    after = show(run_cli, repo, attempt["id"])
+    after = shown_attempt(run_cli, repo, attempt["id"])
     assert (after["state"], after["workspace_status"]) == ("cancelled", "removed")
     assert after["reason"] == "cancelled by cleanup --force"
     assert_consistent(run_cli, repo, isolated_env)
@@ -447,7 +452,7 @@ def test_an_attempt_whose_worker_is_alive_is_never_touched_even_with_force(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("ORCH_LEASE_TTL", "3600")  # the lease stays valid: no race with time
-    attempt = dispatch_id(run_cli, repo, "alive")
+    attempt = dispatch(run_cli, repo, "alive")
     claimed = run_cli("claim", attempt["id"], "--worker", "w", "--pid", str(sleeper.pid))
     assert claimed.exit_code == 0, claimed.output
     skipped = f"skipped        {attempt['id']}  alive: its worker is alive (cancel it first)"
@@ -458,14 +463,14 @@ def test_an_attempt_whose_worker_is_alive_is_never_touched_even_with_force(
         "0 removed, 0 archived, 0 skipped, 0 already clean"
     ]
     assert_untouched(repo, attempt)
-    assert show(run_cli, repo, attempt["id"])["state"] == "running"
+    assert shown_attempt(run_cli, repo, attempt["id"])["state"] == "running"
 
 
 def test_an_attempt_whose_worker_died_is_reaped_then_removed(
     repo: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch, isolated_env: Path
 ) -> None:
     monkeypatch.setenv("ORCH_LEASE_TTL", "3600")
-    attempt = dispatch_id(run_cli, repo, "dead")
+    attempt = dispatch(run_cli, repo, "dead")
     short = subprocess.Popen(["sleep", "600"])
     claimed = run_cli("claim", attempt["id"], "--worker", "w", "--pid", str(short.pid))
     assert claimed.exit_code == 0, claimed.output
@@ -473,14 +478,14 @@ def test_an_attempt_whose_worker_died_is_reaped_then_removed(
     short.wait()
     lines = cleanup(run_cli, repo, attempt["id"])
     assert lines[0].startswith(f"removed        {attempt['id']}")
-    assert show(run_cli, repo, attempt["id"])["state"] == "worker_gone"
+    assert shown_attempt(run_cli, repo, attempt["id"])["state"] == "worker_gone"
     assert_consistent(run_cli, repo, isolated_env)
 
 
 def test_an_agent_still_holding_the_worktree_is_skipped(
     repo: Path, run_cli: RunCli, isolated_env: Path
 ) -> None:
-    attempt = dispatch_id(run_cli, repo, "held")
+    attempt = dispatch(run_cli, repo, "held")
     cancel(run_cli, repo, attempt["id"])
     path = worktree_lock_path(Path(attempt["worktree_path"]), resolve(os.environ))
     lock = try_lock(path, "an agent the test plays")
@@ -500,12 +505,12 @@ def test_an_agent_still_holding_the_worktree_is_skipped(
 def test_a_worktree_shared_with_a_live_continuation_is_kept_until_both_ended(
     repo: Path, run_cli: RunCli, run_orch: RunOrch, isolated_env: Path
 ) -> None:
-    first = dispatch_id(run_cli, repo, "phases")
+    first = dispatch(run_cli, repo, "phases")
     work(run_orch, repo, first["id"])
     sent = run_cli("send", first["id"], "now the next phase", cwd=repo)
     assert sent.exit_code == 0, sent.output
     second_id = sent.stdout.split(":")[0]
-    second = show(run_cli, repo, second_id)
+    second = shown_attempt(run_cli, repo, second_id)
     assert second["workspace_status"] == "reused"
     assert second["worktree_path"] == first["worktree_path"]
 
@@ -519,7 +524,7 @@ def test_a_worktree_shared_with_a_live_continuation_is_kept_until_both_ended(
     cancel(run_cli, repo, second_id)
     assert cleanup(run_cli, repo, first["id"])[0].startswith(f"removed        {first['id']}")
     assert_gone(repo, first)
-    assert show(run_cli, repo, second_id)["workspace_status"] == "removed"
+    assert shown_attempt(run_cli, repo, second_id)["workspace_status"] == "removed"
     # the continuation's own payload goes with the shared workspace
     assert not Path(second["payload_path"]).exists()
     assert cleanup(run_cli, repo, second_id)[-1].endswith("1 already clean")
@@ -548,13 +553,13 @@ def test_an_unknown_attempt_exits_8(repo: Path, run_cli: RunCli) -> None:
 
 
 def test_all_terminal_state_and_task_select(repo: Path, run_cli: RunCli, run_orch: RunOrch) -> None:
-    done = dispatch_id(run_cli, repo, "alpha")
+    done = dispatch(run_cli, repo, "alpha")
     work(run_orch, repo, done["id"])
-    stopped = dispatch_id(run_cli, repo, "beta")
+    stopped = dispatch(run_cli, repo, "beta")
     cancel(run_cli, repo, stopped["id"])
-    other = dispatch_id(run_cli, repo, "alpha-2")
+    other = dispatch(run_cli, repo, "alpha-2")
     cancel(run_cli, repo, other["id"])
-    live = dispatch_id(run_cli, repo, "gamma")
+    live = dispatch(run_cli, repo, "gamma")
 
     data = cleanup_json(run_cli, repo, "--dry-run", "--all-terminal")
     assert sorted(i["attempt"] for i in data["items"]) == sorted(
@@ -583,10 +588,10 @@ def test_older_than_picks_attempts_that_ended_long_enough_ago(
     settings = resolve(os.environ)
     ten_days_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=10)
     with open_store(settings.database_url, settings.locks_dir, clock=lambda: ten_days_ago) as old:
-        request = DispatchRequest("ancient", repo, None, False, "p")
-        made = dispatch(request, settings, Git(), lambda: old, "test").attempt
+        request = DispatchRequest("ancient", repo, None, False, "")
+        made = dispatch_request(request, settings, Git(), lambda: old, "test").attempt
         old.cancel(made.id, "long ago", "test")
-    recent = dispatch_id(run_cli, repo, "recent")
+    recent = dispatch(run_cli, repo, "recent")
     cancel(run_cli, repo, recent["id"])
 
     for age, expected in (("7d", [made.id]), ("2w", []), ("241h", []), ("239h", [made.id])):
@@ -601,7 +606,7 @@ def test_older_than_picks_attempts_that_ended_long_enough_ago(
 def test_an_attempt_can_be_named_by_its_payload_path(
     repo: Path, run_cli: RunCli, tmp_path: Path
 ) -> None:
-    attempt = dispatch_id(run_cli, repo, "by-payload")
+    attempt = dispatch(run_cli, repo, "by-payload")
     cancel(run_cli, repo, attempt["id"])
     lines = cleanup(run_cli, repo, attempt["payload_path"], attempt["id"])
     assert lines == [
@@ -616,10 +621,10 @@ def test_an_attempt_can_be_named_by_its_payload_path(
 def test_dry_run_says_what_would_go_and_the_disk_it_frees_and_changes_nothing(
     repo: Path, run_cli: RunCli, run_orch: RunOrch, isolated_env: Path
 ) -> None:
-    clean = dispatch_id(run_cli, repo, "roomy")
+    clean = dispatch(run_cli, repo, "roomy")
     big = 300 * 1024
     work(run_orch, repo, clean["id"], f"mkdir -p build && head -c {big} /dev/urandom > build/blob")
-    busy = dispatch_id(run_cli, repo, "busy")
+    busy = dispatch(run_cli, repo, "busy")
     work(run_orch, repo, busy["id"], "echo x >> src/d0/f0.txt")
 
     data = cleanup_json(run_cli, repo, "--dry-run", "--force", clean["id"], busy["id"])
@@ -651,14 +656,14 @@ def test_dry_run_says_what_would_go_and_the_disk_it_frees_and_changes_nothing(
     assert lines[0].endswith(" KB)  saves 1 uncommitted path first")
     for a in (clean, busy):
         assert_untouched(repo, a)
-        assert show(run_cli, repo, a["id"])["workspace_status"] == "ready"
+        assert shown_attempt(run_cli, repo, a["id"])["workspace_status"] == "ready"
     assert archives(isolated_env) == []
 
 
 def test_json_reports_each_attempt(repo: Path, run_cli: RunCli, run_orch: RunOrch) -> None:
-    plain = dispatch_id(run_cli, repo, "plain")
+    plain = dispatch(run_cli, repo, "plain")
     cancel(run_cli, repo, plain["id"])
-    busy = dispatch_id(run_cli, repo, "busy")
+    busy = dispatch(run_cli, repo, "busy")
     work(run_orch, repo, busy["id"], "echo x > new.txt")
     data = cleanup_json(run_cli, repo, "--force", plain["id"], busy["id"])
     assert data["dry_run"] is False
@@ -675,7 +680,10 @@ def test_json_reports_each_attempt(repo: Path, run_cli: RunCli, run_orch: RunOrc
         "branch_name": plain["branch_name"],
     }
     assert items[busy["id"]]["action"] == "archive"
-    assert items[busy["id"]]["archive_path"] == show(run_cli, repo, busy["id"])["archive_path"]
+    assert (
+        items[busy["id"]]["archive_path"]
+        == shown_attempt(run_cli, repo, busy["id"])["archive_path"]
+    )
     assert data["totals"] == {"remove": 1, "archive": 1, "skip": 0, "clean": 0, "bytes": 0}
 
 
@@ -703,7 +711,7 @@ def _run_with_terminal_stderr(args: list[str], cwd: Path) -> tuple[int, str, str
 
 
 def test_a_progress_line_on_a_terminal_only(repo: Path, run_cli: RunCli) -> None:
-    attempts = [dispatch_id(run_cli, repo, f"progress-{i}") for i in range(3)]
+    attempts = [dispatch(run_cli, repo, f"progress-{i}") for i in range(3)]
     for a in attempts:
         cancel(run_cli, repo, a["id"])
     code, out, err = _run_with_terminal_stderr(["cleanup", attempts[0]["id"]], repo)

@@ -10,7 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import RunCli, assert_failed_cleanly, attempts_of, dispatch, head, json_out, show
+
+from tests.support.attempts import attempts_of, dispatch, show
+from tests.support.cli import RunCli, assert_failed_cleanly, json_out
+from tests.support.repos import head
 
 RunOrch = Callable[..., Any]
 ATTEMPT_ID = re.compile(r"^[0-9a-f]{8}$")

@@ -19,37 +19,29 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cleanup_support import (
-    AGENT_LEAVES_WORK,
-    RunOrch,
+
+from tests.support.archives import (
     archives,
-    assert_consistent,
-    branch_tip,
-    cancel,
     commit_is_kept,
-    crashed_dispatch,
-    dispatch_id,
-    doctor,
-    fresh_clone,
-    kinds,
     manifest,
-    orphan_branch,
-    orphan_worktree,
     restore_commits,
     restore_worktree,
-    show,
-    work,
-    worktree_dir,
 )
-from helpers import (
-    RunCli,
-    assert_failed_cleanly,
+from tests.support.attempts import (
+    AGENT_LEAVES_WORK,
+    assert_consistent,
     attempts_of,
-    git,
-    orch_branches,
+    cancel,
+    dispatch,
+    doctor,
+    kinds,
     payload_files,
-    worktrees,
+    shown_attempt,
+    work,
 )
+from tests.support.cli import RunCli, RunOrch, assert_failed_cleanly
+from tests.support.repos import branch_tip, fresh_clone, git, orch_branches, worktrees
+from tests.support.trouble import crashed_dispatch, orphan_branch, orphan_worktree, worktree_dir
 
 DISPATCH_STEPS = ["intent-recorded", "branch-created", "worktree-added", "payload-written"]
 CLEANUP_STEPS = ["archived", "worktree-removed", "branch-deleted", "payload-removed"]
@@ -71,7 +63,7 @@ def killed(proc: subprocess.CompletedProcess[str]) -> None:
 def test_dispatch_killed_at_each_step_is_repaired_by_doctor(
     repo: Path, run_cli: RunCli, run_orch: RunOrch, isolated_env: Path, step: str
 ) -> None:
-    bystander = dispatch_id(run_cli, repo, "bystander")
+    bystander = dispatch(run_cli, repo, "bystander")
     crashed_dispatch(run_orch, repo, "victim", step)
     victim = row(run_cli, repo, "victim")
     assert (victim["state"], victim["workspace_status"]) == ("queued", "provisioning")
@@ -98,10 +90,10 @@ def test_dispatch_killed_at_each_step_is_repaired_by_doctor(
     assert_consistent(run_cli, repo, isolated_env)
     assert archives(isolated_env) == []  # there was no work to save
     # the healthy attempt next to it is untouched, and the task can be dispatched again
-    assert show(run_cli, repo, bystander["id"])["workspace_status"] == "ready"
+    assert shown_attempt(run_cli, repo, bystander["id"])["workspace_status"] == "ready"
     assert Path(bystander["worktree_path"]).is_dir()
     assert Path(bystander["payload_path"]).is_file()
-    again = dispatch_id(run_cli, repo, "victim")
+    again = dispatch(run_cli, repo, "victim")
     assert again["workspace_status"] == "ready"
     assert_consistent(run_cli, repo, isolated_env)
 
@@ -113,7 +105,7 @@ def test_dispatch_killed_before_its_intent_leaves_what_doctor_removes(
     """A cold dispatch starts its worktree (detached, named after the attempt) before the
     store opens, under a marker naming its pid. Killed then, it may leave a worktree no
     row owns and a dead marker, or already a provisioning row: doctor repairs either."""
-    bystander = dispatch_id(run_cli, repo, "bystander")
+    bystander = dispatch(run_cli, repo, "bystander")
     crashed_dispatch(run_orch, repo, "victim", step)
     markers = sorted((isolated_env / "checkouts").iterdir())
     victims = [r for r in attempts_of(run_cli, repo) if r["task_key"] == "victim"]
@@ -135,8 +127,8 @@ def test_dispatch_killed_before_its_intent_leaves_what_doctor_removes(
     assert list((isolated_env / "checkouts").iterdir()) == []
     assert archives(isolated_env) == []  # a fresh detached checkout holds no work
     assert [w for w in worktrees(repo) if "victim" in w["worktree"]] == []
-    assert show(run_cli, repo, bystander["id"])["workspace_status"] == "ready"
-    assert dispatch_id(run_cli, repo, "victim")["workspace_status"] == "ready"
+    assert shown_attempt(run_cli, repo, bystander["id"])["workspace_status"] == "ready"
+    assert dispatch(run_cli, repo, "victim")["workspace_status"] == "ready"
     assert doctor(run_cli, repo)[0] == 0
 
 
@@ -146,13 +138,14 @@ def test_doctor_racing_a_dispatch_spares_its_branch_and_worktree(
     """Doctor reads the store, then a dispatch records its intent and makes its branch,
     then doctor looks at git: the branch and the worktree (made ahead, still detached)
     are the new attempt's, which doctor finds by reading the store again."""
-    from orch.attempts.dispatch import DispatchRequest, dispatch
+    from orch.attempts.dispatch import DispatchRequest
+    from orch.attempts.dispatch import dispatch as dispatch_request
     from orch.attempts.doctor import Doctor
     from orch.config import resolve
     from orch.git import Git
     from orch.store import open_store
 
-    dispatch_id(run_cli, repo, "first")  # so that doctor looks at this repository
+    dispatch(run_cli, repo, "first")  # so that doctor looks at this repository
     settings = resolve(os.environ)
     store = open_store(settings.database_url, settings.locks_dir)
     try:
@@ -166,7 +159,9 @@ def test_doctor_racing_a_dispatch_spares_its_branch_and_worktree(
                 findings.extend(racing.run())
 
         request = DispatchRequest("second", repo, None, strict=False, prompt="p")
-        made = dispatch(request, settings, Git(), lambda: store, "me", doctor_meanwhile).attempt
+        made = dispatch_request(
+            request, settings, Git(), lambda: store, "me", doctor_meanwhile
+        ).attempt
     finally:
         store.close()
     assert [f.kind for f in findings] == []
@@ -182,7 +177,8 @@ def test_a_dispatch_failing_right_after_starting_its_checkout_leaves_nothing(
 ) -> None:
     """Out of file descriptors (say) between starting the worktree and opening the store:
     the worktree made ahead and its marker go, no branch or row is made."""
-    from orch.attempts.dispatch import DispatchRequest, dispatch
+    from orch.attempts.dispatch import DispatchRequest
+    from orch.attempts.dispatch import dispatch as dispatch_request
     from orch.config import resolve
     from orch.git import Git
 
@@ -193,7 +189,7 @@ def test_a_dispatch_failing_right_after_starting_its_checkout_leaves_nothing(
     opened = []
     request = DispatchRequest("doomed", repo, None, strict=False, prompt="p")
     with pytest.raises(OSError):
-        dispatch(request, resolve(os.environ), Git(), lambda: opened.append(1), "me")  # type: ignore[arg-type,return-value]
+        dispatch_request(request, resolve(os.environ), Git(), lambda: opened.append(1), "me")  # type: ignore[arg-type,return-value]
     assert opened == []
     assert len(worktrees(repo)) == 1
     assert orch_branches(repo) == []
@@ -252,7 +248,7 @@ def test_post_checkout_sees_the_attempts_branch_once(repo: Path, run_cli: RunCli
     hook = repo / ".git" / "hooks" / "post-checkout"
     hook.write_text(f'#!/bin/sh\necho "$1 $2 $3 $(git symbolic-ref -q HEAD)" >> {log}\n')
     hook.chmod(0o755)
-    made = dispatch_id(run_cli, repo, "hooked")
+    made = dispatch(run_cli, repo, "hooked")
     zeros = "0" * len(made["base_commit"])
     assert log.read_text().splitlines() == [
         f"{zeros} {made['base_commit']} 1 refs/heads/{made['branch_name']}"
@@ -273,7 +269,7 @@ def test_an_orch_home_reached_through_a_symbolic_link_is_consistent(
     link = tmp_path / "linked-home"
     link.symlink_to(real)
     monkeypatch.setenv("ORCH_HOME", str(link))
-    made = dispatch_id(run_cli, repo, "linked")
+    made = dispatch(run_cli, repo, "linked")
     assert Path(made["worktree_path"]).is_relative_to(real)
     code, data = doctor(run_cli, repo, "--fix")
     assert (code, data["findings"]) == (0, []), data
@@ -286,7 +282,7 @@ def test_a_worktree_registered_but_never_checked_out_holds_no_work(
     """What a dispatch killed between `worktree add --no-checkout` and the checkout
     leaves: its status lists every file as deleted, which is nobody's work (nothing is
     archived); one where somebody put a file is archived before it goes."""
-    root = Path(dispatch_id(run_cli, repo, "made")["worktree_path"]).parent
+    root = Path(dispatch(run_cli, repo, "made")["worktree_path"]).parent
     empty, used = root / "empty-0badc0de", root / "used-0badc0de"
     for path in (empty, used):
         git("worktree", "add", "-q", "--no-checkout", "--detach", str(path), cwd=repo)
@@ -310,7 +306,7 @@ def test_doctor_leaves_a_worktree_made_ahead_by_a_live_dispatch(
     from orch.models import CheckoutSpec
     from orch.workspace.ahead import CheckoutAhead
 
-    made = dispatch_id(run_cli, repo, "made")  # the worktree root, from a real attempt
+    made = dispatch(run_cli, repo, "made")  # the worktree root, from a real attempt
     git_ = Git()
     settings = resolve(os.environ)
     path = Path(made["worktree_path"]).parent / "pending-0badc0de"
@@ -375,7 +371,7 @@ def test_cleanup_force_killed_at_each_step_loses_nothing(
     tmp_path: Path,
     step: str,
 ) -> None:
-    attempt = dispatch_id(run_cli, repo, "victim")
+    attempt = dispatch(run_cli, repo, "victim")
     work(run_orch, repo, attempt["id"], AGENT_LEAVES_WORK)
     tip = branch_tip(repo, attempt["branch_name"])
     assert tip is not None
@@ -396,7 +392,7 @@ def test_cleanup_force_killed_at_each_step_loses_nothing(
     assert (restored / "src/d0/f0.txt").read_text() == "file 0\nuncommitted edit\n"
     assert (restored / "notes/todo.txt").read_text() == "untracked\n"
 
-    after = show(run_cli, repo, attempt["id"])
+    after = shown_attempt(run_cli, repo, attempt["id"])
     if step == "archived":
         # nothing was removed yet: the attempt is intact, and a rerun finishes the job
         assert after["workspace_status"] == "ready"
@@ -406,7 +402,7 @@ def test_cleanup_force_killed_at_each_step_loses_nothing(
         assert (after["workspace_status"], after["archive_path"]) == ("archived", str(saved))
     result = run_cli("cleanup", "--force", attempt["id"], cwd=repo)
     assert result.exit_code == 0, result.output
-    assert show(run_cli, repo, attempt["id"])["workspace_status"] == "archived"
+    assert shown_attempt(run_cli, repo, attempt["id"])["workspace_status"] == "archived"
     assert_consistent(run_cli, repo, isolated_env)
 
 
@@ -419,7 +415,7 @@ def test_a_parallel_cleanup_killed_midway_loses_nothing(
     tmp_path: Path,
     step: str,
 ) -> None:
-    attempts = [dispatch_id(run_cli, repo, f"many-{n}") for n in range(5)]
+    attempts = [dispatch(run_cli, repo, f"many-{n}") for n in range(5)]
     tips = []
     for n, attempt in enumerate(attempts):
         work(
@@ -437,7 +433,7 @@ def test_a_parallel_cleanup_killed_midway_loses_nothing(
     for n, (attempt, tip) in enumerate(zip(attempts, tips, strict=True)):
         assert tip is not None
         assert commit_is_kept(repo, isolated_env, tip, tmp_path / f"check-{n}")
-        after = show(run_cli, repo, attempt["id"])
+        after = shown_attempt(run_cli, repo, attempt["id"])
         if after["workspace_status"] == "ready":
             assert Path(attempt["worktree_path"], "src/d0/f0.txt").read_text() == f"file 0\n{n}\n"
         else:
@@ -446,7 +442,9 @@ def test_a_parallel_cleanup_killed_midway_loses_nothing(
             saved = Path(after["archive_path"])
             assert f"+{n}" in (saved / "uncommitted.patch").read_text()
     assert run_cli("cleanup", "--force", "--all-terminal", cwd=repo).exit_code == 0
-    assert {show(run_cli, repo, a["id"])["workspace_status"] for a in attempts} == {"archived"}
+    assert {shown_attempt(run_cli, repo, a["id"])["workspace_status"] for a in attempts} == {
+        "archived"
+    }
     assert_consistent(run_cli, repo, isolated_env)
 
 
@@ -460,7 +458,7 @@ def test_cleanup_of_a_clean_attempt_killed_at_each_step(
     step: str,
     keep_branch: bool,
 ) -> None:
-    attempt = dispatch_id(run_cli, repo, "victim")
+    attempt = dispatch(run_cli, repo, "victim")
     # commits stay on a kept branch, so only then may the agent commit without --force
     script = "echo c > c.txt && git add c.txt && git commit -qm c" if keep_branch else "true"
     work(run_orch, repo, attempt["id"], script)
@@ -474,7 +472,7 @@ def test_cleanup_of_a_clean_attempt_killed_at_each_step(
     code, data = doctor(run_cli, repo, "--fix")
     assert code == 0, data
     assert_consistent(run_cli, repo, isolated_env)
-    assert show(run_cli, repo, attempt["id"])["workspace_status"] == "removed"
+    assert shown_attempt(run_cli, repo, attempt["id"])["workspace_status"] == "removed"
     if keep_branch:
         assert branch_tip(repo, attempt["branch_name"]) == tip
     assert archives(isolated_env) == []
@@ -510,7 +508,7 @@ def test_doctor_fix_killed_at_each_step_finishes_on_the_next_run(
     crashed_dispatch(run_orch, repo, "stuck-1", "worktree-added")
     crashed_dispatch(run_orch, repo, "stuck-2", "payload-written")
     for n in (1, 2):
-        missing = dispatch_id(run_cli, repo, f"missing-{n}")
+        missing = dispatch(run_cli, repo, f"missing-{n}")
         cancel(run_cli, repo, missing["id"])
         os.rename(missing["worktree_path"], tmp_path / f"moved-away-{n}")
     strays = [orphan_worktree(repo, root, f"stray-{n}") for n in (1, 2)]
@@ -522,7 +520,7 @@ def test_doctor_fix_killed_at_each_step_finishes_on_the_next_run(
     for n in (1, 2):
         (inbox / f"0badc0d{n}.json").write_text("{}\n")
         (inbox / f".0badc0d{n}.json.tmp{n}.tmp").write_text("{")
-        unpaid = dispatch_id(run_cli, repo, f"unpaid-{n}")
+        unpaid = dispatch(run_cli, repo, f"unpaid-{n}")
         Path(unpaid["payload_path"]).unlink()
 
     killed(run_orch("doctor", "--fix", cwd=repo, env={"ORCH_CRASH_AT": step}))
@@ -624,7 +622,7 @@ def test_dispatch_on_a_full_disk_fails_cleanly_and_leaves_nothing_behind(
     assert_consistent(run_cli, repo, isolated_env)
     # once there is room again, dispatch works
     (full_disk / "filler").unlink()
-    again = dispatch_id(run_cli, repo, "big")
+    again = dispatch(run_cli, repo, "big")
     assert again["workspace_status"] == "ready"
     assert [p.name for p in payload_files(isolated_env)] == [f"{again['id']}.json"]
 
@@ -647,7 +645,7 @@ def test_cleanup_force_on_a_full_disk_removes_nothing_and_leaves_no_partial_arch
     script: str,
     saving: str,
 ) -> None:
-    attempt = dispatch_id(run_cli, repo, "busy")
+    attempt = dispatch(run_cli, repo, "busy")
     work(run_orch, repo, attempt["id"], script)
     before = git("status", "--porcelain", cwd=Path(attempt["worktree_path"]))
     tip = branch_tip(repo, attempt["branch_name"])
@@ -663,5 +661,5 @@ def test_cleanup_force_on_a_full_disk_removes_nothing_and_leaves_no_partial_arch
     assert git("status", "--porcelain", cwd=Path(attempt["worktree_path"])) == before
     assert branch_tip(repo, attempt["branch_name"]) == tip
     assert Path(attempt["payload_path"]).is_file()
-    assert show(run_cli, repo, attempt["id"])["workspace_status"] == "ready"
+    assert shown_attempt(run_cli, repo, attempt["id"])["workspace_status"] == "ready"
     assert_consistent(run_cli, repo, isolated_env)

@@ -19,7 +19,9 @@ from typing import Any
 
 import pytest
 from click.testing import Result
-from lifecycle_support import ORCH_BIN, Proc, wait_for
+
+from tests.support.cli import ORCH_BIN
+from tests.support.processes import Proc, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"

@@ -12,23 +12,13 @@ from typing import Any
 
 import jsonschema
 import pytest
-from helpers import (
-    RunCli,
-    attempts_of,
-    commit_all,
-    dispatch,
-    git,
-    head,
-    inside,
-    json_out,
-    orch_branches,
-    show,
-    worktrees,
-)
 
 from orch import naming
 from orch.git import Git
 from orch.system import inbox
+from tests.support.attempts import attempts_of, dispatch, show
+from tests.support.cli import RunCli, json_out
+from tests.support.repos import commit_all, git, head, inside, orch_branches, worktrees
 
 RECORDED = (
     "task_key",
@@ -379,7 +369,7 @@ def test_the_dirt_warning_through_the_command_is_about_the_right_worktree(
     store_url: str,
 ) -> None:
     """`orch dispatch` starts the main worktree's dirt check before parsing its arguments
-    (orch.cli.early); wherever it is started from, the warning is the same as in-process
+    (orch.cli.startup); wherever it is started from, the warning is the same as in-process
     and about the main worktree of the repository dispatched from."""
     make_dirty(repo)
     expected = (

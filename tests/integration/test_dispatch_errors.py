@@ -14,18 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import (
-    RunCli,
-    assert_failed_cleanly,
-    assert_nothing_left_behind,
-    attempts_of,
-    git,
-    head,
-    orch_branches,
-    payload_files,
-    show,
-    worktrees,
-)
+
+from tests.support.attempts import assert_nothing_left_behind, attempts_of, payload_files, show
+from tests.support.cli import RunCli, assert_failed_cleanly
+from tests.support.repos import git, head, orch_branches, worktrees
 
 RunOrch = Callable[..., Any]
 

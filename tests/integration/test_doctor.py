@@ -15,36 +15,36 @@ import secrets
 import shutil
 import socket
 import subprocess
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from cleanup_support import (
-    RunOrch,
-    archives,
-    assert_consistent,
-    cancel,
-    commit_is_kept,
-    crashed_dispatch,
-    dispatch_id,
-    doctor,
-    fresh_clone,
-    kinds,
-    manifest,
-    orphan_branch,
-    orphan_worktree,
-    restore_commits,
-    restore_worktree,
-    show,
-    work,
-    worktree_dir,
-)
-from helpers import RunCli, attempts_of, git, orch_branches, payload_files, worktrees
 
 from orch.config import resolve
 from orch.models import NewAttempt, WorkerIdentity
 from orch.store import open_store, upgrade_store
+from tests.support.archives import (
+    archives,
+    commit_is_kept,
+    manifest,
+    restore_commits,
+    restore_worktree,
+)
+from tests.support.attempts import (
+    assert_consistent,
+    attempts_of,
+    cancel,
+    dispatch,
+    doctor,
+    kinds,
+    payload_files,
+    shown_attempt,
+    work,
+)
+from tests.support.cli import RunCli, RunOrch
+from tests.support.repos import fresh_clone, git, orch_branches, worktrees
+from tests.support.store import new_pg_database
+from tests.support.trouble import crashed_dispatch, orphan_branch, orphan_worktree, worktree_dir
 
 
 def test_a_consistent_state_exits_0(repo: Path, run_cli: RunCli, run_orch: RunOrch) -> None:
@@ -53,16 +53,16 @@ def test_a_consistent_state_exits_0(repo: Path, run_cli: RunCli, run_orch: RunOr
         0,
         "all consistent: store, worktrees, branches and payloads agree\n",
     )
-    live = dispatch_id(run_cli, repo, "live")
-    done = dispatch_id(run_cli, repo, "done")
+    live = dispatch(run_cli, repo, "live")
+    done = dispatch(run_cli, repo, "done")
     work(run_orch, repo, done["id"], "echo x > new.txt")
-    gone = dispatch_id(run_cli, repo, "gone")
+    gone = dispatch(run_cli, repo, "gone")
     cancel(run_cli, repo, gone["id"])
     assert run_cli("cleanup", gone["id"], cwd=repo).exit_code == 0
     result = run_cli("doctor", "--fix", cwd=repo)
     assert result.exit_code == 0, result.output
     assert result.stdout == "all consistent: store, worktrees, branches and payloads agree\n"
-    assert show(run_cli, repo, live["id"])["workspace_status"] == "ready"
+    assert shown_attempt(run_cli, repo, live["id"])["workspace_status"] == "ready"
     assert Path(done["worktree_path"], "new.txt").is_file()
 
 
@@ -71,7 +71,7 @@ def test_every_problem_is_reported_then_repaired(
 ) -> None:
     root = worktree_dir(run_cli, repo)
     crashed_dispatch(run_orch, repo, "stuck", "worktree-added")
-    missing = dispatch_id(run_cli, repo, "missing")
+    missing = dispatch(run_cli, repo, "missing")
     cancel(run_cli, repo, missing["id"])
     shutil.rmtree(missing["worktree_path"])
     stray_wt = orphan_worktree(repo, root, "stray-wt")
@@ -82,7 +82,7 @@ def test_every_problem_is_reported_then_repaired(
     inbox = isolated_env / "inbox"
     (inbox / "0badc0de.json").write_text("{}\n")
     (inbox / ".0badc0de.json.abc123.tmp").write_text("{")
-    unpaid = dispatch_id(run_cli, repo, "no-payload")
+    unpaid = dispatch(run_cli, repo, "no-payload")
     Path(unpaid["payload_path"]).unlink()
 
     code, before = doctor(run_cli, repo)
@@ -176,7 +176,7 @@ def test_an_orphan_worktree_on_a_branch_orch_did_not_name_keeps_that_branch(
 def test_orphan_branches_are_bundled_when_they_hold_the_only_copy(
     repo: Path, run_cli: RunCli, isolated_env: Path, tmp_path: Path
 ) -> None:
-    dispatch_id(run_cli, repo, "owner")  # doctor looks at repositories the store knows
+    dispatch(run_cli, repo, "owner")  # doctor looks at repositories the store knows
     unique = orphan_branch(repo, "unique")
     orphan_branch(repo, "redundant", unique=False)
     theirs = orphan_branch(repo, "theirs")
@@ -223,10 +223,10 @@ def test_stray_directories_are_moved_into_the_archive_never_deleted(
 def test_payloads_without_rows_go_and_rows_without_payloads_get_theirs_back(
     repo: Path, run_cli: RunCli, isolated_env: Path
 ) -> None:
-    queued = dispatch_id(run_cli, repo, "queued")
+    queued = dispatch(run_cli, repo, "queued")
     before = Path(queued["payload_path"]).read_text()
     Path(queued["payload_path"]).unlink()
-    ended = dispatch_id(run_cli, repo, "ended")
+    ended = dispatch(run_cli, repo, "ended")
     cancel(run_cli, repo, ended["id"])
     inbox = isolated_env / "inbox"
     (inbox / "feedf00d.json").write_text('{"schema_version": 1}\n')
@@ -251,7 +251,7 @@ def test_payloads_without_rows_go_and_rows_without_payloads_get_theirs_back(
 def test_a_missing_worktree_of_a_live_attempt_is_reported_not_repaired(
     repo: Path, run_cli: RunCli, isolated_env: Path
 ) -> None:
-    live = dispatch_id(run_cli, repo, "live")
+    live = dispatch(run_cli, repo, "live")
     shutil.rmtree(live["worktree_path"])
     code, data = doctor(run_cli, repo, "--fix")
     assert code == 18
@@ -261,11 +261,11 @@ def test_a_missing_worktree_of_a_live_attempt_is_reported_not_repaired(
     assert not finding["fixed"]
     text = run_cli("doctor", cwd=repo).stdout
     assert text.splitlines()[-1] == "1 problem(s) left; run 'orch doctor --fix'"
-    assert show(run_cli, repo, live["id"])["workspace_status"] == "ready"
+    assert shown_attempt(run_cli, repo, live["id"])["workspace_status"] == "ready"
     cancel(run_cli, repo, live["id"])
     code, data = doctor(run_cli, repo, "--fix")
     assert code == 0, data
-    assert show(run_cli, repo, live["id"])["workspace_status"] == "removed"
+    assert shown_attempt(run_cli, repo, live["id"])["workspace_status"] == "removed"
     assert_consistent(run_cli, repo, isolated_env)
 
 
@@ -300,8 +300,8 @@ def test_a_deleted_repository_does_not_keep_doctor_failing_forever(
 ) -> None:
     keep = make_repo("keep")
     doomed = make_repo("doomed")
-    a = dispatch_id(run_cli, doomed, "doomed")
-    b = dispatch_id(run_cli, doomed, "cleaned")
+    a = dispatch(run_cli, doomed, "doomed")
+    b = dispatch(run_cli, doomed, "cleaned")
     cancel(run_cli, doomed, b["id"])
     assert run_cli("cleanup", b["id"], cwd=doomed).exit_code == 0
     cancel(run_cli, doomed, a["id"])
@@ -313,13 +313,13 @@ def test_a_deleted_repository_does_not_keep_doctor_failing_forever(
     assert code == 0, data
     code, data = doctor(run_cli, keep)
     assert (code, data["findings"]) == (0, [])
-    assert show(run_cli, keep, a["id"])["workspace_status"] == "removed"
+    assert shown_attempt(run_cli, keep, a["id"])["workspace_status"] == "removed"
 
 
 def test_the_text_report_says_what_was_done_and_where_work_was_saved(
     repo: Path, run_cli: RunCli, isolated_env: Path
 ) -> None:
-    dispatch_id(run_cli, repo, "x")
+    dispatch(run_cli, repo, "x")
     sha = orphan_branch(repo, "told")
     result = run_cli("doctor", "--fix", cwd=repo)
     assert result.exit_code == 0, result.output
@@ -332,7 +332,7 @@ def test_the_text_report_says_what_was_done_and_where_work_was_saved(
 
 
 def test_a_json_report(repo: Path, run_cli: RunCli, isolated_env: Path) -> None:
-    dispatch_id(run_cli, repo, "x")
+    dispatch(run_cli, repo, "x")
     sha = orphan_branch(repo, "json")
     code, data = doctor(run_cli, repo)
     assert code == 18
@@ -356,16 +356,6 @@ def test_a_json_report(repo: Path, run_cli: RunCli, isolated_env: Path) -> None:
 
 # -- attempts stuck in provisioning, at the store level, on SQLite and PostgreSQL ----------
 
-PG_ADMIN_URL = os.environ.get(
-    "ORCH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
-
-
-def _pg_unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"PostgreSQL is required on CI and unreachable: {reason}")
-    pytest.skip(f"PostgreSQL unreachable ({reason}); set ORCH_TEST_PG_URL or start a server")
-
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def own_store_url(
@@ -378,26 +368,10 @@ def own_store_url(
         monkeypatch.setenv("ORCH_DATABASE_URL", url)
         yield url
         return
-    try:
-        import psycopg
-    except ImportError as exc:  # pragma: no cover - dev extra not installed
-        _pg_unavailable(f"psycopg not installed: {exc}")
-    from sqlalchemy.engine import make_url
-
-    admin = make_url(PG_ADMIN_URL)
-    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"orch_doctor_{uuid.uuid4().hex[:12]}"
-    try:
-        with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.Error as exc:
-        _pg_unavailable(str(exc).strip().splitlines()[0])
-    url = admin.set(database=name).render_as_string(hide_password=False)
-    upgrade_store(url, isolated_env / "locks")
-    monkeypatch.setenv("ORCH_DATABASE_URL", url)
-    yield url
-    with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with new_pg_database("orch_doctor") as url:
+        upgrade_store(url, isolated_env / "locks")
+        monkeypatch.setenv("ORCH_DATABASE_URL", url)
+        yield url
 
 
 def provisioning_row(

@@ -6,11 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-
-def _dispatch(run_cli: Any, repo: Path, key: str) -> dict[str, Any]:
-    result = run_cli("dispatch", "--prompt", "p", key, "--json", cwd=repo)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)["attempt"]
+from tests.support.attempts import dispatch
 
 
 def _warnings(run_cli: Any, attempt_id: str) -> list[dict[str, Any]]:
@@ -21,8 +17,8 @@ def _warnings(run_cli: Any, attempt_id: str) -> list[dict[str, Any]]:
 def test_writes_to_the_main_worktree_and_an_idle_sibling_are_reported(
     repo: Path, run_cli: Any, run_orch: Any
 ) -> None:
-    sibling = _dispatch(run_cli, repo, "sibling")
-    escaper = _dispatch(run_cli, repo, "escaper")
+    sibling = dispatch(run_cli, repo, "sibling")
+    escaper = dispatch(run_cli, repo, "escaper")
     target = Path(sibling["worktree_path"]) / "evil.txt"
     script = f"echo oops >> {repo / 'src/d0/f0.txt'}; echo bad > {target}; echo ok > mine.txt"
     done = run_orch("work", "--attempt", escaper["id"], "--", "sh", "-c", script, cwd=repo)
@@ -36,8 +32,8 @@ def test_writes_to_the_main_worktree_and_an_idle_sibling_are_reported(
 def test_an_agent_that_stays_home_leaves_no_warning(
     repo: Path, run_cli: Any, run_orch: Any
 ) -> None:
-    _dispatch(run_cli, repo, "sibling")
-    attempt = _dispatch(run_cli, repo, "polite")
+    dispatch(run_cli, repo, "sibling")
+    attempt = dispatch(run_cli, repo, "polite")
     done = run_orch(
         "work", "--attempt", attempt["id"], "--", "sh", "-c", "echo ok > mine.txt", cwd=repo
     )

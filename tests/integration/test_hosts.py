@@ -7,16 +7,12 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from conftest import ORCH_BIN, git
+from tests.support.cli import run_installed
+from tests.support.repos import git
 
 
 def _orch(host: str, home: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    import os
-
-    env = {**os.environ, "ORCH_HOST_NAME": host, "ORCH_HOME": str(home)}
-    return subprocess.run(
-        [ORCH_BIN, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
-    )
+    return run_installed(*args, cwd=cwd, env={"ORCH_HOST_NAME": host, "ORCH_HOME": str(home)})
 
 
 def _clones(tmp_path: Path) -> tuple[Path, Path, Path]:

@@ -18,32 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lifecycle_support import (
-    ORCH_BIN,
-    Proc,
-    RunCli,
-    dispatch,
-    git,
-    is_running,
-    json_of,
-    one_error_line,
-    procs,
-    settings,
-    wait_for,
-)
 
 from orch.models import State
 from orch.store import Store, open_store
 from orch.system import processes
+from tests.support.attempts import dispatch
+from tests.support.cli import ORCH_BIN, RunCli, error_line, json_out
+from tests.support.processes import Proc, Start, is_running, wait_for
+from tests.support.repos import git
+from tests.support.store import settings
 
-Start = Callable[..., Proc]
 RunOrch = Callable[..., subprocess.CompletedProcess[str]]
-
-
-@pytest.fixture
-def start(tmp_path: Path) -> Iterator[Start]:
-    with procs(tmp_path) as starter:
-        yield starter
 
 
 @pytest.fixture
@@ -85,7 +70,7 @@ def ended(run_cli: RunCli, repo: Path, task_key: str, state: str, holder: Proc) 
 def refused(result: Any, code: int) -> str:
     assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
     assert result.stdout == ""
-    return one_error_line(result.stderr)
+    return error_line(result.stderr)
 
 
 # -- wait --------------------------------------------------------------------------------------
@@ -172,23 +157,23 @@ def test_retry_numbers_up_with_a_fresh_branch_and_worktree_from_the_same_base(
     (repo / "moved.txt").write_text("HEAD moves on\n")
     git("add", "-A", cwd=repo)
     git("commit", "-q", "-m", "moved on", cwd=repo)
-    assert git("rev-parse", "HEAD", cwd=repo) != base
+    assert git("rev-parse", "HEAD", cwd=repo).strip() != base
 
-    retried = json_of(run_cli("retry", failed["id"], "--cooldown", "0", "--json"))["attempt"]
+    retried = json_out(run_cli("retry", failed["id"], "--cooldown", "0", "--json"))["attempt"]
     assert retried["attempt_number"] == 2
     assert (retried["task_key"], retried["prompt"]) == ("flaky", "do flaky")
     assert (retried["base_ref"], retried["base_commit"]) == ("HEAD", base)
     assert (retried["state"], retried["workspace_status"]) == ("queued", "ready")
     assert retried["branch_name"] != failed["branch_name"]
     assert retried["worktree_path"] != failed["worktree_path"]
-    assert git("rev-parse", f"refs/heads/{retried['branch_name']}", cwd=repo) == base
+    assert git("rev-parse", f"refs/heads/{retried['branch_name']}", cwd=repo).strip() == base
     worktree = Path(retried["worktree_path"])
-    assert git("rev-parse", "HEAD", cwd=worktree) == base
+    assert git("rev-parse", "HEAD", cwd=worktree).strip() == base
     assert not (worktree / "moved.txt").exists()
-    assert git("rev-parse", "--abbrev-ref", "HEAD", cwd=worktree) == retried["branch_name"]
+    assert git("rev-parse", "--abbrev-ref", "HEAD", cwd=worktree).strip() == retried["branch_name"]
     # the failed attempt's workspace is left as it was
     assert Path(failed["worktree_path"]).is_dir()
-    assert git("rev-parse", f"refs/heads/{failed['branch_name']}", cwd=repo) == base
+    assert git("rev-parse", f"refs/heads/{failed['branch_name']}", cwd=repo).strip() == base
 
 
 def test_retry_with_base_ref_moves_the_base(repo: Path, run_cli: RunCli, holder: Proc) -> None:
@@ -196,10 +181,10 @@ def test_retry_with_base_ref_moves_the_base(repo: Path, run_cli: RunCli, holder:
     (repo / "moved.txt").write_text("new base\n")
     git("add", "-A", cwd=repo)
     git("commit", "-q", "-m", "new base", cwd=repo)
-    head = git("rev-parse", "HEAD", cwd=repo)
+    head = git("rev-parse", "HEAD", cwd=repo).strip()
 
     result = run_cli("retry", failed["id"], "--cooldown", "0", "--base-ref", "main", "--json")
-    retried = json_of(result)["attempt"]
+    retried = json_out(result)["attempt"]
     assert (retried["base_ref"], retried["base_commit"]) == ("main", head)
     assert (Path(retried["worktree_path"]) / "moved.txt").read_text() == "new base\n"
 
@@ -227,7 +212,7 @@ def test_retry_during_the_cooldown_is_refused_saying_when(
 
 
 def _attempt_numbers(run_cli: RunCli, task_key: str) -> list[int]:
-    attempts = json_of(run_cli("list", "--task", task_key, "--json"))["attempts"]
+    attempts = json_out(run_cli("list", "--task", task_key, "--json"))["attempts"]
     return [a["attempt_number"] for a in attempts]
 
 
@@ -261,11 +246,11 @@ def test_retry_by_task_key_by_payload_path_and_by_attempt_id(
     repo: Path, run_cli: RunCli, holder: Proc
 ) -> None:
     first = ended(run_cli, repo, "by-key", "failed", holder)
-    second = json_of(run_cli("retry", "by-key", "--cooldown", "0", "--json"))["attempt"]
+    second = json_out(run_cli("retry", "by-key", "--cooldown", "0", "--json"))["attempt"]
     assert second["attempt_number"] == 2
     finish(run_cli, second["id"], claim(run_cli, second["id"], holder), "failed")
     # retrying an older attempt retries the task: the new attempt numbers after the newest
-    third = json_of(run_cli("retry", first["payload_path"], "--cooldown", "0", "--json"))
+    third = json_out(run_cli("retry", first["payload_path"], "--cooldown", "0", "--json"))
     assert third["attempt"]["attempt_number"] == 3
     assert third["attempt"]["base_commit"] == first["base_commit"]
     assert _attempt_numbers(run_cli, "by-key") == [3, 2, 1]
@@ -313,10 +298,10 @@ def test_reassign_a_running_attempt_fences_and_stops_the_old_worker(
 
     beat = run_orch("heartbeat", attempt["id"], "--lease", old)
     assert beat.returncode == 13, (beat.stdout, beat.stderr)
-    assert "taken away" in one_error_line(beat.stderr)
+    assert "taken away" in error_line(beat.stderr)
     late = run_orch("finish", attempt["id"], "--lease", old, "--state", "succeeded")
     assert late.returncode == 13
-    assert one_error_line(late.stderr).startswith(f"Error: lease {old} on attempt {attempt['id']}")
+    assert error_line(late.stderr).startswith(f"Error: lease {old} on attempt {attempt['id']}")
 
     moved = store.get(attempt["id"])
     assert (moved.state, moved.worker, moved.lease_token) == (State.QUEUED, "beta", int(old) + 1)
@@ -455,7 +440,7 @@ def test_claim_heartbeat_finish_through_the_cli(
     nothing = run_cli("claim", "--worker", "nobody-else", "--pid", str(holder.pid))
     assert refused(nothing, 17) == "Error: no queued attempt for worker 'nobody-else'"
 
-    data = json_of(run_cli("claim", "--worker", "w", "--pid", str(holder.pid), "--json"))
+    data = json_out(run_cli("claim", "--worker", "w", "--pid", str(holder.pid), "--json"))
     assert set(data) == {"version", "attempt", "lease", "lease_expires_at", "lease_ttl_seconds"}
     assert data["attempt"]["id"] == attempt["id"] and data["lease"] == 1
     assert data["attempt"]["worker_pid"] == holder.pid

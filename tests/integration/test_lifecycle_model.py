@@ -28,12 +28,12 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from lifecycle_support import StepClock, new_attempt, remote_worker
 
 from orch.attempts import lifecycle
 from orch.errors import Conflict, LeaseLost, NotClaimable, RetryRefused
 from orch.models import TERMINAL_STATES, State
 from orch.store import Store, open_store
+from tests.support.store import StepClock, new_attempt, remote_worker
 
 TTL = 30.0
 TASKS = st.sampled_from(["alpha", "beta"])

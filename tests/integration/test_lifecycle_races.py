@@ -15,32 +15,26 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from lifecycle_support import (
-    ORCH_BIN,
-    OffsetClock,
-    Proc,
-    RunCli,
-    dispatch,
-    is_running,
-    json_of,
-    one_error_line,
-    procs,
-    ready_attempt,
-    remote_worker,
-    settings,
-    wait_for,
-)
 
 from orch.attempts import lifecycle
 from orch.models import State
 from orch.store import Store, open_store
-
-Start = Callable[..., Proc]
+from tests.support.attempts import dispatch
+from tests.support.cli import ORCH_BIN, RunCli, error_line, json_out
+from tests.support.processes import Start, is_running, wait_for
+from tests.support.store import (
+    OffsetClock,
+    new_attempt,
+    own_repository,
+    ready_attempt,
+    remote_worker,
+    settings,
+)
 
 CLAIMERS = 8
 ATTEMPTS = 200
@@ -177,16 +171,8 @@ def store(store_url: str, isolated_env: Path) -> Iterator[Store]:
 
 @pytest.fixture
 def repository(store: Store) -> Iterator[str]:
-    name = f"/repos/{uuid.uuid4().hex}"
-    yield name
-    for attempt in store.list_attempts(states=(State.QUEUED, State.RUNNING), repository=name):
-        store.cancel(attempt.id, "test teardown", "teardown")
-
-
-@pytest.fixture
-def start(tmp_path: Path) -> Iterator[Start]:
-    with procs(tmp_path) as starter:
-        yield starter
+    with own_repository(store) as name:
+        yield name
 
 
 # -- claims ------------------------------------------------------------------------------------
@@ -292,9 +278,9 @@ def test_two_orch_retry_at_once_make_one_attempt_and_the_other_exits_16(
     loser = next(r for r in retriers if r.popen.returncode == 16)
     created = json.loads(winner.stdout)["attempt"]
     assert created["attempt_number"] == 2
-    line = one_error_line(loser.stderr)
+    line = error_line(loser.stderr)
     assert "has a live attempt" in line or "was created meanwhile" in line, line
-    listed = json_of(run_cli("list", "--task", "retried-twice", "--json"))["attempts"]
+    listed = json_out(run_cli("list", "--task", "retried-twice", "--json"))["attempts"]
     mine = [a for a in listed if a["repository"] == attempt["repository"]]
     assert [a["attempt_number"] for a in mine] == [2, 1]
     assert [a["id"] for a in mine] == [created["id"], attempt["id"]]
@@ -336,7 +322,7 @@ def test_a_stopped_worker_whose_lease_expired_cannot_finish_after_sigcont(
         events = later.events(attempt["id"])
         late.signal(signal.SIGCONT)
         assert late.wait() == 13, late.output()
-        assert "taken away" in one_error_line(late.stderr)
+        assert "taken away" in error_line(late.stderr)
         assert later.get(attempt["id"]) == before
         assert later.events(attempt["id"]) == events
         assert before.state is State.WORKER_GONE
@@ -392,32 +378,35 @@ def test_a_stopped_orch_work_whose_lease_expired_writes_nothing_after_sigcont(
 def test_dispatches_of_one_task_register_its_workspace_at_once(
     store: Store, repository: str
 ) -> None:
-    """Parallel dispatches of one task each map the task to their workspace; on
-    PostgreSQL two of them could both find no mapping and both insert one, and the loser
-    failed as if its branch belonged to another task (after its attempt was ready)."""
+    """Parallel dispatches of one task each map the task to their workspace as they make
+    it ready; on PostgreSQL two of them could both find no mapping and both insert one,
+    and the loser failed as if its branch belonged to another task (after its attempt was
+    ready). The mapping is now written by finish_provisioning, in one statement."""
     import threading
-
-    from orch.models import TaskWorkspace
 
     for round_ in range(12):
         task = f"task-{round_}"
         barrier = threading.Barrier(6)
         errors: list[BaseException] = []
+        created = [
+            store.create_attempt(
+                new_attempt(repository, task, attempt_id=f"{round_:02d}{n:06x}"), "d"
+            )
+            for n in range(6)
+        ]
 
         def register(
-            n: int,
-            task: str = task,
+            attempt_id: str,
             barrier: threading.Barrier = barrier,
             errors: list[BaseException] = errors,
         ) -> None:
-            ws = TaskWorkspace(repository, task, f"orch/{task}-{n}", f"/wt/{task}-{n}", f"{n:08x}")
             barrier.wait()
             try:
-                store.register_workspace(ws)
+                store.finish_provisioning(attempt_id, Path(f"/inbox/{attempt_id}.json"), "d")
             except BaseException as exc:
                 errors.append(exc)
 
-        threads = [threading.Thread(target=register, args=(n,)) for n in range(6)]
+        threads = [threading.Thread(target=register, args=(a.id,)) for a in created]
         for t in threads:
             t.start()
         for t in threads:
@@ -425,3 +414,4 @@ def test_dispatches_of_one_task_register_its_workspace_at_once(
         assert errors == []
         mapped = store.task_workspace(repository, task)
         assert mapped is not None and mapped.branch_name.startswith(f"orch/{task}-")
+        assert mapped.attempt_id in {a.id for a in created}

@@ -21,20 +21,21 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from lifecycle_support import (
-    START,
-    StepClock,
-    new_attempt,
-    ready_attempt,
-    remote_worker,
-    this_process,
-)
 
 from orch.attempts import lifecycle
 from orch.errors import AttemptNotFound, Conflict, LeaseLost, NotClaimable
 from orch.models import Attempt, Finish, State, WorkerIdentity, WorkspaceStatus
 from orch.store import Store, open_store
 from orch.system import processes
+from tests.support.store import (
+    START,
+    StepClock,
+    new_attempt,
+    own_repository,
+    ready_attempt,
+    remote_worker,
+    this_process,
+)
 
 TTL = 30.0
 
@@ -53,10 +54,8 @@ def store(store_url: str, isolated_env: Path, clock: StepClock) -> Iterator[Stor
 @pytest.fixture
 def repository(store: Store) -> Iterator[str]:
     """A repository string of this test's own; its live attempts are cancelled afterwards."""
-    name = f"/repos/{uuid.uuid4().hex}"
-    yield name
-    for attempt in store.list_attempts(states=(State.QUEUED, State.RUNNING), repository=name):
-        store.cancel(attempt.id, "test teardown", "teardown")
+    with own_repository(store) as name:
+        yield name
 
 
 def kinds(store: Store, attempt_id: str) -> list[str]:

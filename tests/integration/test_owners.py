@@ -8,12 +8,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import RunCli, dispatch, json_out
 
 from orch.cli.common import settings_from_env
 from orch.git import Git
 from orch.store import open_store
 from orch.workspace.owners import Owner, owner_of
+from tests.support.attempts import dispatch
+from tests.support.cli import RunCli, json_out
 
 
 @pytest.fixture(autouse=True)

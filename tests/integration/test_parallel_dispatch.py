@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -21,7 +20,8 @@ from typing import Any
 
 import pytest
 
-ORCH_BIN = shutil.which("orch", path=str(Path(sys.executable).parent)) or "orch"
+from tests.support.cli import ORCH_BIN
+from tests.support.repos import git, worktrees_by_path
 
 # Announce readiness, wait for the go file, then become `orch` itself (same pid, same exit).
 WAIT_THEN_EXEC = """
@@ -33,21 +33,6 @@ while not os.path.exists(go):
 os.execv(argv[0], argv)
 """
 GUARD_SECONDS = 600  # a hang guard only; nothing here asserts how long anything took
-
-
-def git(*args: str, cwd: Path) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
-    assert proc.returncode == 0, f"git {' '.join(args)} in {cwd}: {proc.stdout}{proc.stderr}"
-    return proc.stdout
-
-
-def worktree_list(repo: Path) -> dict[Path, dict[str, str]]:
-    """``git worktree list --porcelain`` keyed by resolved worktree path."""
-    entries: dict[Path, dict[str, str]] = {}
-    for block in git("worktree", "list", "--porcelain", cwd=repo).strip().split("\n\n"):
-        entry = dict(line.partition(" ")[::2] for line in block.splitlines())
-        entries[Path(entry["worktree"]).resolve()] = entry
-    return entries
 
 
 def dispatch_at_once(
@@ -121,7 +106,7 @@ def check_all_dispatched(
         assert attempt["workspace_status"] == "ready"
         assert attempt["state"] == "queued"
 
-    listed = worktree_list(repo)
+    listed = worktrees_by_path(repo)
     assert set(listed) == {repo.resolve()} | {Path(a["worktree_path"]).resolve() for a in attempts}
     tracked = git("ls-files", cwd=repo).splitlines()
     for attempt in attempts:

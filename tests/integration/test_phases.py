@@ -6,13 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from conftest import git
-
-
-def _dispatch(run_cli: Any, cwd: Path, *args: str) -> dict[str, Any]:
-    result = run_cli("dispatch", "--prompt", "p", *args, "--json", cwd=cwd)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)["attempt"]
+from tests.support.attempts import dispatch
+from tests.support.repos import git
 
 
 def _end(run_orch: Any, attempt_id: str, script: str, cwd: Path) -> None:
@@ -23,12 +18,12 @@ def _end(run_orch: Any, attempt_id: str, script: str, cwd: Path) -> None:
 def test_a_later_phase_reuses_the_worktree_and_branch(
     repo: Path, run_cli: Any, run_orch: Any
 ) -> None:
-    plan = _dispatch(run_cli, repo, "feat", "--phase", "planning")
+    plan = dispatch(run_cli, repo, "feat", "--phase", "planning")
     _end(
         run_orch, plan["id"], "echo plan > PLAN.md && git add PLAN.md && git commit -qm plan", repo
     )
     head = git("rev-parse", f"refs/heads/{plan['branch_name']}", cwd=repo).strip()
-    impl = _dispatch(run_cli, repo, "feat", "--phase", "implementation", "--reuse-workspace")
+    impl = dispatch(run_cli, repo, "feat", "--phase", "implementation", "--reuse-workspace")
     assert impl["workspace_status"] == "reused"
     assert (impl["worktree_path"], impl["branch_name"]) == (
         plan["worktree_path"],
@@ -44,7 +39,7 @@ def test_a_later_phase_reuses_the_worktree_and_branch(
 
 
 def test_concurrent_phases_on_one_worktree_are_refused(repo: Path, run_cli: Any) -> None:
-    first = _dispatch(run_cli, repo, "feat", "--phase", "planning")
+    first = dispatch(run_cli, repo, "feat", "--phase", "planning")
     busy = run_cli(
         "dispatch", "--prompt", "p", "feat", "--phase", "review", "--reuse-workspace", cwd=repo
     )
@@ -53,11 +48,11 @@ def test_concurrent_phases_on_one_worktree_are_refused(repo: Path, run_cli: Any)
 
 
 def test_release_makes_the_next_phase_start_fresh(repo: Path, run_cli: Any) -> None:
-    first = _dispatch(run_cli, repo, "feat", "--phase", "planning")
+    first = dispatch(run_cli, repo, "feat", "--phase", "planning")
     assert run_cli("cancel", first["id"]).exit_code == 0
     released = run_cli("release", "feat")
     assert released.stdout.strip() == "released 1 workspace mapping(s) of task 'feat'"
-    fresh = _dispatch(run_cli, repo, "feat", "--phase", "implementation", "--reuse-workspace")
+    fresh = dispatch(run_cli, repo, "feat", "--phase", "implementation", "--reuse-workspace")
     assert fresh["workspace_status"] == "ready"
     assert fresh["worktree_path"] != first["worktree_path"]
 
@@ -65,9 +60,9 @@ def test_release_makes_the_next_phase_start_fresh(repo: Path, run_cli: Any) -> N
 def test_inside_a_linked_worktree_provisioning_is_skipped(
     repo: Path, run_cli: Any, run_orch: Any
 ) -> None:
-    outer = _dispatch(run_cli, repo, "outer")
+    outer = dispatch(run_cli, repo, "outer")
     assert run_cli("cancel", outer["id"]).exit_code == 0
-    inner = _dispatch(run_cli, Path(outer["worktree_path"]), "inner", "--phase", "review")
+    inner = dispatch(run_cli, Path(outer["worktree_path"]), "inner", "--phase", "review")
     assert inner["workspace_status"] == "skipped-in-worktree"
     assert inner["worktree_path"] == outer["worktree_path"]
     assert inner["branch_name"] == outer["branch_name"]
@@ -109,6 +104,6 @@ def test_doctor_is_content_with_attempts_outside_git(
         run_cli("dispatch", "--prompt", "p", "notes", "--phase", "discovery", cwd=place).exit_code
         == 0
     )
-    _dispatch(run_cli, repo, "feat", "--phase", "planning")
+    dispatch(run_cli, repo, "feat", "--phase", "planning")
     result = run_cli("doctor")
     assert result.exit_code == 0, result.output

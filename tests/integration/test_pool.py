@@ -11,30 +11,18 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import (
-    RunCli,
-    assert_failed_cleanly,
-    attempts_of,
-    commit_all,
-    dispatch,
-    error_line,
-    git,
-    head,
-    json_out,
-    orch_branches,
-    show,
-    worktrees,
-)
+
+from tests.support.attempts import attempts_of, dispatch, show
+from tests.support.cli import ORCH_BIN, RunCli, assert_failed_cleanly, error_line, json_out
+from tests.support.repos import commit_all, git, head, orch_branches, worktrees
 
 RunOrch = Callable[..., subprocess.CompletedProcess[str]]
-ORCH = shutil.which("orch", path=str(Path(sys.executable).parent)) or "orch"
 
 
 @pytest.fixture(autouse=True)
@@ -206,7 +194,7 @@ def test_concurrent_dispatches_never_share_a_member(
     procs = [
         subprocess.Popen(
             [
-                ORCH,
+                ORCH_BIN,
                 "dispatch",
                 "--prompt",
                 "p",
@@ -341,7 +329,7 @@ def test_two_fills_at_once_do_not_overfill(repo: Path, run_orch: RunOrch) -> Non
     procs = [
         subprocess.Popen(
             [
-                ORCH,
+                ORCH_BIN,
                 "pool",
                 "fill",
                 "--size",

@@ -13,27 +13,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ORCH_BIN, git
 
-from orch.config import ConfigError, parse_slots, resolve
 from orch.models import PortBundle
-from orch.system.ports import BROWSER_UNSAFE, block_usable, export_lines
-
-
-def _attempt(run_cli: Any, repo: Path, key: str) -> dict[str, Any]:
-    result = run_cli("dispatch", "--prompt", "p", key, "--json", cwd=repo)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)["attempt"]
+from orch.system.ports import export_lines
+from tests.support.attempts import dispatch
+from tests.support.cli import ORCH_BIN, json_out
+from tests.support.repos import git
 
 
 def _bundle(run_cli: Any, attempt_id: str) -> dict[str, Any]:
-    result = run_cli("ports", attempt_id, "--json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    return json_out(run_cli("ports", attempt_id, "--json"))
 
 
 def test_dispatch_leases_a_bundle_and_writes_it_everywhere(repo: Path, run_cli: Any) -> None:
-    attempt = _attempt(run_cli, repo, "web-app")
+    attempt = dispatch(run_cli, repo, "web-app")
     bundle = _bundle(run_cli, attempt["id"])
     ports = bundle["ports"]
     assert bundle["size"] == 100 and ports["base"] == bundle["start"]
@@ -61,7 +54,7 @@ def test_a_port_in_use_is_skipped(
     holder.bind(("127.0.0.1", base + 7))  # a process holds a port inside the first block
     holder.listen()
     try:
-        attempt = _attempt(run_cli, repo, "busy")
+        attempt = dispatch(run_cli, repo, "busy")
         start = _bundle(run_cli, attempt["id"])["start"]
     finally:
         holder.close()
@@ -114,16 +107,3 @@ def test_export_lines_are_inert_in_every_shell(tmp_path: Path) -> None:
         out = subprocess.run([shell, "-c", script], capture_output=True, text=True, check=True)
         assert out.stdout.strip() == "23000 23005 100"
     assert all(line.split("=", 1)[1].startswith("'") for line in export_lines(bundle))
-
-
-def test_browser_unsafe_ports_are_never_handed_out() -> None:
-    assert 10080 in BROWSER_UNSAFE
-    assert not block_usable(10075, 10)
-
-
-def test_port_slots_config(tmp_path: Path) -> None:
-    assert parse_slots("web=0, api=1", "env") == {"web": 0, "api": 1}
-    with pytest.raises(ConfigError):
-        parse_slots("web=x", "env")
-    with pytest.raises(ConfigError):
-        resolve({"HOME": str(tmp_path), "ORCH_PORT_SLOTS": "web=150"})

@@ -33,13 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lifecycle_support import (
-    ORCH_BIN,
-    OffsetClock,
-    ready_attempt,
-    remote_worker,
-    wait_for,
-)
 from sqlalchemy.engine import make_url
 
 from orch.attempts import lifecycle
@@ -47,6 +40,9 @@ from orch.errors import LeaseLost, NotClaimable, StoreError
 from orch.models import State
 from orch.store import Store, open_store, upgrade_store
 from orch.store.changes import PostgresChangeWatcher
+from tests.support.cli import ORCH_BIN
+from tests.support.processes import wait_for
+from tests.support.store import OffsetClock, own_repository, ready_attempt, remote_worker
 
 pytestmark = pytest.mark.postgres
 
@@ -77,11 +73,8 @@ def store(pg_url: str, isolated_env: Path) -> Iterator[Store]:
 
 @pytest.fixture
 def repository(store: Store) -> Iterator[str]:
-    name = f"/repos/reliability-{uuid.uuid4().hex}"
-    yield name
-    for attempt in store.list_attempts(states=(State.QUEUED, State.RUNNING), repository=name):
-        with contextlib.suppress(StoreError):
-            store.cancel(attempt.id, "test teardown", "teardown")
+    with own_repository(store, "/repos/reliability-", tolerate=(StoreError,)) as name:
+        yield name
 
 
 def named(url: str, application_name: str) -> str:

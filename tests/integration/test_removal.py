@@ -8,10 +8,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import git, head
 
 from orch.git import Git, checkout_env
 from orch.workspace import removal
+from tests.support.repos import git, head
 
 
 def _worktree(repo: Path, name: str) -> tuple[Path, str]:

@@ -13,16 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import (
-    RunCli,
-    assert_failed_cleanly,
-    assert_nothing_left_behind,
-    commit_all,
-    dispatch,
-    git,
-    orch_branches,
-    worktrees,
-)
+
+from tests.support.attempts import assert_nothing_left_behind, dispatch
+from tests.support.cli import RunCli, assert_failed_cleanly
+from tests.support.repos import commit_all, git, orch_branches, worktrees
 
 
 @pytest.fixture

@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import RunCli, assert_failed_cleanly, dispatch, git, orch_branches, show, worktrees
+
+from tests.support.attempts import dispatch, show
+from tests.support.cli import RunCli, assert_failed_cleanly
+from tests.support.repos import git, orch_branches, worktrees
 
 
 def _archived(run_cli: RunCli, repo: Path, task: str = "keep") -> dict[str, Any]:

@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 from click.testing import Result
-from helpers import dispatch
-from serve_support import dead_worker, http, page, settings
 
 from orch.serve.web import TOKEN_HEADER, DashboardServer
 from orch.store import Store, open_store
+from tests.support.attempts import dispatch
+from tests.support.dashboard import http, page
+from tests.support.store import dead_worker, settings
 
 RunCli = Callable[..., Result]
 TOKEN = "test-token"

@@ -13,11 +13,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from lifecycle_support import ORCH_BIN, Proc, wait_for
-from serve_support import http
 
 from orch.serve import runtime
 from orch.system import processes
+from tests.support.cli import ORCH_BIN
+from tests.support.dashboard import http
+from tests.support.processes import Proc, wait_for
 
 RunOrch = Callable[..., subprocess.CompletedProcess[str]]
 FAST = {"ORCH_SERVE_INTERVAL": "0.2"}

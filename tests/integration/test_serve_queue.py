@@ -17,14 +17,16 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from helpers import assert_failed_cleanly, dispatch, orch_branches, worktrees
-from serve_support import dead_worker, repo_root, settings
 
 from orch.models import State, TaskState
 from orch.serve.loop import Loop
 from orch.serve.runtime import serve_dir
 from orch.store import Store, open_store
 from orch.system import processes
+from tests.support.attempts import dispatch
+from tests.support.cli import assert_failed_cleanly
+from tests.support.repos import git, orch_branches, repo_root, worktrees
+from tests.support.store import dead_worker, settings
 
 RunCli = Callable[..., Result]
 
@@ -165,8 +167,6 @@ def test_a_dispatch_over_its_timeout_is_killed_and_the_task_fails_saying_so(
 def test_a_dispatch_that_fails_later_fails_the_task_with_the_error(
     repo: Path, run_cli: RunCli, store: Store
 ) -> None:
-    from helpers import git
-
     git("tag", "base", cwd=repo)
     task_id = submit(run_cli, repo, "gone-base", "--base-ref", "base")
     git("tag", "-d", "base", cwd=repo)

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import RunCli, assert_failed_cleanly
+
+from tests.support.cli import RunCli, assert_failed_cleanly
 
 RunOrch = Callable[..., Any]
 

@@ -19,20 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lifecycle_support import (
-    ORCH_BIN,
-    Proc,
-    RunCli,
-    dispatch,
-    is_running,
-    json_of,
-    new_attempt,
-    one_error_line,
-    procs,
-    settings,
-    show,
-    wait_for,
-)
 
 from orch.attempts.lifecycle import local_worker
 from orch.attempts.worker import WorkerConfig, WorkerRuntime, worktree_lock_path
@@ -40,8 +26,10 @@ from orch.fslock import try_lock
 from orch.models import Run, State, WorkspaceStatus
 from orch.store import Store, open_store
 from orch.system import processes
-
-Start = Callable[..., Proc]
+from tests.support.attempts import dispatch, show
+from tests.support.cli import ORCH_BIN, RunCli, error_line, json_out
+from tests.support.processes import Proc, Start, is_running, wait_for
+from tests.support.store import new_attempt, settings
 
 # Announces the run, then waits for the test's go file (the first run only).
 HOLD = (
@@ -55,12 +43,6 @@ def marks(tmp_path: Path) -> Path:
     path = tmp_path / "marks"
     path.mkdir()
     return path
-
-
-@pytest.fixture
-def start(tmp_path: Path) -> Iterator[Start]:
-    with procs(tmp_path) as starter:
-        yield starter
 
 
 @pytest.fixture
@@ -186,7 +168,7 @@ def test_work_once_with_nothing_to_do_exits_quietly(start: Start, marks: Path) -
 def test_work_without_a_command_is_refused(start: Start, marks: Path) -> None:
     worker = work(start, marks, "--once")
     assert worker.wait() == 2
-    assert "name an agent with --agent" in one_error_line(worker.stderr)
+    assert "name an agent with --agent" in error_line(worker.stderr)
 
 
 # -- signals -----------------------------------------------------------------------------------
@@ -268,7 +250,7 @@ def test_kill_9_of_the_worker_is_noticed_by_the_next_look_and_the_agent_is_stopp
     worker.signal(signal.SIGKILL)
     assert worker.wait() == -signal.SIGKILL
     if look == "list":
-        listed = json_of(run_cli("list", "--json"))["attempts"]
+        listed = json_out(run_cli("list", "--json"))["attempts"]
         [seen] = [a for a in listed if a["id"] == attempt["id"]]
         assert seen["state"] == "worker_gone"
     else:
@@ -357,7 +339,7 @@ def test_a_message_to_an_ended_attempt_continues_in_its_worktree(
 
     again = run_cli("send", attempt["id"], "and another")
     assert again.exit_code == 12
-    assert one_error_line(again.stderr) == (
+    assert error_line(again.stderr) == (
         f"Error: attempt {continuation_id} (queued) already works in "
         f"{attempt['worktree_path']}: send the message to it with 'orch send {continuation_id} ...'"
     )
@@ -378,7 +360,7 @@ def test_a_message_to_an_ended_attempt_without_a_worktree_is_refused(
     shutil.rmtree(attempt["worktree_path"])
     late = run_cli("send", attempt["id"], "too late")
     assert late.exit_code == 12
-    assert one_error_line(late.stderr) == (
+    assert error_line(late.stderr) == (
         f"Error: attempt {attempt['id']} has ended and its worktree is gone (ready): "
         f"use 'orch retry {attempt['id']} --prompt ...'"
     )

@@ -18,18 +18,10 @@ from typing import Any
 
 import psutil
 import pytest
-from helpers import (
-    RunCli,
-    assert_failed_cleanly,
-    attempts_of,
-    commit_all,
-    dispatch,
-    git,
-    orch_branches,
-    payload_files,
-    show,
-    worktrees,
-)
+
+from tests.support.attempts import attempts_of, dispatch, payload_files, show
+from tests.support.cli import RunCli, assert_failed_cleanly
+from tests.support.repos import commit_all, git, orch_branches, worktrees
 
 FICLONE = 0x40049409
 

@@ -1,0 +1,128 @@
+"""Real processes (orch or a shell) that are never left running, and waiting with deadlines.
+
+Every wait has an upper bound and fails saying what it waited for; a bound is a guard
+against hanging, never an assertion about speed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from orch.system import processes
+
+WAIT_LIMIT = 30.0  # seconds: an upper bound on waiting for a process, never an assertion
+
+
+def wait_for(check: Callable[[], Any], what: str, limit: float = WAIT_LIMIT) -> Any:
+    """Poll ``check`` until it returns something truthy; fail after ``limit`` seconds."""
+    deadline = time.monotonic() + limit
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up after {limit:g}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def is_running(pid: int | None, started_at: float | None) -> bool:
+    return pid is not None and processes.is_alive(pid, started_at)
+
+
+def wait_for_git_under(root: Path, timeout: float = 60.0) -> None:
+    """Wait until no git process works in a directory under ``root``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = False
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                comm = Path(f"/proc/{pid}/comm").read_text().strip()
+                cwd = os.readlink(f"/proc/{pid}/cwd")
+            except OSError:
+                continue
+            if comm.startswith("git") and Path(cwd).is_relative_to(root):
+                busy = True
+                break
+        if not busy:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"git still running under {root} after {timeout} s")
+
+
+class Proc:
+    """A real process (``orch`` or a shell) with its output in files, never left running."""
+
+    def __init__(
+        self, argv: list[str], out_dir: Path, env: dict[str, str] | None = None, **kw: Any
+    ) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        stem = secrets.token_hex(3)
+        self.out_path, self.err_path = out_dir / f"{stem}.out", out_dir / f"{stem}.err"
+        with self.out_path.open("wb") as out, self.err_path.open("wb") as err:
+            self.popen = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                env={**os.environ, **(env or {})},
+                **kw,
+            )
+        self.pid = self.popen.pid
+
+    def signal(self, sig: int) -> None:
+        self.popen.send_signal(sig)
+
+    def wait(self, limit: float = WAIT_LIMIT) -> int:
+        try:
+            return self.popen.wait(limit)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(
+                f"{self.popen.args!r} still running after {limit:g}s\n{self.output()}"
+            ) from None
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.send_signal(signal.SIGCONT)
+            self.popen.kill()
+        self.popen.wait()
+
+    @property
+    def stdout(self) -> str:
+        return self.out_path.read_text(errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return self.err_path.read_text(errors="replace")
+
+    def output(self) -> str:
+        return f"stdout:\n{self.stdout}\nstderr:\n{self.stderr}"
+
+
+@contextlib.contextmanager
+def procs(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
+    """Start processes with ``start(argv, env=...)``; all are killed on the way out."""
+    started: list[Proc] = []
+
+    def start(argv: list[str], env: dict[str, str] | None = None, **kw: Any) -> Proc:
+        proc = Proc(argv, tmp_path / "proc-output", env, **kw)
+        started.append(proc)
+        return proc
+
+    try:
+        yield start
+    finally:
+        for proc in started:
+            proc.kill()
+
+
+Start = Callable[..., Proc]
