@@ -199,6 +199,9 @@ def _dispatch_many(
             actor(),
             checkpoint_from_env(os.environ),
             early_dirt_check=early_check,
+            # each id as soon as its attempt is ready: an interrupted dispatch has said
+            # what it made
+            on_made=None if as_json else lambda attempt: click.echo(attempt.id),
         )
     finally:
         if early_check is not None:
@@ -218,9 +221,6 @@ def _dispatch_many(
                 warnings=list(result.warnings),
             )
         )
-    else:
-        for attempt in result.made:
-            click.echo(attempt.id)
     if result.failed:
         raise NotAllDispatched(result.failure_message())
 

@@ -89,11 +89,14 @@ def dispatch_many(
     actor: str,
     checkpoint: Checkpoint = no_checkpoint,
     early_dirt_check: PendingDirtyCheck | None = None,
+    on_made: Callable[[Attempt], None] | None = None,
 ) -> ManyResult:
     """One attempt per entry of ``workers`` (the worker asked for each; None: any).
     Refusals before anything is written make none of them. When some attempts failed
     the result names them; when none was made, raises the first failure's own error
-    (its exit code, as a single dispatch would), naming every failed attempt."""
+    (its exit code, as a single dispatch would), naming every failed attempt.
+    ``on_made``: told of each attempt as soon as it is ready (``orch dispatch`` prints its
+    id then, so that an interrupted dispatch has named what it made)."""
     count = len(workers)
     if count < 1:
         raise InvalidInput("--attempts must be at least 1")
@@ -139,24 +142,26 @@ def dispatch_many(
                 recorded = record_new(new, settings, store, actor, source)
                 attempt_id = recorded.id
                 checkpoint("intent-recorded")
-                made.append(
-                    provision(
-                        recorded,
-                        repo,
-                        settings,
-                        git,
-                        store,
-                        actor,
-                        checkpoint,
-                        checked.repo_config,
-                        source,
-                        facts.hooks,
-                        refill=False,
-                    )
+                ready = provision(
+                    recorded,
+                    repo,
+                    settings,
+                    git,
+                    store,
+                    actor,
+                    checkpoint,
+                    checked.repo_config,
+                    source,
+                    facts.hooks,
+                    refill=False,
                 )
             except OrchError as exc:
                 # provision rolled its own work back and marked the attempt failed
                 failed.append(Failed(number, attempt_id, exc.message, exc))
+                continue
+            made.append(ready)
+            if on_made is not None:
+                on_made(ready)
         warnings = dirt_warning(early.dirt_check, base_commit)
     if made:
         refill_pool(settings, repo, spec)
