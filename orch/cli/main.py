@@ -339,6 +339,7 @@ def _register() -> None:
         maintenance_commands,
         operator_commands,
         pool_commands,
+        review_commands,
         serve_commands,
         worker_commands,
         worktree_commands,
@@ -349,6 +350,7 @@ def _register() -> None:
         operator_commands,
         maintenance_commands,
         pool_commands,
+        review_commands,
         serve_commands,
         worktree_commands,
     ):
