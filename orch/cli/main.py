@@ -21,6 +21,7 @@ from orch.cli.common import (
     WORKER_HELP,
     OrchGroup,
     actor,
+    failure_documented,
     open_store,
     read_prompt,
     settings_from_env,
@@ -33,7 +34,9 @@ if TYPE_CHECKING:
 
 
 @click.group(cls=OrchGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="orch")
+@click.version_option(
+    __version__, prog_name="orch", message="%(prog)s (orch-worktrees) %(version)s"
+)
 def cli() -> None:
     """Run many coding-agent attempts on one repository at once.
 
@@ -221,6 +224,8 @@ def _dispatch_many(
                 warnings=list(result.warnings),
             )
         )
+        if result.failed:
+            failure_documented()  # the records made are worth more than the error document
     if result.failed:
         raise NotAllDispatched(result.failure_message())
 

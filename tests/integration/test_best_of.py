@@ -248,6 +248,21 @@ def test_json_names_the_failed_one(
     (failed,) = data["failed"]
     assert failed["number"] == 2 and failed["attempt"] is not None
     assert "no database for this one" in failed["reason"]
+    assert set(data) == {"version", "attempts", "failed", "warnings"}  # one document
+    assert error_line(result.stderr).startswith("Error: 1 of the 2 attempts failed")
+
+
+def test_json_when_none_is_made_is_the_error_document(repo: Path, run_cli: RunCli) -> None:
+    with_setup(repo, "echo broken >&2; exit 4")
+    result = run_cli("dispatch", "t", "--prompt", "p", "--attempts", "2", "--json", cwd=repo)
+    assert result.exit_code == 7
+    data = json.loads(result.stdout)
+    assert (data["version"], data["error"]["code"], data["error"]["name"]) == (
+        1,
+        7,
+        "WorkspaceError",
+    )
+    assert data["error"]["message"].startswith("none of the 2 attempts was made: ")
 
 
 def test_when_none_is_made_the_exit_code_is_the_failure_s(
