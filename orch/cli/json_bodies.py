@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from orch.attempts.dispatch import DispatchResult
+    from orch.attempts.dispatch import DispatchResult, ManyResult
     from orch.attempts.lifecycle import CancelOutcome, SendOutcome, WaitOutcome
     from orch.models import Attempt, PortBundle
 
@@ -20,6 +20,18 @@ if TYPE_CHECKING:
 def dispatch_body(result: DispatchResult) -> dict[str, Any]:
     """``orch dispatch --json``: the new attempt's record and the warnings."""
     return {"attempt": result.attempt.to_dict(), "warnings": list(result.warnings)}
+
+
+def dispatch_many_body(result: ManyResult) -> dict[str, Any]:
+    """``orch dispatch --attempts N --json``: the records made, in order, and the attempts
+    that failed to provision (their id when their intent was recorded, else null)."""
+    return {
+        "attempts": [a.to_dict() for a in result.made],
+        "failed": [
+            {"attempt": f.attempt_id, "number": f.number, "reason": f.reason} for f in result.failed
+        ],
+        "warnings": list(result.warnings),
+    }
 
 
 def list_body(attempts: Sequence[Attempt]) -> dict[str, Any]:

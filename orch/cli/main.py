@@ -213,18 +213,10 @@ def _dispatch_many(
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
     if as_json:
+        from orch.cli.json_bodies import dispatch_many_body
         from orch.cli.render import to_json
 
-        click.echo(
-            to_json(
-                attempts=[a.to_dict() for a in result.made],
-                failed=[
-                    {"attempt": f.attempt_id, "number": f.number, "reason": f.reason}
-                    for f in result.failed
-                ],
-                warnings=list(result.warnings),
-            )
-        )
+        click.echo(to_json(**dispatch_many_body(result)))
         if result.failed:
             failure_documented()  # the records made are worth more than the error document
     if result.failed:

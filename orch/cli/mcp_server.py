@@ -30,7 +30,7 @@ from pydantic import Field
 
 from orch import __version__
 from orch.cli.render import error_json, to_json
-from orch.errors import InvalidInput, OrchError
+from orch.errors import OrchError
 from orch.models import State
 
 if TYPE_CHECKING:
@@ -127,48 +127,66 @@ def build_server(orch: Orch) -> MCPServer[Any]:
         repo: str | None = None,
         base_ref: str | None = None,
         strict: bool = False,
-        worker: str | None = None,
+        attempts: Annotated[int, Field(ge=1)] | None = None,
+        workers: list[str] | None = None,
         phase: str | None = None,
         reuse_workspace: bool = False,
         host: str | None = None,
         sparse: list[str] | None = None,
+        allow_empty_prompt: bool = False,
     ) -> CallToolResult:
         """Create an attempt of task_key: a committed base, its own branch and worktree, a
         store record and a payload for a worker (orch dispatch --json). repo: the
         repository (default: where orch mcp was started); base_ref: branch, tag or SHA to
         start from (default HEAD); strict: refuse uncommitted changes unless base_ref is
-        given; worker: the worker or worker kind that should take it; sparse: check out only
+        given; attempts: best-of-N, N attempts from one base commit, each with its own
+        branch, worktree and ports (the result lists those made and those that failed);
+        workers: the workers or worker kinds to take them, in turn; sparse: check out only
         these directories."""
 
         def work() -> dict[str, Any]:
             import os
 
-            from orch.attempts.dispatch import DispatchRequest
-            from orch.attempts.dispatch import dispatch as run_dispatch
-            from orch.cli.json_bodies import dispatch_body
+            from orch.attempts.dispatch import DispatchRequest, spread_workers
             from orch.faults import checkpoint_from_env
 
-            if worker is not None and not worker.strip():
-                raise InvalidInput("worker must not be empty")
+            named = tuple(workers or ())
+            per_attempt = spread_workers(named, attempts)
             request = DispatchRequest(
                 task_key=task_key,
                 repo_path=orch.cwd / Path(repo) if repo else orch.cwd,
                 base_ref=base_ref,
                 strict=strict,
                 prompt=prompt,
-                worker=worker,
+                worker=per_attempt[0],
                 phase=phase,
                 reuse_workspace=reuse_workspace,
                 host=host,
                 sparse=tuple(sparse or ()),
+                allow_empty_prompt=allow_empty_prompt,
             )
+            checkpoint = checkpoint_from_env(os.environ)
+            if attempts is not None or len(named) > 1:
+                from orch.attempts.dispatch import dispatch_many
+                from orch.cli.json_bodies import dispatch_many_body
+
+                # attempts that failed to provision are listed in the result, beside
+                # those made (the command's --json document, with its exit 14)
+                made = dispatch_many(
+                    request,
+                    per_attempt,
+                    orch.settings,
+                    orch.git,
+                    orch.store,
+                    orch.actor,
+                    checkpoint,
+                )
+                return dispatch_many_body(made)
+            from orch.attempts.dispatch import dispatch as run_dispatch
+            from orch.cli.json_bodies import dispatch_body
+
             result = run_dispatch(
-                request,
-                orch.settings,
-                orch.git,
-                orch.store,
-                orch.actor,
-                checkpoint_from_env(os.environ),
+                request, orch.settings, orch.git, orch.store, orch.actor, checkpoint
             )
             return dispatch_body(result)
 

@@ -72,7 +72,8 @@ def test_tools_their_input_schemas_and_tool_errors(repo: Path, run_orch: RunOrch
             assert set(tools) == TOOLS == set(TOOL_NAMES)
             dispatch = tools["dispatch"].input_schema
             assert dispatch["required"] == ["task_key", "prompt"]
-            assert {"repo", "base_ref", "strict", "worker", "sparse"} <= set(dispatch["properties"])
+            optional = {"repo", "base_ref", "strict", "attempts", "workers", "sparse"}
+            assert optional <= set(dispatch["properties"])
             timeout = tools["wait"].input_schema["properties"]["timeout"]
             assert (timeout["default"], timeout["maximum"], timeout["minimum"]) == (60, 600, 0)
             states = tools["list"].input_schema["$defs"]["State"]["enum"]
@@ -151,6 +152,16 @@ def test_dispatch_then_show_diff_list_ports_send_cancel_wait_as_the_cli_prints_t
             # the command's own document for an attempt that had already ended
             again = cli_json(run_orch, "cancel", attempt_id, cwd=repo)
             assert again["cancelled"][0]["changed"] is False
+
+            failed, best_of = await call(
+                session, "dispatch", task_key="best-of", prompt="Try", repo=str(repo), attempts=2
+            )
+            assert not failed and best_of["failed"] == [] and best_of["warnings"] == []
+            first, second = (a["id"] for a in best_of["attempts"])
+            assert len({a["branch_name"] for a in best_of["attempts"]}) == 2
+            failed, compared = await call(session, "compare", first=first, second=second)
+            assert not failed and compared["files"] == []
+            assert compared == cli_json(run_orch, "compare", first, second, cwd=repo)
 
     run(scenario)
 
