@@ -99,6 +99,21 @@ def test_tools_their_input_schemas_and_tool_errors(repo: Path, run_orch: RunOrch
             failed, listed = await call(session, "list")
             assert not failed and listed == {"version": 1, "attempts": []}
 
+            # calls run side by side (the SDK's worker threads): two dispatches at once
+            made: list[dict[str, Any]] = []
+
+            async def one(task_key: str) -> None:
+                failed, document = await call(session, "dispatch", task_key=task_key, prompt="p")
+                assert not failed, document
+                made.append(document["attempt"])
+
+            async with anyio.create_task_group() as group:
+                for key in ("side-a", "side-b"):
+                    group.start_soon(one, key)
+            assert {a["task_key"] for a in made} == {"side-a", "side-b"}
+            assert len({a["worktree_path"] for a in made}) == 2
+            assert all(a["workspace_status"] == "ready" for a in made)
+
     run(scenario)
 
 
