@@ -154,7 +154,7 @@ def build_server(orch: Orch) -> MCPServer[Any]:
             per_attempt = spread_workers(named, attempts)
             request = DispatchRequest(
                 task_key=task_key,
-                repo_path=orch.cwd / Path(repo) if repo else orch.cwd,
+                repo_path=orch.cwd / Path(repo).expanduser() if repo else orch.cwd,
                 base_ref=base_ref,
                 strict=strict,
                 prompt=prompt,
