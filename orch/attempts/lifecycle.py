@@ -162,35 +162,38 @@ class CancelOutcome:
 def cancel(
     store: Store, ref: str, actor: str, grace: float, reason: str | None, host: str | None = None
 ) -> CancelOutcome:
-    """End a live attempt as cancelled and stop its local worker (SIGTERM, then SIGKILL)."""
+    """End a live attempt as cancelled and stop its local agent (SIGTERM, then SIGKILL)."""
     attempt = find_attempt(store, ref)
     after, changed = store.cancel(attempt.id, reason or "cancelled by the operator", actor)
     signalled = None
     if changed and attempt.state == State.RUNNING:
-        signalled = _stop_local_worker(attempt, grace, host)
+        signalled = _stop_local_agent(attempt, grace, host)
     return CancelOutcome(attempt=after, changed=changed, signalled=signalled)
 
 
-def _stop_local_worker(attempt: Attempt, grace: float, host: str | None = None) -> str | None:
+def _stop_local_agent(attempt: Attempt, grace: float, host: str | None = None) -> str | None:
+    """Stop the attempt's agent if it runs on this host; never the worker that claimed it.
+
+    The claimant (``orch work`` between runs, a script that claimed with ``--pid $$``) is
+    fenced by its lease: it learns at its next heartbeat or finish and goes on to its next
+    attempt. Only the agent, recorded by the run that started it, is signalled."""
     if attempt.worker_host != (host or processes.hostname()):
         return None  # a remote worker learns from its next heartbeat
     if attempt.agent_pid is not None:
         return processes.terminate(attempt.agent_pid, attempt.agent_started_at, grace)
-    if attempt.worker_pid is not None:
-        return processes.terminate(attempt.worker_pid, attempt.worker_started_at, grace)
     return None
 
 
 def reassign(
     store: Store, ref: str, worker: str, settings: Settings, actor: str, grace: float
 ) -> tuple[Attempt, str | None]:
-    """Move a live attempt to ``worker``; the old holder is fenced out and stopped."""
+    """Move a live attempt to ``worker``; the old holder is fenced out, its agent stopped."""
     if not worker.strip():
         raise InvalidInput("--worker must not be empty")
     attempt = find_attempt(store, ref)
     before, after = store.reassign(attempt.id, worker, actor)
     running = before.state == State.RUNNING
-    signalled = _stop_local_worker(before, grace, settings.host_name) if running else None
+    signalled = _stop_local_agent(before, grace, settings.host_name) if running else None
     rewrite_payload(after, settings, store)
     return after, signalled
 
