@@ -156,7 +156,8 @@ def wait(
 class CancelOutcome:
     attempt: Attempt
     changed: bool
-    signalled: str | None  # what happened to a local worker process, if any
+    signalled: str | None  # what happened to a local agent, if any
+    dropped: tuple[Message, ...] = ()  # follow-ups that were waiting and never run now
 
 
 def cancel(
@@ -168,7 +169,11 @@ def cancel(
     signalled = None
     if changed and attempt.state == State.RUNNING:
         signalled = _stop_local_agent(attempt, grace, host)
-    return CancelOutcome(attempt=after, changed=changed, signalled=signalled)
+    # a message left undelivered by the cancel stays so: the attempt is terminal now
+    dropped = tuple(m for m in store.messages(attempt.id) if m.delivered_at is None)
+    return CancelOutcome(
+        attempt=after, changed=changed, signalled=signalled, dropped=dropped if changed else ()
+    )
 
 
 def _stop_local_agent(attempt: Attempt, grace: float, host: str | None = None) -> str | None:

@@ -22,6 +22,13 @@ class AttemptDetail:
     messages: tuple[Message, ...] = ()
     ports: PortBundle | None = None  # the port bundle the attempt holds, if any
 
+    @property
+    def dropped_messages(self) -> tuple[Message, ...]:
+        """Follow-ups that will never run: still undelivered when the attempt ended."""
+        if not self.attempt.terminal:
+            return ()
+        return tuple(m for m in self.messages if m.delivered_at is None)
+
     def to_dict(self) -> dict[str, Any]:
         """The body of ``orch show --json`` (and of the dashboard's attempt endpoint)."""
         bundle = self.ports
@@ -29,7 +36,9 @@ class AttemptDetail:
             "attempt": self.attempt.to_dict(),
             "events": [e.to_dict() for e in self.events],
             "runs": [r.to_dict() for r in self.runs],
-            "messages": [m.to_dict() for m in self.messages],
+            "messages": [
+                {**m.to_dict(), "dropped": m in self.dropped_messages} for m in self.messages
+            ],
             "ports": (
                 {"start": bundle.start, "size": bundle.size, "ports": bundle.ports}
                 if bundle is not None

@@ -450,6 +450,36 @@ def test_cancel_an_attempt_claimed_through_the_cli_leaves_the_claiming_process_a
     assert store.get(attempt["id"]).state is State.CANCELLED
 
 
+def test_cancel_names_the_follow_ups_it_drops_and_show_marks_them(
+    repo: Path, run_cli: RunCli, holder: Proc, store: Store
+) -> None:
+    attempt = dispatch(run_cli, repo, "talked-to")
+    claim(run_cli, attempt["id"], holder)
+    for body in ("add a test\nand run it", "then update the docs"):
+        assert run_cli("send", attempt["id"], body).exit_code == 0
+    result = run_cli("cancel", attempt["id"], "--grace", "0")
+    assert result.exit_code == 0, result.stderr
+    first, second = store.messages(attempt["id"])
+    assert result.stdout == (
+        f"{attempt['id']} cancelled\n"
+        "  2 follow-ups dropped, never run:\n"
+        f"    {first.id}  add a test\n"
+        f"    {second.id}  then update the docs\n"
+    )
+    event = store.events(attempt["id"])[-1]
+    assert event.kind == "followups_dropped"
+    assert event.detail == {"messages": [first.id, second.id], "count": 2}
+
+    shown = run_cli("show", attempt["id"])
+    assert "follow-ups dropped (the attempt ended before they ran): 2" in shown.stdout
+    assert f"  {second.id}  then update the docs" in shown.stdout.splitlines()
+    assert "follow-ups waiting" not in shown.stdout
+    data = json_out(run_cli("show", attempt["id"], "--json"))
+    assert [m["dropped"] for m in data["messages"]] == [True, True]
+    logged = run_cli("log", attempt["id"]).stdout
+    assert "# follow-up dropped (the attempt ended before it ran): then update the docs" in logged
+
+
 def test_cancel_a_finished_attempt_changes_nothing(
     repo: Path, run_cli: RunCli, holder: Proc, store: Store
 ) -> None:
