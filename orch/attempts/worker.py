@@ -189,6 +189,7 @@ class WorkerRuntime:
         # the next attempt, claimed in the same transaction as the previous finish
         self._next: Lease | None = None
         self._clone_urls: tuple[str, ...] = ()
+        self._cannot_start: str | None = None  # why the current attempt's agent never started
 
     def signal(self) -> None:
         """First call drains, second stops at once (wired to SIGTERM/SIGINT by the CLI)."""
@@ -377,6 +378,7 @@ class WorkerRuntime:
         attempt = lease.attempt
         log_path = self.settings.logs_dir / f"{attempt.id}.log"
         prompt, run, code = attempt.prompt, 0, None
+        self._cannot_start = None
         while True:
             run += 1
             values = {
@@ -396,7 +398,10 @@ class WorkerRuntime:
             try:
                 agent = processes.AgentProcess(argv, worktree, env, log_path, pass_fds=[lock.fd])
             except OSError as exc:
-                processes.append_log(log_path, f"=== orch: cannot start {argv[0]}: {exc}\n")
+                self._cannot_start = (
+                    f"cannot start {argv[0]}: {processes.start_failure(argv[0], exc)}"
+                )
+                processes.append_log(log_path, f"=== orch: {self._cannot_start} ({exc})\n")
                 return 127
             try:
                 self.store.start_run(
@@ -441,6 +446,9 @@ class WorkerRuntime:
                 return agent.stop(self.settings.cancel_grace)
 
     def _summary(self, attempt: Attempt, code: int | None) -> str:
+        if self._cannot_start is not None:
+            # the log's last line is the set-up hook's, not why the agent never ran
+            return f"exit code {code}: {self._cannot_start}"
         tail = [
             ln
             for ln in processes.log_tail(self.settings.logs_dir / f"{attempt.id}.log", 10)

@@ -170,6 +170,15 @@ class AgentProcess:
         self._log.close()
 
 
+def start_failure(program: str, exc: OSError) -> str:
+    """Why ``program`` could not be started, in a user's words."""
+    if isinstance(exc, FileNotFoundError):
+        return "not found on PATH" if os.sep not in program else "no such file"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return exc.strerror or str(exc)
+
+
 def log_tail(path: Path, lines: int = 20, max_bytes: int = 16384) -> list[str]:
     """The last ``lines`` lines of a log file (reads at most ``max_bytes`` from its end)."""
     try:

@@ -29,6 +29,7 @@ from orch.system import processes
 from tests.support.attempts import dispatch, show
 from tests.support.cli import ORCH_BIN, RunCli, error_line, json_out
 from tests.support.processes import Proc, Start, is_running, wait_for
+from tests.support.repos import commit_all
 from tests.support.store import new_attempt, settings
 
 # Announces the run, then waits for the test's go file (the first run only).
@@ -138,6 +139,20 @@ def test_a_command_that_does_not_exist_fails_the_attempt_with_127(
     ended = store.get(attempt["id"])
     assert (ended.state, ended.exit_code) == (State.FAILED, 127)
     assert f"cannot start {missing}" in log_of(isolated_env, attempt["id"])
+    assert ended.summary == f"exit code 127: cannot start {missing}: no such file"
+
+
+def test_a_command_that_may_not_be_executed_fails_the_attempt_saying_so(
+    repo: Path, run_cli: RunCli, start: Start, marks: Path, store: Store, tmp_path: Path
+) -> None:
+    attempt = dispatch(run_cli, repo, "not-executable")
+    agent = tmp_path / "agent.sh"
+    agent.write_text("#!/bin/sh\necho hi\n")
+    agent.chmod(0o644)
+    out = finished(work(start, marks, "--once", "--", str(agent)))
+    summary = f"exit code 127: cannot start {agent}: permission denied"
+    assert out.strip() == f"{attempt['id']} failed {summary}"
+    assert store.get(attempt["id"]).summary == summary
 
 
 def test_agent_claude_without_a_claude_binary_fails_the_attempt_cleanly(
@@ -149,7 +164,10 @@ def test_agent_claude_without_a_claude_binary_fails_the_attempt_cleanly(
     tmp_path: Path,
     isolated_env: Path,
 ) -> None:
+    (repo / "orch.toml").write_text("[workspace]\nsetup = 'echo \"setting up in $PWD\"'\n")
+    commit_all(repo, "a set-up hook that prints a line")
     attempt = dispatch(run_cli, repo, "needs-claude", "--prompt", "hello")
+    assert "setting up in" in log_of(isolated_env, attempt["id"])
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     out = finished(work(start, marks, "--once", "--agent", "claude", env={"PATH": str(empty)}))
@@ -157,6 +175,7 @@ def test_agent_claude_without_a_claude_binary_fails_the_attempt_cleanly(
     ended = store.get(attempt["id"])
     assert (ended.state, ended.exit_code) == (State.FAILED, 127)
     assert "cannot start claude" in log_of(isolated_env, attempt["id"])
+    assert ended.summary == "exit code 127: cannot start claude: not found on PATH"
 
 
 def test_work_once_with_nothing_to_do_exits_quietly(start: Start, marks: Path) -> None:
