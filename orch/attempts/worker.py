@@ -179,9 +179,15 @@ class WorkerRuntime:
         actor: str,
         environ: Mapping[str, str] | None = None,
         say: Callable[[str], None] | None = None,
+        progress: Callable[[str], None] | None = None,
+        report: Callable[[Attempt], None] | None = None,
     ) -> None:
         self.store, self.settings, self.config, self.actor = store, settings, config, actor
+        # say: trouble (always shown); progress: a line per claim and run end;
+        # report: each attempt as it is finished (the command's result)
         self.say = say or (lambda _line: None)
+        self.progress = progress or (lambda _line: None)
+        self.report = report or (lambda _attempt: None)
         self.environ = dict(os.environ if environ is None else environ)
         self.draining = threading.Event()
         self.stop_now = threading.Event()
@@ -232,6 +238,11 @@ class WorkerRuntime:
                     break
                 self.draining.wait(self.config.idle_poll)
                 continue
+            claimed = lease.attempt
+            self.progress(
+                f"orch work: claimed {claimed.id} (task {claimed.task_key}, "
+                f"attempt {claimed.attempt_number})"
+            )
             if lease.attempt.workspace_status == WorkspaceStatus.PENDING:
                 provisioned = self._provision_here(lease, clones, git)
                 if provisioned is None:
@@ -342,7 +353,11 @@ class WorkerRuntime:
         with contextlib.suppress(OrchError):
             escape.check(self.store, git, attempt, before, self.actor)
         if lost.is_set():
-            return  # fenced out: someone else owns the attempt now; write nothing
+            # fenced out: someone else owns the attempt now; write nothing
+            self.progress(
+                f"orch work: {attempt.id} was taken away (cancelled, reassigned or expired)"
+            )
+            return
         if self.stop_now.is_set():
             self._finish(lease, State.CANCELLED, code, "stopped: the worker was told to stop")
         else:
@@ -422,6 +437,7 @@ class WorkerRuntime:
                 raise
             code = self._supervise(agent, lost)
             self._patiently("recording the run's end", self.store.end_run, attempt.id, run, code)
+            self.progress(f"orch work: {attempt.id} run {run} exited with {code}")
             processes.append_log(log_path, f"=== orch run {run} exited with {code}\n")
             if lost.is_set() or self.stop_now.is_set():
                 return code
@@ -483,11 +499,11 @@ class WorkerRuntime:
                         self.settings.lease_ttl,
                         self._clone_urls,
                     )
-                    self.finished.append(ended)
+                    self._ended(ended)
                     return
                 except StoreUnavailable as exc:
                     self.say(f"orch work: finishing {lease.attempt.id} failed: {exc.message}")
-            self.finished.append(
+            self._ended(
                 self._patiently(
                     f"finishing {lease.attempt.id}",
                     lambda: self.store.finish(
@@ -495,6 +511,10 @@ class WorkerRuntime:
                     ),
                 )
             )
+
+    def _ended(self, attempt: Attempt) -> None:
+        self.finished.append(attempt)
+        self.report(attempt)
 
     def _patiently(self, what: str, call: Callable[..., _T], *args: Any) -> _T:
         """Run a store call, riding out an outage of the store (``orch.outage``) for up to

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from orch.cli.common import actor, open_store, settings_from_env
-from orch.models import WORKER_END_STATES
+from orch.models import WORKER_END_STATES, Attempt
 
 
 @click.command()
@@ -121,6 +121,11 @@ def finish(
     help="A clone of a repository on this host: also take attempts dispatched "
     "with --host for this host or any, provisioned here (repeatable).",
 )
+@click.option(
+    "--quiet",
+    is_flag=True,
+    help="Print no line per claim, run end and finish (trouble is still said).",
+)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def work(
     worker_name: str | None,
@@ -129,6 +134,7 @@ def work(
     attempt_ref: str | None,
     idle_poll: float,
     clones: tuple[Path, ...],
+    quiet: bool,
     command: tuple[str, ...],
 ) -> None:
     """Claim attempts and run an agent in each one's worktree: orch work -- my-agent --flag
@@ -140,6 +146,8 @@ def work(
     'sh -c', use "$ORCH_PROMPT", never {prompt} (that makes the prompt shell code).
     The first SIGTERM or Ctrl-C drains (the current attempt finishes normally); a second
     one stops the agent and finishes the attempt as cancelled.
+    Each finished attempt is a line on stdout as it ends (ID STATE SUMMARY); each claim
+    and run end a line on stderr; --quiet prints neither.
     """
     from orch.attempts.lifecycle import local_worker
     from orch.attempts.worker import WorkerConfig, WorkerRuntime, agent_command
@@ -154,8 +162,21 @@ def work(
         idle_poll=idle_poll,
         clones=tuple(c.absolute() for c in clones),
     )
+
+    def said(line: str) -> None:
+        click.echo(line, err=True)  # click.echo flushes: a log under nohup fills as it goes
+
+    def ended(attempt: Attempt) -> None:
+        click.echo(f"{attempt.id} {attempt.state} {attempt.summary or ''}".rstrip())
+
     runtime = WorkerRuntime(
-        open_store(settings), settings, config, actor(), say=lambda line: click.echo(line, err=True)
+        open_store(settings),
+        settings,
+        config,
+        actor(),
+        say=said,
+        progress=None if quiet else said,
+        report=None if quiet else ended,
     )
 
     def _on_signal(signum: int, _frame: object) -> None:
@@ -163,8 +184,7 @@ def work(
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    for ended in runtime.run():
-        click.echo(f"{ended.id} {ended.state} {ended.summary or ''}".rstrip())
+    runtime.run()
 
 
 COMMANDS = (claim, heartbeat, finish, work)

@@ -190,6 +190,46 @@ def test_work_without_a_command_is_refused(start: Start, marks: Path) -> None:
     assert "name an agent with --agent" in error_line(worker.stderr)
 
 
+# -- what it says while it works ----------------------------------------------------------------
+
+
+def test_work_says_each_claim_run_end_and_finish_as_it_happens_into_a_file(
+    repo: Path, run_cli: RunCli, start: Start, marks: Path, store: Store
+) -> None:
+    """stdout and stderr are files here (not a terminal): each line must be there while the
+    worker still works, not when it exits."""
+    first = dispatch(run_cli, repo, "quick")
+    second = dispatch(run_cli, repo, "held")
+    script = 'if [ "$ORCH_TASK_KEY" = held ]; then ' + HOLD + "fi; exit 0"
+    worker = work(start, marks, "--idle-poll", "0.05", "--", "sh", "-c", script)
+    wait_for(agent_started(store, second["id"]), "the second agent to start")
+
+    assert worker.stdout == f"{first['id']} succeeded exit code 0\n"
+    said = wait_for(
+        lambda: (err := worker.stderr).count("claimed") == 2 and err, "the second claim line"
+    )
+    assert said.splitlines() == [
+        f"orch work: claimed {first['id']} (task quick, attempt 1)",
+        f"orch work: {first['id']} run 1 exited with 0",
+        f"orch work: claimed {second['id']} (task held, attempt 1)",
+    ]
+    (marks / "go").touch()
+    wait_for(lambda: store.get(second["id"]).state is State.SUCCEEDED, "the second to finish")
+    worker.signal(signal.SIGTERM)
+    out = finished(worker)
+    assert out.splitlines() == [
+        f"{first['id']} succeeded exit code 0",
+        f"{second['id']} succeeded exit code 0",
+    ]
+
+
+def test_work_quiet_says_nothing(repo: Path, run_cli: RunCli, start: Start, marks: Path) -> None:
+    dispatch(run_cli, repo, "silent")
+    worker = work(start, marks, "--once", "--quiet", "--", "true")
+    assert finished(worker) == ""
+    assert worker.stderr == ""
+
+
 # -- signals -----------------------------------------------------------------------------------
 
 
