@@ -259,7 +259,7 @@ def log(attempt: str, tail: int | None) -> None:
 def ports(attempt: str, slot: str | None, as_export: bool, as_json: bool) -> None:
     """Show ATTEMPT's port bundle: eval "$(orch ports ATTEMPT --export)"."""
     from orch.attempts.queries import find_attempt
-    from orch.errors import NotFound
+    from orch.errors import InvalidInput, NotFound
     from orch.system import ports as port_files
 
     store = open_store(settings_from_env())
@@ -269,7 +269,8 @@ def ports(attempt: str, slot: str | None, as_export: bool, as_json: bool) -> Non
         raise NotFound(f"attempt {found.id} holds no port bundle")
     if slot is not None:
         if slot not in bundle.ports:
-            raise NotFound(f"no port slot {slot!r} (slots: {', '.join(bundle.ports)})")
+            # the attempt exists: a slot name it does not have is bad input, not a lookup miss
+            raise InvalidInput(f"no port slot {slot!r} (slots: {', '.join(bundle.ports)})")
         click.echo(bundle.ports[slot])
     elif as_export:
         click.echo("\n".join(port_files.export_lines(bundle)))
