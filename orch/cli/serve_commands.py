@@ -8,7 +8,14 @@ from typing import Any
 
 import click
 
-from orch.cli.common import actor, open_store, read_prompt, settings_from_env, task_options
+from orch.cli.common import (
+    actor,
+    open_store,
+    read_prompt,
+    repo_or_cwd,
+    settings_from_env,
+    task_options,
+)
 
 DEFAULT_PORT = 8005
 
@@ -41,7 +48,7 @@ def submit(
         open_store(settings),
         Git(settings.git_lock_timeout),
         task_key,
-        (repo or Path.cwd()).absolute(),
+        repo_or_cwd(repo),
         text,
         actor(),
         base_ref=base_ref,
