@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from orch import naming
 from orch.attempts.intent import record_intent
-from orch.attempts.queries import find_attempt
+from orch.attempts.queries import CONTINUES, find_attempt, prompt_history
 from orch.config import Settings
 from orch.errors import Conflict, InvalidInput
 from orch.models import (
@@ -203,15 +203,24 @@ def reassign(
     return after, signalled
 
 
-def rewrite_payload(attempt: Attempt, settings: Settings, store: Store | None = None) -> None:
-    """Write the payload again from the store's record (with its port bundle)."""
+def rewrite_payload(
+    attempt: Attempt,
+    settings: Settings,
+    store: Store | None = None,
+    history: Sequence[str] | None = None,
+) -> None:
+    """Write the payload again from the store's record (with its port bundle and the
+    attempt's prompt history; ``history``: as a worker knows it, before its run starts)."""
     if attempt.payload_path:
+        if history is None and store is not None:
+            history = prompt_history(store, attempt)
         bundle = store.port_bundle(attempt.id) if store is not None else None
         payload = inbox.build_payload(
             attempt,
             orch_home=settings.home,
             lease_ttl=settings.lease_ttl,
             ports=bundle.ports if bundle else None,
+            prompt_history=history,
         )
         inbox.write_payload(Path(attempt.payload_path), payload)
 
@@ -265,4 +274,9 @@ def _continue(store: Store, attempt: Attempt, body: str, actor: str, settings: S
         prompt=body,
     )
     created = record_intent(store, new, actor)
-    return finish_in_place(store, settings, created, WorkspaceStatus.REUSED, actor)
+    # the agent goes on with what it was told before (orch.attempts.worker reads the link)
+    store.record_event(created.id, CONTINUES, actor, attempt=attempt.id)
+    history = [*prompt_history(store, attempt), body]
+    return finish_in_place(
+        store, settings, created, WorkspaceStatus.REUSED, actor, prompt_history=history
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -85,6 +86,22 @@ def worktree_of(store: Store, ref: str) -> Path:
             f"(workspace_status {attempt.workspace_status}){saved}"
         )
     return path
+
+
+CONTINUES = "continues"  # the event a continuation attempt records: which attempt it goes on
+
+
+def prompt_history(store: Store, attempt: Attempt) -> list[str]:
+    """The prompts this attempt's agent has been given, oldest first: those of the attempt
+    it continues (``orch send`` to an ended attempt), its own prompt, then the follow-ups
+    its runs were given (one entry per run)."""
+    before: list[str] = []
+    for event in store.events(attempt.id):
+        if event.kind == CONTINUES and isinstance(event.detail.get("attempt"), str):
+            with contextlib.suppress(AttemptNotFound):
+                before = prompt_history(store, store.get(event.detail["attempt"]))
+    runs = store.runs(attempt.id)
+    return [*before, attempt.prompt, *(run.prompt for run in runs[1:])]
 
 
 def show(store: Store, ref: str) -> AttemptDetail:

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from orch import naming
 from orch.attempts.dispatch import check_worktree_root, provision
-from orch.attempts.lifecycle import reap
-from orch.attempts.queries import find_attempt
+from orch.attempts.lifecycle import reap, rewrite_payload
+from orch.attempts.queries import find_attempt, prompt_history
 from orch.config import Settings, load_repo_config
 from orch.errors import (
     InvalidInput,
@@ -59,6 +59,13 @@ AGENT_TEMPLATES: dict[str, tuple[str, ...]] = {
     "gemini": ("gemini", "--prompt={prompt}"),
     "aider": ("aider", "--yes-always", "--message={prompt}"),
 }
+# A follow-up goes on in the agent's own session where the agent can resume it (the most
+# recent session in the worktree): the follow-up alone is then its prompt. Any other
+# command is given the original prompt with the follow-ups appended (``with_history``).
+RESUME_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "claude": ("claude", "-p", "--continue", "--", "{prompt}"),
+    "codex": ("codex", "exec", "resume", "--last", "--", "{prompt}"),
+}
 PLACEHOLDERS = ("prompt", "payload", "worktree", "attempt", "branch", "base_commit", "task_key")
 
 
@@ -66,6 +73,9 @@ PLACEHOLDERS = ("prompt", "payload", "worktree", "attempt", "branch", "base_comm
 class WorkerConfig:
     identity: WorkerIdentity
     command: tuple[str, ...]
+    # the command for a follow-up run, when the agent can resume its session (None: the
+    # command itself, given the prompt history)
+    resume_command: tuple[str, ...] | None = None
     once: bool = False
     attempt_ref: str | None = None
     idle_poll: float = 1.0
@@ -89,6 +99,16 @@ def agent_command(template: str | None, argv: Sequence[str]) -> tuple[str, ...]:
     return tuple(argv)
 
 
+def resume_command(template: str | None) -> tuple[str, ...] | None:
+    return RESUME_TEMPLATES.get(template) if template else None
+
+
+def with_history(history: Sequence[str]) -> str:
+    """The original prompt with every follow-up appended, for an agent that cannot resume."""
+    first, *later = history
+    return "\n\n".join([first, *(f"Follow-up: {text}" for text in later)])
+
+
 def render(command: Sequence[str], values: Mapping[str, str]) -> list[str]:
     """Substitute ``{prompt}``-style placeholders; other braces are left alone."""
     out = []
@@ -100,8 +120,13 @@ def render(command: Sequence[str], values: Mapping[str, str]) -> list[str]:
 
 
 def agent_environment(
-    attempt: Attempt, prompt: str, run: int, base: Mapping[str, str]
+    attempt: Attempt,
+    prompt: str,
+    run: int,
+    base: Mapping[str, str],
+    history: Sequence[str] = (),
 ) -> dict[str, str]:
+    """``prompt``: what this run's agent is given; ``history``: every prompt so far."""
     env = dict(base)
     ports: dict[str, int] = {}
     if attempt.payload_path:
@@ -119,6 +144,8 @@ def agent_environment(
             "ORCH_BASE_REF": attempt.base_ref,
             "ORCH_BASE_COMMIT": attempt.base_commit or "",
             "ORCH_PROMPT": prompt,
+            "ORCH_PROMPT_HISTORY": json.dumps(list(history or [prompt])),
+            "ORCH_FOLLOW_UP": history[-1] if len(history) > 1 else "",
             "ORCH_RUN": str(run),
             "ORCH_PORTS": json.dumps(ports),
         }
@@ -394,10 +421,17 @@ class WorkerRuntime:
         log_path = self.settings.logs_dir / f"{attempt.id}.log"
         prompt, run, code = attempt.prompt, 0, None
         self._cannot_start = None
+        history = self._patiently("reading the prompt history", prompt_history, self.store, attempt)
         while True:
             run += 1
+            command, given = self.config.command, prompt
+            if len(history) > 1:  # a follow-up, or a continuation of an ended attempt
+                if self.config.resume_command is not None:
+                    command = self.config.resume_command
+                else:
+                    given = with_history(history)
             values = {
-                "prompt": prompt,
+                "prompt": given,
                 "payload": attempt.payload_path or "",
                 "worktree": str(worktree),
                 "attempt": attempt.id,
@@ -405,11 +439,11 @@ class WorkerRuntime:
                 "base_commit": attempt.base_commit or "",
                 "task_key": attempt.task_key,
             }
-            argv = render(self.config.command, values)
+            argv = render(command, values)
             processes.append_log(
                 log_path, f"=== orch run {run} of attempt {attempt.id}: {argv[0]}\n"
             )
-            env = agent_environment(attempt, prompt, run, self.environ)
+            env = agent_environment(attempt, given, run, self.environ, history)
             try:
                 agent = processes.AgentProcess(argv, worktree, env, log_path, pass_fds=[lock.fd])
             except OSError as exc:
@@ -451,6 +485,9 @@ class WorkerRuntime:
             if not messages:
                 return code
             prompt = "\n\n".join(m.body for m in messages)
+            history.append(prompt)
+            with contextlib.suppress(OrchError):  # the payload is a copy: the store has it
+                rewrite_payload(attempt, self.settings, self.store, history)
 
     def _supervise(self, agent: processes.AgentProcess, lost: threading.Event) -> int:
         while True:

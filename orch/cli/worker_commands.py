@@ -141,7 +141,10 @@ def work(
 
     The command may use {prompt}, {payload}, {worktree}, {attempt}, {branch},
     {base_commit} and {task_key}; its environment carries ORCH_ATTEMPT_ID, ORCH_PAYLOAD,
-    ORCH_WORKTREE, ORCH_BRANCH, ORCH_BASE_COMMIT, ORCH_PROMPT and ORCH_PORT_<NAME>.
+    ORCH_WORKTREE, ORCH_BRANCH, ORCH_BASE_COMMIT, ORCH_PROMPT, ORCH_PROMPT_HISTORY,
+    ORCH_FOLLOW_UP and ORCH_PORT_<NAME>. A follow-up resumes the agent's session with
+    --agent claude or codex; any other command gets the original prompt with the
+    follow-ups appended as {prompt} and ORCH_PROMPT.
     End the agent's options before {prompt} ('--'): a prompt may start with '-'. In
     'sh -c', use "$ORCH_PROMPT", never {prompt} (that makes the prompt shell code).
     The first SIGTERM or Ctrl-C drains (the current attempt finishes normally); a second
@@ -150,13 +153,14 @@ def work(
     and run end a line on stderr; --quiet prints neither.
     """
     from orch.attempts.lifecycle import local_worker
-    from orch.attempts.worker import WorkerConfig, WorkerRuntime, agent_command
+    from orch.attempts.worker import WorkerConfig, WorkerRuntime, agent_command, resume_command
 
     argv = agent_command(template, command)
     settings = settings_from_env()
     config = WorkerConfig(
         identity=local_worker(worker_name or "local", os.getpid(), settings.host_name),
         command=argv,
+        resume_command=resume_command(template),
         once=once,
         attempt_ref=attempt_ref,
         idle_poll=idle_poll,

@@ -336,7 +336,7 @@ def test_a_follow_up_runs_in_the_same_worktree_after_the_first_run(
     repo: Path, run_cli: RunCli, start: Start, marks: Path, store: Store, isolated_env: Path
 ) -> None:
     attempt = dispatch(run_cli, repo, "two-runs", "--prompt", "write the code")
-    script = HOLD + 'echo "run $ORCH_RUN: $ORCH_PROMPT in $(pwd -P)"; exit 0'
+    script = HOLD + 'echo "run $ORCH_RUN: ${ORCH_FOLLOW_UP:-$ORCH_PROMPT} in $(pwd -P)"; exit 0'
     worker = work(start, marks, "--once", "--", "sh", "-c", script)
     wait_for(lambda: (marks / f"{attempt['id']}.run1").exists(), "the first run to start")
 
@@ -372,6 +372,54 @@ def test_a_follow_up_runs_in_the_same_worktree_after_the_first_run(
     assert any(ln.startswith("# run 2 started ") for ln in lines)
     assert "  follow-up: now add tests" in lines
     assert f"run 2: now add tests in {worktree}" in lines
+
+
+def test_a_follow_up_is_given_the_original_prompt_and_the_history(
+    repo: Path, run_cli: RunCli, start: Start, marks: Path, store: Store
+) -> None:
+    """A command that cannot resume a session of its own gets the original prompt with the
+    follow-ups appended; the environment and the payload hold the prompt history."""
+    attempt = dispatch(run_cli, repo, "context", "--prompt", "write the code")
+    keep = (
+        'printf "%s" "$ORCH_PROMPT" > "$MARKS/$ORCH_ATTEMPT_ID.prompt$ORCH_RUN"; '
+        'printf "%s" "$ORCH_PROMPT_HISTORY" > "$MARKS/$ORCH_ATTEMPT_ID.history$ORCH_RUN"; '
+        'cp "$ORCH_PAYLOAD" "$MARKS/$ORCH_ATTEMPT_ID.payload$ORCH_RUN"; '
+    )
+    worker = work(start, marks, "--once", "--", "sh", "-c", keep + HOLD + "exit 0")
+    wait_for(lambda: (marks / f"{attempt['id']}.run1").exists(), "the first run to start")
+    assert run_cli("send", attempt["id"], "now add tests").exit_code == 0
+    (marks / "go").touch()
+    finished(worker)
+
+    def given(attempt_id: str, run: int) -> tuple[str, list[str], list[str]]:
+        payload = json.loads((marks / f"{attempt_id}.payload{run}").read_text())
+        return (
+            (marks / f"{attempt_id}.prompt{run}").read_text(),
+            json.loads((marks / f"{attempt_id}.history{run}").read_text()),
+            payload["prompt_history"],
+        )
+
+    history = ["write the code", "now add tests"]
+    assert given(attempt["id"], 1) == ("write the code", history[:1], history[:1])
+    assert given(attempt["id"], 2) == (
+        "write the code\n\nFollow-up: now add tests",
+        history,
+        history,
+    )
+
+    # sent after it ended: the continuation goes on with all of it
+    sent = run_cli("send", attempt["id"], "one more thing")
+    continuation_id = sent.stdout.split(":")[0]
+    history.append("one more thing")
+    payload = json.loads(Path(store.get(continuation_id).payload_path or "").read_text())
+    assert payload["prompt_history"] == history
+    finished(work(start, marks, "--once", "--", "sh", "-c", keep + "exit 0"))
+    assert given(continuation_id, 1) == (
+        "write the code\n\nFollow-up: now add tests\n\nFollow-up: one more thing",
+        history,
+        history,
+    )
+    assert [r.prompt for r in store.runs(continuation_id)] == ["one more thing"]
 
 
 def test_a_message_to_an_ended_attempt_continues_in_its_worktree(
