@@ -152,6 +152,10 @@ class ConfigError(OrchError):
     exit_code = 11
 
 
+class UnsafeHome(ConfigError):
+    """The orch home is owned by another user or writable by others: refused."""
+
+
 class Conflict(OrchError):
     """The attempt changed underneath this operation."""
 

@@ -121,9 +121,14 @@ class Attempt:
     lease_expires_at: dt.datetime | None = None
     heartbeat_at: dt.datetime | None = None
     lease_holder: str | None = None  # the worker name that claimed it (``worker`` is who should)
+    # the process that holds the lease; cleared with it
     worker_host: str | None = None
     worker_pid: int | None = None
     worker_started_at: float | None = None
+    # the dispatch process, while it provisions the workspace; cleared when that ends
+    dispatcher_host: str | None = None
+    dispatcher_pid: int | None = None
+    dispatcher_started_at: float | None = None
     agent_pid: int | None = None
     agent_started_at: float | None = None
     exit_code: int | None = None
@@ -133,6 +138,17 @@ class Attempt:
     @property
     def terminal(self) -> bool:
         return self.state.terminal
+
+    @property
+    def provisioner(self) -> tuple[str, int] | None:
+        """The host and pid of the process provisioning the workspace: the lease holder
+        of an attempt provisioned on its worker's host, else the dispatch that recorded it
+        (None once provisioning has ended, or when nobody said)."""
+        if self.state == State.RUNNING:
+            host, pid = self.worker_host, self.worker_pid
+        else:
+            host, pid = self.dispatcher_host, self.dispatcher_pid
+        return (host, pid) if host is not None and pid is not None else None
 
     @property
     def checkout(self) -> CheckoutSpec:
@@ -187,7 +203,7 @@ class NewAttempt:
     worktree_path: str | None  # None while it waits for a worker host (target_host)
     worker: str | None
     prompt: str
-    # while provisioning, the worker_* fields name the dispatching process (for doctor)
+    # the dispatching process, recorded while it provisions (for doctor)
     dispatcher: WorkerIdentity | None = None
     phase: str | None = None
     target_host: str | None = None
@@ -314,7 +330,8 @@ class PortBundle:
 
 @dataclasses.dataclass(frozen=True)
 class TaskWorkspace:
-    """The worktree and branch later phases of a task reuse (``--reuse-workspace``)."""
+    """The worktree and branch later phases of a task reuse (``--reuse-workspace``): those
+    of the attempt ``attempt_id``, read from its row."""
 
     repository: str
     task_key: str

@@ -182,8 +182,8 @@ class Doctor:
         for a in attempts:
             if a.workspace_status != WorkspaceStatus.PROVISIONING:
                 continue
-            local = a.worker_host == host and a.worker_pid is not None
-            gone = local and not processes.is_alive(a.worker_pid or 0, None)
+            by = a.provisioner
+            gone = by is not None and by[0] == host and not processes.is_alive(by[1], None)
             if not gone and now - a.updated_at < STUCK_AFTER:
                 continue  # a dispatch still at work
             why = "its dispatch process is gone" if gone else "provisioning for over 10 minutes"

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from orch.cli import startup
 from orch.errors import InvalidInput, OrchError
 from orch.models import State
 
@@ -31,9 +32,13 @@ class OrchGroup(click.Group):
 
 
 def settings_from_env(**overrides: Any) -> Settings:
+    """The settings, once the orch home they name is known to be safe to use."""
+    from orch import private
     from orch.config import resolve
 
-    return resolve(os.environ, overrides)
+    settings = resolve(os.environ, overrides)
+    private.secure_home(settings.home, settings.sqlite_file)
+    return settings
 
 
 def open_store(settings: Settings) -> Store:
@@ -66,21 +71,7 @@ def repo_or_cwd(repo: Path | None) -> Path:
 
 def actor() -> str:
     # the host name as gethostname() gives it, without importing socket (`orch --help`)
-    return f"{_user()}@{os.uname().nodename} pid {os.getpid()}"
-
-
-def _user() -> str:
-    """The login name as ``getpass.getuser`` finds it, without importing ``getpass`` (and
-    ``termios``) on every command start."""
-    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
-        if user := os.environ.get(name):
-            return user
-    import pwd
-
-    try:
-        return pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:
-        return f"uid{os.getuid()}"
+    return f"{startup.login_name()}@{os.uname().nodename} pid {os.getpid()}"
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])

@@ -117,10 +117,10 @@ def dispatch(
         host=host,
         sparse=sparse,
     )
-    from orch.cli import early
+    from orch.cli import startup
     from orch.faults import checkpoint_from_env
 
-    early_check = early.take(request.repo_path)
+    early_check = startup.take_dirty_check(request.repo_path)
     try:
         result = run_dispatch(
             request,
@@ -258,6 +258,7 @@ def _register() -> None:
         maintenance_commands,
         operator_commands,
         pool_commands,
+        review_commands,
         serve_commands,
         worker_commands,
         worktree_commands,
@@ -268,6 +269,7 @@ def _register() -> None:
         operator_commands,
         maintenance_commands,
         pool_commands,
+        review_commands,
         serve_commands,
         worktree_commands,
     ):

@@ -11,7 +11,8 @@ modules, by what they are about:
 - ``worktrees``: registering, removing and git's bookkeeping of worktrees;
 - ``status``: what a worktree holds that its HEAD does not;
 - ``saving``: patches, untracked files and bundles of work about to be removed;
-- ``restoring``: bringing such work back (``orch restore``).
+- ``restoring``: bringing such work back (``orch restore``);
+- ``diff``: what changed between a base and a tip or a worktree's files (``orch diff``).
 
 ``Git`` is all of them in one object, as the rest of orch passes it around.
 """
@@ -19,6 +20,16 @@ modules, by what they are about:
 from __future__ import annotations
 
 from orch.git.checkout import Checkout, add_excludes, checkout_env
+from orch.git.diff import (
+    CommitInfo,
+    DiffFormat,
+    DiffRange,
+    Diffs,
+    FileChange,
+    PrivateIndex,
+    WorktreeTree,
+    index_file,
+)
 from orch.git.refs import (
     PendingRepositoryFacts,
     PendingRepositoryUrl,
@@ -54,18 +65,24 @@ from orch.git.worktrees import (
 )
 
 
-class Git(Worktrees, Status):
+class Git(Worktrees, Status, Diffs):
     """Every git command orch runs (see the modules above)."""
 
 
 __all__ = [
     "Checkout",
+    "CommitInfo",
+    "DiffFormat",
+    "DiffRange",
+    "Diffs",
     "DirtyPath",
+    "FileChange",
     "Git",
     "Pending",
     "PendingDirtyCheck",
     "PendingRepositoryFacts",
     "PendingRepositoryUrl",
+    "PrivateIndex",
     "Refs",
     "Repository",
     "RepositoryFacts",
@@ -73,6 +90,7 @@ __all__ = [
     "Status",
     "UnsavedWork",
     "WorktreeRecord",
+    "WorktreeTree",
     "Worktrees",
     "add_excludes",
     "admin_of_repository",
@@ -84,6 +102,7 @@ __all__ = [
     "fingerprint",
     "force_remove_worktree",
     "ignored_entries",
+    "index_file",
     "index_stat",
     "parse_porcelain",
     "patch_applied",

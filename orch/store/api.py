@@ -7,7 +7,7 @@ and row conversion in ``base``.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from orch.store.ports import PortOps
 from orch.store.tables import attempt_events as _E
 from orch.store.tables import attempts as _T
 from orch.store.tasks import TaskOps
-from orch.store.workspaces import WorkspaceOps
+from orch.store.workspaces import WorkspaceOps, map_task_workspace
 
 MIN_ID_PREFIX = 4  # shorter prefixes match too much to be meant (ids are 8 hex digits)
 
@@ -106,9 +106,11 @@ class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps):
                                 new.checkout.lfs_skip_smudge if new.checkout else None
                             ),
                             lease_token=0,
-                            worker_host=new.dispatcher.host if new.dispatcher else None,
-                            worker_pid=new.dispatcher.pid if new.dispatcher else None,
-                            worker_started_at=new.dispatcher.started_at if new.dispatcher else None,
+                            dispatcher_host=new.dispatcher.host if new.dispatcher else None,
+                            dispatcher_pid=new.dispatcher.pid if new.dispatcher else None,
+                            dispatcher_started_at=(
+                                new.dispatcher.started_at if new.dispatcher else None
+                            ),
                             created_at=now,
                             updated_at=now,
                         )
@@ -176,18 +178,20 @@ class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps):
     ) -> Attempt:
         """provisioning -> ready (or reused), only if nobody changed the attempt meanwhile.
         ``from_pool``: the pool member the worktree was, recorded (``workspace_from_pool``)
-        in the same transaction."""
+        in the same transaction; so is the task's workspace, when this one is fresh (the
+        one ``--reuse-workspace`` finds)."""
         return self._set_workspace(
             attempt_id,
             WorkspaceStatus.PROVISIONING,
             actor,
             "provisioned",
             before=[("workspace_from_pool", {"member": from_pool})] if from_pool else [],
+            then=map_task_workspace,
             workspace_status=status,
             payload_path=str(payload_path),
-            worker_host=None,
-            worker_pid=None,
-            worker_started_at=None,
+            dispatcher_host=None,
+            dispatcher_pid=None,
+            dispatcher_started_at=None,
         )
 
     def move_worktree(self, attempt_id: str, worktree_path: str, actor: str) -> Attempt:
@@ -212,9 +216,9 @@ class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps):
             workspace_status=WorkspaceStatus.FAILED,
             state=State.FAILED,
             reason=reason,
-            worker_host=None,
-            worker_pid=None,
-            worker_started_at=None,
+            dispatcher_host=None,
+            dispatcher_pid=None,
+            dispatcher_started_at=None,
             finished_at=now,
         )
 
@@ -225,10 +229,11 @@ class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps):
         actor: str,
         kind: str,
         before: list[tuple[str, dict[str, Any]]] | None = None,
+        then: Callable[[Connection, Any, Any], None] | None = None,
         **values: Any,
     ) -> Attempt:
         """Compare-and-set the workspace columns; the events ``before`` (kind, detail) go
-        first, in the same transaction."""
+        first, and ``then(conn, row, now)`` last, in the same transaction."""
         with self._write() as conn:
             values["updated_at"] = self.clock()
             row = conn.execute(
@@ -246,6 +251,8 @@ class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps):
             for earlier_kind, earlier_detail in before or ():
                 self._event(conn, attempt_id, earlier_kind, actor, **earlier_detail)
             self._event(conn, attempt_id, kind, actor, **detail)
+            if then is not None:
+                then(conn, row, values["updated_at"])
             return to_attempt(row)
 
     def mark_workspace(

@@ -73,9 +73,15 @@ attempts = Table(
     _when("lease_expires_at"),
     _when("heartbeat_at"),
     Column("lease_holder", String(128)),
+    # the worker that holds the lease (written by claims, cleared with the lease)
     Column("worker_host", String(255)),
     Column("worker_pid", Integer),
     Column("worker_started_at", Float),
+    # the dispatch process while it provisions the workspace (written with the intent,
+    # cleared when provisioning ends either way)
+    Column("dispatcher_host", String(255)),
+    Column("dispatcher_pid", Integer),
+    Column("dispatcher_started_at", Float),
     Column("agent_pid", Integer),
     Column("agent_started_at", Float),
     Column("exit_code", Integer),
@@ -141,19 +147,17 @@ port_leases = Table(
     UniqueConstraint("host", "block_start", name="uq_port_block"),
 )
 
-# which worktree and branch a task's phases reuse (one per task, one task per branch)
+# the attempt whose worktree and branch a task's later phases reuse (one per task); the
+# branch and path are the attempt's own columns, never copied here
 task_workspaces = Table(
     "task_workspaces",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("repository", Text, nullable=False),
     Column("task_key", String(128), nullable=False),
-    Column("branch_name", String(255), nullable=False),
-    Column("worktree_path", Text, nullable=False),
-    Column("attempt_id", String(16), nullable=False),
+    _attempt_ref(index=True),
     _when("updated_at", nullable=False),
     UniqueConstraint("repository", "task_key", name="uq_task_workspace"),
-    UniqueConstraint("repository", "branch_name", name="uq_task_branch"),
 )
 
 # a task submitted with ``orch submit``, waiting for ``orch serve`` to dispatch it

@@ -1,57 +1,71 @@
-"""The registry of task workspaces: the worktree and branch later phases of a task reuse.
+"""The registry of task workspaces: which attempt's worktree and branch later phases reuse.
 
-A unique constraint on (repository, branch) keeps two task keys from claiming one branch.
+A row names the attempt, never its branch or path: those are read from the attempt's row,
+so they cannot drift from it. The row is written by ``finish_provisioning``, in the
+transaction that makes a fresh workspace ready (``map_task_workspace``), and read back
+only while that attempt still holds its workspace. This module never writes an attempt.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import delete, insert, select, update
+from typing import Any
 
-from orch.errors import Conflict, StoreConflict
-from orch.models import TaskWorkspace
+from sqlalchemy import Connection, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from orch.models import HOLDS_WORKTREE, TaskWorkspace, WorkspaceStatus
 from orch.store.base import StoreBase
+from orch.store.tables import attempts as _T
 from orch.store.tables import task_workspaces as _W
 
 
-class WorkspaceOps(StoreBase):
-    def register_workspace(self, ws: TaskWorkspace) -> None:
-        """Map the task to this workspace (replacing its previous mapping)."""
-        of_task = (_W.c.repository == ws.repository, _W.c.task_key == ws.task_key)
-        values = {
-            "branch_name": ws.branch_name,
-            "worktree_path": ws.worktree_path,
-            "attempt_id": ws.attempt_id,
-            "updated_at": self.clock(),
-        }
-        for tries_left in (1, 0):
-            try:
-                with self._write() as conn:
-                    if conn.execute(update(_W).where(*of_task).values(**values)).rowcount == 0:
-                        conn.execute(
-                            insert(_W).values(
-                                repository=ws.repository, task_key=ws.task_key, **values
-                            )
-                        )
-                return
-            except StoreConflict as exc:
-                # PostgreSQL: a dispatch of the same task inserted its mapping between our
-                # update and insert; the update finds it now (the later dispatch wins)
-                if tries_left and self.task_workspace(ws.repository, ws.task_key) is not None:
-                    continue
-                raise Conflict(
-                    f"branch {ws.branch_name} already belongs to another task's workspace"
-                ) from exc
+def map_task_workspace(conn: Connection, row: Any, now: Any) -> None:
+    """Within the caller's transaction: the task of the attempt ``row`` (just made ready)
+    reuses its workspace from now on, replacing the task's previous one.
 
+    Only a fresh workspace of this host counts: an attempt in an existing place has no
+    worktree of its own, and one provisioned for another host is not on this disk."""
+    if (
+        row.workspace_status != WorkspaceStatus.READY
+        or not row.branch_name
+        or not row.worktree_path
+        or row.target_host is not None
+    ):
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    # one statement that inserts or replaces: parallel dispatches of one task never fail
+    # on each other's row (the later one wins)
+    upsert = dialect.insert(_W).values(
+        repository=row.repository, task_key=row.task_key, attempt_id=row.id, updated_at=now
+    )
+    conn.execute(
+        upsert.on_conflict_do_update(
+            index_elements=[_W.c.repository, _W.c.task_key],
+            set_={"attempt_id": row.id, "updated_at": now},
+        )
+    )
+
+
+class WorkspaceOps(StoreBase):
     def task_workspace(self, repository: str, task_key: str) -> TaskWorkspace | None:
-        with self._read() as conn:
-            row = conn.execute(
-                select(_W).where(_W.c.repository == repository, _W.c.task_key == task_key)
-            ).first()
-            if row is None:
-                return None
-            return TaskWorkspace(
-                row.repository, row.task_key, row.branch_name, row.worktree_path, row.attempt_id
+        """The task's workspace, or None if it has none or its attempt no longer holds it
+        (cleaned up, returned to the pool, found deleted)."""
+        query = (
+            select(_W.c.repository, _W.c.task_key, _T.c.branch_name, _T.c.worktree_path, _T.c.id)
+            .join(_T, _T.c.id == _W.c.attempt_id)
+            .where(
+                _W.c.repository == repository,
+                _W.c.task_key == task_key,
+                _T.c.workspace_status.in_(sorted(HOLDS_WORKTREE)),
             )
+        )
+        with self._read() as conn:
+            row = conn.execute(query).first()
+        if row is None or not row.branch_name or not row.worktree_path:
+            return None
+        return TaskWorkspace(
+            row.repository, row.task_key, row.branch_name, row.worktree_path, row.id
+        )
 
     def release_workspace(self, task_key: str, repository: str | None = None) -> int:
         with self._write() as conn:

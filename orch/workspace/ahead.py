@@ -23,19 +23,17 @@ import contextlib
 import dataclasses
 import json
 import os
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from orch import atomic
+from orch import atomic, private
 from orch.config import Settings
 from orch.errors import OrchError
 from orch.git import Git, Repository
 from orch.models import CheckoutSpec
 
 MARKERS = "checkouts"
-SWITCH_INTERVAL = 0.0005  # seconds
 
 
 class CheckoutAhead:
@@ -50,7 +48,6 @@ class CheckoutAhead:
         self.recorded = False  # the intent names the worktree: from then on it is the attempt's
         self._failure: BaseException | None = None
         self._thread: threading.Thread | None = None
-        self._switch_interval = sys.getswitchinterval()
 
     @classmethod
     def start(
@@ -65,7 +62,7 @@ class CheckoutAhead:
         checkpoint: Callable[[str], None] = lambda step: None,
     ) -> CheckoutAhead:
         marker = settings.home / MARKERS / attempt_id
-        marker.parent.mkdir(parents=True, exist_ok=True)
+        private.make_dir(marker.parent)
         record = {"pid": os.getpid(), "worktree": str(path), "repository": str(repo.root)}
         atomic.write_text(marker, json.dumps(record))
         ahead = cls(git, repo, attempt_id, path, commit, marker)
@@ -76,15 +73,9 @@ class CheckoutAhead:
             daemon=True,
         )
         ahead._thread = thread
-        # the thread needs the GIL for a moment between its git processes, while the
-        # dispatch's thread imports the store's modules (pure Python, holding it): hand it
-        # over sooner than the default 5 ms so that git starts its checkout sooner
-        ahead._switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(SWITCH_INTERVAL)
         try:
             thread.start()
         except BaseException:  # no thread to be had (RuntimeError): nothing was made
-            sys.setswitchinterval(ahead._switch_interval)
             drop_marker(marker)
             raise
         return ahead
@@ -103,8 +94,6 @@ class CheckoutAhead:
             checkpoint("checked-out-ahead")
         except BaseException as exc:  # handed to the dispatch's thread by result()
             self._failure = exc
-        finally:
-            sys.setswitchinterval(self._switch_interval)
 
     def settle(self) -> None:
         """Wait until git is done here (whether or not it succeeded)."""

@@ -367,7 +367,7 @@ def test_the_dirt_warning_through_the_command_is_about_the_right_worktree(
     store_url: str,
 ) -> None:
     """`orch dispatch` starts the main worktree's dirt check before parsing its arguments
-    (orch.cli.early); wherever it is started from, the warning is the same as in-process
+    (orch.cli.startup); wherever it is started from, the warning is the same as in-process
     and about the main worktree of the repository dispatched from."""
     make_dirty(repo)
     expected = (

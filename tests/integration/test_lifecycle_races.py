@@ -27,7 +27,14 @@ from orch.store import Store, open_store
 from tests.support.attempts import dispatch
 from tests.support.cli import ORCH_BIN, RunCli, error_line, json_out
 from tests.support.processes import Start, is_running, wait_for
-from tests.support.store import OffsetClock, own_repository, ready_attempt, remote_worker, settings
+from tests.support.store import (
+    OffsetClock,
+    new_attempt,
+    own_repository,
+    ready_attempt,
+    remote_worker,
+    settings,
+)
 
 CLAIMERS = 8
 ATTEMPTS = 200
@@ -371,32 +378,35 @@ def test_a_stopped_orch_work_whose_lease_expired_writes_nothing_after_sigcont(
 def test_dispatches_of_one_task_register_its_workspace_at_once(
     store: Store, repository: str
 ) -> None:
-    """Parallel dispatches of one task each map the task to their workspace; on
-    PostgreSQL two of them could both find no mapping and both insert one, and the loser
-    failed as if its branch belonged to another task (after its attempt was ready)."""
+    """Parallel dispatches of one task each map the task to their workspace as they make
+    it ready; on PostgreSQL two of them could both find no mapping and both insert one,
+    and the loser failed as if its branch belonged to another task (after its attempt was
+    ready). The mapping is now written by finish_provisioning, in one statement."""
     import threading
-
-    from orch.models import TaskWorkspace
 
     for round_ in range(12):
         task = f"task-{round_}"
         barrier = threading.Barrier(6)
         errors: list[BaseException] = []
+        created = [
+            store.create_attempt(
+                new_attempt(repository, task, attempt_id=f"{round_:02d}{n:06x}"), "d"
+            )
+            for n in range(6)
+        ]
 
         def register(
-            n: int,
-            task: str = task,
+            attempt_id: str,
             barrier: threading.Barrier = barrier,
             errors: list[BaseException] = errors,
         ) -> None:
-            ws = TaskWorkspace(repository, task, f"orch/{task}-{n}", f"/wt/{task}-{n}", f"{n:08x}")
             barrier.wait()
             try:
-                store.register_workspace(ws)
+                store.finish_provisioning(attempt_id, Path(f"/inbox/{attempt_id}.json"), "d")
             except BaseException as exc:
                 errors.append(exc)
 
-        threads = [threading.Thread(target=register, args=(n,)) for n in range(6)]
+        threads = [threading.Thread(target=register, args=(a.id,)) for a in created]
         for t in threads:
             t.start()
         for t in threads:
@@ -404,3 +414,4 @@ def test_dispatches_of_one_task_register_its_workspace_at_once(
         assert errors == []
         mapped = store.task_workspace(repository, task)
         assert mapped is not None and mapped.branch_name.startswith(f"orch/{task}-")
+        assert mapped.attempt_id in {a.id for a in created}

@@ -8,6 +8,7 @@ what a user would really see.
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -263,3 +264,195 @@ def test_postgres_store_behind_is_refused_until_upgraded(
     assert (listed.returncode, listed.stdout, listed.stderr) == (0, "no attempts\n", "")
     with open_store(fresh_pg_url, tmp_path / "locks", auto_migrate=False) as store:
         assert store.list_attempts() == []
+
+
+# -- 0008: the dispatcher's own columns; task workspaces name their attempt ---------------
+
+_T0 = dt.datetime(2026, 12, 1, 10, tzinfo=dt.UTC)
+# a process that holds an attempt (a dispatch at work, or a worker)
+_WHO = {"worker_host": "here", "worker_pid": 4242, "worker_started_at": 1.5}
+
+
+def _migrate(url: str, target: str, down: bool = False) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            (command.downgrade if down else command.upgrade)(cfg, target)
+    finally:
+        engine.dispose()
+
+
+def _attempt_row(n: int, state: str, workspace: str, **extra: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        # every row names every column it may set: an insert of many rows takes the
+        # first row's columns
+        **{c: None for c in (*_WHO, "lease_holder", "finished_at", "exit_code", "reason")},
+        "target_host": None,
+        "id": f"a{n:07d}",
+        "task_key": f"task-{n}",
+        "attempt_number": 1,
+        "state": state,
+        "workspace_status": workspace,
+        "repository": "/repo",
+        "base_ref": "main",
+        "base_commit": "c" * 40,
+        "branch_name": f"orch/task-{n}",
+        "worktree_path": f"/wt/task-{n}",
+        "prompt": f"prompt {n}",
+        "lease_token": 0,
+        "created_at": _T0,
+        "updated_at": _T0,
+    }
+    row.update(extra)
+    return row
+
+
+# every kind of row a 0007 store holds; ``who`` names a process (host, pid, start time)
+_ROWS_0007 = [
+    _attempt_row(1, "queued", "ready"),
+    _attempt_row(2, "running", "ready", lease_token=1, lease_holder="w", **_WHO),
+    *(
+        _attempt_row(3 + i, end, "ready", finished_at=_T0, exit_code=i)
+        for i, end in enumerate(("succeeded", "failed", "cancelled", "timed_out", "worker_gone"))
+    ),
+    _attempt_row(8, "queued", "provisioning", **_WHO),  # a dispatch at work
+    _attempt_row(9, "running", "provisioning", lease_token=1, **_WHO),  # on its worker's host
+    _attempt_row(
+        10, "queued", "pending", branch_name=None, worktree_path=None, target_host="any"
+    ),  # for another host
+    _attempt_row(
+        11, "queued", "reused", task_key="task-1", attempt_number=2, worktree_path="/wt/task-1"
+    ),
+    _attempt_row(12, "failed", "failed", reason="set-up hook failed", finished_at=_T0),
+    _attempt_row(13, "succeeded", "removed", finished_at=_T0),
+]
+_MAPPINGS_0007 = [
+    # task-1's workspace (attempt 1, reused by attempt 11), and one of a finished task
+    ("task-1", "orch/task-1", "/wt/task-1", "a0000001"),
+    ("task-3", "orch/task-3", "/wt/task-3", "a0000003"),
+    # an attempt that is gone, and a copy that no longer matches its attempt: dropped
+    ("task-gone", "orch/task-gone", "/wt/task-gone", "a9999999"),
+    ("task-4", "orch/elsewhere", "/wt/elsewhere", "a0000004"),
+]
+
+
+def _rows(url: str, table: str) -> list[dict[str, object]]:
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(text(f"SELECT * FROM {table} ORDER BY 1")).mappings().all()
+            return [dict(r) for r in found]
+    finally:
+        engine.dispose()
+
+
+def _fill_0007(url: str) -> None:
+    engine = create_engine(url, poolclass=NullPool)
+    old = MetaData()
+    try:
+        with engine.begin() as conn:
+            old.reflect(conn)
+            conn.execute(old.tables["attempts"].insert(), _ROWS_0007)
+            conn.execute(
+                old.tables["task_workspaces"].insert(),
+                [
+                    {
+                        "repository": "/repo",
+                        "task_key": task,
+                        "branch_name": branch,
+                        "worktree_path": path,
+                        "attempt_id": attempt,
+                        "updated_at": _T0,
+                    }
+                    for task, branch, path, attempt in _MAPPINGS_0007
+                ],
+            )
+            conn.execute(
+                old.tables["queued_tasks"].insert(),
+                [
+                    {
+                        "task_key": f"q-{state}",
+                        "repository": "/repo",
+                        "prompt": "p",
+                        "state": state,
+                        "attempt_id": "a0000002" if state == "dispatched" else None,
+                        "actor": "me",
+                        "created_at": _T0,
+                        "updated_at": _T0,
+                    }
+                    for state in ("ready", "dispatching", "dispatched", "done", "failed")
+                ],
+            )
+            conn.execute(
+                old.tables["attempt_events"].insert(),
+                [
+                    {"attempt_id": r["id"], "kind": "created", "actor": "me", "detail": {}}
+                    | {"created_at": _T0}
+                    for r in _ROWS_0007
+                ],
+            )
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_to_0008_moves_every_kind_of_row(empty_store_url: str, tmp_path: Path) -> None:
+    """The dispatch process that provisions moves to ``dispatcher_*`` (a worker's lease stays
+    in ``worker_*``), task workspaces keep only their attempt, nothing else changes; the
+    downgrade gives the 0007 rows back."""
+    url = empty_store_url
+    _migrate(url, "0007")
+    _fill_0007(url)
+    before = {t: _rows(url, t) for t in ("attempts", "queued_tasks", "attempt_events")}
+    old_mappings = _rows(url, "task_workspaces")
+    _migrate(url, "0008")
+    assert schema_diff(url, metadata) == []
+
+    after = _rows(url, "attempts")
+    assert len(after) == len(before["attempts"])
+    process = ("host", "pid", "started_at")
+    for old, new in zip(before["attempts"], after, strict=True):
+        moved = old["state"] == "queued" and old["workspace_status"] == "provisioning"
+        expected = dict(old)
+        for part in process:
+            expected[f"dispatcher_{part}"] = old[f"worker_{part}"] if moved else None
+            if moved:
+                expected[f"worker_{part}"] = None
+        assert new == expected, old["id"]
+    assert {r["id"]: r["dispatcher_pid"] for r in after if r["dispatcher_pid"]} == {
+        "a0000008": 4242
+    }
+    assert {r["id"] for r in after if r["worker_pid"]} == {"a0000002", "a0000009"}
+    assert _rows(url, "queued_tasks") == before["queued_tasks"]
+    assert _rows(url, "attempt_events") == before["attempt_events"]
+    assert [(m["task_key"], m["attempt_id"]) for m in _rows(url, "task_workspaces")] == [
+        ("task-1", "a0000001"),
+        ("task-3", "a0000003"),
+    ]
+
+    store = open_store(url, tmp_path / "locks")
+    try:
+        mapped = store.task_workspace("/repo", "task-1")
+        assert mapped is not None
+        assert (mapped.branch_name, mapped.worktree_path) == ("orch/task-1", "/wt/task-1")
+        assert store.task_workspace("/repo", "task-gone") is None
+        provisioning = store.get("a0000008")
+        assert provisioning.provisioner == ("here", 4242)
+        assert provisioning.worker_pid is None
+        assert store.get("a0000009").provisioner == ("here", 4242)
+    finally:
+        store.close()
+
+    _migrate(url, "0007", down=True)
+    assert {t: _rows(url, t) for t in before} == before
+    kept = [m for m in old_mappings if m["task_key"] in ("task-1", "task-3")]
+    assert [
+        {k: v for k, v in m.items() if k != "updated_at"} for m in _rows(url, "task_workspaces")
+    ] == [{k: v for k, v in m.items() if k != "updated_at"} for m in kept]

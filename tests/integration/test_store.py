@@ -7,6 +7,7 @@ strings, task keys and attempt ids of its own and filters what it reads by them.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import secrets
@@ -27,7 +28,7 @@ from orch.errors import (
     Conflict,
     InvalidInput,
 )
-from orch.models import NewAttempt, State, WorkspaceStatus
+from orch.models import NewAttempt, State, WorkerIdentity, WorkspaceStatus
 from orch.store import Store, open_store, upgrade_store
 from tests.support import store as store_support
 from tests.support.store import StepClock
@@ -235,6 +236,65 @@ def test_fail_provisioning_is_compare_and_set(
         store.finish_provisioning(attempt.id, tmp_path / "p.json", "late")
     assert store.events(attempt.id) == events
     assert store.get(attempt.id) == failed
+
+
+def test_the_dispatcher_has_its_own_columns_and_leaves_with_provisioning(
+    store: Store, repository: str, tmp_path: Path
+) -> None:
+    """While an attempt provisions, the dispatch process is in ``dispatcher_*``; the
+    ``worker_*`` columns only ever name a lease holder."""
+    me = WorkerIdentity(name="dispatch", host="here", pid=4242, started_at=1.5)
+    for end in ("finish", "fail"):
+        new = dataclasses.replace(new_attempt(repository, f"task-{end}"), dispatcher=me)
+        created = store.create_attempt(new, "dispatcher")
+        assert (created.dispatcher_host, created.dispatcher_pid) == ("here", 4242)
+        assert created.dispatcher_started_at == 1.5 and created.provisioner == ("here", 4242)
+        assert (created.worker_host, created.worker_pid, created.worker_started_at) == (
+            None,
+            None,
+            None,
+        )
+        if end == "finish":
+            after = store.finish_provisioning(created.id, tmp_path / "p.json", "dispatcher")
+        else:
+            after = store.fail_provisioning(created.id, "no", "dispatcher")
+        assert (after.dispatcher_host, after.dispatcher_pid, after.provisioner) == (
+            None,
+            None,
+            None,
+        )
+
+
+def test_a_fresh_workspace_becomes_its_tasks_as_it_is_made_ready(
+    store: Store, repository: str, tmp_path: Path
+) -> None:
+    """finish_provisioning maps the task to the attempt (not to a copy of its branch and
+    path); a workspace that is not the attempt's any more is no task's."""
+    first = store.create_attempt(new_attempt(repository, "phased"), "dispatcher")
+    assert store.task_workspace(repository, "phased") is None  # not ready yet
+    store.finish_provisioning(first.id, tmp_path / "1.json", "dispatcher")
+    mapped = store.task_workspace(repository, "phased")
+    assert mapped is not None and mapped.attempt_id == first.id
+    assert (mapped.branch_name, mapped.worktree_path) == (first.branch_name, first.worktree_path)
+    # an attempt in the same place (a later phase) leaves the mapping to the first
+    reused = store.create_attempt(
+        dataclasses.replace(
+            new_attempt(repository, "phased"),
+            branch_name=first.branch_name,
+            worktree_path=first.worktree_path,
+        ),
+        "dispatcher",
+    )
+    store.finish_provisioning(reused.id, tmp_path / "2.json", "d", WorkspaceStatus.REUSED)
+    assert store.task_workspace(repository, "phased") == mapped
+    # cleaned up (or returned to the pool): no task's workspace any more
+    store.mark_workspace(
+        [first.id, reused.id],
+        (WorkspaceStatus.READY, WorkspaceStatus.REUSED),
+        WorkspaceStatus.REMOVED,
+        "cleanup",
+    )
+    assert store.task_workspace(repository, "phased") is None
 
 
 def test_changing_an_unknown_attempt_is_a_conflict(store: Store, tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from orch.attempts.dispatch.request import (
 from orch.config import Settings, load_repo_config, validate_sparse_paths
 from orch.errors import DirtyRepository, InvalidInput, NotAGitRepository
 from orch.git import Git, PendingDirtyCheck
-from orch.models import CheckoutSpec, TaskWorkspace
+from orch.models import CheckoutSpec
 from orch.workspace import setup as workspace_setup
 from orch.workspace import sources
 
@@ -47,7 +47,7 @@ def dispatch(
     early_dirt_check: PendingDirtyCheck | None = None,
 ) -> DispatchResult:
     """``early_dirt_check``: a ``git status`` started in ``request.repo_path`` before the
-    command line was parsed (``orch.cli.early``); used as the main worktree's dirt check
+    command line was parsed (``orch.cli.startup``); used as the main worktree's dirt check
     when the repository turns out to be that worktree, else left for the caller to
     cancel."""
     task_key = naming.validate_task_key(request.task_key)
@@ -138,10 +138,6 @@ def dispatch(
             source=source,
             hooks=facts.hooks,
         )
-    made = result.attempt  # its id (and names) may differ from new's: see orch.attempts.intent
-    if made.branch_name and made.worktree_path:
-        # later phases of the task find this workspace here (--reuse-workspace)
-        store.register_workspace(
-            TaskWorkspace(str(repo.root), task_key, made.branch_name, made.worktree_path, made.id)
-        )
+    # later phases of the task find this workspace (--reuse-workspace): finish_provisioning
+    # recorded it with the attempt
     return result

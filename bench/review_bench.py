@@ -1,0 +1,284 @@
+#!/usr/bin/env python3
+"""Benchmark ``orch diff --stat`` against ``git diff --stat`` of the same range, in the
+same run (issue 18, performance).
+
+For each repository size (synthetic: nested directories, small text files, one commit,
+built with ``git fast-import``) it dispatches one attempt (untimed), then leaves in its
+worktree what an agent leaves: a commit changing ``--changed`` files, uncommitted edits
+to as many more, and two untracked files. It then times, interleaved per iteration (the
+order alternating) so that drift hits every side alike, each as a subprocess by wall
+clock:
+
+* ``orch diff <id> --stat``                 against ``git diff --stat <base>`` in the
+                                              worktree (git's own diff of the same
+                                              range: commits and uncommitted edits);
+* ``orch diff <id> --committed --stat``     against ``git diff --stat <base> <tip>``;
+* ``<orch's python> -c "import click, sqlalchemy.orm"``   (the import floor).
+
+Reported per size: the medians, the ratio orch/git and
+
+    overhead = median(orch diff --stat) - median(git diff --stat) - median(floor)
+
+against the target (at most 60 ms). HOME, ORCH_HOME, XDG_* and GIT_CONFIG_GLOBAL point
+into the temporary directory and the git identity is pinned: nothing touches the real
+home. The measured orch is byte-compiled first, as an installed one is.
+
+    python bench/review_bench.py [--sizes 1000,10000,50000] [--runs N] [--changed N]
+                                 [--json out.json]
+
+Standard library only (it finds the Python that ``orch`` runs on from the entry point's
+shebang, for the floor).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+TARGET_OVERHEAD_MS = 60.0  # orch diff --stat - git diff --stat - floor (issue 18)
+FLOOR_CODE = "import click, sqlalchemy.orm"
+DEFAULT_SIZES = (1000, 10000, 50000)
+_WORDS = ("alpha", "beta", "client", "server", "retry", "cache", "store", "index", "queue")
+
+
+def isolated_env(root: Path) -> dict[str, str]:
+    home = root / "home"
+    (home / ".config").mkdir(parents=True, exist_ok=True)
+    gitconfig = home / ".gitconfig"
+    gitconfig.write_text("")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ORCH_", "GIT_", "XDG_"))
+        and k not in ("PYTHONSTARTUP", "PYTHONDONTWRITEBYTECODE", "PAGER", "LESS")
+    }
+    env.update(
+        {
+            "HOME": str(home),
+            "XDG_CONFIG_HOME": str(home / ".config"),
+            "XDG_STATE_HOME": str(home / ".local" / "state"),
+            "XDG_CACHE_HOME": str(home / ".cache"),
+            "GIT_CONFIG_GLOBAL": str(gitconfig),
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_AUTHOR_NAME": "orch bench",
+            "GIT_AUTHOR_EMAIL": "bench@example.invalid",
+            "GIT_COMMITTER_NAME": "orch bench",
+            "GIT_COMMITTER_EMAIL": "bench@example.invalid",
+            "GIT_TERMINAL_PROMPT": "0",
+            "LC_ALL": "C",
+        }
+    )
+    return env
+
+
+def run(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> bytes:
+    # a neutral cwd: `python -c` puts the cwd first on sys.path
+    proc = subprocess.run(cmd, cwd=cwd or env["HOME"], env=env, capture_output=True)
+    if proc.returncode != 0:
+        raise SystemExit(
+            f"command failed ({proc.returncode}): {' '.join(cmd)}\n"
+            f"{proc.stderr.decode(errors='replace')}"
+        )
+    return proc.stdout
+
+
+def timed(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> tuple[float, bytes]:
+    start = time.perf_counter()
+    out = run(cmd, env, cwd)
+    return time.perf_counter() - start, out
+
+
+def make_repo(path: Path, n: int, env: dict[str, str], seed: int = 1) -> list[str]:
+    """A repository with ``n`` small text files in one commit (``git fast-import``),
+    checked out and clean; returns the file paths."""
+    rng = random.Random(seed * 1_000_003 + n)
+    path.mkdir(parents=True)
+    run(["git", "init", "-q", "-b", "main", str(path)], env)
+    paths = [
+        f"{top}/{rng.choice(_WORDS)}_{i % 97}/{rng.choice(_WORDS)}_{i}.py"
+        for i, top in ((i, ("src", "lib", "tests", "docs")[i % 4]) for i in range(n))
+    ]
+    chunks = [
+        b"commit refs/heads/main\n",
+        b"committer orch bench <bench@example.invalid> 1700000000 +0000\n",
+        b"data 10\nsynthetic\n",
+    ]
+    for p in paths:
+        lines = rng.randint(10, 80)
+        body = b"".join(
+            f"{rng.choice(_WORDS)} = {rng.randint(0, 10**6)}\n".encode() for _ in range(lines)
+        )
+        chunks += [b"M 100644 inline %s\n" % p.encode(), b"data %d\n" % len(body), body, b"\n"]
+    chunks.append(b"done\n")
+    proc = subprocess.run(
+        ["git", "fast-import", "--quiet"], cwd=path, env=env, input=b"".join(chunks),
+        capture_output=True,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"git fast-import failed: {proc.stderr.decode(errors='replace')}")
+    run(["git", "reset", "--hard", "-q"], env, cwd=path)
+    time.sleep(1.1)  # no racily clean index entries: the first status would rehash them
+    run(["git", "update-index", "-q", "--refresh"], env, cwd=path)
+    return paths
+
+
+def leave_work(worktree: Path, paths: list[str], changed: int, env: dict[str, str]) -> None:
+    """A commit changing ``changed`` files, as many uncommitted edits, two untracked files."""
+    for p in paths[:changed]:
+        with open(worktree / p, "a") as fh:
+            fh.write("committed = 1\n")
+    run(["git", "commit", "-q", "-a", "-m", "agent commit"], env, cwd=worktree)
+    for p in paths[changed : 2 * changed]:
+        with open(worktree / p, "a") as fh:
+            fh.write("uncommitted = 1\n")
+    (worktree / "new_module.py").write_text("untracked = 1\n" * 20)
+    (worktree / "notes.md").write_text("# notes\n")
+
+
+def find_orch(given: str | None) -> str:
+    if given:
+        return given
+    sibling = Path(sys.executable).parent / "orch"
+    if sibling.is_file() and os.access(sibling, os.X_OK):
+        return str(sibling)
+    found = shutil.which("orch")
+    if not found:
+        raise SystemExit("cannot find the orch command: install orch or pass --orch PATH")
+    return found
+
+
+def python_of(orch: str) -> str:
+    """The interpreter an entry-point script runs on (its shebang), for the floor."""
+    try:
+        first = Path(orch).read_text(errors="replace").splitlines()[0]
+    except (OSError, IndexError):
+        return sys.executable
+    if first.startswith("#!") and "python" in first:
+        return first[2:].strip().split()[0]
+    return sys.executable
+
+
+def compile_orch(python: str, env: dict[str, str]) -> None:
+    where = subprocess.run(
+        [python, "-c", "import orch, os; print(os.path.dirname(orch.__file__))"],
+        env=env, cwd=env["HOME"], capture_output=True, text=True,
+    ).stdout.strip()
+    if where:
+        subprocess.run([python, "-m", "compileall", "-q", where], env=env, capture_output=True)
+
+
+def median_ms(samples: list[float]) -> float:
+    return round(statistics.median(samples) * 1000, 1)
+
+
+def bench_size(
+    n: int, runs: int, changed: int, root: Path, orch: str, python: str, log: Any
+) -> dict[str, Any]:
+    env = isolated_env(root / f"env-{n}")
+    env["ORCH_HOME"] = str(root / f"orch-home-{n}")
+    repo = root / f"repo-{n}"
+    log(f"{n} files: building the repository")
+    paths = make_repo(repo, n, env)
+    attempt = run([orch, "dispatch", "bench-review", "--repo", str(repo), "--json"], env)
+    record = json.loads(attempt)["attempt"]
+    worktree = Path(record["worktree_path"])
+    base = record["base_commit"]
+    leave_work(worktree, paths, changed, env)
+    tip = run(["git", "rev-parse", "HEAD"], env, cwd=worktree).decode().strip()
+    sides: dict[str, tuple[list[str], Path | None]] = {
+        "orch diff --stat": ([orch, "diff", record["id"], "--stat"], repo),
+        "git diff --stat": (["git", "--no-optional-locks", "diff", "--stat", base], worktree),
+        "orch diff --committed --stat": (
+            [orch, "diff", record["id"], "--committed", "--stat"], repo,
+        ),
+        "git diff --stat base tip": (["git", "diff", "--stat", base, tip], repo),
+        "floor": ([python, "-c", FLOOR_CODE], None),
+    }
+    # the same answer from both sides (orch also lists the untracked files)
+    orch_out = run(sides["orch diff --committed --stat"][0], env, repo)
+    git_out = run(sides["git diff --stat base tip"][0], env, repo)
+    if orch_out != git_out:
+        raise SystemExit(f"orch and git disagree:\n{orch_out.decode()}\n{git_out.decode()}")
+    for cmd, cwd in sides.values():  # warm caches, untimed
+        run(cmd, env, cwd)
+    samples: dict[str, list[float]] = {name: [] for name in sides}
+    names = list(sides)
+    for i in range(runs):
+        for name in names if i % 2 == 0 else reversed(names):
+            cmd, cwd = sides[name]
+            elapsed, _ = timed(cmd, env, cwd)
+            samples[name].append(elapsed)
+    medians = {name: median_ms(s) for name, s in samples.items()}
+    floor = medians["floor"]
+    result: dict[str, Any] = {"files": n, "changed": 2 * changed + 2, "runs": runs}
+    result["median_ms"] = medians
+    for orch_side, git_side in (
+        ("orch diff --stat", "git diff --stat"),
+        ("orch diff --committed --stat", "git diff --stat base tip"),
+    ):
+        overhead = round(medians[orch_side] - medians[git_side] - floor, 1)
+        result[orch_side] = {
+            "ratio_to_git": round(medians[orch_side] / medians[git_side], 2),
+            "overhead_ms": overhead,
+            "target_ms": TARGET_OVERHEAD_MS,
+            "pass": overhead <= TARGET_OVERHEAD_MS,
+        }
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default=",".join(str(s) for s in DEFAULT_SIZES))
+    ap.add_argument("--runs", type=int, default=15, help="timed runs per side (default 15)")
+    ap.add_argument(
+        "--changed", type=int, default=20, help="files committed and as many left uncommitted"
+    )
+    ap.add_argument("--orch", default=None, help="the orch command (default: beside python)")
+    ap.add_argument("--json", dest="json_out", default=None, help="also write results here")
+    args = ap.parse_args(argv)
+    orch = find_orch(args.orch)
+    python = python_of(orch)
+    root = Path(tempfile.mkdtemp(prefix="orch-review-bench-"))
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    try:
+        compile_orch(python, isolated_env(root / "compile"))
+        results = [
+            bench_size(int(n), args.runs, args.changed, root, orch, python, log)
+            for n in args.sizes.split(",")
+        ]
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    for r in results:
+        m = r["median_ms"]
+        print(f"{r['files']} files, {r['changed']} changed, {r['runs']} runs (medians, ms):")
+        print(f"  floor {m['floor']}")
+        for orch_side, git_side in (
+            ("orch diff --stat", "git diff --stat"),
+            ("orch diff --committed --stat", "git diff --stat base tip"),
+        ):
+            verdict = r[orch_side]
+            print(
+                f"  {orch_side} {m[orch_side]}  vs  {git_side} {m[git_side]}: "
+                f"ratio {verdict['ratio_to_git']}, overhead {verdict['overhead_ms']} ms "
+                f"(target <= {TARGET_OVERHEAD_MS:g}) {'PASS' if verdict['pass'] else 'FAIL'}"
+            )
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(results, indent=2) + "\n")
+    return 0 if all(r["orch diff --stat"]["pass"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Commands that review what attempts did: diff, compare.
+
+Git writes its output itself, straight to standard output or to the pager (file names
+and contents need not be UTF-8, and a large diff is never held in memory): with colour
+and through the pager only when standard output is a terminal, plain otherwise, as git
+itself does.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+from orch.cli.common import open_store, settings_from_env
+
+if TYPE_CHECKING:
+    from orch.git import DiffFormat, DiffRange, Git, Repository
+
+_PAGER_OPTION = click.option(
+    "--no-pager", is_flag=True, help="Never page the output (like git --no-pager)."
+)
+
+
+@click.command()
+@click.argument("attempt")
+@click.option("--stat", "as_stat", is_flag=True, help="Only a diffstat per file.")
+@click.option("--name-only", is_flag=True, help="Only the names of the changed files.")
+@click.option(
+    "--committed",
+    is_flag=True,
+    help="Only the commits since the base, without the worktree's uncommitted changes "
+    "and untracked files.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the changed files (status, additions, deletions), the commits and the "
+    "totals as JSON.",
+)
+@_PAGER_OPTION
+def diff(
+    attempt: str, as_stat: bool, name_only: bool, committed: bool, as_json: bool, no_pager: bool
+) -> None:
+    """Show what ATTEMPT changed against its recorded base_commit.
+
+    That is the commits on its branch since the base plus, unless --committed, its
+    worktree's uncommitted changes and untracked (not ignored) files, read without
+    taking the worktree's index lock. Without a worktree, the branch is shown; without
+    the branch either, the commit its archive recorded. ATTEMPT is an id (or a prefix
+    of 4+ characters) or a payload path. Exit codes: 8 unknown attempt, or its branch
+    and worktree are gone; 7 a git command failed.
+    """
+    from orch.attempts.review import attempt_diff, changes
+    from orch.errors import InvalidInput
+    from orch.git import Git
+
+    if as_stat and name_only:
+        raise InvalidInput("give either --stat or --name-only, not both")
+    settings = settings_from_env()
+    git = Git(settings.git_lock_timeout)
+    with attempt_diff(open_store(settings), git, attempt, committed=committed) as found:
+        for note in found.notes:
+            click.echo(f"Note: {note}", err=True)
+        if as_json:
+            from orch.cli.render import to_json
+            from orch.cli.review_render import diff_body
+
+            click.echo(to_json(**diff_body(found, changes(git, found), committed=committed)))
+            return
+        fmt: DiffFormat = "stat" if as_stat else "name-only" if name_only else "patch"
+        _emit(git, found.range, fmt, found.repository, no_pager=no_pager)
+
+
+@click.command()
+@click.argument("first", metavar="A")
+@click.argument("second", metavar="B")
+@click.option(
+    "--worktree",
+    is_flag=True,
+    help="Each side as its worktree is now: uncommitted changes and untracked files too.",
+)
+@click.option("--stat", "as_stat", is_flag=True, help="Only a diffstat per file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the changed files as JSON.")
+@_PAGER_OPTION
+def compare(
+    first: str, second: str, worktree: bool, as_stat: bool, as_json: bool, no_pager: bool
+) -> None:
+    """Show how the result of attempt B differs from that of attempt A.
+
+    That is the diff from A's tip to B's tip (with --worktree, from A's worktree to B's
+    as they are, read through a private index, never the worktrees' own). Attempts of
+    different repositories are refused (exit 2); exit 8 for an unknown attempt.
+    """
+    from orch.attempts.review import comparison
+    from orch.git import Git
+
+    settings = settings_from_env()
+    git = Git(settings.git_lock_timeout)
+    found = comparison(open_store(settings), git, first, second, worktree=worktree)
+    for side in (found.first, found.second):
+        for note in side.notes:
+            click.echo(f"Note: {note}", err=True)
+    if as_json:
+        from orch.cli.render import to_json
+        from orch.cli.review_render import comparison_body
+
+        body = comparison_body(found, git.changed_files(found.range), worktree)
+        click.echo(to_json(**body))
+        return
+    fmt: DiffFormat = "stat" if as_stat else "patch"
+    _emit(git, found.range, fmt, found.first.repository, no_pager=no_pager)
+
+
+def _emit(
+    git: Git, where: DiffRange, fmt: DiffFormat, repository: Repository, *, no_pager: bool
+) -> None:
+    """git's output for ``where`` on standard output, written by git itself: on a
+    terminal coloured and through the pager (unless ``no_pager``), plain otherwise."""
+    from orch.system.pager import finish_pager, is_terminal, pager_command, start_pager
+
+    out = _stdout_fd()
+    if out is None:  # standard output is not a file (click's test runner): no fd for git
+        click.echo(git.diff_output(where, fmt, color=False), nl=False)
+        return
+    terminal = is_terminal(out)
+    width = shutil.get_terminal_size().columns if terminal else None
+    sys.stdout.flush()
+    if terminal and not no_pager:
+        command = pager_command(os.environ, git.config_value(repository, "core.pager"))
+        pager = start_pager(command, os.environ) if command else None
+        if pager is not None and pager.stdin is not None:
+            try:
+                git.diff_into(where, fmt, pager.stdin.fileno(), color=True, stat_width=width)
+            finally:
+                finish_pager(pager)
+            return
+    git.diff_into(where, fmt, out, color=terminal, stat_width=width)
+
+
+def _stdout_fd() -> int | None:
+    """The file descriptor of the process's standard output, unless it was replaced."""
+    if sys.stdout is not sys.__stdout__ or sys.__stdout__ is None:
+        return None
+    try:
+        return sys.__stdout__.fileno()
+    except (OSError, ValueError):
+        return None
+
+
+COMMANDS = (diff, compare)
