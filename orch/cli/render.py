@@ -22,6 +22,12 @@ def to_json(**body: Any) -> str:
     return json.dumps({"version": JSON_VERSION, **body}, indent=2, ensure_ascii=False)
 
 
+def error_json(code: int, name: str, message: str) -> str:
+    """A failure as ``--json`` reports it on standard output (the schema is
+    ``orch/schemas/error-v1.schema.json``); the one line stays on standard error."""
+    return to_json(error={"code": code, "name": name, "message": message})
+
+
 def age(when: dt.datetime, now: dt.datetime) -> str:
     seconds = max(0, int((now - when).total_seconds()))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
