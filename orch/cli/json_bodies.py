@@ -50,11 +50,16 @@ def wait_body(outcome: WaitOutcome) -> dict[str, Any]:
 
 def cancel_body(outcomes: Sequence[CancelOutcome]) -> dict[str, Any]:
     """``orch cancel --json``: per attempt, its record, whether this call ended it
-    (``changed`` is false for one that had already ended) and what became of a local
-    agent (``signalled``)."""
+    (``changed`` is false for one that had already ended), what became of a local agent
+    (``signalled``) and the follow-ups it dropped, never run (``dropped``)."""
     return {
         "cancelled": [
-            {"attempt": o.attempt.to_dict(), "changed": o.changed, "signalled": o.signalled}
+            {
+                "attempt": o.attempt.to_dict(),
+                "changed": o.changed,
+                "signalled": o.signalled,
+                "dropped": [m.to_dict() for m in o.dropped],
+            }
             for o in outcomes
         ]
     }

@@ -161,6 +161,7 @@ def test_dispatch_then_show_diff_list_ports_send_cancel_wait_as_the_cli_prints_t
             assert not failed
             [outcome] = cancelled["cancelled"]
             assert outcome["changed"] is True and outcome["attempt"]["state"] == "cancelled"
+            assert [m["body"] for m in outcome["dropped"]] == ["and tests"]
             failed, waited = await call(session, "wait", attempts=[attempt_id[:6]])
             assert waited["timed_out"] is False and waited["all_succeeded"] is False
             assert waited == cli_json(run_orch, "wait", attempt_id, cwd=repo)
