@@ -11,7 +11,7 @@ input schema refuses are answered by the SDK before a tool runs.
 
 Only this module imports the SDK, and only orch.cli.mcp_commands imports this module,
 once the SDK is known to be there. Never writes to standard output: the SDK owns it (it
-moves file descriptor 1 to standard error while it serves, so that a set-up hook's output
+moves file descriptor 1 to standard error while it serves, so that a child process's output
 cannot garble the protocol). Tools run in the SDK's worker threads, so a ``wait`` never
 stops the others.
 """
