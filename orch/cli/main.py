@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from orch import __version__
+from orch.cli import startup
 from orch.cli.common import (
     STATE_NAMES,
     OrchGroup,
@@ -24,6 +25,7 @@ from orch.cli.common import (
     settings_from_env,
     task_options,
 )
+from orch.cli.completion import complete_attempt, complete_task_key
 from orch.errors import InvalidInput
 
 
@@ -40,7 +42,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("task_key")
+@click.argument("task_key", shell_complete=complete_task_key)
 @task_options
 @click.option(
     "--base-ref",
@@ -118,7 +120,6 @@ def dispatch(
         host=host,
         sparse=sparse,
     )
-    from orch.cli import startup
     from orch.faults import checkpoint_from_env
 
     early_check = startup.take_dirty_check(request.repo_path)
@@ -153,7 +154,13 @@ def dispatch(
     type=click.Choice(STATE_NAMES),
     help="Only attempts in this state (repeatable).",
 )
-@click.option("--task", "task_key", default=None, help="Only attempts of this task key.")
+@click.option(
+    "--task",
+    "task_key",
+    default=None,
+    shell_complete=complete_task_key,
+    help="Only attempts of this task key.",
+)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_command(
@@ -176,7 +183,7 @@ def list_command(
 
 
 @cli.command()
-@click.argument("attempt")
+@click.argument("attempt", shell_complete=complete_attempt)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def show(attempt: str, as_json: bool) -> None:
     """Show one attempt and its events. ATTEMPT is an id (or prefix) or a payload path."""
@@ -195,7 +202,7 @@ def show(attempt: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("task_key")
+@click.argument("task_key", shell_complete=complete_task_key)
 @click.option(
     "--repo",
     type=click.Path(path_type=Path),
@@ -251,11 +258,12 @@ def current() -> None:
 
 
 def main() -> None:
-    cli(prog_name="orch")
+    cli(prog_name="orch", complete_var=startup.COMPLETE_VAR)
 
 
 def _register() -> None:
     from orch.cli import (
+        completion,
         maintenance_commands,
         operator_commands,
         pool_commands,
@@ -273,6 +281,7 @@ def _register() -> None:
         review_commands,
         serve_commands,
         worktree_commands,
+        completion,
     ):
         for command in module.COMMANDS:
             cli.add_command(command)

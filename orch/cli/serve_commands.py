@@ -9,12 +9,13 @@ from typing import Any
 import click
 
 from orch.cli.common import actor, open_store, read_prompt, settings_from_env, task_options
+from orch.cli.completion import complete_task_key
 
 DEFAULT_PORT = 8005
 
 
 @click.command()
-@click.argument("task_key")
+@click.argument("task_key", shell_complete=complete_task_key)
 @task_options
 @click.option("--base-ref", default=None, help="The base to dispatch from (default: HEAD).")
 @click.option("--json", "as_json", is_flag=True, help="Print the queued task as JSON.")
