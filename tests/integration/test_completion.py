@@ -263,3 +263,41 @@ def test_an_unknown_shell_is_refused() -> None:
     proc = subprocess.run([ORCH_BIN, "completion", "tcsh"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "'tcsh' is not one of 'bash', 'zsh', 'fish'" in proc.stderr
+
+
+def test_task_keys_of_a_few_long_tasks_come_from_the_index(isolated_env: Path) -> None:
+    # more attempts than the newest-first scan reads, of two tasks only: the index answers
+    from orch.store import glance
+
+    attempts = [(f"{i:08x}", "old-task" if i == 0 else "busy-task") for i in range(2100)]
+    store_file = store_with(isolated_env, *attempts)
+    assert complete("orch", "dispatch", "") == ["busy-task", "old-task"]
+    assert [s.value for s in glance.task_keys(store_file, "", limit=1)] == ["busy-task"]
+
+
+def test_the_newest_ids_and_task_keys_are_read_without_sorting_the_table(
+    isolated_env: Path,
+) -> None:
+    """The answers without a prefix read from the end of the table and stop; with one,
+    they read the prefix's range of an index: never a sort of every attempt."""
+    import sqlite3
+
+    from orch.store import glance
+
+    store_file = store_with(isolated_env, ("abcd0001", "fix-http"))
+    conn = sqlite3.connect(store_file)
+    try:
+
+        def plan(sql: str, *params: object) -> str:
+            return " / ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+
+        assert plan(glance._NEWEST_IDS, 200) == "SCAN attempts"
+        assert plan(glance._NEWEST_TASKS) == "SCAN attempts"
+        assert "USING INDEX sqlite_autoindex_attempts_1 (id>? AND id<?)" in plan(
+            glance._NEWEST_IDS_FROM, "a", "b", 200
+        )
+        assert "USING COVERING INDEX ix_attempts_task_key (task_key>? AND task_key<?)" in plan(
+            glance._NEWEST_TASKS_FROM, "a", "b", 200
+        )
+    finally:
+        conn.close()
