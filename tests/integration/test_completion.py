@@ -265,14 +265,19 @@ def test_an_unknown_shell_is_refused() -> None:
     assert "'tcsh' is not one of 'bash', 'zsh', 'fish'" in proc.stderr
 
 
-def test_task_keys_of_a_few_long_tasks_come_from_the_index(isolated_env: Path) -> None:
+def test_task_keys_of_a_few_long_tasks_come_from_the_index(
+    isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # more attempts than the newest-first scan reads, of two tasks only: the index answers
     from orch.store import glance
 
-    attempts = [(f"{i:08x}", "old-task" if i == 0 else "busy-task") for i in range(2100)]
+    monkeypatch.setattr(glance, "_SCAN_ROWS", 64)
+    monkeypatch.setattr(glance, "_BATCH", 16)
+    attempts = [(f"{i:08x}", "old-task" if i == 0 else "busy-task") for i in range(100)]
     store_file = store_with(isolated_env, *attempts)
-    assert complete("orch", "dispatch", "") == ["busy-task", "old-task"]
+    assert [s.value for s in glance.task_keys(store_file, "")] == ["busy-task", "old-task"]
     assert [s.value for s in glance.task_keys(store_file, "", limit=1)] == ["busy-task"]
+    assert [s.about for s in glance.task_keys(store_file, "old")] == ["latest 00000000 (queued)"]
 
 
 def test_the_newest_ids_and_task_keys_are_read_without_sorting_the_table(
