@@ -72,7 +72,7 @@ def _sqlite_file() -> Path | None:
         return None
 
 
-@click.command()
+@click.command(short_help="Print the completion script of bash, zsh or fish.")
 @click.argument("shell", type=click.Choice(SHELLS))
 def completion(shell: str) -> None:
     """Print the script that lets SHELL complete orch's commands, options, states,
