@@ -195,7 +195,9 @@ def bench_size(
     repo = root / f"repo-{n}"
     log(f"{n} files: building the repository")
     paths = make_repo(repo, n, env)
-    attempt = run([orch, "dispatch", "bench-review", "--repo", str(repo), "--json"], env)
+    attempt = run(
+        [orch, "dispatch", "--prompt", "p", "bench-review", "--repo", str(repo), "--json"], env
+    )
     record = json.loads(attempt)["attempt"]
     worktree = Path(record["worktree_path"])
     base = record["base_commit"]

@@ -43,9 +43,10 @@ def _parameters() -> Iterator[tuple[str, click.Parameter]]:
 
 
 def _names_an_attempt(param: click.Parameter) -> bool:
-    words = {param.name or "", *(getattr(param, "opts", ()))}
-    metavar = getattr(param, "metavar", None) or ""
-    return bool(words & {"attempt", "attempts", "--attempt"}) or "ATTEMPT" in metavar
+    """An ATTEMPT argument, or ``--attempt`` (``dispatch --attempts N`` is a count)."""
+    if isinstance(param, click.Argument):
+        return param.name in ("attempt", "attempts") or "ATTEMPT" in (param.metavar or "")
+    return "--attempt" in param.opts
 
 
 def _names_a_task(param: click.Parameter) -> bool:
