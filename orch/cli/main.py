@@ -25,6 +25,7 @@ from orch.cli.common import (
     failure_documented,
     open_store,
     read_prompt,
+    repo_or_cwd,
     settings_from_env,
     task_options,
 )
@@ -137,7 +138,7 @@ def dispatch(
     settings = settings_from_env()
     request = DispatchRequest(
         task_key=task_key,
-        repo_path=(repo or Path.cwd()).absolute(),
+        repo_path=repo_or_cwd(repo),
         base_ref=base_ref,
         strict=strict,
         prompt=text,

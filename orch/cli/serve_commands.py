@@ -13,6 +13,7 @@ from orch.cli.common import (
     actor,
     open_store,
     read_prompt,
+    repo_or_cwd,
     settings_from_env,
     task_options,
 )
@@ -51,7 +52,7 @@ def submit(
         open_store(settings),
         Git(settings.git_lock_timeout),
         task_key,
-        (repo or Path.cwd()).absolute(),
+        repo_or_cwd(repo),
         text,
         actor(),
         base_ref=base_ref,
