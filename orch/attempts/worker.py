@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import os
 import threading
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from orch import naming
 from orch.attempts.dispatch import check_worktree_root, provision
 from orch.attempts.lifecycle import reap
+from orch.attempts.occupant import worktree_lock_path
 from orch.attempts.queries import find_attempt
 from orch.config import Settings, load_repo_config
 from orch.errors import (
@@ -39,7 +39,7 @@ from orch.errors import (
     StoreUnavailable,
 )
 from orch.fslock import HeldLock, lock_owner, try_lock
-from orch.git import Git, Repository, worktree_admin_dir
+from orch.git import Git, Repository
 from orch.models import Attempt, Lease, State, WorkerIdentity, WorkspaceStatus
 from orch.outage import STORE_PATIENCE, Patience, ride_out
 from orch.system import inbox, processes
@@ -126,14 +126,6 @@ def agent_environment(
     for name, port in ports.items():
         env[f"ORCH_PORT_{name.upper()}"] = str(port)
     return env
-
-
-def worktree_lock_path(worktree: Path, settings: Settings) -> Path:
-    admin = worktree_admin_dir(worktree)
-    if admin is not None and admin.is_dir():
-        return admin / "orch-agent.lock"
-    digest = hashlib.sha256(str(worktree.resolve()).encode()).hexdigest()[:16]
-    return settings.locks_dir / "worktrees" / f"{digest}.lock"
 
 
 class _Heartbeat(threading.Thread):
