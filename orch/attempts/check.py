@@ -38,7 +38,7 @@ def check_config(attempt: Attempt) -> RepoConfig:
     config = load_repo_config(root) if root.is_dir() else RepoConfig()
     if not config.check:
         raise ConfigError(
-            f"no check configured for {root}: add [review] check = \"<command>\" to "
+            f'no check configured for {root}: add [review] check = "<command>" to '
             f"{root / 'orch.toml'}"
         )
     return config

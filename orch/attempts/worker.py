@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from orch import naming
+from orch.attempts.changes import record_changes
+from orch.attempts.check import run_check
 from orch.attempts.dispatch import check_worktree_root, provision
 from orch.attempts.lifecycle import reap
 from orch.attempts.occupant import worktree_lock_path
@@ -181,6 +183,7 @@ class WorkerRuntime:
         # the next attempt, claimed in the same transaction as the previous finish
         self._next: Lease | None = None
         self._clone_urls: tuple[str, ...] = ()
+        self._tip: str | None = None  # the branch tip last recorded by this worker
 
     def signal(self) -> None:
         """First call drains, second stops at once (wired to SIGTERM/SIGINT by the CLI)."""
@@ -310,6 +313,7 @@ class WorkerRuntime:
 
     def _work_on(self, lease: Lease, going_on: bool = False) -> None:
         attempt = lease.attempt
+        self._tip = attempt.changes_tip
         worktree = Path(attempt.worktree_path or ".")
         if not worktree.is_dir():
             self._finish(lease, State.FAILED, None, f"worktree {worktree} does not exist")
@@ -324,6 +328,8 @@ class WorkerRuntime:
         before = escape.snapshot(git, escape.watched(self.store, attempt))
         try:
             code = self._runs(lease, worktree, lock, lost)
+            if code == 0 and not lost.is_set() and not self.stop_now.is_set():
+                self._check_after_agent(attempt, worktree, lock)
         finally:
             beat.stopped.set()
             beat.join()
@@ -332,6 +338,7 @@ class WorkerRuntime:
             raise beat.failed  # the agent was stopped: nobody can vouch for the attempt
         with contextlib.suppress(OrchError):
             escape.check(self.store, git, attempt, before, self.actor)
+        self._record_changes(attempt)
         if lost.is_set():
             return  # fenced out: someone else owns the attempt now; write nothing
         if self.stop_now.is_set():
@@ -391,7 +398,7 @@ class WorkerRuntime:
                 processes.append_log(log_path, f"=== orch: cannot start {argv[0]}: {exc}\n")
                 return 127
             try:
-                self.store.start_run(
+                started = self.store.start_run(
                     attempt.id,
                     lease.token,
                     prompt,
@@ -408,13 +415,20 @@ class WorkerRuntime:
                     return None
                 raise
             code = self._supervise(agent, lost)
-            self._patiently("recording the run's end", self.store.end_run, attempt.id, run, code)
+            # the store's number: a check run (or an earlier worker's run) may come first
+            number = started.number
+            self._patiently("recording the run's end", self.store.end_run, attempt.id, number, code)
             processes.append_log(log_path, f"=== orch run {run} exited with {code}\n")
+            self._record_changes(attempt)
             if lost.is_set() or self.stop_now.is_set():
                 return code
             try:
                 messages = self._patiently(
-                    "reading follow-ups", self.store.take_messages, attempt.id, lease.token, run + 1
+                    "reading follow-ups",
+                    self.store.take_messages,
+                    attempt.id,
+                    lease.token,
+                    number + 1,
                 )
             except LeaseLost:
                 lost.set()
@@ -422,6 +436,43 @@ class WorkerRuntime:
             if not messages:
                 return code
             prompt = "\n\n".join(m.body for m in messages)
+
+    def _record_changes(self, attempt: Attempt) -> None:
+        """Record the attempt's committed changes if its branch moved (``orch list`` reads
+        them); a failure costs only the record, never the attempt."""
+        with contextlib.suppress(OrchError):
+            recorded = record_changes(
+                self.store, Git(self.settings.git_lock_timeout), attempt, self.actor, self._tip
+            )
+            if recorded is not None:
+                self._tip = recorded.tip
+
+    def _check_after_agent(self, attempt: Attempt, worktree: Path, lock: HeldLock) -> None:
+        """Run the repository's check under the worktree's lock the agent held, when
+        ``[review] check_after_agent`` asks for it; its result never changes the attempt's
+        state (that is the agent's), and a broken config costs only the check."""
+        try:
+            config = load_repo_config(Path(attempt.repository))
+        except OrchError as exc:
+            self.say(f"orch work: no check for {attempt.id}: {exc.message}")
+            return
+        if not config.check or not config.check_after_agent:
+            return
+        try:
+            ran = run_check(
+                self.store,
+                self.settings,
+                attempt,
+                worktree,
+                config,
+                lock,
+                self.actor,
+                self.environ,
+            )
+        except OrchError as exc:  # the store failed around the check: the agent's end stands
+            self.say(f"orch work: the check of {attempt.id} was not recorded: {exc.message}")
+            return
+        self.say(f"orch work: check of {attempt.id} {ran.result} (exit {ran.exit_code})")
 
     def _supervise(self, agent: processes.AgentProcess, lost: threading.Event) -> int:
         while True:

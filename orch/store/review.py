@@ -117,3 +117,19 @@ class ReviewOps(StoreBase):
                 for row in rows:
                     found[row.attempt_id] = to_run(row)
         return found
+
+    def runs_of(self, attempt_ids: Iterable[str]) -> dict[str, list[Run]]:
+        """Every run of each of ``attempt_ids``, in order (one query per 500 ids)."""
+        ids = list(attempt_ids)
+        found: dict[str, list[Run]] = {i: [] for i in ids}
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk: Sequence[str] = ids[start : start + _IN_CHUNK]
+            with self._read() as conn:
+                rows = conn.execute(
+                    select(_R)
+                    .where(_R.c.attempt_id.in_(chunk))
+                    .order_by(_R.c.attempt_id, _R.c.number)
+                )
+                for row in rows:
+                    found[row.attempt_id].append(to_run(row))
+        return found
