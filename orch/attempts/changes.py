@@ -11,10 +11,13 @@ computes it; ``orch show`` alone may count a live worktree as it is (see ``live`
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from orch.attempts.queries import AttemptDetail
+from orch.attempts.queries import show as show_attempt
 from orch.errors import GitError
 from orch.git import DiffRange, Git, index_file
 from orch.models import Attempt, ChangeSummary
@@ -103,3 +106,10 @@ def live(git: Git, attempt: Attempt) -> ChangeSummary | None:
         )
     except GitError:
         return None
+
+
+def show(store: Store, git: Git, ref: str) -> AttemptDetail:
+    """``orch show``: the attempt, its events and runs, and its worktree counted as it is
+    now when the worktree is on this machine."""
+    detail = show_attempt(store, ref)
+    return dataclasses.replace(detail, live_changes=live(git, detail.attempt))

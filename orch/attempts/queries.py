@@ -7,7 +7,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orch.errors import AttemptNotFound, NotFound
-from orch.models import Attempt, AttemptEvent, Message, PortBundle, Run, State
+from orch.models import (
+    Attempt,
+    AttemptEvent,
+    ChangeSummary,
+    Message,
+    PortBundle,
+    Run,
+    RunKind,
+    State,
+)
 from orch.system import inbox
 
 if TYPE_CHECKING:
@@ -21,12 +30,31 @@ class AttemptDetail:
     runs: tuple[Run, ...] = ()
     messages: tuple[Message, ...] = ()
     ports: PortBundle | None = None  # the port bundle the attempt holds, if any
+    # the worktree as it is now (uncommitted and untracked work included), counted by
+    # ``orch show`` when the worktree is on this machine; the recorded summary is on
+    # ``attempt`` (committed work at ``changes_tip``)
+    live_changes: ChangeSummary | None = None
+
+    @property
+    def check(self) -> Run | None:
+        """The newest run of the repository's check command, if any."""
+        checks = [r for r in self.runs if r.kind == RunKind.CHECK]
+        return checks[-1] if checks else None
 
     def to_dict(self) -> dict[str, Any]:
         """The body of ``orch show --json`` (and of the dashboard's attempt endpoint)."""
         bundle = self.ports
+        recorded = self.attempt.changes
         return {
             "attempt": self.attempt.to_dict(),
+            "changes": {
+                "recorded": recorded.to_dict() if recorded is not None else None,
+                "recorded_at": (
+                    self.attempt.changes_at.isoformat() if self.attempt.changes_at else None
+                ),
+                "live": self.live_changes.to_dict() if self.live_changes is not None else None,
+            },
+            "check": self.check.to_dict() if self.check is not None else None,
             "events": [e.to_dict() for e in self.events],
             "runs": [r.to_dict() for r in self.runs],
             "messages": [m.to_dict() for m in self.messages],

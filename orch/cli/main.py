@@ -157,7 +157,13 @@ def dispatch(
 def list_command(
     states: tuple[str, ...], task_key: str | None, limit: int | None, as_json: bool
 ) -> None:
-    """List attempts, newest first."""
+    """List attempts, newest first, with what each changed.
+
+    AHEAD, FILES and +/- count the attempt's committed work against its base_commit, as
+    recorded when its branch last moved (by orch work, orch check, orch compare or the
+    loop of orch serve); '-' when nothing was recorded yet. orch show counts a live
+    worktree as it is. --json adds each attempt's newest check run.
+    """
     from orch.attempts.lifecycle import reap
     from orch.attempts.queries import list_attempts
     from orch.cli.render import attempts_table, to_json
@@ -168,7 +174,14 @@ def list_command(
     reap(store, actor(), host=settings.host_name)
     attempts = list_attempts(store, tuple(State(s) for s in states), task_key, limit)
     if as_json:
-        click.echo(to_json(attempts=[a.to_dict() for a in attempts]))
+        from orch.cli.compare_render import check_dict
+
+        checks = store.latest_checks(a.id for a in attempts)
+        click.echo(
+            to_json(
+                attempts=[{**a.to_dict(), "check": check_dict(checks.get(a.id))} for a in attempts]
+            )
+        )
     else:
         click.echo(attempts_table(attempts, dt.datetime.now(dt.UTC)))
 
@@ -178,14 +191,15 @@ def list_command(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def show(attempt: str, as_json: bool) -> None:
     """Show one attempt and its events. ATTEMPT is an id (or prefix) or a payload path."""
+    from orch.attempts.changes import show as run_show
     from orch.attempts.lifecycle import reap
-    from orch.attempts.queries import show as run_show
     from orch.cli.render import attempt_detail, to_json
+    from orch.git import Git
 
     settings = settings_from_env()
     store = open_store(settings)
     reap(store, actor(), host=settings.host_name)
-    detail = run_show(store, attempt)
+    detail = run_show(store, Git(settings.git_lock_timeout), attempt)
     if as_json:
         click.echo(to_json(**detail.to_dict()))
     else:
@@ -254,6 +268,7 @@ def main() -> None:
 
 def _register() -> None:
     from orch.cli import (
+        check_commands,
         maintenance_commands,
         operator_commands,
         pool_commands,
@@ -269,6 +284,7 @@ def _register() -> None:
         maintenance_commands,
         pool_commands,
         review_commands,
+        check_commands,
         serve_commands,
         worktree_commands,
     ):
