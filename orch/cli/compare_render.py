@@ -6,23 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from orch.attempts.compare import CompareRow, TaskComparison
+from orch.cli.render import seconds
 from orch.models import ChangeSummary, Run
 
 _SHOWN_PATHS = 50  # collisions listed in the text form; the JSON has them all
-
-
-def seconds(value: float | None) -> str:
-    """A duration in the fewest units that read well: 850ms, 14s, 2m10s, 1h05m."""
-    if value is None:
-        return "-"
-    if value < 1:
-        return f"{value * 1000:.0f}ms"
-    whole = int(value)
-    if whole < 60:
-        return f"{value:.1f}s" if value < 10 else f"{whole}s"
-    if whole < 3600:
-        return f"{whole // 60}m{whole % 60:02d}s"
-    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
 def lines(changes: ChangeSummary | None) -> str:

@@ -47,6 +47,20 @@ def attempts_table(attempts: list[Attempt], now: dt.datetime) -> str:
     )
 
 
+def seconds(value: float | None) -> str:
+    """A duration in the fewest units that read well: 850ms, 14s, 2m10s, 1h05m."""
+    if value is None:
+        return "-"
+    if value < 1:
+        return f"{value * 1000:.0f}ms"
+    whole = int(value)
+    if whole < 60:
+        return f"{value:.1f}s" if value < 10 else f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
 def _changes_cells(changes: ChangeSummary | None) -> tuple[str, str, str]:
     if changes is None:
         return ("-", "-", "-")
@@ -95,8 +109,10 @@ def _run_line(run: Run) -> str:
     when = run.started_at.isoformat(timespec="seconds")
     if run.kind == RunKind.CHECK:
         exit_code = run.exit_code if run.exit_code is not None else "-"
-        took = f"{run.duration:.1f}s" if run.duration is not None else "-"
-        return f"  {run.number}  {when}  exit {exit_code}  check {run.result} in {took}"
+        return (
+            f"  {run.number}  {when}  exit {exit_code}  check {run.result} "
+            f"in {seconds(run.duration)}"
+        )
     return (
         f"  {run.number}  {when}  "
         f"exit {run.exit_code if run.exit_code is not None else '-'}  "
@@ -152,8 +168,12 @@ def attempt_detail(detail: AttemptDetail) -> str:
     check = detail.check
     if check is not None:
         exit_code = check.exit_code if check.exit_code is not None else "-"
-        took = f"{check.duration:.1f}s" if check.duration is not None else "-"
-        fields.append(("check", f"{check.result} (exit {exit_code}, {took}; run {check.number})"))
+        fields.append(
+            (
+                "check",
+                f"{check.result} (exit {exit_code}, {seconds(check.duration)}; run {check.number})",
+            )
+        )
     width = max(len(k) for k, _ in fields)
     lines = [f"{k.ljust(width)}  {v}" for k, v in fields]
     lines.append(f"prompt{' ' * (width - 6)}  {_first_line(attempt.prompt)}")
