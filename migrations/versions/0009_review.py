@@ -22,19 +22,19 @@ branch_labels = None
 depends_on = None
 
 _CHANGES = (
-    sa.Column("changes_tip", sa.String(64), nullable=True),
-    sa.Column("commits_ahead", sa.Integer(), nullable=True),
-    sa.Column("files_changed", sa.Integer(), nullable=True),
-    sa.Column("lines_added", sa.Integer(), nullable=True),
-    sa.Column("lines_removed", sa.Integer(), nullable=True),
-    sa.Column("changes_at", sa.DateTime(timezone=True), nullable=True),
+    ("changes_tip", sa.String(64)),
+    ("commits_ahead", sa.Integer()),
+    ("files_changed", sa.Integer()),
+    ("lines_added", sa.Integer()),
+    ("lines_removed", sa.Integer()),
+    ("changes_at", sa.DateTime(timezone=True)),
 )
 
 
 def upgrade() -> None:
     with op.batch_alter_table("attempts") as batch:
-        for column in _CHANGES:
-            batch.add_column(column.copy())
+        for name, kind in _CHANGES:
+            batch.add_column(sa.Column(name, kind, nullable=True))
     with op.batch_alter_table("attempt_runs") as batch:
         # every existing run was an agent's; a server default fills them in one statement
         batch.add_column(sa.Column("kind", sa.String(16), nullable=False, server_default="agent"))
@@ -50,5 +50,5 @@ def downgrade() -> None:
         batch.drop_column("timed_out")
         batch.drop_column("kind")
     with op.batch_alter_table("attempts") as batch:
-        for column in reversed(_CHANGES):
-            batch.drop_column(column.name)
+        for name, _kind in reversed(_CHANGES):
+            batch.drop_column(name)
