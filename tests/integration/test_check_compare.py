@@ -208,7 +208,8 @@ def test_a_check_never_runs_while_another_process_works_in_the_worktree(
     configure(repo, f'[review]\ncheck = "touch {ran}"\n')
     attempt = dispatch(run_cli, repo, task(), "--prompt", "p")
     # the lock an agent's worker holds (and hands to its agent) while the agent runs
-    held = try_lock(worktree_lock_path(Path(attempt["worktree_path"]), resolve(os.environ)), "agent x")
+    lock = worktree_lock_path(Path(attempt["worktree_path"]), resolve(os.environ))
+    held = try_lock(lock, "agent x")
     assert held is not None
     try:
         busy = run_orch("check", attempt["id"], cwd=repo)
