@@ -39,7 +39,6 @@ def record_changes(
     store: Store,
     git: Git,
     attempt: Attempt,
-    actor: str,
     known_tip: str | None = None,
 ) -> ChangeSummary | None:
     """Count and record the attempt's committed changes if its branch moved since
@@ -52,11 +51,11 @@ def record_changes(
     if tip is None or tip == (known_tip or attempt.changes_tip):
         return None
     summary = git.change_summary(where, attempt.base_commit, tip)
-    store.record_changes(attempt.id, summary, actor)
+    store.record_changes(attempt.id, summary)
     return summary
 
 
-def record_moved(store: Store, git: Git, attempts: Iterable[Attempt], actor: str) -> list[str]:
+def record_moved(store: Store, git: Git, attempts: Iterable[Attempt]) -> list[str]:
     """Record the changes of every attempt among ``attempts`` whose branch moved since its
     last record: one ``for-each-ref`` per repository, then two git processes per attempt
     that moved. Returns their ids. A repository git cannot read is skipped (the next look
@@ -80,7 +79,7 @@ def record_moved(store: Store, git: Git, attempts: Iterable[Attempt], actor: str
                 continue
             with contextlib.suppress(GitError):
                 summary = git.change_summary(where, attempt.base_commit, tip)
-                store.record_changes(attempt.id, summary, actor)
+                store.record_changes(attempt.id, summary)
                 moved.append(attempt.id)
     return moved
 

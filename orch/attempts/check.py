@@ -71,7 +71,7 @@ def check_attempt(
     # the check may have been the first to see the branch move
     # (a failure here leaves the check's result standing; the next look records them)
     with contextlib.suppress(OrchError):
-        record_changes(store, Git(settings.git_lock_timeout), attempt, actor)
+        record_changes(store, Git(settings.git_lock_timeout), attempt)
     return run
 
 

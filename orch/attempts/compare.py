@@ -47,7 +47,7 @@ class TaskComparison:
     collisions: tuple[tuple[str, tuple[str, ...]], ...]  # (path, ids of attempts), by path
 
 
-def compare_task(store: Store, git: Git, task_key: str, actor: str) -> TaskComparison:
+def compare_task(store: Store, git: Git, task_key: str) -> TaskComparison:
     attempts = sorted(
         store.list_attempts(task_key=task_key), key=lambda a: (a.repository, a.attempt_number)
     )
@@ -60,7 +60,7 @@ def compare_task(store: Store, git: Git, task_key: str, actor: str) -> TaskCompa
     for attempt in attempts:
         agent_runs = tuple(r for r in runs[attempt.id] if r.kind == RunKind.AGENT)
         checks = [r for r in runs[attempt.id] if r.kind == RunKind.CHECK]
-        changes, paths, note = _changes(store, git, attempt, tips.get(attempt.id), actor)
+        changes, paths, note = _changes(store, git, attempt, tips.get(attempt.id))
         rows.append(
             CompareRow(attempt, changes, agent_runs, checks[-1] if checks else None, paths, note)
         )
@@ -88,7 +88,7 @@ def _tips(git: Git, attempts: list[Attempt]) -> dict[str, str]:
 
 
 def _changes(
-    store: Store, git: Git, attempt: Attempt, tip: str | None, actor: str
+    store: Store, git: Git, attempt: Attempt, tip: str | None
 ) -> tuple[ChangeSummary | None, tuple[str, ...], str | None]:
     if tip is None or not attempt.base_commit:
         why = "its branch is gone" if attempt.branch_name else "it has no branch"
@@ -97,7 +97,7 @@ def _changes(
     changes = attempt.changes
     if changes is None or changes.tip != tip:
         changes = git.change_summary(where, attempt.base_commit, tip)
-        store.record_changes(attempt.id, changes, actor)
+        store.record_changes(attempt.id, changes)
     paths = git.changed_paths(where, attempt.base_commit, tip) if changes.files_changed else []
     return changes, tuple(paths), None
 

@@ -442,7 +442,7 @@ class WorkerRuntime:
         them); a failure costs only the record, never the attempt."""
         with contextlib.suppress(OrchError):
             recorded = record_changes(
-                self.store, Git(self.settings.git_lock_timeout), attempt, self.actor, self._tip
+                self.store, Git(self.settings.git_lock_timeout), attempt, self._tip
             )
             if recorded is not None:
                 self._tip = recorded.tip

@@ -162,7 +162,8 @@ def list_command(
     AHEAD, FILES and +/- count the attempt's committed work against its base_commit, as
     recorded when its branch last moved (by orch work, orch check, orch compare or the
     loop of orch serve); '-' when nothing was recorded yet. orch show counts a live
-    worktree as it is. --json adds each attempt's newest check run.
+    worktree as it is. --json adds "checks": the newest check run of each attempt that
+    has one, by attempt id.
     """
     from orch.attempts.lifecycle import reap
     from orch.attempts.queries import list_attempts
@@ -176,10 +177,12 @@ def list_command(
     if as_json:
         from orch.cli.compare_render import check_dict
 
+        # beside the records, so that an attempt's record is the same in every command
         checks = store.latest_checks(a.id for a in attempts)
         click.echo(
             to_json(
-                attempts=[{**a.to_dict(), "check": check_dict(checks.get(a.id))} for a in attempts]
+                attempts=[a.to_dict() for a in attempts],
+                checks={i: check_dict(run) for i, run in checks.items()},
             )
         )
     else:

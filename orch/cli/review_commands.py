@@ -144,7 +144,6 @@ def compare(
 
 def _compare_task(task_key: str, diff_options: bool, as_json: bool) -> None:
     from orch.attempts.compare import compare_task
-    from orch.cli.common import actor
     from orch.cli.compare_render import comparison_body, comparison_text
     from orch.cli.render import to_json
     from orch.errors import InvalidInput
@@ -153,7 +152,7 @@ def _compare_task(task_key: str, diff_options: bool, as_json: bool) -> None:
     if diff_options:
         raise InvalidInput("--worktree and --stat compare two attempts (orch compare A B)")
     settings = settings_from_env()
-    found = compare_task(open_store(settings), Git(settings.git_lock_timeout), task_key, actor())
+    found = compare_task(open_store(settings), Git(settings.git_lock_timeout), task_key)
     click.echo(to_json(**comparison_body(found)) if as_json else comparison_text(found))
 
 

@@ -121,7 +121,7 @@ class Loop:
         holding = self.store.list_attempts(
             except_workspaces=[w for w in WorkspaceStatus if not w.holds_worktree]
         )
-        return record_moved(self.store, Git(self.settings.git_lock_timeout), holding, self.actor)
+        return record_moved(self.store, Git(self.settings.git_lock_timeout), holding)
 
     def _latest(self, task: QueuedTask) -> Attempt | None:
         found = self.store.latest_attempt(task.task_key, task.repository)

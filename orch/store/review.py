@@ -24,7 +24,7 @@ _IN_CHUNK = 500  # ids per IN (...) list: well under every backend's parameter l
 
 
 class ReviewOps(StoreBase):
-    def record_changes(self, attempt_id: str, changes: ChangeSummary, actor: str) -> bool:
+    def record_changes(self, attempt_id: str, changes: ChangeSummary) -> bool:
         """Record the summary counted at ``changes.tip``; False when that tip was already
         the recorded one (nothing written)."""
         with self._write() as conn:
@@ -43,10 +43,9 @@ class ReviewOps(StoreBase):
                     changes_at=self.clock(),
                 )
             )
-            if result.rowcount != 1:
-                return False
-            self._event(conn, attempt_id, "changes_recorded", actor, **changes.to_dict())
-            return True
+            # a cache of what git says, not a change of the attempt: no event (the worker
+            # would add one per run, and the loop one per commit it sees)
+            return bool(result.rowcount == 1)
 
     def start_check(self, attempt_id: str, command: str, log_path: str, actor: str) -> Run:
         """Record a check run as started (numbered after every earlier run of the attempt)."""
