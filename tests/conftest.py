@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from tests.support.cli import RunCli, RunOrch, invoke, run_installed
 from tests.support.isolation import pin_git, use_home
 from tests.support.repos import new_repo
-from tests.support.store import new_pg_database, sqlite_url
+from tests.support.store import empty_pg_store, new_pg_database, sqlite_url
 
 REAL_HOME = os.path.expanduser("~")
 
@@ -94,5 +94,6 @@ def store_url(
         from orch.store import upgrade_store
 
         upgrade_store(url, isolated_env / "locks")
+        empty_pg_store(url)
     monkeypatch.setenv("ORCH_DATABASE_URL", url)
     return url

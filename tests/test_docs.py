@@ -56,3 +56,8 @@ def test_docs_never_put_the_prompt_into_shell_code() -> None:
         for line in doc.read_text().splitlines():
             if "sh -c" in line and "never" not in line:
                 assert "{prompt}" not in line.split("sh -c", 1)[1], (doc.name, line)
+
+
+def test_error_schema_in_docs_is_the_packaged_one() -> None:
+    packaged = ROOT / "orch" / "schemas" / "error-v1.schema.json"
+    assert (ROOT / "docs" / "error-v1.schema.json").read_text() == packaged.read_text()

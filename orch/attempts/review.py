@@ -113,10 +113,9 @@ class Comparison:
     range: DiffRange
 
 
-@contextlib.contextmanager
 def comparison(
     store: Store, git: Git, first_ref: str, second_ref: str, *, worktree: bool
-) -> Iterator[Comparison]:
+) -> Comparison:
     """The difference between two attempts' results: their tips, or with ``worktree``
     each side's worktree as it is now (uncommitted and untracked files too), written as
     a tree through a private index. Attempts of different repositories are refused."""
@@ -132,11 +131,18 @@ def comparison(
         with attempt_diff(store, git, attempt.id, committed=True) as side:
             tree = side.tip
             path = live_worktree(attempt)
-            if worktree and path is not None:
-                tree = git.worktree_tree(path)
-            sides.append((side, tree))
+            notes = side.notes
+            if worktree and path is None:
+                notes += (f"attempt {attempt.id} has no worktree here: its {side.source} is used",)
+            elif worktree and path is not None:
+                written = git.worktree_tree(path)
+                tree = written.tree
+                if written.nested_repositories:
+                    shown = ", ".join(written.nested_repositories[:5])
+                    notes += (f"untracked repositories in {path} are left out: {shown}",)
+            sides.append((dataclasses.replace(side, notes=notes), tree))
     (a, tree_a), (b, tree_b) = sides
-    yield Comparison(a, b, DiffRange(tree_a, tree_b, git_dir=a.repository.common_dir))
+    return Comparison(a, b, DiffRange(tree_a, tree_b, git_dir=a.repository.common_dir))
 
 
 def live_worktree(attempt: Attempt) -> Path | None:

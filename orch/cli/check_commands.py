@@ -12,7 +12,8 @@ from orch.cli.common import actor, open_store, settings_from_env
 @click.command()
 @click.argument("attempt")
 @click.option("--json", "as_json", is_flag=True, help="Print the check's run as JSON.")
-def check(attempt: str, as_json: bool) -> None:
+@click.pass_context
+def check(ctx: click.Context, attempt: str, as_json: bool) -> None:
     """Run the repository's check command in ATTEMPT's worktree and record the result.
 
     The command is [review] check in the repository's orch.toml, run with sh -c in the
@@ -38,10 +39,14 @@ def check(attempt: str, as_json: bool) -> None:
     else:
         click.echo(f"check of {run.attempt_id} {check_words(run)}; output in {run.log_path}")
     if run.result != "passed":
+        # the check's answer, not orch's failure (like orch wait's exit 14): the result
+        # above stands (with --json, the only JSON on stdout), the line says where to look
         what = "timed out" if run.timed_out else f"exited with {run.exit_code}"
-        raise CheckFailed(
-            f"the check of attempt {run.attempt_id} {what} ('orch log {run.attempt_id}')"
+        click.echo(
+            f"Error: the check of attempt {run.attempt_id} {what} ('orch log {run.attempt_id}')",
+            err=True,
         )
+        ctx.exit(CheckFailed.exit_code)
 
 
 COMMANDS = (check,)

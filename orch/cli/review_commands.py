@@ -1,8 +1,9 @@
 """Commands that review what attempts did: diff, compare.
 
-Git's output is passed through byte for byte (file names and contents need not be
-UTF-8): with colour and through the pager only when standard output is a terminal,
-plain otherwise, as git itself does.
+Git writes its output itself, straight to standard output or to the pager (file names
+and contents need not be UTF-8, and a large diff is never held in memory): with colour
+and through the pager only when standard output is a terminal, plain otherwise, as git
+itself does.
 """
 
 from __future__ import annotations
@@ -10,10 +11,14 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from orch.cli.common import open_store, settings_from_env
+
+if TYPE_CHECKING:
+    from orch.git import DiffFormat, DiffRange, Git, Repository
 
 _PAGER_OPTION = click.option(
     "--no-pager", is_flag=True, help="Never page the output (like git --no-pager)."
@@ -52,7 +57,7 @@ def diff(
     """
     from orch.attempts.review import attempt_diff, changes
     from orch.errors import InvalidInput
-    from orch.git import DiffFormat, Git
+    from orch.git import Git
 
     if as_stat and name_only:
         raise InvalidInput("give either --stat or --name-only, not both")
@@ -68,14 +73,7 @@ def diff(
             click.echo(to_json(**diff_body(found, changes(git, found), committed=committed)))
             return
         fmt: DiffFormat = "stat" if as_stat else "name-only" if name_only else "patch"
-        terminal = _stdout_is_terminal()
-        data = git.diff_output(
-            found.range, fmt, color=terminal, stat_width=_width() if terminal else None
-        )
-        pager = None
-        if terminal and not no_pager:
-            pager = _pager(git.config_value(found.repository, "core.pager"))
-    _show(data, pager)
+        _emit(git, found.range, fmt, found.repository, no_pager=no_pager)
 
 
 @click.command()
@@ -118,28 +116,45 @@ def compare(
     if second is None:
         _compare_task(first, worktree or as_stat, as_json)
         return
-    with comparison(open_store(settings), git, first, second, worktree=worktree) as found:
-        for side in (found.first, found.second):
-            for note in side.notes:
-                click.echo(f"Note: {note}", err=True)
-        if as_json:
-            from orch.cli.render import to_json
-            from orch.cli.review_render import comparison_body
+    found = comparison(open_store(settings), git, first, second, worktree=worktree)
+    for side in (found.first, found.second):
+        for note in side.notes:
+            click.echo(f"Note: {note}", err=True)
+    if as_json:
+        from orch.cli.render import to_json
+        from orch.cli.review_render import comparison_body
 
-            body = comparison_body(found, git.changed_files(found.range), worktree)
-            click.echo(to_json(**body))
+        body = comparison_body(found, git.changed_files(found.range), worktree)
+        click.echo(to_json(**body))
+        return
+    fmt: DiffFormat = "stat" if as_stat else "patch"
+    _emit(git, found.range, fmt, found.first.repository, no_pager=no_pager)
+
+
+def _emit(
+    git: Git, where: DiffRange, fmt: DiffFormat, repository: Repository, *, no_pager: bool
+) -> None:
+    """git's output for ``where`` on standard output, written by git itself: on a
+    terminal coloured and through the pager (unless ``no_pager``), plain otherwise."""
+    from orch.system.pager import finish_pager, is_terminal, pager_command, start_pager
+
+    out = _stdout_fd()
+    if out is None:  # standard output is not a file (click's test runner): no fd for git
+        click.echo(git.diff_output(where, fmt, color=False), nl=False)
+        return
+    terminal = is_terminal(out)
+    width = shutil.get_terminal_size().columns if terminal else None
+    sys.stdout.flush()
+    if terminal and not no_pager:
+        command = pager_command(os.environ, git.config_value(repository, "core.pager"))
+        pager = start_pager(command, os.environ) if command else None
+        if pager is not None and pager.stdin is not None:
+            try:
+                git.diff_into(where, fmt, pager.stdin.fileno(), color=True, stat_width=width)
+            finally:
+                finish_pager(pager)
             return
-        terminal = _stdout_is_terminal()
-        data = git.diff_output(
-            found.range,
-            "stat" if as_stat else "patch",
-            color=terminal,
-            stat_width=_width() if terminal else None,
-        )
-        pager = None
-        if terminal and not no_pager:
-            pager = _pager(git.config_value(found.first.repository, "core.pager"))
-    _show(data, pager)
+    git.diff_into(where, fmt, out, color=terminal, stat_width=width)
 
 
 def _compare_task(task_key: str, diff_options: bool, as_json: bool) -> None:
@@ -156,38 +171,14 @@ def _compare_task(task_key: str, diff_options: bool, as_json: bool) -> None:
     click.echo(to_json(**comparison_body(found)) if as_json else comparison_text(found))
 
 
-def _stdout_is_terminal() -> bool:
-    from orch.system.pager import is_terminal
-
-    # under click's test runner sys.stdout is a capture, never the process's terminal
+def _stdout_fd() -> int | None:
+    """The file descriptor of the process's standard output, unless it was replaced."""
     if sys.stdout is not sys.__stdout__ or sys.__stdout__ is None:
-        return False
+        return None
     try:
-        return is_terminal(sys.__stdout__.fileno())
+        return sys.__stdout__.fileno()
     except (OSError, ValueError):
-        return False
-
-
-def _width() -> int:
-    return shutil.get_terminal_size().columns
-
-
-def _pager(configured: str | None) -> str | None:
-    from orch.system.pager import pager_command
-
-    return pager_command(os.environ, configured)
-
-
-def _show(data: bytes, pager: str | None) -> None:
-    if not data:
-        return
-    if pager is not None:
-        from orch.system.pager import page
-
-        sys.stdout.flush()
-        if page(data, pager, os.environ):
-            return
-    click.echo(data, nl=False)
+        return None
 
 
 COMMANDS = (diff, compare)

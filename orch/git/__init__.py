@@ -28,6 +28,7 @@ from orch.git.diff import (
     Diffs,
     FileChange,
     PrivateIndex,
+    WorktreeTree,
     index_file,
 )
 from orch.git.refs import (
@@ -92,6 +93,7 @@ __all__ = [
     "Summaries",
     "UnsavedWork",
     "WorktreeRecord",
+    "WorktreeTree",
     "Worktrees",
     "add_excludes",
     "admin_of_repository",

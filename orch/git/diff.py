@@ -77,6 +77,12 @@ class PrivateIndex:
     nested_repositories: tuple[str, ...] = ()  # untracked repositories, left out
 
 
+@dataclasses.dataclass(frozen=True)
+class WorktreeTree:
+    tree: str  # the id of the tree object holding the worktree's files
+    nested_repositories: tuple[str, ...] = ()  # untracked repositories, left out
+
+
 class Diffs(Runner):
     def _diff_args(self, where: DiffRange, options: list[str]) -> list[str]:
         git_dir = ["--git-dir", str(where.git_dir)] if where.git_dir is not None else []
@@ -92,6 +98,7 @@ class Diffs(Runner):
             "--end-of-options",
             where.base,
             *tip,
+            "--",  # never a path that happens to be named like the base
         ]
 
     def diff_output(
@@ -99,12 +106,22 @@ class Diffs(Runner):
     ) -> bytes:
         """``git diff`` of ``where`` as git prints it (a patch, ``--stat`` or
         ``--name-only``), byte for byte; ``color``: with git's colours."""
-        options = ["--color=always" if color else "--color=never"]
-        if fmt == "stat":
-            options.append(f"--stat={stat_width}" if stat_width else "--stat")
-        elif fmt == "name-only":
-            options.append("--name-only")
-        return self.output_bytes(self._diff_args(where, options), cwd=where.cwd, env=where.env)
+        args = self._diff_args(where, _format_options(fmt, color, stat_width))
+        return self.output_bytes(args, cwd=where.cwd, env=where.env)
+
+    def diff_into(
+        self,
+        where: DiffRange,
+        fmt: DiffFormat,
+        out: int,
+        *,
+        color: bool,
+        stat_width: int | None = None,
+    ) -> None:
+        """``diff_output`` written by git straight to the file descriptor ``out`` (a
+        large diff is never held in memory, and a pager shows its start at once)."""
+        args = self._diff_args(where, _format_options(fmt, color, stat_width))
+        self.run_into(args, out, cwd=where.cwd, env=where.env)
 
     def changed_files(self, where: DiffRange) -> list[FileChange]:
         """Every changed file of ``where`` with its status and line counts, from one git
@@ -200,16 +217,26 @@ class Diffs(Runner):
                 return nested
         raise GitError(f"git add of the untracked files failed: {last_line(proc.stderr)}")
 
-    def worktree_tree(self, worktree: Path) -> str:
+    def worktree_tree(self, worktree: Path) -> WorktreeTree:
         """The worktree's files (tracked and untracked, not ignored, without untracked
         nested repositories) written as a tree object, through a private index; returns
-        the tree's id. Writes objects to the
+        the tree's id and the nested repositories left out. Writes objects to the
         repository's object store (unreachable ones, which git's gc removes in time),
         never a ref or the worktree's own index."""
         with self.private_index(worktree, untracked=False) as index:
             self.run(["add", "--update"], cwd=worktree, env=index.env)
-            self.add_untracked(worktree, index.env, intent_only=False)
-            return self.run(["write-tree"], cwd=worktree, env=index.env).stdout.strip()
+            nested = self.add_untracked(worktree, index.env, intent_only=False)
+            tree = self.run(["write-tree"], cwd=worktree, env=index.env).stdout.strip()
+            return WorktreeTree(tree, nested)
+
+
+def _format_options(fmt: DiffFormat, color: bool, stat_width: int | None) -> list[str]:
+    options = ["--color=always" if color else "--color=never"]
+    if fmt == "stat":
+        options.append(f"--stat={stat_width}" if stat_width else "--stat")
+    elif fmt == "name-only":
+        options.append("--name-only")
+    return options
 
 
 def index_file(worktree: Path) -> Path | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -121,6 +122,27 @@ class Runner:
             stderr = proc.stderr.decode(errors="replace")
             raise GitError(f"git {' '.join(args[:2])} failed: {last_line(stderr)}")
         return proc.stdout
+
+    def run_into(
+        self,
+        args: Sequence[str],
+        out: int,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """Run a read-only ``git args`` with its output going straight to the file
+        descriptor ``out`` (a terminal, a pipe to a pager), never held in memory. A reader
+        that stops early (a pager quit) is not a failure."""
+        full_env = {**self._env, **(env or {})}
+        try:
+            proc = subprocess.run(
+                ["git", *args], cwd=cwd, stdout=out, stderr=subprocess.PIPE, env=full_env
+            )
+        except FileNotFoundError as exc:
+            raise GitError("git is not installed or not on PATH") from exc
+        if proc.returncode not in (0, -signal.SIGPIPE, 128 + signal.SIGPIPE):
+            stderr = proc.stderr.decode(errors="replace")
+            raise GitError(f"git {' '.join(args[:2])} failed: {last_line(stderr)}")
 
     def _start(
         self,

@@ -27,23 +27,24 @@ def pager_command(environ: Mapping[str, str], configured: str | None = None) -> 
     return None if chosen in ("", "cat") else chosen
 
 
-def page(data: bytes, command: str, environ: Mapping[str, str]) -> bool:
-    """Show ``data`` through ``command``; False when the pager could not start (the
-    caller then writes it out itself). A reader who quits early is not an error."""
+def start_pager(command: str, environ: Mapping[str, str]) -> subprocess.Popen[bytes] | None:
+    """Start ``command`` reading from a pipe (``stdin`` of the result); None when it
+    cannot start (the caller then writes to its own output)."""
     env = dict(environ)
     env.setdefault("LESS", "FRX")
     env.setdefault("LV", "-c")
     try:
-        proc = subprocess.Popen(["sh", "-c", command], stdin=subprocess.PIPE, env=env)
+        return subprocess.Popen(["sh", "-c", command], stdin=subprocess.PIPE, env=env)
     except OSError:
-        return False
-    assert proc.stdin is not None
-    with contextlib.suppress(BrokenPipeError):
-        proc.stdin.write(data)
-    with contextlib.suppress(BrokenPipeError):
-        proc.stdin.close()
+        return None
+
+
+def finish_pager(proc: subprocess.Popen[bytes]) -> None:
+    """Close the pager's input and wait until the reader quits it."""
+    if proc.stdin is not None:
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
     proc.wait()
-    return True
 
 
 def is_terminal(fd: int) -> bool:

@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-from helpers import RunCli, assert_failed_cleanly, commit_all, dispatch, git, json_out
 
 from orch.attempts.review import attempt_diff
 from orch.config import resolve
 from orch.git import Git
 from orch.store import open_store
-
-RunOrch = Callable[..., subprocess.CompletedProcess[str]]
+from tests.support.attempts import dispatch
+from tests.support.cli import ORCH_BIN, RunCli, RunOrch, assert_failed_cleanly, json_out
+from tests.support.repos import commit_all, git
 
 _FILE = {
     "type": "object",
@@ -185,7 +185,9 @@ def test_committed_leaves_out_the_worktree(repo: Path, run_cli: RunCli) -> None:
     assert body["committed_only"] is True
     assert set(by_path(body)) == {"agent.txt", "src/d1/moved.txt"}
     expected = git("diff", "--stat", attempt["base_commit"], tip, cwd=repo)
-    assert run_cli("diff", attempt["id"], "--committed", "--stat", cwd=repo).stdout == expected
+    # by id, by a 4-character prefix and by its payload's path alike
+    for ref in (attempt["id"], attempt["id"][:4], attempt["payload_path"]):
+        assert run_cli("diff", ref, "--committed", "--stat", cwd=repo).stdout == expected
 
 
 def test_after_the_worktree_was_removed_the_branch_shows(repo: Path, run_cli: RunCli) -> None:
@@ -196,6 +198,21 @@ def test_after_the_worktree_was_removed_the_branch_shows(repo: Path, run_cli: Ru
     body = diff_json(run_cli, repo, attempt["id"])
     assert body["source"] == "branch" and body["tip"] == tip
     assert set(by_path(body)) == {"agent.txt", "src/d1/moved.txt"}
+
+
+def test_archived_worktree_with_its_branch_kept(repo: Path, run_cli: RunCli) -> None:
+    attempt = dispatch(run_cli, repo, "review-kept")
+    tip = leave_work(Path(attempt["worktree_path"]))
+    cleaned = run_cli("cleanup", attempt["id"], "--force", "--keep-branch", cwd=repo)
+    assert cleaned.exit_code == 0, cleaned.output
+    saved = json_out(run_cli("show", attempt["id"], "--json", cwd=repo))["attempt"]
+    assert saved["archive_path"]
+    result = run_cli("diff", attempt["id"], "--json", cwd=repo)
+    body = json_out(result)
+    assert body["source"] == "branch" and body["tip"] == tip
+    assert set(by_path(body)) == {"agent.txt", "src/d1/moved.txt"}
+    assert body["notes"] == [result.stderr.removeprefix("Note: ").rstrip("\n")]
+    assert saved["archive_path"] in result.stderr
 
 
 def test_branch_deleted_by_hand_is_one_line(repo: Path, run_cli: RunCli) -> None:
@@ -290,8 +307,6 @@ def test_unknown_attempt_and_conflicting_options(repo: Path, run_cli: RunCli) ->
 
 def _on_a_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> str:
     """Run the installed orch with its standard output on a pseudo-terminal."""
-    from conftest import ORCH_BIN
-
     main, other = pty.openpty()
     try:
         proc = subprocess.run(
@@ -332,6 +347,10 @@ def test_colour_and_pager_only_on_a_terminal(repo: Path, run_cli: RunCli, tmp_pa
     assert "\x1b[32mhello" in paged.read_text()  # coloured, through GIT_PAGER
     out = _on_a_terminal(["diff", attempt["id"], "--no-pager"], repo, {"GIT_PAGER": "false"})
     assert "\x1b[32mhello" in out
+    # a reader who quits the pager early is no failure (git's broken pipe is expected)
+    (Path(attempt["worktree_path"]) / "long.txt").write_text("line\n" * 200_000)
+    out = _on_a_terminal(["diff", attempt["id"]], repo, {"GIT_PAGER": "head -c 1 >/dev/null"})
+    assert out == ""
 
 
 def test_diff_never_breaks_an_agent_committing_in_the_worktree(repo: Path, run_cli: RunCli) -> None:
@@ -398,15 +417,26 @@ def test_compare_two_attempts(repo: Path, run_cli: RunCli) -> None:
     assert (files["answer.txt"]["additions"], files["answer.txt"]["deletions"]) == (2, 1)
     for entry in body["files"]:
         jsonschema.validate(entry, _FILE)
-
-    index_before = git("ls-files", "--stage", cwd=wt2)
-    with_worktree = json_out(
-        run_cli("compare", first["id"], second["id"], "--worktree", "--json", cwd=repo)
-    )
-    assert set(by_path(with_worktree)) == {"answer.txt", "extra.txt", "scratch.txt"}
-    assert git("ls-files", "--stage", cwd=wt2) == index_before
     stat = run_cli("compare", first["id"], second["id"], "--stat", cwd=repo)
     assert stat.stdout.rstrip().endswith("2 files changed, 3 insertions(+), 1 deletion(-)")
+
+    index_before = git("ls-files", "--stage", cwd=wt2)
+    git("init", "-q", str(wt2 / "cloned"), cwd=wt2)  # a nested repository: left out, said
+    result = run_cli("compare", first["id"], second["id"], "--worktree", "--json", cwd=repo)
+    with_worktree = json_out(result)
+    assert set(by_path(with_worktree)) == {"answer.txt", "extra.txt", "scratch.txt"}
+    assert git("ls-files", "--stage", cwd=wt2) == index_before
+    assert result.stderr == (f"Note: untracked repositories in {wt2} are left out: cloned/\n")
+    assert with_worktree["to"]["notes"] == [result.stderr[len("Note: ") :].rstrip("\n")]
+
+    # a side without a worktree is compared by its branch, and says so
+    git("worktree", "remove", "--force", str(wt1), cwd=repo)
+    result = run_cli("compare", first["id"], second["id"], "--worktree", "--stat", cwd=repo)
+    assert result.exit_code == 0, result.output
+    assert f"Note: attempt {first['id']} has no worktree here: its branch is used" in (
+        result.stderr
+    )
+    assert "scratch.txt" in result.stdout
 
 
 def test_compare_refuses_attempts_of_different_repositories(
