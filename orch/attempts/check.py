@@ -118,6 +118,24 @@ def run_check(
     return ended
 
 
+def check_after_agent(
+    store: Store,
+    settings: Settings,
+    attempt: Attempt,
+    worktree: Path,
+    lock: HeldLock,
+    actor: str,
+    environ: Mapping[str, str],
+) -> Run | None:
+    """``orch work``, after an agent run that exited 0, still holding the worktree's lock:
+    the check, when ``[review] check_after_agent`` asks for it (None when it does not).
+    Its result never changes the attempt's state: that is the agent's."""
+    config = load_repo_config(Path(attempt.repository))
+    if not config.check or not config.check_after_agent:
+        return None
+    return run_check(store, settings, attempt, worktree, config, lock, actor, environ)
+
+
 def _worktree(attempt: Attempt) -> Path:
     if not attempt.worktree_path:
         raise NotFound(

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from orch import naming
 from orch.attempts.changes import record_changes
-from orch.attempts.check import run_check
+from orch.attempts.check import check_after_agent
 from orch.attempts.dispatch import check_worktree_root, provision
 from orch.attempts.lifecycle import reap
 from orch.attempts.occupant import worktree_lock_path
@@ -448,31 +448,17 @@ class WorkerRuntime:
                 self._tip = recorded.tip
 
     def _check_after_agent(self, attempt: Attempt, worktree: Path, lock: HeldLock) -> None:
-        """Run the repository's check under the worktree's lock the agent held, when
-        ``[review] check_after_agent`` asks for it; its result never changes the attempt's
-        state (that is the agent's), and a broken config costs only the check."""
+        """The check, when configured to follow the agent (``orch.attempts.check``); a
+        broken config or a failing store costs only the check, never the agent's end."""
         try:
-            config = load_repo_config(Path(attempt.repository))
-        except OrchError as exc:
-            self.say(f"orch work: no check for {attempt.id}: {exc.message}")
-            return
-        if not config.check or not config.check_after_agent:
-            return
-        try:
-            ran = run_check(
-                self.store,
-                self.settings,
-                attempt,
-                worktree,
-                config,
-                lock,
-                self.actor,
-                self.environ,
+            ran = check_after_agent(
+                self.store, self.settings, attempt, worktree, lock, self.actor, self.environ
             )
-        except OrchError as exc:  # the store failed around the check: the agent's end stands
-            self.say(f"orch work: the check of {attempt.id} was not recorded: {exc.message}")
+        except OrchError as exc:
+            self.say(f"orch work: no check of {attempt.id}: {exc.message}")
             return
-        self.say(f"orch work: check of {attempt.id} {ran.result} (exit {ran.exit_code})")
+        if ran is not None:
+            self.say(f"orch work: check of {attempt.id} {ran.result} (exit {ran.exit_code})")
 
     def _supervise(self, agent: processes.AgentProcess, lost: threading.Event) -> int:
         while True:

@@ -191,11 +191,14 @@ def test_a_check_that_runs_out_of_time_is_killed_with_its_process_group(
     )
     attempt = dispatch(run_cli, repo, task(), "--prompt", "p")
 
-    done = run_orch("check", attempt["id"], cwd=repo)
+    done = run_orch("check", attempt["id"], "--json", cwd=repo)
     assert done.returncode == 14
     assert error_line(done.stderr) == (
         f"Error: the check of attempt {attempt['id']} timed out ('orch log {attempt['id']}')"
     )
+    # the check's result is the one JSON document on stdout (a result, not an error)
+    body = json.loads(done.stdout)
+    assert (body["attempt"], body["check"]["result"]) == (attempt["id"], "timed out")
     sleeper = int(pidfile.read_text())
     wait_for(lambda: not processes.is_alive(sleeper, None), "the check's child to be killed")
     check = show(run_cli, attempt["id"], cwd=repo)["check"]
@@ -355,3 +358,19 @@ def test_compare_task_counts_a_branch_that_moved_since_its_record(
     row = json_out(run_cli("compare", key, "--json", cwd=repo))["attempts"][0]
     assert (row["changes"]["tip"], row["changes"]["commits_ahead"]) == (tip, 3)
     assert listed(run_cli, repo, attempt["id"])["changes_tip"] == tip
+
+
+def test_an_agent_run_after_a_check_is_recorded_as_its_own_run(
+    repo: Path, run_cli: RunCli, run_orch: RunOrch, store_url: str
+) -> None:
+    """The worker ends the run the store numbered, not the one it counted: a check run
+    made before the worker came keeps its own exit code."""
+    configure(repo, '[review]\ncheck = "exit 3"\n')
+    attempt = dispatch(run_cli, repo, task(), "--prompt", "p")
+    assert run_orch("check", attempt["id"], cwd=repo).returncode == 14
+    work(run_orch, repo, attempt["id"], "true")
+    runs = show(run_cli, attempt["id"], cwd=repo)["runs"]
+    assert [(r["number"], r["kind"], r["exit_code"], r["result"]) for r in runs] == [
+        (1, "check", 3, "failed"),
+        (2, "agent", 0, "passed"),
+    ]
