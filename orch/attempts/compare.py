@@ -90,15 +90,25 @@ def _tips(git: Git, attempts: list[Attempt]) -> dict[str, str]:
 def _changes(
     store: Store, git: Git, attempt: Attempt, tip: str | None
 ) -> tuple[ChangeSummary | None, tuple[str, ...], str | None]:
-    if tip is None or not attempt.base_commit:
-        why = "its branch is gone" if attempt.branch_name else "it has no branch"
-        return attempt.changes, (), why
     where = Path(attempt.repository)
+    if tip is None or not attempt.base_commit:
+        if not attempt.branch_name or not attempt.base_commit:
+            why = "it has no branch (its workspace was never made)"
+        elif not where.is_dir():
+            why = f"its repository {where} is not on this machine"
+        else:
+            why = f"its branch {attempt.branch_name} is gone"
+        if attempt.changes is not None:
+            why += " (the numbers are the last recorded)"
+        return attempt.changes, (), why
     changes = attempt.changes
-    if changes is None or changes.tip != tip:
-        changes = git.change_summary(where, attempt.base_commit, tip)
-        store.record_changes(attempt.id, changes)
-    paths = git.changed_paths(where, attempt.base_commit, tip) if changes.files_changed else []
+    try:
+        if changes is None or changes.tip != tip:
+            changes = git.change_summary(where, attempt.base_commit, tip)
+            store.record_changes(attempt.id, changes)
+        paths = git.changed_paths(where, attempt.base_commit, tip) if changes.files_changed else []
+    except GitError as exc:  # its base_commit pruned, a damaged repository: say so, go on
+        return attempt.changes, (), f"git cannot count it: {exc.message}"
     return changes, tuple(paths), None
 
 

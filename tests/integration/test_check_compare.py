@@ -374,3 +374,29 @@ def test_an_agent_run_after_a_check_is_recorded_as_its_own_run(
         (1, "check", 3, "failed"),
         (2, "agent", 0, "passed"),
     ]
+
+
+def test_compare_task_with_a_branch_deleted_by_hand_says_so_and_goes_on(
+    repo: Path, run_cli: RunCli, run_orch: RunOrch, store_url: str
+) -> None:
+    key = task()
+    kept = dispatch(run_cli, repo, key, "--prompt", "p")
+    gone = dispatch(run_cli, repo, key, "--prompt", "p")
+    for attempt in (kept, gone):
+        work(run_orch, repo, attempt["id"], AGENT_COMMITS)
+    git("worktree", "remove", "--force", gone["worktree_path"], cwd=repo)
+    git("branch", "-D", gone["branch_name"], cwd=repo)
+
+    done = run_orch("compare", key, cwd=repo)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert (
+        f"  {gone['id']}: its branch {gone['branch_name']} is gone (the numbers are the last "
+        "recorded)"
+    ) in done.stdout.splitlines()
+    assert done.stdout.endswith("no file was changed by more than one attempt\n")
+    rows = json_out(run_cli("compare", key, "--json", cwd=repo))["attempts"]
+    assert [(r["id"], r["files"]) for r in rows] == [
+        (kept["id"], ["new.txt", "src/d0/f0.txt"]),
+        (gone["id"], []),
+    ]
+    assert rows[1]["changes"]["commits_ahead"] == 2
