@@ -61,3 +61,9 @@ def test_docs_never_put_the_prompt_into_shell_code() -> None:
 def test_error_schema_in_docs_is_the_packaged_one() -> None:
     packaged = ROOT / "orch" / "schemas" / "error-v1.schema.json"
     assert (ROOT / "docs" / "error-v1.schema.json").read_text() == packaged.read_text()
+
+
+def test_list_and_show_schemas_in_docs_are_the_packaged_ones() -> None:
+    for name in ("list-v1", "show-v1"):
+        packaged = ROOT / "orch" / "schemas" / f"{name}.schema.json"
+        assert (ROOT / "docs" / f"{name}.schema.json").read_text() == packaged.read_text()

@@ -51,3 +51,24 @@ def test_without_json_a_failure_prints_nothing_on_stdout(repo: Path, run_orch: R
 def test_an_agent_argument_named_json_is_not_orchs(repo: Path, run_orch: RunOrch) -> None:
     proc = run_orch("show", "feedbeef", "--", "--json", cwd=repo)
     assert proc.returncode != 0 and not proc.stdout.startswith("{")
+
+
+def _schema(name: str) -> dict[str, object]:
+    loaded: dict[str, object] = json.loads(
+        (Path(errors.__file__).parent / "schemas" / f"{name}.schema.json").read_text()
+    )
+    return loaded
+
+
+def test_list_and_show_json_match_their_shipped_schemas(repo: Path, run_orch: RunOrch) -> None:
+    made = run_orch("dispatch", "schema-check", "--prompt", "do it", "--json", cwd=repo)
+    assert made.returncode == 0, made.stderr
+    attempt_id = json.loads(made.stdout)["attempt"]["id"]
+    listed = run_orch("list", "--json", cwd=repo)
+    jsonschema.validate(json.loads(listed.stdout), _schema("list-v1"))
+    shown = run_orch("show", attempt_id, "--json", cwd=repo)
+    jsonschema.validate(json.loads(shown.stdout), _schema("show-v1"))
+    assert run_orch("cancel", attempt_id, cwd=repo).returncode == 0
+    ended = json.loads(run_orch("show", attempt_id, "--json", cwd=repo).stdout)
+    jsonschema.validate(ended, _schema("show-v1"))
+    assert ended["attempt"]["state"] == "cancelled"

@@ -47,3 +47,14 @@ def test_every_error_class_renders_to_the_schema() -> None:
         document = json.loads(error_json(exc.exit_code, exc.code_name, exc.message))
         jsonschema.validate(document, SCHEMA)
         assert document["error"]["code"] == cls.exit_code
+
+
+def test_the_list_schema_names_every_state_and_workspace_status() -> None:
+    from orch.models import State, WorkspaceStatus
+
+    schema = json.loads(
+        (Path(errors.__file__).parent / "schemas" / "list-v1.schema.json").read_text()
+    )
+    fields = schema["$defs"]["attempt"]["properties"]
+    assert fields["state"]["enum"] == [str(s) for s in State]
+    assert fields["workspace_status"]["enum"] == [str(s) for s in WorkspaceStatus]
