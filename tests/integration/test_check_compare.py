@@ -15,8 +15,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
+import orch
 from orch.attempts.occupant import worktree_lock_path
 from orch.config import resolve
 from orch.fslock import try_lock
@@ -33,6 +35,13 @@ AGENT_COMMITS = (
     "printf 'one\\ntwo\\n' > src/d0/f0.txt && git commit -qam first && "
     "printf 'a\\nb\\nc\\n' > new.txt && git add new.txt && git commit -qm second"
 )
+
+
+def schema(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(
+        (Path(orch.__file__).parent / "schemas" / f"{name}.schema.json").read_text()
+    )
+    return loaded
 
 
 def task() -> str:
@@ -103,6 +112,7 @@ def test_work_records_what_the_attempt_changed_and_list_and_show_show_it(
         "lines_added": 7,
         "lines_removed": 1,
     }
+    jsonschema.validate(data, schema("show-v1"))
     text = run_cli("show", attempt["id"], cwd=repo).stdout
     assert f"2 commits ahead, 2 files, +5/-1 (committed, recorded at {tip[:12]}" in text
     assert (
@@ -172,8 +182,11 @@ def test_check_passes_and_fails_records_runs_of_kind_check_with_the_port_bundle(
         ("failed", 1, False),
         ("passed", 0, False),
     ]
-    checks = json_out(run_cli("list", "--json", cwd=repo))["checks"]
-    assert checks[attempt["id"]]["result"] == "passed"
+    listing = json_out(run_cli("list", "--json", cwd=repo))
+    assert listing["checks"][attempt["id"]]["result"] == "passed"
+    # the shipped schemas describe what list and show print now
+    jsonschema.validate(listing, schema("list-v1"))
+    jsonschema.validate(data, schema("show-v1"))
 
     web = data["ports"]["ports"]["web"]
     log = (isolated_env / "logs" / f"{attempt['id']}.log").read_text()
