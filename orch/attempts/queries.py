@@ -117,6 +117,32 @@ def show(store: Store, ref: str) -> AttemptDetail:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class Listing:
+    """What ``orch list`` shows: the attempts, and the newest check of those that have one."""
+
+    attempts: tuple[Attempt, ...]
+    checks: dict[str, Run]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The body of ``orch list --json`` (and of the dashboard's attempts endpoint): the
+        checks beside the records, so an attempt's record is the same in every command."""
+        return {
+            "attempts": [a.to_dict() for a in self.attempts],
+            "checks": {i: run.to_dict() for i, run in self.checks.items()},
+        }
+
+
+def listing(
+    store: Store,
+    states: tuple[State, ...] = (),
+    task_key: str | None = None,
+    limit: int | None = None,
+) -> Listing:
+    found = store.list_attempts(states=states, task_key=task_key, limit=limit)
+    return Listing(tuple(found), store.latest_checks(a.id for a in found))
+
+
 def list_attempts(
     store: Store,
     states: tuple[State, ...] = (),

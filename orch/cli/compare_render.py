@@ -28,19 +28,8 @@ def check_words(run: Run | None) -> str:
 
 
 def check_dict(run: Run | None) -> dict[str, Any] | None:
-    if run is None:
-        return None
-    return {
-        "run": run.number,
-        "result": run.result,
-        "exit_code": run.exit_code,
-        "timed_out": run.timed_out,
-        "duration": run.duration,
-        "command": run.command[-1] if run.command else None,
-        "started_at": run.started_at.isoformat(),
-        "ended_at": run.ended_at.isoformat() if run.ended_at else None,
-        "log_path": run.log_path,
-    }
+    """A check run as every command's JSON gives it (``Run.to_dict``), or None."""
+    return None if run is None else run.to_dict()
 
 
 def changes_dict(changes: ChangeSummary | None) -> dict[str, Any] | None:

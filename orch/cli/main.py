@@ -168,27 +168,18 @@ def list_command(
     has one, by attempt id.
     """
     from orch.attempts.lifecycle import reap
-    from orch.attempts.queries import list_attempts
+    from orch.attempts.queries import listing
     from orch.cli.render import attempts_table, to_json
     from orch.models import State
 
     settings = settings_from_env()
     store = open_store(settings)
     reap(store, actor(), host=settings.host_name)
-    attempts = list_attempts(store, tuple(State(s) for s in states), task_key, limit)
+    found = listing(store, tuple(State(s) for s in states), task_key, limit)
     if as_json:
-        from orch.cli.compare_render import check_dict
-
-        # beside the records, so that an attempt's record is the same in every command
-        checks = store.latest_checks(a.id for a in attempts)
-        click.echo(
-            to_json(
-                attempts=[a.to_dict() for a in attempts],
-                checks={i: check_dict(run) for i, run in checks.items()},
-            )
-        )
+        click.echo(to_json(**found.to_dict()))
     else:
-        click.echo(attempts_table(attempts, dt.datetime.now(dt.UTC)))
+        click.echo(attempts_table(list(found.attempts), dt.datetime.now(dt.UTC)))
 
 
 @cli.command()
