@@ -191,6 +191,10 @@ class CheckFailed(AttemptsUnsuccessful):
     """The check command exited with a failure or ran out of time."""
 
 
+class NotAllDispatched(AttemptsUnsuccessful):
+    """Some attempts of a best-of-N dispatch failed to provision; the others stand."""
+
+
 class WaitTimedOut(OrchError):
     """Timed out waiting for attempts to end."""
 

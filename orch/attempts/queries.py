@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,13 @@ class AttemptDetail:
         checks = [r for r in self.runs if r.kind == RunKind.CHECK]
         return checks[-1] if checks else None
 
+    @property
+    def dropped_messages(self) -> tuple[Message, ...]:
+        """Follow-ups that will never run: still undelivered when the attempt ended."""
+        if not self.attempt.terminal:
+            return ()
+        return tuple(m for m in self.messages if m.delivered_at is None)
+
     def to_dict(self) -> dict[str, Any]:
         """The body of ``orch show --json`` (and of the dashboard's attempt endpoint)."""
         bundle = self.ports
@@ -57,7 +65,9 @@ class AttemptDetail:
             "check": self.check.to_dict() if self.check is not None else None,
             "events": [e.to_dict() for e in self.events],
             "runs": [r.to_dict() for r in self.runs],
-            "messages": [m.to_dict() for m in self.messages],
+            "messages": [
+                {**m.to_dict(), "dropped": m in self.dropped_messages} for m in self.messages
+            ],
             "ports": (
                 {"start": bundle.start, "size": bundle.size, "ports": bundle.ports}
                 if bundle is not None
@@ -104,6 +114,23 @@ def worktree_of(store: Store, ref: str) -> Path:
             f"(workspace_status {attempt.workspace_status}){saved}"
         )
     return path
+
+
+CONTINUES = "continues"  # the event a continuation attempt records: which attempt it goes on
+
+
+def prompt_history(store: Store, attempt: Attempt) -> list[str]:
+    """The prompts this attempt's agent has been given, oldest first: those of the attempt
+    it continues (``orch send`` to an ended attempt), its own prompt, then the follow-ups
+    its runs were given (one entry per run)."""
+    before: list[str] = []
+    for event in store.events(attempt.id):
+        if event.kind == CONTINUES and isinstance(event.detail.get("attempt"), str):
+            with contextlib.suppress(AttemptNotFound):
+                before = prompt_history(store, store.get(event.detail["attempt"]))
+    # the agent's runs only: a check run is given no prompt
+    runs = [r for r in store.runs(attempt.id) if r.kind == RunKind.AGENT]
+    return [*before, attempt.prompt, *(run.prompt for run in runs[1:])]
 
 
 def show(store: Store, ref: str) -> AttemptDetail:

@@ -27,9 +27,9 @@ from orch import naming
 from orch.attempts.changes import record_changes
 from orch.attempts.check import check_after_agent
 from orch.attempts.dispatch import check_worktree_root, provision
-from orch.attempts.lifecycle import reap
+from orch.attempts.lifecycle import reap, rewrite_payload
 from orch.attempts.occupant import worktree_lock_path
-from orch.attempts.queries import find_attempt
+from orch.attempts.queries import find_attempt, prompt_history
 from orch.config import Settings, load_repo_config
 from orch.errors import (
     InvalidInput,
@@ -61,6 +61,13 @@ AGENT_TEMPLATES: dict[str, tuple[str, ...]] = {
     "gemini": ("gemini", "--prompt={prompt}"),
     "aider": ("aider", "--yes-always", "--message={prompt}"),
 }
+# A follow-up goes on in the agent's own session where the agent can resume it (the most
+# recent session in the worktree): the follow-up alone is then its prompt. Any other
+# command is given the original prompt with the follow-ups appended (``with_history``).
+RESUME_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "claude": ("claude", "-p", "--continue", "--", "{prompt}"),
+    "codex": ("codex", "exec", "resume", "--last", "--", "{prompt}"),
+}
 PLACEHOLDERS = ("prompt", "payload", "worktree", "attempt", "branch", "base_commit", "task_key")
 
 
@@ -68,6 +75,9 @@ PLACEHOLDERS = ("prompt", "payload", "worktree", "attempt", "branch", "base_comm
 class WorkerConfig:
     identity: WorkerIdentity
     command: tuple[str, ...]
+    # the command for a follow-up run, when the agent can resume its session (None: the
+    # command itself, given the prompt history)
+    resume_command: tuple[str, ...] | None = None
     once: bool = False
     attempt_ref: str | None = None
     idle_poll: float = 1.0
@@ -91,6 +101,16 @@ def agent_command(template: str | None, argv: Sequence[str]) -> tuple[str, ...]:
     return tuple(argv)
 
 
+def resume_command(template: str | None) -> tuple[str, ...] | None:
+    return RESUME_TEMPLATES.get(template) if template else None
+
+
+def with_history(history: Sequence[str]) -> str:
+    """The original prompt with every follow-up appended, for an agent that cannot resume."""
+    first, *later = history
+    return "\n\n".join([first, *(f"Follow-up: {text}" for text in later)])
+
+
 def render(command: Sequence[str], values: Mapping[str, str]) -> list[str]:
     """Substitute ``{prompt}``-style placeholders; other braces are left alone."""
     out = []
@@ -102,8 +122,13 @@ def render(command: Sequence[str], values: Mapping[str, str]) -> list[str]:
 
 
 def agent_environment(
-    attempt: Attempt, prompt: str, run: int, base: Mapping[str, str]
+    attempt: Attempt,
+    prompt: str,
+    run: int,
+    base: Mapping[str, str],
+    history: Sequence[str] = (),
 ) -> dict[str, str]:
+    """``prompt``: what this run's agent is given; ``history``: every prompt so far."""
     env = dict(base)
     ports: dict[str, int] = {}
     if attempt.payload_path:
@@ -121,6 +146,8 @@ def agent_environment(
             "ORCH_BASE_REF": attempt.base_ref,
             "ORCH_BASE_COMMIT": attempt.base_commit or "",
             "ORCH_PROMPT": prompt,
+            "ORCH_PROMPT_HISTORY": json.dumps(list(history or [prompt])),
+            "ORCH_FOLLOW_UP": history[-1] if len(history) > 1 else "",
             "ORCH_RUN": str(run),
             "ORCH_PORTS": json.dumps(ports),
         }
@@ -173,9 +200,15 @@ class WorkerRuntime:
         actor: str,
         environ: Mapping[str, str] | None = None,
         say: Callable[[str], None] | None = None,
+        progress: Callable[[str], None] | None = None,
+        report: Callable[[Attempt], None] | None = None,
     ) -> None:
         self.store, self.settings, self.config, self.actor = store, settings, config, actor
+        # say: trouble (always shown); progress: a line per claim and run end;
+        # report: each attempt as it is finished (the command's result)
         self.say = say or (lambda _line: None)
+        self.progress = progress or (lambda _line: None)
+        self.report = report or (lambda _attempt: None)
         self.environ = dict(os.environ if environ is None else environ)
         self.draining = threading.Event()
         self.stop_now = threading.Event()
@@ -184,6 +217,7 @@ class WorkerRuntime:
         self._next: Lease | None = None
         self._clone_urls: tuple[str, ...] = ()
         self._tip: str | None = None  # the branch tip last recorded by this worker
+        self._cannot_start: str | None = None  # why the current attempt's agent never started
 
     def signal(self) -> None:
         """First call drains, second stops at once (wired to SIGTERM/SIGINT by the CLI)."""
@@ -226,6 +260,11 @@ class WorkerRuntime:
                     break
                 self.draining.wait(self.config.idle_poll)
                 continue
+            claimed = lease.attempt
+            self.progress(
+                f"orch work: claimed {claimed.id} (task {claimed.task_key}, "
+                f"attempt {claimed.attempt_number})"
+            )
             if lease.attempt.workspace_status == WorkspaceStatus.PENDING:
                 provisioned = self._provision_here(lease, clones, git)
                 if provisioned is None:
@@ -340,7 +379,11 @@ class WorkerRuntime:
             escape.check(self.store, git, attempt, before, self.actor)
         self._record_changes(attempt)
         if lost.is_set():
-            return  # fenced out: someone else owns the attempt now; write nothing
+            # fenced out: someone else owns the attempt now; write nothing
+            self.progress(
+                f"orch work: {attempt.id} was taken away (cancelled, reassigned or expired)"
+            )
+            return
         if self.stop_now.is_set():
             self._finish(lease, State.CANCELLED, code, "stopped: the worker was told to stop")
         else:
@@ -376,10 +419,18 @@ class WorkerRuntime:
         attempt = lease.attempt
         log_path = self.settings.logs_dir / f"{attempt.id}.log"
         prompt, run, code = attempt.prompt, 0, None
+        self._cannot_start = None
+        history = self._patiently("reading the prompt history", prompt_history, self.store, attempt)
         while True:
             run += 1
+            command, given = self.config.command, prompt
+            if len(history) > 1:  # a follow-up, or a continuation of an ended attempt
+                if self.config.resume_command is not None:
+                    command = self.config.resume_command
+                else:
+                    given = with_history(history)
             values = {
-                "prompt": prompt,
+                "prompt": given,
                 "payload": attempt.payload_path or "",
                 "worktree": str(worktree),
                 "attempt": attempt.id,
@@ -387,15 +438,18 @@ class WorkerRuntime:
                 "base_commit": attempt.base_commit or "",
                 "task_key": attempt.task_key,
             }
-            argv = render(self.config.command, values)
+            argv = render(command, values)
             processes.append_log(
                 log_path, f"=== orch run {run} of attempt {attempt.id}: {argv[0]}\n"
             )
-            env = agent_environment(attempt, prompt, run, self.environ)
+            env = agent_environment(attempt, given, run, self.environ, history)
             try:
                 agent = processes.AgentProcess(argv, worktree, env, log_path, pass_fds=[lock.fd])
             except OSError as exc:
-                processes.append_log(log_path, f"=== orch: cannot start {argv[0]}: {exc}\n")
+                self._cannot_start = (
+                    f"cannot start {argv[0]}: {processes.start_failure(argv[0], exc)}"
+                )
+                processes.append_log(log_path, f"=== orch: {self._cannot_start} ({exc})\n")
                 return 127
             try:
                 started = self.store.start_run(
@@ -418,6 +472,7 @@ class WorkerRuntime:
             # the store's number: a check run (or an earlier worker's run) may come first
             number = started.number
             self._patiently("recording the run's end", self.store.end_run, attempt.id, number, code)
+            self.progress(f"orch work: {attempt.id} run {run} exited with {code}")
             processes.append_log(log_path, f"=== orch run {run} exited with {code}\n")
             self._record_changes(attempt)
             if lost.is_set() or self.stop_now.is_set():
@@ -436,6 +491,9 @@ class WorkerRuntime:
             if not messages:
                 return code
             prompt = "\n\n".join(m.body for m in messages)
+            history.append(prompt)
+            with contextlib.suppress(OrchError):  # the payload is a copy: the store has it
+                rewrite_payload(attempt, self.settings, self.store, history)
 
     def _record_changes(self, attempt: Attempt) -> None:
         """Record the attempt's committed changes if its branch moved (``orch list`` reads
@@ -470,6 +528,9 @@ class WorkerRuntime:
                 return agent.stop(self.settings.cancel_grace)
 
     def _summary(self, attempt: Attempt, code: int | None) -> str:
+        if self._cannot_start is not None:
+            # the log's last line is the set-up hook's, not why the agent never ran
+            return f"exit code {code}: {self._cannot_start}"
         tail = [
             ln
             for ln in processes.log_tail(self.settings.logs_dir / f"{attempt.id}.log", 10)
@@ -504,11 +565,11 @@ class WorkerRuntime:
                         self.settings.lease_ttl,
                         self._clone_urls,
                     )
-                    self.finished.append(ended)
+                    self._ended(ended)
                     return
                 except StoreUnavailable as exc:
                     self.say(f"orch work: finishing {lease.attempt.id} failed: {exc.message}")
-            self.finished.append(
+            self._ended(
                 self._patiently(
                     f"finishing {lease.attempt.id}",
                     lambda: self.store.finish(
@@ -516,6 +577,10 @@ class WorkerRuntime:
                     ),
                 )
             )
+
+    def _ended(self, attempt: Attempt) -> None:
+        self.finished.append(attempt)
+        self.report(attempt)
 
     def _patiently(self, what: str, call: Callable[..., _T], *args: Any) -> _T:
         """Run a store call, riding out an outage of the store (``orch.outage``) for up to

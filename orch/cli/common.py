@@ -57,6 +57,13 @@ class OrchGroup(click.Group):
             raise
 
 
+def failure_documented() -> None:
+    """The command printed its own ``--json`` document for the failure it is about to
+    raise (``orch dispatch --attempts``: the attempts made and those that failed): the
+    funnel then prints only the line on stderr, so stdout holds one document."""
+    click.get_current_context().meta["orch.json"] = False
+
+
 def render_error(code: int, name: str, message: str) -> str:
     from orch.cli.render import error_json
 
@@ -83,6 +90,24 @@ def open_store(settings: Settings) -> Store:
     return store
 
 
+def repo_or_cwd(repo: Path | None) -> Path:
+    """The repository a command was pointed at: ``--repo``, else the current directory.
+
+    A current directory that was removed (the shell still stands in it) is named as such,
+    not taken for a missing git or a bug."""
+    if repo is not None:
+        return repo.absolute()
+    try:
+        return Path.cwd()
+    except FileNotFoundError as exc:
+        from orch.errors import RepositoryError
+
+        raise RepositoryError(
+            "the current directory no longer exists (it was removed): "
+            "cd into the repository, or name it with --repo"
+        ) from exc
+
+
 def actor() -> str:
     # the host name as gethostname() gives it, without importing socket (`orch --help`)
     return f"{startup.login_name()}@{os.uname().nodename} pid {os.getpid()}"
@@ -99,8 +124,12 @@ REPO_OPTION = click.option(
 )
 
 
+WORKER_HELP = "The worker or worker kind that should take it."
+
+
 def task_options(command: _F) -> _F:
-    """The options every command that starts a task shares (``dispatch``, ``submit``)."""
+    """The options every command that starts a task shares (``dispatch``, ``submit``);
+    each adds its own ``--worker``."""
     for option in reversed(
         (
             REPO_OPTION,
@@ -112,7 +141,10 @@ def task_options(command: _F) -> _F:
                 help="Read the prompt from a file ('-' for standard input).",
             ),
             click.option(
-                "--worker", default=None, help="The worker or worker kind that should take it."
+                "--allow-empty-prompt",
+                is_flag=True,
+                help="Accept an empty prompt (an attempt whose agent needs none); "
+                "refused otherwise.",
             ),
         )
     ):

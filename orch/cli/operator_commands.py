@@ -144,6 +144,7 @@ def reassign(attempt: str, worker: str, grace: float | None) -> None:
 def cancel(attempts: tuple[str, ...], grace: float | None, reason: str | None) -> None:
     """End ATTEMPT(s) as cancelled and stop a running local agent.
 
+    Follow-ups still waiting are dropped: each is listed (its first line).
     Cancelling an attempt that already ended changes nothing and says so (exit 0).
     """
     from orch.attempts.lifecycle import cancel as run_cancel
@@ -166,6 +167,12 @@ def cancel(attempts: tuple[str, ...], grace: float | None, reason: str | None) -
         else:
             extra = f"; agent {outcome.signalled}" if outcome.signalled else ""
             click.echo(f"{outcome.attempt.id} cancelled{extra}")
+            if outcome.dropped:
+                count = len(outcome.dropped)
+                click.echo(f"  {count} follow-up{'s' if count != 1 else ''} dropped, never run:")
+                for msg in outcome.dropped:
+                    first = msg.body.strip().splitlines()[0] if msg.body.strip() else ""
+                    click.echo(f"    {msg.id}  {first[:100]}")
 
 
 @click.command()
@@ -224,8 +231,11 @@ def log(attempt: str, tail: int | None) -> None:
         )
         if run.number > 1:
             click.echo(f"  follow-up: {run.prompt}")
+    dropped = detail.dropped_messages
     for msg in detail.messages:
-        if msg.delivered_at is None:
+        if msg in dropped:
+            click.echo(f"# follow-up dropped (the attempt ended before it ran): {msg.body}")
+        elif msg.delivered_at is None:
             click.echo(f"# follow-up waiting: {msg.body}")
     path = settings.logs_dir / f"{detail.attempt.id}.log"
     lines = processes.log_tail(path, tail, max_bytes=1 << 62) if tail else None
@@ -249,7 +259,7 @@ def log(attempt: str, tail: int | None) -> None:
 def ports(attempt: str, slot: str | None, as_export: bool, as_json: bool) -> None:
     """Show ATTEMPT's port bundle: eval "$(orch ports ATTEMPT --export)"."""
     from orch.attempts.queries import find_attempt
-    from orch.errors import NotFound
+    from orch.errors import InvalidInput, NotFound
     from orch.system import ports as port_files
 
     store = open_store(settings_from_env())
@@ -259,7 +269,8 @@ def ports(attempt: str, slot: str | None, as_export: bool, as_json: bool) -> Non
         raise NotFound(f"attempt {found.id} holds no port bundle")
     if slot is not None:
         if slot not in bundle.ports:
-            raise NotFound(f"no port slot {slot!r} (slots: {', '.join(bundle.ports)})")
+            # the attempt exists: a slot name it does not have is bad input, not a lookup miss
+            raise InvalidInput(f"no port slot {slot!r} (slots: {', '.join(bundle.ports)})")
         click.echo(bundle.ports[slot])
     elif as_export:
         click.echo("\n".join(port_files.export_lines(bundle)))

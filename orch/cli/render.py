@@ -224,9 +224,13 @@ def attempt_detail(detail: AttemptDetail) -> str:
                 f"  files changed outside the attempt's worktree while its agent ran: "
                 f"{ev.detail.get('worktree')} ({ev.detail.get('count')}: {shown})"
             )
-    pending = [m for m in detail.messages if m.delivered_at is None]
+    dropped = detail.dropped_messages
+    pending = [m for m in detail.messages if m.delivered_at is None and m not in dropped]
     if pending:
         lines += ["", f"follow-ups waiting: {len(pending)}"]
+    if dropped:
+        lines += ["", f"follow-ups dropped (the attempt ended before they ran): {len(dropped)}"]
+        lines += [f"  {m.id}  {_first_line(m.body)}" for m in dropped]
     lines.append("")
     lines.append("events:")
     for ev in detail.events:

@@ -350,7 +350,11 @@ class Handler(BaseHTTPRequestHandler):
                 store, ref, srv.actor, settings.cancel_grace, str(reason), settings.host_name
             )
             return self._json(
-                200, attempt=out.attempt.to_dict(), changed=out.changed, signalled=out.signalled
+                200,
+                attempt=out.attempt.to_dict(),
+                changed=out.changed,
+                signalled=out.signalled,
+                dropped=[m.to_dict() for m in out.dropped],
             )
         if action == "retry":
             prompt = body.get("prompt")

@@ -413,3 +413,25 @@ def test_compare_task_with_a_branch_deleted_by_hand_says_so_and_goes_on(
         (gone["id"], []),
     ]
     assert rows[1]["changes"]["commits_ahead"] == 2
+
+
+def test_check_runs_stay_out_of_the_prompt_history(
+    repo: Path, run_cli: RunCli, run_orch: RunOrch, store_url: str
+) -> None:
+    """A continuation carries the prompts the agent was given: a check run has none."""
+    configure(repo, '[review]\ncheck = "true"\ncheck_after_agent = true\n')
+    attempt = dispatch(run_cli, repo, task(), "--prompt", "write the code")
+    assert run_orch("check", attempt["id"], cwd=repo).returncode == 0
+    work(run_orch, repo, attempt["id"], "true")
+    assert [r["kind"] for r in show(run_cli, attempt["id"], cwd=repo)["runs"]] == [
+        "check",
+        "agent",
+        "check",
+    ]
+    sent = run_cli("send", attempt["id"], "one more thing", cwd=repo)
+    assert sent.exit_code == 0, sent.output
+    continuation = sent.stdout.split(":")[0]
+    payload = json.loads(
+        Path(show(run_cli, continuation, cwd=repo)["attempt"]["payload_path"]).read_text()
+    )
+    assert payload["prompt_history"] == ["write the code", "one more thing"]
