@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,8 @@ class Settings:
     pool_size: int = 0  # warm worktrees kept per repository when no `orch pool fill --size`
     pool_refill: bool = True  # refill the pool in the background after each dispatch
     config_file: Path | None = None
-    host_name: str = dataclasses.field(default_factory=socket.gethostname)
+    # gethostname()'s answer without importing socket (a completion request reads settings)
+    host_name: str = dataclasses.field(default_factory=lambda: os.uname().nodename)
 
     @property
     def inbox_dir(self) -> Path:

@@ -7,10 +7,11 @@ import os
 import click
 
 from orch.cli.common import actor, open_store, settings_from_env
+from orch.cli.completion import complete_attempt
 
 
 @click.command()
-@click.argument("attempt")
+@click.argument("attempt", shell_complete=complete_attempt)
 @click.option("--json", "as_json", is_flag=True, help="Print the check's run as JSON.")
 @click.pass_context
 def check(ctx: click.Context, attempt: str, as_json: bool) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import click
 
 from orch import __version__
+from orch.cli import startup
 from orch.cli.common import (
     STATE_NAMES,
     WORKER_HELP,
@@ -28,6 +29,7 @@ from orch.cli.common import (
     settings_from_env,
     task_options,
 )
+from orch.cli.completion import complete_attempt, complete_task_key
 
 if TYPE_CHECKING:
     from orch.attempts.dispatch import DispatchRequest
@@ -47,7 +49,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("task_key")
+@click.argument("task_key", shell_complete=complete_task_key)
 @task_options
 @click.option(
     "--worker",
@@ -150,7 +152,6 @@ def dispatch(
     if attempts is not None or len(workers) > 1:
         return _dispatch_many(request, per_attempt, settings, as_json)
     from orch.attempts.dispatch import dispatch as run_dispatch
-    from orch.cli import startup
     from orch.faults import checkpoint_from_env
     from orch.git import Git
 
@@ -187,7 +188,6 @@ def _dispatch_many(
     """``orch dispatch --attempts N``: every id made, one per line (or every record);
     exit 14 naming the attempts that failed to provision when not all were made."""
     from orch.attempts.dispatch import dispatch_many
-    from orch.cli import startup
     from orch.errors import NotAllDispatched
     from orch.faults import checkpoint_from_env
     from orch.git import Git
@@ -239,7 +239,13 @@ def _dispatch_many(
     type=click.Choice(STATE_NAMES),
     help="Only attempts in this state (repeatable).",
 )
-@click.option("--task", "task_key", default=None, help="Only attempts of this task key.")
+@click.option(
+    "--task",
+    "task_key",
+    default=None,
+    shell_complete=complete_task_key,
+    help="Only attempts of this task key.",
+)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_command(
@@ -269,7 +275,7 @@ def list_command(
 
 
 @cli.command()
-@click.argument("attempt")
+@click.argument("attempt", shell_complete=complete_attempt)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def show(attempt: str, as_json: bool) -> None:
     """Show one attempt and its events. ATTEMPT is an id (or prefix) or a payload path."""
@@ -289,7 +295,7 @@ def show(attempt: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("task_key")
+@click.argument("task_key", shell_complete=complete_task_key)
 @click.option(
     "--repo",
     type=click.Path(path_type=Path),
@@ -345,12 +351,13 @@ def current() -> None:
 
 
 def main() -> None:
-    cli(prog_name="orch")
+    cli(prog_name="orch", complete_var=startup.COMPLETE_VAR)
 
 
 def _register() -> None:
     from orch.cli import (
         check_commands,
+        completion,
         maintenance_commands,
         operator_commands,
         pool_commands,
@@ -369,6 +376,7 @@ def _register() -> None:
         check_commands,
         serve_commands,
         worktree_commands,
+        completion,
     ):
         for command in module.COMMANDS:
             cli.add_command(command)

@@ -9,6 +9,7 @@ import threading
 import click
 
 from orch.cli.common import STATE_NAMES, actor, open_store, settings_from_env
+from orch.cli.completion import complete_attempt, complete_task_key
 
 EXIT_PROBLEMS_LEFT = 18  # orch doctor: problems found and not (all) repaired
 EXIT_SKIPPED = 20  # orch cleanup: at least one attempt was skipped (left as it was)
@@ -26,7 +27,7 @@ def _size(n: int | None) -> str:
 
 
 @click.command()
-@click.argument("attempts", nargs=-1)
+@click.argument("attempts", nargs=-1, shell_complete=complete_attempt)
 @click.option(
     "--state",
     "states",
@@ -34,7 +35,13 @@ def _size(n: int | None) -> str:
     type=click.Choice(STATE_NAMES),
     help="Attempts in this state (repeatable).",
 )
-@click.option("--task", "task_key", default=None, help="Attempts of this task key.")
+@click.option(
+    "--task",
+    "task_key",
+    default=None,
+    shell_complete=complete_task_key,
+    help="Attempts of this task key.",
+)
 @click.option("--older-than", default=None, help="Ended longer ago than this: 7d, 12h, 30m.")
 @click.option("--all-terminal", is_flag=True, help="Every attempt that has ended.")
 @click.option("--dry-run", is_flag=True, help="Print what would go and the disk it frees.")

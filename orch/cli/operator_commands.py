@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from orch.cli.common import actor, open_store, settings_from_env
+from orch.cli.completion import complete_attempt, complete_attempt_or_task_key
 
 EXIT_ALL_SUCCEEDED = 0
 EXIT_SOME_UNSUCCESSFUL = 14
@@ -14,7 +15,7 @@ EXIT_TIMED_OUT = 15
 
 
 @click.command()
-@click.argument("attempts", nargs=-1, required=True)
+@click.argument("attempts", nargs=-1, required=True, shell_complete=complete_attempt)
 @click.option(
     "--timeout", type=click.FloatRange(min=0), default=None, help="Give up after this many seconds."
 )
@@ -52,7 +53,7 @@ def wait(
 
 
 @click.command()
-@click.argument("ref", metavar="ATTEMPT|TASK_KEY")
+@click.argument("ref", metavar="ATTEMPT|TASK_KEY", shell_complete=complete_attempt_or_task_key)
 @click.option("--base-ref", default=None, help="Move the base (default: the same base_commit).")
 @click.option("--prompt", default=None, help="A new prompt (default: the previous one).")
 @click.option("--worker", default=None, help="Another worker (default: the previous one).")
@@ -107,7 +108,7 @@ def retry(
 
 
 @click.command()
-@click.argument("attempt")
+@click.argument("attempt", shell_complete=complete_attempt)
 @click.option("--worker", required=True, help="The worker or worker kind to hand it to.")
 @click.option(
     "--grace",
@@ -133,7 +134,7 @@ def reassign(attempt: str, worker: str, grace: float | None) -> None:
 
 
 @click.command()
-@click.argument("attempts", nargs=-1, required=True)
+@click.argument("attempts", nargs=-1, required=True, shell_complete=complete_attempt)
 @click.option(
     "--grace",
     type=click.FloatRange(min=0),
@@ -176,7 +177,7 @@ def cancel(attempts: tuple[str, ...], grace: float | None, reason: str | None) -
 
 
 @click.command()
-@click.argument("attempt")
+@click.argument("attempt", shell_complete=complete_attempt)
 @click.argument("message", required=False)
 @click.option(
     "--file",
@@ -213,7 +214,7 @@ def send(attempt: str, message: str | None, message_file: Path | None) -> None:
 
 
 @click.command()
-@click.argument("attempt")
+@click.argument("attempt", shell_complete=complete_attempt)
 @click.option("--tail", type=click.IntRange(min=1), default=None, help="Only the last N lines.")
 def log(attempt: str, tail: int | None) -> None:
     """Print ATTEMPT's prompt and run history, then its agent output log."""
@@ -250,7 +251,7 @@ def log(attempt: str, tail: int | None) -> None:
 
 
 @click.command()
-@click.argument("attempt")
+@click.argument("attempt", shell_complete=complete_attempt)
 @click.option("--get", "slot", default=None, help="Print only this slot's port (e.g. web).")
 @click.option(
     "--export", "as_export", is_flag=True, help="Print export lines to eval in sh, bash or zsh."

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import click
 
 from orch.cli.common import open_store, settings_from_env
+from orch.cli.completion import complete_attempt, complete_attempt_or_task_key
 
 if TYPE_CHECKING:
     from orch.git import DiffFormat, DiffRange, Git, Repository
@@ -26,7 +27,7 @@ _PAGER_OPTION = click.option(
 
 
 @click.command()
-@click.argument("attempt")
+@click.argument("attempt", shell_complete=complete_attempt)
 @click.option("--stat", "as_stat", is_flag=True, help="Only a diffstat per file.")
 @click.option("--name-only", is_flag=True, help="Only the names of the changed files.")
 @click.option(
@@ -77,8 +78,8 @@ def diff(
 
 
 @click.command()
-@click.argument("first", metavar="TASK|A")
-@click.argument("second", metavar="[B]", required=False)
+@click.argument("first", metavar="TASK|A", shell_complete=complete_attempt_or_task_key)
+@click.argument("second", metavar="[B]", required=False, shell_complete=complete_attempt)
 @click.option(
     "--worktree",
     is_flag=True,

@@ -17,12 +17,13 @@ from orch.cli.common import (
     settings_from_env,
     task_options,
 )
+from orch.cli.completion import complete_task_key
 
 DEFAULT_PORT = 8005
 
 
 @click.command()
-@click.argument("task_key")
+@click.argument("task_key", shell_complete=complete_task_key)
 @task_options
 @click.option("--worker", default=None, help=WORKER_HELP)
 @click.option("--base-ref", default=None, help="The base to dispatch from (default: HEAD).")

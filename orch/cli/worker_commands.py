@@ -9,11 +9,12 @@ from pathlib import Path
 import click
 
 from orch.cli.common import actor, open_store, settings_from_env
+from orch.cli.completion import complete_attempt
 from orch.models import WORKER_END_STATES, Attempt
 
 
 @click.command()
-@click.argument("attempt", required=False)
+@click.argument("attempt", required=False, shell_complete=complete_attempt)
 @click.option("--worker", "worker_name", required=True, help="This worker's name or kind.")
 @click.option(
     "--pid",
@@ -54,7 +55,7 @@ def claim(attempt: str | None, worker_name: str, pid: int | None, as_json: bool)
 
 
 @click.command()
-@click.argument("attempt")
+@click.argument("attempt", shell_complete=complete_attempt)
 @click.option("--lease", "token", type=int, required=True, help="The lease token from claim.")
 def heartbeat(attempt: str, token: int) -> None:
     """Renew the lease on ATTEMPT. Exit 13 once the lease was taken away."""
@@ -67,7 +68,7 @@ def heartbeat(attempt: str, token: int) -> None:
 
 
 @click.command()
-@click.argument("attempt")
+@click.argument("attempt", shell_complete=complete_attempt)
 @click.option("--lease", "token", type=int, required=True, help="The lease token from claim.")
 @click.option(
     "--state",
@@ -106,7 +107,13 @@ def finish(
     help="A ready-made agent command: claude, codex, gemini or aider.",
 )
 @click.option("--once", is_flag=True, help="Work on at most one attempt, then exit.")
-@click.option("--attempt", "attempt_ref", default=None, help="Work on this attempt only.")
+@click.option(
+    "--attempt",
+    "attempt_ref",
+    default=None,
+    shell_complete=complete_attempt,
+    help="Work on this attempt only.",
+)
 @click.option(
     "--idle-poll",
     type=click.FloatRange(min=0.05),
