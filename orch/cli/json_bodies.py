@@ -3,7 +3,8 @@
 ``orch.cli.render.to_json`` wraps a body in the versioned envelope. The command line and
 the MCP server (orch.cli.mcp_server) both build their answers here, so that a tool's
 result is the very document the command prints. The review commands' bodies are in
-orch.cli.review_render, ``orch show``'s is ``AttemptDetail.to_dict``.
+orch.cli.review_render and orch.cli.compare_render, ``orch list``'s and ``orch show``'s
+are the ``to_dict`` of their queries' results.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from orch.attempts.dispatch import DispatchResult, ManyResult
     from orch.attempts.lifecycle import CancelOutcome, SendOutcome, WaitOutcome
-    from orch.models import Attempt, PortBundle
+    from orch.models import Attempt, PortBundle, Run
 
 
 def dispatch_body(result: DispatchResult) -> dict[str, Any]:
@@ -34,9 +35,11 @@ def dispatch_many_body(result: ManyResult) -> dict[str, Any]:
     }
 
 
-def list_body(attempts: Sequence[Attempt]) -> dict[str, Any]:
-    """``orch list --json``."""
-    return {"attempts": [a.to_dict() for a in attempts]}
+def check_body(run: Run) -> dict[str, Any]:
+    """``orch check --json``: the check's run (its result says whether it passed)."""
+    from orch.cli.compare_render import check_dict
+
+    return {"attempt": run.attempt_id, "check": check_dict(run)}
 
 
 def wait_body(outcome: WaitOutcome) -> dict[str, Any]:

@@ -244,22 +244,27 @@ def _dispatch_many(
 def list_command(
     states: tuple[str, ...], task_key: str | None, limit: int | None, as_json: bool
 ) -> None:
-    """List attempts, newest first."""
+    """List attempts, newest first, with what each changed.
+
+    AHEAD, FILES and +/- count the attempt's committed work against its base_commit, as
+    recorded when its branch last moved (by orch work, orch check, orch compare or the
+    loop of orch serve); '-' when nothing was recorded yet. orch show counts a live
+    worktree as it is. --json adds "checks": the newest check run of each attempt that
+    has one, by attempt id.
+    """
     from orch.attempts.lifecycle import reap
-    from orch.attempts.queries import list_attempts
+    from orch.attempts.queries import listing
     from orch.cli.render import attempts_table, to_json
     from orch.models import State
 
     settings = settings_from_env()
     store = open_store(settings)
     reap(store, actor(), host=settings.host_name)
-    attempts = list_attempts(store, tuple(State(s) for s in states), task_key, limit)
+    found = listing(store, tuple(State(s) for s in states), task_key, limit)
     if as_json:
-        from orch.cli.json_bodies import list_body
-
-        click.echo(to_json(**list_body(attempts)))
+        click.echo(to_json(**found.to_dict()))
     else:
-        click.echo(attempts_table(attempts, dt.datetime.now(dt.UTC)))
+        click.echo(attempts_table(list(found.attempts), dt.datetime.now(dt.UTC)))
 
 
 @cli.command()
@@ -267,14 +272,15 @@ def list_command(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def show(attempt: str, as_json: bool) -> None:
     """Show one attempt and its events. ATTEMPT is an id (or prefix) or a payload path."""
+    from orch.attempts.changes import show as run_show
     from orch.attempts.lifecycle import reap
-    from orch.attempts.queries import show as run_show
     from orch.cli.render import attempt_detail, to_json
+    from orch.git import Git
 
     settings = settings_from_env()
     store = open_store(settings)
     reap(store, actor(), host=settings.host_name)
-    detail = run_show(store, attempt)
+    detail = run_show(store, Git(settings.git_lock_timeout), attempt)
     if as_json:
         click.echo(to_json(**detail.to_dict()))
     else:
@@ -343,6 +349,7 @@ def main() -> None:
 
 def _register() -> None:
     from orch.cli import (
+        check_commands,
         completion,
         maintenance_commands,
         mcp_commands,
@@ -360,6 +367,7 @@ def _register() -> None:
         maintenance_commands,
         pool_commands,
         review_commands,
+        check_commands,
         serve_commands,
         worktree_commands,
         completion,

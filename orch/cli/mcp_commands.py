@@ -15,14 +15,25 @@ from orch.errors import McpUnavailable
 INSTALL_HINT = "pip install 'orch-worktrees[mcp]'"
 # the tools orch.cli.mcp_server serves, named here too so that docs and help can be
 # checked without the SDK
-TOOL_NAMES = ("dispatch", "list", "show", "diff", "compare", "send", "wait", "cancel", "ports")
+TOOL_NAMES = (
+    "dispatch",
+    "list",
+    "show",
+    "diff",
+    "compare",
+    "check",
+    "send",
+    "wait",
+    "cancel",
+    "ports",
+)
 
 
 @click.command(name="mcp")
 def mcp_command() -> None:
     """Serve orch's tools to coding agents over MCP on standard input and output.
 
-    Tools: dispatch, list, show, diff, compare, send, wait, cancel, ports; each answers
+    Tools: dispatch, list, show, diff, compare, check, send, wait, cancel, ports; each answers
     with the JSON of the matching command's --json. Add it to Claude Code with
     'claude mcp add orch -- orch mcp'. Needs the mcp extra
     (pip install 'orch-worktrees[mcp]'); exit 19 without it.

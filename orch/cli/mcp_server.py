@@ -30,7 +30,7 @@ from pydantic import Field
 
 from orch import __version__
 from orch.cli.render import error_json, to_json
-from orch.errors import OrchError
+from orch.errors import InvalidInput, OrchError
 from orch.models import State
 
 if TYPE_CHECKING:
@@ -45,9 +45,10 @@ INSTRUCTIONS = (
     "orch runs many coding-agent attempts of a task on one git repository: each attempt "
     "has a committed base, its own branch and worktree, and a record in orch's store. "
     "dispatch makes attempts, list/show read them, diff/compare review what they changed, "
-    "send gives one a follow-up, wait blocks until they end, cancel ends them, ports "
-    "names their port bundle. Every result is the JSON of the matching `orch ... --json` "
-    "command; an error carries orch's exit code and its name (NotFound, InvalidInput...)."
+    "check runs the repository's check on one, send gives one a follow-up, wait blocks "
+    "until they end, cancel ends them, ports names their port bundle. Every result is the "
+    "JSON of the matching `orch ... --json` command; an error carries orch's exit code and "
+    "its name (NotFound, InvalidInput...)."
 )
 
 _READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
@@ -199,14 +200,12 @@ def build_server(orch: Orch) -> MCPServer[Any]:
         limit: Annotated[int, Field(ge=1)] | None = None,
     ) -> CallToolResult:
         """List attempts, newest first, optionally only those in the given states or of
-        one task (orch list --json)."""
+        one task, with the newest check of each that has one (orch list --json)."""
 
         def work() -> dict[str, Any]:
-            from orch.attempts.queries import list_attempts as run_list
-            from orch.cli.json_bodies import list_body
+            from orch.attempts.queries import listing
 
-            found = run_list(orch.reap(), tuple(states or ()), task_key, limit)
-            return list_body(found)
+            return listing(orch.reap(), tuple(states or ()), task_key, limit).to_dict()
 
         return answer(work)
 
@@ -217,9 +216,9 @@ def build_server(orch: Orch) -> MCPServer[Any]:
         path."""
 
         def work() -> dict[str, Any]:
-            from orch.attempts.queries import show as run_show
+            from orch.attempts.changes import show as run_show
 
-            return run_show(orch.reap(), attempt).to_dict()
+            return run_show(orch.reap(), orch.git, attempt).to_dict()
 
         return answer(work)
 
@@ -239,18 +238,45 @@ def build_server(orch: Orch) -> MCPServer[Any]:
         return answer(work)
 
     @server.tool(annotations=_READ_ONLY)
-    def compare(first: str, second: str, worktree: bool = False) -> CallToolResult:
-        """How the result of attempt second differs from that of attempt first: the
-        files changed from first's tip to second's (orch compare A B --json); with
-        worktree, each side as its worktree is now, uncommitted and untracked files
-        too."""
+    def compare(first: str, second: str | None = None, worktree: bool = False) -> CallToolResult:
+        """Compare the attempts of a task, or the results of two attempts (orch compare
+        --json). first alone, a task key: per attempt its worker, state, duration, commits,
+        files and lines changed against its own base_commit and its newest check, then the
+        files more than one attempt changed. first and second, two attempts: the files
+        changed from first's tip to second's; with worktree, each side as its worktree is
+        now, uncommitted and untracked files too."""
 
         def work() -> dict[str, Any]:
+            if second is None:
+                from orch.attempts.compare import compare_task
+                from orch.cli import compare_render
+
+                if worktree:
+                    raise InvalidInput("worktree compares two attempts (first and second)")
+                found = compare_task(orch.store(), orch.git, first)
+                return compare_render.comparison_body(found)
             from orch.attempts.review import comparison
             from orch.cli.review_render import comparison_body
 
-            found = comparison(orch.store(), orch.git, first, second, worktree=worktree)
-            return comparison_body(found, orch.git.changed_files(found.range), worktree)
+            pair = comparison(orch.store(), orch.git, first, second, worktree=worktree)
+            return comparison_body(pair, orch.git.changed_files(pair.range), worktree)
+
+        return answer(work)
+
+    @server.tool(annotations=ToolAnnotations(open_world_hint=False))
+    def check(attempt: str) -> CallToolResult:
+        """Run the repository's check command ([review] check in its orch.toml) in the
+        attempt's worktree and record the result (orch check --json): result says whether
+        it passed; it may take up to [review] check_timeout seconds (default 600)."""
+
+        def work() -> dict[str, Any]:
+            import os
+
+            from orch.attempts.check import check_attempt
+            from orch.cli.json_bodies import check_body
+
+            run = check_attempt(orch.store(), orch.settings, attempt, orch.actor, os.environ)
+            return check_body(run)
 
         return answer(work)
 

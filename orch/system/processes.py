@@ -199,11 +199,18 @@ def append_log(path: Path, text: str) -> None:
 
 
 def run_hook(
-    command: str, cwd: Path, env: Mapping[str, str], log_path: Path, timeout: float
+    command: str,
+    cwd: Path,
+    env: Mapping[str, str],
+    log_path: Path,
+    timeout: float,
+    label: str = "set-up hook",
+    pass_fds: Sequence[int] = (),
 ) -> int | None:
-    """Run a set-up command (``sh -c``) with output appended to the log; None on timeout
-    (the whole process group is then killed)."""
-    append_log(log_path, f"=== orch set-up hook: {command}\n")
+    """Run a hook command (``sh -c``: the set-up hook, the check) in its own process
+    group with output appended to the log; None on timeout (the whole process group is
+    then killed, as it is when this process is interrupted while waiting)."""
+    append_log(log_path, f"=== orch {label}: {command}\n")
     with private.open_append(log_path) as log:
         proc = subprocess.Popen(
             ["sh", "-c", command],
@@ -213,6 +220,7 @@ def run_hook(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            pass_fds=tuple(pass_fds),
         )
         try:
             code: int | None = proc.wait(timeout)
@@ -220,8 +228,12 @@ def run_hook(
             _signal(proc.pid, signal.SIGKILL)
             proc.wait()
             code = None
+        except BaseException:
+            _signal(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
     append_log(
-        log_path, f"=== orch set-up hook {'timed out' if code is None else f'exited with {code}'}\n"
+        log_path, f"=== orch {label} {'timed out' if code is None else f'exited with {code}'}\n"
     )
     return code
 

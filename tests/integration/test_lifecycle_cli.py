@@ -100,7 +100,9 @@ def test_wait_exits_0_once_every_attempt_succeeded(
     text = run_cli("wait", first["id"], second["id"])
     assert text.exit_code == 0
     lines = text.stdout.splitlines()
-    assert lines[0].split() == ["ID", "TASK", "#", "STATE", "WORKSPACE", "BRANCH", "AGE"]
+    assert lines[0].split() == [
+        "ID", "TASK", "#", "STATE", "WORKSPACE", "BRANCH", "AHEAD", "FILES", "+/-", "AGE"
+    ]  # fmt: skip
     assert {ln.split()[0] for ln in lines[1:]} == {first["id"], second["id"]}
 
 

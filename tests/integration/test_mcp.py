@@ -31,7 +31,7 @@ else:  # off CI, an environment without the extra skips these tests with the rea
         mcp.stdio_client,
     )
 
-TOOLS = {"dispatch", "list", "show", "diff", "compare", "send", "wait", "cancel", "ports"}
+TOOLS = {"dispatch", "list", "show", "diff", "compare", "check", "send", "wait", "cancel", "ports"}
 
 
 @asynccontextmanager
@@ -97,7 +97,7 @@ def test_tools_their_input_schemas_and_tool_errors(repo: Path, run_orch: RunOrch
             assert nameless.is_error
             assert (await session.call_tool("land", {"attempt": "x"})).is_error
             failed, listed = await call(session, "list")
-            assert not failed and listed == {"version": 1, "attempts": []}
+            assert not failed and listed == {"version": 1, "attempts": [], "checks": {}}
 
             # calls run side by side (the SDK's worker threads): two dispatches at once
             made: list[dict[str, Any]] = []
@@ -117,7 +117,7 @@ def test_tools_their_input_schemas_and_tool_errors(repo: Path, run_orch: RunOrch
     run(scenario)
 
 
-def test_dispatch_then_show_diff_list_ports_send_cancel_wait_as_the_cli_prints_them(
+def test_dispatch_show_diff_list_ports_send_cancel_wait_compare_check_as_the_cli_prints_them(
     repo: Path, run_orch: RunOrch, tmp_path: Path
 ) -> None:
     elsewhere = tmp_path / "elsewhere"  # the server is started outside the repository
@@ -178,6 +178,13 @@ def test_dispatch_then_show_diff_list_ports_send_cancel_wait_as_the_cli_prints_t
             failed, compared = await call(session, "compare", first=first, second=second)
             assert not failed and compared["files"] == []
             assert compared == cli_json(run_orch, "compare", first, second, cwd=repo)
+            failed, of_task = await call(session, "compare", first="best-of")
+            assert not failed and len(of_task["attempts"]) == 2
+            assert of_task == cli_json(run_orch, "compare", "best-of", cwd=repo)
+            # no [review] check in the repository: the command's error, as a tool error
+            failed, unchecked = await call(session, "check", attempt=first)
+            assert failed and unchecked["error"]["name"] == "ConfigError"
+            assert unchecked == cli_json(run_orch, "check", first, cwd=repo)
 
     run(scenario)
 

@@ -25,7 +25,7 @@ FREE_ARGUMENTS = {
     ("completion", "shell"),  # a choice of its own
 }
 # the parameters that take either an attempt or a task key
-EITHER = {("retry", "ref")}
+EITHER = {("retry", "ref"), ("compare", "first")}
 
 
 def _commands(group: click.Group, ctx: click.Context) -> Iterator[tuple[click.Command, str]]:
@@ -73,9 +73,11 @@ def test_every_attempt_parameter_completes_attempt_ids() -> None:
 
 
 def test_compare_completes_attempt_ids_on_both_sides() -> None:
+    """The first word may also be a task key (``orch compare TASK``), the second is an
+    attempt."""
     compare = cli.commands["compare"]
     assert [_offers(p) for p in compare.params if isinstance(p, click.Argument)] == [
-        [AN_ID.value],
+        [AN_ID.value, A_KEY.value],
         [AN_ID.value],
     ]
 
