@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +23,10 @@ from orch.models import State
 from orch.store import Store, open_store
 from tests.support.attempts import dispatch
 from tests.support.cli import ORCH_BIN, RunCli, error_line, json_out
-from tests.support.processes import Start, is_running, wait_for
+from tests.support.processes import Start, is_running, released_together, wait_for
 from tests.support.store import (
     OffsetClock,
     new_attempt,
-    own_repository,
     ready_attempt,
     remote_worker,
     settings,
@@ -131,48 +127,16 @@ Job = tuple[str, list[str]]  # (script, its arguments)
 
 def race(jobs: list[Job], url: str, tmp_path: Path) -> list[dict[str, Any]]:
     """Run one process per job, release them together, return what each printed."""
-    run_dir = tmp_path / f"race-{uuid.uuid4().hex[:6]}"
-    run_dir.mkdir()
-    go = run_dir / "go"
     locks = str(settings().locks_dir)
-    racers = [
-        subprocess.Popen(
-            [sys.executable, "-c", script, url, locks, str(run_dir / f"ready-{i}"), str(go), *a],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i, (script, a) in enumerate(jobs)
-    ]
-    try:
-        deadline = time.monotonic() + 120
-        while len(list(run_dir.glob("ready-*"))) < len(racers):
-            early = [p.communicate() for p in racers if p.poll() is not None]
-            assert not early, f"a racer ended before the barrier: {early}"
-            assert time.monotonic() < deadline, "racers never got ready"
-            time.sleep(0.01)
-        go.touch()
-        outputs = [p.communicate(timeout=300) for p in racers]
-    finally:
-        for p in racers:
-            if p.poll() is None:
-                p.kill()
-                p.communicate()
-    for p, (out, err) in zip(racers, outputs, strict=True):
-        assert p.returncode == 0 and out.strip(), (p.returncode, out, err)
-    return [json.loads(out) for out, _ in outputs]
 
+    def argv(i: int, ready: Path, go: Path) -> list[str]:
+        script, args = jobs[i]
+        return [sys.executable, "-c", script, url, locks, str(ready), str(go), *args]
 
-@pytest.fixture
-def store(store_url: str, isolated_env: Path) -> Iterator[Store]:
-    with open_store(store_url, isolated_env / "locks") as opened:
-        yield opened
-
-
-@pytest.fixture
-def repository(store: Store) -> Iterator[str]:
-    with own_repository(store) as name:
-        yield name
+    ended = released_together(len(jobs), argv, tmp_path / f"race-{uuid.uuid4().hex[:6]}")
+    for code, out, err in ended:
+        assert code == 0 and out.strip(), (code, out, err)
+    return [json.loads(out) for _, out, _ in ended]
 
 
 # -- claims ------------------------------------------------------------------------------------

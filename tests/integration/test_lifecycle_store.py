@@ -31,7 +31,6 @@ from tests.support.store import (
     START,
     StepClock,
     new_attempt,
-    own_repository,
     ready_attempt,
     remote_worker,
     this_process,
@@ -49,13 +48,6 @@ def clock() -> StepClock:
 def store(store_url: str, isolated_env: Path, clock: StepClock) -> Iterator[Store]:
     with open_store(store_url, isolated_env / "locks", clock=clock) as opened:
         yield opened
-
-
-@pytest.fixture
-def repository(store: Store) -> Iterator[str]:
-    """A repository string of this test's own; its live attempts are cancelled afterwards."""
-    with own_repository(store) as name:
-        yield name
 
 
 def kinds(store: Store, attempt_id: str) -> list[str]:
