@@ -57,6 +57,24 @@ def wait_for_git_under(root: Path, timeout: float = 60.0) -> None:
     raise AssertionError(f"git still running under {root} after {timeout} s")
 
 
+def all_at_once(argvs: list[list[str]], limit: float = 120.0, **kw: Any) -> list[str]:
+    """Start every command before waiting for any (``kw`` goes to Popen: cwd, env); each
+    must exit 0. Returns their standard outputs."""
+    started = [
+        subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+        for argv in argvs
+    ]
+    try:
+        outputs = [p.communicate(timeout=limit) for p in started]
+    finally:
+        for p in started:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    assert all(p.returncode == 0 for p in started), outputs
+    return [out for out, _err in outputs]
+
+
 def released_together(
     count: int, argv: Callable[[int, Path, Path], list[str]], run_dir: Path
 ) -> list[tuple[int, str, str]]:
