@@ -43,6 +43,27 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+# the params of a fixture that gives a store on each backend (see backend_url)
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def backend_url(
+    request: pytest.FixtureRequest,
+    sqlite_path: Path,
+    pg_fixture: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> str:
+    """The store URL of the backend a fixture with ``params=BACKENDS`` is at: a SQLite file
+    at ``sqlite_path``, or the PostgreSQL database the fixture ``pg_fixture`` gives; also
+    exported as ORCH_DATABASE_URL for the CLI."""
+    if request.param == "sqlite":
+        url = sqlite_url(sqlite_path)
+    else:
+        url = request.getfixturevalue(pg_fixture)
+    monkeypatch.setenv("ORCH_DATABASE_URL", url)
+    return url
+
+
 def pg_unavailable(reason: str) -> None:
     """Skip (off CI) or fail (on CI) a test that needs a PostgreSQL server it cannot reach."""
     if os.environ.get("CI", "").lower() == "true":
