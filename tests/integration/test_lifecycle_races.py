@@ -26,9 +26,9 @@ from tests.support.cli import ORCH_BIN, RunCli, error_line, json_out
 from tests.support.processes import Start, is_running, released_together, wait_for
 from tests.support.store import (
     OffsetClock,
+    claimed,
     new_attempt,
     ready_attempt,
-    remote_worker,
     settings,
 )
 
@@ -174,9 +174,7 @@ def test_cancel_racing_finish_ends_in_one_terminal_state_with_agreeing_events(
 ) -> None:
     leases = []
     for i in range(PAIRS):
-        attempt = ready_attempt(store, repository, f"pair{i}")
-        lease = store.claim(remote_worker("w"), 60.0, "w", attempt.id)
-        assert lease is not None
+        attempt, lease = claimed(store, repository, f"pair{i}", ttl=60.0)
         leases.append(lease)
     ids = [lease.attempt.id for lease in leases]
     cancels, finishes = race(
@@ -206,9 +204,7 @@ RETRIERS = 8
 def test_racing_retries_in_the_store_create_one_attempt(
     store_url: str, store: Store, repository: str, tmp_path: Path
 ) -> None:
-    first = ready_attempt(store, repository, "raced")
-    lease = store.claim(remote_worker("w"), 60.0, "w", first.id)
-    assert lease is not None
+    first, lease = claimed(store, repository, "raced", ttl=60.0)
     store.finish(first.id, lease.token, State.FAILED, "w", 1)
     jobs = [(RETRY_CREATE, [repository, "1", uuid.uuid4().hex[:8]]) for _ in range(RETRIERS)]
     results = race(jobs, store_url, tmp_path)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from orch.config import Settings, resolve
-from orch.models import Attempt, NewAttempt, State, WorkerIdentity
+from orch.models import Attempt, Lease, NewAttempt, State, WorkerIdentity
 from orch.system import processes
 
 if TYPE_CHECKING:  # SQLAlchemy's import is most of a unit test run's start-up
@@ -178,6 +178,17 @@ def ready_attempt(
 def remote_worker(name: str) -> WorkerIdentity:
     """A worker on another host: only its lease tells whether it lives."""
     return WorkerIdentity(name=name, host="elsewhere.invalid")
+
+
+def claimed(
+    store: Store, repository: str, task_key: str = "task", worker: str = "w", ttl: float = 30.0
+) -> tuple[Attempt, Lease]:
+    """A ready attempt (as ``ready_attempt`` made it) and the lease that the remote worker
+    ``worker`` took on it."""
+    attempt = ready_attempt(store, repository, task_key)
+    lease = store.claim(remote_worker(worker), ttl, worker, attempt.id)
+    assert lease is not None
+    return attempt, lease
 
 
 def this_process(name: str) -> WorkerIdentity:
