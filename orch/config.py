@@ -60,6 +60,15 @@ class Settings:
     def locks_dir(self) -> Path:
         return self.home / "locks"
 
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The embedded store's file, read from the URL without importing SQLAlchemy."""
+        scheme, sep, rest = self.database_url.partition(":///")
+        if not sep or scheme.split("+")[0] != "sqlite":
+            return None
+        name = rest.split("?")[0]
+        return Path(name) if name and name != ":memory:" else None
+
 
 # key in the config file -> (environment variable, type)
 _KEYS: dict[str, tuple[str, type]] = {

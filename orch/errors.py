@@ -21,6 +21,15 @@ class OrchError(Exception):
     def message(self) -> str:
         return str(self.args[0])
 
+    @property
+    def code_name(self) -> str:
+        """The name of the exit code, as the README's table gives it: the class that
+        defines ``exit_code`` (``StoreError`` for every store failure)."""
+        for cls in type(self).__mro__:
+            if "exit_code" in vars(cls):
+                return cls.__name__
+        return OrchError.__name__
+
 
 class InvalidInput(OrchError):
     """Invalid input."""
@@ -150,6 +159,10 @@ class ConfigError(OrchError):
     """The configuration is invalid."""
 
     exit_code = 11
+
+
+class UnsafeHome(ConfigError):
+    """The orch home is owned by another user or writable by others: refused."""
 
 
 class Conflict(OrchError):

@@ -2,6 +2,7 @@
 
 Used to serialise what must not run concurrently in one repository or one store
 (worktree registration, store creation) and to bound how many checkouts run at once.
+Lock files are private (``orch.private``); their directories are made 0700 when missing.
 A lock is released by the kernel when its holder dies, so kill -9 never leaves it stuck.
 """
 
@@ -16,6 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from orch import private
 from orch.errors import LockBusy
 
 
@@ -30,8 +32,8 @@ def _try_lock(fd: int) -> bool:
 @contextlib.contextmanager
 def file_lock(path: Path, timeout: float, what: str = "lock") -> Iterator[None]:
     """Hold an exclusive lock on ``path``, waiting at most ``timeout`` seconds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    private.make_dir(path.parent, fix_existing=False)
+    fd = private.open_fd(path)
     try:
         deadline = time.monotonic() + timeout
         delay = 0.001
@@ -51,10 +53,8 @@ def file_lock(path: Path, timeout: float, what: str = "lock") -> Iterator[None]:
 @contextlib.contextmanager
 def slot_lock(directory: Path, slots: int, timeout: float, what: str = "slot") -> Iterator[int]:
     """Hold one of ``slots`` locks in ``directory``: a cross-process semaphore."""
-    directory.mkdir(parents=True, exist_ok=True)
-    fds = [
-        os.open(directory / f"slot-{i}.lock", os.O_RDWR | os.O_CREAT, 0o600) for i in range(slots)
-    ]
+    private.make_dir(directory)
+    fds = [private.open_fd(directory / f"slot-{i}.lock") for i in range(slots)]
     held: int | None = None
     try:
         deadline = time.monotonic() + timeout
@@ -91,8 +91,8 @@ class HeldLock:
 
 def try_lock(path: Path, owner: str) -> HeldLock | None:
     """Take the lock at ``path`` now or return None; record ``owner`` in the file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    private.make_dir(path.parent, fix_existing=False)
+    fd = private.open_fd(path)
     if not _try_lock(fd):
         os.close(fd)
         return None
@@ -119,8 +119,8 @@ class WriterLock:
     """
 
     def __init__(self, path: Path, timeout: float) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        private.make_dir(path.parent, fix_existing=False)
+        self._fd = private.open_fd(path)
         self._thread_lock = threading.Lock()
         self.path = path
         self.timeout = timeout

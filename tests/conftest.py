@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from tests.support.cli import RunCli, RunOrch, invoke, run_installed
 from tests.support.isolation import pin_git, use_home
 from tests.support.repos import new_repo
-from tests.support.store import BACKENDS, backend_url, new_pg_database
+from tests.support.store import BACKENDS, backend_url, empty_pg_store, new_pg_database
 
 REAL_HOME = os.path.expanduser("~")
 
@@ -92,4 +92,5 @@ def store_url(
         from orch.store import upgrade_store
 
         upgrade_store(url, isolated_env / "locks")
+        empty_pg_store(url)
     return url

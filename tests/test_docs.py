@@ -56,3 +56,14 @@ def test_docs_never_put_the_prompt_into_shell_code() -> None:
         for line in doc.read_text().splitlines():
             if "sh -c" in line and "never" not in line:
                 assert "{prompt}" not in line.split("sh -c", 1)[1], (doc.name, line)
+
+
+def test_error_schema_in_docs_is_the_packaged_one() -> None:
+    packaged = ROOT / "orch" / "schemas" / "error-v1.schema.json"
+    assert (ROOT / "docs" / "error-v1.schema.json").read_text() == packaged.read_text()
+
+
+def test_list_and_show_schemas_in_docs_are_the_packaged_ones() -> None:
+    for name in ("list-v1", "show-v1"):
+        packaged = ROOT / "orch" / "schemas" / f"{name}.schema.json"
+        assert (ROOT / "docs" / f"{name}.schema.json").read_text() == packaged.read_text()

@@ -22,19 +22,55 @@ if TYPE_CHECKING:
 STATE_NAMES = tuple(str(s) for s in State)
 
 
+JSON_FLAG = "--json"
+
+
+def wants_json(args: list[str]) -> bool:
+    """Whether the command line asks for ``--json`` (before any ``--``, after which the
+    words are an agent's)."""
+    words = args[: args.index("--")] if "--" in args else args
+    return JSON_FLAG in words
+
+
 class OrchGroup(click.Group):
+    """The one funnel: an ``OrchError`` becomes ``Error: <message>`` on stderr and its exit
+    code; with ``--json`` the same failure is also a JSON object on stdout, so a script
+    reads one format whatever happens. Any other exception is a bug and keeps its
+    traceback."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if ctx.parent is None:
+            ctx.meta["orch.json"] = wants_json(args)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except OrchError as exc:
+            if ctx.meta.get("orch.json"):
+                click.echo(render_error(exc.exit_code, exc.code_name, exc.message))
             click.echo(f"Error: {exc.message}", err=True)
             ctx.exit(exc.exit_code)
+        except click.UsageError as exc:
+            if ctx.meta.get("orch.json"):
+                click.echo(render_error(exc.exit_code, InvalidInput.__name__, exc.format_message()))
+            raise
+
+
+def render_error(code: int, name: str, message: str) -> str:
+    from orch.cli.render import error_json
+
+    return error_json(code, name, message)
 
 
 def settings_from_env(**overrides: Any) -> Settings:
+    """The settings, once the orch home they name is known to be safe to use."""
+    from orch import private
     from orch.config import resolve
 
-    return resolve(os.environ, overrides)
+    settings = resolve(os.environ, overrides)
+    private.secure_home(settings.home, settings.sqlite_file)
+    return settings
 
 
 def open_store(settings: Settings) -> Store:

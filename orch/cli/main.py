@@ -28,7 +28,9 @@ from orch.errors import InvalidInput
 
 
 @click.group(cls=OrchGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="orch")
+@click.version_option(
+    __version__, prog_name="orch", message="%(prog)s (orch-worktrees) %(version)s"
+)
 def cli() -> None:
     """Run many coding-agent attempts on one repository at once.
 

@@ -1,9 +1,15 @@
-"""Text and JSON rendering of attempts for the terminal (no click, no I/O)."""
+"""Text and JSON rendering of attempts for the terminal (no click, no I/O).
+
+Columns are padded by display width, not by code points: a CJK character or an emoji
+takes two terminal cells and a combining mark none, so task keys in any script line up.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import unicodedata
+from collections.abc import Sequence
 from typing import Any
 
 from orch.attempts.queries import AttemptDetail
@@ -14,6 +20,12 @@ JSON_VERSION = 1
 
 def to_json(**body: Any) -> str:
     return json.dumps({"version": JSON_VERSION, **body}, indent=2, ensure_ascii=False)
+
+
+def error_json(code: int, name: str, message: str) -> str:
+    """A failure as ``--json`` reports it on standard output (the schema is
+    ``orch/schemas/error-v1.schema.json``); the one line stays on standard error."""
+    return to_json(error={"code": code, "name": name, "message": message})
 
 
 def age(when: dt.datetime, now: dt.datetime) -> str:
@@ -40,9 +52,31 @@ def attempts_table(attempts: list[Attempt], now: dt.datetime) -> str:
         )
         for a in attempts
     ]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return table(rows)
+
+
+def display_width(text: str) -> int:
+    """The terminal cells ``text`` takes: wide and full-width characters (CJK, most emoji)
+    two, combining marks and invisible format characters (joiners, variation selectors)
+    none, everything else one."""
+    width = 0
+    for ch in text:
+        if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+            continue
+        width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return width
+
+
+def pad(text: str, width: int) -> str:
+    """``text`` followed by spaces up to ``width`` terminal cells (``str.ljust`` by cells)."""
+    return text + " " * max(0, width - display_width(text))
+
+
+def table(rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns two spaces apart, each as wide as its widest cell on screen."""
+    widths = [max(display_width(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
+        "  ".join(pad(cell, w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
     )
 
 
@@ -130,4 +164,14 @@ def _first_line(text: str) -> str:
 
 
 def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+    """``text`` cut to ``width`` terminal cells, an ellipsis marking the cut."""
+    if display_width(text) <= width:
+        return text
+    kept, used = [], 0
+    for ch in text:
+        cells = display_width(ch)
+        if used + cells > width - 1:
+            break
+        kept.append(ch)
+        used += cells
+    return "".join(kept) + "…"

@@ -88,12 +88,15 @@ def _log(line: str) -> None:
     "--token",
     default=None,
     envvar="ORCH_SERVE_TOKEN",
-    help="The token mutating requests (and, off loopback, every request) must carry "
+    help="The token every request must carry, the printed URL's ?token= "
     "(default: a new random one; env ORCH_SERVE_TOKEN).",
 )
 @click.option("--stop", "stop_all", is_flag=True, help="Stop the dashboard and the loop.")
 def serve(port: int, host: str, token: str | None, stop_all: bool) -> None:
     """Serve the dashboard, starting the heartbeat loop in the background if needed.
+
+    Open the printed URL: it carries the token, which the first visit trades for a
+    cookie; every request without the token is refused, on loopback too.
 
     The loop keeps running after Ctrl-C of the dashboard; 'orch serve --stop' stops both.
     A second 'orch serve' says where the running one is.
@@ -117,7 +120,10 @@ def serve(port: int, host: str, token: str | None, stop_all: bool) -> None:
             from orch.errors import InvalidInput
 
             raise InvalidInput("--token must not be empty")
-        loopback = web.is_loopback(host)
+        if token is not None and not web.is_cookie_safe(token):
+            from orch.errors import InvalidInput
+
+            raise InvalidInput("--token may hold only letters, digits and - . _ ~ (it is a cookie)")
         import secrets
 
         token = token or secrets.token_urlsafe(24)
@@ -130,7 +136,7 @@ def serve(port: int, host: str, token: str | None, stop_all: bool) -> None:
             raise
         verb = "started" if started else "reusing the running"
         click.echo(f"{verb} loop pid {loop_record.pid} (log {runtime.loop_log(settings.home)})")
-        url = server.url if loopback else f"{server.url}#token={token}"
+        url = server.login_url  # the record is private to this user, like the whole home
         runtime.publish(
             settings.home, runtime.SERVER, url=url, host=host, port=server.server_address[1]
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from orch import private
 from orch.errors import GitError, WorkspaceError, describe_os_error
 from orch.git.refs import Refs, Repository
 from orch.git.runner import Runner, last_line
@@ -23,7 +24,7 @@ def save_patch(git: Runner, worktree: Path, dest: Path) -> bool:
         return False
     # written here, not with `git diff --output`, which ignores a failed write (full disk)
     try:
-        with open(dest, "wb") as fh:
+        with private.create_new(dest) as fh:
             fh.write(patch)
             fh.flush()
             os.fsync(fh.fileno())
@@ -74,6 +75,7 @@ def save_bundle(
         return []
     if proc.returncode != 0:
         raise GitError(f"git bundle failed: {last_line(proc.stderr)}")
+    private.fix(dest)  # git makes it with the umask's mode; saved work is private
     # git leaves out a ref whose tip another branch already keeps: name only what it holds
     heads = git.run(["bundle", "list-heads", str(dest.absolute())], cwd=repo.root).stdout
     held = {line.split(" ", 1)[1] for line in heads.splitlines() if " " in line}

@@ -15,6 +15,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from orch import private
 from orch.errors import GitError
 from orch.fslock import file_lock, slot_lock
 from orch.git.checkout import Checkout, checkout_env
@@ -45,7 +46,7 @@ class Worktrees(Checkout):
         lock and is verified; populating the files runs outside it, at most one checkout
         per core at a time. ``sparse`` limits the checkout to those directories (cone mode).
         """
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private.make_dir(path.parent, fix_existing=False)
         target = [branch] if branch is not None else ["--detach", commit]
         with file_lock(repo.orch_dir / "worktree.lock", self.lock_timeout, "worktree registration"):
             for tries_left in (1, 0):

@@ -3,7 +3,8 @@
 A process holds ``<name>.lock`` (an ``flock``, released by the kernel even on kill -9)
 for as long as it runs, and writes ``<name>.json`` with its pid and start time. A record
 whose process is gone (or whose pid now belongs to another program) is stale and is
-removed by whoever reads it. Records are written atomically (temp file + rename).
+removed by whoever reads it. Records are written atomically (temp file + rename), private
+to the user like everything under the orch home.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from orch import atomic, fslock
+from orch import atomic, fslock, private
 from orch.errors import ServeError, describe_os_error
 from orch.system import processes
 
@@ -54,7 +55,7 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private.make_dir(path.parent)
     atomic.write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
@@ -70,6 +71,7 @@ def take(home: Path, name: str) -> fslock.HeldLock | None:
     """Become the one ``name`` process of this orch home, or None if one already runs."""
     path = serve_dir(home) / f"{name}.lock"
     try:
+        private.make_dir(path.parent)
         return fslock.try_lock(path, f"pid {os.getpid()}")
     except OSError as exc:  # an orch home that is not writable
         raise ServeError(f"cannot take {path}: {describe_os_error(exc)}") from exc

@@ -1,20 +1,30 @@
 """The dashboard's HTTP server: the page, read-only JSON that mirrors ``orch list/show
 --json``, and the operator actions (cancel, retry, send) through the CLI's own calls.
 
-Who may do what:
-- bound to a loopback address, anyone on this machine may read; a mutating request must
-  carry the server's token in the ``X-Orch-Token`` header. The page served at ``/``
-  embeds the token; another site's page cannot read it (same-origin policy) nor send that
-  header without a CORS preflight this server never grants, so cross-site requests fail.
-  The ``Host`` header must name a loopback host, which defeats DNS rebinding.
-- bound elsewhere, every API request needs the token (header, or ``?token=`` for reads),
-  and the page does not embed it: the operator opens ``/#token=...``.
+Who may do what (the model Jupyter uses): every request, the page and every read
+included, must carry the server's token, on loopback too, since any account on this
+machine can reach a loopback port.
+- ``orch serve`` prints ``/?token=...``; that first visit trades the token for an
+  HttpOnly, SameSite=Strict cookie and is redirected to ``/``, so the token leaves the
+  address bar and page scripts cannot read it. Scripts send ``X-Orch-Token`` instead
+  (reads also take ``?token=``).
+- A mutating request needs more than the cookie, which a form on another local port (the
+  same site to a browser) would carry: the ``X-Orch-Token`` header, or the page's
+  anti-forgery value (derived from the token, embedded only in a page served to a request
+  that carried the token) in ``X-Orch-CSRF``. Another site cannot send either header
+  without a CORS preflight this server never grants.
+- On loopback the ``Host`` header must name a loopback host, which defeats DNS rebinding.
+- Each connection's reads time out (``read_timeout``) and bodies are capped, so a client
+  that promises a body it never sends holds a thread for seconds, not forever.
+Whatever goes into the page is HTML-escaped; the page's script builds text nodes only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import hmac
+import html
 import ipaddress
 import json
 import socket
@@ -52,7 +62,9 @@ if TYPE_CHECKING:
     from orch.store import Store
 
 TOKEN_HEADER = "X-Orch-Token"
+CSRF_HEADER = "X-Orch-CSRF"
 MAX_BODY = 1 << 20
+READ_TIMEOUT = 10.0  # seconds a connection may take to send each part of a request
 LOG_TAIL = 40
 # what each kind of refusal is in HTTP terms; any other orch error is a refusal too (409:
 # a failed set-up hook, an unreadable config), and only a bug is the server's fault (500)
@@ -83,6 +95,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def is_cookie_safe(token: str) -> bool:
+    """A token travels in a cookie and a URL: only characters neither needs to quote."""
+    return bool(token) and all(c.isascii() and (c.isalnum() or c in "-._~") for c in token)
+
+
 def dashboard_html() -> str:
     return (resources.files("orch.serve") / "static" / "dashboard.html").read_text("utf-8")
 
@@ -104,14 +121,26 @@ class DashboardServer(ThreadingHTTPServer):
         self.settings = settings
         self.actor = actor
         self.token = token
+        self.csrf = hmac.new(token.encode(), b"orch dashboard csrf", hashlib.sha256).hexdigest()
         self.loopback = is_loopback(host)
         self.page = dashboard_html()
+        self.read_timeout = READ_TIMEOUT
 
     @property
     def url(self) -> str:
         host, port = str(self.server_address[0]), self.server_address[1]
         shown = f"[{host}]" if ":" in host else host
         return f"http://{shown}:{port}/"
+
+    @property
+    def login_url(self) -> str:
+        """The address ``orch serve`` prints: the first visit trades its token for a cookie."""
+        return f"{self.url}?{urllib.parse.urlencode({'token': self.token})}"
+
+    @property
+    def cookie_name(self) -> str:
+        # cookies ignore ports: two dashboards on one host must not overwrite each other's
+        return f"orch-token-{self.server_address[1]}"
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -121,10 +150,19 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass  # the dashboard polls every few seconds; an access log would be noise
 
+    def setup(self) -> None:
+        super().setup()
+        # every read of this connection (request line, headers, body) waits this long at most
+        self.connection.settimeout(self.server.read_timeout)
+
     # -- plumbing --------------------------------------------------------------------------
 
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
+    def _send(
+        self, status: int, body: bytes, content_type: str, extra: tuple[tuple[str, str], ...] = ()
+    ) -> None:
         self.send_response(status)
+        for name, value in extra:
+            self.send_header(name, value)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
@@ -142,11 +180,34 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         self._json(status, error=message, exit_code=exit_code)
 
-    def _token_ok(self, query: dict[str, list[str]], header_only: bool) -> bool:
-        given = self.headers.get(TOKEN_HEADER) or (
-            "" if header_only else query.get("token", [""])[0]
+    def _is_token(self, given: str | None, expected: str | None = None) -> bool:
+        wanted = expected if expected is not None else self.server.token
+        return given is not None and hmac.compare_digest(given.encode(), wanted.encode())
+
+    def _cookie(self) -> str | None:
+        from http.cookies import CookieError, SimpleCookie
+
+        jar: SimpleCookie = SimpleCookie()
+        try:
+            jar.load(self.headers.get("Cookie", ""))
+        except CookieError:
+            return None
+        morsel = jar.get(self.server.cookie_name)
+        return morsel.value if morsel is not None else None
+
+    def _may_read(self, query: dict[str, list[str]]) -> bool:
+        return any(
+            self._is_token(given)
+            for given in (self.headers.get(TOKEN_HEADER), self._cookie(), *query.get("token", []))
         )
-        return hmac.compare_digest(given.encode(), self.server.token.encode())
+
+    def _may_act(self) -> bool:
+        """The token itself in its header, or the cookie with the page's anti-forgery value."""
+        if self._is_token(self.headers.get(TOKEN_HEADER)):
+            return True
+        return self._is_token(self._cookie()) and self._is_token(
+            self.headers.get(CSRF_HEADER), self.server.csrf
+        )
 
     def _host_ok(self) -> bool:
         if not self.server.loopback:
@@ -162,13 +223,15 @@ class Handler(BaseHTTPRequestHandler):
             return self._error(403, "this dashboard answers only to a loopback host name")
         try:
             if method == "GET" and not path:
-                return self._page()
+                return self._page(query)
+            if method == "POST" and not self._may_act():
+                return self._error(403, f"a mutating request needs the {TOKEN_HEADER} header")
+            if not self._may_read(query):
+                return self._error(
+                    401, "this dashboard needs its token: open the URL 'orch serve' printed"
+                )
             if not path or path[0] != "api":
                 return self._error(404, f"no such page: {parts.path}")
-            if method == "POST" and not self._token_ok(query, header_only=True):
-                return self._error(403, f"a mutating request needs the {TOKEN_HEADER} header")
-            if not self.server.loopback and not self._token_ok(query, header_only=False):
-                return self._error(401, "this dashboard needs its token")
             handler = getattr(self, f"_{method.lower()}_{'_'.join(path[1:2]) or 'root'}", None)
             if handler is None:
                 return self._error(404, f"no such endpoint: {method} {parts.path}")
@@ -187,9 +250,21 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._route("POST")
 
-    def _page(self) -> None:
-        token = self.server.token if self.server.loopback else ""
-        page = self.server.page.replace("{{ORCH_TOKEN}}", token)
+    def _page(self, query: dict[str, list[str]]) -> None:
+        srv = self.server
+        if any(self._is_token(t) for t in query.get("token", [])):
+            # the printed URL: trade the token for a cookie and take it out of the address
+            cookie = f"{srv.cookie_name}={srv.token}; HttpOnly; SameSite=Strict; Path=/"
+            self.close_connection = True
+            extra = (("Set-Cookie", cookie), ("Location", "/"))
+            return self._send(303, b"", "text/plain; charset=utf-8", extra)
+        if not self._may_read({}):
+            self.close_connection = True
+            body = (
+                b"orch serve: this dashboard needs its token; open the URL 'orch serve' printed.\n"
+            )
+            return self._send(401, body, "text/plain; charset=utf-8")
+        page = srv.page.replace("{{ORCH_CSRF}}", html.escape(srv.csrf, quote=True))
         self._send(200, page.encode(), "text/html; charset=utf-8")
 
     def _body(self) -> dict[str, Any]:

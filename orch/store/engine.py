@@ -26,6 +26,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import QueuePool
 
+from orch import private
 from orch.errors import (
     AttemptIdTaken,
     StoreConflict,
@@ -58,7 +59,7 @@ def make_engine(url: str, synchronous: str = "NORMAL") -> Engine:
             path = sqlite_path(url)
             if path is not None:
                 try:
-                    path.parent.mkdir(parents=True, exist_ok=True)
+                    _private_files(path)
                 except OSError as exc:
                     raise StoreError(
                         f"cannot open the attempt store {path}: {describe_os_error(exc)}"
@@ -78,6 +79,17 @@ def make_engine(url: str, synchronous: str = "NORMAL") -> Engine:
         return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4)
     except (ArgumentError, NoSuchModuleError, ValueError) as exc:
         raise StoreError(f"cannot use the store URL {_redact(url)}: {exc}") from exc
+
+
+def _private_files(path: Path) -> None:
+    """The store file is made 0600 before SQLite opens it (SQLite gives its -wal and -shm
+    the store file's mode); files an older orch made 0644 are fixed."""
+    private.make_dir(path.parent, fix_existing=False)
+    # never open an existing store file here: closing any descriptor of it would drop the
+    # POSIX locks of every SQLite connection to it in this process
+    private.create_empty(path)  # an empty file is an empty SQLite database
+    for suffix in ("", "-wal", "-shm"):
+        private.fix(path.with_name(path.name + suffix))
 
 
 def _configure_sqlite(engine: Engine, synchronous: str) -> None:

@@ -17,7 +17,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from orch import atomic
+from orch import atomic, private
 from orch.errors import WorkspaceError, describe_os_error
 
 MANIFEST = "manifest.json"
@@ -27,7 +27,8 @@ def new_archive_dir(archive_root: Path, name: str) -> Path:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     path = archive_root / f"{name}-{stamp}"
     try:
-        path.mkdir(parents=True, mode=0o700)
+        private.make_dir(archive_root)
+        path.mkdir(mode=private.DIR_MODE)
     except OSError as exc:
         raise WorkspaceError(f"cannot create the archive {path}: {describe_os_error(exc)}") from exc
     return path
@@ -37,7 +38,7 @@ def save_files(worktree: Path, relative_paths: list[str], dest: Path) -> int:
     """Tar (gzip) the named files of ``worktree`` without following symlinks."""
     count = 0
     try:
-        with tarfile.open(dest, "w:gz") as tar:
+        with private.create_new(dest) as fh, tarfile.open(fileobj=fh, mode="w:gz") as tar:
             for rel in relative_paths:
                 source = worktree / rel
                 if source.is_symlink() or source.exists():

@@ -12,13 +12,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import os
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from orch import atomic
+from orch import atomic, private
 from orch.errors import PayloadError, WorkspaceError, describe_os_error
 from orch.models import Attempt
 
@@ -94,8 +93,7 @@ def write_payload(path: Path, payload: dict[str, Any]) -> None:
     """Write atomically with mode 0600 in a 0700 directory."""
     data = json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(path.parent, 0o700)
+        private.make_dir(path.parent)
         atomic.write_text(path, data, durable=True)
     except OSError as exc:
         raise WorkspaceError(f"cannot write the payload {path}: {describe_os_error(exc)}") from exc

@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
+from orch import private
+
 START_TIME_TOLERANCE = 0.05  # seconds; psutil derives start times from clock ticks
 
 
@@ -80,8 +82,7 @@ class AgentProcess:
         log_path: Path,
         pass_fds: Sequence[int] = (),
     ) -> None:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log: IO[bytes] = open(log_path, "ab")  # noqa: SIM115 - lives as long as the run
+        self._log: IO[bytes] = private.open_append(log_path)  # lives as long as the run
         try:
             self._proc = subprocess.Popen(
                 list(argv),
@@ -136,9 +137,8 @@ def log_tail(path: Path, lines: int = 20, max_bytes: int = 16384) -> list[str]:
 
 
 def append_log(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(text)
+    with private.open_append(path) as fh:
+        fh.write(text.encode("utf-8"))
 
 
 def run_hook(
@@ -147,7 +147,7 @@ def run_hook(
     """Run a set-up command (``sh -c``) with output appended to the log; None on timeout
     (the whole process group is then killed)."""
     append_log(log_path, f"=== orch set-up hook: {command}\n")
-    with log_path.open("ab") as log:
+    with private.open_append(log_path) as log:
         proc = subprocess.Popen(
             ["sh", "-c", command],
             cwd=cwd,
@@ -172,7 +172,8 @@ def run_hook(
 def spawn_detached(argv: Sequence[str], env: Mapping[str, str], log_path: Path) -> int:
     """Start a background command in a session of its own that outlives this process,
     output appended to ``log_path``; returns at once with its pid (never waited for)."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    private.make_dir(log_path.parent)
+    os.close(private.open_fd(log_path, os.O_WRONLY))  # made or fixed private, then appended to
     actions = [
         (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
         (os.POSIX_SPAWN_OPEN, 1, str(log_path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600),

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from orch import atomic
+from orch import atomic, private
 from orch.config import Settings
 from orch.errors import OrchError
 from orch.git import Git, Repository
@@ -62,7 +62,7 @@ class CheckoutAhead:
         checkpoint: Callable[[str], None] = lambda step: None,
     ) -> CheckoutAhead:
         marker = settings.home / MARKERS / attempt_id
-        marker.parent.mkdir(parents=True, exist_ok=True)
+        private.make_dir(marker.parent)
         record = {"pid": os.getpid(), "worktree": str(path), "repository": str(repo.root)}
         atomic.write_text(marker, json.dumps(record))
         ahead = cls(git, repo, attempt_id, path, commit, marker)

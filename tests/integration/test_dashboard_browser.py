@@ -1,6 +1,8 @@
-"""The dashboard end to end in real headless Chromium: a submitted task is dispatched by
-the loop, shows up on the page, is cancelled from the page, and the page shows the new
-state. A screenshot is kept under ``test-artifacts/``.
+"""The dashboard end to end in real headless Chromium: the printed URL lets the browser
+in (its token traded for a cookie), a submitted task is dispatched by the loop, shows up
+on the page with every column inside its panel at 1280 px, is cancelled from the page
+once the operator confirms, and the page shows the new state. Screenshots are kept under
+``test-artifacts/``.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them). Selenium
 is pointed at ``/usr/bin/chromedriver`` explicitly so it never downloads a driver.
@@ -8,6 +10,7 @@ is pointed at ``/usr/bin/chromedriver`` explicitly so it never downloads a drive
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -36,7 +39,7 @@ FLAGS = (
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    "--window-size=1400,900",
+    "--window-size=1280,900",
 )
 
 
@@ -90,7 +93,13 @@ def test_dispatch_see_cancel_and_see_the_state_change_in_chromium(
 
     submitted = run_cli("submit", "add-retries", "--prompt", "Add retries", cwd=repo)
     assert submitted.exit_code == 0, submitted.stderr
+    base = dashboard.partition("?")[0]
+    browser.get(base)  # without the token: refused, and the page says how to get in
+    assert "needs its token" in browser.find_element(By.TAG_NAME, "body").text
     browser.get(dashboard)
+    assert browser.current_url == base  # the token was traded for a cookie and left the URL
+    token = dashboard.partition("?token=")[2]
+    assert token and token not in browser.page_source
 
     from selenium.common.exceptions import StaleElementReferenceException
 
@@ -113,17 +122,50 @@ def test_dispatch_see_cancel_and_see_the_state_change_in_chromium(
         lambda: (row().get_attribute("data-attempt"), row().get_attribute("data-state"))
     )
     assert state == "queued"
+    markup = '<img src=x onerror="window.orchPwned=1">'
+    assert run_cli("send", attempt_id, markup).exit_code == 0
     fresh(lambda: row().click())
     wait_for(
         lambda: browser.find_elements(By.CSS_SELECTOR, "#detail [data-field=branch]"),
         "the attempt's details",
     )
+    wait_for(
+        lambda: markup in fresh(lambda: browser.find_element(By.ID, "detail").text), "the follow-up"
+    )
     detail = fresh(lambda: browser.find_element(By.ID, "detail").text)
     assert f"orch/add-retries-{attempt_id}" in detail and "web=" in detail
+    # data is shown as text, never run as markup
+    assert browser.execute_script("return window.orchPwned") is None
+    assert not browser.find_elements(By.CSS_SELECTOR, "#detail img")
+    queue_headers = wait_for(
+        lambda: [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#queue-table th")],
+        "the queue table",
+    )
+    assert queue_headers == ["#", "task", "state", "attempt", "reason"]
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "dashboard-before-cancel.png"))
 
+    # every column, age and heartbeat included, lies inside the attempts panel
+    overflow = browser.execute_script(
+        """const panel = document.querySelector('#attempts').closest('section');
+        const right = panel.getBoundingClientRect().right;
+        return [...document.querySelectorAll('#attempts th, #attempts td')]
+          .filter(c => c.getBoundingClientRect().right > right + 0.5)
+          .map(c => c.textContent);"""
+    )
+    assert overflow == []
+    headers = fresh(
+        lambda: [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#attempts th")]
+    )
+    assert headers[-2:] == ["age", "heartbeat"]
+
     fresh(lambda: browser.find_element(By.ID, "cancel").click())
+    browser.switch_to.alert.dismiss()  # a stray click: nothing happens
+    time.sleep(0.5)
+    assert json.loads(run_cli("show", attempt_id, "--json").stdout)["attempt"]["state"] == "queued"
+    fresh(lambda: browser.find_element(By.ID, "cancel").click())
+    assert attempt_id in browser.switch_to.alert.text
+    browser.switch_to.alert.accept()
     wait_for(
         lambda: browser.find_elements(
             By.CSS_SELECTOR, f'tr.attempt[data-attempt="{attempt_id}"][data-state="cancelled"]'

@@ -179,6 +179,8 @@ def test_an_installed_wheel_creates_migrates_and_dispatches(
         assert outside == {}, f"imported from outside {site}: {outside}"
         return found
 
+    # other tools are called orch too: the version names this one's distribution
+    assert installed_orch("--version").stdout.startswith("orch (orch-worktrees) ")
     upgraded = installed_orch("db", "upgrade")
     assert upgraded.stdout == f"store at revision {HEAD} (head)\n"
     assert (home / "orch.db").is_file()

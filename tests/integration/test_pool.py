@@ -681,3 +681,35 @@ def test_a_hooks_path_set_after_orch_read_the_config_is_honoured(repo: Path) -> 
     commit = head(repo)
     orch_git.post_checkout(repo, commit, commit, checkout_env(False))
     assert log.read_text() == "ran\n"
+
+
+def test_a_member_refreshed_after_its_probe_began_is_claimed_not_set_aside(
+    make_repo: Callable[..., Path], run_cli: RunCli
+) -> None:
+    """Issue 17, item 4: right after a commit on main, a fill took a ready member to
+    refresh it while a dispatch's probe ran `git status` in it; the probe saw the files
+    mid-move, the fill marked the member ready again (clean, at the new HEAD), and the
+    dispatch then claimed it with the stale verdict and set it aside as damaged. Here the
+    probe sees a change that is gone (as after the refresh) by the time of the claim."""
+    from orch.cli.common import settings_from_env
+    from orch.git import Git
+    from orch.models import CheckoutSpec
+    from orch.workspace import pool
+
+    repo = make_repo("repo", files=5)
+    pool_fill(run_cli, repo, "--size", "1")
+    (member,) = ready(run_cli, repo)
+    git_ = Git()
+    found = git_.discover(repo)
+    settings = settings_from_env()
+    spec = CheckoutSpec()
+    moving = member / "src" / "d1" / "f1.txt"
+    kept = moving.read_bytes()
+    moving.write_text("half moved by a refresh\n")
+    probed = pool.probe(git_, found, settings, spec)
+    assert probed is not None and probed.member == member
+    assert probed.check.result()  # the probe saw the member mid-move
+    moving.write_bytes(kept)  # the refresh ends: clean again, ready again
+    claimed = pool.claim(git_, found, settings, spec, member, probed)
+    assert claimed is not None and claimed.path == member
+    assert [m for m in pool_members(run_cli, repo) if m["problem"]] == []

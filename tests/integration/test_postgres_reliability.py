@@ -42,7 +42,14 @@ from orch.store import Store, open_store, upgrade_store
 from orch.store.changes import PostgresChangeWatcher
 from tests.support.cli import ORCH_BIN
 from tests.support.processes import wait_for
-from tests.support.store import OffsetClock, claimed, own_repository, ready_attempt, remote_worker
+from tests.support.store import (
+    OffsetClock,
+    claimed,
+    empty_pg_store,
+    own_repository,
+    ready_attempt,
+    remote_worker,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -61,6 +68,7 @@ TERMINATE_ALL = (
 @pytest.fixture
 def pg_url(pg_database_url: str, isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     upgrade_store(pg_database_url, isolated_env / "locks")
+    empty_pg_store(pg_database_url)
     monkeypatch.setenv("ORCH_DATABASE_URL", pg_database_url)
     return pg_database_url
 

@@ -60,8 +60,10 @@ def test_serve_starts_the_loop_which_outlives_ctrl_c_and_stop_ends_both(
     url = dashboard_url(server)
     loop = loop_record(isolated_env)
     assert f"started loop pid {loop.pid}" in server.stdout
-    code, status = http(url + "api/status")
+    base, _, query = url.partition("?")
+    code, status = http(f"{base}api/status?{query}")
     assert code == 200 and status["loop_pid"] == loop.pid
+    assert http(base + "api/status")[0] == 401  # the printed URL's token is needed
 
     again = run_orch("serve", "--port", "0", env=FAST)
     assert again.returncode == 0, again.stderr

@@ -1,14 +1,24 @@
-"""Requests to the dashboard of `orch serve`, as a browser's script would make them.
+"""Requests to the dashboard of `orch serve`, as a browser's script would make them, and
+a dashboard server on an ephemeral loopback port whose token is ``TOKEN``.
 
 Returns status and JSON body for every answer, errors included; never retries.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import threading
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
+
+from orch.serve.web import TOKEN_HEADER, DashboardServer
+from orch.store import Store
+from tests.support.store import settings
+
+TOKEN = "test-token"
 
 
 def http(
@@ -26,7 +36,33 @@ def http(
             return exc.code, json.loads(exc.read())
 
 
-def page(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=60) as response:
+def page(url: str, headers: dict[str, str] | None = None) -> str:
+    request = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(request, timeout=60) as response:
         text: str = response.read().decode()
         return text
+
+
+@dataclasses.dataclass
+class Served:
+    url: str
+    server: DashboardServer
+
+    def post(self, path: str, body: Any = None, token: str | None = TOKEN) -> tuple[int, Any]:
+        headers = {TOKEN_HEADER: token} if token is not None else {}
+        return http(self.url + path, "POST", body if body is not None else {}, headers)
+
+    def get(self, path: str, token: str | None = TOKEN) -> tuple[int, Any]:
+        return http(self.url + path, headers={TOKEN_HEADER: token} if token is not None else {})
+
+
+def start(store: Store, host: str = "127.0.0.1", **changes: Any) -> Iterator[Served]:
+    server = DashboardServer(host, 0, store, settings(**changes), "dashboard", TOKEN)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield Served(f"http://127.0.0.1:{server.server_address[1]}", server)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -18,18 +18,39 @@ from typing import Any
 
 from orch.system import processes
 
-WAIT_LIMIT = 30.0  # seconds: an upper bound on waiting for a process, never an assertion
+WAIT_LIMIT = 30.0  # seconds of an idle machine: an upper bound on waiting, never an assertion
+MAX_SLOWDOWN = 8.0  # a bound stretches at most this much on a loaded machine
+
+
+def load_factor() -> float:
+    """How many times slower than idle this machine runs now: the one-minute load average
+    per core, at least 1 and at most ``MAX_SLOWDOWN``."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # not available on this platform
+        return 1.0
+    return min(MAX_SLOWDOWN, max(1.0, load / (os.cpu_count() or 1)))
 
 
 def wait_for(check: Callable[[], Any], what: str, limit: float = WAIT_LIMIT) -> Any:
-    """Poll ``check`` until it returns something truthy; fail after ``limit`` seconds."""
-    deadline = time.monotonic() + limit
+    """Poll ``check`` until it returns something truthy; fail after ``limit`` seconds of an
+    idle machine. Each second waited counts as 1/``load_factor()`` of one, so a bound that
+    is generous when the machine is quiet stays generous when the suite shares it with
+    other work (a fixed 30 s once failed a test on a loaded machine)."""
+    started = last = time.monotonic()
+    spent = 0.0
     while True:
         value = check()
         if value:
             return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {limit:g}s waiting for {what}")
+        now = time.monotonic()
+        spent += (now - last) / load_factor()
+        last = now
+        if spent > limit:
+            raise AssertionError(
+                f"gave up after {now - started:.0f}s ({limit:g}s of an idle machine) "
+                f"waiting for {what}"
+            )
         time.sleep(0.02)
 
 
@@ -134,7 +155,7 @@ class Proc:
 
     def wait(self, limit: float = WAIT_LIMIT) -> int:
         try:
-            return self.popen.wait(limit)
+            return self.popen.wait(limit * load_factor())  # see wait_for
         except subprocess.TimeoutExpired:
             self.kill()
             raise AssertionError(

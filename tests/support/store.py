@@ -96,6 +96,23 @@ def new_pg_database(prefix: str, server_url: str = PG_ADMIN_URL) -> Iterator[str
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def empty_pg_store(url: str) -> None:
+    """Empty every table of the store at ``url`` (its schema stays): the tests of one
+    xdist worker share one PostgreSQL database, and a worker in one test must never find
+    an attempt another test left queued."""
+    from sqlalchemy import create_engine, text
+
+    from orch.store.tables import metadata
+
+    names = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    finally:
+        engine.dispose()
+
+
 @contextlib.contextmanager
 def own_repository(
     store: Store, prefix: str = "/repos/", tolerate: tuple[type[Exception], ...] = ()

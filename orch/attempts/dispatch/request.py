@@ -9,7 +9,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from orch import naming
+from orch import naming, private
 from orch.config import Settings
 from orch.errors import WorkspaceError, describe_os_error
 from orch.git import DirtyPath, PendingDirtyCheck, Repository
@@ -78,7 +78,7 @@ def dirt_warning(pending: PendingDirtyCheck | None, base_commit: str) -> tuple[s
 
 def check_worktree_root(root: Path) -> None:
     try:
-        root.mkdir(parents=True, exist_ok=True)
+        private.make_dir(root, fix_existing=False)  # may be a directory of the user's
     except OSError as exc:
         raise WorkspaceError(
             f"cannot create the worktree root {root}: {describe_os_error(exc)}"

@@ -95,6 +95,12 @@ def claim(
     checkpoint("pool-member-claimed")
     probed = probe.check if probe is not None and member == probe.member else None
     problem = check_member(git, repo, member, probed)
+    if problem is not None and probed is not None:
+        # The probe's `git status` began before the claim, while the member could still be
+        # taken by a fill refreshing it to a newer commit (fill takes it, moves its files,
+        # marks it ready again): what it saw mid-move is no verdict on the member now.
+        # Now that the member is ours, nobody else touches it: look again.
+        problem = check_member(git, repo, member)
     commit = _admin_head(member)
     if problem is None and commit:
         try:

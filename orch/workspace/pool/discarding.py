@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from orch import private
 from orch.config import Settings
 from orch.errors import WorkspaceError, describe_os_error
 from orch.git import Git, Repository, admin_of_repository, worktree_admin_dir
@@ -30,7 +31,7 @@ def set_aside(git: Git, repo: Repository, path: Path, directory: Path) -> None:
     bookkeeping follows it when it is this repository's, so its path stays free)."""
     aside = directory / f"{DAMAGED}{path.name.removeprefix(WORKTREE)}"
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        private.make_dir(directory)
         os.rename(path, aside)
     except FileNotFoundError:
         _forget(git, repo, path)  # nothing there to keep

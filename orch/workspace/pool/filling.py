@@ -11,7 +11,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from orch import atomic, naming
+from orch import atomic, naming, private
 from orch.config import Settings
 from orch.errors import OrchError, WorkspaceError, describe_os_error
 from orch.git import Git, Repository, checkout_env, worktree_admin_dir
@@ -70,7 +70,7 @@ def fill(
     root = pool_root(settings, repo)
     with _filling(repo, settings):
         try:
-            root.mkdir(parents=True, exist_ok=True)
+            private.make_dir(root)
             if size is not None:
                 atomic.write_text(root / SIZE_FILE, f"{size}\n")
             if not (root / REPOSITORY_FILE).exists():
@@ -147,8 +147,8 @@ def _sweep(git: Git, repo: Repository, settings: Settings, directory: Path) -> l
 
 def _create(git: Git, repo: Repository, directory: Path, head: str, spec: CheckoutSpec) -> None:
     building = directory / f"{WORKTREE}{naming.random_hex()}"
-    directory.mkdir(parents=True, exist_ok=True)
-    _marker(building, FILLING).touch(exist_ok=False)
+    private.make_dir(directory)
+    private.create_new(_marker(building, FILLING)).close()
     try:
         git.add_worktree(
             repo,
@@ -235,8 +235,8 @@ def _give_back(
     if not (path.parent == directory and path.name.startswith(WORKTREE)):
         member = directory / f"{WORKTREE}{naming.random_hex()}"
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        _marker(member, FILLING).touch(exist_ok=False)
+        private.make_dir(directory)
+        private.create_new(_marker(member, FILLING)).close()
     except OSError:
         return False
     try:
