@@ -89,6 +89,16 @@ READY_TO_RUN = HOLDS_WORKTREE | {
 CLEANED_UP = frozenset({WorkspaceStatus.REMOVED, WorkspaceStatus.ARCHIVED})
 
 
+def plain(record: Any) -> dict[str, Any]:
+    """A dataclass's fields as a dict for JSON: ``dataclasses.asdict``, with each datetime
+    field as its ISO 8601 text."""
+    out = dataclasses.asdict(record)
+    for key, value in out.items():
+        if isinstance(value, dt.datetime):
+            out[key] = value.isoformat()
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
 class Attempt:
     id: str
@@ -165,13 +175,10 @@ class Attempt:
         return self.lease_holder or self.worker or "(any)"
 
     def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
+        out = plain(self)
         out["state"] = str(self.state)
         out["workspace_status"] = str(self.workspace_status)
         out["worker_label"] = self.worker_label
-        for key, value in out.items():
-            if isinstance(value, dt.datetime):
-                out[key] = value.isoformat()
         return out
 
 
@@ -185,9 +192,7 @@ class AttemptEvent:
     created_at: dt.datetime
 
     def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["created_at"] = self.created_at.isoformat()
-        return out
+        return plain(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -280,11 +285,7 @@ class Message:
     run_number: int | None
 
     def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        for key, value in out.items():
-            if isinstance(value, dt.datetime):
-                out[key] = value.isoformat()
-        return out
+        return plain(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -302,11 +303,8 @@ class Run:
     exit_code: int | None
 
     def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
+        out = plain(self)
         out["command"] = list(self.command)
-        for key, value in out.items():
-            if isinstance(value, dt.datetime):
-                out[key] = value.isoformat()
         return out
 
 
@@ -368,8 +366,6 @@ class QueuedTask:
     updated_at: dt.datetime
 
     def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
+        out = plain(self)
         out["state"] = str(self.state)
-        out["created_at"] = self.created_at.isoformat()
-        out["updated_at"] = self.updated_at.isoformat()
         return out
