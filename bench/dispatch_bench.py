@@ -467,7 +467,7 @@ def bench_size(
     last_id = [""]
 
     def orch_dispatch() -> Sample:
-        sample = timed([orch, "dispatch", TASK_KEY, "--repo", str(repo)], env)
+        sample = timed([orch, "dispatch", "--prompt", "p", TASK_KEY, "--repo", str(repo)], env)
         last_id[0] = sample.stdout.strip().splitlines()[-1]
         clean_worktrees(repo, env, trash)
         return sample

@@ -98,7 +98,9 @@ def bench_repo(
 
     def warm() -> Sample:
         run([orch, "pool", "fill", "--size", "1", "--repo", str(repo), "--quiet"], warm_env)
-        sample = timed([orch, "dispatch", "bench", "--repo", str(repo), "--json"], warm_env)
+        sample = timed(
+            [orch, "dispatch", "--prompt", "p", "bench", "--repo", str(repo), "--json"], warm_env
+        )
         check_handed_out(repo, warm_env, sample.stdout)
         if (
             "workspace_from_pool"
@@ -111,7 +113,9 @@ def bench_repo(
         return sample
 
     def cold() -> Sample:
-        sample = timed([orch, "dispatch", "bench", "--repo", str(repo), "--json"], cold_env)
+        sample = timed(
+            [orch, "dispatch", "--prompt", "p", "bench", "--repo", str(repo), "--json"], cold_env
+        )
         check_handed_out(repo, cold_env, sample.stdout)
         clear_attempts(repo, cold_env, trash)
         return sample

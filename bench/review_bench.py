@@ -81,7 +81,10 @@ def make_repo(path: Path, n: int, env: dict[str, str], seed: int = 1) -> list[st
         chunks += [b"M 100644 inline %s\n" % p.encode(), b"data %d\n" % len(body), body, b"\n"]
     chunks.append(b"done\n")
     proc = subprocess.run(
-        ["git", "fast-import", "--quiet"], cwd=path, env=env, input=b"".join(chunks),
+        ["git", "fast-import", "--quiet"],
+        cwd=path,
+        env=env,
+        input=b"".join(chunks),
         capture_output=True,
     )
     if proc.returncode != 0:
@@ -117,7 +120,9 @@ def bench_size(
     repo = root / f"repo-{n}"
     log(f"{n} files: building the repository")
     paths = make_repo(repo, n, env)
-    attempt = run([orch, "dispatch", "bench-review", "--repo", str(repo), "--json"], env)
+    attempt = run(
+        [orch, "dispatch", "--prompt", "p", "bench-review", "--repo", str(repo), "--json"], env
+    )
     record = json.loads(attempt.stdout)["attempt"]
     worktree = Path(record["worktree_path"])
     base = record["base_commit"]
@@ -127,7 +132,8 @@ def bench_size(
         "orch diff --stat": ([orch, "diff", record["id"], "--stat"], repo),
         "git diff --stat": (["git", "--no-optional-locks", "diff", "--stat", base], worktree),
         "orch diff --committed --stat": (
-            [orch, "diff", record["id"], "--committed", "--stat"], repo,
+            [orch, "diff", record["id"], "--committed", "--stat"],
+            repo,
         ),
         "git diff --stat base tip": (["git", "diff", "--stat", base, tip], repo),
         "floor": ([python, "-c", FLOOR_CODE], None),

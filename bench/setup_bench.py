@@ -404,7 +404,8 @@ class Bench:
             self.configure(side)
             key = f"setup-bench-{side}"
             seconds, out = timed(
-                [self.orch, "dispatch", key, "--repo", str(self.repo), "--json"], self.env
+                [self.orch, "dispatch", "--prompt", "p", key, "--repo", str(self.repo), "--json"],
+                self.env,
             )
             worktree = Path(json.loads(out)["attempt"]["worktree_path"])
             dest = worktree / "node_modules"

@@ -183,6 +183,10 @@ class AttemptsUnsuccessful(OrchError):
     exit_code = 14
 
 
+class NotAllDispatched(AttemptsUnsuccessful):
+    """Some attempts of a best-of-N dispatch failed to provision; the others stand."""
+
+
 class WaitTimedOut(OrchError):
     """Timed out waiting for attempts to end."""
 

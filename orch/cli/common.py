@@ -57,6 +57,13 @@ class OrchGroup(click.Group):
             raise
 
 
+def failure_documented() -> None:
+    """The command printed its own ``--json`` document for the failure it is about to
+    raise (``orch dispatch --attempts``: the attempts made and those that failed): the
+    funnel then prints only the line on stderr, so stdout holds one document."""
+    click.get_current_context().meta["orch.json"] = False
+
+
 def render_error(code: int, name: str, message: str) -> str:
     from orch.cli.render import error_json
 
@@ -99,8 +106,12 @@ REPO_OPTION = click.option(
 )
 
 
+WORKER_HELP = "The worker or worker kind that should take it."
+
+
 def task_options(command: _F) -> _F:
-    """The options every command that starts a task shares (``dispatch``, ``submit``)."""
+    """The options every command that starts a task shares (``dispatch``, ``submit``);
+    each adds its own ``--worker``."""
     for option in reversed(
         (
             REPO_OPTION,
@@ -112,7 +123,10 @@ def task_options(command: _F) -> _F:
                 help="Read the prompt from a file ('-' for standard input).",
             ),
             click.option(
-                "--worker", default=None, help="The worker or worker kind that should take it."
+                "--allow-empty-prompt",
+                is_flag=True,
+                help="Accept an empty prompt (an attempt whose agent needs none); "
+                "refused otherwise.",
             ),
         )
     ):

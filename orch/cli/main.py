@@ -11,20 +11,26 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from orch import __version__
 from orch.cli.common import (
     STATE_NAMES,
+    WORKER_HELP,
     OrchGroup,
     actor,
+    failure_documented,
     open_store,
     read_prompt,
     settings_from_env,
     task_options,
 )
-from orch.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from orch.attempts.dispatch import DispatchRequest
+    from orch.config import Settings
 
 
 @click.group(cls=OrchGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -42,6 +48,20 @@ def cli() -> None:
 @cli.command()
 @click.argument("task_key")
 @task_options
+@click.option(
+    "--worker",
+    "workers",
+    multiple=True,
+    help=f"{WORKER_HELP} Repeatable: the attempts go to the workers in turn.",
+)
+@click.option(
+    "--attempts",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Best-of-N: make N attempts of the task from one base commit, each with its "
+    "own branch, worktree and ports (default: one per --worker, else 1).",
+)
 @click.option(
     "--base-ref",
     default=None,
@@ -77,7 +97,12 @@ def cli() -> None:
     help="Check out only this directory (repeatable; cone-mode sparse checkout). "
     "Default: [workspace] sparse of the repository's config, else everything.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the full attempt record as JSON.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the full attempt record as JSON (with --attempts: every record).",
+)
 def dispatch(
     task_key: str,
     repo: Path | None,
@@ -85,7 +110,9 @@ def dispatch(
     strict: bool,
     prompt: str | None,
     prompt_file: Path | None,
-    worker: str | None,
+    allow_empty_prompt: bool,
+    workers: tuple[str, ...],
+    attempts: int | None,
     phase: str | None,
     reuse_workspace: bool,
     host: str | None,
@@ -94,17 +121,17 @@ def dispatch(
 ) -> None:
     """Create an attempt of TASK_KEY: base, branch, worktree, store row and payload.
 
-    Prints the attempt id (or the record with --json). Exit codes: 2 bad input,
-    3 unusable repository, 4 bad base ref, 5 dirty repository in --strict mode,
-    6 store error, 7 workspace error, 10 a lock stayed busy.
+    Prints the attempt id (or the record with --json); with --attempts N, every id,
+    one per line. Exit codes: 2 bad input (an empty prompt without
+    --allow-empty-prompt), 3 unusable repository, 4 bad base ref, 5 dirty repository in
+    --strict mode, 6 store error, 7 workspace error, 10 a lock stayed busy, 14 some of
+    the N attempts failed to provision (the others stand).
     """
-    from orch.attempts.dispatch import DispatchRequest
-    from orch.attempts.dispatch import dispatch as run_dispatch
-    from orch.git import Git
+    from orch.attempts.dispatch import DispatchRequest, spread_workers
 
     text = read_prompt(prompt, prompt_file)
-    if worker is not None and not worker.strip():
-        raise InvalidInput("--worker must not be empty")
+    per_attempt = spread_workers(workers, attempts)
+    worker = per_attempt[0]
     settings = settings_from_env()
     request = DispatchRequest(
         task_key=task_key,
@@ -117,9 +144,14 @@ def dispatch(
         reuse_workspace=reuse_workspace,
         host=host,
         sparse=sparse,
+        allow_empty_prompt=allow_empty_prompt,
     )
+    if attempts is not None or len(workers) > 1:
+        return _dispatch_many(request, per_attempt, settings, as_json)
+    from orch.attempts.dispatch import dispatch as run_dispatch
     from orch.cli import startup
     from orch.faults import checkpoint_from_env
+    from orch.git import Git
 
     early_check = startup.take_dirty_check(request.repo_path)
     try:
@@ -143,6 +175,59 @@ def dispatch(
         click.echo(to_json(attempt=result.attempt.to_dict(), warnings=list(result.warnings)))
     else:
         click.echo(result.attempt.id)
+
+
+def _dispatch_many(
+    request: DispatchRequest,
+    workers: tuple[str | None, ...],
+    settings: Settings,
+    as_json: bool,
+) -> None:
+    """``orch dispatch --attempts N``: every id made, one per line (or every record);
+    exit 14 naming the attempts that failed to provision when not all were made."""
+    from orch.attempts.dispatch import dispatch_many
+    from orch.cli import startup
+    from orch.errors import NotAllDispatched
+    from orch.faults import checkpoint_from_env
+    from orch.git import Git
+
+    early_check = startup.take_dirty_check(request.repo_path)
+    try:
+        result = dispatch_many(
+            request,
+            workers,
+            settings,
+            Git(settings.git_lock_timeout),
+            lambda: open_store(settings),
+            actor(),
+            checkpoint_from_env(os.environ),
+            early_dirt_check=early_check,
+            # each id as soon as its attempt is ready: an interrupted dispatch has said
+            # what it made
+            on_made=None if as_json else lambda attempt: click.echo(attempt.id),
+        )
+    finally:
+        if early_check is not None:
+            early_check.cancel()
+    for warning in result.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    if as_json:
+        from orch.cli.render import to_json
+
+        click.echo(
+            to_json(
+                attempts=[a.to_dict() for a in result.made],
+                failed=[
+                    {"attempt": f.attempt_id, "number": f.number, "reason": f.reason}
+                    for f in result.failed
+                ],
+                warnings=list(result.warnings),
+            )
+        )
+        if result.failed:
+            failure_documented()  # the records made are worth more than the error document
+    if result.failed:
+        raise NotAllDispatched(result.failure_message())
 
 
 @cli.command(name="list")

@@ -8,7 +8,14 @@ from typing import Any
 
 import click
 
-from orch.cli.common import actor, open_store, read_prompt, settings_from_env, task_options
+from orch.cli.common import (
+    WORKER_HELP,
+    actor,
+    open_store,
+    read_prompt,
+    settings_from_env,
+    task_options,
+)
 
 DEFAULT_PORT = 8005
 
@@ -16,12 +23,14 @@ DEFAULT_PORT = 8005
 @click.command()
 @click.argument("task_key")
 @task_options
+@click.option("--worker", default=None, help=WORKER_HELP)
 @click.option("--base-ref", default=None, help="The base to dispatch from (default: HEAD).")
 @click.option("--json", "as_json", is_flag=True, help="Print the queued task as JSON.")
 def submit(
     task_key: str,
     prompt: str | None,
     prompt_file: Path | None,
+    allow_empty_prompt: bool,
     repo: Path | None,
     base_ref: str | None,
     worker: str | None,
@@ -46,6 +55,7 @@ def submit(
         actor(),
         base_ref=base_ref,
         worker=worker,
+        allow_empty_prompt=allow_empty_prompt,
     )
     if as_json:
         from orch.cli.render import to_json

@@ -51,6 +51,7 @@ DISPATCH_VALUE_OPTIONS = frozenset(
         "--prompt",
         "--prompt-file",
         "--worker",
+        "--attempts",
         "--base-ref",
         "--phase",
         "--host",

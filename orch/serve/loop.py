@@ -23,6 +23,7 @@ from orch.attempts.retry import RetryPolicy, exhausted, refusal
 from orch.config import Settings
 from orch.errors import LockBusy, OrchError, RetryRefused, StoreError, describe_os_error
 from orch.models import Attempt, QueuedTask, State, TaskState
+from orch.prompt import ALLOW_FLAG
 from orch.serve import runtime
 from orch.serve.snapshot import build_snapshot
 from orch.system import processes
@@ -196,6 +197,8 @@ class Loop:
                 args += ["--base-ref", task.base_ref]
             if task.worker is not None:
                 args += ["--worker", task.worker]
+            if not task.prompt.strip():
+                args.append(ALLOW_FLAG)  # allowed when it was submitted (orch.serve.queue)
             made = self.launch([*args, "--", task.task_key], task.prompt)
             if made.attempt_id is not None:
                 self.store.move_task(

@@ -14,6 +14,7 @@ from orch import naming
 from orch.errors import InvalidInput
 from orch.git import Git
 from orch.models import QueuedTask
+from orch.prompt import require_prompt
 
 if TYPE_CHECKING:
     from orch.store import Store
@@ -28,10 +29,14 @@ def submit(
     actor: str,
     base_ref: str | None = None,
     worker: str | None = None,
+    allow_empty_prompt: bool = False,
 ) -> QueuedTask:
+    """Queue the task; the loop dispatches it later (an empty prompt is refused here, so
+    the loop allows the one it was given)."""
     key = naming.validate_task_key(task_key)
     if worker is not None and not worker.strip():
         raise InvalidInput("--worker must not be empty")
     repo = git.discover(repo_path)
     git.resolve_commit(repo, base_ref if base_ref is not None else "HEAD")
+    require_prompt(prompt, allow_empty_prompt)
     return store.submit_task(key, str(repo.root), base_ref, prompt, worker, actor)

@@ -48,6 +48,7 @@ class CheckoutAhead:
         self.recorded = False  # the intent names the worktree: from then on it is the attempt's
         self._failure: BaseException | None = None
         self._thread: threading.Thread | None = None
+        self._discarded = threading.Event()  # a checkout still waiting for a slot skips
 
     @classmethod
     def start(
@@ -60,7 +61,10 @@ class CheckoutAhead:
         commit: str,
         spec: CheckoutSpec,
         checkpoint: Callable[[str], None] = lambda step: None,
+        slots: threading.Semaphore | None = None,
     ) -> CheckoutAhead:
+        """Write the marker and start the checkout in a thread. ``slots``: taken by the
+        thread for its checkout (the checkouts of a best-of-N dispatch share it)."""
         marker = settings.home / MARKERS / attempt_id
         private.make_dir(marker.parent)
         record = {"pid": os.getpid(), "worktree": str(path), "repository": str(repo.root)}
@@ -68,7 +72,7 @@ class CheckoutAhead:
         ahead = cls(git, repo, attempt_id, path, commit, marker)
         thread = threading.Thread(
             target=ahead._check_out,
-            args=(spec, checkpoint),
+            args=(spec, checkpoint, slots),
             name=f"orch checkout {attempt_id}",
             daemon=True,
         )
@@ -80,20 +84,30 @@ class CheckoutAhead:
             raise
         return ahead
 
-    def _check_out(self, spec: CheckoutSpec, checkpoint: Callable[[str], None]) -> None:
+    def _check_out(
+        self,
+        spec: CheckoutSpec,
+        checkpoint: Callable[[str], None],
+        slots: threading.Semaphore | None,
+    ) -> None:
         try:
-            self.git.add_worktree(
-                self.repo,
-                self.path,
-                None,
-                self.commit,
-                sparse=spec.sparse_paths,
-                lfs_skip_smudge=spec.lfs_skip_smudge,
-                hook=False,  # run once HEAD is on the attempt's branch, after the intent
-            )
-            checkpoint("checked-out-ahead")
+            with slots if slots is not None else contextlib.nullcontext():
+                if not self._discarded.is_set():
+                    self._add_worktree(spec, checkpoint)
         except BaseException as exc:  # handed to the dispatch's thread by result()
             self._failure = exc
+
+    def _add_worktree(self, spec: CheckoutSpec, checkpoint: Callable[[str], None]) -> None:
+        self.git.add_worktree(
+            self.repo,
+            self.path,
+            None,
+            self.commit,
+            sparse=spec.sparse_paths,
+            lfs_skip_smudge=spec.lfs_skip_smudge,
+            hook=False,  # run once HEAD is on the attempt's branch, after the intent
+        )
+        checkpoint("checked-out-ahead")
 
     def settle(self) -> None:
         """Wait until git is done here (whether or not it succeeded)."""
@@ -113,6 +127,7 @@ class CheckoutAhead:
 
     def discard(self) -> None:
         """The dispatch failed before its intent: remove what was made."""
+        self._discarded.set()
         self.settle()
         with contextlib.suppress(OrchError, OSError):
             self.git.remove_worktree(self.repo, self.path)

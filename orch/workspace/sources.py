@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -135,6 +136,16 @@ class Pooled:
         probe = pool.probe(git, repo, settings, spec)
         return None if probe is None else cls(git, repo, settings, spec, probe)
 
+    @classmethod
+    def start_many(
+        cls, git: Git, repo: Repository, settings: Settings, spec: CheckoutSpec, count: int
+    ) -> list[Pooled]:
+        """Probe up to ``count`` distinct ready members, one for each attempt of a
+        best-of-N dispatch (a member is claimed by one attempt only: the claim is the
+        removal of its ready marker)."""
+        probes = pool.probe_many(git, repo, settings, spec, count)
+        return [cls(git, repo, settings, spec, probe) for probe in probes]
+
     def recorded(self) -> None:
         return None
 
@@ -222,18 +233,21 @@ class Ahead:
         base_commit: str,
         spec: CheckoutSpec,
         checkpoint: Checkpoint = _no_checkpoint,
+        slots: threading.Semaphore | None = None,
     ) -> Ahead | None:
         """None when something is already at its path (the id another attempt's) or its
         marker cannot be written: the worktree is then made after the intent, which
         reports what is wrong. It keeps its path if the store gives the attempt another
-        id (orch.attempts.intent): nothing else is there."""
+        id (orch.attempts.intent): nothing else is there. ``slots``: shared by the
+        checkouts of one best-of-N dispatch, so that at most that many run at once and
+        in the order they were started."""
         attempt_id = naming.new_attempt_id()
         path = naming.worktree_path(settings.worktree_root, repo.root, task_key, attempt_id)
         if os.path.lexists(path):
             return None
         try:
             checkout = CheckoutAhead.start(
-                git, repo, settings, attempt_id, path, base_commit, spec, checkpoint
+                git, repo, settings, attempt_id, path, base_commit, spec, checkpoint, slots
             )
         except (OSError, RuntimeError):
             return None

@@ -83,7 +83,7 @@ def test_sparse_default_from_the_repository_config_and_no_pool(
 def test_bad_sparse_paths_are_refused_and_leave_nothing(
     repo: Path, run_cli: RunCli, isolated_env: Path, bad: str
 ) -> None:
-    result = run_cli("dispatch", "t", f"--sparse={bad}", cwd=repo)
+    result = run_cli("dispatch", "--prompt", "p", "t", f"--sparse={bad}", cwd=repo)
     assert "invalid sparse path" in assert_failed_cleanly(result, 2)
     assert_nothing_left_behind(run_cli, repo, isolated_env)
 
@@ -94,7 +94,7 @@ def test_bad_sparse_config_is_a_config_error(
     repo = make_repo("repo")
     (repo / "orch.toml").write_text('[workspace]\nsparse = ["../x"]\n')
     commit_all(repo, "config")
-    result = run_cli("dispatch", "t", cwd=repo)
+    result = run_cli("dispatch", "--prompt", "p", "t", cwd=repo)
     assert "sparse" in assert_failed_cleanly(result, 11)
     assert_nothing_left_behind(run_cli, repo, isolated_env)
 

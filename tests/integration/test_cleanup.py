@@ -588,7 +588,7 @@ def test_older_than_picks_attempts_that_ended_long_enough_ago(
     settings = resolve(os.environ)
     ten_days_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=10)
     with open_store(settings.database_url, settings.locks_dir, clock=lambda: ten_days_ago) as old:
-        request = DispatchRequest("ancient", repo, None, False, "")
+        request = DispatchRequest("ancient", repo, None, False, "p")
         made = dispatch_request(request, settings, Git(), lambda: old, "test").attempt
         old.cancel(made.id, "long ago", "test")
     recent = dispatch(run_cli, repo, "recent")

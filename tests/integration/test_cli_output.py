@@ -21,7 +21,7 @@ UNICODE_KEY = "Fix lógin \u2013 ünïcode 修复"  # with an en dash
 
 
 def test_dispatch_prints_the_attempt_id(repo: Path, run_cli: RunCli, store_url: str) -> None:
-    result = run_cli("dispatch", "add-retries", cwd=repo)
+    result = run_cli("dispatch", "--prompt", "p", "add-retries", cwd=repo)
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
     assert result.stdout.endswith("\n") and result.stdout.count("\n") == 1
@@ -124,7 +124,7 @@ def test_show_text_of_a_failed_attempt_gives_the_reason(
     hook = repo / ".git" / "hooks" / "post-checkout"
     hook.write_text("#!/bin/sh\necho 'hook says no' >&2\nexit 1\n")
     hook.chmod(0o755)
-    assert run_cli("dispatch", "t", cwd=repo).exit_code == 7
+    assert run_cli("dispatch", "--prompt", "p", "t", cwd=repo).exit_code == 7
     [attempt] = attempts_of(run_cli, repo)
     result = run_cli("show", attempt["id"], cwd=repo)
     assert result.exit_code == 0, result.output

@@ -600,7 +600,7 @@ def test_dispatch_on_a_full_disk_fails_cleanly_and_leaves_nothing_behind(
 ) -> None:
     isolated_env.mkdir(parents=True, exist_ok=True)
     (isolated_env / "inbox").symlink_to(full_disk / "dir")
-    proc = run_orch("dispatch", "big", cwd=repo)
+    proc = run_orch("dispatch", "--prompt", "p", "big", cwd=repo)
     line = assert_failed_cleanly(proc, 7)
     failed = row(run_cli, repo, "big")
     expected = isolated_env / "inbox" / f"{failed['id']}.json"

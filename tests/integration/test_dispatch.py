@@ -173,7 +173,9 @@ def test_explicit_base_on_a_dirty_repository(
     named = expected if base_ref == "sha" else base_ref
     make_dirty(repo)
 
-    result = run_cli("dispatch", "t", "--strict", "--base-ref", named, "--json", cwd=repo)
+    result = run_cli(
+        "dispatch", "--prompt", "p", "t", "--strict", "--base-ref", named, "--json", cwd=repo
+    )
     attempt = json_out(result)["attempt"]
     assert result.stderr == ""
     assert attempt["base_ref"] == named
@@ -188,7 +190,7 @@ def test_non_strict_dispatch_on_a_dirty_repository_warns(
     repo: Path, run_cli: RunCli, store_url: str
 ) -> None:
     make_dirty(repo)
-    result = run_cli("dispatch", "t", "--json", cwd=repo)
+    result = run_cli("dispatch", "--prompt", "p", "t", "--json", cwd=repo)
     data = json_out(result)
     attempt = data["attempt"]
     warning = result.stderr.splitlines()
@@ -214,10 +216,10 @@ def test_ignored_files_are_not_dirt(repo: Path, run_cli: RunCli, store_url: str)
     (repo / "x.log").write_text("ignored\n")
     (repo / "build").mkdir()
     (repo / "build" / "out.o").write_text("ignored\n")
-    result = run_cli("dispatch", "t", "--strict", cwd=repo)
+    result = run_cli("dispatch", "--prompt", "p", "t", "--strict", cwd=repo)
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
-    result = run_cli("dispatch", "t", cwd=repo)  # and no warning without --strict
+    result = run_cli("dispatch", "--prompt", "p", "t", cwd=repo)  # and no warning without --strict
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
 
@@ -376,7 +378,7 @@ def test_the_dirt_warning_through_the_command_is_about_the_right_worktree(
     )
 
     def warning(*args: str, cwd: Path) -> str:
-        proc = run_orch("dispatch", "t", *args, cwd=cwd)
+        proc = run_orch("dispatch", "--prompt", "p", "t", *args, cwd=cwd)
         assert proc.returncode == 0, proc.stderr
         return proc.stderr
 

@@ -54,14 +54,14 @@ def test_strict_refuses_each_kind_of_dirt(
     repo: Path, run_cli: RunCli, store_url: str, isolated_env: Path, kind: str
 ) -> None:
     named = make_dirt(repo, kind)
-    line = assert_failed_cleanly(run_cli("dispatch", "t", "--strict", cwd=repo), 5)
+    line = assert_failed_cleanly(run_cli("dispatch", "--prompt", "p", "t", "--strict", cwd=repo), 5)
     assert f"(1 uncommitted path: {named})" in line
     assert_nothing_left_behind(run_cli, repo, isolated_env)
 
 
 def test_strict_refusal_message(repo: Path, run_cli: RunCli, store_url: str) -> None:
     (repo / "notes.txt").write_text("x\n")
-    line = assert_failed_cleanly(run_cli("dispatch", "t", "--strict", cwd=repo), 5)
+    line = assert_failed_cleanly(run_cli("dispatch", "--prompt", "p", "t", "--strict", cwd=repo), 5)
     assert line == (
         "Error: refusing to dispatch from a dirty repository (1 uncommitted path: "
         "notes.txt (untracked)); commit or stash them, or name the base explicitly with "
@@ -74,7 +74,7 @@ def test_strict_refusal_names_a_few_paths_and_counts_the_rest(
 ) -> None:
     for i in range(8):
         (repo / f"u{i}.txt").write_text("x\n")
-    line = assert_failed_cleanly(run_cli("dispatch", "t", "--strict", cwd=repo), 5)
+    line = assert_failed_cleanly(run_cli("dispatch", "--prompt", "p", "t", "--strict", cwd=repo), 5)
     assert "(8 uncommitted paths: " in line
     shown = ", ".join(f"u{i}.txt (untracked)" for i in range(5))
     assert f"{shown} and 3 more)" in line
@@ -87,7 +87,9 @@ def test_strict_refusal_through_the_entry_point(
 ) -> None:
     (repo / "x.log").write_text("ignored\n")  # ignored: not named
     (repo / "src/d0/f0.txt").write_text("x\n")
-    line = assert_failed_cleanly(run_orch("dispatch", "t", "--strict", cwd=repo), 5)
+    line = assert_failed_cleanly(
+        run_orch("dispatch", "--prompt", "p", "t", "--strict", cwd=repo), 5
+    )
     assert "(1 uncommitted path: src/d0/f0.txt (modified))" in line
     assert_nothing_left_behind(run_cli, repo, isolated_env)
 
@@ -107,7 +109,7 @@ def no_repo_above(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_not_a_git_repository(
     no_repo_above: Path, run_cli: RunCli, store_url: str, isolated_env: Path
 ) -> None:
-    line = assert_failed_cleanly(run_cli("dispatch", "t", cwd=no_repo_above), 3)
+    line = assert_failed_cleanly(run_cli("dispatch", "--prompt", "p", "t", cwd=no_repo_above), 3)
     assert line == f"Error: not a git repository: {no_repo_above}"
     assert payload_files(isolated_env) == []
     assert attempts_of(run_cli, no_repo_above) == []
@@ -117,7 +119,9 @@ def test_repo_option_naming_a_missing_directory(
     tmp_path: Path, run_cli: RunCli, store_url: str, isolated_env: Path
 ) -> None:
     missing = tmp_path / "missing"
-    line = assert_failed_cleanly(run_cli("dispatch", "t", "--repo", str(missing), cwd=tmp_path), 3)
+    line = assert_failed_cleanly(
+        run_cli("dispatch", "--prompt", "p", "t", "--repo", str(missing), cwd=tmp_path), 3
+    )
     assert line == f"Error: not a git repository: {missing} does not exist"
     assert payload_files(isolated_env) == []
 
@@ -128,7 +132,7 @@ def test_bare_repository(
     bare = tmp_path / "bare.git"
     git("clone", "-q", "--bare", str(repo), str(bare), cwd=tmp_path)
     refs_before = git("for-each-ref", cwd=bare)
-    line = assert_failed_cleanly(run_cli("dispatch", "t", cwd=bare), 3)
+    line = assert_failed_cleanly(run_cli("dispatch", "--prompt", "p", "t", cwd=bare), 3)
     assert line == (
         f"Error: {bare} is a bare repository: orch dispatches from a repository with a main "
         "worktree"
@@ -144,7 +148,7 @@ def test_empty_repository(
 ) -> None:
     empty = tmp_path / "empty"
     git("init", "-q", "-b", "main", str(empty), cwd=tmp_path)
-    line = assert_failed_cleanly(run_cli("dispatch", "t", cwd=empty), 3)
+    line = assert_failed_cleanly(run_cli("dispatch", "--prompt", "p", "t", cwd=empty), 3)
     assert line == f"Error: the repository {empty} has no commits yet: commit something first"
     assert git("for-each-ref", cwd=empty) == ""
     assert len(worktrees(empty)) == 1
@@ -168,7 +172,9 @@ def test_unusable_base_ref(
 ) -> None:
     blob = git("rev-parse", "HEAD:src/d0/f0.txt", cwd=repo).strip()
     named = blob if base_ref == "blob" else base_ref
-    line = assert_failed_cleanly(run_cli("dispatch", "t", "--base-ref", named, cwd=repo), 4)
+    line = assert_failed_cleanly(
+        run_cli("dispatch", "--prompt", "p", "t", "--base-ref", named, cwd=repo), 4
+    )
     assert line == "Error: " + message.format(repo=repo, blob=blob, zero="0" * 40)
     assert_nothing_left_behind(run_cli, repo, isolated_env)
 
@@ -193,7 +199,7 @@ def test_unusable_base_ref(
 def test_invalid_task_key(
     repo: Path, run_cli: RunCli, store_url: str, isolated_env: Path, task_key: str, message: str
 ) -> None:
-    line = assert_failed_cleanly(run_cli("dispatch", "--", task_key, cwd=repo), 2)
+    line = assert_failed_cleanly(run_cli("dispatch", "--prompt", "p", "--", task_key, cwd=repo), 2)
     assert line == f"Error: {message}"
     assert_nothing_left_behind(run_cli, repo, isolated_env)
 
@@ -201,7 +207,7 @@ def test_invalid_task_key(
 def test_task_key_of_128_characters_is_accepted(
     repo: Path, run_cli: RunCli, store_url: str
 ) -> None:
-    result = run_cli("dispatch", "x" * 128, cwd=repo)
+    result = run_cli("dispatch", "--prompt", "p", "x" * 128, cwd=repo)
     assert result.exit_code == 0, result.output
 
 
@@ -251,7 +257,7 @@ def test_worktree_root_not_writable(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("ORCH_WORKTREE_ROOT", str(unwritable_dir))
-    line = assert_failed_cleanly(run_cli("dispatch", "t", cwd=repo), 7)
+    line = assert_failed_cleanly(run_cli("dispatch", "--prompt", "p", "t", cwd=repo), 7)
     assert f"worktree root {unwritable_dir}" in line
     assert_nothing_left_behind(run_cli, repo, isolated_env)
 
@@ -264,7 +270,9 @@ def test_worktree_root_not_writable_through_the_entry_point(
     isolated_env: Path,
     unwritable_dir: Path,
 ) -> None:
-    proc = run_orch("dispatch", "t", cwd=repo, env={"ORCH_WORKTREE_ROOT": str(unwritable_dir)})
+    proc = run_orch(
+        "dispatch", "--prompt", "p", "t", cwd=repo, env={"ORCH_WORKTREE_ROOT": str(unwritable_dir)}
+    )
     assert f"worktree root {unwritable_dir}" in assert_failed_cleanly(proc, 7)
     assert_nothing_left_behind(run_cli, repo, isolated_env)
 
@@ -274,7 +282,7 @@ def test_store_under_a_regular_file(
 ) -> None:
     (tmp_path / "afile").write_text("a regular file\n")
     monkeypatch.setenv("ORCH_DATABASE_URL", f"sqlite:///{tmp_path / 'afile' / 'x.db'}")
-    line = assert_failed_cleanly(run_cli("dispatch", "t", cwd=repo), 6)
+    line = assert_failed_cleanly(run_cli("dispatch", "--prompt", "p", "t", cwd=repo), 6)
     assert line.startswith(f"Error: cannot open the attempt store {tmp_path / 'afile' / 'x.db'}")
     assert_nothing_left_behind(None, repo, tmp_path / "orch-home")
 
@@ -287,7 +295,7 @@ def test_orch_home_under_a_regular_file(
     monkeypatch.setenv("ORCH_HOME", str(home))
     # the worktree root is usable, so it is the store that fails
     monkeypatch.setenv("ORCH_WORKTREE_ROOT", str(tmp_path / "worktrees"))
-    line = assert_failed_cleanly(run_orch("dispatch", "t", cwd=repo), 6)
+    line = assert_failed_cleanly(run_orch("dispatch", "--prompt", "p", "t", cwd=repo), 6)
     assert line == (
         f"Error: cannot open the attempt store {home / 'orch.db'}: "
         f"{tmp_path / 'afile'} is not a directory"
@@ -304,7 +312,7 @@ def test_postgresql_database_that_does_not_exist(
     repo: Path, run_orch: RunOrch, pg_database_url: str, tmp_path: Path
 ) -> None:
     url = pg_database_url.rsplit("/", 1)[0] + "/orch_no_such_database"
-    proc = run_orch("dispatch", "t", cwd=repo, env={"ORCH_DATABASE_URL": url})
+    proc = run_orch("dispatch", "--prompt", "p", "t", cwd=repo, env={"ORCH_DATABASE_URL": url})
     line = assert_failed_cleanly(proc, 6)
     assert 'database "orch_no_such_database" does not exist' in line
     assert_nothing_left_behind(None, repo, tmp_path / "orch-home")
@@ -321,14 +329,19 @@ def test_bad_input_through_the_entry_point(
     """A representative few through the real entry point: exact line and exit code."""
     cases = [
         (
-            ("dispatch", "--", "-rf"),
+            ("dispatch", "--prompt", "p", "--", "-rf"),
             repo,
             2,
             "Error: invalid task key '-rf': it must not start with '-'",
         ),
-        (("dispatch", "t"), no_repo_above, 3, f"Error: not a git repository: {no_repo_above}"),
         (
-            ("dispatch", "t", "--base-ref", "nope"),
+            ("dispatch", "--prompt", "p", "t"),
+            no_repo_above,
+            3,
+            f"Error: not a git repository: {no_repo_above}",
+        ),
+        (
+            ("dispatch", "--prompt", "p", "t", "--base-ref", "nope"),
             repo,
             4,
             f"Error: unknown base ref 'nope' in {repo}",
@@ -373,12 +386,12 @@ def test_failing_post_checkout_hook_rolls_back(
     hook = repo / ".git" / "hooks" / "post-checkout"
     hook.write_text("#!/bin/sh\necho 'hook says no' >&2\nexit 1\n")
     hook.chmod(0o755)
-    line = assert_failed_cleanly(run_cli("dispatch", "t", cwd=repo), 7)
+    line = assert_failed_cleanly(run_cli("dispatch", "--prompt", "p", "t", cwd=repo), 7)
     assert line == "Error: git hook run failed: hook says no"
     assert_rolled_back(run_cli, repo, isolated_env, "hook says no")
     # the failure left nothing that stops the next dispatch
     hook.unlink()
-    assert run_cli("dispatch", "t", cwd=repo).exit_code == 0
+    assert run_cli("dispatch", "--prompt", "p", "t", cwd=repo).exit_code == 0
 
 
 def test_git_worktree_add_failing_rolls_back(
@@ -386,7 +399,7 @@ def test_git_worktree_add_failing_rolls_back(
 ) -> None:
     """git cannot write its worktree bookkeeping: the branch already claimed is deleted."""
     (repo / ".git" / "worktrees").write_text("not a directory\n")
-    line = assert_failed_cleanly(run_cli("dispatch", "t", cwd=repo), 7)
+    line = assert_failed_cleanly(run_cli("dispatch", "--prompt", "p", "t", cwd=repo), 7)
     assert line.startswith("Error: git worktree add failed: ")
     assert_rolled_back(run_cli, repo, isolated_env, "git worktree add failed")
 
@@ -396,7 +409,7 @@ def test_unusable_worktree_lock_rolls_back(
 ) -> None:
     """orch's own lock directory in the repository is a file: an OSError mid-provisioning."""
     (repo / ".git" / "orch").write_text("not a directory\n")
-    line = assert_failed_cleanly(run_cli("dispatch", "t", cwd=repo), 7)
+    line = assert_failed_cleanly(run_cli("dispatch", "--prompt", "p", "t", cwd=repo), 7)
     assert "provisioning attempt" in line and "failed" in line
     assert_rolled_back(run_cli, repo, isolated_env, str(repo / ".git" / "orch"))
 
@@ -407,7 +420,7 @@ def test_payload_that_cannot_be_written_rolls_back(
     """The inbox is a regular file: the worktree was populated and must be removed again."""
     isolated_env.mkdir(parents=True, exist_ok=True)
     (isolated_env / "inbox").write_text("not a directory\n")
-    line = assert_failed_cleanly(run_orch("dispatch", "t", cwd=repo), 7)
+    line = assert_failed_cleanly(run_orch("dispatch", "--prompt", "p", "t", cwd=repo), 7)
     assert line.startswith(f"Error: cannot write the payload {isolated_env / 'inbox'}")
     attempt = assert_rolled_back(run_cli, repo, isolated_env, "cannot write the payload")
     assert attempt["payload_path"] is None

@@ -34,7 +34,9 @@ def test_an_attempt_for_any_host_is_provisioned_by_the_host_that_claims_it(
 ) -> None:
     _upstream, alpha, beta = _clones(tmp_path)
     home_a, home_b = tmp_path / "home-alpha", tmp_path / "home-beta"
-    sent = _orch("alpha", home_a, "dispatch", "remote", "--host", "any", "--json", cwd=alpha)
+    sent = _orch(
+        "alpha", home_a, "dispatch", "--prompt", "p", "remote", "--host", "any", "--json", cwd=alpha
+    )
     assert sent.returncode == 0, sent.stderr
     attempt = json.loads(sent.stdout)["attempt"]
     assert attempt["workspace_status"] == "pending" and attempt["worktree_path"] is None
@@ -72,7 +74,18 @@ def test_an_attempt_for_any_host_is_provisioned_by_the_host_that_claims_it(
 def test_an_attempt_for_a_named_host_waits_for_that_host(tmp_path: Path, store_url: str) -> None:
     _upstream, alpha, beta = _clones(tmp_path)
     home_a, home_b, home_c = (tmp_path / f"home-{n}" for n in ("a", "b", "c"))
-    sent = _orch("alpha", home_a, "dispatch", "for-beta", "--host", "beta", "--json", cwd=alpha)
+    sent = _orch(
+        "alpha",
+        home_a,
+        "dispatch",
+        "--prompt",
+        "p",
+        "for-beta",
+        "--host",
+        "beta",
+        "--json",
+        cwd=alpha,
+    )
     attempt_id = json.loads(sent.stdout)["attempt"]["id"]
     other = _orch("gamma", home_c, "work", "--once", "--repo", str(beta), "--", "true", cwd=beta)
     assert other.returncode == 0 and other.stdout == ""  # gamma is not beta
@@ -85,7 +98,16 @@ def test_a_base_the_clone_lacks_fails_the_attempt_cleanly(tmp_path: Path, store_
     (alpha / "app.txt").write_text("v2, never pushed\n")
     git("commit", "-q", "-am", "v2", cwd=alpha)
     sent = _orch(
-        "alpha", tmp_path / "ha", "dispatch", "unpushed", "--host", "any", "--json", cwd=alpha
+        "alpha",
+        tmp_path / "ha",
+        "dispatch",
+        "--prompt",
+        "p",
+        "unpushed",
+        "--host",
+        "any",
+        "--json",
+        cwd=alpha,
     )
     attempt_id = json.loads(sent.stdout)["attempt"]["id"]
     work = _orch(

@@ -191,7 +191,9 @@ def test_an_installed_wheel_creates_migrates_and_dispatches(
     current = installed_orch("db", "current")
     assert current.stdout == f"store revision {HEAD}, orch head {HEAD}: up to date\n"
 
-    dispatched = installed_orch("dispatch", "add-retries", "--repo", str(repo), "--json")
+    dispatched = installed_orch(
+        "dispatch", "--prompt", "p", "add-retries", "--repo", str(repo), "--json"
+    )
     attempt = json.loads(dispatched.stdout)["attempt"]
     assert attempt["workspace_status"] == "ready"
     assert Path(attempt["worktree_path"]).is_dir()
@@ -253,8 +255,13 @@ def test_every_command_and_option_has_help_text() -> None:
 def test_a_plain_dispatch_imports_only_what_it_uses(repo: Path) -> None:
     """No ORM, no migrations, no pattern matcher for a repository without include rules:
     each costs every dispatch milliseconds to tens of them (bench/dispatch_bench.py)."""
-    run([sys.executable, "-m", "orch", "dispatch", "first"], cwd=repo)  # creates the store
-    proc = run([sys.executable, "-X", "importtime", "-m", "orch", "dispatch", "plain"], cwd=repo)
+    run(
+        [sys.executable, "-m", "orch", "dispatch", "--prompt", "p", "first"], cwd=repo
+    )  # creates the store
+    proc = run(
+        [sys.executable, "-X", "importtime", "-m", "orch", "dispatch", "--prompt", "p", "plain"],
+        cwd=repo,
+    )
     imported = {
         line.rsplit("|", 1)[-1].strip()
         for line in proc.stderr.splitlines()

@@ -40,7 +40,9 @@ def test_a_later_phase_reuses_the_worktree_and_branch(
 
 def test_concurrent_phases_on_one_worktree_are_refused(repo: Path, run_cli: Any) -> None:
     first = dispatch(run_cli, repo, "feat", "--phase", "planning")
-    busy = run_cli("dispatch", "feat", "--phase", "review", "--reuse-workspace", cwd=repo)
+    busy = run_cli(
+        "dispatch", "--prompt", "p", "feat", "--phase", "review", "--reuse-workspace", cwd=repo
+    )
     assert busy.exit_code == 12
     assert f"attempt {first['id']} (queued) still works in" in busy.stderr
 
@@ -72,19 +74,23 @@ def test_inside_a_linked_worktree_provisioning_is_skipped(
 def test_outside_git_provisioning_is_skipped(tmp_path: Path, run_cli: Any) -> None:
     place = tmp_path / "notes"
     place.mkdir()
-    result = run_cli("dispatch", "notes", "--phase", "discovery", "--json", cwd=place)
+    result = run_cli(
+        "dispatch", "--prompt", "p", "notes", "--phase", "discovery", "--json", cwd=place
+    )
     assert result.exit_code == 0, result.output
     attempt = json.loads(result.stdout)["attempt"]
     assert attempt["workspace_status"] == "skipped-not-git"
     assert attempt["worktree_path"] == str(place)
     assert attempt["base_commit"] is None and attempt["branch_name"] is None
     # without a phase, outside git is still an error
-    plain = run_cli("dispatch", "notes", cwd=place)
+    plain = run_cli("dispatch", "--prompt", "p", "notes", cwd=place)
     assert plain.exit_code == 3
 
 
 def test_reuse_and_base_ref_do_not_mix(repo: Path, run_cli: Any) -> None:
-    result = run_cli("dispatch", "feat", "--reuse-workspace", "--base-ref", "main", cwd=repo)
+    result = run_cli(
+        "dispatch", "--prompt", "p", "feat", "--reuse-workspace", "--base-ref", "main", cwd=repo
+    )
     assert result.exit_code == 2
     assert "drop --base-ref" in result.stderr
 
@@ -94,7 +100,10 @@ def test_doctor_is_content_with_attempts_outside_git(
 ) -> None:
     place = tmp_path / "plain-dir"
     place.mkdir()
-    assert run_cli("dispatch", "notes", "--phase", "discovery", cwd=place).exit_code == 0
+    assert (
+        run_cli("dispatch", "--prompt", "p", "notes", "--phase", "discovery", cwd=place).exit_code
+        == 0
+    )
     dispatch(run_cli, repo, "feat", "--phase", "planning")
     result = run_cli("doctor")
     assert result.exit_code == 0, result.output

@@ -192,7 +192,7 @@ def test_concurrent_dispatches_never_share_a_member(
 ) -> None:
     pool_fill(run_cli, repo, "--size", "3")
     env = {**os.environ}
-    dispatches = [[ORCH_BIN, "dispatch", f"race-{i}", "--json"] for i in range(6)]
+    dispatches = [[ORCH_BIN, "dispatch", "--prompt", "p", f"race-{i}", "--json"] for i in range(6)]
     outputs = all_at_once(dispatches, cwd=repo, env=env)
     attempts = [json.loads(out)["attempt"] for out in outputs]
     paths = {a["worktree_path"] for a in attempts}
@@ -393,7 +393,7 @@ def test_dispatch_killed_while_taking_a_member_is_repaired(
     repo: Path, run_cli: RunCli, run_orch: RunOrch, step: str
 ) -> None:
     pool_fill(run_cli, repo, "--size", "1")
-    proc = run_orch("dispatch", "crash", cwd=repo, env={"ORCH_CRASH_AT": step})
+    proc = run_orch("dispatch", "--prompt", "p", "crash", cwd=repo, env={"ORCH_CRASH_AT": step})
     assert proc.returncode == -9, (proc.returncode, proc.stderr)
     fixed = doctor(run_cli, repo, "--fix")
     assert fixed["findings"] and all(f["fixed"] for f in fixed["findings"]), fixed
@@ -414,7 +414,7 @@ def test_dispatch_killed_before_taking_a_member_leaves_it_in_the_pool(
     the pool's: doctor rolls the attempt back without touching it."""
     pool_fill(run_cli, repo, "--size", "1")
     (member,) = ready(run_cli, repo)
-    proc = run_orch("dispatch", "crash", cwd=repo, env={"ORCH_CRASH_AT": step})
+    proc = run_orch("dispatch", "--prompt", "p", "crash", cwd=repo, env={"ORCH_CRASH_AT": step})
     assert proc.returncode == -9, (proc.returncode, proc.stderr)
     (crashed,) = attempts_of(run_cli, repo)
     assert crashed["worktree_path"] == str(member)
@@ -445,7 +445,7 @@ def test_a_failed_dispatch_never_removes_a_member_another_one_claimed(
 
     def meanwhile(step: str) -> None:
         if step == "branch-created":  # A holds the member's path in its intent
-            proc = run_orch("dispatch", "--json", "b", cwd=repo)
+            proc = run_orch("dispatch", "--prompt", "p", "--json", "b", cwd=repo)
             other.update(json.loads(proc.stdout)["attempt"])
             raise KeyboardInterrupt  # the operator's Ctrl-C, before A's claim
 
@@ -454,7 +454,7 @@ def test_a_failed_dispatch_never_removes_a_member_another_one_claimed(
         repo_path=repo,
         base_ref=None,
         strict=False,
-        prompt="",
+        prompt="p",
         worker=None,
         phase=None,
         reuse_workspace=False,
@@ -486,7 +486,9 @@ def test_doctor_never_removes_a_member_another_dispatch_claimed(
     back leaves B's worktree alone."""
     pool_fill(run_cli, repo, "--size", "1")
     (member,) = ready(run_cli, repo)
-    proc = run_orch("dispatch", "a", cwd=repo, env={"ORCH_CRASH_AT": "intent-recorded"})
+    proc = run_orch(
+        "dispatch", "--prompt", "p", "a", cwd=repo, env={"ORCH_CRASH_AT": "intent-recorded"}
+    )
     assert proc.returncode == -9, proc.stderr
     b = dispatch(run_cli, repo, "b")
     assert from_pool(run_cli, b, repo) and b["worktree_path"] == str(member)
@@ -633,7 +635,7 @@ def test_an_unreadable_pool_is_one_line_and_never_fails_a_dispatch(
         proc = run_orch(*args, cwd=repo)
         assert proc.returncode == 7, (args, proc.stderr)
         assert error_line(proc.stderr).startswith("Error: "), proc.stderr
-    made = run_orch("dispatch", "--json", "fresh", cwd=repo)
+    made = run_orch("dispatch", "--prompt", "p", "--json", "fresh", cwd=repo)
     assert made.returncode == 0, made.stderr
     attempt = json.loads(made.stdout)["attempt"]
     assert not from_pool(run_cli, attempt, repo)
@@ -653,7 +655,7 @@ def test_a_damaged_member_that_cannot_be_moved_aside_is_kept_with_its_work(
     aside.mkdir()
     (aside / "x").write_text("x\n")
 
-    proc = run_orch("dispatch", "kept", cwd=repo)
+    proc = run_orch("dispatch", "--prompt", "p", "kept", cwd=repo)
     assert proc.returncode == 7, proc.stderr
     assert "could not be moved aside" in error_line(proc.stderr)
     assert f"it is kept at {member}" in error_line(proc.stderr)

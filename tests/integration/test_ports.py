@@ -70,7 +70,8 @@ def test_32_concurrent_dispatches_get_32_disjoint_blocks(
     script = (
         "import os, sys, time, subprocess\n"
         f"while not os.path.exists({str(go)!r}): time.sleep(0.005)\n"
-        f"sys.exit(subprocess.call([{ORCH_BIN!r}, 'dispatch', sys.argv[1], '--json']))\n"
+        f"sys.exit(subprocess.call([{ORCH_BIN!r}, 'dispatch', sys.argv[1], '--prompt', 'p',"
+        " '--json']))\n"
     )
     procs = [
         subprocess.Popen(

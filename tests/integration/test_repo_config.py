@@ -35,7 +35,7 @@ def _ports(attempt: dict[str, Any]) -> dict[str, int]:
 
 
 def _refused(run_cli: RunCli, repo: Path, orch_home: Path) -> str:
-    line = assert_failed_cleanly(run_cli("dispatch", "refused", cwd=repo), 11)
+    line = assert_failed_cleanly(run_cli("dispatch", "--prompt", "p", "refused", cwd=repo), 11)
     assert_nothing_left_behind(run_cli, repo, orch_home)
     return line
 
@@ -97,7 +97,7 @@ def test_an_unknown_key_in_tool_orch_is_refused_through_the_entry_point(
     cfg_repo: Path, run_cli: RunCli, run_orch: Any, isolated_env: Path
 ) -> None:
     _configure(cfg_repo, "pyproject.toml", "[tool.orch.ports]\nslot = {web = 0}\n")
-    line = assert_failed_cleanly(run_orch("dispatch", "refused", cwd=cfg_repo), 11)
+    line = assert_failed_cleanly(run_orch("dispatch", "--prompt", "p", "refused", cwd=cfg_repo), 11)
     assert "slot" in line and "[tool.orch]" in line
     assert_nothing_left_behind(run_cli, cfg_repo, isolated_env)
 
@@ -156,7 +156,9 @@ def test_repo_slots_must_fit_the_configured_block(
     monkeypatch.setenv("ORCH_PORT_BLOCK_SIZE", "10")
     assert _ports(dispatch(run_cli, cfg_repo, "fits"))["admin"] % 10 == 9
     monkeypatch.setenv("ORCH_PORT_BLOCK_SIZE", "5")
-    line = assert_failed_cleanly(run_cli("dispatch", "too-small", cwd=cfg_repo), 11)
+    line = assert_failed_cleanly(
+        run_cli("dispatch", "--prompt", "p", "too-small", cwd=cfg_repo), 11
+    )
     assert "port_block_size (5)" in line
     assert len(orch_branches(cfg_repo)) == 1
 
@@ -178,7 +180,7 @@ def _nothing_in_git(repo: Path) -> None:
 
 def test_user_config_with_an_unknown_key_is_refused(cfg_repo: Path, run_cli: RunCli) -> None:
     path = _user_config("port_bsae = 30000\n")
-    line = assert_failed_cleanly(run_cli("dispatch", "refused", cwd=cfg_repo), 11)
+    line = assert_failed_cleanly(run_cli("dispatch", "--prompt", "p", "refused", cwd=cfg_repo), 11)
     assert "port_bsae" in line and str(path) in line
     _nothing_in_git(cfg_repo)
 
@@ -207,7 +209,7 @@ def test_bad_port_slots_in_the_environment(
     cfg_repo: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch, value: str, named: str
 ) -> None:
     monkeypatch.setenv("ORCH_PORT_SLOTS", value)
-    line = assert_failed_cleanly(run_cli("dispatch", "refused", cwd=cfg_repo), 11)
+    line = assert_failed_cleanly(run_cli("dispatch", "--prompt", "p", "refused", cwd=cfg_repo), 11)
     assert named in line, line
     _nothing_in_git(cfg_repo)
 
@@ -216,7 +218,7 @@ def test_a_block_too_small_for_the_default_slots_is_refused(
     cfg_repo: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ORCH_PORT_BLOCK_SIZE", "2")  # db is slot 2: outside a block of 2
-    line = assert_failed_cleanly(run_cli("dispatch", "refused", cwd=cfg_repo), 11)
+    line = assert_failed_cleanly(run_cli("dispatch", "--prompt", "p", "refused", cwd=cfg_repo), 11)
     assert "port_block_size (2)" in line
     _nothing_in_git(cfg_repo)
     monkeypatch.setenv("ORCH_PORT_BLOCK_SIZE", "3")

@@ -151,7 +151,11 @@ def test_a_store_from_a_newer_orch_is_refused(
     empty_store_url: str, tmp_path: Path, run_orch: RunOrch, repo: Path, isolated_env: Path
 ) -> None:
     newer_store(empty_store_url, tmp_path / "locks")
-    for args in (("list",), ("db", "upgrade"), ("dispatch", "add-retries", "--repo", str(repo))):
+    for args in (
+        ("list",),
+        ("db", "upgrade"),
+        ("dispatch", "--prompt", "p", "add-retries", "--repo", str(repo)),
+    ):
         result = run_orch(*args)
         assert result.returncode == 6, (args, result.stdout, result.stderr)
         assert result.stdout == ""
@@ -225,7 +229,9 @@ def test_a_store_that_cannot_be_opened_is_one_error_line(
 def test_dispatch_to_an_unusable_store_leaves_nothing_behind(
     tmp_path: Path, run_orch: RunOrch, repo: Path, isolated_env: Path
 ) -> None:
-    result = run_orch("dispatch", "add-retries", cwd=repo, env=_not_sqlite(tmp_path))
+    result = run_orch(
+        "dispatch", "--prompt", "p", "add-retries", cwd=repo, env=_not_sqlite(tmp_path)
+    )
     assert result.returncode == 6, (result.stdout, result.stderr)
     assert "file is not a database" in error_line(result.stderr)
     assert_nothing_dispatched(repo, isolated_env)

@@ -370,7 +370,7 @@ def test_a_shared_directory_made_before_any_dispatch_is_no_dirt_for_strict(
 
     # new work under the tracked shared path is dirt: refused, and stays visible to git
     _write(repo / "docs" / "new.md", "new page\n")
-    refused = run_cli("dispatch", "dirty", "--strict", cwd=repo)
+    refused = run_cli("dispatch", "--prompt", "p", "dirty", "--strict", cwd=repo)
     line = assert_failed_cleanly(refused, 5)
     assert "docs/new.md (untracked)" in line
     assert _status(repo) == "?? docs/new.md\n"
@@ -389,7 +389,7 @@ def test_a_shared_path_through_a_tracked_symlink_out_of_the_repository_is_refuse
     commit_all(repo, "a tracked symlink out of the repository")
     assert git("ls-files", "-s", "ext", cwd=repo).startswith("120000 ")
 
-    result = run_cli("dispatch", "escape", cwd=repo)
+    result = run_cli("dispatch", "--prompt", "p", "escape", cwd=repo)
     line = assert_failed_cleanly(result, 11)
     assert line == (
         "Error: [workspace] shared path 'ext/cache/deep' leads outside the repository through "
@@ -419,7 +419,7 @@ def test_a_shared_path_that_only_the_base_commit_links_out_is_refused_at_set_up(
     git("rm", "-q", "ext", cwd=repo)
     commit_all(repo, "the link is gone on main")
 
-    result = run_cli("dispatch", "old-base", "--base-ref", base, cwd=repo)
+    result = run_cli("dispatch", "--prompt", "p", "old-base", "--base-ref", base, cwd=repo)
     line = assert_failed_cleanly(result, 11)
     assert "shared path 'ext/cache' leads outside the repository through a symbolic link" in line
     assert list(outside.iterdir()) == []
@@ -478,7 +478,7 @@ def test_failing_setup_hook_fails_dispatch_and_leaves_nothing_behind(
     repo = _hook_repo(tmp_path, "echo preparing; echo 'boom: missing dependency' >&2; exit 3")
     main_js = repo / "node_modules" / "pkg" / "index.js"
 
-    proc = run_orch("dispatch", "doomed", cwd=repo)
+    proc = run_orch("dispatch", "--prompt", "p", "doomed", cwd=repo)
     assert proc.returncode == 7, (proc.stdout, proc.stderr)
     assert proc.stdout == ""
     assert "Traceback" not in proc.stderr
@@ -525,7 +525,7 @@ def test_setup_hook_over_its_timeout_is_killed_with_its_children(
         f"sleep 300 & echo $! > {pid_file}; echo waiting; wait",
         extra="setup_timeout = 1\n",
     )
-    result = run_cli("dispatch", "slow", cwd=repo)
+    result = run_cli("dispatch", "--prompt", "p", "slow", cwd=repo)
     assert result.exit_code == 7, result.output
     assert result.stdout == ""
     (line,) = result.stderr.splitlines()
@@ -559,7 +559,7 @@ def test_keep_failed_keeps_the_worktree_of_a_failed_hook_for_inspection(
     )
     git("add", "-A", cwd=repo)
     git("commit", "-q", "-m", "init", cwd=repo)
-    result = run_cli("dispatch", "keep", cwd=repo)
+    result = run_cli("dispatch", "--prompt", "p", "keep", cwd=repo)
     assert result.exit_code == 7
     assert "the worktree is kept for inspection" in result.stderr
     attempt = json.loads(run_cli("list", "--json").stdout)["attempts"][0]

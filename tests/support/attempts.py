@@ -27,11 +27,19 @@ AGENT_LEAVES_WORK = (
 )
 
 
+def with_prompt(args: tuple[str, ...]) -> tuple[str, ...]:
+    """``args`` with a prompt unless they give one: dispatch refuses an empty prompt."""
+    if any(a.startswith(("--prompt", "--allow-empty-prompt")) for a in args):
+        return args
+    return ("--prompt", "do it", *args)
+
+
 def dispatch(
     run_cli: RunCli, repo: Path, task_key: str, *args: str, cwd: Path | None = None
 ) -> dict[str, Any]:
-    """Dispatch with ``--json`` and return the attempt record; fail on any error."""
-    result = run_cli("dispatch", task_key, "--json", *args, cwd=cwd or repo)
+    """Dispatch with ``--json`` and return the attempt record; fail on any error. A prompt
+    is given unless ``args`` give one."""
+    result = run_cli("dispatch", task_key, "--json", *with_prompt(args), cwd=cwd or repo)
     attempt: dict[str, Any] = json_out(result)["attempt"]
     return attempt
 

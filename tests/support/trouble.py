@@ -18,7 +18,7 @@ def crashed_dispatch(run_orch: RunOrch, repo: Path, task_key: str, step: str) ->
     """``orch dispatch`` killed with SIGKILL at ``step`` (ORCH_CRASH_AT), once the git
     processes it had started are done too (a checkout outlives a killed dispatch, as
     any git process does; an operator's doctor runs after it)."""
-    proc = run_orch("dispatch", task_key, cwd=repo, env={"ORCH_CRASH_AT": step})
+    proc = run_orch("dispatch", "--prompt", "p", task_key, cwd=repo, env={"ORCH_CRASH_AT": step})
     assert proc.returncode == -9, (proc.returncode, proc.stdout, proc.stderr)
     wait_for_git_under(repo.parent)
 

@@ -8,6 +8,7 @@ reason. A crash between two steps leaves a ``provisioning`` row that names the b
 worktree, which ``orch doctor`` repairs.
 
 - ``pipeline``: ``dispatch``, the checks and the choice of use case;
+- ``best_of``: ``dispatch_many``, N attempts of one task from one base commit;
 - ``early``: what runs while the store opens (workspace source, dirt check, URL);
 - ``provision``: intent, branch, worktree, set-up, payload, finalise or roll back;
 - ``in_place``: reused worktrees and attempts that run where orch was started;
@@ -17,6 +18,7 @@ worktree, which ``orch doctor`` repairs.
 
 from __future__ import annotations
 
+from orch.attempts.dispatch.best_of import Failed, ManyResult, dispatch_many
 from orch.attempts.dispatch.pipeline import dispatch
 from orch.attempts.dispatch.provision import PORTS_EXCLUDE, create_and_provision, provision
 from orch.attempts.dispatch.request import (
@@ -27,6 +29,7 @@ from orch.attempts.dispatch.request import (
     check_worktree_root,
     describe_dirt,
     new_attempt,
+    spread_workers,
     this_process,
 )
 
@@ -36,11 +39,15 @@ __all__ = [
     "Checkpoint",
     "DispatchRequest",
     "DispatchResult",
+    "Failed",
+    "ManyResult",
     "check_worktree_root",
     "create_and_provision",
     "describe_dirt",
     "dispatch",
+    "dispatch_many",
     "new_attempt",
     "provision",
+    "spread_workers",
     "this_process",
 ]

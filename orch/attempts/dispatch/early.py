@@ -11,6 +11,8 @@ Never opens the store.
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
 from types import TracebackType
 
 from orch.attempts.dispatch.request import Checkpoint
@@ -26,6 +28,7 @@ class EarlyWork:
     def __init__(self) -> None:
         self._stack = contextlib.ExitStack()
         self.source: sources.Source | None = None
+        self.sources: list[sources.Source] = []  # a best-of-N dispatch's, in attempt order
         self.dirt_check: PendingDirtyCheck | None = None
         self._facts: PendingRepositoryFacts | None = None
 
@@ -62,6 +65,39 @@ class EarlyWork:
         if source is not None:
             self.source = source
             self._stack.callback(source.undo)
+
+    def start_sources(
+        self,
+        git: Git,
+        repo: Repository,
+        settings: Settings,
+        task_key: str,
+        base_commit: str,
+        spec: CheckoutSpec,
+        checkpoint: Checkpoint,
+        count: int,
+    ) -> None:
+        """A source for each of ``count`` attempts of one task: ready pool members first
+        (each probed for one attempt), then checkouts made ahead, at most one per core at
+        a time, in the order of the attempts. Fewer when the pool runs dry and a checkout
+        cannot start ahead (submodules, a path taken): those attempts make their worktree
+        after their intent."""
+        self.sources = list(sources.Pooled.start_many(git, repo, settings, spec, count))
+        for source in self.sources:
+            self._stack.callback(source.undo)
+        if spec.submodules:
+            return
+        # git's checkout is one core's work: more at once only makes each wait longer
+        slots = threading.Semaphore(max(1, os.cpu_count() or 1))
+        while len(self.sources) < count:
+            ahead = sources.Ahead.start(
+                git, repo, settings, task_key, base_commit, spec, checkpoint, slots
+            )
+            if ahead is None:
+                return
+            self.sources.append(ahead)
+            self._stack.callback(ahead.undo)
+            checkpoint("worktree-started-ahead")
 
     def check_dirt(self, git: Git, repo: Repository, started: PendingDirtyCheck | None) -> None:
         """The main worktree's dirt check (``started``: one begun before the command line

@@ -26,10 +26,11 @@ from orch.attempts.dispatch.request import (
     new_attempt,
     no_checkpoint,
 )
-from orch.config import Settings, load_repo_config, validate_sparse_paths
+from orch.config import RepoConfig, Settings, load_repo_config, validate_sparse_paths
 from orch.errors import DirtyRepository, InvalidInput, NotAGitRepository
-from orch.git import Git, PendingDirtyCheck
+from orch.git import Git, PendingDirtyCheck, Repository
 from orch.models import CheckoutSpec
+from orch.prompt import require_prompt
 from orch.workspace import setup as workspace_setup
 from orch.workspace import sources
 
@@ -62,30 +63,16 @@ def dispatch(
     except NotAGitRepository:
         if not phased:
             raise
+        require_prompt(request.prompt, request.allow_empty_prompt)
         return in_place(request, task_key, None, settings, git, open_store(), actor)
     if phased and repo.invoked_from_linked_worktree:
+        require_prompt(request.prompt, request.allow_empty_prompt)
         return in_place(request, task_key, repo, settings, git, open_store(), actor)
-    repo_config = load_repo_config(repo.root)
-    workspace_setup.refuse_shared_outside(repo.root, None, repo_config)  # before any intent
-    explicit_base = request.base_ref is not None
-    base_ref = request.base_ref if request.base_ref is not None else "HEAD"
-    base_commit, has_submodules = git.resolve_base(repo, base_ref)
-    if request.strict and not explicit_base:
-        dirt = git.dirty_paths(repo.root)
-        if dirt and workspace_setup.exclude_shared_dirt(repo, repo_config, dirt):
-            dirt = git.dirty_paths(repo.root)  # the shared state is no dirt: look again
-        if dirt:
-            raise DirtyRepository(
-                f"refusing to dispatch from a dirty repository ({len(dirt)} uncommitted "
-                f"path{'s' if len(dirt) != 1 else ''}: {describe_dirt(dirt)}); commit or stash "
-                "them, or name the base explicitly with --base-ref",
-                tuple(p.path for p in dirt),
-            )
-    spec = CheckoutSpec(
-        sparse_paths=sparse or repo_config.sparse,
-        submodules=repo_config.submodules if has_submodules else None,
-        lfs_skip_smudge=repo_config.lfs_skip_smudge,
-    )
+    checked = check_repository(request, sparse, repo, git)
+    require_prompt(request.prompt, request.allow_empty_prompt)
+    repo_config, spec = checked.repo_config, checked.spec
+    base_ref, base_commit = checked.base_ref, checked.base_commit
+    explicit_base = checked.explicit_base
     local = request.host is None or request.host == settings.host_name
     with EarlyWork() as early:
         if local and not request.reuse_workspace:
@@ -141,3 +128,46 @@ def dispatch(
     # later phases of the task find this workspace (--reuse-workspace): finish_provisioning
     # recorded it with the attempt
     return result
+
+
+@dataclasses.dataclass(frozen=True)
+class Checked:
+    """What the checks of a dispatch from a repository resolved, once."""
+
+    repo_config: RepoConfig
+    base_ref: str
+    base_commit: str
+    explicit_base: bool
+    spec: CheckoutSpec
+
+
+def check_repository(
+    request: DispatchRequest,
+    sparse: tuple[str, ...],
+    repo: Repository,
+    git: Git,
+) -> Checked:
+    """The checks of a dispatch from ``repo`` a user can fail, before anything is written:
+    its config and shared paths, the base resolved once, the dirt of ``--strict``."""
+    repo_config = load_repo_config(repo.root)
+    workspace_setup.refuse_shared_outside(repo.root, None, repo_config)  # before any intent
+    explicit_base = request.base_ref is not None
+    base_ref = request.base_ref if request.base_ref is not None else "HEAD"
+    base_commit, has_submodules = git.resolve_base(repo, base_ref)
+    if request.strict and not explicit_base:
+        dirt = git.dirty_paths(repo.root)
+        if dirt and workspace_setup.exclude_shared_dirt(repo, repo_config, dirt):
+            dirt = git.dirty_paths(repo.root)  # the shared state is no dirt: look again
+        if dirt:
+            raise DirtyRepository(
+                f"refusing to dispatch from a dirty repository ({len(dirt)} uncommitted "
+                f"path{'s' if len(dirt) != 1 else ''}: {describe_dirt(dirt)}); commit or stash "
+                "them, or name the base explicitly with --base-ref",
+                tuple(p.path for p in dirt),
+            )
+    spec = CheckoutSpec(
+        sparse_paths=sparse or repo_config.sparse,
+        submodules=repo_config.submodules if has_submodules else None,
+        lfs_skip_smudge=repo_config.lfs_skip_smudge,
+    )
+    return Checked(repo_config, base_ref, base_commit, explicit_base, spec)

@@ -62,6 +62,21 @@ def create_and_provision(
     a fresh worktree); its ``path``, if any, is what ``new`` names. ``hooks``: where the
     repository's hooks are, if the dispatch read it (None: git looks)."""
     repo_config = repo_config or RepoConfig()
+    check_before_intent(settings, repo_config)
+    attempt = record_new(new, settings, store, actor, source, retry_of=retry_of)
+    checkpoint("intent-recorded")
+    try:
+        attempt = provision(
+            attempt, repo, settings, git, store, actor, checkpoint, repo_config, source, hooks
+        )
+    finally:
+        warnings = dirt_warning(dirt_check, new.base_commit or "")
+    return DispatchResult(attempt=attempt, warnings=warnings)
+
+
+def check_before_intent(settings: Settings, repo_config: RepoConfig) -> None:
+    """What may refuse a dispatch after its source started but before any intent: the
+    port slots fit a block, the worktree root can be written."""
     if repo_config.port_slots is not None:
         check_slots_fit(
             repo_config.port_slots,
@@ -69,6 +84,19 @@ def create_and_provision(
             f"[ports] slots of {repo_config.source}",
         )
     check_worktree_root(settings.worktree_root)
+
+
+def record_new(
+    new: NewAttempt,
+    settings: Settings,
+    store: Store,
+    actor: str,
+    source: sources.Source | None,
+    *,
+    retry_of: int | None = None,
+) -> Attempt:
+    """Record the intent of ``new`` (``provisioning``) and tell ``source`` the store now
+    names its worktree."""
     # a source's own path (a pool member's, a checkout made ahead) names no attempt id:
     # it stays if the store gives the attempt another one
     keep_path = source is not None and source.path is not None
@@ -81,14 +109,7 @@ def create_and_provision(
     )
     if source is not None:
         source.recorded()
-    checkpoint("intent-recorded")
-    try:
-        attempt = provision(
-            attempt, repo, settings, git, store, actor, checkpoint, repo_config, source, hooks
-        )
-    finally:
-        warnings = dirt_warning(dirt_check, new.base_commit or "")
-    return DispatchResult(attempt=attempt, warnings=warnings)
+    return attempt
 
 
 def _renamed(settings: Settings, new: NewAttempt, fresh: str, keep_path: bool) -> NewAttempt:
@@ -115,9 +136,12 @@ def provision(
     repo_config: RepoConfig,
     source: sources.Source | None = None,
     hooks: Path | None = None,
+    *,
+    refill: bool = True,
 ) -> Attempt:
     """Make the branch, take the worktree from ``source``, set it up, write the payload
-    and finalise the attempt recorded as provisioning; roll back on any failure."""
+    and finalise the attempt recorded as provisioning; roll back on any failure.
+    ``refill``: top the warm pool up afterwards (a best-of-N dispatch does it once)."""
     assert attempt.branch_name and attempt.worktree_path and attempt.base_commit
     spec = attempt.checkout
     if source is None:
@@ -181,7 +205,8 @@ def provision(
         if isinstance(exc, OSError):
             raise WorkspaceError(f"provisioning attempt {attempt.id} failed: {reason}") from exc
         raise
-    _refill_pool(settings, repo, spec)
+    if refill:
+        refill_pool(settings, repo, spec)
     if setup_failure is None:
         return finished
     # keep_failed: the worktree stays (workspace ready, so cleanup removes it later), the
@@ -196,7 +221,7 @@ def _record(store: Store, attempt_id: str, where: Path, actor: str) -> None:
     store.move_worktree(attempt_id, str(where), actor)
 
 
-def _refill_pool(settings: Settings, repo: Repository, spec: CheckoutSpec) -> None:
+def refill_pool(settings: Settings, repo: Repository, spec: CheckoutSpec) -> None:
     """Start ``orch pool fill`` in the background when the pool is below its size; the
     dispatch never waits for it."""
     if not (settings.pool_refill and spec.poolable):

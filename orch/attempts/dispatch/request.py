@@ -11,7 +11,7 @@ from pathlib import Path
 
 from orch import naming, private
 from orch.config import Settings
-from orch.errors import WorkspaceError, describe_os_error
+from orch.errors import InvalidInput, WorkspaceError, describe_os_error
 from orch.git import DirtyPath, PendingDirtyCheck, Repository
 from orch.models import Attempt, NewAttempt, WorkerIdentity
 
@@ -30,6 +30,7 @@ class DispatchRequest:
     reuse_workspace: bool = False
     host: str | None = None  # "any" or a host name: provisioned there by a worker
     sparse: tuple[str, ...] = ()  # cone-mode sparse paths (empty: the repository's default)
+    allow_empty_prompt: bool = False  # the attempt needs no prompt (orch.prompt)
 
     @property
     def phased(self) -> bool:
@@ -43,6 +44,28 @@ class DispatchResult:
 
 
 Checkpoint = Callable[[str], None]
+
+
+def spread_workers(workers: tuple[str, ...], attempts: int | None) -> tuple[str | None, ...]:
+    """The worker asked for each of a best-of-N dispatch's attempts: ``workers`` in turn
+    (``a b`` over 4 attempts: a, b, a, b), None (any worker) when none was named.
+    ``attempts`` None: one attempt per named worker (at least one). More workers than
+    attempts is refused: a worker the operator named would get no attempt."""
+    for worker in workers:
+        if not worker.strip():
+            raise InvalidInput("--worker must not be empty")
+    if attempts is None:
+        attempts = max(1, len(workers))
+    if attempts < 1:
+        raise InvalidInput("--attempts must be at least 1")
+    if len(workers) > attempts:
+        raise InvalidInput(
+            f"{len(workers)} workers named for {attempts} attempt{'s' if attempts != 1 else ''}: "
+            "give --attempts at least the number of --worker options (or drop --attempts)"
+        )
+    if not workers:
+        return (None,) * attempts
+    return tuple(workers[i % len(workers)] for i in range(attempts))
 
 
 def no_checkpoint(step: str) -> None:

@@ -40,7 +40,14 @@ from orch.workspace.pool.checks import (
     check_member,
     dirt_problem,
 )
-from orch.workspace.pool.claiming import Claimed, Probe, claim, probe, switch_to_branch
+from orch.workspace.pool.claiming import (
+    Claimed,
+    Probe,
+    claim,
+    probe,
+    probe_many,
+    switch_to_branch,
+)
 from orch.workspace.pool.discarding import MemberStuck, discard, set_aside
 from orch.workspace.pool.filling import FillResult, drain, fill, give_back
 from orch.workspace.pool.layout import (
@@ -93,6 +100,7 @@ __all__ = [
     "pool_root",
     "pooled_repositories",
     "probe",
+    "probe_many",
     "ready_members",
     "set_aside",
     "switch_to_branch",

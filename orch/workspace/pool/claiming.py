@@ -42,16 +42,25 @@ class Probe:
 def probe(git: Git, repo: Repository, settings: Settings, spec: CheckoutSpec) -> Probe | None:
     """Start checking one ready member (at random, so that concurrent dispatches mostly
     look at different ones); None when the pool has none."""
-    if not spec.poolable:
-        return None
+    probes = probe_many(git, repo, settings, spec, 1)
+    return probes[0] if probes else None
+
+
+def probe_many(
+    git: Git, repo: Repository, settings: Settings, spec: CheckoutSpec, count: int
+) -> list[Probe]:
+    """Start checking up to ``count`` distinct ready members, picked at random (a
+    best-of-N dispatch gives each attempt its own); fewer when the pool has fewer."""
+    if not spec.poolable or count < 1:
+        return []
     members = _claimable(flavour_dir(settings, repo, spec))
-    if not members:
-        return None
-    member = members[int.from_bytes(os.urandom(4), "big") % len(members)]
-    try:
-        return Probe(member, git.start_dirty_check(member, yield_cpu=True))
-    except OSError:
-        return None  # gone: the claim finds out and takes it out of the pool
+    probes: list[Probe] = []
+    for member in sorted(members, key=lambda _: os.urandom(4))[:count]:
+        try:
+            probes.append(Probe(member, git.start_dirty_check(member, yield_cpu=True)))
+        except OSError:
+            continue  # gone: the claim finds out and takes it out of the pool
+    return probes
 
 
 def _claimable(directory: Path) -> list[Path]:

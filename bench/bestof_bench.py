@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+"""Benchmark best-of-N dispatch against N sequential dispatches, in the same run.
+
+On a synthetic repository (10k files by default, built like dispatch_bench's) it times,
+interleaved per iteration so that drift hits both sides alike:
+
+* batch: ``orch dispatch <key> --attempts N``  (one process: one store open, checkouts
+  made ahead, at most one per core at a time);
+* sequential: N ``orch dispatch <key>`` one after another (their total wall time);
+* raw: N ``git worktree add -b`` one after another (the git baseline, for scale);
+* floor: ``python -c "import click, sqlalchemy.orm"``.
+
+The target (issue 18): batch at most half the sequential time (batch / sequential <= 0.5)
+with N = 8 on 10k files. No pool: every worktree is a fresh checkout on both sides (a pool
+would hand out members to both alike). Every attempt of every timed run is checked
+(ready, on its branch at the base commit, clean) and the worktrees are removed untimed
+between runs (dispatch_bench.clean_worktrees). HOME, ORCH_HOME, XDG_* and the git config
+point into the temporary directory: nothing touches the real home.
+
+    python bench/bestof_bench.py [--files 10000] [--attempts 8] [--runs N] [--json F]
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+# the synthetic repository, the isolated environment and the timing are dispatch_bench's
+from dispatch_bench import (
+    FLOOR_CODE,
+    Sample,
+    clean_worktrees,
+    find_orch,
+    isolated_env,
+    machine_busy,
+    make_repo,
+    python_of,
+    run,
+    summary,
+    timed,
+)
+
+TARGET_BATCH_OVER_SEQUENTIAL = 0.5  # orch dispatch --attempts 8 / 8 x orch dispatch, 10k files
+TASK_KEY = "bench"
+
+
+def check_made(repo: Path, env: dict[str, str], attempts: list[dict[str, Any]]) -> None:
+    """Each attempt ready, its worktree on its branch at the base commit and clean."""
+    for attempt in attempts:
+        path = Path(attempt["worktree_path"])
+        head = run(["git", "rev-parse", "HEAD"], env, cwd=path).stdout.decode().strip()
+        branch = run(["git", "symbolic-ref", "HEAD"], env, cwd=path).stdout.decode().strip()
+        status = run(["git", "status", "--porcelain"], env, cwd=path).stdout
+        if (
+            attempt["workspace_status"] != "ready"
+            or head != attempt["base_commit"]
+            or branch != f"refs/heads/{attempt['branch_name']}"
+            or status.strip()
+        ):
+            raise SystemExit(f"attempt {attempt['id']} is not like a fresh dispatch's")
+
+
+def bench(
+    repo: Path,
+    n: int,
+    runs: int,
+    root: Path,
+    orch: str,
+    python: str,
+    base: dict[str, str],
+    log: Any,
+) -> dict[str, Any]:
+    env = dict(base, ORCH_HOME=str(root / "home"), ORCH_POOL_REFILL="0")
+    trash = root / "trash"
+    raw_root = root / "raw"
+    raw_root.mkdir()
+    counter = [0]
+    dispatch = [orch, "dispatch", TASK_KEY, "--prompt", "bench", "--repo", str(repo), "--json"]
+
+    def batch() -> Sample:
+        sample = timed([*dispatch, "--attempts", str(n)], env)
+        made = json.loads(sample.stdout)["attempts"]
+        if len(made) != n:
+            raise SystemExit(f"--attempts {n} made {len(made)} attempts")
+        check_made(repo, env, made)
+        clean_worktrees(repo, env, trash)
+        return sample
+
+    def sequential() -> Sample:
+        samples = [timed(dispatch, env) for _ in range(n)]
+        check_made(repo, env, [json.loads(s.stdout)["attempt"] for s in samples])
+        clean_worktrees(repo, env, trash)
+        others = [s.others for s in samples if s.others is not None]
+        return Sample(
+            sum(s.wall for s in samples),
+            sum(s.cpu for s in samples),
+            "",
+            sum(others) / len(others) if others else None,
+        )
+
+    def raw() -> Sample:
+        samples = []
+        for _ in range(n):
+            counter[0] += 1
+            k = counter[0]
+            cmd = ["git", "worktree", "add", "-q", "-b", f"raw-{k}", str(raw_root / f"wt-{k}")]
+            samples.append(timed([*cmd, "HEAD"], base, cwd=repo))
+        clean_worktrees(repo, base, trash)
+        return Sample(sum(s.wall for s in samples), sum(s.cpu for s in samples), "")
+
+    def floor() -> Sample:
+        return timed([python, "-c", FLOOR_CODE], base)
+
+    fns = {"batch": batch, "sequential": sequential, "raw": raw, "floor": floor}
+    for fn in fns.values():  # warm-up, untimed: the store, the page cache
+        fn()
+    samples: dict[str, list[Sample]] = {name: [] for name in fns}
+    busy: list[float | None] = []
+    names = list(fns)
+    for i in range(runs):
+        busy.append(machine_busy(0.5))
+        order = names[i % len(names) :] + names[: i % len(names)]  # rotate who goes first
+        for name in order:
+            samples[name].append(fns[name]())
+    result: dict[str, Any] = {name: summary(s) for name, s in samples.items()}
+    med = {name: result[name]["median_ms"] for name in fns}
+    result["ratios"] = {
+        "batch_over_sequential": round(med["batch"] / med["sequential"], 3),
+        "batch_over_raw": round(med["batch"] / med["raw"], 3),
+        "sequential_over_raw": round(med["sequential"] / med["raw"], 3),
+    }
+    known = [b for b in busy if b is not None]
+    result["machine_busy_before_median_pct"] = sorted(known)[len(known) // 2] if known else None
+    log(
+        f"batch {med['batch']:.0f} ms, {n} sequential {med['sequential']:.0f} ms, "
+        f"{n} raw git {med['raw']:.0f} ms, floor {med['floor']:.0f} ms; "
+        f"batch/sequential {result['ratios']['batch_over_sequential']:.2f}"
+    )
+    return result
+
+
+def render(report: dict[str, Any]) -> str:
+    r = report["result"]
+    ratio = r["ratios"]["batch_over_sequential"]
+    return "\n".join(
+        [
+            f"best-of-N bench {report['started']}  git {report['git']}  cores {report['cores']}",
+            f"{report['files']} files, N = {report['attempts']}, {r['batch']['runs']} runs",
+            "",
+            f"{'orch dispatch --attempts N':<34} {r['batch']['median_ms']:>8.0f} ms",
+            f"{'N x orch dispatch':<34} {r['sequential']['median_ms']:>8.0f} ms",
+            f"{'N x git worktree add -b':<34} {r['raw']['median_ms']:>8.0f} ms",
+            f"{'floor':<34} {r['floor']['median_ms']:>8.0f} ms",
+            f"{'machine busy before (median %)':<34} {r['machine_busy_before_median_pct'] or 0:>8.0f}",
+            "",
+            f"batch / sequential {ratio:.2f} (target <= {TARGET_BATCH_OVER_SEQUENTIAL}): "
+            f"{'PASS' if ratio <= TARGET_BATCH_OVER_SEQUENTIAL else 'FAIL'}",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--files", type=int, default=10000, help="synthetic file count")
+    ap.add_argument("--attempts", type=int, default=8, help="N")
+    ap.add_argument("--runs", type=int, default=5, help="timed runs of each kind")
+    ap.add_argument("--orch", default=None, help="the orch command (default: next to this Python)")
+    ap.add_argument("--json", default=None, help="also write the report here")
+    args = ap.parse_args(argv)
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    orch = find_orch(args.orch)
+    python = python_of(orch)
+    root = Path(tempfile.mkdtemp(prefix="orch-bestof-bench-"))
+    base = isolated_env(root)
+    report: dict[str, Any] = {
+        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "git": run(["git", "--version"], base).stdout.decode().split()[-1],
+        "cores": os.cpu_count(),
+        "attempts": args.attempts,
+    }
+    try:
+        log(f"building the synthetic repository ({args.files} files) ...")
+        repo = root / "synthetic"
+        report["files"] = make_repo(repo, args.files, base)["files"]
+        log(f"{args.runs} interleaved runs ...")
+        report["result"] = bench(repo, args.attempts, args.runs, root, orch, python, base, log)
+    finally:
+        subprocess.Popen(["rm", "-rf", "--", str(root)], start_new_session=True)
+    print(render(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
