@@ -421,6 +421,25 @@ def interleaved_runs(
     }
 
 
+def rotated_runs(
+    measures: dict[str, Callable[[], Sample]], runs: int
+) -> tuple[dict[str, list[Sample]], list[float | None], float | None]:
+    """Run every measure once, untimed (the store, the page cache), then ``runs`` rounds of
+    all of them, rotating which goes first. Returns the samples of each, the machine's busy
+    share read before each round, and the (upper) median of the shares that were read."""
+    for measure in measures.values():
+        measure()
+    samples: dict[str, list[Sample]] = {name: [] for name in measures}
+    busy: list[float | None] = []
+    names = list(measures)
+    for i in range(runs):
+        busy.append(machine_busy(0.5))
+        for name in names[i % len(names) :] + names[: i % len(names)]:
+            samples[name].append(measures[name]())
+    known = [b for b in busy if b is not None]
+    return samples, busy, sorted(known)[len(known) // 2] if known else None
+
+
 def bench_size(
     n: int,
     runs: int,
