@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,8 @@ class Settings:
     pool_size: int = 0  # warm worktrees kept per repository when no `orch pool fill --size`
     pool_refill: bool = True  # refill the pool in the background after each dispatch
     config_file: Path | None = None
-    host_name: str = dataclasses.field(default_factory=socket.gethostname)
+    # gethostname()'s answer without importing socket (a completion request reads settings)
+    host_name: str = dataclasses.field(default_factory=lambda: os.uname().nodename)
 
     @property
     def inbox_dir(self) -> Path:
@@ -233,6 +233,11 @@ class RepoConfig:
     sparse: tuple[str, ...] = ()  # cone-mode sparse checkout of these directories only
     submodules: bool = True  # initialise submodules in new worktrees
     lfs_skip_smudge: bool = False  # leave LFS files as pointers (GIT_LFS_SKIP_SMUDGE=1)
+    # [review]: the repository's check command (``sh -c``), how long it may run, and
+    # whether ``orch work`` runs it after an agent run that exited 0
+    check: str | None = None
+    check_timeout: float = 600.0
+    check_after_agent: bool = False
 
 
 _REPO_KEYS = {
@@ -247,6 +252,7 @@ _REPO_KEYS = {
         "lfs_skip_smudge",
     },
     "ports": {"slots"},
+    "review": {"check", "check_timeout", "check_after_agent"},
 }
 
 
@@ -267,7 +273,9 @@ def load_repo_config(root: Path) -> RepoConfig:
     where = str(source) if source == toml else f"{source} [tool.orch]"
     for section, body in data.items():
         if section not in _REPO_KEYS:
-            raise ConfigError(f"unknown section {section!r} in {where} (known: workspace, ports)")
+            raise ConfigError(
+                f"unknown section {section!r} in {where} (known: workspace, ports, review)"
+            )
         if not isinstance(body, dict):
             raise ConfigError(f"[{section}] in {where} must be a table")
         unknown = sorted(set(body) - _REPO_KEYS[section])
@@ -296,6 +304,10 @@ def load_repo_config(root: Path) -> RepoConfig:
     if setup is not None and not isinstance(setup, str):
         raise ConfigError(f"[workspace] setup in {where} must be a command string")
     slots = data.get("ports", {}).get("slots")
+    review = data.get("review", {})
+    check = review.get("check")
+    if check is not None and (not isinstance(check, str) or not check.strip()):
+        raise ConfigError(f"[review] check in {where} must be a command string")
     sparse = workspace.get("sparse", [])
     if not isinstance(sparse, list) or not all(isinstance(p, str) for p in sparse):
         raise ConfigError(f"[workspace] sparse in {where} must be a list of directories")
@@ -308,13 +320,20 @@ def load_repo_config(root: Path) -> RepoConfig:
         include_modes={str(k): str(v) for k, v in modes.items()},
         shared=tuple(p.strip("/") for p in shared),
         setup=setup,
-        setup_timeout=float(_coerce_positive(workspace.get("setup_timeout", 600), where)),
+        setup_timeout=_coerce_positive(workspace.get("setup_timeout", 600), where),
         port_slots=parse_slots(slots, where) if slots is not None else None,
         keep_failed=_coerce_bool(workspace.get("keep_failed", False), "keep_failed", where),
         sparse=sparse_paths,
         submodules=_coerce_bool(workspace.get("submodules", True), "submodules", where),
         lfs_skip_smudge=_coerce_bool(
             workspace.get("lfs_skip_smudge", False), "lfs_skip_smudge", where
+        ),
+        check=check,
+        check_timeout=_coerce_positive(
+            review.get("check_timeout", 600), where, "[review] check_timeout"
+        ),
+        check_after_agent=_coerce_bool(
+            review.get("check_after_agent", False), "check_after_agent", where, "review"
         ),
     )
 
@@ -358,16 +377,16 @@ def _read_toml(path: Path, what: str = "") -> dict[str, Any]:
         raise ConfigError(f"cannot read {what}{path}: {exc}") from exc
 
 
-def _coerce_positive(value: Any, where: str) -> float:
+def _coerce_positive(value: Any, where: str, key: str = "[workspace] setup_timeout") -> float:
     # a TOML number only: float() would also take true (1.0), "5", nan and inf
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"[workspace] setup_timeout in {where} must be a number: {value!r}")
+        raise ConfigError(f"{key} in {where} must be a number: {value!r}")
     if not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"[workspace] setup_timeout in {where} must be positive: {value!r}")
+        raise ConfigError(f"{key} in {where} must be positive: {value!r}")
     return float(value)
 
 
-def _coerce_bool(value: Any, key: str, where: str) -> bool:
+def _coerce_bool(value: Any, key: str, where: str, section: str = "workspace") -> bool:
     if not isinstance(value, bool):
-        raise ConfigError(f"[workspace] {key} in {where} must be true or false")
+        raise ConfigError(f"[{section}] {key} in {where} must be true or false")
     return value

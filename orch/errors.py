@@ -155,6 +155,10 @@ class LockBusy(OrchError):
     exit_code = 10
 
 
+class WorktreeBusy(LockBusy):
+    """Another process (an agent, a check) works in the attempt's worktree."""
+
+
 class ConfigError(OrchError):
     """The configuration is invalid."""
 
@@ -181,6 +185,10 @@ class AttemptsUnsuccessful(OrchError):
     """Some attempts ended unsuccessfully."""
 
     exit_code = 14
+
+
+class CheckFailed(AttemptsUnsuccessful):
+    """The check command exited with a failure or ran out of time."""
 
 
 class NotAllDispatched(AttemptsUnsuccessful):

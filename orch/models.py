@@ -144,10 +144,36 @@ class Attempt:
     exit_code: int | None = None
     summary: str | None = None
     finished_at: dt.datetime | None = None
+    # the committed changes against base_commit, counted at changes_tip (None: not yet)
+    changes_tip: str | None = None
+    commits_ahead: int | None = None
+    files_changed: int | None = None
+    lines_added: int | None = None
+    lines_removed: int | None = None
+    changes_at: dt.datetime | None = None
 
     @property
     def terminal(self) -> bool:
         return self.state.terminal
+
+    @property
+    def changes(self) -> ChangeSummary | None:
+        """The recorded summary of the attempt's committed changes, if one was recorded."""
+        if (
+            self.changes_tip is None
+            or self.commits_ahead is None
+            or self.files_changed is None
+            or self.lines_added is None
+            or self.lines_removed is None
+        ):
+            return None
+        return ChangeSummary(
+            self.changes_tip,
+            self.commits_ahead,
+            self.files_changed,
+            self.lines_added,
+            self.lines_removed,
+        )
 
     @property
     def provisioner(self) -> tuple[str, int] | None:
@@ -180,6 +206,21 @@ class Attempt:
         out["workspace_status"] = str(self.workspace_status)
         out["worker_label"] = self.worker_label
         return out
+
+
+@dataclasses.dataclass(frozen=True)
+class ChangeSummary:
+    """What an attempt changed against its base_commit: at ``tip`` (a commit), or in its
+    worktree as it is (``tip`` is then its HEAD, and uncommitted work counts too)."""
+
+    tip: str
+    commits_ahead: int
+    files_changed: int
+    lines_added: int  # binary files count no lines
+    lines_removed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -288,9 +329,15 @@ class Message:
         return plain(self)
 
 
+class RunKind(enum.StrEnum):
+    AGENT = "agent"  # the agent's command (the first run, or a follow-up)
+    CHECK = "check"  # the repository's check command (``[review] check``)
+
+
 @dataclasses.dataclass(frozen=True)
 class Run:
-    """One agent process run inside an attempt's worktree (the first, or a follow-up)."""
+    """One process run inside an attempt's worktree: the agent (the first run, or a
+    follow-up), or the repository's check command."""
 
     attempt_id: str
     number: int
@@ -301,10 +348,34 @@ class Run:
     started_at: dt.datetime
     ended_at: dt.datetime | None
     exit_code: int | None
+    kind: RunKind = RunKind.AGENT
+    timed_out: bool = False  # killed by its timeout (a check's ``check_timeout``)
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end; None while it runs (or if its end was never heard)."""
+        if self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at).total_seconds()
+
+    @property
+    def result(self) -> str:
+        """``passed``, ``failed``, ``timed out``, ``interrupted`` (whoever waited for it
+        was stopped), or ``unfinished`` (still running, or its end was never heard)."""
+        if self.timed_out:
+            return "timed out"
+        if self.ended_at is None:
+            return "unfinished"
+        if self.exit_code is None:
+            return "interrupted"
+        return "passed" if self.exit_code == 0 else "failed"
 
     def to_dict(self) -> dict[str, Any]:
         out = plain(self)
         out["command"] = list(self.command)
+        out["kind"] = str(self.kind)
+        out["duration"] = self.duration
+        out["result"] = self.result
         return out
 
 

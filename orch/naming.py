@@ -8,7 +8,6 @@ rests on the slug: every branch and worktree name ends with the attempt id.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import unicodedata
@@ -78,6 +77,8 @@ def branch_name(prefix: str, task_key: str, attempt_id: str) -> str:
 
 def repository_dir_name(repository: Path) -> str:
     """One directory per repository under the worktree root, stable and collision-free."""
+    import hashlib  # here: loading OpenSSL costs every command that reads settings ~2 ms
+
     digest = hashlib.sha256(str(repository).encode()).hexdigest()[:8]
     return f"{slugify(repository.name, 24)}-{digest}"
 

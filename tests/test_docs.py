@@ -18,10 +18,18 @@ def test_payload_schema_in_docs_is_the_packaged_one() -> None:
 def test_readme_documents_every_exit_code() -> None:
     readme = (ROOT / "README.md").read_text()
     table = dict(re.findall(r"^\| (\d+) \| `?(\w+)`?", readme, flags=re.M))
+    from orch.cli import maintenance_commands
+
     codes = {
         cls.exit_code
         for cls in vars(errors).values()
         if isinstance(cls, type) and issubclass(cls, errors.OrchError)
+    }
+    # the codes a command gives without an error (doctor: problems left, cleanup: skipped)
+    codes |= {
+        code
+        for name, code in vars(maintenance_commands).items()
+        if name.startswith("EXIT_") and isinstance(code, int)
     }
     missing = sorted(str(c) for c in codes if str(c) not in table)
     assert not missing, f"exit codes without a row in the README table: {missing}"

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orch.attempts.lifecycle import reap
+from orch.attempts.occupant import worktree_lock_path
 from orch.attempts.queries import find_attempt
-from orch.attempts.worker import worktree_lock_path
 from orch.config import Settings
 from orch.errors import InvalidInput, OrchError
 from orch.fslock import try_lock

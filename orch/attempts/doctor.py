@@ -2,7 +2,9 @@
 
 Finds what a crash (kill -9 at any step), a full disk or a hand-deleted directory leaves
 behind, and with ``fix`` repairs it: attempts stuck in ``provisioning`` whose dispatch is
-gone are rolled back and marked failed; rows whose worktree is gone are marked removed;
+gone are rolled back and marked failed; a queued attempt whose worktree is gone gets it made
+again from its branch (orch.attempts.dispatch.recreate); an ended attempt's row whose
+worktree is gone is marked removed;
 worktrees, branches and directories under orch's names that no row owns are removed;
 payloads without rows are deleted and rows without payloads get theirs rewritten; git's
 stale worktree bookkeeping is pruned. A worktree a live dispatch is making ahead of its
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orch import naming
+from orch.attempts.dispatch.recreate import recreate_worktree
 from orch.attempts.lifecycle import reap, rewrite_payload
 from orch.config import Settings
 from orch.errors import OrchError
@@ -35,7 +38,7 @@ from orch.git import (
     prune_candidates,
     worktree_admin_dir,
 )
-from orch.models import HOLDS_WORKTREE, Attempt, WorkspaceStatus
+from orch.models import HOLDS_WORKTREE, Attempt, State, WorkspaceStatus
 from orch.system import archive, inbox, processes
 from orch.workspace import ahead, owners, pool, removal
 from orch.workspace.owners import owner_of
@@ -244,7 +247,7 @@ class Doctor:
             for a in rows
             if a.branch_name and a.workspace_status != WorkspaceStatus.FAILED
         }
-        self._missing_worktrees(rows)
+        self._missing_worktrees(rows, repo)
         # registered worktrees under orch's root that no row owns
         registered = []
         for entry in self.git.list_worktrees(repo):
@@ -386,14 +389,23 @@ class Doctor:
             )
             self._repair(finding, functools.partial(ahead.drop_marker, leftover))
 
-    def _missing_worktrees(self, rows: list[Attempt]) -> None:
-        """Rows whose worktree is gone."""
+    def _missing_worktrees(self, rows: list[Attempt], repo: Repository | None = None) -> None:
+        """Rows whose worktree is gone: a queued attempt's is made again (in ``repo``)."""
         for a in rows:
             if (
                 a.workspace_status.holds_worktree
                 and a.worktree_path
                 and not Path(a.worktree_path).is_dir()
             ):
+                if a.state == State.QUEUED and repo is not None:
+                    finding = self._report(
+                        "worktree-missing",
+                        a.id,
+                        f"{a.task_key} is queued but {a.worktree_path} is gone",
+                        "make the worktree again from its branch (or its base commit)",
+                    )
+                    self._repair(finding, functools.partial(self._recreate, a, repo))
+                    continue
                 if not a.terminal:
                     self._report(
                         "worktree-missing",
@@ -409,6 +421,9 @@ class Doctor:
                     "mark the workspace removed (the branch is kept)",
                 )
                 self._repair(finding, functools.partial(self._mark_removed, a))
+
+    def _recreate(self, a: Attempt, repo: Repository) -> None:
+        recreate_worktree(a, repo, self.settings, self.git, self.store, self.actor)
 
     def _mark_removed(self, a: Attempt) -> str | None:
         # a cleanup --force killed after saving the work: say where it went ('orch show')

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from orch import naming
 from orch.attempts.intent import record_intent
-from orch.attempts.queries import find_attempt
+from orch.attempts.queries import CONTINUES, find_attempt, prompt_history
 from orch.config import Settings
 from orch.errors import Conflict, InvalidInput
 from orch.models import (
@@ -156,54 +156,71 @@ def wait(
 class CancelOutcome:
     attempt: Attempt
     changed: bool
-    signalled: str | None  # what happened to a local worker process, if any
+    signalled: str | None  # what happened to a local agent, if any
+    dropped: tuple[Message, ...] = ()  # follow-ups that were waiting and never run now
 
 
 def cancel(
     store: Store, ref: str, actor: str, grace: float, reason: str | None, host: str | None = None
 ) -> CancelOutcome:
-    """End a live attempt as cancelled and stop its local worker (SIGTERM, then SIGKILL)."""
+    """End a live attempt as cancelled and stop its local agent (SIGTERM, then SIGKILL)."""
     attempt = find_attempt(store, ref)
     after, changed = store.cancel(attempt.id, reason or "cancelled by the operator", actor)
     signalled = None
     if changed and attempt.state == State.RUNNING:
-        signalled = _stop_local_worker(attempt, grace, host)
-    return CancelOutcome(attempt=after, changed=changed, signalled=signalled)
+        signalled = _stop_local_agent(attempt, grace, host)
+    # a message left undelivered by the cancel stays so: the attempt is terminal now
+    dropped = tuple(m for m in store.messages(attempt.id) if m.delivered_at is None)
+    return CancelOutcome(
+        attempt=after, changed=changed, signalled=signalled, dropped=dropped if changed else ()
+    )
 
 
-def _stop_local_worker(attempt: Attempt, grace: float, host: str | None = None) -> str | None:
+def _stop_local_agent(attempt: Attempt, grace: float, host: str | None = None) -> str | None:
+    """Stop the attempt's agent if it runs on this host; never the worker that claimed it.
+
+    The claimant (``orch work`` between runs, a script that claimed with ``--pid $$``) is
+    fenced by its lease: it learns at its next heartbeat or finish and goes on to its next
+    attempt. Only the agent, recorded by the run that started it, is signalled."""
     if attempt.worker_host != (host or processes.hostname()):
         return None  # a remote worker learns from its next heartbeat
     if attempt.agent_pid is not None:
         return processes.terminate(attempt.agent_pid, attempt.agent_started_at, grace)
-    if attempt.worker_pid is not None:
-        return processes.terminate(attempt.worker_pid, attempt.worker_started_at, grace)
     return None
 
 
 def reassign(
     store: Store, ref: str, worker: str, settings: Settings, actor: str, grace: float
 ) -> tuple[Attempt, str | None]:
-    """Move a live attempt to ``worker``; the old holder is fenced out and stopped."""
+    """Move a live attempt to ``worker``; the old holder is fenced out, its agent stopped."""
     if not worker.strip():
         raise InvalidInput("--worker must not be empty")
     attempt = find_attempt(store, ref)
     before, after = store.reassign(attempt.id, worker, actor)
     running = before.state == State.RUNNING
-    signalled = _stop_local_worker(before, grace, settings.host_name) if running else None
+    signalled = _stop_local_agent(before, grace, settings.host_name) if running else None
     rewrite_payload(after, settings, store)
     return after, signalled
 
 
-def rewrite_payload(attempt: Attempt, settings: Settings, store: Store | None = None) -> None:
-    """Write the payload again from the store's record (with its port bundle)."""
+def rewrite_payload(
+    attempt: Attempt,
+    settings: Settings,
+    store: Store | None = None,
+    history: Sequence[str] | None = None,
+) -> None:
+    """Write the payload again from the store's record (with its port bundle and the
+    attempt's prompt history; ``history``: as a worker knows it, before its run starts)."""
     if attempt.payload_path:
+        if history is None and store is not None:
+            history = prompt_history(store, attempt)
         bundle = store.port_bundle(attempt.id) if store is not None else None
         payload = inbox.build_payload(
             attempt,
             orch_home=settings.home,
             lease_ttl=settings.lease_ttl,
             ports=bundle.ports if bundle else None,
+            prompt_history=history,
         )
         inbox.write_payload(Path(attempt.payload_path), payload)
 
@@ -257,4 +274,9 @@ def _continue(store: Store, attempt: Attempt, body: str, actor: str, settings: S
         prompt=body,
     )
     created = record_intent(store, new, actor)
-    return finish_in_place(store, settings, created, WorkspaceStatus.REUSED, actor)
+    # the agent goes on with what it was told before (orch.attempts.worker reads the link)
+    store.record_event(created.id, CONTINUES, actor, attempt=attempt.id)
+    history = [*prompt_history(store, attempt), body]
+    return finish_in_place(
+        store, settings, created, WorkspaceStatus.REUSED, actor, prompt_history=history
+    )

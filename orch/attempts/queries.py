@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orch.errors import AttemptNotFound, NotFound
-from orch.models import Attempt, AttemptEvent, Message, PortBundle, Run, State
+from orch.models import (
+    Attempt,
+    AttemptEvent,
+    ChangeSummary,
+    Message,
+    PortBundle,
+    Run,
+    RunKind,
+    State,
+)
 from orch.system import inbox
 
 if TYPE_CHECKING:
@@ -21,15 +31,43 @@ class AttemptDetail:
     runs: tuple[Run, ...] = ()
     messages: tuple[Message, ...] = ()
     ports: PortBundle | None = None  # the port bundle the attempt holds, if any
+    # the worktree as it is now (uncommitted and untracked work included), counted by
+    # ``orch show`` when the worktree is on this machine; the recorded summary is on
+    # ``attempt`` (committed work at ``changes_tip``)
+    live_changes: ChangeSummary | None = None
+
+    @property
+    def check(self) -> Run | None:
+        """The newest run of the repository's check command, if any."""
+        checks = [r for r in self.runs if r.kind == RunKind.CHECK]
+        return checks[-1] if checks else None
+
+    @property
+    def dropped_messages(self) -> tuple[Message, ...]:
+        """Follow-ups that will never run: still undelivered when the attempt ended."""
+        if not self.attempt.terminal:
+            return ()
+        return tuple(m for m in self.messages if m.delivered_at is None)
 
     def to_dict(self) -> dict[str, Any]:
         """The body of ``orch show --json`` (and of the dashboard's attempt endpoint)."""
         bundle = self.ports
+        recorded = self.attempt.changes
         return {
             "attempt": self.attempt.to_dict(),
+            "changes": {
+                "recorded": recorded.to_dict() if recorded is not None else None,
+                "recorded_at": (
+                    self.attempt.changes_at.isoformat() if self.attempt.changes_at else None
+                ),
+                "live": self.live_changes.to_dict() if self.live_changes is not None else None,
+            },
+            "check": self.check.to_dict() if self.check is not None else None,
             "events": [e.to_dict() for e in self.events],
             "runs": [r.to_dict() for r in self.runs],
-            "messages": [m.to_dict() for m in self.messages],
+            "messages": [
+                {**m.to_dict(), "dropped": m in self.dropped_messages} for m in self.messages
+            ],
             "ports": (
                 {"start": bundle.start, "size": bundle.size, "ports": bundle.ports}
                 if bundle is not None
@@ -78,6 +116,23 @@ def worktree_of(store: Store, ref: str) -> Path:
     return path
 
 
+CONTINUES = "continues"  # the event a continuation attempt records: which attempt it goes on
+
+
+def prompt_history(store: Store, attempt: Attempt) -> list[str]:
+    """The prompts this attempt's agent has been given, oldest first: those of the attempt
+    it continues (``orch send`` to an ended attempt), its own prompt, then the follow-ups
+    its runs were given (one entry per run)."""
+    before: list[str] = []
+    for event in store.events(attempt.id):
+        if event.kind == CONTINUES and isinstance(event.detail.get("attempt"), str):
+            with contextlib.suppress(AttemptNotFound):
+                before = prompt_history(store, store.get(event.detail["attempt"]))
+    # the agent's runs only: a check run is given no prompt
+    runs = [r for r in store.runs(attempt.id) if r.kind == RunKind.AGENT]
+    return [*before, attempt.prompt, *(run.prompt for run in runs[1:])]
+
+
 def show(store: Store, ref: str) -> AttemptDetail:
     attempt = find_attempt(store, ref)
     return AttemptDetail(
@@ -87,6 +142,32 @@ def show(store: Store, ref: str) -> AttemptDetail:
         messages=tuple(store.messages(attempt.id)),
         ports=store.port_bundle(attempt.id),
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class Listing:
+    """What ``orch list`` shows: the attempts, and the newest check of those that have one."""
+
+    attempts: tuple[Attempt, ...]
+    checks: dict[str, Run]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The body of ``orch list --json`` (and of the dashboard's attempts endpoint): the
+        checks beside the records, so an attempt's record is the same in every command."""
+        return {
+            "attempts": [a.to_dict() for a in self.attempts],
+            "checks": {i: run.to_dict() for i, run in self.checks.items()},
+        }
+
+
+def listing(
+    store: Store,
+    states: tuple[State, ...] = (),
+    task_key: str | None = None,
+    limit: int | None = None,
+) -> Listing:
+    found = store.list_attempts(states=states, task_key=task_key, limit=limit)
+    return Listing(tuple(found), store.latest_checks(a.id for a in found))
 
 
 def list_attempts(

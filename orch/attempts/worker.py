@@ -16,21 +16,30 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import json
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from orch import naming
-from orch.attempts.dispatch import check_worktree_root, provision
-from orch.attempts.lifecycle import reap
-from orch.attempts.queries import find_attempt
-from orch.config import Settings, load_repo_config
+from orch.attempts.agent_command import (
+    AGENT_TEMPLATES,
+    RESUME_TEMPLATES,
+    agent_command,
+    agent_environment,
+    render,
+    resume_command,
+    with_history,
+)
+from orch.attempts.changes import record_changes
+from orch.attempts.check import check_after_agent
+from orch.attempts.dispatch.another_host import provision_claimed
+from orch.attempts.heartbeat import Heartbeat
+from orch.attempts.lifecycle import reap, rewrite_payload
+from orch.attempts.occupant import worktree_lock_path
+from orch.attempts.queries import find_attempt, prompt_history
+from orch.config import Settings
 from orch.errors import (
-    InvalidInput,
     LeaseLost,
     OrchError,
     StoreBehind,
@@ -39,33 +48,38 @@ from orch.errors import (
     StoreUnavailable,
 )
 from orch.fslock import HeldLock, lock_owner, try_lock
-from orch.git import Git, Repository, worktree_admin_dir
+from orch.git import Git, Repository
 from orch.models import Attempt, Lease, State, WorkerIdentity, WorkspaceStatus
 from orch.outage import STORE_PATIENCE, Patience, ride_out
-from orch.system import inbox, processes
+from orch.system import processes
 from orch.workspace import escape
 
 if TYPE_CHECKING:
     from orch.store import Store
 
 _T = TypeVar("_T")
-
-# A prompt may start with '-': it must never reach an agent as an option. claude (commander)
-# and codex (clap) end their options at '--'; gemini (yargs) and aider (argparse) take the
-# prompt glued to its option ('--prompt=-x' is the value '-x' to both).
-AGENT_TEMPLATES: dict[str, tuple[str, ...]] = {
-    "claude": ("claude", "-p", "--", "{prompt}"),
-    "codex": ("codex", "exec", "--", "{prompt}"),
-    "gemini": ("gemini", "--prompt={prompt}"),
-    "aider": ("aider", "--yes-always", "--message={prompt}"),
-}
-PLACEHOLDERS = ("prompt", "payload", "worktree", "attempt", "branch", "base_commit", "task_key")
+# what callers imported from here before the templates and the heartbeat had modules
+__all__ = [
+    "AGENT_TEMPLATES",
+    "RESUME_TEMPLATES",
+    "WorkerConfig",
+    "WorkerRuntime",
+    "agent_command",
+    "agent_environment",
+    "render",
+    "resume_command",
+    "with_history",
+    "worktree_lock_path",
+]
 
 
 @dataclasses.dataclass(frozen=True)
 class WorkerConfig:
     identity: WorkerIdentity
     command: tuple[str, ...]
+    # the command for a follow-up run, when the agent can resume its session (None: the
+    # command itself, given the prompt history)
+    resume_command: tuple[str, ...] | None = None
     once: bool = False
     attempt_ref: str | None = None
     idle_poll: float = 1.0
@@ -74,100 +88,6 @@ class WorkerConfig:
     # how long, and how often, a store that cannot be reached (a dropped connection, a
     # restarting PostgreSQL, a locked SQLite past its busy timeout) is tried again
     store_patience: Patience = STORE_PATIENCE
-
-
-def agent_command(template: str | None, argv: Sequence[str]) -> tuple[str, ...]:
-    if template and argv:
-        raise InvalidInput("give either --agent or a command after '--', not both")
-    if template:
-        if template not in AGENT_TEMPLATES:
-            known = ", ".join(sorted(AGENT_TEMPLATES))
-            raise InvalidInput(f"unknown agent {template!r} (known: {known})")
-        return AGENT_TEMPLATES[template]
-    if not argv:
-        raise InvalidInput("name an agent with --agent, or a command after '--'")
-    return tuple(argv)
-
-
-def render(command: Sequence[str], values: Mapping[str, str]) -> list[str]:
-    """Substitute ``{prompt}``-style placeholders; other braces are left alone."""
-    out = []
-    for arg in command:
-        for key in PLACEHOLDERS:
-            arg = arg.replace("{" + key + "}", values.get(key, ""))
-        out.append(arg)
-    return out
-
-
-def agent_environment(
-    attempt: Attempt, prompt: str, run: int, base: Mapping[str, str]
-) -> dict[str, str]:
-    env = dict(base)
-    ports: dict[str, int] = {}
-    if attempt.payload_path:
-        try:
-            ports = dict(inbox.read_payload(Path(attempt.payload_path)).get("ports", {}))
-        except OrchError:
-            ports = {}
-    env.update(
-        {
-            "ORCH_ATTEMPT_ID": attempt.id,
-            "ORCH_TASK_KEY": attempt.task_key,
-            "ORCH_PAYLOAD": attempt.payload_path or "",
-            "ORCH_WORKTREE": attempt.worktree_path or "",
-            "ORCH_BRANCH": attempt.branch_name or "",
-            "ORCH_BASE_REF": attempt.base_ref,
-            "ORCH_BASE_COMMIT": attempt.base_commit or "",
-            "ORCH_PROMPT": prompt,
-            "ORCH_RUN": str(run),
-            "ORCH_PORTS": json.dumps(ports),
-        }
-    )
-    for name, port in ports.items():
-        env[f"ORCH_PORT_{name.upper()}"] = str(port)
-    return env
-
-
-def worktree_lock_path(worktree: Path, settings: Settings) -> Path:
-    admin = worktree_admin_dir(worktree)
-    if admin is not None and admin.is_dir():
-        return admin / "orch-agent.lock"
-    digest = hashlib.sha256(str(worktree.resolve()).encode()).hexdigest()[:16]
-    return settings.locks_dir / "worktrees" / f"{digest}.lock"
-
-
-class _Heartbeat(threading.Thread):
-    """Renews the lease every third of its time to live while the agent runs.
-
-    An outage of the store is ridden out (a beat is tried again with back-off for up to a
-    lease's time), and past that the beats simply go on: the lease's own expiry decides
-    whether the outage cost the attempt. Any other store error stops the beats, and the
-    agent with them (``lost``), and is kept in ``failed`` for the worker to report."""
-
-    def __init__(self, store: Store, lease: Lease, ttl: float, lost: threading.Event) -> None:
-        super().__init__(name=f"heartbeat-{lease.attempt.id}", daemon=True)
-        self.store, self.lease, self.ttl, self.lost = store, lease, ttl, lost
-        self.stopped = threading.Event()
-        self.failed: StoreError | None = None
-
-    def run(self) -> None:
-        interval = max(0.05, self.ttl / 3)
-        patience = dataclasses.replace(STORE_PATIENCE, limit=self.ttl)
-        while not self.stopped.wait(interval):
-            try:
-                ride_out(self._beat, patience, sleep=self.stopped.wait)
-            except LeaseLost:
-                self.lost.set()
-                return
-            except StoreUnavailable:
-                continue  # the lease's own expiry decides if this outage lasted too long
-            except StoreError as exc:
-                self.failed = exc
-                self.lost.set()
-                return
-
-    def _beat(self) -> None:
-        self.store.heartbeat(self.lease.attempt.id, self.lease.token, self.ttl)
 
 
 class WorkerRuntime:
@@ -179,9 +99,15 @@ class WorkerRuntime:
         actor: str,
         environ: Mapping[str, str] | None = None,
         say: Callable[[str], None] | None = None,
+        progress: Callable[[str], None] | None = None,
+        report: Callable[[Attempt], None] | None = None,
     ) -> None:
         self.store, self.settings, self.config, self.actor = store, settings, config, actor
+        # say: trouble (always shown); progress: a line per claim and run end;
+        # report: each attempt as it is finished (the command's result)
         self.say = say or (lambda _line: None)
+        self.progress = progress or (lambda _line: None)
+        self.report = report or (lambda _attempt: None)
         self.environ = dict(os.environ if environ is None else environ)
         self.draining = threading.Event()
         self.stop_now = threading.Event()
@@ -189,6 +115,8 @@ class WorkerRuntime:
         # the next attempt, claimed in the same transaction as the previous finish
         self._next: Lease | None = None
         self._clone_urls: tuple[str, ...] = ()
+        self._tip: str | None = None  # the branch tip last recorded by this worker
+        self._cannot_start: str | None = None  # why the current attempt's agent never started
 
     def signal(self) -> None:
         """First call drains, second stops at once (wired to SIGTERM/SIGINT by the CLI)."""
@@ -231,6 +159,11 @@ class WorkerRuntime:
                     break
                 self.draining.wait(self.config.idle_poll)
                 continue
+            claimed = lease.attempt
+            self.progress(
+                f"orch work: claimed {claimed.id} (task {claimed.task_key}, "
+                f"attempt {claimed.attempt_number})"
+            )
             if lease.attempt.workspace_status == WorkspaceStatus.PENDING:
                 provisioned = self._provision_here(lease, clones, git)
                 if provisioned is None:
@@ -269,42 +202,8 @@ class WorkerRuntime:
         """Create the branch and worktree of an attempt sent to this host, in its clone."""
         attempt = lease.attempt
         repo = clones[attempt.repository_url or ""]
-        base = attempt.base_commit or ""
-        if not git.has_commit(repo, base):
-            git.fetch_origin(repo)
-        if not git.has_commit(repo, base):
-            self._finish(
-                lease,
-                State.FAILED,
-                None,
-                f"base commit {base[:12]} is not in the clone at {repo.root} (even after fetch)",
-            )
-            return None
-        branch = naming.branch_name(self.settings.branch_prefix, attempt.task_key, attempt.id)
-        path = naming.worktree_path(
-            self.settings.worktree_root, repo.root, attempt.task_key, attempt.id
-        )
         try:
-            check_worktree_root(self.settings.worktree_root)
-            begun = self.store.begin_provisioning_here(
-                attempt.id,
-                lease.token,
-                str(repo.root),
-                branch,
-                str(path),
-                self.settings.host_name,
-                self.actor,
-            )
-            ready = provision(
-                begun,
-                repo,
-                self.settings,
-                git,
-                self.store,
-                self.actor,
-                lambda step: None,
-                load_repo_config(repo.root),
-            )
+            ready = provision_claimed(lease, repo, self.settings, git, self.store, self.actor)
         except OrchError as exc:
             # provision rolled back and marked the attempt failed; say so in the log
             processes.append_log(
@@ -318,6 +217,7 @@ class WorkerRuntime:
 
     def _work_on(self, lease: Lease, going_on: bool = False) -> None:
         attempt = lease.attempt
+        self._tip = attempt.changes_tip
         worktree = Path(attempt.worktree_path or ".")
         if not worktree.is_dir():
             self._finish(lease, State.FAILED, None, f"worktree {worktree} does not exist")
@@ -326,12 +226,14 @@ class WorkerRuntime:
         if lock is None:
             return
         lost = threading.Event()
-        beat = _Heartbeat(self.store, lease, self.settings.lease_ttl, lost)
+        beat = Heartbeat(self.store, lease, self.settings.lease_ttl, lost)
         beat.start()
         git = Git(self.settings.git_lock_timeout)
         before = escape.snapshot(git, escape.watched(self.store, attempt))
         try:
             code = self._runs(lease, worktree, lock, lost)
+            if code == 0 and not lost.is_set() and not self.stop_now.is_set():
+                self._check_after_agent(attempt, worktree, lock)
         finally:
             beat.stopped.set()
             beat.join()
@@ -340,8 +242,13 @@ class WorkerRuntime:
             raise beat.failed  # the agent was stopped: nobody can vouch for the attempt
         with contextlib.suppress(OrchError):
             escape.check(self.store, git, attempt, before, self.actor)
+        self._record_changes(attempt)
         if lost.is_set():
-            return  # fenced out: someone else owns the attempt now; write nothing
+            # fenced out: someone else owns the attempt now; write nothing
+            self.progress(
+                f"orch work: {attempt.id} was taken away (cancelled, reassigned or expired)"
+            )
+            return
         if self.stop_now.is_set():
             self._finish(lease, State.CANCELLED, code, "stopped: the worker was told to stop")
         else:
@@ -377,10 +284,18 @@ class WorkerRuntime:
         attempt = lease.attempt
         log_path = self.settings.logs_dir / f"{attempt.id}.log"
         prompt, run, code = attempt.prompt, 0, None
+        self._cannot_start = None
+        history = self._patiently("reading the prompt history", prompt_history, self.store, attempt)
         while True:
             run += 1
+            command, given = self.config.command, prompt
+            if len(history) > 1:  # a follow-up, or a continuation of an ended attempt
+                if self.config.resume_command is not None:
+                    command = self.config.resume_command
+                else:
+                    given = with_history(history)
             values = {
-                "prompt": prompt,
+                "prompt": given,
                 "payload": attempt.payload_path or "",
                 "worktree": str(worktree),
                 "attempt": attempt.id,
@@ -388,18 +303,21 @@ class WorkerRuntime:
                 "base_commit": attempt.base_commit or "",
                 "task_key": attempt.task_key,
             }
-            argv = render(self.config.command, values)
+            argv = render(command, values)
             processes.append_log(
                 log_path, f"=== orch run {run} of attempt {attempt.id}: {argv[0]}\n"
             )
-            env = agent_environment(attempt, prompt, run, self.environ)
+            env = agent_environment(attempt, given, run, self.environ, history)
             try:
                 agent = processes.AgentProcess(argv, worktree, env, log_path, pass_fds=[lock.fd])
             except OSError as exc:
-                processes.append_log(log_path, f"=== orch: cannot start {argv[0]}: {exc}\n")
+                self._cannot_start = (
+                    f"cannot start {argv[0]}: {processes.start_failure(argv[0], exc)}"
+                )
+                processes.append_log(log_path, f"=== orch: {self._cannot_start} ({exc})\n")
                 return 127
             try:
-                self.store.start_run(
+                started = self.store.start_run(
                     attempt.id,
                     lease.token,
                     prompt,
@@ -416,13 +334,21 @@ class WorkerRuntime:
                     return None
                 raise
             code = self._supervise(agent, lost)
-            self._patiently("recording the run's end", self.store.end_run, attempt.id, run, code)
+            # the store's number: a check run (or an earlier worker's run) may come first
+            number = started.number
+            self._patiently("recording the run's end", self.store.end_run, attempt.id, number, code)
+            self.progress(f"orch work: {attempt.id} run {run} exited with {code}")
             processes.append_log(log_path, f"=== orch run {run} exited with {code}\n")
+            self._record_changes(attempt)
             if lost.is_set() or self.stop_now.is_set():
                 return code
             try:
                 messages = self._patiently(
-                    "reading follow-ups", self.store.take_messages, attempt.id, lease.token, run + 1
+                    "reading follow-ups",
+                    self.store.take_messages,
+                    attempt.id,
+                    lease.token,
+                    number + 1,
                 )
             except LeaseLost:
                 lost.set()
@@ -430,6 +356,32 @@ class WorkerRuntime:
             if not messages:
                 return code
             prompt = "\n\n".join(m.body for m in messages)
+            history.append(prompt)
+            with contextlib.suppress(OrchError):  # the payload is a copy: the store has it
+                rewrite_payload(attempt, self.settings, self.store, history)
+
+    def _record_changes(self, attempt: Attempt) -> None:
+        """Record the attempt's committed changes if its branch moved (``orch list`` reads
+        them); a failure costs only the record, never the attempt."""
+        with contextlib.suppress(OrchError):
+            recorded = record_changes(
+                self.store, Git(self.settings.git_lock_timeout), attempt, self._tip
+            )
+            if recorded is not None:
+                self._tip = recorded.tip
+
+    def _check_after_agent(self, attempt: Attempt, worktree: Path, lock: HeldLock) -> None:
+        """The check, when configured to follow the agent (``orch.attempts.check``); a
+        broken config or a failing store costs only the check, never the agent's end."""
+        try:
+            ran = check_after_agent(
+                self.store, self.settings, attempt, worktree, lock, self.actor, self.environ
+            )
+        except OrchError as exc:
+            self.say(f"orch work: no check of {attempt.id}: {exc.message}")
+            return
+        if ran is not None:
+            self.say(f"orch work: check of {attempt.id} {ran.result} (exit {ran.exit_code})")
 
     def _supervise(self, agent: processes.AgentProcess, lost: threading.Event) -> int:
         while True:
@@ -441,6 +393,9 @@ class WorkerRuntime:
                 return agent.stop(self.settings.cancel_grace)
 
     def _summary(self, attempt: Attempt, code: int | None) -> str:
+        if self._cannot_start is not None:
+            # the log's last line is the set-up hook's, not why the agent never ran
+            return f"exit code {code}: {self._cannot_start}"
         tail = [
             ln
             for ln in processes.log_tail(self.settings.logs_dir / f"{attempt.id}.log", 10)
@@ -475,11 +430,11 @@ class WorkerRuntime:
                         self.settings.lease_ttl,
                         self._clone_urls,
                     )
-                    self.finished.append(ended)
+                    self._ended(ended)
                     return
                 except StoreUnavailable as exc:
                     self.say(f"orch work: finishing {lease.attempt.id} failed: {exc.message}")
-            self.finished.append(
+            self._ended(
                 self._patiently(
                     f"finishing {lease.attempt.id}",
                     lambda: self.store.finish(
@@ -487,6 +442,10 @@ class WorkerRuntime:
                     ),
                 )
             )
+
+    def _ended(self, attempt: Attempt) -> None:
+        self.finished.append(attempt)
+        self.report(attempt)
 
     def _patiently(self, what: str, call: Callable[..., _T], *args: Any) -> _T:
         """Run a store call, riding out an outage of the store (``orch.outage``) for up to

@@ -90,6 +90,24 @@ def open_store(settings: Settings) -> Store:
     return store
 
 
+def repo_or_cwd(repo: Path | None) -> Path:
+    """The repository a command was pointed at: ``--repo``, else the current directory.
+
+    A current directory that was removed (the shell still stands in it) is named as such,
+    not taken for a missing git or a bug."""
+    if repo is not None:
+        return repo.absolute()
+    try:
+        return Path.cwd()
+    except FileNotFoundError as exc:
+        from orch.errors import RepositoryError
+
+        raise RepositoryError(
+            "the current directory no longer exists (it was removed): "
+            "cd into the repository, or name it with --repo"
+        ) from exc
+
+
 def actor() -> str:
     # the host name as gethostname() gives it, without importing socket (`orch --help`)
     return f"{startup.login_name()}@{os.uname().nodename} pid {os.getpid()}"

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import click
 
 from orch import __version__
+from orch.cli import startup
 from orch.cli.common import (
     STATE_NAMES,
     WORKER_HELP,
@@ -24,9 +25,11 @@ from orch.cli.common import (
     failure_documented,
     open_store,
     read_prompt,
+    repo_or_cwd,
     settings_from_env,
     task_options,
 )
+from orch.cli.completion import complete_attempt, complete_task_key
 
 if TYPE_CHECKING:
     from orch.attempts.dispatch import DispatchRequest
@@ -46,7 +49,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("task_key")
+@click.argument("task_key", shell_complete=complete_task_key)
 @task_options
 @click.option(
     "--worker",
@@ -135,7 +138,7 @@ def dispatch(
     settings = settings_from_env()
     request = DispatchRequest(
         task_key=task_key,
-        repo_path=(repo or Path.cwd()).absolute(),
+        repo_path=repo_or_cwd(repo),
         base_ref=base_ref,
         strict=strict,
         prompt=text,
@@ -149,7 +152,6 @@ def dispatch(
     if attempts is not None or len(workers) > 1:
         return _dispatch_many(request, per_attempt, settings, as_json)
     from orch.attempts.dispatch import dispatch as run_dispatch
-    from orch.cli import startup
     from orch.faults import checkpoint_from_env
     from orch.git import Git
 
@@ -186,7 +188,6 @@ def _dispatch_many(
     """``orch dispatch --attempts N``: every id made, one per line (or every record);
     exit 14 naming the attempts that failed to provision when not all were made."""
     from orch.attempts.dispatch import dispatch_many
-    from orch.cli import startup
     from orch.errors import NotAllDispatched
     from orch.faults import checkpoint_from_env
     from orch.git import Git
@@ -238,41 +239,55 @@ def _dispatch_many(
     type=click.Choice(STATE_NAMES),
     help="Only attempts in this state (repeatable).",
 )
-@click.option("--task", "task_key", default=None, help="Only attempts of this task key.")
+@click.option(
+    "--task",
+    "task_key",
+    default=None,
+    shell_complete=complete_task_key,
+    help="Only attempts of this task key.",
+)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_command(
     states: tuple[str, ...], task_key: str | None, limit: int | None, as_json: bool
 ) -> None:
-    """List attempts, newest first."""
+    """List attempts, newest first, with what each changed.
+
+    AHEAD, FILES and +/- count the attempt's committed work against its base_commit, as
+    recorded when its branch last moved (by orch work, orch check, orch compare or the
+    loop of orch serve); '-' when nothing was recorded yet. orch show counts a live
+    worktree as it is. --json adds "checks": the newest check run of each attempt that
+    has one, by attempt id.
+    """
     from orch.attempts.lifecycle import reap
-    from orch.attempts.queries import list_attempts
+    from orch.attempts.queries import listing
     from orch.cli.render import attempts_table, to_json
     from orch.models import State
 
     settings = settings_from_env()
     store = open_store(settings)
     reap(store, actor(), host=settings.host_name)
-    attempts = list_attempts(store, tuple(State(s) for s in states), task_key, limit)
+    found = listing(store, tuple(State(s) for s in states), task_key, limit)
     if as_json:
-        click.echo(to_json(attempts=[a.to_dict() for a in attempts]))
+        click.echo(to_json(**found.to_dict()))
     else:
-        click.echo(attempts_table(attempts, dt.datetime.now(dt.UTC)))
+        click.echo(attempts_table(list(found.attempts), dt.datetime.now(dt.UTC)))
 
 
 @cli.command()
-@click.argument("attempt")
+@click.argument("attempt", shell_complete=complete_attempt)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def show(attempt: str, as_json: bool) -> None:
     """Show one attempt and its events. ATTEMPT is an id (or prefix) or a payload path."""
+    from orch.attempts.changes import show as run_show
     from orch.attempts.lifecycle import reap
-    from orch.attempts.queries import show as run_show
     from orch.cli.render import attempt_detail, to_json
+    from orch.git import Git
 
     settings = settings_from_env()
     store = open_store(settings)
     reap(store, actor(), host=settings.host_name)
-    detail = run_show(store, attempt)
+    detail = run_show(store, Git(settings.git_lock_timeout), attempt)
     if as_json:
         click.echo(to_json(**detail.to_dict()))
     else:
@@ -280,7 +295,7 @@ def show(attempt: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("task_key")
+@click.argument("task_key", shell_complete=complete_task_key)
 @click.option(
     "--repo",
     type=click.Path(path_type=Path),
@@ -336,11 +351,13 @@ def current() -> None:
 
 
 def main() -> None:
-    cli(prog_name="orch")
+    cli(prog_name="orch", complete_var=startup.COMPLETE_VAR)
 
 
 def _register() -> None:
     from orch.cli import (
+        check_commands,
+        completion,
         maintenance_commands,
         operator_commands,
         pool_commands,
@@ -356,8 +373,10 @@ def _register() -> None:
         maintenance_commands,
         pool_commands,
         review_commands,
+        check_commands,
         serve_commands,
         worktree_commands,
+        completion,
     ):
         for command in module.COMMANDS:
             cli.add_command(command)

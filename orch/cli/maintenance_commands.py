@@ -9,8 +9,10 @@ import threading
 import click
 
 from orch.cli.common import STATE_NAMES, actor, open_store, settings_from_env
+from orch.cli.completion import complete_attempt, complete_task_key
 
-EXIT_PROBLEMS_LEFT = 18
+EXIT_PROBLEMS_LEFT = 18  # orch doctor: problems found and not (all) repaired
+EXIT_SKIPPED = 20  # orch cleanup: at least one attempt was skipped (left as it was)
 
 
 def _size(n: int | None) -> str:
@@ -25,7 +27,7 @@ def _size(n: int | None) -> str:
 
 
 @click.command()
-@click.argument("attempts", nargs=-1)
+@click.argument("attempts", nargs=-1, shell_complete=complete_attempt)
 @click.option(
     "--state",
     "states",
@@ -33,7 +35,13 @@ def _size(n: int | None) -> str:
     type=click.Choice(STATE_NAMES),
     help="Attempts in this state (repeatable).",
 )
-@click.option("--task", "task_key", default=None, help="Attempts of this task key.")
+@click.option(
+    "--task",
+    "task_key",
+    default=None,
+    shell_complete=complete_task_key,
+    help="Attempts of this task key.",
+)
 @click.option("--older-than", default=None, help="Ended longer ago than this: 7d, 12h, 30m.")
 @click.option("--all-terminal", is_flag=True, help="Every attempt that has ended.")
 @click.option("--dry-run", is_flag=True, help="Print what would go and the disk it frees.")
@@ -51,7 +59,9 @@ def _size(n: int | None) -> str:
     "size) instead of deleting them.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
 def cleanup(
+    ctx: click.Context,
     attempts: tuple[str, ...],
     states: tuple[str, ...],
     task_key: str | None,
@@ -69,7 +79,8 @@ def cleanup(
     reason. Uncommitted changes, untracked files and commits that no other branch or
     remote keeps make orch skip the attempt, or with --force save them under
     $ORCH_HOME/archive first (the attempt becomes 'archived'; 'orch show' says where).
-    Running it again is a quiet success.
+    Running it again is a quiet success: already clean attempts are only counted.
+    Exit 0 when nothing was skipped, 20 when any attempt was skipped (left as it was).
     """
     from orch.attempts.cleanup import CleanupRequest, parse_age, totals
     from orch.attempts.cleanup import cleanup as run_cleanup
@@ -105,14 +116,17 @@ def cleanup(
         from orch.cli.render import to_json
 
         click.echo(to_json(dry_run=dry_run, items=[i.to_dict() for i in items], totals=count))
+        if count["skip"]:
+            ctx.exit(EXIT_SKIPPED)
         return
     verb = {
         "remove": "would remove" if dry_run else "removed",
         "archive": "would archive" if dry_run else "archived",
         "skip": "skipped",
-        "clean": "already clean",
     }
     for item in items:
+        if item.action == "clean":
+            continue  # nothing happened to it: counted in the summary, not a line each
         what = ", ".join(item.removed) or "nothing"
         line = f"{verb[item.action]:<14} {item.attempt.id}  {item.attempt.task_key}"
         if item.action in ("remove", "archive"):
@@ -131,6 +145,8 @@ def cleanup(
         else f"{count['remove']} removed, {count['archive']} archived"
     )
     click.echo(f"{summary}, {count['skip']} skipped, {count['clean']} already clean")
+    if count["skip"]:
+        ctx.exit(EXIT_SKIPPED)
 
 
 class _Progress:

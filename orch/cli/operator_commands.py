@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from orch.cli.common import actor, open_store, settings_from_env
+from orch.cli.completion import complete_attempt, complete_attempt_or_task_key
 
 EXIT_ALL_SUCCEEDED = 0
 EXIT_SOME_UNSUCCESSFUL = 14
@@ -14,7 +15,7 @@ EXIT_TIMED_OUT = 15
 
 
 @click.command()
-@click.argument("attempts", nargs=-1, required=True)
+@click.argument("attempts", nargs=-1, required=True, shell_complete=complete_attempt)
 @click.option(
     "--timeout", type=click.FloatRange(min=0), default=None, help="Give up after this many seconds."
 )
@@ -52,7 +53,7 @@ def wait(
 
 
 @click.command()
-@click.argument("ref", metavar="ATTEMPT|TASK_KEY")
+@click.argument("ref", metavar="ATTEMPT|TASK_KEY", shell_complete=complete_attempt_or_task_key)
 @click.option("--base-ref", default=None, help="Move the base (default: the same base_commit).")
 @click.option("--prompt", default=None, help="A new prompt (default: the previous one).")
 @click.option("--worker", default=None, help="Another worker (default: the previous one).")
@@ -107,7 +108,7 @@ def retry(
 
 
 @click.command()
-@click.argument("attempt")
+@click.argument("attempt", shell_complete=complete_attempt)
 @click.option("--worker", required=True, help="The worker or worker kind to hand it to.")
 @click.option(
     "--grace",
@@ -133,7 +134,7 @@ def reassign(attempt: str, worker: str, grace: float | None) -> None:
 
 
 @click.command()
-@click.argument("attempts", nargs=-1, required=True)
+@click.argument("attempts", nargs=-1, required=True, shell_complete=complete_attempt)
 @click.option(
     "--grace",
     type=click.FloatRange(min=0),
@@ -144,6 +145,7 @@ def reassign(attempt: str, worker: str, grace: float | None) -> None:
 def cancel(attempts: tuple[str, ...], grace: float | None, reason: str | None) -> None:
     """End ATTEMPT(s) as cancelled and stop a running local agent.
 
+    Follow-ups still waiting are dropped: each is listed (its first line).
     Cancelling an attempt that already ended changes nothing and says so (exit 0).
     """
     from orch.attempts.lifecycle import cancel as run_cancel
@@ -166,10 +168,16 @@ def cancel(attempts: tuple[str, ...], grace: float | None, reason: str | None) -
         else:
             extra = f"; agent {outcome.signalled}" if outcome.signalled else ""
             click.echo(f"{outcome.attempt.id} cancelled{extra}")
+            if outcome.dropped:
+                count = len(outcome.dropped)
+                click.echo(f"  {count} follow-up{'s' if count != 1 else ''} dropped, never run:")
+                for msg in outcome.dropped:
+                    first = msg.body.strip().splitlines()[0] if msg.body.strip() else ""
+                    click.echo(f"    {msg.id}  {first[:100]}")
 
 
 @click.command()
-@click.argument("attempt")
+@click.argument("attempt", shell_complete=complete_attempt)
 @click.argument("message", required=False)
 @click.option(
     "--file",
@@ -206,7 +214,7 @@ def send(attempt: str, message: str | None, message_file: Path | None) -> None:
 
 
 @click.command()
-@click.argument("attempt")
+@click.argument("attempt", shell_complete=complete_attempt)
 @click.option("--tail", type=click.IntRange(min=1), default=None, help="Only the last N lines.")
 def log(attempt: str, tail: int | None) -> None:
     """Print ATTEMPT's prompt and run history, then its agent output log."""
@@ -224,8 +232,11 @@ def log(attempt: str, tail: int | None) -> None:
         )
         if run.number > 1:
             click.echo(f"  follow-up: {run.prompt}")
+    dropped = detail.dropped_messages
     for msg in detail.messages:
-        if msg.delivered_at is None:
+        if msg in dropped:
+            click.echo(f"# follow-up dropped (the attempt ended before it ran): {msg.body}")
+        elif msg.delivered_at is None:
             click.echo(f"# follow-up waiting: {msg.body}")
     path = settings.logs_dir / f"{detail.attempt.id}.log"
     lines = processes.log_tail(path, tail, max_bytes=1 << 62) if tail else None
@@ -240,7 +251,7 @@ def log(attempt: str, tail: int | None) -> None:
 
 
 @click.command()
-@click.argument("attempt")
+@click.argument("attempt", shell_complete=complete_attempt)
 @click.option("--get", "slot", default=None, help="Print only this slot's port (e.g. web).")
 @click.option(
     "--export", "as_export", is_flag=True, help="Print export lines to eval in sh, bash or zsh."
@@ -249,7 +260,7 @@ def log(attempt: str, tail: int | None) -> None:
 def ports(attempt: str, slot: str | None, as_export: bool, as_json: bool) -> None:
     """Show ATTEMPT's port bundle: eval "$(orch ports ATTEMPT --export)"."""
     from orch.attempts.queries import find_attempt
-    from orch.errors import NotFound
+    from orch.errors import InvalidInput, NotFound
     from orch.system import ports as port_files
 
     store = open_store(settings_from_env())
@@ -259,7 +270,8 @@ def ports(attempt: str, slot: str | None, as_export: bool, as_json: bool) -> Non
         raise NotFound(f"attempt {found.id} holds no port bundle")
     if slot is not None:
         if slot not in bundle.ports:
-            raise NotFound(f"no port slot {slot!r} (slots: {', '.join(bundle.ports)})")
+            # the attempt exists: a slot name it does not have is bad input, not a lookup miss
+            raise InvalidInput(f"no port slot {slot!r} (slots: {', '.join(bundle.ports)})")
         click.echo(bundle.ports[slot])
     elif as_export:
         click.echo("\n".join(port_files.export_lines(bundle)))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from orch.cli.common import REPO_OPTION, settings_from_env
+from orch.cli.common import REPO_OPTION, repo_or_cwd, settings_from_env
 
 if TYPE_CHECKING:
     from orch.config import Settings
@@ -20,7 +20,7 @@ def _context(repo: Path | None) -> tuple[Settings, Git, Repository]:
 
     settings = settings_from_env()
     git = Git(settings.git_lock_timeout)
-    return settings, git, git.discover((repo or Path.cwd()).absolute())
+    return settings, git, git.discover(repo_or_cwd(repo))
 
 
 def _head_spec(git: Git, repository: Repository) -> CheckoutSpec:

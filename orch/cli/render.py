@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from orch.attempts.queries import AttemptDetail
-from orch.models import Attempt
+from orch.models import Attempt, ChangeSummary, Run, RunKind
 
 JSON_VERSION = 1
 
@@ -39,7 +39,7 @@ def age(when: dt.datetime, now: dt.datetime) -> str:
 def attempts_table(attempts: list[Attempt], now: dt.datetime) -> str:
     if not attempts:
         return "no attempts"
-    header = ("ID", "TASK", "#", "STATE", "WORKSPACE", "BRANCH", "AGE")
+    header = ("ID", "TASK", "#", "STATE", "WORKSPACE", "BRANCH", "AHEAD", "FILES", "+/-", "AGE")
     rows = [header] + [
         (
             a.id,
@@ -48,6 +48,7 @@ def attempts_table(attempts: list[Attempt], now: dt.datetime) -> str:
             str(a.state),
             str(a.workspace_status),
             a.branch_name or "-",
+            *_changes_cells(a.changes),
             age(a.created_at, now),
         )
         for a in attempts
@@ -77,6 +78,79 @@ def table(rows: Sequence[Sequence[str]]) -> str:
     widths = [max(display_width(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "  ".join(pad(cell, w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
+
+
+def seconds(value: float | None) -> str:
+    """A duration in the fewest units that read well: 850ms, 14s, 2m10s, 1h05m."""
+    if value is None:
+        return "-"
+    if value < 1:
+        return f"{value * 1000:.0f}ms"
+    whole = int(value)
+    if whole < 60:
+        return f"{value:.1f}s" if value < 10 else f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def _changes_cells(changes: ChangeSummary | None) -> tuple[str, str, str]:
+    if changes is None:
+        return ("-", "-", "-")
+    return (
+        str(changes.commits_ahead),
+        str(changes.files_changed),
+        f"+{changes.lines_added}/-{changes.lines_removed}",
+    )
+
+
+def _changes_words(changes: ChangeSummary) -> str:
+    commits = "commit" if changes.commits_ahead == 1 else "commits"
+    files = "file" if changes.files_changed == 1 else "files"
+    return (
+        f"{changes.commits_ahead} {commits} ahead, {changes.files_changed} {files}, "
+        f"+{changes.lines_added}/-{changes.lines_removed}"
+    )
+
+
+def _changes_fields(detail: AttemptDetail) -> list[tuple[str, str]]:
+    """The recorded summary (committed work at a tip) and the live count, saying which."""
+    fields = []
+    recorded = detail.attempt.changes
+    if recorded is not None:
+        fields.append(
+            (
+                "changes",
+                f"{_changes_words(recorded)} (committed, recorded at {recorded.tip[:12]} "
+                f"{_when(detail.attempt.changes_at)})",
+            )
+        )
+    if detail.live_changes is not None:
+        fields.append(
+            (
+                "changes_live",
+                f"{_changes_words(detail.live_changes)} (the worktree now: uncommitted "
+                "and untracked files included)",
+            )
+        )
+    if not fields:
+        fields.append(("changes", "- (none recorded yet)"))
+    return fields
+
+
+def _run_line(run: Run) -> str:
+    when = run.started_at.isoformat(timespec="seconds")
+    if run.kind == RunKind.CHECK:
+        exit_code = run.exit_code if run.exit_code is not None else "-"
+        return (
+            f"  {run.number}  {when}  exit {exit_code}  check {run.result} "
+            f"in {seconds(run.duration)}"
+        )
+    return (
+        f"  {run.number}  {when}  "
+        f"exit {run.exit_code if run.exit_code is not None else '-'}  "
+        f"{_first_line(run.prompt)}"
     )
 
 
@@ -124,17 +198,23 @@ def attempt_detail(detail: AttemptDetail) -> str:
         fields.append(("archive", f"{attempt.archive_path} (see manifest.json to restore)"))
     if attempt.reason:
         fields.append(("reason", attempt.reason))
+    fields += _changes_fields(detail)
+    check = detail.check
+    if check is not None:
+        exit_code = check.exit_code if check.exit_code is not None else "-"
+        fields.append(
+            (
+                "check",
+                f"{check.result} (exit {exit_code}, {seconds(check.duration)}; run {check.number})",
+            )
+        )
     width = max(len(k) for k, _ in fields)
     lines = [f"{k.ljust(width)}  {v}" for k, v in fields]
     lines.append(f"prompt{' ' * (width - 6)}  {_first_line(attempt.prompt)}")
     if detail.runs:
         lines += ["", "runs:"]
         for run in detail.runs:
-            lines.append(
-                f"  {run.number}  {run.started_at.isoformat(timespec='seconds')}  "
-                f"exit {run.exit_code if run.exit_code is not None else '-'}  "
-                f"{_first_line(run.prompt)}"
-            )
+            lines.append(_run_line(run))
     escapes = [e for e in detail.events if e.kind == "escape_warning"]
     if escapes:
         lines += ["", "warnings:"]
@@ -144,9 +224,13 @@ def attempt_detail(detail: AttemptDetail) -> str:
                 f"  files changed outside the attempt's worktree while its agent ran: "
                 f"{ev.detail.get('worktree')} ({ev.detail.get('count')}: {shown})"
             )
-    pending = [m for m in detail.messages if m.delivered_at is None]
+    dropped = detail.dropped_messages
+    pending = [m for m in detail.messages if m.delivered_at is None and m not in dropped]
     if pending:
         lines += ["", f"follow-ups waiting: {len(pending)}"]
+    if dropped:
+        lines += ["", f"follow-ups dropped (the attempt ended before they ran): {len(dropped)}"]
+        lines += [f"  {m.id}  {_first_line(m.body)}" for m in dropped]
     lines.append("")
     lines.append("events:")
     for ev in detail.events:

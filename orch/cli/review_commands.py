@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import click
 
 from orch.cli.common import open_store, settings_from_env
+from orch.cli.completion import complete_attempt, complete_attempt_or_task_key
 
 if TYPE_CHECKING:
     from orch.git import DiffFormat, DiffRange, Git, Repository
@@ -26,7 +27,7 @@ _PAGER_OPTION = click.option(
 
 
 @click.command()
-@click.argument("attempt")
+@click.argument("attempt", shell_complete=complete_attempt)
 @click.option("--stat", "as_stat", is_flag=True, help="Only a diffstat per file.")
 @click.option("--name-only", is_flag=True, help="Only the names of the changed files.")
 @click.option(
@@ -77,30 +78,45 @@ def diff(
 
 
 @click.command()
-@click.argument("first", metavar="A")
-@click.argument("second", metavar="B")
+@click.argument("first", metavar="TASK|A", shell_complete=complete_attempt_or_task_key)
+@click.argument("second", metavar="[B]", required=False, shell_complete=complete_attempt)
 @click.option(
     "--worktree",
     is_flag=True,
-    help="Each side as its worktree is now: uncommitted changes and untracked files too.",
+    help="A B: each side as its worktree is now: uncommitted changes and untracked files too.",
 )
-@click.option("--stat", "as_stat", is_flag=True, help="Only a diffstat per file.")
-@click.option("--json", "as_json", is_flag=True, help="Print the changed files as JSON.")
+@click.option("--stat", "as_stat", is_flag=True, help="A B: only a diffstat per file.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print JSON: TASK: each attempt's row and the collisions; A B: the changed files.",
+)
 @_PAGER_OPTION
 def compare(
-    first: str, second: str, worktree: bool, as_stat: bool, as_json: bool, no_pager: bool
+    first: str, second: str | None, worktree: bool, as_stat: bool, as_json: bool, no_pager: bool
 ) -> None:
-    """Show how the result of attempt B differs from that of attempt A.
+    """Compare the attempts of TASK, or the results of two attempts A and B.
 
-    That is the diff from A's tip to B's tip (with --worktree, from A's worktree to B's
-    as they are, read through a private index, never the worktrees' own). Attempts of
-    different repositories are refused (exit 2); exit 8 for an unknown attempt.
+    One argument, a task key: one row per attempt of the task (worker, state, exit code,
+    duration, commits ahead of its base_commit, files, lines added and removed, the
+    newest check's result), then the files that more than one attempt changed, where
+    their results collide. Committed work is compared, each against its own base_commit.
+    Exit 8 when the task has no attempts.
+
+    Two arguments, two attempts: how the result of B differs from that of A, the diff
+    from A's tip to B's tip (with --worktree, from A's worktree to B's as they are, read
+    through a private index, never the worktrees' own). Attempts of different
+    repositories are refused (exit 2); exit 8 for an unknown attempt.
     """
     from orch.attempts.review import comparison
     from orch.git import Git
 
     settings = settings_from_env()
     git = Git(settings.git_lock_timeout)
+    if second is None:
+        _compare_task(first, worktree or as_stat, as_json)
+        return
     found = comparison(open_store(settings), git, first, second, worktree=worktree)
     for side in (found.first, found.second):
         for note in side.notes:
@@ -140,6 +156,20 @@ def _emit(
                 finish_pager(pager)
             return
     git.diff_into(where, fmt, out, color=terminal, stat_width=width)
+
+
+def _compare_task(task_key: str, diff_options: bool, as_json: bool) -> None:
+    from orch.attempts.compare import compare_task
+    from orch.cli.compare_render import comparison_body, comparison_text
+    from orch.cli.render import to_json
+    from orch.errors import InvalidInput
+    from orch.git import Git
+
+    if diff_options:
+        raise InvalidInput("--worktree and --stat compare two attempts (orch compare A B)")
+    settings = settings_from_env()
+    found = compare_task(open_store(settings), Git(settings.git_lock_timeout), task_key)
+    click.echo(to_json(**comparison_body(found)) if as_json else comparison_text(found))
 
 
 def _stdout_fd() -> int | None:

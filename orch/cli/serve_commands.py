@@ -13,15 +13,17 @@ from orch.cli.common import (
     actor,
     open_store,
     read_prompt,
+    repo_or_cwd,
     settings_from_env,
     task_options,
 )
+from orch.cli.completion import complete_task_key
 
 DEFAULT_PORT = 8005
 
 
 @click.command()
-@click.argument("task_key")
+@click.argument("task_key", shell_complete=complete_task_key)
 @task_options
 @click.option("--worker", default=None, help=WORKER_HELP)
 @click.option("--base-ref", default=None, help="The base to dispatch from (default: HEAD).")
@@ -50,7 +52,7 @@ def submit(
         open_store(settings),
         Git(settings.git_lock_timeout),
         task_key,
-        (repo or Path.cwd()).absolute(),
+        repo_or_cwd(repo),
         text,
         actor(),
         base_ref=base_ref,

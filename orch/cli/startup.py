@@ -60,6 +60,9 @@ DISPATCH_VALUE_OPTIONS = frozenset(
 )
 # any of these means no dirt check of the main worktree (or a bare --help)
 WITHOUT_CHECK = frozenset(("--strict", "--base-ref", "--reuse-workspace", "--host", "--help", "-h"))
+# set when a shell asks for completions (``orch.cli.completion``): the words are in
+# COMP_WORDS, nothing runs, and the answer is due within a key press, so no dirt check
+COMPLETE_VAR = "_ORCH_COMPLETE"
 
 _pending: tuple[Path, PendingDirtyCheck] | None = None
 
@@ -115,6 +118,10 @@ def start_dirty_check(args: Sequence[str]) -> None:
     global _pending
     if not args or args[0] != "dispatch":
         return
+    import os
+
+    if COMPLETE_VAR in os.environ:
+        return  # a completion request: argv is not what will run
     try:
         where = Path.cwd()
     except OSError:

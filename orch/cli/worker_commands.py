@@ -9,11 +9,12 @@ from pathlib import Path
 import click
 
 from orch.cli.common import actor, open_store, settings_from_env
-from orch.models import WORKER_END_STATES
+from orch.cli.completion import complete_attempt
+from orch.models import WORKER_END_STATES, Attempt
 
 
 @click.command()
-@click.argument("attempt", required=False)
+@click.argument("attempt", required=False, shell_complete=complete_attempt)
 @click.option("--worker", "worker_name", required=True, help="This worker's name or kind.")
 @click.option(
     "--pid",
@@ -54,7 +55,7 @@ def claim(attempt: str | None, worker_name: str, pid: int | None, as_json: bool)
 
 
 @click.command()
-@click.argument("attempt")
+@click.argument("attempt", shell_complete=complete_attempt)
 @click.option("--lease", "token", type=int, required=True, help="The lease token from claim.")
 def heartbeat(attempt: str, token: int) -> None:
     """Renew the lease on ATTEMPT. Exit 13 once the lease was taken away."""
@@ -67,7 +68,7 @@ def heartbeat(attempt: str, token: int) -> None:
 
 
 @click.command()
-@click.argument("attempt")
+@click.argument("attempt", shell_complete=complete_attempt)
 @click.option("--lease", "token", type=int, required=True, help="The lease token from claim.")
 @click.option(
     "--state",
@@ -106,7 +107,13 @@ def finish(
     help="A ready-made agent command: claude, codex, gemini or aider.",
 )
 @click.option("--once", is_flag=True, help="Work on at most one attempt, then exit.")
-@click.option("--attempt", "attempt_ref", default=None, help="Work on this attempt only.")
+@click.option(
+    "--attempt",
+    "attempt_ref",
+    default=None,
+    shell_complete=complete_attempt,
+    help="Work on this attempt only.",
+)
 @click.option(
     "--idle-poll",
     type=click.FloatRange(min=0.05),
@@ -121,6 +128,11 @@ def finish(
     help="A clone of a repository on this host: also take attempts dispatched "
     "with --host for this host or any, provisioned here (repeatable).",
 )
+@click.option(
+    "--quiet",
+    is_flag=True,
+    help="Print no line per claim, run end and finish (trouble is still said).",
+)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def work(
     worker_name: str | None,
@@ -129,33 +141,53 @@ def work(
     attempt_ref: str | None,
     idle_poll: float,
     clones: tuple[Path, ...],
+    quiet: bool,
     command: tuple[str, ...],
 ) -> None:
     """Claim attempts and run an agent in each one's worktree: orch work -- my-agent --flag
 
     The command may use {prompt}, {payload}, {worktree}, {attempt}, {branch},
     {base_commit} and {task_key}; its environment carries ORCH_ATTEMPT_ID, ORCH_PAYLOAD,
-    ORCH_WORKTREE, ORCH_BRANCH, ORCH_BASE_COMMIT, ORCH_PROMPT and ORCH_PORT_<NAME>.
+    ORCH_WORKTREE, ORCH_BRANCH, ORCH_BASE_COMMIT, ORCH_PROMPT, ORCH_PROMPT_HISTORY,
+    ORCH_FOLLOW_UP and ORCH_PORT_<NAME>. A follow-up resumes the agent's session with
+    --agent claude or codex; any other command gets the original prompt with the
+    follow-ups appended as {prompt} and ORCH_PROMPT.
     End the agent's options before {prompt} ('--'): a prompt may start with '-'. In
     'sh -c', use "$ORCH_PROMPT", never {prompt} (that makes the prompt shell code).
     The first SIGTERM or Ctrl-C drains (the current attempt finishes normally); a second
     one stops the agent and finishes the attempt as cancelled.
+    Each finished attempt is a line on stdout as it ends (ID STATE SUMMARY); each claim
+    and run end a line on stderr; --quiet prints neither.
     """
     from orch.attempts.lifecycle import local_worker
-    from orch.attempts.worker import WorkerConfig, WorkerRuntime, agent_command
+    from orch.attempts.worker import WorkerConfig, WorkerRuntime, agent_command, resume_command
 
     argv = agent_command(template, command)
     settings = settings_from_env()
     config = WorkerConfig(
         identity=local_worker(worker_name or "local", os.getpid(), settings.host_name),
         command=argv,
+        resume_command=resume_command(template),
         once=once,
         attempt_ref=attempt_ref,
         idle_poll=idle_poll,
         clones=tuple(c.absolute() for c in clones),
     )
+
+    def said(line: str) -> None:
+        click.echo(line, err=True)  # click.echo flushes: a log under nohup fills as it goes
+
+    def ended(attempt: Attempt) -> None:
+        click.echo(f"{attempt.id} {attempt.state} {attempt.summary or ''}".rstrip())
+
     runtime = WorkerRuntime(
-        open_store(settings), settings, config, actor(), say=lambda line: click.echo(line, err=True)
+        open_store(settings),
+        settings,
+        config,
+        actor(),
+        say=said,
+        progress=None if quiet else said,
+        report=None if quiet else ended,
     )
 
     def _on_signal(signum: int, _frame: object) -> None:
@@ -163,8 +195,7 @@ def work(
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    for ended in runtime.run():
-        click.echo(f"{ended.id} {ended.state} {ended.summary or ''}".rstrip())
+    runtime.run()
 
 
 COMMANDS = (claim, heartbeat, finish, work)

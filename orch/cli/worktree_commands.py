@@ -8,10 +8,11 @@ from pathlib import Path
 import click
 
 from orch.cli.common import open_store, settings_from_env
+from orch.cli.completion import complete_attempt
 
 
 @click.command()
-@click.argument("attempt")
+@click.argument("attempt", shell_complete=complete_attempt)
 def path(attempt: str) -> None:
     """Print ATTEMPT's worktree path: cd "$(orch path ATTEMPT)".
 
@@ -24,7 +25,7 @@ def path(attempt: str) -> None:
 
 
 @click.command(name="open")
-@click.argument("attempt")
+@click.argument("attempt", shell_complete=complete_attempt)
 def open_command(attempt: str) -> None:
     """Open ATTEMPT's worktree in $VISUAL, else $EDITOR.
 
@@ -42,7 +43,7 @@ def open_command(attempt: str) -> None:
 
 
 @click.command()
-@click.argument("attempt")
+@click.argument("attempt", shell_complete=complete_attempt)
 @click.argument("target", metavar="[PATH]", required=False, type=click.Path(path_type=Path))
 def restore(attempt: str, target: Path | None) -> None:
     """Restore ATTEMPT's archived work into a new worktree at PATH.

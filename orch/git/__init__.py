@@ -12,7 +12,8 @@ modules, by what they are about:
 - ``status``: what a worktree holds that its HEAD does not;
 - ``saving``: patches, untracked files and bundles of work about to be removed;
 - ``restoring``: bringing such work back (``orch restore``);
-- ``diff``: what changed between a base and a tip or a worktree's files (``orch diff``).
+- ``diff``: what changed between a base and a tip or a worktree's files (``orch diff``);
+- ``summary``: counting what an attempt changed (``orch list``, ``orch compare TASK``).
 
 ``Git`` is all of them in one object, as the rest of orch passes it around.
 """
@@ -51,6 +52,7 @@ from orch.git.status import (
     parse_porcelain,
     unsaved_work,
 )
+from orch.git.summary import Summaries
 from orch.git.worktrees import (
     WorktreeRecord,
     Worktrees,
@@ -65,7 +67,7 @@ from orch.git.worktrees import (
 )
 
 
-class Git(Worktrees, Status, Diffs):
+class Git(Worktrees, Status, Diffs, Summaries):
     """Every git command orch runs (see the modules above)."""
 
 
@@ -88,6 +90,7 @@ __all__ = [
     "RepositoryFacts",
     "Runner",
     "Status",
+    "Summaries",
     "UnsavedWork",
     "WorktreeRecord",
     "WorktreeTree",

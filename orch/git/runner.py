@@ -93,8 +93,8 @@ class Runner:
                     errors="surrogateescape",
                     env=full_env,
                 )
-            except FileNotFoundError as exc:
-                raise GitError("git is not installed or not on PATH") from exc
+            except (FileNotFoundError, NotADirectoryError) as exc:
+                raise not_started(exc, cwd) from exc
             if proc.returncode == 0 or not check:
                 return proc
             if _LOCK_BUSY.search(proc.stderr):
@@ -116,8 +116,8 @@ class Runner:
         full_env = {**self._env, **(env or {})}
         try:
             proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, env=full_env)
-        except FileNotFoundError as exc:
-            raise GitError("git is not installed or not on PATH") from exc
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise not_started(exc, cwd) from exc
         if proc.returncode != 0:
             stderr = proc.stderr.decode(errors="replace")
             raise GitError(f"git {' '.join(args[:2])} failed: {last_line(stderr)}")
@@ -138,8 +138,8 @@ class Runner:
             proc = subprocess.run(
                 ["git", *args], cwd=cwd, stdout=out, stderr=subprocess.PIPE, env=full_env
             )
-        except FileNotFoundError as exc:
-            raise GitError("git is not installed or not on PATH") from exc
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise not_started(exc, cwd) from exc
         if proc.returncode not in (0, -signal.SIGPIPE, 128 + signal.SIGPIPE):
             stderr = proc.stderr.decode(errors="replace")
             raise GitError(f"git {' '.join(args[:2])} failed: {last_line(stderr)}")
@@ -167,13 +167,27 @@ class Runner:
             )
         except FileNotFoundError as exc:
             if cwd is not None and not cwd.is_dir():
-                raise  # the directory is gone, not git
-            raise GitError("git is not installed or not on PATH") from exc
+                raise  # the directory is gone, not git: the caller knows what it was
+            raise not_started(exc, cwd) from exc
         if yield_cpu:
             # the child has not been waited for: its pid cannot have been reused yet
             with contextlib.suppress(OSError):
                 os.setpriority(os.PRIO_PROCESS, proc.pid, 19)
         return Pending(proc, parse)
+
+
+def not_started(exc: OSError, cwd: Path | None) -> GitError:
+    """Why git could not be started: a working directory that is gone (removed while
+    orch used it) raises the same FileNotFoundError as a missing git, so look which."""
+    if cwd is not None and not cwd.is_dir():
+        what = "no longer exists" if not cwd.exists() else "is not a directory"
+        return GitError(f"cannot run git in {cwd}: the directory {what}")
+    if cwd is None:
+        try:
+            os.getcwd()
+        except FileNotFoundError:
+            return GitError("cannot run git: the current directory no longer exists")
+    return GitError("git is not installed or not on PATH")
 
 
 def last_line(text: str) -> str:

@@ -1,5 +1,6 @@
 """The heartbeat loop: each cycle ends lost workers' attempts, retries them per policy,
-dispatches queued tasks and writes a status snapshot.
+dispatches queued tasks, records the changes of attempts whose branch moved, and writes a
+status snapshot.
 
 Dispatching and retrying run ``orch dispatch`` / ``orch retry`` in a child process (the
 same code an operator runs) bounded by ``dispatch_timeout``: a hung git or set-up hook
@@ -18,11 +19,13 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from orch.attempts.changes import record_moved
 from orch.attempts.lifecycle import reap
 from orch.attempts.retry import RetryPolicy, exhausted, refusal
 from orch.config import Settings
 from orch.errors import LockBusy, OrchError, RetryRefused, StoreError, describe_os_error
-from orch.models import Attempt, QueuedTask, State, TaskState
+from orch.git import Git
+from orch.models import Attempt, QueuedTask, State, TaskState, WorkspaceStatus
 from orch.prompt import ALLOW_FLAG
 from orch.serve import runtime
 from orch.serve.snapshot import build_snapshot
@@ -85,6 +88,7 @@ class CycleReport:
     dispatched: list[str] = dataclasses.field(default_factory=list)
     retried: list[str] = dataclasses.field(default_factory=list)
     failed: list[str] = dataclasses.field(default_factory=list)
+    changes_recorded: list[str] = dataclasses.field(default_factory=list)
 
 
 class Loop:
@@ -105,11 +109,20 @@ class Loop:
         budget = [self.settings.dispatch_per_cycle]
         self._follow_dispatched(report, budget)
         self._dispatch_ready(report, budget)
+        report.changes_recorded = self._record_moved_branches()
         self.cycles += 1
         snapshot = build_snapshot(self.store, self.settings, self.store.clock())
         snapshot["loop"] = {"pid": os.getpid(), "cycles": self.cycles}
         runtime.write_json(runtime.serve_dir(self.settings.home) / "status.json", snapshot)
         return report
+
+    def _record_moved_branches(self) -> list[str]:
+        """Record what each attempt that holds a worktree changed, when its branch moved
+        since the last record (a commit by its agent, or by a person in its worktree)."""
+        holding = self.store.list_attempts(
+            except_workspaces=[w for w in WorkspaceStatus if not w.holds_worktree]
+        )
+        return record_moved(self.store, Git(self.settings.git_lock_timeout), holding)
 
     def _latest(self, task: QueuedTask) -> Attempt | None:
         found = self.store.latest_attempt(task.task_key, task.repository)

@@ -35,8 +35,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from orch.attempts import lifecycle
-from orch.attempts.queries import find_attempt, list_attempts, looks_like_path, show
+from orch.attempts import changes, lifecycle
+from orch.attempts.queries import find_attempt, listing, looks_like_path
 from orch.attempts.retry import RetryPolicy, retry
 from orch.config import Settings
 from orch.errors import (
@@ -301,10 +301,10 @@ class Handler(BaseHTTPRequestHandler):
             if limit is not None and limit < 1:
                 raise InvalidInput("bad query: limit must be at least 1")
             task = query.get("task", [None])[0]
-            found = list_attempts(store, states, task, limit)
-            return self._json(200, attempts=[a.to_dict() for a in found])
+            return self._json(200, **listing(store, states, task, limit).to_dict())
         if len(rest) == 1:
-            return self._json(200, **show(store, rest[0]).to_dict())
+            git = Git(self.server.settings.git_lock_timeout)
+            return self._json(200, **changes.show(store, git, rest[0]).to_dict())
         attempt = find_attempt(store, rest[0])
         if rest[1:] == ["log"]:
             path = self.server.settings.logs_dir / f"{attempt.id}.log"
@@ -350,7 +350,11 @@ class Handler(BaseHTTPRequestHandler):
                 store, ref, srv.actor, settings.cancel_grace, str(reason), settings.host_name
             )
             return self._json(
-                200, attempt=out.attempt.to_dict(), changed=out.changed, signalled=out.signalled
+                200,
+                attempt=out.attempt.to_dict(),
+                changed=out.changed,
+                signalled=out.signalled,
+                dropped=[m.to_dict() for m in out.dropped],
             )
         if action == "retry":
             prompt = body.get("prompt")

@@ -29,6 +29,7 @@ from orch.store.base import Clock, to_attempt, to_event, utcnow
 from orch.store.engine import is_sqlite, make_engine
 from orch.store.lifecycle import LifecycleOps
 from orch.store.ports import PortOps
+from orch.store.review import ReviewOps
 from orch.store.tables import attempt_events as _E
 from orch.store.tables import attempts as _T
 from orch.store.tasks import TaskOps
@@ -42,7 +43,7 @@ def _task_lock_key(repository: str, task_key: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps):
+class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps, ReviewOps):
     # -- dispatch --------------------------------------------------------------------------
 
     def create_attempt(self, new: NewAttempt, actor: str, retry_of: int | None = None) -> Attempt:

@@ -82,6 +82,12 @@ def to_attempt(row: Any) -> Attempt:
         exit_code=row.exit_code,
         summary=row.summary,
         finished_at=_aware(row.finished_at),
+        changes_tip=row.changes_tip,
+        commits_ahead=row.commits_ahead,
+        files_changed=row.files_changed,
+        lines_added=row.lines_added,
+        lines_removed=row.lines_removed,
+        changes_at=_aware(row.changes_at),
     )
 
 

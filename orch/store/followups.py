@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 
 from orch.errors import AttemptNotFound, Conflict
-from orch.models import Message, Run, State
+from orch.models import Message, Run, RunKind, State
 from orch.store.base import StoreBase, _aware
 from orch.store.fencing import current_row, lease_lost
 from orch.store.tables import attempt_messages as _M
@@ -83,8 +83,9 @@ class FollowUpOps(StoreBase):
             row = current_row(conn, attempt_id, lock=True)
             if row is None or row.lease_token != token or row.state != State.RUNNING:
                 raise lease_lost(row, attempt_id, token)
+            # after every earlier run, a check's too (max, not count: numbers never repeat)
             number = (
-                conn.scalar(select(func.count()).where(_R.c.attempt_id == attempt_id)) or 0
+                conn.scalar(select(func.max(_R.c.number)).where(_R.c.attempt_id == attempt_id)) or 0
             ) + 1
             run = conn.execute(
                 insert(_R)
@@ -105,7 +106,7 @@ class FollowUpOps(StoreBase):
                 .values(agent_pid=pid, agent_started_at=pid_started_at)
             )
             self._event(conn, attempt_id, "run_started", f"lease {token}", run=number, pid=pid)
-            return _to_run(run)
+            return to_run(run)
 
     def end_run(self, attempt_id: str, number: int, exit_code: int | None) -> None:
         """Record how a run ended; history, so allowed even after the lease is gone."""
@@ -123,7 +124,7 @@ class FollowUpOps(StoreBase):
             rows = conn.execute(
                 select(_R).where(_R.c.attempt_id == attempt_id).order_by(_R.c.number)
             )
-            return [_to_run(r) for r in rows]
+            return [to_run(r) for r in rows]
 
 
 def _to_message(m: Any) -> Message:
@@ -140,7 +141,7 @@ def _to_message(m: Any) -> Message:
     )
 
 
-def _to_run(r: Any) -> Run:
+def to_run(r: Any) -> Run:
     started = _aware(r.started_at)
     assert started is not None
     return Run(
@@ -153,4 +154,6 @@ def _to_run(r: Any) -> Run:
         started_at=started,
         ended_at=_aware(r.ended_at),
         exit_code=r.exit_code,
+        kind=RunKind(r.kind),
+        timed_out=bool(r.timed_out),
     )

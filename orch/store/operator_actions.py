@@ -2,16 +2,19 @@
 
 Both fence the current holder out (the lease token grows in the same statement), so a
 worker that still runs learns of it at its next write; neither touches a terminal attempt.
+A cancel records the follow-ups it leaves undelivered (``followups_dropped``): once the
+attempt has ended nobody can take them any more.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from orch.errors import AttemptNotFound, Conflict
 from orch.models import Attempt, State
 from orch.store.base import StoreBase, to_attempt
 from orch.store.fencing import NO_HOLDER, current_row
+from orch.store.tables import attempt_messages as _M
 from orch.store.tables import attempts as _T
 
 
@@ -39,6 +42,20 @@ class OperatorOps(StoreBase):
                 .returning(*_T.c)
             ).one()
             self._event(conn, attempt_id, "cancelled", actor, reason=reason, was=row.state)
+            dropped = conn.scalars(
+                select(_M.c.id)
+                .where(_M.c.attempt_id == attempt_id, _M.c.delivered_at.is_(None))
+                .order_by(_M.c.id)
+            ).all()
+            if dropped:
+                self._event(
+                    conn,
+                    attempt_id,
+                    "followups_dropped",
+                    actor,
+                    messages=list(dropped),
+                    count=len(dropped),
+                )
             return to_attempt(after), True
 
     def reassign(self, attempt_id: str, worker: str, actor: str) -> tuple[Attempt, Attempt]:

@@ -18,7 +18,17 @@ from orch.fslock import file_lock
 from orch.store.engine import is_sqlite, translate_errors
 
 # Every revision this orch knows, oldest first. A test keeps this equal to Alembic's history.
-REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008")
+REVISIONS: tuple[str, ...] = (
+    "0001",
+    "0002",
+    "0003",
+    "0004",
+    "0005",
+    "0006",
+    "0007",
+    "0008",
+    "0009",
+)
 HEAD = REVISIONS[-1]
 _PG_MIGRATION_LOCK = 0x6F726368  # "orch": the advisory lock key for migrations
 

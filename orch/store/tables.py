@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -86,6 +87,14 @@ attempts = Table(
     Column("agent_started_at", Float),
     Column("exit_code", Integer),
     Column("summary", Text),
+    # the committed changes against base_commit, counted at changes_tip (recorded when the
+    # branch moves, so that listing never asks git)
+    Column("changes_tip", String(64)),
+    Column("commits_ahead", Integer),
+    Column("files_changed", Integer),
+    Column("lines_added", Integer),
+    Column("lines_removed", Integer),
+    _when("changes_at"),
     _when("created_at", nullable=False),
     _when("updated_at", nullable=False),
     _when("finished_at"),
@@ -131,6 +140,9 @@ attempt_runs = Table(
     _when("started_at", nullable=False),
     _when("ended_at"),
     Column("exit_code", Integer),
+    # what ran: the agent (or a follow-up to it), or the repository's check command
+    Column("kind", String(16), nullable=False, default="agent", server_default="agent"),
+    Column("timed_out", Boolean, nullable=False, default=False, server_default=false()),
     UniqueConstraint("attempt_id", "number", name="uq_run_number"),
 )
 

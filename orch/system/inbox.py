@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -57,14 +57,22 @@ def worker_commands(attempt_id: str) -> dict[str, list[str]]:
 
 
 def build_payload(
-    attempt: Attempt, *, orch_home: Path, lease_ttl: float, ports: dict[str, int] | None = None
+    attempt: Attempt,
+    *,
+    orch_home: Path,
+    lease_ttl: float,
+    ports: dict[str, int] | None = None,
+    prompt_history: Sequence[str] | None = None,
 ) -> dict[str, Any]:
+    """``prompt_history``: every prompt the attempt's agent was given, oldest first (a
+    continuation's starts with those of the attempt it continues); default its prompt."""
     return {
         "schema_version": SCHEMA_VERSION,
         "attempt_id": attempt.id,
         "attempt_number": attempt.attempt_number,
         "task_key": attempt.task_key,
         "prompt": attempt.prompt,
+        "prompt_history": list(prompt_history or [attempt.prompt]),
         "repository": attempt.repository,
         "base_ref": attempt.base_ref,
         "base_commit": attempt.base_commit,

@@ -50,6 +50,7 @@ def is_alive(pid: int, started_at: float | None) -> bool:
 
 
 def _signal(pid: int, sig: int) -> None:
+    """Signal a child of this process (not yet waited for, so its pid cannot be reused)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         if os.getpgid(pid) == pid:
             os.killpg(pid, sig)  # an agent started by orch leads its own process group
@@ -57,17 +58,64 @@ def _signal(pid: int, sig: int) -> None:
             os.kill(pid, sig)
 
 
+class _Identified:
+    """A process known by its pid and start time: each signal checks, right before it is
+    sent, that the pid still belongs to the process started at that time, so a pid the
+    kernel gave to another program is never hit (neither it nor a group it leads)."""
+
+    def __init__(self, pid: int, started_at: float) -> None:
+        import psutil
+
+        self._psutil = psutil
+        self.pid, self.started_at = pid, started_at
+        self._proc = psutil.Process(pid)  # psutil.Error when there is no such process
+
+    def alive(self) -> bool:
+        psutil = self._psutil
+        try:
+            if self._proc.status() == psutil.STATUS_ZOMBIE:
+                return False
+            created = self._proc.create_time()
+        except (psutil.Error, ValueError):
+            return False
+        return abs(created - self.started_at) <= START_TIME_TOLERANCE
+
+    def send(self, sig: int) -> bool:
+        """Signal the process (its whole group when it leads one); False when it is gone."""
+        if not self.alive():
+            return False
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if os.getpgid(self.pid) == self.pid:
+                # a group outlives its leader's pid: the pid is not reused while the group
+                # exists, and the leader was checked just above
+                os.killpg(self.pid, sig)
+            else:
+                self._proc.send_signal(sig)  # psutil checks the pid's identity again
+        return True
+
+
 def terminate(pid: int, started_at: float | None, grace: float) -> str:
-    """SIGTERM, then SIGKILL after ``grace`` seconds; say what happened."""
-    if not is_alive(pid, started_at):
+    """SIGTERM, then SIGKILL after ``grace`` seconds; say what happened.
+
+    A process whose start time was not recorded is never signalled: nothing could tell it
+    from another program that got its pid since."""
+    import psutil
+
+    if started_at is None:
+        return "not signalled (its start time is unknown)"
+    try:
+        target = _Identified(pid, started_at)
+    except (psutil.Error, ValueError):
         return "not running"
-    _signal(pid, signal.SIGTERM)
+    if not target.send(signal.SIGTERM):
+        return "not running"
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        if not is_alive(pid, started_at):
+        if not target.alive():
             return "stopped by SIGTERM"
         time.sleep(0.02)
-    _signal(pid, signal.SIGKILL)
+    if not target.send(signal.SIGKILL):
+        return "stopped by SIGTERM"
     return "killed by SIGKILL"
 
 
@@ -123,6 +171,15 @@ class AgentProcess:
         self._log.close()
 
 
+def start_failure(program: str, exc: OSError) -> str:
+    """Why ``program`` could not be started, in a user's words."""
+    if isinstance(exc, FileNotFoundError):
+        return "not found on PATH" if os.sep not in program else "no such file"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return exc.strerror or str(exc)
+
+
 def log_tail(path: Path, lines: int = 20, max_bytes: int = 16384) -> list[str]:
     """The last ``lines`` lines of a log file (reads at most ``max_bytes`` from its end)."""
     try:
@@ -142,11 +199,18 @@ def append_log(path: Path, text: str) -> None:
 
 
 def run_hook(
-    command: str, cwd: Path, env: Mapping[str, str], log_path: Path, timeout: float
+    command: str,
+    cwd: Path,
+    env: Mapping[str, str],
+    log_path: Path,
+    timeout: float,
+    label: str = "set-up hook",
+    pass_fds: Sequence[int] = (),
 ) -> int | None:
-    """Run a set-up command (``sh -c``) with output appended to the log; None on timeout
-    (the whole process group is then killed)."""
-    append_log(log_path, f"=== orch set-up hook: {command}\n")
+    """Run a hook command (``sh -c``: the set-up hook, the check) in its own process
+    group with output appended to the log; None on timeout (the whole process group is
+    then killed, as it is when this process is interrupted while waiting)."""
+    append_log(log_path, f"=== orch {label}: {command}\n")
     with private.open_append(log_path) as log:
         proc = subprocess.Popen(
             ["sh", "-c", command],
@@ -156,6 +220,7 @@ def run_hook(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            pass_fds=tuple(pass_fds),
         )
         try:
             code: int | None = proc.wait(timeout)
@@ -163,8 +228,12 @@ def run_hook(
             _signal(proc.pid, signal.SIGKILL)
             proc.wait()
             code = None
+        except BaseException:
+            _signal(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
     append_log(
-        log_path, f"=== orch set-up hook {'timed out' if code is None else f'exited with {code}'}\n"
+        log_path, f"=== orch {label} {'timed out' if code is None else f'exited with {code}'}\n"
     )
     return code
 

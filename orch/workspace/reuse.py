@@ -40,6 +40,7 @@ def finish_in_place(
     actor: str,
     slots: dict[str, int] | None = None,
     write_ports_file: bool = True,
+    prompt_history: list[str] | None = None,
 ) -> Attempt:
     """Lease ports, write the ports file and payload, and finalise the attempt."""
     payload_file = inbox.payload_path(settings.inbox_dir, attempt.id)
@@ -53,7 +54,11 @@ def finish_in_place(
         inbox.write_payload(
             payload_file,
             inbox.build_payload(
-                ready, orch_home=settings.home, lease_ttl=settings.lease_ttl, ports=bundle.ports
+                ready,
+                orch_home=settings.home,
+                lease_ttl=settings.lease_ttl,
+                ports=bundle.ports,
+                prompt_history=prompt_history,
             ),
         )
     except OrchError as exc:

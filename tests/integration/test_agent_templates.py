@@ -24,6 +24,8 @@ STAND_IN = """#!{python}
 import json, os, sys
 with open(os.path.join(os.environ["MARKS"], "argv.json"), "w") as fh:
     json.dump(sys.argv[1:], fh)
+with open(os.path.join(os.environ["MARKS"], "argv.jsonl"), "a") as fh:
+    fh.write(json.dumps(sys.argv[1:]) + "\\n")
 """
 
 
@@ -63,3 +65,37 @@ def test_a_prompt_starting_with_a_dash_is_no_option_of_the_agent(
     # the prompt is never an argument of its own before the end of the options
     ends = argv.index("--") if "--" in argv else len(argv)
     assert PROMPT not in argv[:ends]
+
+
+@pytest.mark.parametrize(
+    ("agent", "expected"),
+    [
+        # agents that can resume their most recent session in the worktree do so
+        ("claude", ["-p", "--continue", "--", "-x and a test"]),
+        ("codex", ["exec", "resume", "--last", "--", "-x and a test"]),
+        # the others are given the original prompt with the follow-up
+        ("gemini", [f"--prompt={PROMPT}\n\nFollow-up: -x and a test"]),
+        ("aider", ["--yes-always", f"--message={PROMPT}\n\nFollow-up: -x and a test"]),
+    ],
+)
+def test_a_follow_up_resumes_the_agent_session_or_carries_the_original_prompt(
+    repo: Path, run_cli: RunCli, tmp_path: Path, agent: str, expected: list[str]
+) -> None:
+    bin_dir, marks = tmp_path / "bin", tmp_path / "marks"
+    bin_dir.mkdir()
+    marks.mkdir()
+    stand_in = bin_dir / agent
+    stand_in.write_text(STAND_IN.format(python=sys.executable))
+    stand_in.chmod(0o755)
+    attempt = dispatch(run_cli, repo, "resumed", f"--prompt={PROMPT}")
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "MARKS": str(marks)}
+    with procs(tmp_path) as start:
+        first = start([ORCH_BIN, "work", "--once", "--agent", agent], env=env)
+        assert first.wait() == 0, first.output()
+        sent = run_cli("send", attempt["id"], "--", "-x and a test")
+        assert sent.exit_code == 0, sent.output
+        second = start([ORCH_BIN, "work", "--once", "--agent", agent], env=env)
+        assert second.wait() == 0, second.output()
+    runs = [json.loads(line) for line in (marks / "argv.jsonl").read_text().splitlines()]
+    assert len(runs) == 2
+    assert runs[1] == expected

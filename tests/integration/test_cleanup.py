@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 import pty
+import re
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -52,17 +53,26 @@ from tests.support.repos import (
     worktrees,
 )
 
+SKIPPED = 20  # the exit code of a cleanup that skipped an attempt (README's table)
+
 
 def cleanup(run_cli: RunCli, repo: Path, *args: str) -> list[str]:
-    """Run ``orch cleanup``; it exits 0 (skipping is not a failure); return its lines."""
+    """Run ``orch cleanup``; it exits 0, or 20 exactly when its summary counts a skipped
+    attempt; return its lines."""
     result = run_cli("cleanup", *args, cwd=repo)
-    assert result.exit_code == 0, (result.exit_code, result.output)
+    skipped = int(re.search(r", (\d+) skipped, ", result.stdout.splitlines()[-1]).group(1))
+    assert result.exit_code == (SKIPPED if skipped else 0), (result.exit_code, result.output)
     assert result.stderr == ""
     return result.stdout.splitlines()
 
 
 def cleanup_json(run_cli: RunCli, repo: Path, *args: str) -> dict[str, Any]:
-    return json_out(run_cli("cleanup", "--json", *args, cwd=repo))
+    """``orch cleanup --json``: exit 20 exactly when an attempt was skipped."""
+    result = run_cli("cleanup", "--json", *args, cwd=repo)
+    data: dict[str, Any] = json.loads(result.stdout)
+    assert data["version"] == 1
+    assert result.exit_code == (SKIPPED if data["totals"]["skip"] else 0), result.output
+    return data
 
 
 def assert_untouched(repo: Path, attempt: dict[str, Any]) -> None:
@@ -132,10 +142,9 @@ def test_running_it_again_is_a_quiet_success(
     cancel(run_cli, repo, attempt["id"])
     cleanup(run_cli, repo, attempt["id"])
     again = cleanup(run_cli, repo, attempt["id"])
-    assert again == [
-        f"already clean  {attempt['id']}  twice: workspace already removed",
-        "0 removed, 0 archived, 0 skipped, 1 already clean",
-    ]
+    assert again == ["0 removed, 0 archived, 0 skipped, 1 already clean"]
+    data = cleanup_json(run_cli, repo, attempt["id"])  # the JSON still names each attempt
+    assert [(i["attempt"], i["action"]) for i in data["items"]] == [(attempt["id"], "clean")]
     assert_consistent(run_cli, repo, isolated_env)
 
 

@@ -61,17 +61,24 @@ def test_list_text_table(repo: Path, run_cli: RunCli, store_url: str) -> None:
     result = run_cli("list", cwd=repo)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["ID", "TASK", "#", "STATE", "WORKSPACE", "BRANCH", "AGE"]
+    assert lines[0].split() == [
+        "ID", "TASK", "#", "STATE", "WORKSPACE", "BRANCH", "AHEAD", "FILES", "+/-", "AGE"
+    ]  # fmt: skip
     [row] = [line for line in lines if line.startswith(attempt["id"])]
     assert UNICODE_KEY in row
-    assert row.split()[-5:-1] == ["1", "queued", "ready", attempt["branch_name"]]
+    assert row.split()[-8:-4] == ["1", "queued", "ready", attempt["branch_name"]]
+    assert row.split()[-4:-1] == ["-", "-", "-"]  # nothing recorded before a worker ran
 
 
 def test_list_of_an_empty_store(run_cli: RunCli, tmp_path: Path) -> None:
     # the default embedded store under this test's own ORCH_HOME, created on first use
     result = run_cli("list", cwd=tmp_path)
     assert (result.exit_code, result.stdout, result.stderr) == (0, "no attempts\n", "")
-    assert json_out(run_cli("list", "--json", cwd=tmp_path)) == {"version": 1, "attempts": []}
+    assert json_out(run_cli("list", "--json", cwd=tmp_path)) == {
+        "version": 1,
+        "attempts": [],
+        "checks": {},
+    }
 
 
 def test_show_json_has_attempt_and_events(repo: Path, run_cli: RunCli, store_url: str) -> None:

@@ -9,14 +9,17 @@ orch home, never with mocks) roll back the branch and worktree and leave the att
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from orch.errors import GitError
+from orch.git import Git
 from tests.support.attempts import assert_nothing_left_behind, attempts_of, payload_files, show
-from tests.support.cli import RunCli, assert_failed_cleanly
+from tests.support.cli import ORCH_BIN, RunCli, assert_failed_cleanly
 from tests.support.repos import git, head, orch_branches, worktrees
 
 RunOrch = Callable[..., Any]
@@ -124,6 +127,37 @@ def test_repo_option_naming_a_missing_directory(
     )
     assert line == f"Error: not a git repository: {missing} does not exist"
     assert payload_files(isolated_env) == []
+
+
+def test_a_current_directory_that_was_removed_is_named(
+    repo: Path, tmp_path: Path, store_url: str, isolated_env: Path
+) -> None:
+    """The shell still stands in a directory removed underneath it (a worktree cleaned up
+    from another terminal): one line naming that, never a traceback or 'git is missing'."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    script = f'cd "{gone}" && rmdir "{gone}" && exec "{ORCH_BIN}" dispatch t'
+    result = subprocess.run(["sh", "-c", script], capture_output=True, text=True)
+    line = assert_failed_cleanly(result, 3)
+    assert line == (
+        "Error: the current directory no longer exists (it was removed): "
+        "cd into the repository, or name it with --repo"
+    )
+    assert payload_files(isolated_env) == []
+
+
+def test_git_in_a_working_directory_that_is_gone_names_the_directory(tmp_path: Path) -> None:
+    """A missing working directory raises the FileNotFoundError a missing git does."""
+    gone = tmp_path / "worktree"
+    with pytest.raises(GitError) as caught:
+        Git().run(["status"], cwd=gone)
+    assert caught.value.message == f"cannot run git in {gone}: the directory no longer exists"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(GitError) as caught:
+        Git().output_bytes(["status"], cwd=tmp_path / "file")
+    assert caught.value.message == (
+        f"cannot run git in {tmp_path / 'file'}: the directory is not a directory"
+    )
 
 
 def test_bare_repository(

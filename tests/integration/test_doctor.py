@@ -42,6 +42,7 @@ from tests.support.attempts import (
     work,
 )
 from tests.support.cli import RunCli, RunOrch
+from tests.support.processes import Start
 from tests.support.repos import fresh_clone, git, orch_branches, worktrees
 from tests.support.store import new_pg_database
 from tests.support.trouble import crashed_dispatch, orphan_branch, orphan_worktree, worktree_dir
@@ -248,15 +249,69 @@ def test_payloads_without_rows_go_and_rows_without_payloads_get_theirs_back(
     assert run_cli("show", queued["payload_path"], cwd=repo).exit_code == 0
 
 
-def test_a_missing_worktree_of_a_live_attempt_is_reported_not_repaired(
+def test_a_missing_worktree_of_a_queued_attempt_is_made_again_from_its_branch(
+    repo: Path, run_cli: RunCli, run_orch: RunOrch, isolated_env: Path
+) -> None:
+    queued = dispatch(run_cli, repo, "queued")
+    path = Path(queued["worktree_path"])
+    ports_file = (path / ".orch" / "ports.json").read_text()
+    (path / "done.txt").write_text("committed before the loss\n")
+    git("add", "done.txt", cwd=path)
+    git("commit", "-qm", "work on the branch", cwd=path)
+    tip = git("rev-parse", "HEAD", cwd=path).strip()
+    shutil.rmtree(path)
+
+    code, data = doctor(run_cli, repo)
+    assert code == 18
+    [finding] = [f for f in data["findings"] if f["kind"] == "worktree-missing"]
+    assert finding["detail"] == f"queued is queued but {path} is gone"
+    assert finding["repair"] == "make the worktree again from its branch (or its base commit)"
+    code, data = doctor(run_cli, repo, "--fix")
+    assert code == 0, data
+    assert git("rev-parse", "HEAD", cwd=path).strip() == tip
+    assert git("symbolic-ref", "--short", "HEAD", cwd=path).strip() == queued["branch_name"]
+    assert (path / "done.txt").read_text() == "committed before the loss\n"
+    assert (path / ".orch" / "ports.json").read_text() == ports_file
+    assert git("status", "--porcelain", cwd=path) == ""
+    shown = shown_attempt(run_cli, repo, queued["id"])
+    assert (shown["state"], shown["workspace_status"]) == ("queued", "ready")
+    events = json.loads(run_cli("show", queued["id"], "--json", cwd=repo).stdout)["events"]
+    assert events[-1]["kind"] == "worktree_recreated"
+    assert events[-1]["detail"]["source"] == f"branch {queued['branch_name']} at {tip[:12]}"
+    assert_consistent(run_cli, repo, isolated_env)
+    # the attempt still runs
+    work(run_orch, repo, queued["id"], 'test -f done.txt && test "$(pwd -P)" = "$ORCH_WORKTREE"')
+    assert shown_attempt(run_cli, repo, queued["id"])["state"] == "succeeded"
+
+
+def test_a_queued_attempt_whose_worktree_and_branch_are_gone_starts_again_at_its_base(
     repo: Path, run_cli: RunCli, isolated_env: Path
 ) -> None:
+    queued = dispatch(run_cli, repo, "bare")
+    path = Path(queued["worktree_path"])
+    shutil.rmtree(path)
+    git("worktree", "prune", cwd=repo)
+    git("branch", "-D", queued["branch_name"], cwd=repo)
+    code, data = doctor(run_cli, repo, "--fix")
+    assert code == 0, data
+    assert git("rev-parse", "HEAD", cwd=path).strip() == queued["base_commit"]
+    assert git("symbolic-ref", "--short", "HEAD", cwd=path).strip() == queued["branch_name"]
+    assert shown_attempt(run_cli, repo, queued["id"])["workspace_status"] == "ready"
+    assert_consistent(run_cli, repo, isolated_env)
+
+
+def test_a_missing_worktree_of_a_running_attempt_is_reported_not_repaired(
+    repo: Path, run_cli: RunCli, isolated_env: Path, start: Start
+) -> None:
     live = dispatch(run_cli, repo, "live")
+    holder = start(["sleep", "300"])
+    claimed = run_cli("claim", live["id"], "--worker", "w", "--pid", str(holder.pid), cwd=repo)
+    assert claimed.exit_code == 0, claimed.output
     shutil.rmtree(live["worktree_path"])
     code, data = doctor(run_cli, repo, "--fix")
     assert code == 18
     [finding] = [f for f in data["findings"] if f["kind"] == "worktree-missing"]
-    assert finding["detail"] == f"live is queued but {live['worktree_path']} is gone"
+    assert finding["detail"] == f"live is running but {live['worktree_path']} is gone"
     assert finding["repair"] == "none while it is live (cancel it)"
     assert not finding["fixed"]
     text = run_cli("doctor", cwd=repo).stdout

@@ -13,6 +13,7 @@ import json
 import re
 import signal
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,9 @@ def test_wait_exits_0_once_every_attempt_succeeded(
     text = run_cli("wait", first["id"], second["id"])
     assert text.exit_code == 0
     lines = text.stdout.splitlines()
-    assert lines[0].split() == ["ID", "TASK", "#", "STATE", "WORKSPACE", "BRANCH", "AGE"]
+    assert lines[0].split() == [
+        "ID", "TASK", "#", "STATE", "WORKSPACE", "BRANCH", "AHEAD", "FILES", "+/-", "AGE"
+    ]  # fmt: skip
     assert {ln.split()[0] for ln in lines[1:]} == {first["id"], second["id"]}
 
 
@@ -280,21 +283,22 @@ def test_reassign_a_queued_attempt_rewrites_its_payload(
     )
 
 
-def test_reassign_a_running_attempt_fences_and_stops_the_old_worker(
+def test_reassign_a_running_attempt_fences_the_old_worker_and_leaves_its_process_alone(
     repo: Path, run_cli: RunCli, run_orch: RunOrch, holder: Proc, store: Store, start: Start
 ) -> None:
+    """The process that claimed (a script's ``--pid $$``) is the worker, not an agent: it
+    is fenced by its lease, never signalled."""
     attempt = dispatch(run_cli, repo, "fenced", "--worker", "alpha")
     claimed = run_orch("claim", attempt["id"], "--worker", "alpha", "--pid", str(holder.pid))
     assert claimed.returncode == 0, claimed.stderr
     old = claimed.stdout.split()[1]
     assert store.get(attempt["id"]).state is State.RUNNING
 
-    result = run_cli("reassign", attempt["id"], "--worker", "beta", "--grace", "10")
+    result = run_cli("reassign", attempt["id"], "--worker", "beta", "--grace", "1")
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == (
-        f"{attempt['id']} queued for worker beta (previous agent stopped by SIGTERM)\n"
-    )
-    assert holder.wait() == -signal.SIGTERM
+    assert result.stdout == f"{attempt['id']} queued for worker beta\n"
+    time.sleep(1.5)  # past the grace period a SIGKILL would have been sent
+    assert holder.popen.poll() is None
 
     beat = run_orch("heartbeat", attempt["id"], "--lease", old)
     assert beat.returncode == 13, (beat.stdout, beat.stderr)
@@ -330,6 +334,40 @@ def test_reassign_an_attempt_running_under_orch_work_stops_its_agent(
     assert (moved.state, moved.worker) == (State.QUEUED, "beta")
     assert [e.kind for e in store.events(attempt["id"])][-1] == "reassigned"
     assert [r.exit_code for r in store.runs(attempt["id"])] == [-signal.SIGTERM]
+
+
+def test_reassign_stops_the_agent_and_the_worker_goes_on_to_its_next_attempt(
+    repo: Path, run_cli: RunCli, start: Start, store: Store
+) -> None:
+    first = dispatch(run_cli, repo, "first")
+    script = 'if [ "$ORCH_TASK_KEY" = first ]; then exec sleep 30; fi'
+    worker = start([ORCH_BIN, "work", "--idle-poll", "0.1", "--", "sh", "-c", script])
+    wait_for(lambda: store.get(first["id"]).agent_pid is not None, "the agent to start")
+    running = store.get(first["id"])
+    second = dispatch(run_cli, repo, "second")
+
+    result = run_cli("reassign", first["id"], "--worker", "beta", "--grace", "1")
+    assert result.exit_code == 0, result.stderr
+    assert (
+        result.stdout
+        == f"{first['id']} queued for worker beta (previous agent stopped by SIGTERM)\n"
+    )
+    assert not is_running(running.agent_pid, running.agent_started_at)
+    wait_for(lambda: store.get(second["id"]).state is State.SUCCEEDED, "the next attempt")
+    assert worker.popen.poll() is None  # the worker itself was never signalled
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0, worker.output()
+    assert store.get(first["id"]).state is State.QUEUED
+
+
+def test_a_pid_that_now_belongs_to_another_process_is_never_signalled(start: Start) -> None:
+    other = start(["sleep", "300"])
+    started = processes.start_time(other.pid)
+    assert started is not None
+    assert processes.terminate(other.pid, started - 5.0, 0.1) == "not running"
+    assert processes.terminate(other.pid, None, 0.1).startswith("not signalled")
+    assert other.popen.poll() is None
+    assert processes.terminate(other.pid, started, 5) == "stopped by SIGTERM"
 
 
 def test_reassign_a_finished_attempt_is_refused(repo: Path, run_cli: RunCli, holder: Proc) -> None:
@@ -399,18 +437,49 @@ def test_cancel_kills_an_agent_that_ignores_sigterm_after_the_grace_period(
     assert store.get(attempt["id"]).state is State.CANCELLED
 
 
-def test_cancel_an_attempt_claimed_through_the_cli_stops_the_claiming_process(
+def test_cancel_an_attempt_claimed_through_the_cli_leaves_the_claiming_process_alone(
     repo: Path, run_cli: RunCli, holder: Proc, store: Store
 ) -> None:
     attempt = dispatch(run_cli, repo, "scripted")
     token = claim(run_cli, attempt["id"], holder)
-    result = run_cli("cancel", attempt["id"], "--grace", "10")
+    result = run_cli("cancel", attempt["id"], "--grace", "1")
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == f"{attempt['id']} cancelled; agent stopped by SIGTERM\n"
-    assert holder.wait() == -signal.SIGTERM
+    assert result.stdout == f"{attempt['id']} cancelled\n"
+    time.sleep(1.5)  # past the grace period a SIGKILL would have been sent
+    assert holder.popen.poll() is None
     late = run_cli("finish", attempt["id"], "--lease", str(token), "--state", "succeeded")
     assert "taken away" in refused(late, 13)
     assert store.get(attempt["id"]).state is State.CANCELLED
+
+
+def test_cancel_names_the_follow_ups_it_drops_and_show_marks_them(
+    repo: Path, run_cli: RunCli, holder: Proc, store: Store
+) -> None:
+    attempt = dispatch(run_cli, repo, "talked-to")
+    claim(run_cli, attempt["id"], holder)
+    for body in ("add a test\nand run it", "then update the docs"):
+        assert run_cli("send", attempt["id"], body).exit_code == 0
+    result = run_cli("cancel", attempt["id"], "--grace", "0")
+    assert result.exit_code == 0, result.stderr
+    first, second = store.messages(attempt["id"])
+    assert result.stdout == (
+        f"{attempt['id']} cancelled\n"
+        "  2 follow-ups dropped, never run:\n"
+        f"    {first.id}  add a test\n"
+        f"    {second.id}  then update the docs\n"
+    )
+    event = store.events(attempt["id"])[-1]
+    assert event.kind == "followups_dropped"
+    assert event.detail == {"messages": [first.id, second.id], "count": 2}
+
+    shown = run_cli("show", attempt["id"])
+    assert "follow-ups dropped (the attempt ended before they ran): 2" in shown.stdout
+    assert f"  {second.id}  then update the docs" in shown.stdout.splitlines()
+    assert "follow-ups waiting" not in shown.stdout
+    data = json_out(run_cli("show", attempt["id"], "--json"))
+    assert [m["dropped"] for m in data["messages"]] == [True, True]
+    logged = run_cli("log", attempt["id"]).stdout
+    assert "# follow-up dropped (the attempt ended before it ran): then update the docs" in logged
 
 
 def test_cancel_a_finished_attempt_changes_nothing(

@@ -371,7 +371,9 @@ def test_cleanup_to_pool_returns_clean_worktrees_only(
     assert clean["branch_name"] not in [b.removeprefix("refs/heads/") for b in orch_branches(repo)]
 
     # unsaved work: skipped as always; the pool is full: removed as always
-    result = json_out(run_cli("cleanup", "--to-pool", "--json", dirty["id"], extra["id"], cwd=repo))
+    skipping = run_cli("cleanup", "--to-pool", "--json", dirty["id"], extra["id"], cwd=repo)
+    assert skipping.exit_code == 20, skipping.output  # it skipped one: README's exit code 20
+    result = json.loads(skipping.stdout)
     actions = {i["attempt"]: (i["action"], i["removed"]) for i in result["items"]}
     assert actions[dirty["id"]][0] == "skip"
     assert actions[extra["id"]] == ("remove", ["worktree", "branch", "payload"])

@@ -17,7 +17,7 @@ import pytest
 from orch.models import PortBundle
 from orch.system.ports import export_lines
 from tests.support.attempts import dispatch
-from tests.support.cli import ORCH_BIN, json_out
+from tests.support.cli import ORCH_BIN, assert_failed_cleanly, json_out
 from tests.support.repos import git
 
 
@@ -42,6 +42,8 @@ def test_dispatch_leases_a_bundle_and_writes_it_everywhere(repo: Path, run_cli: 
     # never committed: git does not even see it
     assert git("status", "--porcelain", "--untracked-files=all", cwd=worktree) == ""
     assert run_cli("ports", attempt["id"], "--get", "api").stdout.strip() == str(ports["api"])
+    line = assert_failed_cleanly(run_cli("ports", attempt["id"], "--get", "nope"), 2)
+    assert line == f"Error: no port slot 'nope' (slots: {', '.join(ports)})"
 
 
 def test_a_port_in_use_is_skipped(

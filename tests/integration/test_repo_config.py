@@ -49,7 +49,8 @@ def test_orch_toml_at_the_root(cfg_repo: Path, run_cli: RunCli) -> None:
     assert json.loads((worktree / ".orch" / "ports.json").read_text())["ports"] == ports
     got = run_cli("ports", attempt["id"], "--get", "admin")
     assert got.exit_code == 0 and got.stdout.strip() == str(ports["base"] + 9)
-    assert run_cli("ports", attempt["id"], "--get", "api").exit_code == 8
+    # a slot the bundle does not have is bad input (issue 17, item 10)
+    assert run_cli("ports", attempt["id"], "--get", "api").exit_code == 2
 
 
 def test_tool_orch_in_pyproject(cfg_repo: Path, run_cli: RunCli, isolated_env: Path) -> None:

@@ -414,7 +414,8 @@ def test_upgrade_to_0008_moves_every_kind_of_row(empty_store_url: str, tmp_path:
     before = {t: _rows(url, t) for t in ("attempts", "queued_tasks", "attempt_events")}
     old_mappings = _rows(url, "task_workspaces")
     _migrate(url, "0008")
-    assert schema_diff(url, metadata) == []
+    # the models' schema but for what later revisions add
+    assert _added_columns(schema_diff(url, metadata)) == ADDED_AFTER_0008
 
     after = _rows(url, "attempts")
     assert len(after) == len(before["attempts"])
@@ -438,7 +439,8 @@ def test_upgrade_to_0008_moves_every_kind_of_row(empty_store_url: str, tmp_path:
         ("task-3", "a0000003"),
     ]
 
-    store = open_store(url, tmp_path / "locks")
+    # the store reads at the head (0009 adds columns only): brought there on both backends
+    store = open_store(url, tmp_path / "locks", auto_migrate=True)
     try:
         mapped = store.task_workspace("/repo", "task-1")
         assert mapped is not None
@@ -457,3 +459,102 @@ def test_upgrade_to_0008_moves_every_kind_of_row(empty_store_url: str, tmp_path:
     assert [
         {k: v for k, v in m.items() if k != "updated_at"} for m in _rows(url, "task_workspaces")
     ] == [{k: v for k, v in m.items() if k != "updated_at"} for m in kept]
+
+
+# -- 0009: what an attempt changed, recorded; runs of kind check ---------------------------
+
+ADDED_AFTER_0008 = {
+    *(
+        ("attempts", c)
+        for c in (
+            "changes_tip",
+            "commits_ahead",
+            "files_changed",
+            "lines_added",
+            "lines_removed",
+            "changes_at",
+        )
+    ),
+    ("attempt_runs", "kind"),
+    ("attempt_runs", "timed_out"),
+}
+
+
+def _added_columns(diff: list[object]) -> set[tuple[str, str]]:
+    """The columns a schema difference adds; anything else it holds fails the test."""
+    added = set()
+    for item in diff:
+        assert isinstance(item, tuple) and item[0] == "add_column", item
+        added.add((item[2], item[3].name))
+    return added
+
+
+_CHANGE_COLUMNS = tuple(sorted(c for t, c in ADDED_AFTER_0008 if t == "attempts"))
+
+
+def _fill_0008(url: str) -> None:
+    """Every kind of attempt row, each ended one with an agent run (one with two)."""
+    engine = create_engine(url, poolclass=NullPool)
+    old = MetaData()
+    try:
+        with engine.begin() as conn:
+            old.reflect(conn)
+            conn.execute(old.tables["attempts"].insert(), _ROWS_0007)
+            runs = [
+                {
+                    "attempt_id": r["id"],
+                    "number": number,
+                    "prompt": f"run {number}",
+                    "command": ["sh", "-c", "true"],
+                    "log_path": f"/logs/{r['id']}.log",
+                    "pid": 100 + number,
+                    "started_at": _T0,
+                    "ended_at": _T0,
+                    "exit_code": r["exit_code"],
+                }
+                for r in _ROWS_0007
+                if r["finished_at"] is not None
+                for number in ((1, 2) if r["id"] == "a0000003" else (1,))
+            ]
+            conn.execute(old.tables["attempt_runs"].insert(), runs)
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_to_0009_keeps_every_row_and_makes_every_run_an_agent_run(
+    empty_store_url: str, tmp_path: Path
+) -> None:
+    """Attempts gain empty change columns, runs become ``agent`` runs that did not time
+    out, nothing else changes; the downgrade drops the check runs and gives the 0008 rows
+    back."""
+    url = empty_store_url
+    _migrate(url, "0008")
+    _fill_0008(url)
+    before = {t: _rows(url, t) for t in ("attempts", "attempt_runs")}
+    assert len(before["attempt_runs"]) == 8
+    _migrate(url, "0009")
+    assert schema_diff(url, metadata) == []
+
+    after = _rows(url, "attempts")
+    for old, new in zip(before["attempts"], after, strict=True):
+        assert new == {**old, **dict.fromkeys(_CHANGE_COLUMNS)}, old["id"]
+    runs = _rows(url, "attempt_runs")
+    for old, new in zip(before["attempt_runs"], runs, strict=True):
+        assert new == {**old, "kind": "agent", "timed_out": False}
+
+    store = open_store(url, tmp_path / "locks", auto_migrate=True)
+    try:
+        assert [(r.number, r.kind, r.result) for r in store.runs("a0000003")] == [
+            (1, "agent", "passed"),
+            (2, "agent", "passed"),
+        ]
+        check = store.start_check("a0000003", "pytest -q", "/logs/a0000003.log", "me")
+        assert check.number == 3
+        ended = store.end_check("a0000003", check.number, None, True, "me")
+        assert (ended.kind, ended.result) == ("check", "timed out")
+        assert store.latest_checks(["a0000003", "a0000004"]) == {"a0000003": ended}
+    finally:
+        store.close()
+
+    _migrate(url, "0008", down=True)
+    assert {t: _rows(url, t) for t in before} == before

@@ -29,6 +29,7 @@ from orch.system import processes
 from tests.support.attempts import dispatch, show
 from tests.support.cli import ORCH_BIN, RunCli, error_line, json_out
 from tests.support.processes import Proc, Start, is_running, wait_for
+from tests.support.repos import commit_all
 from tests.support.store import new_attempt, settings
 
 # Announces the run, then waits for the test's go file (the first run only).
@@ -138,6 +139,20 @@ def test_a_command_that_does_not_exist_fails_the_attempt_with_127(
     ended = store.get(attempt["id"])
     assert (ended.state, ended.exit_code) == (State.FAILED, 127)
     assert f"cannot start {missing}" in log_of(isolated_env, attempt["id"])
+    assert ended.summary == f"exit code 127: cannot start {missing}: no such file"
+
+
+def test_a_command_that_may_not_be_executed_fails_the_attempt_saying_so(
+    repo: Path, run_cli: RunCli, start: Start, marks: Path, store: Store, tmp_path: Path
+) -> None:
+    attempt = dispatch(run_cli, repo, "not-executable")
+    agent = tmp_path / "agent.sh"
+    agent.write_text("#!/bin/sh\necho hi\n")
+    agent.chmod(0o644)
+    out = finished(work(start, marks, "--once", "--", str(agent)))
+    summary = f"exit code 127: cannot start {agent}: permission denied"
+    assert out.strip() == f"{attempt['id']} failed {summary}"
+    assert store.get(attempt["id"]).summary == summary
 
 
 def test_agent_claude_without_a_claude_binary_fails_the_attempt_cleanly(
@@ -149,7 +164,10 @@ def test_agent_claude_without_a_claude_binary_fails_the_attempt_cleanly(
     tmp_path: Path,
     isolated_env: Path,
 ) -> None:
+    (repo / "orch.toml").write_text("[workspace]\nsetup = 'echo \"setting up in $PWD\"'\n")
+    commit_all(repo, "a set-up hook that prints a line")
     attempt = dispatch(run_cli, repo, "needs-claude", "--prompt", "hello")
+    assert "setting up in" in log_of(isolated_env, attempt["id"])
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     out = finished(work(start, marks, "--once", "--agent", "claude", env={"PATH": str(empty)}))
@@ -157,6 +175,7 @@ def test_agent_claude_without_a_claude_binary_fails_the_attempt_cleanly(
     ended = store.get(attempt["id"])
     assert (ended.state, ended.exit_code) == (State.FAILED, 127)
     assert "cannot start claude" in log_of(isolated_env, attempt["id"])
+    assert ended.summary == "exit code 127: cannot start claude: not found on PATH"
 
 
 def test_work_once_with_nothing_to_do_exits_quietly(start: Start, marks: Path) -> None:
@@ -169,6 +188,46 @@ def test_work_without_a_command_is_refused(start: Start, marks: Path) -> None:
     worker = work(start, marks, "--once")
     assert worker.wait() == 2
     assert "name an agent with --agent" in error_line(worker.stderr)
+
+
+# -- what it says while it works ----------------------------------------------------------------
+
+
+def test_work_says_each_claim_run_end_and_finish_as_it_happens_into_a_file(
+    repo: Path, run_cli: RunCli, start: Start, marks: Path, store: Store
+) -> None:
+    """stdout and stderr are files here (not a terminal): each line must be there while the
+    worker still works, not when it exits."""
+    first = dispatch(run_cli, repo, "quick")
+    second = dispatch(run_cli, repo, "held")
+    script = 'if [ "$ORCH_TASK_KEY" = held ]; then ' + HOLD + "fi; exit 0"
+    worker = work(start, marks, "--idle-poll", "0.05", "--", "sh", "-c", script)
+    wait_for(agent_started(store, second["id"]), "the second agent to start")
+
+    assert worker.stdout == f"{first['id']} succeeded exit code 0\n"
+    said = wait_for(
+        lambda: (err := worker.stderr).count("claimed") == 2 and err, "the second claim line"
+    )
+    assert said.splitlines() == [
+        f"orch work: claimed {first['id']} (task quick, attempt 1)",
+        f"orch work: {first['id']} run 1 exited with 0",
+        f"orch work: claimed {second['id']} (task held, attempt 1)",
+    ]
+    (marks / "go").touch()
+    wait_for(lambda: store.get(second["id"]).state is State.SUCCEEDED, "the second to finish")
+    worker.signal(signal.SIGTERM)
+    out = finished(worker)
+    assert out.splitlines() == [
+        f"{first['id']} succeeded exit code 0",
+        f"{second['id']} succeeded exit code 0",
+    ]
+
+
+def test_work_quiet_says_nothing(repo: Path, run_cli: RunCli, start: Start, marks: Path) -> None:
+    dispatch(run_cli, repo, "silent")
+    worker = work(start, marks, "--once", "--quiet", "--", "true")
+    assert finished(worker) == ""
+    assert worker.stderr == ""
 
 
 # -- signals -----------------------------------------------------------------------------------
@@ -277,7 +336,7 @@ def test_a_follow_up_runs_in_the_same_worktree_after_the_first_run(
     repo: Path, run_cli: RunCli, start: Start, marks: Path, store: Store, isolated_env: Path
 ) -> None:
     attempt = dispatch(run_cli, repo, "two-runs", "--prompt", "write the code")
-    script = HOLD + 'echo "run $ORCH_RUN: $ORCH_PROMPT in $(pwd -P)"; exit 0'
+    script = HOLD + 'echo "run $ORCH_RUN: ${ORCH_FOLLOW_UP:-$ORCH_PROMPT} in $(pwd -P)"; exit 0'
     worker = work(start, marks, "--once", "--", "sh", "-c", script)
     wait_for(lambda: (marks / f"{attempt['id']}.run1").exists(), "the first run to start")
 
@@ -313,6 +372,54 @@ def test_a_follow_up_runs_in_the_same_worktree_after_the_first_run(
     assert any(ln.startswith("# run 2 started ") for ln in lines)
     assert "  follow-up: now add tests" in lines
     assert f"run 2: now add tests in {worktree}" in lines
+
+
+def test_a_follow_up_is_given_the_original_prompt_and_the_history(
+    repo: Path, run_cli: RunCli, start: Start, marks: Path, store: Store
+) -> None:
+    """A command that cannot resume a session of its own gets the original prompt with the
+    follow-ups appended; the environment and the payload hold the prompt history."""
+    attempt = dispatch(run_cli, repo, "context", "--prompt", "write the code")
+    keep = (
+        'printf "%s" "$ORCH_PROMPT" > "$MARKS/$ORCH_ATTEMPT_ID.prompt$ORCH_RUN"; '
+        'printf "%s" "$ORCH_PROMPT_HISTORY" > "$MARKS/$ORCH_ATTEMPT_ID.history$ORCH_RUN"; '
+        'cp "$ORCH_PAYLOAD" "$MARKS/$ORCH_ATTEMPT_ID.payload$ORCH_RUN"; '
+    )
+    worker = work(start, marks, "--once", "--", "sh", "-c", keep + HOLD + "exit 0")
+    wait_for(lambda: (marks / f"{attempt['id']}.run1").exists(), "the first run to start")
+    assert run_cli("send", attempt["id"], "now add tests").exit_code == 0
+    (marks / "go").touch()
+    finished(worker)
+
+    def given(attempt_id: str, run: int) -> tuple[str, list[str], list[str]]:
+        payload = json.loads((marks / f"{attempt_id}.payload{run}").read_text())
+        return (
+            (marks / f"{attempt_id}.prompt{run}").read_text(),
+            json.loads((marks / f"{attempt_id}.history{run}").read_text()),
+            payload["prompt_history"],
+        )
+
+    history = ["write the code", "now add tests"]
+    assert given(attempt["id"], 1) == ("write the code", history[:1], history[:1])
+    assert given(attempt["id"], 2) == (
+        "write the code\n\nFollow-up: now add tests",
+        history,
+        history,
+    )
+
+    # sent after it ended: the continuation goes on with all of it
+    sent = run_cli("send", attempt["id"], "one more thing")
+    continuation_id = sent.stdout.split(":")[0]
+    history.append("one more thing")
+    payload = json.loads(Path(store.get(continuation_id).payload_path or "").read_text())
+    assert payload["prompt_history"] == history
+    finished(work(start, marks, "--once", "--", "sh", "-c", keep + "exit 0"))
+    assert given(continuation_id, 1) == (
+        "write the code\n\nFollow-up: now add tests\n\nFollow-up: one more thing",
+        history,
+        history,
+    )
+    assert [r.prompt for r in store.runs(continuation_id)] == ["one more thing"]
 
 
 def test_a_message_to_an_ended_attempt_continues_in_its_worktree(

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
-from orch.attempts.worker import _Heartbeat
+from orch.attempts.heartbeat import Heartbeat
 from orch.errors import LeaseLost, StoreError, StoreUnavailable
 from orch.models import Lease, State
 from tests.support.records import NOW, an_attempt
@@ -33,8 +33,8 @@ class Store:
             raise error
 
 
-def beat_until(store: Store, done: Callable[[], bool], lost: threading.Event) -> _Heartbeat:
-    beat = _Heartbeat(cast(Any, store), lease(), TTL, lost)
+def beat_until(store: Store, done: Callable[[], bool], lost: threading.Event) -> Heartbeat:
+    beat = Heartbeat(cast(Any, store), lease(), TTL, lost)
     beat.start()
     deadline = time.monotonic() + 10
     while not done() and time.monotonic() < deadline:

@@ -46,15 +46,22 @@ def test_the_table_has_aligned_columns_and_no_trailing_spaces() -> None:
             state=State.WORKER_GONE,
             branch_name=None,
             created_at=NOW - dt.timedelta(days=3),
+            # what it changed, as recorded when its branch last moved
+            changes_tip="d" * 40,
+            commits_ahead=3,
+            files_changed=12,
+            lines_added=140,
+            lines_removed=7,
         ),
     ]
     lines = attempts_table(rows, NOW).splitlines()
     assert lines == [
         "ID        TASK                              #   STATE        WORKSPACE  "
-        "BRANCH                   AGE",
+        "BRANCH                   AHEAD  FILES  +/-      AGE",
         "deadbeef  fix-login                         1   queued       ready      "
-        "orch/fix-login-deadbeef  2h",
-        "0123abcd  " + "t" * 31 + "…  12  worker_gone  ready      -                        3d",
+        "orch/fix-login-deadbeef  -      -      -        2h",
+        "0123abcd  " + "t" * 31 + "…  12  worker_gone  ready      -                        "
+        "3      12     +140/-7  3d",
     ]
 
 
@@ -76,6 +83,7 @@ def test_the_detail_lists_every_recorded_field_and_the_prompts_first_line() -> N
         "payload           /home/inbox/deadbeef.json",
         "created_at        2026-01-01T10:00:00+00:00",
         "updated_at        2026-01-01T12:00:00+00:00",
+        "changes           - (none recorded yet)",
         "prompt            Fix the login",
         "",
         "events:",

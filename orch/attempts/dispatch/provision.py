@@ -170,7 +170,7 @@ def provision(
         add_excludes(repo, [PORTS_EXCLUDE])
         ports.write_ports_file(path, bundle)
         try:
-            _set_up(attempt, repo, path, repo_config, bundle, settings, git, store, actor)
+            set_up_workspace(attempt, repo, path, repo_config, bundle, settings, git, store, actor)
         except WorkspaceError as exc:
             if not repo_config.keep_failed:
                 raise
@@ -235,17 +235,19 @@ def refill_pool(settings: Settings, repo: Repository, spec: CheckoutSpec) -> Non
         processes.spawn_detached(argv, os.environ, settings.logs_dir / "pool-fill.log")
 
 
-def _set_up(
+def set_up_workspace(
     attempt: Attempt,
     repo: Repository,
     path: Path,
     config: RepoConfig,
-    bundle: PortBundle,
+    bundle: PortBundle | None,
     settings: Settings,
     git: Git,
     store: Store,
     actor: str,
 ) -> None:
+    """The repository's workspace set-up in a worktree just made: included files, shared
+    links, then the set-up hook (a failure raises WorkspaceError)."""
     included = workspace_setup.copy_included(git, repo, path, config)
     linked, skipped = workspace_setup.link_shared(repo, path, config)
     if included or linked or skipped:

@@ -1,0 +1,154 @@
+"""Running the repository's check command on an attempt (``orch check``, and ``orch work``
+after an agent run that exited 0 when ``[review] check_after_agent`` says so).
+
+The check is ``[review] check`` from the repository's ``orch.toml`` (the main worktree's,
+never the attempt's own copy, which its agent may have changed), run like the set-up hook:
+``sh -c`` in the attempt's worktree, its port bundle in the environment, its output
+appended to the attempt's log, killed with its process group after ``check_timeout``.
+It runs only while holding the worktree's lock (the one an agent holds while it runs,
+handed to the check's process too), so a check never runs beside an agent or another
+check. Its exit code, duration and whether it timed out are recorded as a run of kind
+``check`` with a ``check_finished`` event. This module never decides an attempt's state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from orch.attempts.changes import record_changes
+from orch.attempts.occupant import worktree_lock_path
+from orch.attempts.queries import find_attempt
+from orch.config import RepoConfig, Settings, load_repo_config
+from orch.errors import ConfigError, NotFound, OrchError, WorktreeBusy
+from orch.fslock import HeldLock, lock_owner, try_lock
+from orch.git import Git
+from orch.models import Attempt, Run
+from orch.system import ports, processes
+
+if TYPE_CHECKING:
+    from orch.store import Store
+
+
+def check_config(attempt: Attempt) -> RepoConfig:
+    """The repository's config with its check command; refused when none is configured."""
+    root = Path(attempt.repository)
+    config = load_repo_config(root) if root.is_dir() else RepoConfig()
+    if not config.check:
+        raise ConfigError(
+            f'no check configured for {root}: add [review] check = "<command>" to '
+            f"{root / 'orch.toml'}"
+        )
+    return config
+
+
+def check_attempt(
+    store: Store,
+    settings: Settings,
+    ref: str,
+    actor: str,
+    environ: Mapping[str, str],
+) -> Run:
+    """``orch check``: run the check in the attempt's worktree now, or refuse at once
+    when another process works there."""
+    attempt = find_attempt(store, ref)
+    worktree = _worktree(attempt)
+    config = check_config(attempt)
+    path = worktree_lock_path(worktree, settings)
+    lock = try_lock(path, f"{actor} check of attempt {attempt.id}")
+    if lock is None:
+        holder = lock_owner(path) or "another process"
+        raise WorktreeBusy(
+            f"the worktree of attempt {attempt.id} is in use by {holder}: a check never "
+            "runs while an agent or another check runs there; try again when it has ended"
+        )
+    try:
+        run = run_check(store, settings, attempt, worktree, config, lock, actor, environ)
+    finally:
+        lock.release()
+    # the check may have been the first to see the branch move
+    # (a failure here leaves the check's result standing; the next look records them)
+    with contextlib.suppress(OrchError):
+        record_changes(store, Git(settings.git_lock_timeout), attempt)
+    return run
+
+
+def run_check(
+    store: Store,
+    settings: Settings,
+    attempt: Attempt,
+    worktree: Path,
+    config: RepoConfig,
+    lock: HeldLock,
+    actor: str,
+    environ: Mapping[str, str],
+) -> Run:
+    """Run the check under ``lock`` (held by the caller, inherited by the check's
+    process) and record it; an interruption still records the run's end."""
+    assert config.check is not None
+    log_path = settings.logs_dir / f"{attempt.id}.log"
+    bundle = store.port_bundle(attempt.id)
+    env = {
+        **environ,
+        **(ports.environment(bundle) if bundle is not None else {}),
+        "ORCH_ATTEMPT_ID": attempt.id,
+        "ORCH_TASK_KEY": attempt.task_key,
+        "ORCH_WORKTREE": str(worktree),
+        "ORCH_BRANCH": attempt.branch_name or "",
+        "ORCH_BASE_COMMIT": attempt.base_commit or "",
+    }
+    run = store.start_check(attempt.id, config.check, str(log_path), actor)
+    code: int | None = None
+    finished = False
+    try:
+        code = processes.run_hook(
+            config.check,
+            worktree,
+            env,
+            log_path,
+            config.check_timeout,
+            label=f"check (run {run.number})",
+            pass_fds=[lock.fd],
+        )
+        finished = True
+    finally:
+        ended = store.end_check(attempt.id, run.number, code, finished and code is None, actor)
+    return ended
+
+
+def check_after_agent(
+    store: Store,
+    settings: Settings,
+    attempt: Attempt,
+    worktree: Path,
+    lock: HeldLock,
+    actor: str,
+    environ: Mapping[str, str],
+) -> Run | None:
+    """``orch work``, after an agent run that exited 0, still holding the worktree's lock:
+    the check, when ``[review] check_after_agent`` asks for it (None when it does not).
+    Its result never changes the attempt's state: that is the agent's."""
+    config = load_repo_config(Path(attempt.repository))
+    if not config.check or not config.check_after_agent:
+        return None
+    return run_check(store, settings, attempt, worktree, config, lock, actor, environ)
+
+
+def _worktree(attempt: Attempt) -> Path:
+    if not attempt.worktree_path:
+        raise NotFound(
+            f"attempt {attempt.id} has no worktree (workspace_status "
+            f"{attempt.workspace_status}): nothing to check"
+        )
+    path = Path(attempt.worktree_path)
+    if not path.is_dir():
+        saved = (
+            f"; its work was saved to {attempt.archive_path}: 'orch restore {attempt.id}' "
+            "brings it back"
+            if attempt.archive_path
+            else ""
+        )
+        raise NotFound(f"the worktree of attempt {attempt.id} is gone: {path}{saved}")
+    return path

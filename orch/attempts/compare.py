@@ -1,0 +1,123 @@
+"""``orch compare TASK``: the attempts of one task side by side, and the files more than
+one of them changed (where their results will collide when both are taken).
+
+Each row is read from the store: the agent's runs, the newest check run, and the
+recorded summary of the attempt's committed changes. git is asked once per repository
+for the tips of every attempt's branch (a summary whose tip moved is counted again and
+recorded), then once per attempt that changed anything for the paths it changed. What
+is compared is committed work against each attempt's own ``base_commit``: what landing
+would take. Nothing here changes a ref or a worktree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from orch.errors import GitError, NotFound
+from orch.git import Git
+from orch.models import Attempt, ChangeSummary, Run, RunKind
+
+if TYPE_CHECKING:
+    from orch.store import Store
+
+
+@dataclasses.dataclass(frozen=True)
+class CompareRow:
+    attempt: Attempt
+    changes: ChangeSummary | None  # None: no branch (never made, or deleted) to count
+    runs: tuple[Run, ...]  # the agent's runs
+    check: Run | None  # the newest check run
+    paths: tuple[str, ...]  # the paths its committed work changed
+    note: str | None = None  # why there is nothing to count, when there is not
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from the agent's first run's start to its last run's end."""
+        if not self.runs or self.runs[-1].ended_at is None:
+            return None
+        return (self.runs[-1].ended_at - self.runs[0].started_at).total_seconds()
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskComparison:
+    task_key: str
+    rows: tuple[CompareRow, ...]
+    collisions: tuple[tuple[str, tuple[str, ...]], ...]  # (path, ids of attempts), by path
+
+
+def compare_task(store: Store, git: Git, task_key: str) -> TaskComparison:
+    attempts = sorted(
+        store.list_attempts(task_key=task_key), key=lambda a: (a.repository, a.attempt_number)
+    )
+    if not attempts:
+        raise NotFound(f"no attempts of task {task_key!r} in the store")
+    ids = [a.id for a in attempts]
+    runs = store.runs_of(ids)
+    tips = _tips(git, attempts)
+    rows = []
+    for attempt in attempts:
+        agent_runs = tuple(r for r in runs[attempt.id] if r.kind == RunKind.AGENT)
+        checks = [r for r in runs[attempt.id] if r.kind == RunKind.CHECK]
+        changes, paths, note = _changes(store, git, attempt, tips.get(attempt.id))
+        rows.append(
+            CompareRow(attempt, changes, agent_runs, checks[-1] if checks else None, paths, note)
+        )
+    return TaskComparison(task_key, tuple(rows), _collisions(rows))
+
+
+def _tips(git: Git, attempts: list[Attempt]) -> dict[str, str]:
+    """Attempt id -> its branch's tip: one ``for-each-ref`` per repository."""
+    found: dict[str, str] = {}
+    by_repository: dict[str, list[Attempt]] = {}
+    for a in attempts:
+        if a.branch_name and a.base_commit:
+            by_repository.setdefault(a.repository, []).append(a)
+    for repository, group in by_repository.items():
+        if not Path(repository).is_dir():
+            continue
+        try:
+            tips = git.branch_tips(Path(repository), [a.branch_name or "" for a in group])
+        except GitError:
+            continue
+        for a in group:
+            if (a.branch_name or "") in tips:
+                found[a.id] = tips[a.branch_name or ""]
+    return found
+
+
+def _changes(
+    store: Store, git: Git, attempt: Attempt, tip: str | None
+) -> tuple[ChangeSummary | None, tuple[str, ...], str | None]:
+    where = Path(attempt.repository)
+    if tip is None or not attempt.base_commit:
+        if not attempt.branch_name or not attempt.base_commit:
+            why = "it has no branch (its workspace was never made)"
+        elif not where.is_dir():
+            why = f"its repository {where} is not on this machine"
+        else:
+            why = f"its branch {attempt.branch_name} is gone"
+        if attempt.changes is not None:
+            why += " (the numbers are the last recorded)"
+        return attempt.changes, (), why
+    changes = attempt.changes
+    try:
+        if changes is None or changes.tip != tip:
+            changes = git.change_summary(where, attempt.base_commit, tip)
+            store.record_changes(attempt.id, changes)
+        paths = git.changed_paths(where, attempt.base_commit, tip) if changes.files_changed else []
+    except GitError as exc:  # its base_commit pruned, a damaged repository: say so, go on
+        return attempt.changes, (), f"git cannot count it: {exc.message}"
+    return changes, tuple(paths), None
+
+
+def _collisions(rows: list[CompareRow]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The paths that attempts of one repository both changed."""
+    touched: dict[tuple[str, str], list[str]] = {}
+    for row in rows:
+        for path in row.paths:
+            touched.setdefault((row.attempt.repository, path), []).append(row.attempt.id)
+    return tuple(
+        (path, tuple(ids)) for (_repo, path), ids in sorted(touched.items()) if len(ids) > 1
+    )

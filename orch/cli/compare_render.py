@@ -1,0 +1,126 @@
+"""Text and JSON of ``orch compare TASK`` and ``orch check``, and the words for a change
+summary and a check result that ``orch list``/``orch show`` share (no click, no I/O)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orch.attempts.compare import CompareRow, TaskComparison
+from orch.cli.render import seconds
+from orch.models import ChangeSummary, Run
+
+_SHOWN_PATHS = 50  # collisions listed in the text form; the JSON has them all
+
+
+def lines(changes: ChangeSummary | None) -> str:
+    return "-" if changes is None else f"+{changes.lines_added}/-{changes.lines_removed}"
+
+
+def check_words(run: Run | None) -> str:
+    """``passed 14s``, ``failed (exit 1) 3.2s``, ``timed out 10m00s``, ``-`` (none)."""
+    if run is None:
+        return "-"
+    if run.result == "failed":
+        return f"failed (exit {run.exit_code}) {seconds(run.duration)}"
+    if run.result == "unfinished":
+        return "unfinished"
+    return f"{run.result} {seconds(run.duration)}"
+
+
+def check_dict(run: Run | None) -> dict[str, Any] | None:
+    """A check run as every command's JSON gives it (``Run.to_dict``), or None."""
+    return None if run is None else run.to_dict()
+
+
+def changes_dict(changes: ChangeSummary | None) -> dict[str, Any] | None:
+    return None if changes is None else changes.to_dict()
+
+
+def table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
+
+
+def comparison_text(found: TaskComparison) -> str:
+    header = (
+        "ATTEMPT",
+        "#",
+        "WORKER",
+        "STATE",
+        "EXIT",
+        "DURATION",
+        "AHEAD",
+        "FILES",
+        "+/-",
+        "CHECK",
+    )
+    rows: list[tuple[str, ...]] = [header]
+    for row in found.rows:
+        a = row.attempt
+        rows.append(
+            (
+                a.id,
+                str(a.attempt_number),
+                a.worker_label,
+                str(a.state),
+                "-" if a.exit_code is None else str(a.exit_code),
+                seconds(row.duration),
+                _number(row.changes, "commits_ahead"),
+                _number(row.changes, "files_changed"),
+                lines(row.changes),
+                check_words(row.check),
+            )
+        )
+    count = len(found.rows)
+    out = [
+        f"task {found.task_key}: {count} attempt{'s' if count != 1 else ''} "
+        "(committed work against each attempt's base_commit)",
+        table(rows),
+    ]
+    notes = [f"  {r.attempt.id}: {r.note}" for r in found.rows if r.note]
+    if notes:
+        out += ["", "not counted:", *notes]
+    out.append("")
+    if not found.collisions:
+        out.append("no file was changed by more than one attempt")
+    else:
+        out.append(f"files changed by more than one attempt ({len(found.collisions)}):")
+        for path, ids in found.collisions[:_SHOWN_PATHS]:
+            out.append(f"  {path}  {', '.join(ids)}")
+        if len(found.collisions) > _SHOWN_PATHS:
+            out.append(f"  … and {len(found.collisions) - _SHOWN_PATHS} more (--json lists all)")
+    return "\n".join(out)
+
+
+def comparison_body(found: TaskComparison) -> dict[str, Any]:
+    return {
+        "task_key": found.task_key,
+        "attempts": [_row_dict(row) for row in found.rows],
+        "collisions": [{"path": path, "attempts": list(ids)} for path, ids in found.collisions],
+    }
+
+
+def _row_dict(row: CompareRow) -> dict[str, Any]:
+    a = row.attempt
+    return {
+        "id": a.id,
+        "attempt_number": a.attempt_number,
+        "repository": a.repository,
+        "worker": a.worker_label,
+        "state": str(a.state),
+        "exit_code": a.exit_code,
+        "duration": row.duration,
+        "runs": len(row.runs),
+        "base_commit": a.base_commit,
+        "branch_name": a.branch_name,
+        "changes": changes_dict(row.changes),
+        "check": check_dict(row.check),
+        "files": list(row.paths),
+        "note": row.note,
+    }
+
+
+def _number(changes: ChangeSummary | None, field: str) -> str:
+    return "-" if changes is None else str(getattr(changes, field))
