@@ -41,9 +41,9 @@ from dispatch_bench import (
     clean_worktrees,
     find_orch,
     isolated_env,
-    machine_busy,
     make_repo,
     python_of,
+    rotated_runs,
     run,
     summary,
     timed,
@@ -121,16 +121,7 @@ def bench(
         return timed([python, "-c", FLOOR_CODE], base)
 
     fns = {"batch": batch, "sequential": sequential, "raw": raw, "floor": floor}
-    for fn in fns.values():  # warm-up, untimed: the store, the page cache
-        fn()
-    samples: dict[str, list[Sample]] = {name: [] for name in fns}
-    busy: list[float | None] = []
-    names = list(fns)
-    for i in range(runs):
-        busy.append(machine_busy(0.5))
-        order = names[i % len(names) :] + names[: i % len(names)]  # rotate who goes first
-        for name in order:
-            samples[name].append(fns[name]())
+    samples, _, busy_median = rotated_runs(fns, runs)
     result: dict[str, Any] = {name: summary(s) for name, s in samples.items()}
     med = {name: result[name]["median_ms"] for name in fns}
     result["ratios"] = {
@@ -138,8 +129,7 @@ def bench(
         "batch_over_raw": round(med["batch"] / med["raw"], 3),
         "sequential_over_raw": round(med["sequential"] / med["raw"], 3),
     }
-    known = [b for b in busy if b is not None]
-    result["machine_busy_before_median_pct"] = sorted(known)[len(known) // 2] if known else None
+    result["machine_busy_before_median_pct"] = busy_median
     log(
         f"batch {med['batch']:.0f} ms, {n} sequential {med['sequential']:.0f} ms, "
         f"{n} raw git {med['raw']:.0f} ms, floor {med['floor']:.0f} ms; "

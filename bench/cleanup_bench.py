@@ -40,7 +40,6 @@ import os
 import platform
 import shlex
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -50,9 +49,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# the synthetic repository and the isolated environment are dispatch_bench's, so both
-# benchmarks measure the same kind of repository
-from dispatch_bench import isolated_env as _isolated_env
+# the isolated environment is every bench's; the synthetic repository is dispatch_bench's,
+# so both benchmarks measure the same kind of repository
+from _common import isolated_env as _isolated_env
+from _common import run
 from dispatch_bench import machine_busy, make_repo
 
 TARGET_RATIO = 1.2  # orch cleanup wall time / git loop wall time (issue 4, point 4)
@@ -68,19 +68,6 @@ def isolated_env(root: Path) -> dict[str, str]:
     env = _isolated_env(root)
     env["ORCH_HOME"] = str(root / "orch-home")
     return env
-
-
-def run(
-    cmd: list[str], env: dict[str, str], cwd: Path | None = None, input: bytes | None = None
-) -> subprocess.CompletedProcess[bytes]:
-    # a neutral cwd by default: a source checkout there could shadow the installed orch
-    proc = subprocess.run(cmd, cwd=cwd or env["HOME"], env=env, input=input, capture_output=True)
-    if proc.returncode != 0:
-        raise SystemExit(
-            f"command failed ({proc.returncode}): {' '.join(cmd)}\n"
-            f"{proc.stderr.decode(errors='replace')}"
-        )
-    return proc
 
 
 def loadavg() -> float | None:

@@ -45,6 +45,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from _common import compile_orch, find_orch, isolated_env, orch_source, python_of, run
+
 # targets (issue 2, point 8)
 TARGET_OVERHEAD_MS = 80.0  # median(orch dispatch) - median(git worktree add) - median(floor)
 TARGET_RATIO_50K = 1.25  # orch dispatch / git worktree add on the 50k-file repository
@@ -57,61 +59,6 @@ TASK_KEY = "bench-task"
 
 
 # -- environment ---------------------------------------------------------------------------
-
-
-def isolated_env(root: Path) -> dict[str, str]:
-    """The environment every command runs in: a private HOME, git config and identity."""
-    home = root / "home"
-    (home / ".config").mkdir(parents=True, exist_ok=True)
-    gitconfig = home / ".gitconfig"
-    gitconfig.write_text("")
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        # PYTHONDONTWRITEBYTECODE would make every orch run compile its modules from source
-        # (tens of ms an installed orch, compiled at install time, never pays)
-        if not k.startswith(("ORCH_", "GIT_", "XDG_"))
-        and k not in ("PYTHONSTARTUP", "PYTHONDONTWRITEBYTECODE")
-    }
-    env.update(
-        {
-            "HOME": str(home),
-            "XDG_CONFIG_HOME": str(home / ".config"),
-            "XDG_STATE_HOME": str(home / ".local" / "state"),
-            "XDG_CACHE_HOME": str(home / ".cache"),
-            "XDG_DATA_HOME": str(home / ".local" / "share"),
-            "GIT_CONFIG_GLOBAL": str(gitconfig),
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_AUTHOR_NAME": "orch bench",
-            "GIT_AUTHOR_EMAIL": "bench@example.invalid",
-            "GIT_COMMITTER_NAME": "orch bench",
-            "GIT_COMMITTER_EMAIL": "bench@example.invalid",
-            "GIT_TERMINAL_PROMPT": "0",
-            "LC_ALL": "C",
-            "ORCH_HOME": str(root / "orch-home-unused"),
-        }
-    )
-    return env
-
-
-def run(
-    cmd: list[str], env: dict[str, str], cwd: Path | None = None, input: bytes | None = None
-) -> subprocess.CompletedProcess:
-    # a neutral cwd: `python -c` puts the cwd first on sys.path, so a source checkout there
-    # would shadow the installed orch
-    proc = subprocess.run(
-        cmd,
-        cwd=cwd or env["HOME"],
-        env=env,
-        input=input,
-        capture_output=True,
-    )
-    if proc.returncode != 0:
-        raise SystemExit(
-            f"command failed ({proc.returncode}): {' '.join(cmd)}\n"
-            f"{proc.stderr.decode(errors='replace')}"
-        )
-    return proc
 
 
 class Sample(NamedTuple):
@@ -438,6 +385,61 @@ def verdict(ok: bool) -> str:
 # -- measurements --------------------------------------------------------------------------
 
 
+def interleaved_runs(
+    runs: int,
+    names: list[str],
+    order: Callable[[int], list[str]],
+    measure: Callable[[str], Sample],
+    wait: float,
+    log: Callable[[str], None],
+) -> tuple[dict[str, list[Sample]], dict[str, Any]]:
+    """Measure every name, in the order ``order(i)`` gives iteration ``i``, ``runs`` times.
+
+    Returns the samples of each name and the conditions they were taken in (the machine's
+    busy share before each iteration, how many iterations were run again)."""
+    samples: dict[str, list[Sample]] = {name: [] for name in names}
+    busy_before: list[float | None] = []
+    discarded = 0
+    for i in range(runs):
+        deadline = time.monotonic() + wait
+        while True:
+            busy = wait_quiet(max(0.0, deadline - time.monotonic()), log, 0.5)
+            batch = {name: measure(name) for name in order(i)}
+            # --wait-quiet: an iteration during which others used the CPUs is run again
+            if wait <= 0 or time.monotonic() >= deadline:
+                break
+            if not _disturbed(list(batch.values()), QUIET_BUSY_PCT):
+                break
+            discarded += 1
+        busy_before.append(busy)
+        for name, sample in batch.items():
+            samples[name].append(sample)
+    return samples, {
+        "machine_busy_before_pct": _busy_summary(busy_before),
+        "machine_busy_before_each_run_pct": busy_before,
+        "disturbed_runs_repeated": discarded,
+    }
+
+
+def rotated_runs(
+    measures: dict[str, Callable[[], Sample]], runs: int
+) -> tuple[dict[str, list[Sample]], list[float | None], float | None]:
+    """Run every measure once, untimed (the store, the page cache), then ``runs`` rounds of
+    all of them, rotating which goes first. Returns the samples of each, the machine's busy
+    share read before each round, and the (upper) median of the shares that were read."""
+    for measure in measures.values():
+        measure()
+    samples: dict[str, list[Sample]] = {name: [] for name in measures}
+    busy: list[float | None] = []
+    names = list(measures)
+    for i in range(runs):
+        busy.append(machine_busy(0.5))
+        for name in names[i % len(names) :] + names[: i % len(names)]:
+            samples[name].append(measures[name]())
+    known = [b for b in busy if b is not None]
+    return samples, busy, sorted(known)[len(known) // 2] if known else None
+
+
 def bench_size(
     n: int,
     runs: int,
@@ -497,37 +499,23 @@ def bench_size(
     git_add()
     floor()
 
-    samples: dict[str, list[Sample]] = {"git": [], "orch": [], "floor": []}
-    busy_before: list[float | None] = []
+    measures = {"git": git_add, "orch": orch_dispatch, "floor": floor}
     log(f"[{n} files] {runs} interleaved runs ...")
-    discarded = 0
-    for i in range(runs):
+    samples, conditions = interleaved_runs(
+        runs,
+        list(measures),
         # alternate which of orch and git goes first; the floor sits between them
-        order = ("orch", "floor", "git") if i % 2 == 0 else ("git", "floor", "orch")
-        deadline = time.monotonic() + wait
-        while True:
-            busy = wait_quiet(max(0.0, deadline - time.monotonic()), log, 0.5)
-            batch = {}
-            for name in order:
-                fn = {"git": git_add, "orch": orch_dispatch, "floor": floor}[name]
-                batch[name] = fn()
-            # --wait-quiet: an iteration during which others used the CPUs is run again
-            if wait <= 0 or time.monotonic() >= deadline:
-                break
-            if not _disturbed(list(batch.values()), QUIET_BUSY_PCT):
-                break
-            discarded += 1
-        busy_before.append(busy)
-        for name, sample in batch.items():
-            samples[name].append(sample)
+        lambda i: ["orch", "floor", "git"] if i % 2 == 0 else ["git", "floor", "orch"],
+        lambda name: measures[name](),
+        wait,
+        log,
+    )
     result = {name: summary(s) for name, s in samples.items()}
     git_med = result["git"]["median_ms"]
     orch_med = result["orch"]["median_ms"]
     floor_med = result["floor"]["median_ms"]
     result["repo"] = info
-    result["machine_busy_before_pct"] = _busy_summary(busy_before)
-    result["machine_busy_before_each_run_pct"] = busy_before
-    result["disturbed_runs_repeated"] = discarded
+    result.update(conditions)
     result["cpu_overhead_ms"] = round(
         result["orch"]["cpu_median_ms"]
         - result["git"]["cpu_median_ms"]
@@ -578,29 +566,18 @@ def bench_cli(
     }
     for cmd in commands.values():  # warm-up, untimed
         timed(cmd, env)
-    samples: dict[str, list[Sample]] = {k: [] for k in commands}
-    busy_before: list[float | None] = []
     log(f"[cli] {runs} interleaved runs of --help, list, show, floor ...")
     names = list(commands)
-    discarded = 0
-    for i in range(runs):
-        rotated = names[i % len(names) :] + names[: i % len(names)]
-        deadline = time.monotonic() + wait
-        while True:
-            busy = wait_quiet(max(0.0, deadline - time.monotonic()), log, 0.5)
-            batch = {name: timed(commands[name], env) for name in rotated}
-            if wait <= 0 or time.monotonic() >= deadline:
-                break
-            if not _disturbed(list(batch.values()), QUIET_BUSY_PCT):
-                break
-            discarded += 1
-        busy_before.append(busy)
-        for name, sample in batch.items():
-            samples[name].append(sample)
+    samples, conditions = interleaved_runs(
+        runs,
+        names,
+        lambda i: names[i % len(names) :] + names[: i % len(names)],
+        lambda name: timed(commands[name], env),
+        wait,
+        log,
+    )
     result: dict[str, Any] = {name: summary(s) for name, s in samples.items()}
-    result["machine_busy_before_pct"] = _busy_summary(busy_before)
-    result["machine_busy_before_each_run_pct"] = busy_before
-    result["disturbed_runs_repeated"] = discarded
+    result.update(conditions)
     floor_med = result["floor"]["median_ms"]
     for name in ("list", "show"):
         result[name]["above_floor_ms"] = round(result[name]["median_ms"] - floor_med, 1)
@@ -648,30 +625,9 @@ def machine_info(orch: str, python: str, env: dict[str, str]) -> dict[str, Any]:
         "orch": out([orch, "--version"]),
         "sqlalchemy": out([python, "-c", "import sqlalchemy; print(sqlalchemy.__version__)"]),
         "orch_path": orch,
-        "orch_source": _orch_source(python, env),
+        "orch_source": orch_source(python, env),
         "loadavg_start": _loadavg(),
     }
-
-
-def _orch_source(python: str, env: dict[str, str]) -> str:
-    """Where the measured orch is imported from, and its commit (``-dirty`` if edited)."""
-    proc = subprocess.run(
-        [python, "-c", "import orch, os; print(os.path.dirname(orch.__file__))"],
-        env=env,
-        cwd=env["HOME"],
-        capture_output=True,
-        text=True,
-    )
-    where = proc.stdout.strip()
-    if not where:
-        return "?"
-    desc = subprocess.run(
-        ["git", "-C", where, "describe", "--always", "--dirty"],
-        env=env,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    return f"{where} ({desc})" if desc else where
 
 
 def _loadavg() -> str:
@@ -801,29 +757,6 @@ def render(report: dict[str, Any]) -> str:
 # -- main ----------------------------------------------------------------------------------
 
 
-def find_orch(given: str | None) -> str:
-    if given:
-        return given
-    sibling = Path(sys.executable).parent / "orch"
-    if sibling.is_file() and os.access(sibling, os.X_OK):
-        return str(sibling)
-    found = shutil.which("orch")
-    if not found:
-        raise SystemExit("cannot find the orch command: install orch or pass --orch PATH")
-    return found
-
-
-def python_of(orch: str) -> str:
-    """The interpreter an entry-point script runs on (its shebang), for the floor."""
-    try:
-        first = Path(orch).read_text(errors="replace").splitlines()[0]
-    except (OSError, IndexError):
-        return sys.executable
-    if first.startswith("#!") and "python" in first:
-        return first[2:].strip().split()[0]
-    return sys.executable
-
-
 def snapshot_orch(ref: str, dest: Path, env: dict[str, str]) -> str:
     """Extract orch as committed at ``ref`` into ``dest`` (laid out as installed: the
     top-level ``migrations/`` becomes ``orch/migrations``); return the commit."""
@@ -841,30 +774,6 @@ def snapshot_orch(ref: str, dest: Path, env: dict[str, str]) -> str:
     if not (dest / "orch" / "migrations").exists():
         (dest / "migrations").rename(dest / "orch" / "migrations")
     return sha
-
-
-def compile_orch(python: str, env: dict[str, str], log: Callable[[str], None]) -> None:
-    """Byte-compile the measured orch package, as ``pip install`` does: a source checkout
-    (editable install, --orch-ref) otherwise pays for compiling on the first run only if
-    it may write ``__pycache__``, and on every run if it may not."""
-    where = subprocess.run(
-        [python, "-c", "import orch, os; print(os.path.dirname(orch.__file__))"],
-        env=env,
-        cwd=env["HOME"],
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    if not where:
-        return
-    proc = subprocess.run(
-        [python, "-m", "compileall", "-q", where],
-        env=env,
-        cwd=env["HOME"],
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        log(f"warning: could not byte-compile {where}; orch may compile on every run")
 
 
 def remove_in_background(root: Path, log: Callable[[str], None]) -> None:

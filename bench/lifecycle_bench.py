@@ -33,6 +33,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -191,7 +192,12 @@ def _wait_then_stamp(store: Store, attempt_id: str, stamps: list[float]) -> None
     stamps.append(time.perf_counter())
 
 
-def wake_latency_api(url: str, home: Path, trials: int) -> dict[str, float]:
+def wake_latency(
+    url: str, home: Path, trials: int, start_waiter: Callable[[str], Callable[[], float]]
+) -> dict[str, float]:
+    """How long after a finish commits a waiter on the attempt returns. ``start_waiter``
+    starts one and returns once it is asleep between looks, handing back what to call,
+    after the finish, for the moment the waiter returned."""
     store = open_bench_store(url, home)
     ids = seed(store, trials, f"/bench/{uuid.uuid4().hex}")
     identity = WorkerIdentity(name="w", host="bench")
@@ -199,45 +205,50 @@ def wake_latency_api(url: str, home: Path, trials: int) -> dict[str, float]:
     for attempt_id in ids:
         lease = store.claim(identity, 30.0, "bench", attempt_id)
         assert lease is not None
-        returned: list[float] = []
-        waiter_store = open_bench_store(url, home)
-        th = threading.Thread(target=_wait_then_stamp, args=(waiter_store, attempt_id, returned))
-        th.start()
-        time.sleep(0.2)  # the waiter is asleep between looks
+        returned = start_waiter(attempt_id)
         store.finish(attempt_id, lease.token, State.SUCCEEDED, "bench", 0, "ok")
         committed = time.perf_counter()
-        th.join()
-        waiter_store.close()
-        latencies.append(returned[0] - committed)
+        latencies.append(returned() - committed)
     store.close()
     return {
         "trials": trials,
         "median_ms": statistics.median(latencies) * 1000,
         "p99_ms": pct(latencies, 0.99) * 1000,
     }
+
+
+def wake_latency_api(url: str, home: Path, trials: int) -> dict[str, float]:
+    def start_waiter(attempt_id: str) -> Callable[[], float]:
+        stamps: list[float] = []
+        waiter_store = open_bench_store(url, home)
+        th = threading.Thread(target=_wait_then_stamp, args=(waiter_store, attempt_id, stamps))
+        th.start()
+        time.sleep(0.2)  # the waiter is asleep between looks
+
+        def returned() -> float:
+            th.join()
+            waiter_store.close()
+            return stamps[0]
+
+        return returned
+
+    return wake_latency(url, home, trials, start_waiter)
 
 
 def wake_latency_cli(url: str, home: Path, trials: int, env: dict[str, str]) -> dict[str, float]:
     orch = str(Path(sys.executable).parent / "orch")
-    store = open_bench_store(url, home)
-    ids = seed(store, trials, f"/bench/{uuid.uuid4().hex}")
-    identity = WorkerIdentity(name="w", host="bench")
-    latencies = []
-    for attempt_id in ids:
-        lease = store.claim(identity, 30.0, "bench", attempt_id)
-        assert lease is not None
+
+    def start_waiter(attempt_id: str) -> Callable[[], float]:
         proc = subprocess.Popen([orch, "wait", attempt_id], env=env, stdout=subprocess.DEVNULL)
         time.sleep(0.6)  # past start-up: the waiter is polling
-        store.finish(attempt_id, lease.token, State.SUCCEEDED, "bench", 0, "ok")
-        committed = time.perf_counter()
-        proc.wait()
-        latencies.append(time.perf_counter() - committed)
-    store.close()
-    return {
-        "trials": trials,
-        "median_ms": statistics.median(latencies) * 1000,
-        "p99_ms": pct(latencies, 0.99) * 1000,
-    }
+
+        def returned() -> float:
+            proc.wait()
+            return time.perf_counter()
+
+        return returned
+
+    return wake_latency(url, home, trials, start_waiter)
 
 
 def main() -> None:

@@ -41,9 +41,9 @@ from dispatch_bench import (
     clean_worktrees,
     find_orch,
     isolated_env,
-    machine_busy,
     make_repo,
     python_of,
+    rotated_runs,
     run,
     summary,
     timed,
@@ -141,16 +141,7 @@ def bench_repo(
         return timed([python, "-c", FLOOR_CODE], base)
 
     fns = {"warm": warm, "cold": cold, "raw": raw, "floor": floor}
-    for fn in fns.values():  # warm-up, untimed: stores, page cache
-        fn()
-    samples: dict[str, list[Sample]] = {name: [] for name in fns}
-    busy: list[float | None] = []
-    names = list(fns)
-    for i in range(runs):
-        busy.append(machine_busy(0.5))
-        order = names[i % len(names) :] + names[: i % len(names)]  # rotate who goes first
-        for name in order:
-            samples[name].append(fns[name]())
+    samples, busy, busy_median = rotated_runs(fns, runs)
     result: dict[str, Any] = {name: summary(s) for name, s in samples.items()}
     med = {name: result[name]["median_ms"] for name in fns}
     result["ratios"] = {
@@ -159,8 +150,7 @@ def bench_repo(
         "cold_over_raw": round(med["cold"] / med["raw"], 3),
         "cold_overhead_ms": round(med["cold"] - med["raw"] - med["floor"], 1),
     }
-    known = [b for b in busy if b is not None]
-    result["machine_busy_before_median_pct"] = sorted(known)[len(known) // 2] if known else None
+    result["machine_busy_before_median_pct"] = busy_median
     result["machine_busy_before_each_run_pct"] = busy
     log(
         f"[{label}] warm {med['warm']:.0f} ms, cold {med['cold']:.0f} ms, raw {med['raw']:.0f} ms, "

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shutil
 import statistics
@@ -45,56 +44,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _common import compile_orch, find_orch, isolated_env, python_of, run
+
 TARGET_OVERHEAD_MS = 60.0  # orch diff --stat - git diff --stat - floor (issue 18)
 FLOOR_CODE = "import click, sqlalchemy.orm"
 DEFAULT_SIZES = (1000, 10000, 50000)
 _WORDS = ("alpha", "beta", "client", "server", "retry", "cache", "store", "index", "queue")
 
 
-def isolated_env(root: Path) -> dict[str, str]:
-    home = root / "home"
-    (home / ".config").mkdir(parents=True, exist_ok=True)
-    gitconfig = home / ".gitconfig"
-    gitconfig.write_text("")
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("ORCH_", "GIT_", "XDG_"))
-        and k not in ("PYTHONSTARTUP", "PYTHONDONTWRITEBYTECODE", "PAGER", "LESS")
-    }
-    env.update(
-        {
-            "HOME": str(home),
-            "XDG_CONFIG_HOME": str(home / ".config"),
-            "XDG_STATE_HOME": str(home / ".local" / "state"),
-            "XDG_CACHE_HOME": str(home / ".cache"),
-            "GIT_CONFIG_GLOBAL": str(gitconfig),
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_AUTHOR_NAME": "orch bench",
-            "GIT_AUTHOR_EMAIL": "bench@example.invalid",
-            "GIT_COMMITTER_NAME": "orch bench",
-            "GIT_COMMITTER_EMAIL": "bench@example.invalid",
-            "GIT_TERMINAL_PROMPT": "0",
-            "LC_ALL": "C",
-        }
-    )
-    return env
-
-
-def run(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> bytes:
-    # a neutral cwd: `python -c` puts the cwd first on sys.path
-    proc = subprocess.run(cmd, cwd=cwd or env["HOME"], env=env, capture_output=True)
-    if proc.returncode != 0:
-        raise SystemExit(
-            f"command failed ({proc.returncode}): {' '.join(cmd)}\n"
-            f"{proc.stderr.decode(errors='replace')}"
-        )
-    return proc.stdout
-
-
 def timed(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> tuple[float, bytes]:
     start = time.perf_counter()
-    out = run(cmd, env, cwd)
+    out = run(cmd, env, cwd).stdout
     return time.perf_counter() - start, out
 
 
@@ -148,41 +108,6 @@ def leave_work(worktree: Path, paths: list[str], changed: int, env: dict[str, st
     (worktree / "notes.md").write_text("# notes\n")
 
 
-def find_orch(given: str | None) -> str:
-    if given:
-        return given
-    sibling = Path(sys.executable).parent / "orch"
-    if sibling.is_file() and os.access(sibling, os.X_OK):
-        return str(sibling)
-    found = shutil.which("orch")
-    if not found:
-        raise SystemExit("cannot find the orch command: install orch or pass --orch PATH")
-    return found
-
-
-def python_of(orch: str) -> str:
-    """The interpreter an entry-point script runs on (its shebang), for the floor."""
-    try:
-        first = Path(orch).read_text(errors="replace").splitlines()[0]
-    except (OSError, IndexError):
-        return sys.executable
-    if first.startswith("#!") and "python" in first:
-        return first[2:].strip().split()[0]
-    return sys.executable
-
-
-def compile_orch(python: str, env: dict[str, str]) -> None:
-    where = subprocess.run(
-        [python, "-c", "import orch, os; print(os.path.dirname(orch.__file__))"],
-        env=env,
-        cwd=env["HOME"],
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    if where:
-        subprocess.run([python, "-m", "compileall", "-q", where], env=env, capture_output=True)
-
-
 def median_ms(samples: list[float]) -> float:
     return round(statistics.median(samples) * 1000, 1)
 
@@ -198,11 +123,11 @@ def bench_size(
     attempt = run(
         [orch, "dispatch", "--prompt", "p", "bench-review", "--repo", str(repo), "--json"], env
     )
-    record = json.loads(attempt)["attempt"]
+    record = json.loads(attempt.stdout)["attempt"]
     worktree = Path(record["worktree_path"])
     base = record["base_commit"]
     leave_work(worktree, paths, changed, env)
-    tip = run(["git", "rev-parse", "HEAD"], env, cwd=worktree).decode().strip()
+    tip = run(["git", "rev-parse", "HEAD"], env, cwd=worktree).stdout.decode().strip()
     sides: dict[str, tuple[list[str], Path | None]] = {
         "orch diff --stat": ([orch, "diff", record["id"], "--stat"], repo),
         "git diff --stat": (["git", "--no-optional-locks", "diff", "--stat", base], worktree),
@@ -214,8 +139,8 @@ def bench_size(
         "floor": ([python, "-c", FLOOR_CODE], None),
     }
     # the same answer from both sides (orch also lists the untracked files)
-    orch_out = run(sides["orch diff --committed --stat"][0], env, repo)
-    git_out = run(sides["git diff --stat base tip"][0], env, repo)
+    orch_out = run(sides["orch diff --committed --stat"][0], env, repo).stdout
+    git_out = run(sides["git diff --stat base tip"][0], env, repo).stdout
     if orch_out != git_out:
         raise SystemExit(f"orch and git disagree:\n{orch_out.decode()}\n{git_out.decode()}")
     for cmd, cwd in sides.values():  # warm caches, untimed

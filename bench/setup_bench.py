@@ -62,8 +62,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# the isolated environment is dispatch_bench's (this directory is on sys.path when run)
-from dispatch_bench import isolated_env as _isolated_env
+# shared with the other benches (this directory is on sys.path when run)
+from _common import isolated_env as _isolated_env
+from _common import orch_source, python_of, run
 
 MODES = ("copy", "hardlink", "reflink", "symlink")
 SIDES = ("none", *MODES, "cp -a", "cp -al")
@@ -82,22 +83,10 @@ class BenchError(SystemExit):
 
 
 def isolated_env(root: Path) -> dict[str, str]:
-    """dispatch_bench's environment; worktrees go under ORCH_HOME, on the repository's disk."""
+    """The benches' environment; worktrees go under ORCH_HOME, on the repository's disk."""
     env = _isolated_env(root)
     env["ORCH_HOME"] = str(root / "orch-home")
     return env
-
-
-def run(
-    cmd: list[str], env: dict[str, str], cwd: Path | None = None
-) -> subprocess.CompletedProcess[bytes]:
-    proc = subprocess.run(cmd, cwd=cwd or env["HOME"], env=env, capture_output=True)
-    if proc.returncode != 0:
-        raise BenchError(
-            f"command failed ({proc.returncode}): {' '.join(cmd)}\n"
-            f"{proc.stderr.decode(errors='replace')}"
-        )
-    return proc
 
 
 def timed(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> tuple[float, str]:
@@ -556,7 +545,7 @@ def bench(args: argparse.Namespace, root: Path, log: Log) -> dict[str, Any]:
             "python": sys.version.split()[0],
             "git": run(["git", "--version"], env).stdout.decode().strip(),
             "orch": run([orch, "--version"], env).stdout.decode().strip(),
-            "orch_source": orch_source(orch, env) + source_note,
+            "orch_source": orch_source(python_of(orch), env) + source_note,
             "file_system": _fs_type(root),
             "tmp": str(root),
         },
@@ -581,30 +570,6 @@ def snapshot_orch(ref: str, dest: Path, env: dict[str, str]) -> str:
     tar = run(["git", "-C", str(checkout), "archive", "--format=tar", sha_text, "orch"], env)
     subprocess.run(["tar", "-x", "-C", str(dest)], input=tar.stdout, check=True)
     return sha_text
-
-
-def orch_source(orch: str, env: dict[str, str]) -> str:
-    """Where the measured orch is imported from, and its commit (``-dirty`` if edited)."""
-    with open(orch, "rb") as fh:
-        first = fh.readline().decode(errors="replace")
-    python = first[2:].strip() if first.startswith("#!") else sys.executable
-    proc = subprocess.run(
-        [python, "-c", "import orch, os; print(os.path.dirname(orch.__file__))"],
-        env=env,
-        cwd=env["HOME"],
-        capture_output=True,
-        text=True,
-    )
-    where = proc.stdout.strip()
-    if not where:
-        return "?"
-    desc = subprocess.run(
-        ["git", "-C", where, "describe", "--always", "--dirty"],
-        env=env,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    return f"{where} ({desc})" if desc else where
 
 
 def _fs_type(path: Path) -> str:

@@ -89,6 +89,16 @@ READY_TO_RUN = HOLDS_WORKTREE | {
 CLEANED_UP = frozenset({WorkspaceStatus.REMOVED, WorkspaceStatus.ARCHIVED})
 
 
+def plain(record: Any) -> dict[str, Any]:
+    """A dataclass's fields as a dict for JSON: ``dataclasses.asdict``, with each datetime
+    field as its ISO 8601 text."""
+    out = dataclasses.asdict(record)
+    for key, value in out.items():
+        if isinstance(value, dt.datetime):
+            out[key] = value.isoformat()
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
 class Attempt:
     id: str
@@ -191,13 +201,10 @@ class Attempt:
         return self.lease_holder or self.worker or "(any)"
 
     def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
+        out = plain(self)
         out["state"] = str(self.state)
         out["workspace_status"] = str(self.workspace_status)
         out["worker_label"] = self.worker_label
-        for key, value in out.items():
-            if isinstance(value, dt.datetime):
-                out[key] = value.isoformat()
         return out
 
 
@@ -226,9 +233,7 @@ class AttemptEvent:
     created_at: dt.datetime
 
     def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["created_at"] = self.created_at.isoformat()
-        return out
+        return plain(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -321,11 +326,7 @@ class Message:
     run_number: int | None
 
     def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        for key, value in out.items():
-            if isinstance(value, dt.datetime):
-                out[key] = value.isoformat()
-        return out
+        return plain(self)
 
 
 class RunKind(enum.StrEnum):
@@ -370,14 +371,11 @@ class Run:
         return "passed" if self.exit_code == 0 else "failed"
 
     def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
+        out = plain(self)
         out["command"] = list(self.command)
         out["kind"] = str(self.kind)
         out["duration"] = self.duration
         out["result"] = self.result
-        for key, value in out.items():
-            if isinstance(value, dt.datetime):
-                out[key] = value.isoformat()
         return out
 
 
@@ -439,8 +437,6 @@ class QueuedTask:
     updated_at: dt.datetime
 
     def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
+        out = plain(self)
         out["state"] = str(self.state)
-        out["created_at"] = self.created_at.isoformat()
-        out["updated_at"] = self.updated_at.isoformat()
         return out

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from tests.support.cli import RunCli, RunOrch, invoke, run_installed
 from tests.support.isolation import pin_git, use_home
 from tests.support.repos import new_repo
-from tests.support.store import empty_pg_store, new_pg_database, sqlite_url
+from tests.support.store import BACKENDS, backend_url, empty_pg_store, new_pg_database
 
 REAL_HOME = os.path.expanduser("~")
 
@@ -82,18 +82,15 @@ def pg_database_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BACKENDS)
 def store_url(
     request: pytest.FixtureRequest, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> str:
     """The store URL for each backend; also exported as ORCH_DATABASE_URL for the CLI."""
-    if request.param == "sqlite":
-        url = sqlite_url(isolated_env / "orch.db")
-    else:
-        url = request.getfixturevalue("pg_database_url")
+    url = backend_url(request, isolated_env / "orch.db", "pg_database_url", monkeypatch)
+    if request.param != "sqlite":
         from orch.store import upgrade_store
 
         upgrade_store(url, isolated_env / "locks")
         empty_pg_store(url)
-    monkeypatch.setenv("ORCH_DATABASE_URL", url)
     return url

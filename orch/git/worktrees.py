@@ -88,14 +88,7 @@ class Worktrees(Checkout):
 
     def list_worktrees(self, repo: Repository) -> list[dict[str, str]]:
         out = self.run(["worktree", "list", "--porcelain"], cwd=repo.root).stdout
-        entries = []
-        for block in out.strip().split("\n\n"):
-            entry: dict[str, str] = {}
-            for line in block.splitlines():
-                key, _, value = line.partition(" ")
-                entry[key] = value
-            entries.append(entry)
-        return entries
+        return parse_worktree_list(out)
 
     def lock_worktree(self, repo: Repository, path: Path, reason: str) -> None:
         """``git worktree lock``: git then keeps its bookkeeping even while it is missing."""
@@ -112,6 +105,20 @@ class Worktrees(Checkout):
     def prune_worktrees(self, repo: Repository, *, check: bool = True) -> None:
         """Drop git's bookkeeping of worktrees whose directory is gone (not locked ones)."""
         self.run(["worktree", "prune"], cwd=repo.root, check=check)
+
+
+def parse_worktree_list(out: str) -> list[dict[str, str]]:
+    """``git worktree list --porcelain``: one dict per worktree, the main one first; each
+    line's first word is a key, the rest its value (``""`` for a bare flag: ``bare``,
+    ``detached``, or ``locked`` with no reason)."""
+    entries = []
+    for block in out.strip().split("\n\n"):
+        entry: dict[str, str] = {}
+        for line in block.splitlines():
+            key, _, value = line.partition(" ")
+            entry[key] = value
+        entries.append(entry)
+    return entries
 
 
 def force_remove_worktree(git: Worktrees, repo: Repository, path: Path) -> None:

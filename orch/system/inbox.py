@@ -33,31 +33,25 @@ def payload_path(inbox_dir: Path, attempt_id: str) -> Path:
 
 def worker_commands(attempt_id: str) -> dict[str, list[str]]:
     lease = "{lease}"
+
+    def finish(state: str, exit_code: str) -> list[str]:
+        return [
+            "orch",
+            "finish",
+            attempt_id,
+            "--lease",
+            lease,
+            "--state",
+            state,
+            "--exit-code",
+            exit_code,
+        ]
+
     return {
         "claim": ["orch", "claim", attempt_id, "--json"],
         "heartbeat": ["orch", "heartbeat", attempt_id, "--lease", lease],
-        "finish_succeeded": [
-            "orch",
-            "finish",
-            attempt_id,
-            "--lease",
-            lease,
-            "--state",
-            "succeeded",
-            "--exit-code",
-            "0",
-        ],
-        "finish_failed": [
-            "orch",
-            "finish",
-            attempt_id,
-            "--lease",
-            lease,
-            "--state",
-            "failed",
-            "--exit-code",
-            "1",
-        ],
+        "finish_succeeded": finish("succeeded", "0"),
+        "finish_failed": finish("failed", "1"),
         "show": ["orch", "show", attempt_id, "--json"],
     }
 

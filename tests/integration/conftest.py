@@ -1,5 +1,6 @@
-"""Fixtures that only the integration tests use (real processes); each delegates to
-``tests/support``. The shared isolation, repositories and stores are in tests/conftest.py.
+"""Fixtures that only the integration tests use (real processes, a store opened directly);
+each delegates to ``tests/support``. The shared isolation, repositories and store URLs are
+in tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from orch.store import Store, open_store
 from tests.support.processes import Start, procs
+from tests.support.store import own_repository
 
 
 @pytest.fixture
@@ -17,3 +20,17 @@ def start(tmp_path: Path) -> Iterator[Start]:
     """Start real processes with ``start(argv, env=...)``; all are killed after the test."""
     with procs(tmp_path) as starter:
         yield starter
+
+
+@pytest.fixture
+def store(store_url: str, isolated_env: Path) -> Iterator[Store]:
+    """The test's store on each backend, opened directly (a module may give its own)."""
+    with open_store(store_url, isolated_env / "locks") as opened:
+        yield opened
+
+
+@pytest.fixture
+def repository(store: Store) -> Iterator[str]:
+    """A repository string of this test's own; its live attempts are cancelled afterwards."""
+    with own_repository(store) as name:
+        yield name

@@ -36,6 +36,7 @@ from tests.support.attempts import (
     doctor,
     kinds,
     payload_files,
+    repaired,
     shown_attempt,
     work,
 )
@@ -121,9 +122,7 @@ def test_dispatch_killed_before_its_intent_leaves_what_doctor_removes(
         "stray-directory",
         "stuck-provisioning",
     }, data
-    code, data = doctor(run_cli, repo, "--fix")
-    assert code == 0, data
-    assert_consistent(run_cli, repo, isolated_env)
+    repaired(run_cli, repo, isolated_env)
     assert list((isolated_env / "checkouts").iterdir()) == []
     assert archives(isolated_env) == []  # a fresh detached checkout holds no work
     assert [w for w in worktrees(repo) if "victim" in w["worktree"]] == []
@@ -380,9 +379,7 @@ def test_cleanup_force_killed_at_each_step_loses_nothing(
     [saved] = archives(isolated_env)
     assert manifest(saved)["attempt_id"] == attempt["id"]
 
-    code, data = doctor(run_cli, repo, "--fix")
-    assert code == 0, data
-    assert_consistent(run_cli, repo, isolated_env)
+    repaired(run_cli, repo, isolated_env)
     assert commit_is_kept(repo, isolated_env, tip, tmp_path / "check")
     clone = fresh_clone(repo, tmp_path / "clone")
     if not git("branch", "--list", attempt["branch_name"], cwd=clone).strip():
@@ -427,9 +424,7 @@ def test_a_parallel_cleanup_killed_midway_loses_nothing(
         )
         tips.append(branch_tip(repo, attempt["branch_name"]))
     killed(run_orch("cleanup", "--force", "--all-terminal", cwd=repo, env={"ORCH_CRASH_AT": step}))
-    code, data = doctor(run_cli, repo, "--fix")
-    assert code == 0, data
-    assert_consistent(run_cli, repo, isolated_env)
+    repaired(run_cli, repo, isolated_env)
     for n, (attempt, tip) in enumerate(zip(attempts, tips, strict=True)):
         assert tip is not None
         assert commit_is_kept(repo, isolated_env, tip, tmp_path / f"check-{n}")
@@ -469,9 +464,7 @@ def test_cleanup_of_a_clean_attempt_killed_at_each_step(
         assert proc.returncode == 0, proc.stderr  # a kept branch is never deleted: no such step
     else:
         killed(proc)
-    code, data = doctor(run_cli, repo, "--fix")
-    assert code == 0, data
-    assert_consistent(run_cli, repo, isolated_env)
+    repaired(run_cli, repo, isolated_env)
     assert shown_attempt(run_cli, repo, attempt["id"])["workspace_status"] == "removed"
     if keep_branch:
         assert branch_tip(repo, attempt["branch_name"]) == tip

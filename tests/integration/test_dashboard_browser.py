@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import time
@@ -24,6 +23,7 @@ import pytest
 from click.testing import Result
 
 from tests.support.cli import ORCH_BIN
+from tests.support.dashboard import serve_process
 from tests.support.processes import Proc, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,15 +67,9 @@ def browser(tmp_path: Path) -> Iterator[Any]:
 
 @pytest.fixture
 def dashboard(tmp_path: Path, isolated_env: Path) -> Iterator[str]:
-    server = Proc(
-        [ORCH_BIN, "serve", "--port", "0"],
-        tmp_path / "out",
-        env={"ORCH_SERVE_INTERVAL": "0.2"},
-        start_new_session=True,
-    )
+    server, url = serve_process(tmp_path / "out")
     try:
-        found = wait_for(lambda: re.search(r"dashboard at (\S+)", server.stdout), "the URL")
-        yield str(found.group(1))
+        yield url
     finally:
         Proc([ORCH_BIN, "serve", "--stop"], tmp_path / "out").wait()
         if server.popen.poll() is None:

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +23,12 @@ from orch.models import State
 from orch.store import Store, open_store
 from tests.support.attempts import dispatch
 from tests.support.cli import ORCH_BIN, RunCli, error_line, json_out
-from tests.support.processes import Start, is_running, wait_for
+from tests.support.processes import Start, is_running, released_together, wait_for
 from tests.support.store import (
     OffsetClock,
+    claimed,
     new_attempt,
-    own_repository,
     ready_attempt,
-    remote_worker,
     settings,
 )
 
@@ -131,48 +127,16 @@ Job = tuple[str, list[str]]  # (script, its arguments)
 
 def race(jobs: list[Job], url: str, tmp_path: Path) -> list[dict[str, Any]]:
     """Run one process per job, release them together, return what each printed."""
-    run_dir = tmp_path / f"race-{uuid.uuid4().hex[:6]}"
-    run_dir.mkdir()
-    go = run_dir / "go"
     locks = str(settings().locks_dir)
-    racers = [
-        subprocess.Popen(
-            [sys.executable, "-c", script, url, locks, str(run_dir / f"ready-{i}"), str(go), *a],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i, (script, a) in enumerate(jobs)
-    ]
-    try:
-        deadline = time.monotonic() + 120
-        while len(list(run_dir.glob("ready-*"))) < len(racers):
-            early = [p.communicate() for p in racers if p.poll() is not None]
-            assert not early, f"a racer ended before the barrier: {early}"
-            assert time.monotonic() < deadline, "racers never got ready"
-            time.sleep(0.01)
-        go.touch()
-        outputs = [p.communicate(timeout=300) for p in racers]
-    finally:
-        for p in racers:
-            if p.poll() is None:
-                p.kill()
-                p.communicate()
-    for p, (out, err) in zip(racers, outputs, strict=True):
-        assert p.returncode == 0 and out.strip(), (p.returncode, out, err)
-    return [json.loads(out) for out, _ in outputs]
 
+    def argv(i: int, ready: Path, go: Path) -> list[str]:
+        script, args = jobs[i]
+        return [sys.executable, "-c", script, url, locks, str(ready), str(go), *args]
 
-@pytest.fixture
-def store(store_url: str, isolated_env: Path) -> Iterator[Store]:
-    with open_store(store_url, isolated_env / "locks") as opened:
-        yield opened
-
-
-@pytest.fixture
-def repository(store: Store) -> Iterator[str]:
-    with own_repository(store) as name:
-        yield name
+    ended = released_together(len(jobs), argv, tmp_path / f"race-{uuid.uuid4().hex[:6]}")
+    for code, out, err in ended:
+        assert code == 0 and out.strip(), (code, out, err)
+    return [json.loads(out) for _, out, _ in ended]
 
 
 # -- claims ------------------------------------------------------------------------------------
@@ -210,9 +174,7 @@ def test_cancel_racing_finish_ends_in_one_terminal_state_with_agreeing_events(
 ) -> None:
     leases = []
     for i in range(PAIRS):
-        attempt = ready_attempt(store, repository, f"pair{i}")
-        lease = store.claim(remote_worker("w"), 60.0, "w", attempt.id)
-        assert lease is not None
+        attempt, lease = claimed(store, repository, f"pair{i}", ttl=60.0)
         leases.append(lease)
     ids = [lease.attempt.id for lease in leases]
     cancels, finishes = race(
@@ -242,9 +204,7 @@ RETRIERS = 8
 def test_racing_retries_in_the_store_create_one_attempt(
     store_url: str, store: Store, repository: str, tmp_path: Path
 ) -> None:
-    first = ready_attempt(store, repository, "raced")
-    lease = store.claim(remote_worker("w"), 60.0, "w", first.id)
-    assert lease is not None
+    first, lease = claimed(store, repository, "raced", ttl=60.0)
     store.finish(first.id, lease.token, State.FAILED, "w", 1)
     jobs = [(RETRY_CREATE, [repository, "1", uuid.uuid4().hex[:8]]) for _ in range(RETRIERS)]
     results = race(jobs, store_url, tmp_path)

@@ -30,8 +30,8 @@ from orch.system import processes
 from tests.support.store import (
     START,
     StepClock,
+    claimed,
     new_attempt,
-    own_repository,
     ready_attempt,
     remote_worker,
     this_process,
@@ -49,13 +49,6 @@ def clock() -> StepClock:
 def store(store_url: str, isolated_env: Path, clock: StepClock) -> Iterator[Store]:
     with open_store(store_url, isolated_env / "locks", clock=clock) as opened:
         yield opened
-
-
-@pytest.fixture
-def repository(store: Store) -> Iterator[str]:
-    """A repository string of this test's own; its live attempts are cancelled afterwards."""
-    with own_repository(store) as name:
-        yield name
 
 
 def kinds(store: Store, attempt_id: str) -> list[str]:
@@ -218,9 +211,7 @@ def test_heartbeat_and_finish_on_an_unknown_attempt_are_lease_lost(store: Store)
 def test_a_worker_cannot_finish_as_queued_running_or_worker_gone(
     store: Store, repository: str
 ) -> None:
-    attempt = ready_attempt(store, repository)
-    lease = store.claim(remote_worker("w"), TTL, "w", attempt.id)
-    assert lease is not None
+    attempt, lease = claimed(store, repository, ttl=TTL)
     for state in (State.QUEUED, State.RUNNING, State.WORKER_GONE):
         with pytest.raises(Conflict, match=f"cannot finish an attempt as {state}"):
             store.finish(attempt.id, lease.token, state, "w")
@@ -245,9 +236,7 @@ def _end_by(how: str, store: Store, attempt: Attempt, token: int, clock: StepClo
 def test_terminal_states_never_change(
     store: Store, repository: str, clock: StepClock, how: str
 ) -> None:
-    attempt = ready_attempt(store, repository)
-    lease = store.claim(remote_worker("w"), TTL, "w", attempt.id)
-    assert lease is not None
+    attempt, lease = claimed(store, repository, ttl=TTL)
     _end_by(how, store, attempt, lease.token, clock)
     ended, events = store.get(attempt.id), store.events(attempt.id)
     assert ended.terminal and ended.finished_at is not None
@@ -275,9 +264,7 @@ def test_terminal_states_never_change(
 
 
 def test_a_finished_attempt_cannot_be_finished_twice(store: Store, repository: str) -> None:
-    attempt = ready_attempt(store, repository)
-    lease = store.claim(remote_worker("w"), TTL, "w", attempt.id)
-    assert lease is not None
+    attempt, lease = claimed(store, repository, ttl=TTL)
     first = store.finish(attempt.id, lease.token, State.FAILED, "w", 3, "exit code 3")
     with pytest.raises(LeaseLost, match="is failed"):
         store.finish(attempt.id, lease.token, State.SUCCEEDED, "w", 0, "second thoughts")
@@ -289,9 +276,7 @@ def test_the_same_finish_tried_again_returns_the_attempt_and_records_nothing(
     store: Store, repository: str
 ) -> None:
     # a worker whose connection dropped while its finish committed cannot know it did
-    attempt = ready_attempt(store, repository)
-    lease = store.claim(remote_worker("w"), TTL, "w", attempt.id)
-    assert lease is not None
+    attempt, lease = claimed(store, repository, ttl=TTL)
     first = store.finish(attempt.id, lease.token, State.SUCCEEDED, "w", 0, "done")
     events = store.events(attempt.id)
     assert store.finish(attempt.id, lease.token, State.SUCCEEDED, "w", 0, "done") == first
@@ -306,9 +291,7 @@ def test_the_same_finish_tried_again_returns_the_attempt_and_records_nothing(
 def test_an_expired_lease_ends_as_worker_gone_and_fences_the_old_holder(
     store: Store, repository: str, clock: StepClock
 ) -> None:
-    attempt = ready_attempt(store, repository)
-    lease = store.claim(remote_worker("w"), TTL, "w", attempt.id)
-    assert lease is not None
+    attempt, lease = claimed(store, repository, ttl=TTL)
 
     clock.tick(TTL - 1)
     assert attempt.id not in [a.id for a in lifecycle.reap(store, "reaper")]
@@ -381,9 +364,7 @@ def test_a_remote_worker_is_judged_by_its_lease_only(store: Store, repository: s
 
 def test_reap_loses_to_a_fresher_write(store: Store, repository: str, clock: StepClock) -> None:
     """end_lost_worker is a compare-and-set on the lease judged lost."""
-    attempt = ready_attempt(store, repository)
-    lease = store.claim(remote_worker("w"), TTL, "w", attempt.id)
-    assert lease is not None
+    attempt, lease = claimed(store, repository, ttl=TTL)
     store.finish(attempt.id, lease.token, State.SUCCEEDED, "w", 0)
     assert store.end_lost_worker(attempt.id, lease.token, "judged lost", "reaper") is None
     assert store.get(attempt.id).state is State.SUCCEEDED
@@ -418,9 +399,7 @@ def test_release_returns_the_attempt_to_queued(
 def test_release_of_an_unassigned_attempt_leaves_it_unassigned(
     store: Store, repository: str
 ) -> None:
-    attempt = ready_attempt(store, repository)
-    lease = store.claim(remote_worker("w1"), TTL, "w1", attempt.id)
-    assert lease is not None
+    attempt, lease = claimed(store, repository, worker="w1", ttl=TTL)
     released = store.release(attempt.id, lease.token, "worktree busy", "w1")
     assert released.worker is None and released.lease_holder is None
     assert store.claim(remote_worker("w2"), TTL, "w2", attempt.id) is not None
@@ -428,9 +407,7 @@ def test_release_of_an_unassigned_attempt_leaves_it_unassigned(
 
 def test_cancel_a_queued_or_running_attempt(store: Store, repository: str) -> None:
     queued = ready_attempt(store, repository, "q")
-    running = ready_attempt(store, repository, "r")
-    lease = store.claim(remote_worker("w"), TTL, "w", running.id)
-    assert lease is not None
+    running, lease = claimed(store, repository, "r", ttl=TTL)
 
     for attempt, was in ((queued, "queued"), (running, "running")):
         after, changed = store.cancel(attempt.id, "not needed", "operator")

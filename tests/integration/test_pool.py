@@ -20,6 +20,7 @@ import pytest
 
 from tests.support.attempts import attempts_of, dispatch, show
 from tests.support.cli import ORCH_BIN, RunCli, assert_failed_cleanly, error_line, json_out
+from tests.support.processes import all_at_once
 from tests.support.repos import commit_all, git, head, orch_branches, worktrees
 
 RunOrch = Callable[..., subprocess.CompletedProcess[str]]
@@ -191,27 +192,9 @@ def test_concurrent_dispatches_never_share_a_member(
 ) -> None:
     pool_fill(run_cli, repo, "--size", "3")
     env = {**os.environ}
-    procs = [
-        subprocess.Popen(
-            [
-                ORCH_BIN,
-                "dispatch",
-                "--prompt",
-                "p",
-                f"race-{i}",
-                "--json",
-            ],
-            cwd=repo,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(6)
-    ]
-    outputs = [p.communicate(timeout=120) for p in procs]
-    assert all(p.returncode == 0 for p in procs), outputs
-    attempts = [json.loads(out)["attempt"] for out, _err in outputs]
+    dispatches = [[ORCH_BIN, "dispatch", "--prompt", "p", f"race-{i}", "--json"] for i in range(6)]
+    outputs = all_at_once(dispatches, cwd=repo, env=env)
+    attempts = [json.loads(out)["attempt"] for out in outputs]
     paths = {a["worktree_path"] for a in attempts}
     assert len(paths) == 6
     pooled = [a for a in attempts if from_pool(run_cli, a, repo)]
@@ -326,25 +309,7 @@ def commit_all_with(repo: Path, name: str, text: str) -> str:
 
 
 def test_two_fills_at_once_do_not_overfill(repo: Path, run_orch: RunOrch) -> None:
-    procs = [
-        subprocess.Popen(
-            [
-                ORCH_BIN,
-                "pool",
-                "fill",
-                "--size",
-                "3",
-                "--quiet",
-            ],
-            cwd=repo,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(3)
-    ]
-    outputs = [p.communicate(timeout=120) for p in procs]
-    assert all(p.returncode == 0 for p in procs), outputs
+    all_at_once([[ORCH_BIN, "pool", "fill", "--size", "3", "--quiet"]] * 3, cwd=repo)
     locked = [w for w in worktrees(repo) if w.get("locked") == "orch pool member"]
     assert len(locked) == 3
 

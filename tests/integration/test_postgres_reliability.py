@@ -44,6 +44,7 @@ from tests.support.cli import ORCH_BIN
 from tests.support.processes import wait_for
 from tests.support.store import (
     OffsetClock,
+    claimed,
     empty_pg_store,
     own_repository,
     ready_attempt,
@@ -73,9 +74,9 @@ def pg_url(pg_database_url: str, isolated_env: Path, monkeypatch: pytest.MonkeyP
 
 
 @pytest.fixture
-def store(pg_url: str, isolated_env: Path) -> Iterator[Store]:
-    with open_store(pg_url, isolated_env / "locks") as opened:
-        yield opened
+def store_url(pg_url: str) -> str:
+    """The URL the conftest's ``store`` opens: PostgreSQL only, here."""
+    return pg_url
 
 
 @pytest.fixture
@@ -587,9 +588,7 @@ def test_a_finish_whose_commit_answer_was_lost_is_accepted_when_tried_again(
 def test_a_finish_tried_again_after_the_lease_was_taken_is_still_refused(
     pg_url: str, store: Store, repository: str, isolated_env: Path
 ) -> None:
-    attempt = ready_attempt(store, repository)
-    lease = store.claim(remote_worker("w"), 300.0, "w", attempt.id)
-    assert lease is not None
+    attempt, lease = claimed(store, repository, ttl=300.0)
     with open_store(pg_url, isolated_env / "locks", clock=OffsetClock(3600)) as later:
         assert attempt.id in [a.id for a in lifecycle.reap(later, "reaper")]
     with pytest.raises(LeaseLost, match="taken away"):
@@ -659,9 +658,7 @@ def terminate(url: str, pids: list[int]) -> None:
 
 
 def running_attempt(store: Store, repository: str) -> tuple[str, int]:
-    attempt = ready_attempt(store, repository)
-    lease = store.claim(remote_worker("w"), 300.0, "w", attempt.id)
-    assert lease is not None
+    attempt, lease = claimed(store, repository, ttl=300.0)
     return attempt.id, lease.token
 
 

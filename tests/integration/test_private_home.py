@@ -6,7 +6,6 @@ exit 11, and nothing written."""
 from __future__ import annotations
 
 import os
-import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +15,9 @@ import pytest
 from orch.store import open_store
 from tests.support.attempts import AGENT_LEAVES_WORK, work
 from tests.support.attempts import dispatch as dispatch_id
-from tests.support.cli import ORCH_BIN, RunCli, RunOrch
-from tests.support.processes import Proc, wait_for
+from tests.support.cli import RunCli, RunOrch
+from tests.support.dashboard import serve_process
+from tests.support.processes import wait_for
 
 NOBODY = 65534
 
@@ -68,14 +68,8 @@ def test_nothing_under_the_home_is_readable_by_others(
     work(run_orch, repo, saved["id"], AGENT_LEAVES_WORK)  # the agent's log
     kept = dispatch_id(run_cli, repo, "kept")  # a live worktree stays under the home
 
-    server = Proc(
-        [ORCH_BIN, "serve", "--port", "0"],
-        tmp_path / "out",
-        env={"ORCH_SERVE_INTERVAL": "0.2"},
-        start_new_session=True,
-    )
+    server, _ = serve_process(tmp_path / "out")
     try:
-        wait_for(lambda: re.search(r"dashboard at (\S+)", server.stdout), "the dashboard")
         wait_for(lambda: (isolated_env / "serve" / "status.json").exists(), "a status snapshot")
     finally:
         assert run_orch("serve", "--stop").returncode == 0

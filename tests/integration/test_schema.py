@@ -26,7 +26,7 @@ from orch.store.revision import HEAD, REVISIONS, migrations_dir
 from orch.store.tables import metadata
 from tests.support.cli import error_line
 from tests.support.repos import git
-from tests.support.store import new_pg_database
+from tests.support.store import BACKENDS, backend_url, new_pg_database
 
 RunOrch = Callable[..., subprocess.CompletedProcess[str]]
 NEWER = "9999"
@@ -48,17 +48,12 @@ def fresh_pg_url(pg_database_url: str) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BACKENDS)
 def empty_store_url(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> str:
     """A store URL with nothing behind it yet; also exported as ORCH_DATABASE_URL."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'fresh-store' / 'orch.db'}"
-    else:
-        url = request.getfixturevalue("fresh_pg_url")
-    monkeypatch.setenv("ORCH_DATABASE_URL", url)
-    return url
+    return backend_url(request, tmp_path / "fresh-store" / "orch.db", "fresh_pg_url", monkeypatch)
 
 
 def execute(url: str, statement: str) -> None:

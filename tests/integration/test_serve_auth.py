@@ -14,17 +14,11 @@ import pytest
 from click.testing import Result
 
 from orch.serve.web import CSRF_HEADER, TOKEN_HEADER
-from orch.store import Store, open_store
+from orch.store import Store
 from tests.support.attempts import dispatch
 from tests.support.dashboard import TOKEN, Served, http, start
 
 RunCli = Callable[..., Result]
-
-
-@pytest.fixture
-def store(store_url: str, isolated_env: Path) -> Iterator[Store]:
-    with open_store(store_url, isolated_env / "locks") as s:
-        yield s
 
 
 @pytest.fixture

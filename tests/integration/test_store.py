@@ -11,9 +11,7 @@ import dataclasses
 import datetime as dt
 import json
 import secrets
-import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +29,7 @@ from orch.errors import (
 from orch.models import NewAttempt, State, WorkerIdentity, WorkspaceStatus
 from orch.store import Store, open_store, upgrade_store
 from tests.support import store as store_support
+from tests.support.processes import released_together
 from tests.support.store import StepClock
 
 BASE_COMMIT = "c0ffee" + "0" * 34
@@ -154,38 +153,14 @@ def test_concurrent_creates_number_each_attempt_once(
     request: pytest.FixtureRequest,
 ) -> None:
     """Processes that number the same task at the same moment get 1..N, each once."""
-    go = tmp_path / "go"
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                CREATE_AT_BARRIER,
-                store_url,
-                str(isolated_env / "locks"),
-                repository,
-                str(go),
-                str(tmp_path / f"ready-{i}"),
-                secrets.token_hex(4),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(RACERS)
-    ]
-    try:
-        while len(list(tmp_path.glob("ready-*"))) < RACERS:
-            early = [p.communicate() for p in procs if p.poll() is not None]
-            assert not early, f"a process ended before the barrier: {early}"
-            time.sleep(0.01)
-        go.touch()
-        outputs = [p.communicate(timeout=300) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+
+    locks = str(isolated_env / "locks")
+
+    def argv(i: int, ready: Path, go: Path) -> list[str]:
+        args = [store_url, locks, repository, str(go), str(ready), secrets.token_hex(4)]
+        return [sys.executable, "-c", CREATE_AT_BARRIER, *args]
+
+    outputs = [(out, err) for _, out, err in released_together(RACERS, argv, tmp_path)]
     results = [json.loads(out) if out.strip() else {"error": err} for out, err in outputs]
     errors = [r["error"] for r in results if "error" in r]
     assert errors == []

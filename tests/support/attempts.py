@@ -142,3 +142,11 @@ def assert_consistent(run_cli: RunCli, repo: Path, home: Path) -> None:
     code, data = doctor(run_cli, repo)
     assert code == 0, data
     assert data["findings"] == []
+
+
+def repaired(run_cli: RunCli, repo: Path, home: Path) -> dict[str, Any]:
+    """``orch doctor --fix`` exits 0 and leaves everything consistent; returns its report."""
+    code, data = doctor(run_cli, repo, "--fix")
+    assert code == 0, data
+    assert_consistent(run_cli, repo, home)
+    return data

@@ -1,5 +1,6 @@
 """Requests to the dashboard of `orch serve`, as a browser's script would make them, and
-a dashboard server on an ephemeral loopback port whose token is ``TOKEN``.
+a dashboard server on an ephemeral loopback port: in this process with the token ``TOKEN``,
+or the installed ``orch serve`` as a real process.
 
 Returns status and JSON body for every answer, errors included; never retries.
 """
@@ -8,14 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from orch.serve.web import TOKEN_HEADER, DashboardServer
 from orch.store import Store
+from tests.support.cli import ORCH_BIN
+from tests.support.processes import Proc, wait_for
 from tests.support.store import settings
 
 TOKEN = "test-token"
@@ -66,3 +71,20 @@ def start(store: Store, host: str = "127.0.0.1", **changes: Any) -> Iterator[Ser
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def serve_process(out_dir: Path) -> tuple[Proc, str]:
+    """``orch serve --port 0`` as a real process in a session of its own, writing its status
+    snapshot every 0.2 s, and the dashboard URL it printed; killed if it prints none."""
+    server = Proc(
+        [ORCH_BIN, "serve", "--port", "0"],
+        out_dir,
+        env={"ORCH_SERVE_INTERVAL": "0.2"},
+        start_new_session=True,
+    )
+    try:
+        found = wait_for(lambda: re.search(r"dashboard at (\S+)", server.stdout), "the URL")
+    except BaseException:
+        server.kill()
+        raise
+    return server, str(found.group(1))

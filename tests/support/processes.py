@@ -78,6 +78,58 @@ def wait_for_git_under(root: Path, timeout: float = 60.0) -> None:
     raise AssertionError(f"git still running under {root} after {timeout} s")
 
 
+def all_at_once(argvs: list[list[str]], limit: float = 120.0, **kw: Any) -> list[str]:
+    """Start every command before waiting for any (``kw`` goes to Popen: cwd, env); each
+    must exit 0. Returns their standard outputs."""
+    started = [
+        subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+        for argv in argvs
+    ]
+    try:
+        outputs = [p.communicate(timeout=limit) for p in started]
+    finally:
+        for p in started:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    assert all(p.returncode == 0 for p in started), outputs
+    return [out for out, _err in outputs]
+
+
+def released_together(
+    count: int, argv: Callable[[int, Path, Path], list[str]], run_dir: Path
+) -> list[tuple[int, str, str]]:
+    """Run ``count`` processes, the ``i``-th as ``argv(i, ready, go)``, and release them at
+    one moment: each creates its ``ready`` file once set up, then waits for the ``go`` file,
+    made once all are ready. Returns each one's exit status, standard output and error."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    go = run_dir / "go"
+    racers = [
+        subprocess.Popen(
+            argv(i, run_dir / f"ready-{i}", go),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(count)
+    ]
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(run_dir.glob("ready-*"))) < count:
+            early = [p.communicate() for p in racers if p.poll() is not None]
+            assert not early, f"a racer ended before the barrier: {early}"
+            assert time.monotonic() < deadline, "racers never got ready"
+            time.sleep(0.01)
+        go.touch()
+        outputs = [p.communicate(timeout=300) for p in racers]
+    finally:
+        for p in racers:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    return [(p.returncode, out, err) for p, (out, err) in zip(racers, outputs, strict=True)]
+
+
 class Proc:
     """A real process (``orch`` or a shell) with its output in files, never left running."""
 

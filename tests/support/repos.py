@@ -1,12 +1,15 @@
 """Real git repositories: making one, and asking git what is in it.
 
-Every answer comes from git itself; nothing here reads git's administrative files.
+Every answer comes from git itself; nothing here reads git's administrative files. git's
+worktree list is read with orch's own parser of it (tested in tests/unit/test_porcelain.py).
 """
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+
+from orch.git.worktrees import parse_worktree_list
 
 
 def git(*args: str, cwd: Path, check: bool = True) -> str:
@@ -63,15 +66,7 @@ def orch_branches(repo: Path) -> list[str]:
 
 def worktrees(repo: Path) -> list[dict[str, str]]:
     """``git worktree list --porcelain``, one dict per worktree, main worktree first."""
-    out = git("worktree", "list", "--porcelain", cwd=repo)
-    entries = []
-    for block in out.strip().split("\n\n"):
-        entry: dict[str, str] = {}
-        for line in block.splitlines():
-            key, _, value = line.partition(" ")
-            entry[key] = value
-        entries.append(entry)
-    return entries
+    return parse_worktree_list(git("worktree", "list", "--porcelain", cwd=repo))
 
 
 def worktrees_by_path(repo: Path) -> dict[Path, dict[str, str]]:

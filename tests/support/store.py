@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from orch.config import Settings, resolve
-from orch.models import Attempt, NewAttempt, State, WorkerIdentity
+from orch.models import Attempt, Lease, NewAttempt, State, WorkerIdentity
 from orch.system import processes
 
 if TYPE_CHECKING:  # SQLAlchemy's import is most of a unit test run's start-up
@@ -41,6 +41,27 @@ START = dt.datetime(2001, 1, 1, tzinfo=dt.UTC)
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
+
+
+# the params of a fixture that gives a store on each backend (see backend_url)
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def backend_url(
+    request: pytest.FixtureRequest,
+    sqlite_path: Path,
+    pg_fixture: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> str:
+    """The store URL of the backend a fixture with ``params=BACKENDS`` is at: a SQLite file
+    at ``sqlite_path``, or the PostgreSQL database the fixture ``pg_fixture`` gives; also
+    exported as ORCH_DATABASE_URL for the CLI."""
+    if request.param == "sqlite":
+        url = sqlite_url(sqlite_path)
+    else:
+        url = request.getfixturevalue(pg_fixture)
+    monkeypatch.setenv("ORCH_DATABASE_URL", url)
+    return url
 
 
 def pg_unavailable(reason: str) -> None:
@@ -174,6 +195,17 @@ def ready_attempt(
 def remote_worker(name: str) -> WorkerIdentity:
     """A worker on another host: only its lease tells whether it lives."""
     return WorkerIdentity(name=name, host="elsewhere.invalid")
+
+
+def claimed(
+    store: Store, repository: str, task_key: str = "task", worker: str = "w", ttl: float = 30.0
+) -> tuple[Attempt, Lease]:
+    """A ready attempt (as ``ready_attempt`` made it) and the lease that the remote worker
+    ``worker`` took on it."""
+    attempt = ready_attempt(store, repository, task_key)
+    lease = store.claim(remote_worker(worker), ttl, worker, attempt.id)
+    assert lease is not None
+    return attempt, lease
 
 
 def this_process(name: str) -> WorkerIdentity:

@@ -3,7 +3,6 @@ beating, but any other store error stops it and is kept for the worker to report
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 import time
 from collections.abc import Callable
@@ -11,32 +10,14 @@ from typing import Any, cast
 
 from orch.attempts.heartbeat import Heartbeat
 from orch.errors import LeaseLost, StoreError, StoreUnavailable
-from orch.models import Attempt, Lease, State, WorkspaceStatus
+from orch.models import Lease, State
+from tests.support.records import NOW, an_attempt
 
-NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 TTL = 0.15  # a beat every 50 ms
 
 
 def lease() -> Lease:
-    attempt = Attempt(
-        id="abcd1234",
-        task_key="t",
-        attempt_number=1,
-        state=State.RUNNING,
-        workspace_status=WorkspaceStatus.READY,
-        repository="/r",
-        base_ref="HEAD",
-        base_commit="0" * 40,
-        branch_name="orch/t",
-        worktree_path="/w",
-        worker=None,
-        payload_path=None,
-        prompt="p",
-        reason=None,
-        created_at=NOW,
-        updated_at=NOW,
-    )
-    return Lease(attempt=attempt, token=1, expires_at=NOW)
+    return Lease(attempt=an_attempt(state=State.RUNNING), token=1, expires_at=NOW)
 
 
 class Store:

@@ -1,4 +1,5 @@
-"""``orch.git.parse_porcelain``: ``git status --porcelain=v1 -z`` read into DirtyPaths.
+"""``orch.git.parse_porcelain``: ``git status --porcelain=v1 -z`` read into DirtyPaths; and
+``parse_worktree_list``: ``git worktree list --porcelain`` read into one dict a worktree.
 
 With ``-z`` git neither quotes nor escapes names, so spaces, newlines and any bytes reach
 the parser as they are; git's output is decoded with ``surrogateescape``, so a name that
@@ -12,6 +13,7 @@ import os
 import pytest
 
 from orch.git import DirtyPath, parse_porcelain
+from orch.git.worktrees import parse_worktree_list
 
 
 def z(*entries: str) -> str:
@@ -93,3 +95,23 @@ def test_fields_too_short_to_be_entries_are_ignored() -> None:
 def test_a_rename_in_the_worktree_also_skips_its_source() -> None:
     # what `git mv a.txt b.txt; git reset; git add -N b.txt; git status -z` prints
     assert parse_porcelain(z(" R b.txt", "a.txt")) == [DirtyPath(" R", "b.txt")]
+
+
+def test_worktree_list_is_one_entry_per_worktree_the_main_one_first() -> None:
+    out = (
+        "worktree /src/repo\nHEAD " + "a" * 40 + "\nbranch refs/heads/main\n\n"
+        "worktree /wt/one\nHEAD " + "b" * 40 + "\ndetached\nlocked orch pool member\n\n"
+        "worktree /wt/two with spaces\nHEAD " + "c" * 40 + "\nbranch refs/heads/orch/t\n"
+        "locked\nprunable gitdir file points to non-existent location\n\n"
+    )
+    assert parse_worktree_list(out) == [
+        {"worktree": "/src/repo", "HEAD": "a" * 40, "branch": "refs/heads/main"},
+        {"worktree": "/wt/one", "HEAD": "b" * 40, "detached": "", "locked": "orch pool member"},
+        {
+            "worktree": "/wt/two with spaces",
+            "HEAD": "c" * 40,
+            "branch": "refs/heads/orch/t",
+            "locked": "",
+            "prunable": "gitdir file points to non-existent location",
+        },
+    ]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 from orch.cli.render import _clip, attempts_table, display_width, pad, table
-from orch.models import Attempt, State, WorkspaceStatus
+from orch.models import Attempt
+from tests.support.records import an_attempt
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -38,21 +39,15 @@ def test_clip_cuts_by_cells() -> None:
 
 
 def attempt(number: int, task_key: str) -> Attempt:
-    return Attempt(
+    return an_attempt(
         id=f"0000000{number}",
         task_key=task_key,
-        attempt_number=1,
-        state=State.QUEUED,
-        workspace_status=WorkspaceStatus.READY,
         repository="/r",
-        base_ref="HEAD",
         base_commit=None,
         branch_name=f"orch/t-0000000{number}",
         worktree_path=None,
-        worker=None,
         payload_path=None,
         prompt="",
-        reason=None,
         created_at=NOW,
         updated_at=NOW,
     )
