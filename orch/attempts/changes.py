@@ -40,10 +40,12 @@ def record_changes(
     git: Git,
     attempt: Attempt,
     known_tip: str | None = None,
+    token: int | None = None,
 ) -> ChangeSummary | None:
     """Count and record the attempt's committed changes if its branch moved since
     ``known_tip`` (default: the tip recorded on ``attempt``). Returns what was recorded,
-    or None when nothing moved (or there is no branch to count)."""
+    or None when nothing moved (or there is no branch to count). ``token``: the lease of
+    a worker recording its own attempt (nothing is written once it lost it)."""
     where = where_to_ask(attempt)
     if where is None or not attempt.base_commit or not attempt.branch_name:
         return None
@@ -51,8 +53,7 @@ def record_changes(
     if tip is None or tip == (known_tip or attempt.changes_tip):
         return None
     summary = git.change_summary(where, attempt.base_commit, tip)
-    store.record_changes(attempt.id, summary)
-    return summary
+    return summary if store.record_changes(attempt.id, summary, token) else None
 
 
 def record_moved(store: Store, git: Git, attempts: Iterable[Attempt]) -> list[str]:

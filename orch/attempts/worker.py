@@ -242,7 +242,7 @@ class WorkerRuntime:
             raise beat.failed  # the agent was stopped: nobody can vouch for the attempt
         with contextlib.suppress(OrchError):
             escape.check(self.store, git, attempt, before, self.actor)
-        self._record_changes(attempt)
+        self._record_changes(attempt, lease.token)
         if lost.is_set():
             # fenced out: someone else owns the attempt now; write nothing
             self.progress(
@@ -339,7 +339,7 @@ class WorkerRuntime:
             self._patiently("recording the run's end", self.store.end_run, attempt.id, number, code)
             self.progress(f"orch work: {attempt.id} run {run} exited with {code}")
             processes.append_log(log_path, f"=== orch run {run} exited with {code}\n")
-            self._record_changes(attempt)
+            self._record_changes(attempt, lease.token)
             if lost.is_set() or self.stop_now.is_set():
                 return code
             try:
@@ -360,12 +360,13 @@ class WorkerRuntime:
             with contextlib.suppress(OrchError):  # the payload is a copy: the store has it
                 rewrite_payload(attempt, self.settings, self.store, history)
 
-    def _record_changes(self, attempt: Attempt) -> None:
+    def _record_changes(self, attempt: Attempt, token: int) -> None:
         """Record the attempt's committed changes if its branch moved (``orch list`` reads
-        them); a failure costs only the record, never the attempt."""
+        them), fenced by the lease like every write of a worker; a failure costs only the
+        record, never the attempt."""
         with contextlib.suppress(OrchError):
             recorded = record_changes(
-                self.store, Git(self.settings.git_lock_timeout), attempt, self._tip
+                self.store, Git(self.settings.git_lock_timeout), attempt, self._tip, token
             )
             if recorded is not None:
                 self._tip = recorded.tip

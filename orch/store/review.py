@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import func, insert, select, update
 
 from orch.errors import AttemptNotFound
-from orch.models import ChangeSummary, Run, RunKind
+from orch.models import ChangeSummary, Run, RunKind, State
 from orch.store.base import StoreBase
 from orch.store.followups import to_run
 from orch.store.tables import attempt_runs as _R
@@ -24,15 +24,24 @@ _IN_CHUNK = 500  # ids per IN (...) list: well under every backend's parameter l
 
 
 class ReviewOps(StoreBase):
-    def record_changes(self, attempt_id: str, changes: ChangeSummary) -> bool:
+    def record_changes(
+        self, attempt_id: str, changes: ChangeSummary, token: int | None = None
+    ) -> bool:
         """Record the summary counted at ``changes.tip``; False when that tip was already
-        the recorded one (nothing written)."""
+        the recorded one, or when ``token`` (a worker's lease) no longer holds the running
+        attempt: a fenced-out worker writes nothing, not even this."""
+        held = (
+            (_T.c.lease_token == token, _T.c.state == str(State.RUNNING))
+            if token is not None
+            else ()
+        )
         with self._write() as conn:
             result = conn.execute(
                 update(_T)
                 .where(
                     _T.c.id == attempt_id,
                     (_T.c.changes_tip.is_(None)) | (_T.c.changes_tip != changes.tip),
+                    *held,
                 )
                 .values(
                     changes_tip=changes.tip,
