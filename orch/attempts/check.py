@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 
 from orch.attempts.changes import record_changes
 from orch.attempts.occupant import worktree_lock_path
-from orch.attempts.queries import find_attempt
+from orch.attempts.queries import existing_worktree, find_attempt
 from orch.config import RepoConfig, Settings, load_repo_config
-from orch.errors import ConfigError, NotFound, OrchError, WorktreeBusy
+from orch.errors import ConfigError, OrchError, WorktreeBusy
 from orch.fslock import HeldLock, lock_owner, try_lock
 from orch.git import Git
 from orch.models import Attempt, Run
@@ -137,18 +137,4 @@ def check_after_agent(
 
 
 def _worktree(attempt: Attempt) -> Path:
-    if not attempt.worktree_path:
-        raise NotFound(
-            f"attempt {attempt.id} has no worktree (workspace_status "
-            f"{attempt.workspace_status}): nothing to check"
-        )
-    path = Path(attempt.worktree_path)
-    if not path.is_dir():
-        saved = (
-            f"; its work was saved to {attempt.archive_path}: 'orch restore {attempt.id}' "
-            "brings it back"
-            if attempt.archive_path
-            else ""
-        )
-        raise NotFound(f"the worktree of attempt {attempt.id} is gone: {path}{saved}")
-    return path
+    return existing_worktree(attempt, ": nothing to check")

@@ -96,10 +96,16 @@ def find_attempt(store: Store, ref: str) -> Attempt:
 
 def worktree_of(store: Store, ref: str) -> Path:
     """The attempt's worktree (``orch path``, ``orch open``); one that is gone is refused."""
-    attempt = find_attempt(store, ref)
+    return existing_worktree(find_attempt(store, ref))
+
+
+def existing_worktree(attempt: Attempt, purpose: str = "") -> Path:
+    """The attempt's worktree on this disk, or ``NotFound`` saying why not (and where the
+    archive is, if its work was saved); ``purpose`` ends the "no worktree" line."""
     if not attempt.worktree_path:
         raise NotFound(
-            f"attempt {attempt.id} has no worktree (workspace_status {attempt.workspace_status})"
+            f"attempt {attempt.id} has no worktree (workspace_status "
+            f"{attempt.workspace_status}){purpose}"
         )
     path = Path(attempt.worktree_path)
     if not path.is_dir():
