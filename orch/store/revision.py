@@ -46,9 +46,11 @@ def current_revision(engine: Engine) -> str | None:
             row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
         except DBAPIError:
             conn.rollback()
-            if inspect(conn).has_table("alembic_version"):
-                raise
-            return None
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            # another process making the store created the table since the read failed
+            # (16 dispatches at once into a new home): read it again
+            row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
         return row[0] if row else None
 
 
