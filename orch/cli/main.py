@@ -351,6 +351,7 @@ def _register() -> None:
     from orch.cli import (
         check_commands,
         completion,
+        land_commands,
         maintenance_commands,
         mcp_commands,
         operator_commands,
@@ -368,6 +369,7 @@ def _register() -> None:
         pool_commands,
         review_commands,
         check_commands,
+        land_commands,
         serve_commands,
         worktree_commands,
         completion,

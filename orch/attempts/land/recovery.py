@@ -1,0 +1,80 @@
+"""Completing a land that a crash interrupted (``orch doctor --fix``).
+
+A land records its intent (the result commit the target will move to) before the target
+moves, and keeps it until the land is recorded. An intent found while no land into its
+target holds the target's lock was left by a land that died: when the target points at
+the result, or contains it (a later land built on it), the land happened and is recorded;
+otherwise the target never moved and the intent is cleared. Either way the scratch
+worktree of its check, if one is left, is removed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from orch.attempts.land.target import Target, try_landing_lock
+from orch.attempts.land.verify import remove_scratch
+from orch.errors import LockBusy
+from orch.git import Git, Repository
+from orch.models import Attempt, Landed
+
+if TYPE_CHECKING:
+    from orch.store import Store
+
+
+def landing_target(attempt: Attempt) -> Target | None:
+    """The target the attempt's land intent names (None: no intent)."""
+    into = (attempt.landing or {}).get("into")
+    return Target(str(into)) if attempt.landing_commit and into else None
+
+
+def land_in_progress(repo: Repository, attempt: Attempt, owner: str) -> bool:
+    """Whether a live land into the intent's target holds its lock right now."""
+    target = landing_target(attempt)
+    if target is None:
+        return False
+    lock = try_landing_lock(repo, target, owner)
+    if lock is None:
+        return True
+    lock.release()
+    return False
+
+
+def complete_landing(store: Store, git: Git, repo: Repository, attempt: Attempt, actor: str) -> str:
+    """Record the interrupted land, or clear its intent (see the module docstring); what
+    was done, in words."""
+    target = landing_target(attempt)
+    commit = attempt.landing_commit
+    if target is None or commit is None:
+        return "nothing to do: no land intent"
+    lock = try_landing_lock(repo, target, f"{actor} completing a land")
+    if lock is None:
+        raise LockBusy(f"a land into {target.branch} is in progress: try again when it ends")
+    try:
+        intent = attempt.landing or {}
+        scratch = intent.get("check_worktree")
+        if scratch:
+            remove_scratch(git, repo, Path(str(scratch)))
+        now = git.ref_target(repo.common_dir, target.ref)
+        if now is not None and (now == commit or git.is_ancestor(repo.common_dir, commit, now)):
+            landed = Landed(
+                commit,
+                str(intent.get("tip", "")),
+                target.branch,
+                str(intent.get("strategy", "")),
+                str(intent.get("by", actor)),
+            )
+            store.record_landed(
+                attempt.id, landed, actor, old=intent.get("from"), repaired_by="orch doctor"
+            )
+            return f"recorded as landed: {target.branch} has {commit[:12]}"
+        store.clear_landing(
+            attempt.id,
+            commit,
+            actor,
+            f"{target.branch} never moved to it (repaired by orch doctor)",
+        )
+        return f"cleared: {target.branch} never moved to {commit[:12]}"
+    finally:
+        lock.release()
