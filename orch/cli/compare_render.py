@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from orch.attempts.compare import CompareRow, TaskComparison
-from orch.cli.render import seconds
+from orch.cli.render import seconds, state_words
 from orch.models import ChangeSummary, Run
 
 _SHOWN_PATHS = 50  # collisions listed in the text form; the JSON has them all
@@ -64,7 +64,7 @@ def comparison_text(found: TaskComparison) -> str:
                 a.id,
                 str(a.attempt_number),
                 a.worker_label,
-                str(a.state),
+                state_words(a),
                 "-" if a.exit_code is None else str(a.exit_code),
                 seconds(row.duration),
                 _number(row.changes, "commits_ahead"),
@@ -110,6 +110,17 @@ def _row_dict(row: CompareRow) -> dict[str, Any]:
         "repository": a.repository,
         "worker": a.worker_label,
         "state": str(a.state),
+        "landed": (
+            {
+                "commit": a.landed_commit,
+                "into": a.landed_into,
+                "strategy": a.landed_strategy,
+                "by": a.landed_by,
+                "at": a.landed_at.isoformat() if a.landed_at else None,
+            }
+            if a.landed
+            else None
+        ),
         "exit_code": a.exit_code,
         "duration": row.duration,
         "runs": len(row.runs),
