@@ -267,6 +267,16 @@ class Landing(Runner):
             return False
         raise GitError(f"git update-ref {ref} failed: {last_line(proc.stderr)}")
 
+    def index_matches(self, worktree: Path, commit: str) -> bool:
+        """Whether the index of ``worktree`` holds exactly ``commit``'s tree (read without
+        taking its lock): a checkout of the target that has not followed it yet."""
+        proc = self.run(
+            ["--no-optional-locks", "diff-index", "--cached", "--quiet", commit, "--"],
+            cwd=worktree,
+            check=False,
+        )
+        return proc.returncode == 0
+
     def follow_target(self, worktree: Path, old: str, new: str) -> None:
         """Bring the files and index of ``worktree`` (its HEAD the target branch, which
         just moved from ``old`` to ``new``) along, as ``git merge --ff-only`` would: only

@@ -5,17 +5,19 @@ moves, and keeps it until the land is recorded. An intent found while no land in
 target holds the target's lock was left by a land that died: when the target points at
 the result, or contains it (a later land built on it), the land happened and is recorded;
 otherwise the target never moved and the intent is cleared. Either way the scratch
-worktree of its check, if one is left, is removed.
+worktree of its check, if one is left, is removed; a checkout of the target that the
+crash left at the old commit follows it.
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orch.attempts.land.target import Target, try_landing_lock
 from orch.attempts.land.verify import remove_scratch
-from orch.errors import LockBusy
+from orch.errors import LockBusy, OrchError
 from orch.git import Git, Repository
 from orch.models import Attempt, Landed
 
@@ -68,6 +70,9 @@ def complete_landing(store: Store, git: Git, repo: Repository, attempt: Attempt,
             store.record_landed(
                 attempt.id, landed, actor, old=intent.get("from"), repaired_by="orch doctor"
             )
+            old = intent.get("from")
+            if now == commit and isinstance(old, str):
+                _follow(git, repo, target, old, commit)
             return f"recorded as landed: {target.branch} has {commit[:12]}"
         store.clear_landing(
             attempt.id,
@@ -78,3 +83,13 @@ def complete_landing(store: Store, git: Git, repo: Repository, attempt: Attempt,
         return f"cleared: {target.branch} never moved to {commit[:12]}"
     finally:
         lock.release()
+
+
+def _follow(git: Git, repo: Repository, target: Target, old: str, new: str) -> None:
+    """A checkout of the target the crash left behind (its index still at ``old``)
+    follows it now, as the land would have."""
+    for entry in git.list_worktrees(repo):
+        path = Path(entry.get("worktree", ""))
+        if entry.get("branch") == target.ref and path.is_dir() and git.index_matches(path, old):
+            with contextlib.suppress(OrchError):  # changed since: left for its owner
+                git.follow_target(path, old, new)
