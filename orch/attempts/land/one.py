@@ -217,6 +217,16 @@ def _land_locked(
 ) -> LandOutcome:
     git_dir = repo.common_dir
     strategy = request.strategy
+    now = store.get(attempt.id)  # another land of it may have held the lock before this one
+    if now.landed:
+        return LandOutcome(
+            ref,
+            "already landed",
+            now,
+            now.landed_into,
+            now.landed_strategy,
+            commit=now.landed_commit,
+        )
     intended: str | None = None  # this land's intent, once recorded
     try:
         for _ in range(MOVES):
