@@ -422,4 +422,4 @@ def _remove(
     )
     if item.action == "skip":
         return f"kept: {item.reason}"
-    return "removed " + " and ".join(item.removed) if item.removed else None
+    return "removed its " + ", ".join(item.removed) if item.removed else None
