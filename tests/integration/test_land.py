@@ -109,7 +109,9 @@ def test_merge_is_a_merge_commit_with_the_tree_git_merge_makes(
     attempt = attempt_with_commits(run_cli, run_orch, repo, task())
     old = main_commits(repo, {"main-only.txt": "on main\n"}, "main moves on")
     tip = branch_tip(repo, attempt["branch_name"])
-    expected = git_made(repo, attempt["branch_name"], tmp_path / "clone", "merge", "--no-ff", "-q")
+    expected = git_made(
+        repo, attempt["branch_name"], tmp_path / "clone", "merge", "--no-ff", "--no-edit", "-q"
+    )
 
     [done] = outcomes(land(run_cli, repo, attempt["id"], "--strategy", "merge", "--json"))
     assert done["result"] == "landed"
@@ -291,8 +293,8 @@ def test_a_checkout_of_the_target_with_changes_to_landed_files_is_refused(
     result = land(run_cli, repo, attempt["id"])
     assert result.exit_code == 22
     assert error_line(result.stderr) == (
-        f"Error: main is checked out at {repo} with uncommitted changes to files the land "
-        "changes (src/d0/f0.txt): commit or stash them first"
+        f"Error: main is checked out at {repo.resolve()} with uncommitted changes to files "
+        "the land changes (src/d0/f0.txt): commit or stash them first"
     )
     assert rev(repo, "main") == old
     assert (repo / "src/d0/f0.txt").read_text() == "mine, uncommitted\n"

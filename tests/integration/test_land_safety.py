@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from orch.attempts.land import LandOutcome
 from tests.support.attempts import repaired, shown_attempt
 from tests.support.cli import ORCH_BIN, RunCli, RunOrch
 from tests.support.landing import attempt_with_commits, land, main_commits, outcomes, rev
@@ -25,7 +26,7 @@ def task() -> str:
 
 def landing_in_process(
     repo: Path, attempt_id: str, commits_meanwhile: int
-) -> tuple[object, list[str]]:
+) -> tuple[LandOutcome, list[str]]:
     """Land in this process while someone commits to main after each intent is recorded
     (``commits_meanwhile`` times at most); the outcome and those commits."""
     from orch.attempts.land import LandRequest
@@ -55,7 +56,7 @@ def test_a_target_that_moved_meanwhile_is_built_on_again_not_overwritten(
 ) -> None:
     attempt = attempt_with_commits(run_cli, run_orch, repo, task())
     outcome, made = landing_in_process(repo, attempt["id"], 1)
-    assert outcome.result == "landed", outcome  # type: ignore[attr-defined]
+    assert outcome.result == "landed", outcome
     assert rev(repo, "main^") == made[0]  # on top of the commit made meanwhile
     assert (repo / "m0.txt").is_file() and (repo / "new.txt").is_file()
     after = shown_attempt(run_cli, repo, attempt["id"])
@@ -69,7 +70,7 @@ def test_a_target_that_keeps_moving_wins_after_a_few_tries(
 
     attempt = attempt_with_commits(run_cli, run_orch, repo, task())
     outcome, made = landing_in_process(repo, attempt["id"], MOVES)
-    error = outcome.error  # type: ignore[attr-defined]
+    error = outcome.error
     assert error is not None and error.exit_code == 12
     assert f"main moved {MOVES} times while attempt {attempt['id']} was landing" in error.message
     assert rev(repo, "main") == made[-1] and not (repo / "new.txt").exists()
