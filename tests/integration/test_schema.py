@@ -21,6 +21,7 @@ from sqlalchemy import Column, Integer, MetaData, create_engine, text
 from sqlalchemy.pool import NullPool
 
 from orch.errors import StoreBehind, StoreTooNew
+from orch.models import Landed
 from orch.store import open_store, upgrade_store
 from orch.store.revision import HEAD, REVISIONS, migrations_dir
 from orch.store.tables import metadata
@@ -463,7 +464,7 @@ def test_upgrade_to_0008_moves_every_kind_of_row(empty_store_url: str, tmp_path:
 
 # -- 0009: what an attempt changed, recorded; runs of kind check ---------------------------
 
-ADDED_AFTER_0008 = {
+ADDED_BY_0009 = {
     *(
         ("attempts", c)
         for c in (
@@ -478,6 +479,18 @@ ADDED_AFTER_0008 = {
     ("attempt_runs", "kind"),
     ("attempt_runs", "timed_out"),
 }
+_LAND_COLUMNS = (
+    "landed_commit",
+    "landed_tip",
+    "landed_into",
+    "landed_strategy",
+    "landed_by",
+    "landed_at",
+    "landing_commit",
+    "landing",
+)
+ADDED_BY_0010 = {("attempts", c) for c in _LAND_COLUMNS}
+ADDED_AFTER_0008 = ADDED_BY_0009 | ADDED_BY_0010
 
 
 def _added_columns(diff: list[object]) -> set[tuple[str, str]]:
@@ -489,7 +502,7 @@ def _added_columns(diff: list[object]) -> set[tuple[str, str]]:
     return added
 
 
-_CHANGE_COLUMNS = tuple(sorted(c for t, c in ADDED_AFTER_0008 if t == "attempts"))
+_CHANGE_COLUMNS = tuple(sorted(c for t, c in ADDED_BY_0009 if t == "attempts"))
 
 
 def _fill_0008(url: str) -> None:
@@ -533,7 +546,8 @@ def test_upgrade_to_0009_keeps_every_row_and_makes_every_run_an_agent_run(
     before = {t: _rows(url, t) for t in ("attempts", "attempt_runs")}
     assert len(before["attempt_runs"]) == 8
     _migrate(url, "0009")
-    assert schema_diff(url, metadata) == []
+    # the models' schema but for what 0010 adds
+    assert _added_columns(schema_diff(url, metadata)) == ADDED_BY_0010
 
     after = _rows(url, "attempts")
     for old, new in zip(before["attempts"], after, strict=True):
@@ -558,3 +572,45 @@ def test_upgrade_to_0009_keeps_every_row_and_makes_every_run_an_agent_run(
 
     _migrate(url, "0008", down=True)
     assert {t: _rows(url, t) for t in before} == before
+
+
+# -- 0010: what a land recorded, and the intent of one in progress ---------------------------
+
+
+def test_upgrade_to_0010_leaves_every_attempt_unlanded(
+    empty_store_url: str, tmp_path: Path
+) -> None:
+    """Attempts gain empty land columns and nothing else changes; a land is recorded once
+    (a compare-and-set on its intent); the downgrade gives the 0009 rows back."""
+    url = empty_store_url
+    _migrate(url, "0008")
+    _fill_0008(url)
+    _migrate(url, "0009")
+    before = _rows(url, "attempts")
+    _migrate(url, "0010")
+    assert schema_diff(url, metadata) == []
+    for old, new in zip(before, _rows(url, "attempts"), strict=True):
+        assert new == {**old, **dict.fromkeys(_LAND_COLUMNS)}, old["id"]
+
+    store = open_store(url, tmp_path / "locks", auto_migrate=True)
+    try:
+        attempt = store.get("a0000003")
+        assert not attempt.landed and attempt.landing is None
+        result, tip = "c" * 40, "d" * 40
+        intent = {"into": "main", "from": "e" * 40, "tip": tip, "strategy": "squash"}
+        begun = store.begin_landing("a0000003", result, intent, "me")
+        assert (begun.landing_commit, begun.landing) == (result, intent)
+        assert [a.id for a in store.landings_in_progress()] == ["a0000003"]
+        landed = Landed(result, tip, "main", "squash", "me")
+        recorded = store.record_landed("a0000003", landed, "me", check="skipped (--no-check)")
+        assert recorded is not None and recorded.landed and recorded.landing_commit is None
+        assert (recorded.landed_tip, recorded.landed_into) == (tip, "main")
+        assert store.record_landed("a0000003", landed, "me") is None  # once only
+        assert store.landings_in_progress() == []
+        kinds = [e.kind for e in store.events("a0000003")]
+        assert kinds[-2:] == ["landing", "landed"]
+    finally:
+        store.close()
+
+    _migrate(url, "0009", down=True)
+    assert _rows(url, "attempts") == before
