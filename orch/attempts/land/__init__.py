@@ -7,9 +7,10 @@ recorded (``one``); ``orch doctor --fix`` completes or clears an intent a crash 
 (``recovery``). ``orch land A B C`` lands in order, each onto the result of the one
 before; one that fails is reported and skipped, the rest go on.
 
-The modules: ``request`` (what is asked, what is answered), ``target`` (which branch, its
-lock), ``build`` (the strategies), ``verify`` (the check on the result), ``one`` (one
-attempt, start to end), ``recovery`` (after a crash).
+The modules: ``request`` (what is asked, what is answered), ``refusals`` (what refuses a
+land before the lock), ``target`` (which branch, its lock), ``build`` (the strategies),
+``checkouts`` (a checked-out target: refused when dirty, then following), ``verify`` (the
+check on the result), ``one`` (one attempt, start to end), ``recovery`` (after a crash).
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 
 from orch.attempts.cleanup import CleanupRequest, cleanup
 from orch.attempts.land.build import build
+from orch.attempts.land.checkouts import checkouts_of, follow, refuse_dirty_checkouts
+from orch.attempts.land.refusals import branch_tip, few, refuse_early, start_dirt, uncommitted
 from orch.attempts.land.request import LandOutcome, LandRequest
 from orch.attempts.land.target import Target, landing_into, resolve_target
 from orch.attempts.land.verify import Verdict, check_result, scratch_path
@@ -29,21 +31,18 @@ from orch.attempts.queries import find_attempt
 from orch.config import Settings
 from orch.errors import (
     CheckFailed,
-    Conflict,
     LandConflict,
     LandRefused,
-    NotFound,
     OrchError,
     TargetMoved,
 )
-from orch.git import DiffRange, Git, PendingDirtyCheck, Repository
+from orch.git import DiffRange, Git, Repository
 from orch.models import Attempt, Landed
 
 if TYPE_CHECKING:
     from orch.store import Store
 
 MOVES = 3  # how many results a land builds before a target that keeps moving wins
-SHOWN = 3  # paths named in a line, then a count
 Checkpoint = Callable[[str], None]
 
 
@@ -72,7 +71,7 @@ def land_one(
                 else _remove(store, settings, git, request, attempt, actor, checkpoint)
             ),
         )
-    _refuse_early(store, settings, request, attempt)
+    refuse_early(store, settings, request, attempt)
     repo = git.discover(Path(attempt.repository))
     if request.repository is not None and Path(request.repository) != repo.root:
         raise LandRefused(
@@ -80,10 +79,10 @@ def land_one(
             f"{request.repository}: its target must be a branch of its own repository"
         )
     git.require_merge_tree()
-    tip = _tip(git, repo, attempt)
-    dirt = _start_dirt(git, attempt)
+    tip = branch_tip(git, repo, attempt)
+    dirt = start_dirt(git, attempt)
     try:
-        warnings = _uncommitted(attempt, dirt, strict=True) if request.strict else ()
+        warnings = uncommitted(attempt, dirt, strict=True) if request.strict else ()
         target = resolve_target(git, repo, attempt, request.into)
         try:
             with landing_into(repo, target):
@@ -113,7 +112,7 @@ def land_one(
                 )
             return _conflicted(store, settings, request, ref, attempt, target, exc, actor)
         if not request.strict:
-            warnings = _uncommitted(attempt, dirt, strict=False)
+            warnings = uncommitted(attempt, dirt, strict=False)
     finally:
         if dirt is not None:
             dirt.close()
@@ -123,82 +122,6 @@ def land_one(
     landed = store.get(attempt.id)
     removed = _remove(store, settings, git, request, landed, actor, checkpoint)
     return dataclasses.replace(outcome, attempt=landed, removed=removed)
-
-
-def _refuse_early(store: Store, settings: Settings, request: LandRequest, attempt: Attempt) -> None:
-    """Refusals that need neither git nor the target."""
-    if attempt.landing_commit is not None:
-        raise Conflict(
-            f"attempt {attempt.id} is being landed by another orch land (or by one that was "
-            "killed: run 'orch doctor --fix')"
-        )
-    if attempt.workspace_host not in (None, settings.host_name):
-        raise LandRefused(
-            f"the work of attempt {attempt.id} is on host {attempt.workspace_host}: land it there"
-        )
-    if not request.force:
-        if attempt.state.live:
-            raise LandRefused(
-                f"attempt {attempt.id} is {attempt.state}: its agent may still commit; wait "
-                "for it, or --force lands what it has committed so far"
-            )
-        for other in store.attempts_using_worktree(attempt.worktree_path or ""):
-            if other.id != attempt.id and other.state.live:
-                raise LandRefused(
-                    f"attempt {other.id} ({other.state}) still works on the branch of attempt "
-                    f"{attempt.id}: wait for it, or --force"
-                )
-    if not attempt.branch_name or not attempt.base_commit:
-        raise LandRefused(f"attempt {attempt.id} has no branch of its own to land")
-
-
-def _tip(git: Git, repo: Repository, attempt: Attempt) -> str:
-    """The attempt's branch tip, refused when the branch is gone or has no commits."""
-    assert attempt.branch_name is not None and attempt.base_commit is not None
-    tip = git.branch_commit(repo, attempt.branch_name)
-    if tip is None:
-        saved = f"; its work was saved to {attempt.archive_path}" if attempt.archive_path else ""
-        raise NotFound(
-            f"the branch {attempt.branch_name} of attempt {attempt.id} is gone: "
-            f"nothing to land{saved}"
-        )
-    if tip == attempt.base_commit or git.commits_ahead(repo.root, attempt.base_commit, tip) == 0:
-        raise LandRefused(
-            f"attempt {attempt.id} has no commits since its base_commit "
-            f"{attempt.base_commit[:12]}: nothing to land (only committed work lands)"
-        )
-    return tip
-
-
-def _start_dirt(git: Git, attempt: Attempt) -> PendingDirtyCheck | None:
-    """The attempt's uncommitted work, looked at in the background meanwhile."""
-    path = Path(attempt.worktree_path) if attempt.worktree_path else None
-    if path is None or not attempt.workspace_status.holds_worktree or not path.is_dir():
-        return None
-    try:
-        return git.start_dirty_check(path, yield_cpu=True)
-    except OSError:
-        return None
-
-
-def _uncommitted(attempt: Attempt, dirt: PendingDirtyCheck | None, strict: bool) -> tuple[str, ...]:
-    if dirt is None:
-        return ()
-    found = dirt.result() or []
-    if not found:
-        return ()
-    line = (
-        f"attempt {attempt.id} has {len(found)} uncommitted path{'s' if len(found) != 1 else ''} "
-        f"in its worktree ({_few([d.path for d in found])}): only committed work lands"
-    )
-    if strict:
-        raise LandRefused(line + " (--strict)")
-    return (line,)
-
-
-def _few(paths: list[str]) -> str:
-    more = len(paths) - SHOWN
-    return ", ".join(paths[:SHOWN]) + (f" and {more} more" if more > 0 else "")
 
 
 def _land_locked(
@@ -249,8 +172,8 @@ def _land_locked(
                     built.commit,
                     diffstat=stat,
                 )
-            checkouts = _checkouts(git, repo, target)
-            _refuse_dirty_checkouts(git, repo, target, checkouts, old, built.commit)
+            checkouts = checkouts_of(git, repo, target)
+            refuse_dirty_checkouts(git, repo, target, checkouts, old, built.commit)
             intent = {
                 "into": target.branch,
                 "from": old,
@@ -282,7 +205,7 @@ def _land_locked(
             # from here on the intent stays until the land is recorded: doctor completes it
             intended = None
             checkpoint("target-moved")
-            warnings = _follow(git, target, checkouts, old, built.commit)
+            warnings = follow(git, target, checkouts, old, built.commit)
             landed = Landed(built.commit, tip, target.branch, str(strategy), actor)
             recorded = store.record_landed(
                 attempt.id, landed, actor, old=old, check=_check_words(verdict)
@@ -314,46 +237,6 @@ def _check_words(verdict: Verdict) -> str:
     return "skipped (--no-check)" if verdict.result == "skipped" else verdict.result
 
 
-def _checkouts(git: Git, repo: Repository, target: Target) -> list[Path]:
-    """The worktrees that have the target branch checked out."""
-    return [
-        Path(entry["worktree"])
-        for entry in git.list_worktrees(repo)
-        if entry.get("branch") == target.ref and "worktree" in entry
-    ]
-
-
-def _refuse_dirty_checkouts(
-    git: Git, repo: Repository, target: Target, checkouts: list[Path], old: str, new: str
-) -> None:
-    """A checkout of the target whose uncommitted changes touch the landed files is
-    refused before anything moves (it could not follow)."""
-    if not checkouts:
-        return
-    landed = git.changed_paths(repo.root, old, new)
-    for path in checkouts:
-        touched = git.dirty_among(path, landed)
-        if touched:
-            raise LandRefused(
-                f"{target.branch} is checked out at {path} with uncommitted changes to files "
-                f"the land changes ({_few(touched)}): commit or stash them first"
-            )
-
-
-def _follow(git: Git, target: Target, checkouts: list[Path], old: str, new: str) -> tuple[str, ...]:
-    """Bring each checkout of the target along (like ``git merge --ff-only``)."""
-    warnings = []
-    for path in checkouts:
-        try:
-            git.follow_target(path, old, new)
-        except OrchError as exc:
-            warnings.append(
-                f"{target.branch} moved to {new[:12]}, but its checkout at {path} could not "
-                f"follow ({exc.message}): run 'git read-tree -m -u {old} {new}' there"
-            )
-    return tuple(warnings)
-
-
 def _conflicted(
     store: Store,
     settings: Settings,
@@ -380,7 +263,7 @@ def _conflicted(
     if request.resolve:
         body = (
             f"orch land could not land this attempt into {target.branch}: your branch "
-            f"conflicts with {target.branch} at {old} in {_few(list(exc.paths))}. In this "
+            f"conflicts with {target.branch} at {old} in {few(list(exc.paths))}. In this "
             f"worktree, rebase your branch onto it (git rebase {target.branch}), resolve the "
             "conflicts, run the tests and commit; orch land then takes the result."
         )
