@@ -112,7 +112,7 @@ def land(
         actor(),
         os.environ,
         checkpoint_from_env(os.environ),
-        on_outcome=(lambda o: None) if as_json else (lambda o: _print(o, len(attempts) > 1)),
+        on_outcome=lambda outcome: None if as_json else _print(outcome, len(attempts) > 1),
     )
     if as_json:
         from orch.cli.render import to_json
@@ -125,8 +125,9 @@ def land(
         from orch.cli.common import failure_documented
 
         failure_documented()
-    if len(outcomes) == 1 and failed[0].error is not None:
-        raise failed[0].error
+    error = failed[0].error
+    if len(outcomes) == 1 and error is not None:
+        raise error
     names = ", ".join(o.attempt.id if o.attempt else o.ref for o in failed)
     raise NotAllLanded(f"{len(failed)} of {len(outcomes)} attempts did not land: {names}")
 
