@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from orch.attempts.land import LandOutcome
-from tests.support.attempts import repaired, shown_attempt
+from tests.support.attempts import doctor, repaired, shown_attempt
 from tests.support.cli import ORCH_BIN, RunCli, RunOrch
 from tests.support.landing import attempt_with_commits, land, main_commits, outcomes, rev
 from tests.support.processes import all_at_once, wait_for_git_under
@@ -143,3 +143,32 @@ def test_land_killed_at_each_step_is_completed_by_doctor(
     assert done["result"] == ("already landed" if step in MOVED else "landed"), done
     assert (repo / "new.txt").read_text() == "a\nb\nc\n"
     repaired(run_cli, repo, isolated_env)
+
+
+def test_doctor_leaves_a_land_in_progress_alone(
+    repo: Path, run_cli: RunCli, run_orch: RunOrch, isolated_env: Path
+) -> None:
+    """An intent whose target's lock a live land holds is that land's to finish; once the
+    lock is free, the same intent was left by a land that died."""
+    from orch.attempts.land.target import Target, landing_into
+    from orch.config import resolve
+    from orch.git import Git
+    from orch.store import open_store
+
+    attempt = attempt_with_commits(run_cli, run_orch, repo, task())
+    old = rev(repo, "main")
+    settings = resolve(os.environ)
+    store = open_store(settings.database_url, settings.locks_dir)
+    try:
+        intent = {"into": "main", "from": old, "tip": "0" * 40, "strategy": "squash"}
+        store.begin_landing(attempt["id"], "1" * 40, intent, "a land")
+    finally:
+        store.close()
+    with landing_into(Git().discover(repo), Target("main")):
+        code, data = doctor(run_cli, repo, "--fix")
+        assert (code, data["findings"]) == (0, [])
+    code, data = doctor(run_cli, repo, "--fix")
+    assert code == 0 and [f["kind"] for f in data["findings"]] == ["interrupted-land"]
+    after = shown_attempt(run_cli, repo, attempt["id"])
+    assert after["landing_commit"] is None and after["landed_commit"] is None
+    assert rev(repo, "main") == old
