@@ -59,7 +59,13 @@ def complete_landing(store: Store, git: Git, repo: Repository, attempt: Attempt,
         if scratch:
             remove_scratch(git, repo, Path(str(scratch)))
         now = git.ref_target(repo.common_dir, target.ref)
-        if now is not None and (now == commit or git.is_ancestor(repo.common_dir, commit, now)):
+        # a result git no longer has (pruned since) is in no branch either
+        there = now == commit or (
+            now is not None
+            and git.has_commit(repo, commit)
+            and git.is_ancestor(repo.common_dir, commit, now)
+        )
+        if there:
             landed = Landed(
                 commit,
                 str(intent.get("tip", "")),
