@@ -19,14 +19,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orch.attempts.cleanup import CleanupRequest, cleanup
 from orch.attempts.land.build import build
 from orch.attempts.land.checkouts import checkouts_of, follow, refuse_dirty_checkouts
 from orch.attempts.land.refusals import branch_tip, few, refuse_early, start_dirt, uncommitted
 from orch.attempts.land.request import LandOutcome, LandRequest
 from orch.attempts.land.target import Target, landing_into, resolve_target
 from orch.attempts.land.verify import Verdict, check_result, scratch_path
-from orch.attempts.lifecycle import send
 from orch.attempts.queries import find_attempt
 from orch.config import Settings
 from orch.errors import (
@@ -261,6 +259,8 @@ def _conflicted(
     )
     followup = None
     if request.resolve:
+        from orch.attempts.lifecycle import send  # imported when needed: start-up time
+
         body = (
             f"orch land could not land this attempt into {target.branch}: your branch "
             f"conflicts with {target.branch} at {old} in {few(list(exc.paths))}. In this "
@@ -294,6 +294,9 @@ def _remove(
         return None
     if not attempt.terminal:
         return f"kept: attempt {attempt.id} is still {attempt.state}"
+    # imported when needed: cleanup pulls in the pool and the archive (about 35 ms)
+    from orch.attempts.cleanup import CleanupRequest, cleanup
+
     [item] = cleanup(
         store,
         CleanupRequest(refs=(attempt.id,)),

@@ -15,12 +15,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orch.attempts.check import run_check
 from orch.config import RepoConfig, Settings, load_repo_config
 from orch.git import Git, Repository
 from orch.models import Attempt, Run
 from orch.workspace import removal
-from orch.workspace.port_bundles import spare_bundle
 
 if TYPE_CHECKING:
     from orch.store import Store
@@ -66,6 +64,10 @@ def check_result(
     config = check_config(attempt)
     if not config.check:
         return Verdict("none configured")
+    # imported when a check runs: a land without one does not pay for them
+    from orch.attempts.check import run_check
+    from orch.workspace.port_bundles import spare_bundle
+
     path = scratch_path(settings, attempt)
     remove_scratch(git, repo, path)  # a leftover of a land killed before
     bundle = spare_bundle(store, settings, settings.host_name)
