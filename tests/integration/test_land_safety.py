@@ -142,6 +142,9 @@ def test_land_killed_at_each_step_is_completed_by_doctor(
     [done] = outcomes(land(run_cli, repo, attempt["id"], "--json"))
     assert done["result"] == ("already landed" if step in MOVED else "landed"), done
     assert (repo / "new.txt").read_text() == "a\nb\nc\n"
+    # the attempt's worktree and branch are gone, its commits saved in main
+    assert branch_tip(repo, attempt["branch_name"]) is None
+    assert not Path(attempt["worktree_path"]).exists()
     repaired(run_cli, repo, isolated_env)
 
 

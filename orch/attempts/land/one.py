@@ -291,7 +291,7 @@ def _remove(
     if request.keep:
         return "kept (--keep)"
     if not attempt.workspace_status.occupies_worktree:
-        return None
+        return _drop_landed_branch(git, attempt)
     if not attempt.terminal:
         return f"kept: attempt {attempt.id} is still {attempt.state}"
     # imported when needed: cleanup pulls in the pool and the archive (about 35 ms)
@@ -309,3 +309,19 @@ def _remove(
     if item.action == "skip":
         return f"kept: {item.reason}"
     return "removed its " + ", ".join(item.removed) if item.removed else None
+
+
+def _drop_landed_branch(git: Git, attempt: Attempt) -> str | None:
+    """A landed attempt's branch left behind with its worktree gone (a removal a crash
+    cut short, then doctor): deleted while it still points at the commit that landed,
+    which is saved in the target; a branch that moved on is kept."""
+    if not (attempt.landed_tip and attempt.branch_name and attempt.repository):
+        return None
+    from orch.workspace import removal
+
+    repo = git.discover(Path(attempt.repository))
+    if git.branch_commit(repo, attempt.branch_name) != attempt.landed_tip:
+        return None
+    policy = removal.Policy(branch_at=attempt.landed_tip, forget_if_gone=False)
+    done = removal.remove(git, repo, None, attempt.branch_name, policy)
+    return "removed its branch" if done.branch else None
