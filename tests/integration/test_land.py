@@ -9,6 +9,8 @@ land in a scratch clone.
 
 from __future__ import annotations
 
+import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -474,3 +476,26 @@ def test_a_running_attempt_lands_its_committed_work_only_with_force(
     assert (repo / "done.txt").is_file() and not (repo / "wip.txt").exists()
     assert f"kept: attempt {made['id']} is still queued" in result.stdout
     assert worktree.is_dir()
+
+
+def test_a_git_older_than_2_38_is_refused_in_one_line(
+    repo: Path, run_cli: RunCli, run_orch: RunOrch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ubuntu 22.04's git 2.34 has no merge-tree --write-tree: refused, nothing changed."""
+    attempt = attempt_with_commits(run_cli, run_orch, repo, task())
+    old = rev(repo, "main")
+    real = shutil.which("git")
+    fake = tmp_path / "old-git"
+    fake.mkdir()
+    (fake / "git").write_text(
+        f'#!/bin/sh\nif [ "$1" = version ]; then echo "git version 2.34.1"; exit 0; fi\n'
+        f'exec {real} "$@"\n'
+    )
+    (fake / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    result = land(run_cli, repo, attempt["id"])
+    assert result.exit_code == 7
+    assert error_line(result.stderr) == (
+        "Error: orch land needs git 2.38 or newer (git merge-tree --write-tree); this is git 2.34"
+    )
+    assert rev(repo, "main") == old and Path(attempt["worktree_path"]).is_dir()
