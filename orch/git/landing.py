@@ -184,24 +184,27 @@ class Landing(Runner):
 
     def replay(self, git_dir: Path, onto: str, commits: Sequence[str]) -> Replayed:
         """Replay ``commits`` (oldest first) onto ``onto``, each a cherry-pick keeping
-        its author, date and message; stop at the first one that conflicts."""
-        tip = onto
+        its author, date and message; stop at the first one that conflicts. A commit whose
+        change the result already has is dropped, as ``git rebase`` drops it."""
+        tip, tip_tree = onto, None
         for commit in commits:
             meta, parent = self.commit_meta(git_dir, commit)
             if parent is None:
                 raise GitError(f"cannot replay the root commit {commit}")
             if tip == parent:
-                tip = commit  # it already sits on the result: kept as it is, like git rebase
+                tip, tip_tree = commit, None  # it already sits on the result: kept as it is
                 continue
+            tip_tree = tip_tree or self.tree_of(git_dir, tip)
             # a commit with the result's tree and the replayed commit's parent: merge-tree
             # then merges with that parent as base (see the module docstring)
-            stand_in = self.commit_tree(
-                git_dir, self.tree_of(git_dir, tip), [parent], "orch land: replay base"
-            )
+            stand_in = self.commit_tree(git_dir, tip_tree, [parent], "orch land: replay base")
             merged = self.merge_trees(git_dir, stand_in, commit)
             if not merged.clean:
                 return Replayed(tip, merged.conflicts, commit)
+            if merged.tree == tip_tree:
+                continue  # its change is in the result already: it would be an empty commit
             tip = self.commit_tree(git_dir, merged.tree, [tip], meta.message, author=meta)
+            tip_tree = merged.tree
         return Replayed(tip)
 
     def commit_tree(

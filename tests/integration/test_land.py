@@ -105,6 +105,21 @@ def test_rebase_replays_the_commits_as_git_rebase_does(
     assert "Ada" in expected[1][0]
 
 
+def test_rebase_drops_a_commit_the_target_already_has_as_git_rebase_does(
+    repo: Path, run_cli: RunCli, run_orch: RunOrch, tmp_path: Path
+) -> None:
+    attempt = attempt_with_commits(run_cli, run_orch, repo, task())
+    first = git("rev-list", "--reverse", f"main..{attempt['branch_name']}", cwd=repo).split()[0]
+    git("cherry-pick", first, cwd=repo)  # someone took the first commit by hand
+    old = rev(repo, "main")
+    expected = rebased_by_git(repo, attempt["branch_name"], tmp_path / "clone")
+    assert len(expected) == 1
+
+    [done] = outcomes(land(run_cli, repo, attempt["id"], "--strategy", "rebase", "--json"))
+    assert done["result"] == "landed"
+    assert commits_after(repo, old, "main") == expected
+
+
 def test_merge_is_a_merge_commit_with_the_tree_git_merge_makes(
     repo: Path, run_cli: RunCli, run_orch: RunOrch, tmp_path: Path
 ) -> None:

@@ -69,6 +69,11 @@ def build(
         if replayed.conflicts:
             stopped = (replayed.stopped_at or "")[:12]
             raise conflict(attempt, target_branch, old, replayed.conflicts, f" (at {stopped})")
+        if replayed.tip == old:
+            raise LandRefused(
+                f"nothing to land: {target_branch} ({old[:12]}) already has the change of every "
+                f"commit of attempt {attempt.id}"
+            )
         return Built(replayed.tip, git.tree_of(git_dir, replayed.tip))
     merged = git.merge_trees(git_dir, old, tip)
     if merged.conflicts:
