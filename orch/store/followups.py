@@ -9,13 +9,12 @@ the attempt's current lease holder.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from sqlalchemy import func, insert, select, update
 
 from orch.errors import AttemptNotFound, Conflict
-from orch.models import Message, Run, RunKind, State
-from orch.store.base import StoreBase, _aware
+from orch.models import Message, Run, State
+from orch.store.base import StoreBase, to_message, to_run
 from orch.store.fencing import current_row, lease_lost
 from orch.store.tables import attempt_messages as _M
 from orch.store.tables import attempt_runs as _R
@@ -38,7 +37,7 @@ class FollowUpOps(StoreBase):
                 .returning(*_M.c)
             ).one()
             self._event(conn, attempt_id, "message_queued", actor, message=msg.id)
-            return _to_message(msg)
+            return to_message(msg)
 
     def take_messages(self, attempt_id: str, token: int, run_number: int) -> list[Message]:
         """Mark every undelivered message delivered to ``run_number``; lease holder only."""
@@ -62,12 +61,12 @@ class FollowUpOps(StoreBase):
                     messages=[m.id for m in msgs],
                     run=run_number,
                 )
-            return [_to_message(m) for m in msgs]
+            return [to_message(m) for m in msgs]
 
     def messages(self, attempt_id: str) -> list[Message]:
         with self._read() as conn:
             rows = conn.execute(select(_M).where(_M.c.attempt_id == attempt_id).order_by(_M.c.id))
-            return [_to_message(m) for m in rows]
+            return [to_message(m) for m in rows]
 
     def start_run(
         self,
@@ -126,34 +125,3 @@ class FollowUpOps(StoreBase):
             )
             return [to_run(r) for r in rows]
 
-
-def _to_message(m: Any) -> Message:
-    created = _aware(m.created_at)
-    assert created is not None
-    return Message(
-        id=m.id,
-        attempt_id=m.attempt_id,
-        body=m.body,
-        actor=m.actor,
-        created_at=created,
-        delivered_at=_aware(m.delivered_at),
-        run_number=m.run_number,
-    )
-
-
-def to_run(r: Any) -> Run:
-    started = _aware(r.started_at)
-    assert started is not None
-    return Run(
-        attempt_id=r.attempt_id,
-        number=r.number,
-        prompt=r.prompt,
-        command=tuple(r.command),
-        log_path=r.log_path,
-        pid=r.pid,
-        started_at=started,
-        ended_at=_aware(r.ended_at),
-        exit_code=r.exit_code,
-        kind=RunKind(r.kind),
-        timed_out=bool(r.timed_out),
-    )

@@ -15,8 +15,7 @@ from sqlalchemy import func, insert, select, update
 
 from orch.errors import AttemptNotFound
 from orch.models import ChangeSummary, Run, RunKind, State
-from orch.store.base import StoreBase
-from orch.store.followups import to_run
+from orch.store.base import StoreBase, to_run
 from orch.store.tables import attempt_runs as _R
 from orch.store.tables import attempts as _T
 
