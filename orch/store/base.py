@@ -1,4 +1,4 @@
-"""The store's foundation: transactions, row conversion, events.
+"""The store's foundation: transactions, row conversion, events, numbering runs.
 
 One short transaction per operation; writes on SQLite start with ``BEGIN IMMEDIATE``
 (see ``engine``). Every change appends an event in the same transaction as the change.
@@ -11,12 +11,12 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 from typing import Any, Self
 
-from sqlalchemy import Connection, Engine, insert
+from sqlalchemy import Connection, Engine, func, insert, select
 
 from orch.fslock import WriterLock
 from orch.models import Attempt, AttemptEvent, Message, Run, RunKind, State, WorkspaceStatus
 from orch.store.engine import SQLITE_BUSY_TIMEOUT_MS, is_sqlite, sqlite_path, translate_errors
-from orch.store.tables import attempt_events
+from orch.store.tables import attempt_events, attempt_runs
 
 _INSERT_EVENT = insert(attempt_events)
 
@@ -188,6 +188,21 @@ class StoreBase:
         self, conn: Connection, attempt_id: str, kind: str, actor: str, **detail: Any
     ) -> None:
         self._events(conn, kind, actor, [(attempt_id, detail)])
+
+    def _new_run(self, conn: Connection, attempt_id: str, **values: Any) -> Run:
+        """Record a run of the attempt (an agent's or a check's) as started now, numbered
+        after every earlier run of the attempt: the highest number, not a count, so that
+        a number is never given twice."""
+        latest = select(func.max(attempt_runs.c.number)).where(
+            attempt_runs.c.attempt_id == attempt_id
+        )
+        number = (conn.scalar(latest) or 0) + 1
+        run = conn.execute(
+            insert(attempt_runs)
+            .values(attempt_id=attempt_id, number=number, started_at=self.clock(), **values)
+            .returning(*attempt_runs.c)
+        ).one()
+        return to_run(run)
 
     def _events(
         self, conn: Connection, kind: str, actor: str, details: list[tuple[str, dict[str, Any]]]

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 
-from orch.errors import AttemptNotFound, Conflict
+from orch.errors import AttemptNotFound
 from orch.models import Message, Run, State
 from orch.store.base import StoreBase, to_message, to_run
-from orch.store.fencing import current_row, lease_lost
+from orch.store.fencing import current_row, lease_lost, live_row
 from orch.store.tables import attempt_messages as _M
 from orch.store.tables import attempt_runs as _R
 from orch.store.tables import attempts as _T
@@ -24,11 +24,7 @@ from orch.store.tables import attempts as _T
 class FollowUpOps(StoreBase):
     def add_message(self, attempt_id: str, body: str, actor: str) -> Message:
         with self._write() as conn:
-            row = current_row(conn, attempt_id, lock=True)
-            if row is None:
-                raise AttemptNotFound(f"no attempt {attempt_id!r} in the store")
-            if State(row.state).terminal:
-                raise Conflict(f"attempt {attempt_id} is {row.state}: it takes no more messages")
+            live_row(conn, attempt_id, "it takes no more messages")
             msg = conn.execute(
                 insert(_M)
                 .values(
@@ -82,30 +78,21 @@ class FollowUpOps(StoreBase):
             row = current_row(conn, attempt_id, lock=True)
             if row is None or row.lease_token != token or row.state != State.RUNNING:
                 raise lease_lost(row, attempt_id, token)
-            # after every earlier run, a check's too (max, not count: numbers never repeat)
-            number = (
-                conn.scalar(select(func.max(_R.c.number)).where(_R.c.attempt_id == attempt_id)) or 0
-            ) + 1
-            run = conn.execute(
-                insert(_R)
-                .values(
-                    attempt_id=attempt_id,
-                    number=number,
-                    prompt=prompt,
-                    command=list(command),
-                    log_path=log_path,
-                    pid=pid,
-                    started_at=self.clock(),
-                )
-                .returning(*_R.c)
-            ).one()
+            run = self._new_run(
+                conn,
+                attempt_id,
+                prompt=prompt,
+                command=list(command),
+                log_path=log_path,
+                pid=pid,
+            )
             conn.execute(
                 update(_T)
                 .where(_T.c.id == attempt_id)
                 .values(agent_pid=pid, agent_started_at=pid_started_at)
             )
-            self._event(conn, attempt_id, "run_started", f"lease {token}", run=number, pid=pid)
-            return to_run(run)
+            self._event(conn, attempt_id, "run_started", f"lease {token}", run=run.number, pid=pid)
+            return run
 
     def end_run(self, attempt_id: str, number: int, exit_code: int | None) -> None:
         """Record how a run ended; history, so allowed even after the lease is gone."""
