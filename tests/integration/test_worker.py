@@ -8,13 +8,14 @@ waiting is always bounded (``WAIT_LIMIT``) and never asserted on.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -562,19 +563,12 @@ class _CancelledWhileStarting(Store):
 
     agents: list[tuple[int | None, float | None]]
 
-    def start_run(
-        self,
-        attempt_id: str,
-        token: int,
-        prompt: str,
-        command: Iterable[str],
-        log_path: str,
-        pid: int | None,
-        pid_started_at: float | None = None,
-    ) -> Run:
-        self.agents.append((pid, pid_started_at))
-        self.cancel(attempt_id, "cancelled while the agent started", "operator")
-        return super().start_run(attempt_id, token, prompt, command, log_path, pid, pid_started_at)
+    def start_run(self, *args: Any, **kwargs: Any) -> Run:
+        # the worker's call, read by name: the signature stays the store's own
+        call = inspect.signature(Store.start_run).bind(self, *args, **kwargs).arguments
+        self.agents.append((call["pid"], call.get("pid_started_at")))
+        self.cancel(call["attempt_id"], "cancelled while the agent started", "operator")
+        return super().start_run(*args, **kwargs)
 
 
 def test_an_agent_whose_lease_is_lost_as_it_starts_is_stopped_not_orphaned(
