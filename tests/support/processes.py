@@ -22,6 +22,16 @@ WAIT_LIMIT = 30.0  # seconds of an idle machine: an upper bound on waiting, neve
 MAX_SLOWDOWN = 8.0  # a bound stretches at most this much on a loaded machine
 
 
+def stand_in(bin_dir: Path, name: str, script: str) -> dict[str, str]:
+    """Put an executable ``name`` that runs ``script`` in ``bin_dir`` (made if need be), in
+    place of the program of that name; the environment's ``PATH`` that finds it first."""
+    bin_dir.mkdir(exist_ok=True)
+    program = bin_dir / name
+    program.write_text(script)
+    program.chmod(0o755)
+    return {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+
+
 def load_factor() -> float:
     """How many times slower than idle this machine runs now: the one-minute load average
     per core, at least 1 and at most ``MAX_SLOWDOWN``."""
