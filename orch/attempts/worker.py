@@ -4,9 +4,10 @@ Claims attempts (or provisions one dispatched for this host), locks each attempt
 worktree, heartbeats from a thread while the agent runs, hands the runs themselves to
 ``orch.attempts.agent_runs`` (the agent started, supervised and recorded; follow-ups
 delivered as further runs), runs the check when configured, and finishes the attempt from
-the last run's exit status, claiming the next one in the same transaction. One agent per
-worktree is enforced by a lock whose file descriptor the agent inherits: it stays held
-while the agent lives, even if this worker is killed, and is free again once both are gone.
+the last run's exit status (going on, it claims the next one in the same transaction). One
+agent per worktree is enforced by a lock whose file descriptor the agent inherits: it stays
+held while the agent lives, even if this worker is killed, and is free again once both
+are gone.
 
 Signals: the first SIGTERM/SIGINT drains (no new claims; the current attempt runs to its
 end and is finished normally); a second one stops the agent (SIGTERM, then SIGKILL after
@@ -218,6 +219,17 @@ class WorkerRuntime:
 
     def _work_on(self, lease: Lease, going_on: bool = False) -> None:
         attempt = lease.attempt
+        runs = AgentRuns(
+            self.store,
+            self.settings,
+            self.config.command,
+            self.config.resume_command,
+            self.environ,
+            self.stop_now,
+            self._patiently,
+            self.progress,
+            self._record_changes,
+        )
         self._tip = attempt.changes_tip
         worktree = Path(attempt.worktree_path or ".")
         if not worktree.is_dir():
@@ -231,17 +243,6 @@ class WorkerRuntime:
         beat.start()
         git = Git(self.settings.git_lock_timeout)
         before = escape.snapshot(git, escape.watched(self.store, attempt))
-        runs = AgentRuns(
-            self.store,
-            self.settings,
-            self.config.command,
-            self.config.resume_command,
-            self.environ,
-            self.stop_now,
-            self._patiently,
-            self.progress,
-            self._record_changes,
-        )
         try:
             code = runs.run(lease, worktree, lock, lost)
             if code == 0 and not lost.is_set() and not self.stop_now.is_set():
