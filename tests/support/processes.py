@@ -1,4 +1,5 @@
-"""Real processes (orch or a shell) that are never left running, and waiting with deadlines.
+"""Real processes (orch or a shell) that are never left running, waiting with deadlines,
+and stand-ins put in place of a program on PATH.
 
 Every wait has an upper bound and fails saying what it waited for; a bound is a guard
 against hanging, never an assertion about speed.
