@@ -111,4 +111,3 @@ class FollowUpOps(StoreBase):
                 select(_R).where(_R.c.attempt_id == attempt_id).order_by(_R.c.number)
             )
             return [to_run(r) for r in rows]
-
