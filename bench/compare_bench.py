@@ -35,18 +35,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from dispatch_bench import (
-    FLOOR_CODE,
-    Sample,
-    find_orch,
-    isolated_env,
-    make_repo,
-    python_of,
-    rotated_runs,
-    run,
-    summary,
-    timed,
-)
+from _common import find_orch, isolated_env, python_of, run
+from dispatch_bench import FLOOR_CODE, make_repo, rotated_runs, timed
 
 COMPARE_TARGET_MS = 150.0
 LIST_TARGET_MS = 60.0
@@ -151,8 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             side: (lambda cmd=cmd, e=e, cwd=cwd: timed(cmd, e, cwd))
             for side, (cmd, e, cwd) in sides.items()
         }
-        samples, _, busy = rotated_runs(measures, args.runs)
-        report = build_report(args, samples, load_start, busy)
+        stats, _, busy = rotated_runs(measures, args.runs)
+        report = build_report(args, stats, load_start, busy)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(render(report))
@@ -163,16 +153,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def build_report(
     args: argparse.Namespace,
-    samples: dict[str, list[Sample]],
+    stats: dict[str, Any],
     load_start: tuple[float, ...],
     busy: float | None,
 ) -> dict[str, Any]:
-    stats = {side: summary(s) for side, s in samples.items()}
     floor = stats["floor"]["median_ms"]
     compare_above = stats["orch compare TASK"]["median_ms"] - floor
     list_above = stats["orch list"]["median_ms"] - floor
     return {
-        "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "files": args.files,
         "attempts_of_task": args.attempts_of_task,
         "attempts": args.attempts,
