@@ -19,6 +19,7 @@ stops the others.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -78,6 +79,9 @@ class Orch:
                     settings.locks_dir,
                     synchronous=settings.sqlite_synchronous,
                 )
+                from orch.attempts.events.kick import Kicker  # events go out, as from the CLI
+
+                self._store.on_events = Kicker(self._store, settings, os.environ)
             return self._store
 
     def close(self) -> None:

@@ -28,6 +28,7 @@ from orch.store import revision
 from orch.store.base import Clock, to_attempt, to_event, utcnow
 from orch.store.engine import is_sqlite, make_engine
 from orch.store.lifecycle import LifecycleOps
+from orch.store.outbox import OutboxOps
 from orch.store.ports import PortOps
 from orch.store.review import ReviewOps
 from orch.store.tables import attempt_events as _E
@@ -43,7 +44,7 @@ def _task_lock_key(repository: str, task_key: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps, ReviewOps):
+class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps, ReviewOps, OutboxOps):
     # -- dispatch --------------------------------------------------------------------------
 
     def create_attempt(self, new: NewAttempt, actor: str, retry_of: int | None = None) -> Attempt:
