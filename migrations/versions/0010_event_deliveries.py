@@ -4,8 +4,9 @@
 events keep None; they are never delivered, since a sink only receives the events made
 after its config file was last written). ``event_deliveries`` records each delivery of an
 event to a sink: pending with its tries and next try, delivered once, or failed for good.
-On PostgreSQL a trigger notifies ``orch_events`` with each new event's id, so a deliverer
-or ``orch events --follow`` blocks on its socket instead of polling.
+On PostgreSQL a statement trigger notifies ``orch_events`` when events are inserted (once
+per transaction: PostgreSQL folds equal notifications, so a batch of events costs one),
+so a deliverer or ``orch events --follow`` blocks on its socket instead of polling.
 
 Revision ID: 0010
 Revises: 0009
@@ -63,8 +64,8 @@ def upgrade() -> None:
             """
             CREATE OR REPLACE FUNCTION orch_notify_event() RETURNS trigger AS $$
             BEGIN
-                PERFORM pg_notify('orch_events', NEW.id::text);
-                RETURN NEW;
+                PERFORM pg_notify('orch_events', '');
+                RETURN NULL;
             END;
             $$ LANGUAGE plpgsql
             """
@@ -73,7 +74,7 @@ def upgrade() -> None:
             """
             CREATE TRIGGER orch_events_notify
             AFTER INSERT ON attempt_events
-            FOR EACH ROW EXECUTE FUNCTION orch_notify_event()
+            FOR EACH STATEMENT EXECUTE FUNCTION orch_notify_event()
             """
         )
 

@@ -92,7 +92,9 @@ def open_store(settings: Settings, kick: bool = True) -> Store:
     if kick:
         from orch.attempts.events.kick import Kicker
 
-        store.on_events = Kicker(store, settings, os.environ)
+        kicker = Kicker(store, settings, os.environ)
+        store.on_events = kicker
+        click.get_current_context().call_on_close(kicker.flush)  # runs before store.close
     return store
 
 

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+from typing import TYPE_CHECKING
 
 import click
 
 from orch.cli.common import open_store, settings_from_env
 from orch.cli.completion import complete_attempt
+
+if TYPE_CHECKING:
+    from orch.models import AttemptEvent
+    from orch.store import Store
 
 
 @click.group(invoke_without_command=True)
@@ -24,7 +29,7 @@ from orch.cli.completion import complete_attempt
 @click.option("--failed", is_flag=True, help="List the deliveries that failed for good.")
 @click.option("--retry", "retry_event", type=int, default=None, metavar="EVENT_ID",
               help="Try the failed deliveries of this event again.")
-@click.option("--all-failed", is_flag=True, help="With --retry: every failed delivery.")
+@click.option("--all-failed", is_flag=True, help="Try every failed delivery again.")
 @click.pass_context
 def events(
     ctx: click.Context,
@@ -89,11 +94,10 @@ def events(
             return
 
 
-def _print(store: object, batch: list, as_json: bool) -> None:  # type: ignore[type-arg]
+def _print(store: Store, batch: list[AttemptEvent], as_json: bool) -> None:
     from orch.attempts.events import listing
 
-    docs = listing.documents(store, batch)  # type: ignore[arg-type]
-    for doc in docs:
+    for doc in listing.documents(store, batch):
         if as_json:
             click.echo(json.dumps(doc, sort_keys=True, ensure_ascii=False))
             continue

@@ -270,7 +270,10 @@ def run(
                     if ids:
                         log(f"cycle {loop.cycles}: {what} {', '.join(ids)}")
             if once:
-                deliver_once(store, settings, log)
+                try:
+                    deliver_once(store, settings, log)
+                except OrchError as exc:
+                    log(f"event delivery: {exc.message}")
                 break
             stop.wait(settings.serve_interval)
     finally:

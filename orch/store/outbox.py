@@ -94,19 +94,26 @@ def _unplanned(scope: SinkScope, now: dt.datetime) -> Any:
     return query.order_by(_E.c.id)
 
 
-def _claimable(sink: str, now: dt.datetime) -> ColumnElement[bool]:
+def _first_in_order() -> ColumnElement[bool]:
+    """A pending delivery with no earlier event of its attempt pending for its sink."""
     earlier = _D.alias("earlier")
     return and_(
-        _D.c.sink == sink,
         _D.c.state == _PENDING,
-        _D.c.next_try_at <= now,
-        or_(_D.c.claimed_until.is_(None), _D.c.claimed_until < now),
         ~exists().where(
             earlier.c.attempt_id == _D.c.attempt_id,
             earlier.c.sink == _D.c.sink,
             earlier.c.state == _PENDING,
             earlier.c.event_id < _D.c.event_id,
         ),
+    )
+
+
+def _claimable(sink: str, now: dt.datetime) -> ColumnElement[bool]:
+    return and_(
+        _D.c.sink == sink,
+        _D.c.next_try_at <= now,
+        or_(_D.c.claimed_until.is_(None), _D.c.claimed_until < now),
+        _first_in_order(),
     )
 
 
@@ -259,16 +266,15 @@ class OutboxOps(StoreBase):
             return bool(result.rowcount == 1)
 
     def next_due(self, sinks: Sequence[str]) -> dt.datetime | None:
-        """When the next pending delivery to one of ``sinks`` is due (or its claim ends)."""
+        """When the next pending delivery to one of ``sinks`` that is first in its
+        attempt's order is due (or its claim ends); None when none is pending."""
         if not sinks:
             return None
         # a claim is taken at or after next_try_at: while it holds, it is what is awaited
         due = func.coalesce(_D.c.claimed_until, _D.c.next_try_at)
         with self._read() as conn:
             when = conn.scalar(
-                select(func.min(due)).where(
-                    _D.c.sink.in_(sorted(sinks)), _D.c.state == _PENDING
-                )
+                select(func.min(due)).where(_D.c.sink.in_(sorted(sinks)), _first_in_order())
             )
         return _aware(when)
 

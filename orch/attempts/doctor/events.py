@@ -23,7 +23,7 @@ class EventChecks(DoctorBase):
                 f"{len(event_ids)} event(s) failed for good (events {shown}); last error: "
                 f"{last_error[sink]}",
                 "none: fix the sink, then 'orch events --retry EVENT_ID' or "
-                "'orch events --retry --all-failed'",
+                "'orch events --all-failed'",
             )
         for warning in listing.secrets_in_git(self.store, self.settings, self.git):
             self._report("secret-in-git", "webhooks", warning, "none: move it to secret_env")

@@ -89,7 +89,13 @@ def deliver_until_idle(
 
 class Kicker:
     """``Store.on_events`` for a command: starts a deliverer when a sink could want the
-    events just committed. Never raises: the change is committed whatever happens here."""
+    events just committed, at the command's end (``flush``) or ``DELAY`` seconds after the
+    change, whichever comes first: a short command (a dispatch, a cancel) starts one
+    deliverer once its own work is done, so the two never compete for a core, and a long
+    one (a worker) still has its events delivered while it runs. Never raises: the change
+    is committed whatever happens here."""
+
+    DELAY = 1.0
 
     def __init__(
         self,
@@ -102,16 +108,38 @@ class Kicker:
         self._repositories: dict[str, bool] = {}  # repository -> it has sinks
         self._attempts: dict[str, str] = {}  # attempt id -> its repository
         self._lock = threading.Lock()
+        self._due = False
+        self._timer: threading.Timer | None = None
         self.started: list[int] = []
 
     def __call__(self, attempt_ids: frozenset[str]) -> None:
         try:
-            if self._wanted(attempt_ids):
-                pid = self._start(self.settings, self.env)
-                if pid is not None:
-                    self.started.append(pid)
+            if not self._wanted(attempt_ids):
+                return
         except (OrchError, OSError):
-            pass  # delivery starts with the next change, or with 'orch events deliver'
+            return  # delivery starts with the next change, or with 'orch events deliver'
+        with self._lock:
+            self._due = True
+            if self._timer is None:
+                self._timer = threading.Timer(self.DELAY, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def flush(self) -> None:
+        """Start the deliverer now if a change asked for one (the command's end)."""
+        with self._lock:
+            due, self._due = self._due, False
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        if not due:
+            return
+        try:
+            pid = self._start(self.settings, self.env)
+        except (OrchError, OSError):
+            return
+        if pid is not None:
+            self.started.append(pid)
 
     def _wanted(self, attempt_ids: frozenset[str]) -> bool:
         if self.settings.sinks:
