@@ -20,6 +20,7 @@ import pytest
 
 from orch import fslock
 from orch.attempts.events.kick import lock_path
+from orch.errors import StoreError
 from orch.models import DeliveryState, State
 from orch.store import Store
 from tests.support.attempts import cancel, dispatch
@@ -251,7 +252,7 @@ def test_a_deliverer_killed_mid_delivery_is_followed_by_one_delivery_with_the_sa
     start: Start,
 ) -> None:
     with Receiver(secret=SECRET, hold=True) as receiver:
-        user_config.write_text(webhook(receiver.url, '["cancelled"]', timeout=1))
+        user_config.write_text(webhook(receiver.url, '["cancelled"]', timeout=3))
         attempt = ready_attempt(store, repository)
         store.cancel(attempt.id, "test", "test")
         first = start([ORCH_BIN, "events", "deliver"])
@@ -314,3 +315,20 @@ def test_every_state_change_writes_its_state_into_its_event(
         if event.state is not None:
             assert str(event.state) in event.kinds
 
+
+
+def test_events_are_announced_after_their_commit_only(
+    store_url: str, store: Store, repository: str
+) -> None:
+    """``on_events`` (what starts delivery) hears of a committed change, never of one that
+    was refused and rolled back."""
+    heard: list[frozenset[str]] = []
+    store.on_events = heard.append
+    attempt = ready_attempt(store, repository)
+    assert heard == [frozenset({attempt.id})] * 2  # created, then provisioned
+    heard.clear()
+    with pytest.raises(StoreError):  # its attempt does not exist: the insert is refused
+        store.record_event("feedbeef", "note", "test")
+    store.cancel(attempt.id, "test", "test")
+    assert heard == [frozenset({attempt.id})]
+    assert store.events(attempt.id)[-1].kind == "cancelled"
