@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import TYPE_CHECKING
 
 import click
@@ -110,7 +111,7 @@ def _print(store: Store, batch: list[AttemptEvent], as_json: bool) -> None:
             + (f"  {detail[:120]}" if detail else "")
         )
     # a pipe (orch events -f | grep …) sees each line as it comes
-    click.get_text_stream("stdout").flush()
+    sys.stdout.flush()
 
 
 @events.command()

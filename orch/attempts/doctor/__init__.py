@@ -7,7 +7,8 @@ again from its branch (orch.attempts.dispatch.recreate); an ended attempt's row 
 worktree is gone is marked removed;
 worktrees, branches and directories under orch's names that no row owns are removed;
 payloads without rows are deleted and rows without payloads get theirs rewritten; git's
-stale worktree bookkeeping is pruned. Event deliveries that failed for good are reported. A worktree a live dispatch is making ahead of its
+stale worktree bookkeeping is pruned. Event deliveries that failed for good are
+reported. A worktree a live dispatch is making ahead of its
 intent (orch.workspace.ahead), or one an attempt recorded after doctor read the store, is left
 alone. Nothing holding work that is not kept elsewhere is
 deleted without first being saved under ``$ORCH_HOME/archive``.
