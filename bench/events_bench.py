@@ -25,6 +25,7 @@ import http.server
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -107,6 +108,36 @@ def wait_idle(home: Path) -> None:
         time.sleep(0.01)
 
 
+def measure_kick(python: str, env: dict[str, str], home: Path, count: int) -> list[float]:
+    """What a command with sinks does beyond one without: take the deliver lock and start
+    the deliverer (``start_deliverer``), timed inside one process, the deliverer left to
+    end (untimed) before the next."""
+    code = (
+        "import os, sys, time, fcntl, glob\n"
+        "from orch.config import resolve\n"
+        "from orch.attempts.events.kick import start_deliverer\n"
+        "s = resolve(os.environ)\n"
+        "for _ in range(int(sys.argv[1])):\n"
+        "    t = time.perf_counter()\n"
+        "    start_deliverer(s, os.environ)\n"
+        "    print((time.perf_counter() - t) * 1000, flush=True)\n"
+        "    sys.stdin.readline()\n"
+    )
+    proc = subprocess.Popen(
+        [python, "-c", code, str(count)], env=env, cwd=env["HOME"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    times = []
+    for _ in range(count):
+        times.append(float(proc.stdout.readline()))
+        wait_idle(home)
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+    proc.wait()
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--iterations", type=int, default=30)
@@ -159,6 +190,12 @@ def main() -> None:
                 f"vs none {median - base:+5.1f} ms"
             )
             report["sides"][side] = {"median_ms": median, "p90_ms": p90, "over_none_ms": median - base}
+        kick = measure_kick(python, sides["user"]["env"], sides["user"]["home"], args.iterations)
+        print(
+            f"  the start of a deliverer alone (lock + posix_spawn), in process: "
+            f"median {statistics.median(kick):.2f}  max {max(kick):.2f} ms"
+        )
+        report["kick_ms"] = {"median": statistics.median(kick), "max": max(kick)}
         delivered = _Quiet.received
         print(f"webhook deliveries received: {delivered} (expected {2 * (args.iterations + 1)})")
         worst = max(report["sides"][s]["over_none_ms"] for s in ("user", "repo"))
