@@ -73,4 +73,8 @@ class LifecycleOps(ClaimOps, LeaseOps, OperatorOps, FollowUpOps):
         ``events``: until it appends an event, state change or not)."""
         if is_sqlite(self.url):
             return SqliteChangeWatcher(self.engine)
-        return PostgresChangeWatcher(self.url, EVENTS_CHANNEL if events else CHANNEL)
+        # self.url is for messages and hides the password; the watcher opens a connection
+        return PostgresChangeWatcher(
+            self.engine.url.render_as_string(hide_password=False),
+            EVENTS_CHANNEL if events else CHANNEL,
+        )
