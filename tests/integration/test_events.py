@@ -11,6 +11,7 @@ is the point.
 from __future__ import annotations
 
 import json
+import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from tests.support.attempts import cancel, dispatch
 from tests.support.cli import ORCH_BIN, RunCli, RunOrch, json_out
 from tests.support.processes import Start, wait_for
 from tests.support.receiver import Receiver
+from tests.support.repos import git
 from tests.support.store import ready_attempt, settings
 
 SCHEMA = json.loads(
@@ -332,3 +334,68 @@ def test_events_are_announced_after_their_commit_only(
     store.cancel(attempt.id, "test", "test")
     assert heard == [frozenset({attempt.id})]
     assert store.events(attempt.id)[-1].kind == "cancelled"
+
+
+# -- desktop notifications, secrets in git ----------------------------------------------
+
+
+def test_a_notification_goes_through_notify_send_or_is_skipped_without_one(
+    store_url: str,
+    store: Store,
+    repository: str,
+    user_config: Path,
+    run_orch: RunOrch,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The desktop itself cannot be reached from tests: ``notify-send`` is a stand-in on
+    PATH that records its arguments (the boundary only); without one the delivery is
+    ``skipped``, not failed."""
+    user_config.write_text('[notify]\non = ["cancelled"]\n')
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stand_in = bin_dir / "notify-send"
+    stand_in.write_text(f'#!/bin/sh\nprintf "%s|" "$@" >> {tmp_path / "notified"}\n')
+    stand_in.chmod(0o755)
+    first = ready_attempt(store, repository, "shown")
+    store.cancel(first.id, "test", "test")
+    done = run_orch("events", "deliver", env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "notified").read_text().split("|")[:3] == [
+        "--app-name=orch",
+        "orch: shown cancelled",
+        f"attempt {first.id} · branch {first.branch_name} · test",
+    ]
+
+    second = ready_attempt(store, repository, "unseen")
+    store.cancel(second.id, "test", "test")
+    bare = tmp_path / "bare-bin"  # sh and the interpreter, but no notifier
+    bare.mkdir()
+    monkeypatch.setenv("PATH", str(bare))
+    done = run_orch("events", "deliver")
+    assert done.returncode == 0, done.stderr
+    states = {d.attempt_id: (d.state, d.last_error) for d in deliveries(store)}
+    assert states[first.id] == (DeliveryState.DELIVERED, None)
+    assert states[second.id] == (
+        DeliveryState.SKIPPED,
+        "neither notify-send nor osascript is on PATH",
+    )
+
+
+def test_a_webhook_secret_in_a_tracked_file_is_warned_about(
+    store_url: str, run_cli: RunCli, repo: Path
+) -> None:
+    (repo / "orch.toml").write_text(
+        '[[webhooks]]\nname = "ci"\nurl = "http://127.0.0.1:9/x"\nsecret = "plain"\n'
+        'on = ["succeeded"]\n'
+    )
+    git("add", "orch.toml", cwd=repo)
+    git("commit", "-qm", "sinks", cwd=repo)
+    dispatch(run_cli, repo, "secretive")
+    listed = run_cli("events", cwd=repo)
+    assert listed.exit_code == 0
+    assert "the secret of webhook ci is written in" in listed.stderr
+    assert "use secret_env" in listed.stderr
+    result = run_cli("doctor", "--json", cwd=repo)
+    kinds = [f["kind"] for f in json.loads(result.stdout)["findings"]]
+    assert "secret-in-git" in kinds
