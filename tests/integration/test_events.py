@@ -254,7 +254,8 @@ def test_a_deliverer_killed_mid_delivery_is_followed_by_one_delivery_with_the_sa
     start: Start,
 ) -> None:
     with Receiver(secret=SECRET, hold=True) as receiver:
-        user_config.write_text(webhook(receiver.url, '["cancelled"]', timeout=3))
+        # a timeout well above the time the kill takes to arrive, even on a loaded machine
+        user_config.write_text(webhook(receiver.url, '["cancelled"]', timeout=8))
         attempt = ready_attempt(store, repository)
         store.cancel(attempt.id, "test", "test")
         first = start([ORCH_BIN, "events", "deliver"])
