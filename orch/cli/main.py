@@ -389,6 +389,7 @@ def _register() -> None:
     from orch.cli import (
         check_commands,
         completion,
+        event_commands,
         land_commands,
         maintenance_commands,
         mcp_commands,
@@ -410,6 +411,7 @@ def _register() -> None:
         land_commands,
         serve_commands,
         worktree_commands,
+        event_commands,
         completion,
         mcp_commands,
     ):

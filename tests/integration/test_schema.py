@@ -416,7 +416,10 @@ def test_upgrade_to_0008_moves_every_kind_of_row(empty_store_url: str, tmp_path:
     old_mappings = _rows(url, "task_workspaces")
     _migrate(url, "0008")
     # the models' schema but for what later revisions add
-    assert _added_columns(schema_diff(url, metadata)) == ADDED_AFTER_0008
+    assert (
+        _added_columns(schema_diff(url, metadata))
+        == ADDED_AFTER_0008 | ADDED_BY_0010 | ADDED_BY_0011
+    )
 
     after = _rows(url, "attempts")
     assert len(after) == len(before["attempts"])
@@ -464,7 +467,7 @@ def test_upgrade_to_0008_moves_every_kind_of_row(empty_store_url: str, tmp_path:
 
 # -- 0009: what an attempt changed, recorded; runs of kind check ---------------------------
 
-ADDED_BY_0009 = {
+ADDED_AFTER_0008 = {
     *(
         ("attempts", c)
         for c in (
@@ -479,6 +482,12 @@ ADDED_BY_0009 = {
     ("attempt_runs", "kind"),
     ("attempt_runs", "timed_out"),
 }
+
+
+# what 0010 adds: the state of an event, and the outbox's deliveries (a table of its own)
+ADDED_BY_0010 = {("attempt_events", "state")}
+TABLES_ADDED_BY_0010 = {"event_deliveries"}
+# what 0011 adds: what a land recorded, and the intent of one in progress
 _LAND_COLUMNS = (
     "landed_commit",
     "landed_tip",
@@ -489,20 +498,24 @@ _LAND_COLUMNS = (
     "landing_commit",
     "landing",
 )
-ADDED_BY_0010 = {("attempts", c) for c in _LAND_COLUMNS}
-ADDED_AFTER_0008 = ADDED_BY_0009 | ADDED_BY_0010
+ADDED_BY_0011 = {("attempts", c) for c in _LAND_COLUMNS}
 
 
 def _added_columns(diff: list[object]) -> set[tuple[str, str]]:
-    """The columns a schema difference adds; anything else it holds fails the test."""
+    """The columns a schema difference adds (a table that a later revision adds is let
+    through); anything else it holds fails the test."""
     added = set()
     for item in diff:
+        if isinstance(item, tuple) and item[0] in ("add_table", "add_index"):
+            table = item[1] if item[0] == "add_table" else item[1].table
+            assert table.name in TABLES_ADDED_BY_0010, item
+            continue
         assert isinstance(item, tuple) and item[0] == "add_column", item
         added.add((item[2], item[3].name))
     return added
 
 
-_CHANGE_COLUMNS = tuple(sorted(c for t, c in ADDED_BY_0009 if t == "attempts"))
+_CHANGE_COLUMNS = tuple(sorted(c for t, c in ADDED_AFTER_0008 if t == "attempts"))
 
 
 def _fill_0008(url: str) -> None:
@@ -546,8 +559,7 @@ def test_upgrade_to_0009_keeps_every_row_and_makes_every_run_an_agent_run(
     before = {t: _rows(url, t) for t in ("attempts", "attempt_runs")}
     assert len(before["attempt_runs"]) == 8
     _migrate(url, "0009")
-    # the models' schema but for what 0010 adds
-    assert _added_columns(schema_diff(url, metadata)) == ADDED_BY_0010
+    assert _added_columns(schema_diff(url, metadata)) == ADDED_BY_0010 | ADDED_BY_0011
 
     after = _rows(url, "attempts")
     for old, new in zip(before["attempts"], after, strict=True):
@@ -574,20 +586,52 @@ def test_upgrade_to_0009_keeps_every_row_and_makes_every_run_an_agent_run(
     assert {t: _rows(url, t) for t in before} == before
 
 
-# -- 0010: what a land recorded, and the intent of one in progress ---------------------------
+# -- 0010: the outbox's deliveries ---------------------------------------------------------
 
 
-def test_upgrade_to_0010_leaves_every_attempt_unlanded(
+def test_upgrade_to_0010_keeps_every_event_and_delivers_none_of_the_old_ones(
+    empty_store_url: str, tmp_path: Path
+) -> None:
+    """Events gain an empty ``state``; ``event_deliveries`` starts empty; the downgrade
+    drops it and gives the 0009 rows back."""
+    url = empty_store_url
+    _migrate(url, "0009")
+    _fill_0008(url)
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO attempt_events (attempt_id, kind, actor, detail, created_at) "
+                    "VALUES ('a0000003', 'finished', 'w', '{}', :t)"
+                ),
+                {"t": _T0},
+            )
+    finally:
+        engine.dispose()
+    before = _rows(url, "attempt_events")
+    _migrate(url, "0010")
+    assert _added_columns(schema_diff(url, metadata)) == ADDED_BY_0011
+    assert _rows(url, "attempt_events") == [{**r, "state": None} for r in before]
+    assert _rows(url, "event_deliveries") == []
+    _migrate(url, "0009", down=True)
+    assert _rows(url, "attempt_events") == before
+
+
+# -- 0011: what a land recorded, and the intent of one in progress ---------------------------
+
+
+def test_upgrade_to_0011_leaves_every_attempt_unlanded(
     empty_store_url: str, tmp_path: Path
 ) -> None:
     """Attempts gain empty land columns and nothing else changes; a land is recorded once
-    (a compare-and-set on its intent); the downgrade gives the 0009 rows back."""
+    (a compare-and-set on its intent); the downgrade gives the 0010 rows back."""
     url = empty_store_url
     _migrate(url, "0008")
     _fill_0008(url)
-    _migrate(url, "0009")
-    before = _rows(url, "attempts")
     _migrate(url, "0010")
+    before = _rows(url, "attempts")
+    _migrate(url, "0011")
     assert schema_diff(url, metadata) == []
     for old, new in zip(before, _rows(url, "attempts"), strict=True):
         assert new == {**old, **dict.fromkeys(_LAND_COLUMNS)}, old["id"]
@@ -612,7 +656,7 @@ def test_upgrade_to_0010_leaves_every_attempt_unlanded(
     finally:
         store.close()
 
-    _migrate(url, "0009", down=True)
+    _migrate(url, "0010", down=True)
 
     def unchanged(rows: list[dict[str, object]]) -> list[dict[str, object]]:
         return [{k: v for k, v in r.items() if k != "updated_at"} for r in rows]

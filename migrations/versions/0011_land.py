@@ -8,8 +8,8 @@ target will move to, written before it moves; ``landing``: the rest of the inten
 that ``orch doctor --fix`` completes or clears a land killed half-way. Every existing
 attempt is unlanded: the new columns are empty.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-07
 """
 
@@ -18,8 +18,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
