@@ -113,3 +113,4 @@ class Receiver:
         self.release()
         self.server.shutdown()
         self.server.server_close()
+
