@@ -12,7 +12,7 @@ import pytest
 
 from orch.attempts.compare import CompareRow, TaskComparison
 from orch.attempts.queries import AttemptDetail
-from orch.cli.compare_render import check_words, comparison_body, comparison_text
+from orch.cli.compare_render import check_words, comparison_text
 from orch.cli.render import attempt_detail, seconds
 from orch.config import load_repo_config
 from orch.errors import ConfigError
@@ -146,4 +146,4 @@ def test_compare_lists_many_collisions_in_full_only_in_json() -> None:
     assert "files changed by more than one attempt (60):" in text
     assert text[-1] == "  … and 10 more (--json lists all)"
     assert "  deadbeef: its branch is gone" in text
-    assert len(comparison_body(found)["collisions"]) == 60
+    assert len(found.to_dict()["collisions"]) == 60
