@@ -129,7 +129,9 @@ class GitCli:
                 *(f"refs/heads/{b}" for b in branches),
             ]
         )
-        return {ref.removeprefix("refs/heads/"): sha for sha, ref in map(str.split, out.splitlines())}
+        return {
+            ref.removeprefix("refs/heads/"): sha for sha, ref in map(str.split, out.splitlines())
+        }
 
     def ref(self, branch: str) -> str:
         args = ["--git-dir", self.git_dir, "rev-parse", "--verify", "--quiet"]
@@ -140,7 +142,9 @@ class GitCli:
         return int(out.strip())
 
     def commits(self, base: str, tip: str) -> list[tuple[str, str]]:
-        out = self._run(["--git-dir", self.git_dir, "log", "-z", LOG_FORMAT, f"{base}..{tip}", "--"])
+        out = self._run(
+            ["--git-dir", self.git_dir, "log", "-z", LOG_FORMAT, f"{base}..{tip}", "--"]
+        )
         fields = [r.strip("\n").split("\x1f") for r in out.split("\0") if r.strip("\n")]
         return [(f[0], f[4]) for f in fields]
 
@@ -269,7 +273,9 @@ def _line_counts(old: bytes, new: bytes) -> tuple[int, int] | None:
 # -- measuring ---------------------------------------------------------------------------------
 
 
-def reads(side: Any, base: str, branches: list[str], tips: dict[str, str]) -> dict[str, Callable[[], Any]]:
+def reads(
+    side: Any, base: str, branches: list[str], tips: dict[str, str]
+) -> dict[str, Callable[[], Any]]:
     first = branches[0]
     tip = tips[first]
     return {
@@ -304,7 +310,9 @@ def import_cost(runs: int, env: dict[str, str]) -> dict[str, float]:
     return {**medians, "import_ms": round(medians["dulwich"] - medians["pass"], 2)}
 
 
-def bench_size(n: int, runs: int, attempts: int, changed: int, root: Path, log: Any) -> dict[str, Any]:
+def bench_size(
+    n: int, runs: int, attempts: int, changed: int, root: Path, log: Any
+) -> dict[str, Any]:
     env = isolated_env(root / f"env-{n}")
     repo = root / f"repo-{n}"
     log(f"{n} files: building the repository")
@@ -356,7 +364,10 @@ def render(results: list[dict[str, Any]], imports: dict[str, float]) -> str:
             f"{r['runs']} runs (medians, ms; ratio = git / dulwich, > 1: dulwich faster)"
         )
         out.append(f"  {'read':24} {'git':>9} {'dulwich':>9} {'ratio':>7}")
-        rows = [(k, r["median_ms"]["git"][k], r["median_ms"]["dulwich"][k]) for k in r["median_ms"]["git"]]
+        rows = [
+            (k, r["median_ms"]["git"][k], r["median_ms"]["dulwich"][k])
+            for k in r["median_ms"]["git"]
+        ]
         rows += [
             (f"= {k}", r["per_request_ms"]["git"][k], r["per_request_ms"]["dulwich"][k])
             for k in r["per_request_ms"]["git"]
@@ -378,7 +389,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import dulwich
     except ImportError:
-        raise SystemExit("dulwich is not importable here: pip install dulwich (in a venv)") from None
+        raise SystemExit(
+            "dulwich is not importable here: pip install dulwich (in a venv)"
+        ) from None
     root = Path(tempfile.mkdtemp(prefix="orch-serve-git-bench-"))
 
     def log(line: str) -> None:
@@ -400,8 +413,10 @@ def main(argv: list[str] | None = None) -> int:
         "imports": imports,
         "sizes": results,
     }
-    print(f"{report['git']}, dulwich {report['dulwich']}, python {report['python']}, "
-          f"load average {' '.join(f'{x:.1f}' for x in report['loadavg'])}")
+    print(
+        f"{report['git']}, dulwich {report['dulwich']}, python {report['python']}, "
+        f"load average {' '.join(f'{x:.1f}' for x in report['loadavg'])}"
+    )
     print(render(results, imports))
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(report, indent=2, default=str) + "\n")

@@ -134,9 +134,7 @@ class Diffs(Runner):
         two names), at most ``limit`` bytes of it, and whether there was more. git's own
         patch, never an external diff program or a text conversion the user configured:
         its reader parses it."""
-        args = self._diff_args(
-            where, ["--color=never", "--no-ext-diff", "--no-textconv"], paths
-        )
+        args = self._diff_args(where, ["--color=never", "--no-ext-diff", "--no-textconv"], paths)
         return self.output_head(args, limit, cwd=where.cwd, env=where.env)
 
     def changed_files(self, where: DiffRange) -> list[FileChange]:
@@ -165,7 +163,9 @@ class Diffs(Runner):
         ).stdout
         commits = []
         for record in out.split("\0"):
-            fields = record.strip("\n").split("\x1f")
+            # a message or name in bytes that are not UTF-8 (a commit without an encoding
+            # header) is text to show: its bad bytes become replacement characters
+            fields = _shown(record.strip("\n")).split("\x1f")
             if len(fields) == 5:
                 sha, name, email, date, subject = fields
                 commits.append(CommitInfo(sha, subject, name, email, date))
@@ -253,6 +253,11 @@ def _format_options(fmt: DiffFormat, color: bool, stat_width: int | None) -> lis
     elif fmt == "name-only":
         options.append("--name-only")
     return options
+
+
+def _shown(text: str) -> str:
+    """git's output (decoded with surrogate escapes) as text to show."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def index_file(worktree: Path) -> Path | None:

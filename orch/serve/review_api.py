@@ -58,9 +58,7 @@ def compare_body(store: Store, settings: Settings, task_key: str) -> dict[str, A
     return compare_task(store, Git(settings.git_lock_timeout), task_key).to_dict()
 
 
-def checks_body(
-    store: Store, settings: Settings, attempt_id: str, query: Query
-) -> dict[str, Any]:
+def checks_body(store: Store, settings: Settings, attempt_id: str, query: Query) -> dict[str, Any]:
     """``GET /api/attempts/ID/checks``: its check runs, newest first, each with the tail
     of its output."""
     attempt, found = check_logs(store, settings, attempt_id, CHECK_LOG_LINES)

@@ -212,17 +212,23 @@ def test_the_review_views_show_comparison_diff_and_checks_as_text(
     base = dashboard.partition("?")[0]
     ARTIFACTS.mkdir(exist_ok=True)
 
-    def opened(fragment: str) -> Any:
+    def go(fragment: str) -> None:
         browser.execute_script("location.hash = arguments[0]", fragment)
-        return shown(fragment.partition("/")[0])
 
     def shown(view: str, state: str = "ready") -> Any:
-        found = wait_for(
-            lambda: browser.find_elements(
-                By.CSS_SELECTOR, f'#review[data-view="{view}"][data-state="{state}"]'
-            ),
-            f"the {view} view",
-        )
+        try:
+            found = wait_for(
+                lambda: browser.find_elements(
+                    By.CSS_SELECTOR, f'#review[data-view="{view}"][data-state="{state}"]'
+                ),
+                f"the {view} view ({state})",
+            )
+        except AssertionError as exc:
+            where = browser.execute_script(
+                "const r = document.getElementById('review');"
+                "return [location.hash, r.dataset.view, r.dataset.state, r.textContent]"
+            )
+            raise AssertionError(f"{exc}; the page showed {where}") from None
         return found[0]
 
     def text(selector: str) -> str:
@@ -266,7 +272,7 @@ def test_the_review_views_show_comparison_diff_and_checks_as_text(
     assert browser.execute_script(
         "return document.documentElement.scrollWidth <= window.innerWidth"
     )
-    browser.execute_script("document.querySelector('#patch').scrollIntoView()")
+    browser.execute_script("document.querySelector('#review').scrollIntoView()")
     browser.save_screenshot(str(ARTIFACTS / "dashboard-diff.png"))
     by_path[HOSTILE_NAME].click()
     wait_for(
@@ -295,9 +301,9 @@ def test_the_review_views_show_comparison_diff_and_checks_as_text(
         _ = browser.switch_to.alert.text
 
     # a bad id is one clear line in the view, from the server's 404
-    opened("diff/deadbeef")
+    go("diff/deadbeef")
     shown("diff", "error")
     assert text("#review-error").startswith("no attempt 'deadbeef'")
-    opened("compare/no-such-task")
+    go("compare/no-such-task")
     shown("compare", "error")
     assert text("#review-error").startswith("no attempts of task 'no-such-task'")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import os
+import subprocess
 import urllib.parse
 import uuid
 from collections.abc import Iterator
@@ -61,10 +62,24 @@ def test_diff_and_compare_are_the_documents_the_commands_print(
     commit_hostile_work(Path(second["worktree_path"]))
 
     files = {}
+    # a subject in bytes that are not UTF-8 (no encoding header; git commit would have
+    # converted them, fast-import and old tools do not): shown, not a failure
+    head = git("rev-parse", "HEAD", cwd=worktree).strip()
+    tree = git("rev-parse", "HEAD^{tree}", cwd=worktree).strip()
+    who = b"A U Thor <author@example.invalid> 1700000000 +0000"
+    raw = b"tree %s\nparent %s\nauthor %s\ncommitter %s\n\ncaf\xe9 au lait\n" % (
+        tree.encode(), head.encode(), who, who
+    )
+    made = subprocess.run(
+        ["git", "hash-object", "-t", "commit", "-w", "--stdin"],
+        cwd=worktree, input=raw, capture_output=True, check=True,
+    )  # fmt: skip
+    git("reset", "-q", "--soft", made.stdout.decode().strip(), cwd=worktree)
     for query, flags in (("", ()), ("?committed=1", ("--committed",))):
         code, body = served.get(f"/api/attempts/{first['id']}/diff{query}")
         assert (code, body) == (200, json_out(run_cli("diff", first["id"], "--json", *flags)))
-        assert [c["subject"] for c in body["commits"]] == [HOSTILE_SUBJECT]
+        subjects = [c["subject"] for c in body["commits"]]
+        assert subjects == ["caf\ufffd au lait", HOSTILE_SUBJECT]
         files[query] = {f["path"] for f in body["files"]}
     assert files[""] == {HOSTILE_NAME, "src/d0/f0.txt", "untracked.txt"}
     assert files["?committed=1"] == {HOSTILE_NAME, "src/d0/f0.txt"}
@@ -166,8 +181,8 @@ def test_bad_ids_files_and_queries_are_clean_json_refusals(
 ) -> None:
     attempt = dispatch(run_cli, repo, task())
     one = f"/api/attempts/{attempt['id']}"
-    for path in ("/api/attempts/deadbeef/diff", "/api/attempts/deadbeef/checks",
-                 "/api/attempts/deadbeef/diff/file?path=x", "/api/compare/no-such-task"):  # fmt: skip
+    unknown = ("deadbeef/diff", "deadbeef/checks", "deadbeef/diff/file?path=x")
+    for path in (*(f"/api/attempts/{u}" for u in unknown), "/api/compare/no-such-task"):
         code, body = served.get(path)
         assert (code, body["exit_code"]) == (404, 8), (path, body)
         assert body["error"].startswith(("no attempt 'deadbeef'", "no attempts of task")), body
