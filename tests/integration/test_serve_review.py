@@ -68,7 +68,10 @@ def test_diff_and_compare_are_the_documents_the_commands_print(
     tree = git("rev-parse", "HEAD^{tree}", cwd=worktree).strip()
     who = b"A U Thor <author@example.invalid> 1700000000 +0000"
     raw = b"tree %s\nparent %s\nauthor %s\ncommitter %s\n\ncaf\xe9 au lait\n" % (
-        tree.encode(), head.encode(), who, who
+        tree.encode(),
+        head.encode(),
+        who,
+        who,
     )
     made = subprocess.run(
         ["git", "hash-object", "-t", "commit", "-w", "--stdin"],
