@@ -20,6 +20,7 @@ from orch.store import revision
 from orch.store.base import Clock, to_attempt, to_event, utcnow
 from orch.store.engine import is_sqlite, make_engine
 from orch.store.lifecycle import LifecycleOps
+from orch.store.outbox import OutboxOps
 from orch.store.ports import PortOps
 from orch.store.provisioning import ProvisioningOps
 from orch.store.review import ReviewOps
@@ -31,7 +32,7 @@ from orch.store.workspaces import WorkspaceOps
 MIN_ID_PREFIX = 4  # shorter prefixes match too much to be meant (ids are 8 hex digits)
 
 
-class Store(LifecycleOps, ProvisioningOps, PortOps, TaskOps, WorkspaceOps, ReviewOps):
+class Store(LifecycleOps, ProvisioningOps, PortOps, TaskOps, WorkspaceOps, ReviewOps, OutboxOps):
     # -- reading ---------------------------------------------------------------------------
 
     def latest_attempt(self, task_key: str, repository: str | None = None) -> list[Attempt]:
