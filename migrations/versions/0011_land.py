@@ -8,20 +8,13 @@ target will move to, written before it moves; ``landing``: the rest of the inten
 that ``orch doctor --fix`` completes or clears a land killed half-way. Every existing
 attempt is unlanded: the new columns are empty.
 
-Revision ID: 0011
-Revises: 0010
-Create Date: 2026-12-07
+Alembic revision 0011, after 0010 (2026-12-07).
 """
-
-from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011"
-down_revision = "0010"
-branch_labels = None
-depends_on = None
+revision, down_revision = "0011", "0010"
 
 _LAND = (
     ("landed_commit", sa.String(64)),

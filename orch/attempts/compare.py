@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from orch.errors import GitError, NotFound
 from orch.git import Git
@@ -39,12 +39,50 @@ class CompareRow:
             return None
         return (self.runs[-1].ended_at - self.runs[0].started_at).total_seconds()
 
+    def to_dict(self) -> dict[str, Any]:
+        a = self.attempt
+        return {
+            "id": a.id,
+            "attempt_number": a.attempt_number,
+            "repository": a.repository,
+            "worker": a.worker_label,
+            "state": str(a.state),
+            "landed": (
+                {
+                    "commit": a.landed_commit,
+                    "into": a.landed_into,
+                    "strategy": a.landed_strategy,
+                    "by": a.landed_by,
+                    "at": a.landed_at.isoformat() if a.landed_at else None,
+                }
+                if a.landed
+                else None
+            ),
+            "exit_code": a.exit_code,
+            "duration": self.duration,
+            "runs": len(self.runs),
+            "base_commit": a.base_commit,
+            "branch_name": a.branch_name,
+            "changes": None if self.changes is None else self.changes.to_dict(),
+            "check": None if self.check is None else self.check.to_dict(),
+            "files": list(self.paths),
+            "note": self.note,
+        }
+
 
 @dataclasses.dataclass(frozen=True)
 class TaskComparison:
     task_key: str
     rows: tuple[CompareRow, ...]
     collisions: tuple[tuple[str, tuple[str, ...]], ...]  # (path, ids of attempts), by path
+
+    def to_dict(self) -> dict[str, Any]:
+        """The body of ``orch compare TASK --json``, which the dashboard serves too."""
+        return {
+            "task_key": self.task_key,
+            "attempts": [row.to_dict() for row in self.rows],
+            "collisions": [{"path": path, "attempts": list(ids)} for path, ids in self.collisions],
+        }
 
 
 def compare_task(store: Store, git: Git, task_key: str) -> TaskComparison:

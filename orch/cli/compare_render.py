@@ -1,11 +1,12 @@
-"""Text and JSON of ``orch compare TASK`` and ``orch check``, and the words for a change
-summary and a check result that ``orch list``/``orch show`` share (no click, no I/O)."""
+"""The text of ``orch compare TASK`` (its JSON is ``TaskComparison.to_dict``, which the
+dashboard serves too), ``orch check``'s JSON, and the words for a change summary and a
+check result that ``orch list``/``orch show`` share (no click, no I/O)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from orch.attempts.compare import CompareRow, TaskComparison
+from orch.attempts.compare import TaskComparison
 from orch.cli.render import seconds, state_words
 from orch.models import ChangeSummary, Run
 
@@ -30,10 +31,6 @@ def check_words(run: Run | None) -> str:
 def check_dict(run: Run | None) -> dict[str, Any] | None:
     """A check run as every command's JSON gives it (``Run.to_dict``), or None."""
     return None if run is None else run.to_dict()
-
-
-def changes_dict(changes: ChangeSummary | None) -> dict[str, Any] | None:
-    return None if changes is None else changes.to_dict()
 
 
 def table(rows: list[tuple[str, ...]]) -> str:
@@ -92,45 +89,6 @@ def comparison_text(found: TaskComparison) -> str:
         if len(found.collisions) > _SHOWN_PATHS:
             out.append(f"  … and {len(found.collisions) - _SHOWN_PATHS} more (--json lists all)")
     return "\n".join(out)
-
-
-def comparison_body(found: TaskComparison) -> dict[str, Any]:
-    return {
-        "task_key": found.task_key,
-        "attempts": [_row_dict(row) for row in found.rows],
-        "collisions": [{"path": path, "attempts": list(ids)} for path, ids in found.collisions],
-    }
-
-
-def _row_dict(row: CompareRow) -> dict[str, Any]:
-    a = row.attempt
-    return {
-        "id": a.id,
-        "attempt_number": a.attempt_number,
-        "repository": a.repository,
-        "worker": a.worker_label,
-        "state": str(a.state),
-        "landed": (
-            {
-                "commit": a.landed_commit,
-                "into": a.landed_into,
-                "strategy": a.landed_strategy,
-                "by": a.landed_by,
-                "at": a.landed_at.isoformat() if a.landed_at else None,
-            }
-            if a.landed
-            else None
-        ),
-        "exit_code": a.exit_code,
-        "duration": row.duration,
-        "runs": len(row.runs),
-        "base_commit": a.base_commit,
-        "branch_name": a.branch_name,
-        "changes": changes_dict(row.changes),
-        "check": check_dict(row.check),
-        "files": list(row.paths),
-        "note": row.note,
-    }
 
 
 def _number(changes: ChangeSummary | None, field: str) -> str:
