@@ -390,6 +390,7 @@ def _register() -> None:
         check_commands,
         completion,
         event_commands,
+        history_commands,
         land_commands,
         maintenance_commands,
         mcp_commands,
@@ -417,6 +418,8 @@ def _register() -> None:
     ):
         for command in module.COMMANDS:
             cli.add_command(command)
+    for command in history_commands.DB_COMMANDS:
+        db.add_command(command)
 
 
 _register()
