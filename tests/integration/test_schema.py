@@ -499,6 +499,14 @@ _LAND_COLUMNS = (
     "landing",
 )
 ADDED_BY_0011 = {("attempts", c) for c in _LAND_COLUMNS}
+# what 0012 adds: indexes only
+INDEXES_ADDED_BY_0012 = {
+    "ix_attempts_listing",
+    "ix_attempts_workspace",
+    "ix_attempts_branch",
+    "ix_attempts_worktree",
+    "ix_attempt_events_kind",
+}
 
 
 def _added_columns(diff: list[object]) -> set[tuple[str, str]]:
@@ -506,6 +514,9 @@ def _added_columns(diff: list[object]) -> set[tuple[str, str]]:
     through); anything else it holds fails the test."""
     added = set()
     for item in diff:
+        if isinstance(item, tuple) and item[0] == "add_index":
+            if item[1].name in INDEXES_ADDED_BY_0012:
+                continue
         if isinstance(item, tuple) and item[0] in ("add_table", "add_index"):
             table = item[1] if item[0] == "add_table" else item[1].table
             assert table.name in TABLES_ADDED_BY_0010, item
@@ -632,7 +643,7 @@ def test_upgrade_to_0011_leaves_every_attempt_unlanded(
     _migrate(url, "0010")
     before = _rows(url, "attempts")
     _migrate(url, "0011")
-    assert schema_diff(url, metadata) == []
+    assert _added_columns(schema_diff(url, metadata)) == set()  # 0012's indexes only
     for old, new in zip(before, _rows(url, "attempts"), strict=True):
         assert new == {**old, **dict.fromkeys(_LAND_COLUMNS)}, old["id"]
 
@@ -663,3 +674,23 @@ def test_upgrade_to_0011_leaves_every_attempt_unlanded(
 
     # the rows as they were (the one that landed was updated, of course)
     assert unchanged(_rows(url, "attempts")) == unchanged(before)
+
+
+# -- 0012: indexes for the everyday paths -----------------------------------------------------
+
+
+def test_upgrade_to_0012_adds_only_indexes(empty_store_url: str) -> None:
+    """0012 adds its indexes and nothing else (the rows come through untouched); its
+    downgrade takes exactly them away."""
+    url = empty_store_url
+    _migrate(url, "0008")
+    _fill_0008(url)
+    _migrate(url, "0011")
+    before = _rows(url, "attempts")
+    _migrate(url, "0012")
+    assert schema_diff(url, metadata) == []
+    assert _rows(url, "attempts") == before
+    _migrate(url, "0011", down=True)
+    diff = schema_diff(url, metadata)
+    assert all(isinstance(item, tuple) and item[0] == "add_index" for item in diff), diff
+    assert {item[1].name for item in diff} == INDEXES_ADDED_BY_0012
