@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from orch.attempts.cleanup import parse_age
 from orch.errors import InvalidInput
-from orch.models import Attempt
+from orch.models import CLEANED_UP, Attempt
 
 if TYPE_CHECKING:
     from orch.store import Store
@@ -64,23 +64,24 @@ def prune(
     rows: dict[str, int] = {}
     archives: list[str] = []
     total = 0
-    last: Attempt | None = None
-    while True:
-        found = store.prunable(cutoff, batch, after=last)
-        if not found:
-            break
-        ids = [a.id for a in found]
-        counts = store.count_rows_of(ids) if dry_run else store.prune(ids)
-        for table, n in counts.items():
-            rows[table] = rows.get(table, 0) + n
-        total += counts.get("attempts", 0)
-        archives.extend(a.archive_path for a in found if a.archive_path)
-        on_batch(found)
-        # past this batch: what was deleted is gone anyway, what was only counted (or
-        # left because it changed meanwhile) must not be read again
-        last = found[-1]
-        if len(found) < batch:
-            break
+    for status in sorted(CLEANED_UP):
+        last: Attempt | None = None
+        while True:
+            found = store.prunable(cutoff, batch, status, after=last)
+            if not found:
+                break
+            ids = [a.id for a in found]
+            counts = store.count_rows_of(ids) if dry_run else store.prune(ids)
+            for table, n in counts.items():
+                rows[table] = rows.get(table, 0) + n
+            total += counts.get("attempts", 0)
+            archives.extend(a.archive_path for a in found if a.archive_path)
+            on_batch(found)
+            # past this batch: what was deleted is gone anyway, what was only counted (or
+            # left because it changed meanwhile) must not be read again
+            last = found[-1]
+            if len(found) < batch:
+                break
     return PruneResult(cutoff, dry_run, total, rows, tuple(archives))
 
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, Table, delete, func, select, text
 
-from orch.models import CLEANED_UP, TERMINAL_STATES, Attempt
+from orch.models import CLEANED_UP, TERMINAL_STATES, Attempt, WorkspaceStatus
 from orch.store.base import StoreBase, to_attempt
 from orch.store.engine import is_sqlite, sqlite_path
 from orch.store.tables import (
@@ -56,14 +56,19 @@ class StoreStats:
 
 class HistoryOps(StoreBase):
     def prunable(
-        self, cutoff: dt.datetime, limit: int, after: Attempt | None = None
+        self,
+        cutoff: dt.datetime,
+        limit: int,
+        workspace_status: WorkspaceStatus,
+        after: Attempt | None = None,
     ) -> list[Attempt]:
-        """Up to ``limit`` attempts that ended before ``cutoff`` with their workspace
-        cleaned up, oldest first (read through ``ix_attempts_workspace``); ``after``:
-        those that come after it in that order (the next batch)."""
+        """Up to ``limit`` attempts whose workspace is ``workspace_status`` (one that
+        was cleaned up) and that ended before ``cutoff``, oldest first; ``after``: those
+        after it in that order (the next batch). One status at a time, so that the
+        index ``ix_attempts_workspace`` gives the order and the read stops at ``limit``."""
         query = (
             select(attempts)
-            .where(attempts.c.workspace_status.in_(sorted(str(w) for w in CLEANED_UP)))
+            .where(attempts.c.workspace_status == str(workspace_status))
             .where(attempts.c.finished_at < cutoff)
             .where(attempts.c.state.in_(sorted(str(s) for s in TERMINAL_STATES)))
             .order_by(attempts.c.finished_at, attempts.c.id)

@@ -1,7 +1,8 @@
 """A store with a long history: ended, cleaned-up attempts with the shape of real rows.
 
 60% succeeded, 25% failed, 10% cancelled, 5% timed out; every workspace cleaned up (one
-in ten archived, with its archive path); 8 events and one agent run each. Written by bulk
+in ten archived, with its archive path); 8 events and one agent run each, and a
+delivered follow-up message for one in four. Written by bulk
 inserts through the store's own tables (``orch.store.tables``), thousands of rows per
 statement, so that 100k attempts take seconds, not the hours one ``create_attempt`` per
 row would. Used by the history tests (a store big enough that a full scan shows in a
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert
 
-from orch.store.tables import attempt_events, attempt_runs, attempts
+from orch.store.tables import attempt_events, attempt_messages, attempt_runs, attempts
 
 if TYPE_CHECKING:
     from orch.store import Store
@@ -55,15 +56,19 @@ def seed(
     newest = now - ENDED_AGO
     for first in range(start, start + count, CHUNK):
         last = min(first + CHUNK, start + count)
-        rows, events, runs = [], [], []
+        rows, events, runs, messages = [], [], [], []
         for n in range(first, last):
             rows.append(_attempt(n, repository, newest - dt.timedelta(minutes=n)))
             events.extend(_events(rows[-1]))
             runs.append(_run(rows[-1]))
+            if n % 4 == 0:  # a follow-up sent to one attempt in four
+                messages.append(_message(rows[-1]))
         with store.engine.begin() as conn:
             conn.execute(insert(attempts), rows)
             conn.execute(insert(attempt_events), events)
             conn.execute(insert(attempt_runs), runs)
+            if messages:
+                conn.execute(insert(attempt_messages), messages)
 
 
 def _attempt(n: int, repository: str, finished: dt.datetime) -> dict[str, Any]:
@@ -124,6 +129,17 @@ def _run(row: dict[str, Any]) -> dict[str, Any]:
         "exit_code": 0,
         "kind": "agent",
         "timed_out": False,
+    }
+
+
+def _message(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "attempt_id": row["id"],
+        "body": "also update the changelog",
+        "actor": "operator@host",
+        "created_at": row["created_at"] + dt.timedelta(minutes=5),
+        "delivered_at": row["created_at"] + dt.timedelta(minutes=6),
+        "run_number": 1,
     }
 
 
