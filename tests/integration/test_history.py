@@ -26,6 +26,7 @@ from orch.errors import InvalidInput
 from orch.models import CLEANED_UP, HOLDS_WORKTREE, OCCUPIES_WORKTREE, State, WorkspaceStatus
 from orch.store import Store, open_store
 from orch.store.tables import attempt_events, attempt_runs, attempts
+from tests.support.cli import RunCli, assert_failed_cleanly, json_out
 from tests.support.history import history_id, seed
 from tests.support.store import (
     BACKENDS,
@@ -260,3 +261,32 @@ def test_prune_refuses_a_period_that_is_not_one() -> None:
         with pytest.raises(InvalidInput):
             history.parse_older_than(bad)
     assert history.parse_older_than("90d") == dt.timedelta(days=90)
+
+
+def test_db_prune_and_stats_on_the_command_line(
+    small_history: tuple[Store, str], run_cli: RunCli
+) -> None:
+    del small_history  # 300 ended attempts in the store the CLI opens
+    before = json_out(run_cli("db", "stats", "--json"))
+    assert before["rows"]["attempts"] >= 300 and before["size_bytes"] > 0
+    assert before["workspaces"]["archived"] >= 30
+
+    dry = run_cli("db", "prune", "--older-than", "1d", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert dry.stdout.splitlines()[-1].startswith("would remove ")
+    assert json_out(run_cli("db", "stats", "--json"))["rows"] == before["rows"]
+
+    done = json_out(run_cli("db", "prune", "--older-than", "1d", "--json"))
+    assert done["attempts"] >= 299 and done["dry_run"] is False
+    # the archives stay on disk: named in the output, since the store forgets them
+    assert len(done["archives"]) >= 29
+    assert all(path.startswith("/orch/archive/") for path in done["archives"])
+    after = json_out(run_cli("db", "stats", "--json"))
+    assert after["rows"]["attempts"] == before["rows"]["attempts"] - done["attempts"]
+    assert after["rows"]["attempt_events"] == (
+        before["rows"]["attempt_events"] - done["rows"]["attempt_events"]
+    )
+
+    for bad in ("0d", "-5d", "soon"):
+        line = assert_failed_cleanly(run_cli("db", "prune", "--older-than", bad), 2)
+        assert "invalid age" in line
