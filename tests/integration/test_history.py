@@ -125,7 +125,7 @@ def _hot_paths(store: Store) -> dict[str, Callable[[], object]]:
             store.messages(some),
             store.port_bundle(some),
         ),
-        "wait": lambda: store.get(live[0].id),
+        "wait": lambda: (store.get(live[0].id), store.get_many([live[0].id, some])),
         "work: escape watch": lambda: store.list_attempts(
             repository=REPO, workspaces=HOLDS_WORKTREE
         ),
