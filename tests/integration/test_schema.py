@@ -514,9 +514,12 @@ def _added_columns(diff: list[object]) -> set[tuple[str, str]]:
     through); anything else it holds fails the test."""
     added = set()
     for item in diff:
-        if isinstance(item, tuple) and item[0] == "add_index":
-            if item[1].name in INDEXES_ADDED_BY_0012:
-                continue
+        if (
+            isinstance(item, tuple)
+            and item[0] == "add_index"
+            and item[1].name in INDEXES_ADDED_BY_0012
+        ):
+            continue
         if isinstance(item, tuple) and item[0] in ("add_table", "add_index"):
             table = item[1] if item[0] == "add_table" else item[1].table
             assert table.name in TABLES_ADDED_BY_0010, item
