@@ -117,7 +117,11 @@ def measure(orch: str, python: str, env: dict[str, str], changes: int) -> list[f
     errors = Path(env["HOME"]) / "serve.err"
     serve = subprocess.Popen(
         [orch, "serve", "--port", "0", "--token", TOKEN],
-        env=env, cwd=env["HOME"], stdout=subprocess.PIPE, stderr=errors.open("w"), text=True,
+        env=env,
+        cwd=env["HOME"],
+        stdout=subprocess.PIPE,
+        stderr=errors.open("w"),
+        text=True,
         start_new_session=True,
     )
     driver = None
@@ -133,8 +137,12 @@ def measure(orch: str, python: str, env: dict[str, str], changes: int) -> list[f
             raise SystemExit(f"orch serve printed no dashboard URL: {errors.read_text()[-800:]}")
         stream = Stream(port)
         driver = subprocess.Popen(
-            [python, "-c", DRIVER, str(changes)], env=env, cwd=env["HOME"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            [python, "-c", DRIVER, str(changes)],
+            env=env,
+            cwd=env["HOME"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert driver.stdin is not None and driver.stdout is not None
         if driver.stdout.readline().strip() != "ready":
@@ -178,10 +186,15 @@ def main() -> None:
             if backend == "postgresql":
                 database = f"orch_live_bench_{uuid.uuid4().hex[:8]}"
                 conninfo = admin.replace("+psycopg", "")
-                subprocess.run([br.python, "-c", PG_ADMIN, conninfo, "create", database], check=True)
+                subprocess.run(
+                    [br.python, "-c", PG_ADMIN, conninfo, "create", database], check=True
+                )
                 env["ORCH_DATABASE_URL"] = admin.rsplit("/", 1)[0] + "/" + database
                 subprocess.run(
-                    [br.orch, "db", "upgrade"], env=env, cwd=env["HOME"], check=True,
+                    [br.orch, "db", "upgrade"],
+                    env=env,
+                    cwd=env["HOME"],
+                    check=True,
                     capture_output=True,
                 )
             try:
