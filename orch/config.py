@@ -45,6 +45,9 @@ class Settings:
     pool_size: int = 0  # warm worktrees kept per repository when no `orch pool fill --size`
     pool_refill: bool = True  # refill the pool in the background after each dispatch
     config_file: Path | None = None
+    # [agents.NAME] args: the options a built-in agent template runs with, in place of its
+    # own (``orch.attempts.agent_command``); config file only
+    agent_args: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     # gethostname()'s answer without importing socket (a completion request reads settings)
     host_name: str = dataclasses.field(default_factory=lambda: os.uname().nodename)
 
@@ -120,12 +123,27 @@ def _read_file(path: Path) -> dict[str, Any]:
         data = _read_toml(path, "config file ")
     except FileNotFoundError:
         return {}
-    unknown = sorted(set(data) - set(_KEYS))
+    unknown = sorted(set(data) - set(_KEYS) - {"agents"})
     if unknown:
         raise ConfigError(
             f"unknown key(s) in {path}: {', '.join(unknown)} (known: {', '.join(sorted(_KEYS))})"
         )
     return data
+
+
+def _agent_args(agents: Any, path: Path) -> dict[str, tuple[str, ...]]:
+    """``[agents.claude] args = ["--permission-mode", "plan"]``: per agent, its options."""
+    if not isinstance(agents, dict):
+        raise ConfigError(f"[agents] in {path} must be a table of agents")
+    found: dict[str, tuple[str, ...]] = {}
+    for name, table in agents.items():
+        if not isinstance(table, dict) or set(table) - {"args"}:
+            raise ConfigError(f"[agents.{name}] in {path} takes one key: args (a list of strings)")
+        args = table.get("args", [])
+        if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+            raise ConfigError(f"[agents.{name}] args in {path} must be a list of strings")
+        found[str(name)] = tuple(args)
+    return found
 
 
 def parse_slots(value: Any, source: str) -> dict[str, int]:
@@ -184,7 +202,10 @@ def resolve(env: Mapping[str, str], overrides: Mapping[str, Any] | None = None) 
     home = default_home(env)
     path = config_file_path(env)
     values: dict[str, Any] = {}
-    for key, value in _read_file(path).items():
+    from_file = _read_file(path)
+    if "agents" in from_file:
+        values["agent_args"] = _agent_args(from_file.pop("agents"), path)
+    for key, value in from_file.items():
         values[key] = _coerce(key, value, str(path))
     for key, (var, _kind) in _KEYS.items():
         if env.get(var):

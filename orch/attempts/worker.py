@@ -38,6 +38,7 @@ from orch.attempts.heartbeat import Heartbeat
 from orch.attempts.lifecycle import reap, rewrite_payload
 from orch.attempts.occupant import worktree_lock_path
 from orch.attempts.queries import find_attempt, prompt_history
+from orch.attempts.usage import read_report
 from orch.config import Settings
 from orch.errors import (
     LeaseLost,
@@ -117,6 +118,7 @@ class WorkerRuntime:
         self._clone_urls: tuple[str, ...] = ()
         self._tip: str | None = None  # the branch tip last recorded by this worker
         self._cannot_start: str | None = None  # why the current attempt's agent never started
+        self._last_word: str | None = None  # the last run's answer or error, as its agent said
 
     def signal(self) -> None:
         """First call drains, second stops at once (wired to SIGTERM/SIGINT by the CLI)."""
@@ -284,7 +286,7 @@ class WorkerRuntime:
         attempt = lease.attempt
         log_path = self.settings.logs_dir / f"{attempt.id}.log"
         prompt, run, code = attempt.prompt, 0, None
-        self._cannot_start = None
+        self._cannot_start = self._last_word = None
         history = self._patiently("reading the prompt history", prompt_history, self.store, attempt)
         while True:
             run += 1
@@ -308,6 +310,7 @@ class WorkerRuntime:
                 log_path, f"=== orch run {run} of attempt {attempt.id}: {argv[0]}\n"
             )
             env = agent_environment(attempt, given, run, self.environ, history)
+            output_at = processes.log_size(log_path)  # this run's output starts here
             try:
                 agent = processes.AgentProcess(argv, worktree, env, log_path, pass_fds=[lock.fd])
             except OSError as exc:
@@ -337,6 +340,7 @@ class WorkerRuntime:
             # the store's number: a check run (or an earlier worker's run) may come first
             number = started.number
             self._patiently("recording the run's end", self.store.end_run, attempt.id, number, code)
+            self._record_usage(attempt.id, number, log_path, output_at)
             self.progress(f"orch work: {attempt.id} run {run} exited with {code}")
             processes.append_log(log_path, f"=== orch run {run} exited with {code}\n")
             self._record_changes(attempt, lease.token)
@@ -371,6 +375,16 @@ class WorkerRuntime:
             if recorded is not None:
                 self._tip = recorded.tip
 
+    def _record_usage(self, attempt_id: str, number: int, log_path: Path, output_at: int) -> None:
+        """Read what the agent said it consumed, and its last word, from the run's output
+        in the log (``orch.attempts.usage``); the output itself is left as it is. Nothing
+        here can fail the run: unreadable output is unknown usage, a store error is lost."""
+        report = read_report(processes.log_lines_from(log_path, output_at))
+        self._last_word = report.message
+        if report.usage is not None or report.unreadable:
+            with contextlib.suppress(OrchError):
+                self.store.record_usage(attempt_id, number, report.usage, report.unreadable)
+
     def _check_after_agent(self, attempt: Attempt, worktree: Path, lock: HeldLock) -> None:
         """The check, when configured to follow the agent (``orch.attempts.check``); a
         broken config or a failing store costs only the check, never the agent's end."""
@@ -397,9 +411,12 @@ class WorkerRuntime:
         if self._cannot_start is not None:
             # the log's last line is the set-up hook's, not why the agent never ran
             return f"exit code {code}: {self._cannot_start}"
+        # the agent's own last word when its output is machine-readable (the JSON's tail
+        # is no sentence), else the log's last line
+        said = self._last_word.splitlines() if self._last_word else None
         tail = [
             ln
-            for ln in processes.log_tail(self.settings.logs_dir / f"{attempt.id}.log", 10)
+            for ln in said or processes.log_tail(self.settings.logs_dir / f"{attempt.id}.log", 10)
             if ln.strip() and not ln.startswith("=== orch")
         ]
         last = tail[-1].strip()[:200] if tail else ""

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from orch.attempts.compare import CompareRow, TaskComparison
-from orch.cli.render import seconds
-from orch.models import ChangeSummary, Run
+from orch.cli.render import cost, seconds, tokens, usage_words
+from orch.models import ChangeSummary, Run, Usage
 
 _SHOWN_PATHS = 50  # collisions listed in the text form; the JSON has them all
 
@@ -56,9 +56,12 @@ def comparison_text(found: TaskComparison) -> str:
         "+/-",
         "CHECK",
     )
-    rows: list[tuple[str, ...]] = [header]
+    # tokens and cost only when some attempt's agent reported them
+    used = found.usage is not None
+    rows: list[tuple[str, ...]] = [(*header, "TOKENS", "COST") if used else header]
     for row in found.rows:
         a = row.attempt
+        usage = _usage_cells(row.usage) if used else ()
         rows.append(
             (
                 a.id,
@@ -71,6 +74,7 @@ def comparison_text(found: TaskComparison) -> str:
                 _number(row.changes, "files_changed"),
                 lines(row.changes),
                 check_words(row.check),
+                *usage,
             )
         )
     count = len(found.rows)
@@ -79,6 +83,8 @@ def comparison_text(found: TaskComparison) -> str:
         "(committed work against each attempt's base_commit)",
         table(rows),
     ]
+    if found.usage is not None:
+        out.append(f"usage the agents reported, all attempts: {usage_words(found.usage)}")
     notes = [f"  {r.attempt.id}: {r.note}" for r in found.rows if r.note]
     if notes:
         out += ["", "not counted:", *notes]
@@ -99,6 +105,7 @@ def comparison_body(found: TaskComparison) -> dict[str, Any]:
         "task_key": found.task_key,
         "attempts": [_row_dict(row) for row in found.rows],
         "collisions": [{"path": path, "attempts": list(ids)} for path, ids in found.collisions],
+        "usage": _usage_dict(found.usage),
     }
 
 
@@ -119,7 +126,19 @@ def _row_dict(row: CompareRow) -> dict[str, Any]:
         "check": check_dict(row.check),
         "files": list(row.paths),
         "note": row.note,
+        "usage": _usage_dict(row.usage),
     }
+
+
+def _usage_dict(usage: Usage | None) -> dict[str, Any] | None:
+    return None if usage is None else usage.to_dict()
+
+
+def _usage_cells(usage: Usage | None) -> tuple[str, str]:
+    """``12.3k/1.2k`` (in/out) and the cost; ``-`` for an attempt that reported nothing."""
+    if usage is None:
+        return "-", "-"
+    return f"{tokens(usage.input_tokens)}/{tokens(usage.output_tokens)}", cost(usage.cost_usd)
 
 
 def _number(changes: ChangeSummary | None, field: str) -> str:

@@ -33,6 +33,7 @@ from orch.store.review import ReviewOps
 from orch.store.tables import attempt_events as _E
 from orch.store.tables import attempts as _T
 from orch.store.tasks import TaskOps
+from orch.store.usage import UsageOps
 from orch.store.workspaces import WorkspaceOps, map_task_workspace
 
 MIN_ID_PREFIX = 4  # shorter prefixes match too much to be meant (ids are 8 hex digits)
@@ -43,7 +44,7 @@ def _task_lock_key(repository: str, task_key: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps, ReviewOps):
+class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps, ReviewOps, UsageOps):
     # -- dispatch --------------------------------------------------------------------------
 
     def create_attempt(self, new: NewAttempt, actor: str, retry_of: int | None = None) -> Attempt:

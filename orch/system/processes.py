@@ -13,7 +13,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -191,6 +191,25 @@ def log_tail(path: Path, lines: int = 20, max_bytes: int = 16384) -> list[str]:
     except OSError:
         return []
     return data.decode("utf-8", "replace").splitlines()[-lines:]
+
+
+def log_size(path: Path) -> int:
+    """Where the log ends now (0 when there is none yet): a run's output starts there."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def log_lines_from(path: Path, offset: int) -> Iterator[str]:
+    """The log's lines from byte ``offset`` on, decoded leniently; none if it is unreadable."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(offset)
+            for raw in fh:
+                yield raw.decode("utf-8", "replace")
+    except OSError:
+        return
 
 
 def append_log(path: Path, text: str) -> None:
