@@ -65,18 +65,21 @@ TEMPLATES: dict[str, Template] = {
         resume=("--continue",),
     ),
     # exec never asks for approval; its sandbox lets commands write the working directory
-    # (and temporary files) only; --json: JSON lines, turn.completed carries usage
+    # (and temporary files) only; --json: JSON lines, turn.completed carries usage; an
+    # attempt outside any repository (skipped-not-git) must not be refused
     "codex": Template(
         head=("codex", "exec"),
         options=("--json", "--sandbox", "workspace-write", "--skip-git-repo-check"),
         prompt=("--", "{prompt}"),
         resume=("resume", "--last"),
     ),
-    # yolo: every tool runs without asking (non-interactive mode has no one to ask);
-    # stream-json: JSON lines, the result event carries the usage per model
+    # yolo: every tool runs without asking (non-interactive mode has no one to ask); a
+    # new worktree is a folder Gemini has never trusted, where it would turn yolo back
+    # into "default" (asking): --skip-trust trusts it for this run only; stream-json: JSON
+    # lines, the result event carries the usage
     "gemini": Template(
         head=("gemini",),
-        options=("--approval-mode=yolo", "--output-format=stream-json"),
+        options=("--skip-trust", "--approval-mode=yolo", "--output-format=stream-json"),
         prompt=("--prompt={prompt}",),
     ),
     "aider": Template(head=("aider",), options=("--yes-always",), prompt=("--message={prompt}",)),

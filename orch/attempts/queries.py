@@ -199,7 +199,11 @@ class Listing:
         for attempt in self.attempts:
             if attempt.id in self.usage:
                 keys.setdefault(attempt.task_key, []).append(self.usage[attempt.id])
-        return {key: total for key, found in keys.items() if (total := Usage.total(found))}
+        return {
+            key: total
+            for key, found in keys.items()
+            if (total := Usage.total(found)) is not None
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """The body of ``orch list --json`` (and of the dashboard's attempts endpoint): the

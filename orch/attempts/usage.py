@@ -73,7 +73,7 @@ class _Reader:
         if self._block is not None:
             self._gather(line, text)
         elif text.startswith(PREFIX):
-            self._orch_usage(text[len(PREFIX) :])
+            self._orch_line(text[len(PREFIX) :])
         elif text == "{":
             self._block, self._block_size = [line], len(line)
         elif text.startswith("{"):
@@ -81,7 +81,7 @@ class _Reader:
                 event = json.loads(text)
             except ValueError:
                 # a JSON-lines event cut short; other braces are just output
-                self.unreadable += text.startswith('{"')
+                self.unreadable += 1 if text.startswith('{"') else 0
                 return
             if isinstance(event, dict):
                 self._event(event)
@@ -110,7 +110,7 @@ class _Reader:
             if isinstance(event, dict):
                 self._event(event)
 
-    def _orch_usage(self, rest: str) -> None:
+    def _orch_line(self, rest: str) -> None:
         try:
             given = json.loads(rest)
             usage = _orch_usage(given)
