@@ -2,11 +2,12 @@
 one of them changed (where their results will collide when both are taken).
 
 Each row is read from the store: the agent's runs (with the tokens and cost each
-reported), the newest check run, and the recorded summary of the attempt's committed changes. git is asked once per repository
-for the tips of every attempt's branch (a summary whose tip moved is counted again and
-recorded), then once per attempt that changed anything for the paths it changed. What
-is compared is committed work against each attempt's own ``base_commit``: what landing
-would take. Nothing here changes a ref or a worktree.
+reported), the newest check run, and the recorded summary of the attempt's committed
+changes. git is asked once per repository for the tips of every attempt's branch (a
+summary whose tip moved is counted again and recorded), then once per attempt that
+changed anything for the paths it changed. What is compared is committed work against
+each attempt's own ``base_commit``: what landing would take. Nothing here changes a ref
+or a worktree.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from orch.attempts.queries import with_usage
 from orch.errors import GitError, NotFound
 from orch.git import Git
-from orch.attempts.queries import with_usage
 from orch.models import Attempt, ChangeSummary, Run, RunKind, Usage
 
 if TYPE_CHECKING:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from pathlib import Path
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orch.errors import AttemptNotFound, NotFound
@@ -200,9 +200,7 @@ class Listing:
             if attempt.id in self.usage:
                 keys.setdefault(attempt.task_key, []).append(self.usage[attempt.id])
         return {
-            key: total
-            for key, found in keys.items()
-            if (total := Usage.total(found)) is not None
+            key: total for key, found in keys.items() if (total := Usage.total(found)) is not None
         }
 
     def to_dict(self) -> dict[str, Any]:

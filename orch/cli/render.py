@@ -249,7 +249,9 @@ def attempt_detail(detail: AttemptDetail) -> str:
         lines += ["", "runs:"]
         for run in detail.runs:
             lines.append(_run_line(run))
-    unreadable = sum(e.detail.get("lines", 0) for e in detail.events if e.kind == "usage_unreadable")
+    unreadable = sum(
+        e.detail.get("lines", 0) for e in detail.events if e.kind == "usage_unreadable"
+    )
     if unreadable:
         lines += ["", f"usage report lines that could not be read (ignored): {unreadable}"]
     escapes = [e for e in detail.events if e.kind == "escape_warning"]

@@ -6,17 +6,22 @@ into ``.venv/agentclis`` (ignored by git; later runs reuse it). Then the install
 credentials: each must get past its option parser (for an ordinary prompt, one that
 starts with '-' and one with quotes and a newline) and stop at its own "not logged in"
 answer, which must become the attempt's summary. Nothing but npm reaches the network:
-the agents get an HTTP(S) proxy on a closed local port.
+the agents get an HTTP(S) proxy on a closed local port. Claude Code and Gemini CLI
+answer "not logged in" before any request; Codex has no such check and asks its
+provider, so its config (``CODEX_HOME``, never the template) points it at a local
+endpoint that answers every request 401, as the real one does without a key.
 
 Without npm these tests skip and say why; with CI=true they fail instead.
 """
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,11 +46,11 @@ PROMPTS = {
     "quoted": "say \"it's done\" and 'stop'\nthen a second line with $HOME and `ls`",
 }
 
-# each CLI's own answer when nobody is logged in
+# each CLI's own answer when nobody is logged in, as the attempt's summary gives it
 NOT_LOGGED_IN = {
-    "claude": "TODO",
-    "codex": "TODO",
-    "gemini": "TODO",
+    "claude": "exit code 1: Not logged in · Please run /login",
+    "codex": "exit code 1: unexpected status 401 Unauthorized: You didn't provide an API key.",
+    "gemini": "exit code 41: Please set an Auth method in ",
 }
 CREDENTIALS = (
     "ANTHROPIC_API_KEY",
@@ -108,22 +113,65 @@ def agent_bin() -> Path:
     return bin_dir
 
 
+class _Unauthorized(http.server.BaseHTTPRequestHandler):
+    """Every request answered as OpenAI's API answers one without a key."""
+
+    protocol_version = "HTTP/1.1"  # Codex's WebSocket client refuses HTTP/1.0
+
+    def _deny(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        body = json.dumps(
+            {
+                "error": {
+                    "message": "You didn't provide an API key.",
+                    "type": "invalid_request_error",
+                    "code": "missing_api_key",
+                }
+            }
+        ).encode()
+        self.send_response(401)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _deny
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
 @pytest.fixture
-def offline_env(agent_bin: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+def offline_env(
+    agent_bin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
     """The agents' environment: the CLIs first on PATH, no credentials, no network."""
     for var in CREDENTIALS:
         monkeypatch.delenv(var, raising=False)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Unauthorized)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    codex_home = tmp_path / "codex-home"
+    codex_home.mkdir()
+    (codex_home / "config.toml").write_text(
+        f'openai_base_url = "http://127.0.0.1:{server.server_address[1]}/v1"\n'
+    )
     closed = "http://127.0.0.1:9"  # the discard port: nothing listens, nothing leaves
-    yield {
-        "PATH": f"{agent_bin}{os.pathsep}{os.environ['PATH']}",
-        "HTTPS_PROXY": closed,
-        "HTTP_PROXY": closed,
-        "https_proxy": closed,
-        "http_proxy": closed,
-        "NO_PROXY": "",
-        "DISABLE_AUTOUPDATER": "1",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-    }
+    try:
+        yield {
+            "PATH": f"{agent_bin}{os.pathsep}{os.environ['PATH']}",
+            "HTTPS_PROXY": closed,
+            "HTTP_PROXY": closed,
+            "https_proxy": closed,
+            "http_proxy": closed,
+            "NO_PROXY": "127.0.0.1",  # the local endpoint only
+            "no_proxy": "127.0.0.1",
+            "CODEX_HOME": str(codex_home),
+            "DISABLE_AUTOUPDATER": "1",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        }
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.mark.parametrize("prompt", sorted(PROMPTS))
@@ -143,4 +191,4 @@ def test_a_template_reaches_the_agent_s_not_logged_in_answer(
     summary = shown["attempt"]["summary"]
     assert shown["attempt"]["state"] == "failed", summary
     # the agent's own answer, as its last word: never an option-parsing error
-    assert NOT_LOGGED_IN[agent] in summary, Path(shown["runs"][0]["log_path"]).read_text()
+    assert summary.startswith(NOT_LOGGED_IN[agent]), Path(shown["runs"][0]["log_path"]).read_text()

@@ -122,8 +122,8 @@ def test_a_script_reports_usage_and_unreadable_lines_are_counted_not_fatal(
 ) -> None:
     attempt = dispatch(run_cli, repo, "scripted")
     script = (
-        "echo 'orch-usage: {\"input_tokens\": 1000, \"output_tokens\": 50' && "  # cut short
-        "echo 'orch-usage: {\"input_tokens\": 1200, \"output_tokens\": 60, \"cost_usd\": 0.5}'"
+        'echo \'orch-usage: {"input_tokens": 1000, "output_tokens": 50\' && '  # cut short
+        'echo \'orch-usage: {"input_tokens": 1200, "output_tokens": 60, "cost_usd": 0.5}\''
         " && echo 'orch-usage: not json' && echo all done"
     )
     worker = run_orch("work", "--once", "--", "sh", "-c", script, cwd=repo)

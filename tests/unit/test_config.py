@@ -83,10 +83,21 @@ def test_agents_args_replace_a_template_s_options_and_keep_the_prompt_last(
     assert settings.agent_args == {"claude": ("--permission-mode", "plan"), "codex": ()}
     given = settings.agent_args
     assert agent_command("claude", (), given) == (
-        "claude", "-p", "--permission-mode", "plan", "--", "{prompt}"
+        "claude",
+        "-p",
+        "--permission-mode",
+        "plan",
+        "--",
+        "{prompt}",
     )
     assert resume_command("claude", given) == (
-        "claude", "-p", "--permission-mode", "plan", "--continue", "--", "{prompt}"
+        "claude",
+        "-p",
+        "--permission-mode",
+        "plan",
+        "--continue",
+        "--",
+        "{prompt}",
     )
     assert agent_command("codex", (), given) == ("codex", "exec", "--", "{prompt}")
     # an agent the file does not name keeps its own options
@@ -98,7 +109,7 @@ def test_agents_args_replace_a_template_s_options_and_keep_the_prompt_last(
     "text",
     [
         'agents = ["claude"]\n',
-        "[agents.claude]\nargs = \"--plan\"\n",
+        '[agents.claude]\nargs = "--plan"\n',
         "[agents.claude]\nargs = [1]\n",
         '[agents.claude]\nflags = ["-x"]\n',
     ],

@@ -119,7 +119,7 @@ def test_the_last_report_of_a_run_wins() -> None:
 @pytest.mark.parametrize(
     "line",
     [
-        "orch-usage: {\"input_tokens\": 12",  # truncated
+        'orch-usage: {"input_tokens": 12',  # truncated
         "orch-usage: not json",
         "orch-usage: [1, 2]",
         'orch-usage: {"input_tokens": -1}',
