@@ -21,6 +21,7 @@ from sqlalchemy import Column, Integer, MetaData, create_engine, text
 from sqlalchemy.pool import NullPool
 
 from orch.errors import StoreBehind, StoreTooNew
+from orch.models import Usage
 from orch.store import open_store, upgrade_store
 from orch.store.revision import HEAD, REVISIONS, migrations_dir
 from orch.store.tables import metadata
@@ -478,6 +479,12 @@ ADDED_AFTER_0008 = {
     ("attempt_runs", "kind"),
     ("attempt_runs", "timed_out"),
 }
+# 0010: what each run's agent reported it consumed
+ADDED_BY_RUN_USAGE = {
+    ("attempt_runs", c)
+    for c in ("input_tokens", "output_tokens", "cached_tokens", "cost_usd", "model")
+}
+ADDED_AFTER_0008 |= ADDED_BY_RUN_USAGE
 
 
 def _added_columns(diff: list[object]) -> set[tuple[str, str]]:
@@ -490,6 +497,7 @@ def _added_columns(diff: list[object]) -> set[tuple[str, str]]:
 
 
 _CHANGE_COLUMNS = tuple(sorted(c for t, c in ADDED_AFTER_0008 if t == "attempts"))
+_USAGE_COLUMNS = tuple(sorted(c for _t, c in ADDED_BY_RUN_USAGE))
 
 
 def _fill_0008(url: str) -> None:
@@ -533,7 +541,7 @@ def test_upgrade_to_0009_keeps_every_row_and_makes_every_run_an_agent_run(
     before = {t: _rows(url, t) for t in ("attempts", "attempt_runs")}
     assert len(before["attempt_runs"]) == 8
     _migrate(url, "0009")
-    assert schema_diff(url, metadata) == []
+    assert _added_columns(schema_diff(url, metadata)) == ADDED_BY_RUN_USAGE
 
     after = _rows(url, "attempts")
     for old, new in zip(before["attempts"], after, strict=True):
@@ -557,4 +565,36 @@ def test_upgrade_to_0009_keeps_every_row_and_makes_every_run_an_agent_run(
         store.close()
 
     _migrate(url, "0008", down=True)
+    assert {t: _rows(url, t) for t in before} == before
+
+
+# -- 0010: what each run's agent reported it consumed ---------------------------------------
+
+
+def test_upgrade_to_0010_leaves_every_run_s_usage_unknown(
+    empty_store_url: str, tmp_path: Path
+) -> None:
+    """Runs gain usage columns, all NULL (not reported, never 0); nothing else changes; a
+    usage recorded afterwards is read back; the downgrade gives the 0009 rows back."""
+    url = empty_store_url
+    _migrate(url, "0008")
+    _fill_0008(url)
+    _migrate(url, "0009")
+    before = {t: _rows(url, t) for t in ("attempts", "attempt_runs")}
+    _migrate(url, "0010")
+    assert schema_diff(url, metadata) == []
+    assert _rows(url, "attempts") == before["attempts"]
+    for old, new in zip(before["attempt_runs"], _rows(url, "attempt_runs"), strict=True):
+        assert new == {**old, **dict.fromkeys(_USAGE_COLUMNS)}
+
+    store = open_store(url, tmp_path / "locks", auto_migrate=True)
+    try:
+        assert store.usage_of(["a0000003"]) == {}
+        usage = Usage(3_000_000_000, 1200, 2_900_000_000, 12.5, "claude-opus-4-1")
+        store.record_usage("a0000003", 2, usage)
+        assert store.usage_of(["a0000003", "a0000004"]) == {"a0000003": {2: usage}}
+    finally:
+        store.close()
+
+    _migrate(url, "0009", down=True)
     assert {t: _rows(url, t) for t in before} == before
