@@ -353,8 +353,39 @@ class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps, ReviewOps, UsageOps):
         repository: str | None = None,
         limit: int | None = None,
         except_workspaces: Iterable[WorkspaceStatus] = (),
+        before: Attempt | None = None,
     ) -> list[Attempt]:
-        query = select(_T).order_by(_T.c.created_at.desc(), _T.c.id)
+        """Attempts, newest first (ties by id); ``before``: only those listed after it,
+        the next page of a listing that ended with it."""
+        query = self._filtered(select(_T), states, task_key, repository, except_workspaces, before)
+        query = query.order_by(_T.c.created_at.desc(), _T.c.id)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read() as conn:
+            return [to_attempt(r) for r in conn.execute(query)]
+
+    def count_attempts(
+        self,
+        states: Iterable[State] = (),
+        task_key: str | None = None,
+        before: Attempt | None = None,
+    ) -> int:
+        """How many attempts ``list_attempts`` with the same filters would list in all."""
+        query = self._filtered(
+            select(func.count()).select_from(_T), states, task_key, None, (), before
+        )
+        with self._read() as conn:
+            return int(conn.scalar(query) or 0)
+
+    @staticmethod
+    def _filtered(
+        query: Any,
+        states: Iterable[State],
+        task_key: str | None,
+        repository: str | None,
+        except_workspaces: Iterable[WorkspaceStatus],
+        before: Attempt | None,
+    ) -> Any:
         wanted = [str(st) for st in states]
         if wanted:
             query = query.where(_T.c.state.in_(wanted))
@@ -365,10 +396,12 @@ class Store(LifecycleOps, PortOps, TaskOps, WorkspaceOps, ReviewOps, UsageOps):
             query = query.where(_T.c.task_key == task_key)
         if repository is not None:
             query = query.where(_T.c.repository == repository)
-        if limit is not None:
-            query = query.limit(limit)
-        with self._read() as conn:
-            return [to_attempt(r) for r in conn.execute(query)]
+        if before is not None:  # after it in the order (created_at desc, id)
+            query = query.where(
+                (_T.c.created_at < before.created_at)
+                | ((_T.c.created_at == before.created_at) & (_T.c.id > before.id))
+            )
+        return query
 
     def count_by_state(self) -> dict[State, int]:
         """How many attempts are in each state (every state, zero included)."""

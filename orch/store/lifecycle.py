@@ -66,4 +66,5 @@ class LifecycleOps(ClaimOps, LeaseOps, OperatorOps, FollowUpOps):
         """Something to sleep on until another process commits a change to attempts."""
         if is_sqlite(self.url):
             return SqliteChangeWatcher(self.engine)
-        return PostgresChangeWatcher(self.url)
+        # self.url is for messages and hides the password; the watcher opens a connection
+        return PostgresChangeWatcher(self.engine.url.render_as_string(hide_password=False))

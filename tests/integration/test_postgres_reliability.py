@@ -920,15 +920,24 @@ class Cluster:
             "-l", str(self.dir / "server.log"), "-o", options, *args,
         )  # fmt: skip
 
-    def start(self) -> str:
+    def start(self, password: str | None = None) -> str:
+        """Make and start the server; with ``password``, it asks for it (scram-sha-256)."""
+        auth = ["-A", "trust"]
+        user = "postgres"
+        if password is not None:
+            pwfile = self.dir / "pwfile"
+            pwfile.write_text(password + "\n")
+            if self.as_user:
+                os.chown(pwfile, os.stat(self.dir).st_uid, os.stat(self.dir).st_gid)
+            auth = ["-A", "scram-sha-256", f"--pwfile={pwfile}"]
+            user = f"postgres:{password}"
         self.run(
-            str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust",
+            str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres", *auth,
             "--no-sync", "-E", "UTF8",
         )  # fmt: skip
         self.pg_ctl("start")
-        admin = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
-        sql(admin, "CREATE DATABASE orch")
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/orch"
+        sql(f"postgresql+psycopg://{user}@127.0.0.1:{self.port}/postgres", "CREATE DATABASE orch")
+        return f"postgresql+psycopg://{user}@127.0.0.1:{self.port}/orch"
 
     def stop(self) -> None:
         with contextlib.suppress(AssertionError, subprocess.TimeoutExpired):
@@ -946,6 +955,24 @@ def cluster() -> Iterator[Cluster]:
         yield made
     finally:
         made.stop()
+
+
+def test_the_change_watcher_listens_on_a_server_that_asks_for_a_password(
+    cluster: Cluster, isolated_env: Path
+) -> None:
+    """The store's URL as printed hides the password; the watcher must not connect with
+    that (it would fail to log in and fall back to polling, silently)."""
+    url = cluster.start(password="s3cret-pw")
+    upgrade_store(url, isolated_env / "locks")
+    tag = f"orch-pw-{uuid.uuid4().hex[:6]}"
+    with open_store(named(url, tag), isolated_env / "locks") as store:
+        assert "s3cret-pw" not in store.url  # what messages show
+        watcher = store.change_watcher()
+        try:
+            wait_for(lambda: listening_pids(url, tag), "the watcher to listen", limit=30)
+            assert watcher.wait(0.1) is False  # listening: nothing changed, nothing to look at
+        finally:
+            watcher.close()
 
 
 RESTART_WORKERS = 2
