@@ -225,9 +225,11 @@ def listing(
     task_key: str | None = None,
     limit: int | None = None,
     before: str | None = None,
+    usage: bool = True,
 ) -> Listing:
     """A listing, newest first; ``limit``: a page of at most that many, with the count of
-    the rest; ``before`` (an attempt id or prefix): the page after that attempt."""
+    the rest; ``before`` (an attempt id or prefix): the page after that attempt; ``usage``:
+    read the tokens and cost the agents reported (one query more; the table shows none)."""
     after = find_attempt(store, before) if before is not None else None
     probe = None if limit is None else limit + 1  # one more says whether there are more
     found = store.list_attempts(states=states, task_key=task_key, limit=probe, before=after)
@@ -236,12 +238,12 @@ def listing(
         found = found[:limit]
         more = store.count_attempts(states=states, task_key=task_key, before=after) - limit
     ids = [a.id for a in found]
-    usage = {
+    totals = {
         i: total
-        for i, runs in store.usage_of(ids).items()
+        for i, runs in (store.usage_of(ids) if usage else {}).items()
         if (total := Usage.total(runs.values())) is not None
     }
-    return Listing(tuple(found), store.latest_checks(ids), more, usage)
+    return Listing(tuple(found), store.latest_checks(ids), more, totals)
 
 
 def list_attempts(
