@@ -172,7 +172,7 @@ def build_report(
     compare_above = stats["orch compare TASK"]["median_ms"] - floor
     list_above = stats["orch list"]["median_ms"] - floor
     return {
-        "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "files": args.files,
         "attempts_of_task": args.attempts_of_task,
         "attempts": args.attempts,
