@@ -35,18 +35,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from dispatch_bench import (
-    FLOOR_CODE,
-    Sample,
-    find_orch,
-    isolated_env,
-    make_repo,
-    python_of,
-    rotated_runs,
-    run,
-    summary,
-    timed,
-)
+from _common import find_orch, isolated_env, python_of, run
+from completion_bench import seed
+from dispatch_bench import FLOOR_CODE, make_repo, rotated_runs, timed
 
 COMPARE_TARGET_MS = 150.0
 LIST_TARGET_MS = 60.0
@@ -68,32 +59,16 @@ def leave_work(worktree: Path, number: int, changed: int, env: dict[str, str]) -
 
 
 def seed_list_store(home: Path, count: int) -> None:
-    """``count`` attempts through orch's store, four per task, each with a change summary."""
-    from orch.models import ChangeSummary, NewAttempt
-    from orch.naming import new_attempt_id
+    """``count`` attempts through orch's store, four per task (completion_bench's seed),
+    each with a change summary as the worker records it."""
+    from orch.models import ChangeSummary
     from orch.store import open_store
 
-    home.mkdir(mode=0o700, parents=True)
+    seed(home, count)
     with open_store(f"sqlite:///{home / 'orch.db'}", home / "locks") as store:
-        for i in range(count):
-            attempt_id = new_attempt_id()
-            task_key = f"task-{i // 4:05d}"
-            store.create_attempt(
-                NewAttempt(
-                    id=attempt_id,
-                    task_key=task_key,
-                    repository="/bench/repo",
-                    base_ref="HEAD",
-                    base_commit="0" * 40,
-                    branch_name=f"orch/{task_key}-{attempt_id}",
-                    worktree_path=f"/bench/worktrees/{task_key}-{attempt_id}",
-                    worker=None,
-                    prompt="bench",
-                ),
-                "bench",
-            )
+        for i, attempt in enumerate(store.list_attempts()):
             store.record_changes(
-                attempt_id,
+                attempt.id,
                 ChangeSummary(
                     tip=f"{i:040x}",
                     commits_ahead=1 + i % 5,
@@ -151,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             side: (lambda cmd=cmd, e=e, cwd=cwd: timed(cmd, e, cwd))
             for side, (cmd, e, cwd) in sides.items()
         }
-        samples, _, busy = rotated_runs(measures, args.runs)
-        report = build_report(args, samples, load_start, busy)
+        stats, _, busy = rotated_runs(measures, args.runs)
+        report = build_report(args, stats, load_start, busy)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(render(report))
@@ -163,11 +138,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def build_report(
     args: argparse.Namespace,
-    samples: dict[str, list[Sample]],
+    stats: dict[str, Any],
     load_start: tuple[float, ...],
     busy: float | None,
 ) -> dict[str, Any]:
-    stats = {side: summary(s) for side, s in samples.items()}
     floor = stats["floor"]["median_ms"]
     compare_above = stats["orch compare TASK"]["median_ms"] - floor
     list_above = stats["orch list"]["median_ms"] - floor

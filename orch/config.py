@@ -16,6 +16,8 @@ from typing import Any
 
 from orch.errors import ConfigError, InvalidInput
 from orch.naming import validate_branch_prefix
+from orch.sinks import SECTIONS as SINK_SECTIONS
+from orch.sinks import Sink, parse_sinks
 
 _DEFAULT_SLOTS = {"web": 0, "api": 1, "db": 2}
 
@@ -45,6 +47,10 @@ class Settings:
     pool_size: int = 0  # warm worktrees kept per repository when no `orch pool fill --size`
     pool_refill: bool = True  # refill the pool in the background after each dispatch
     config_file: Path | None = None
+    # the user config's event sinks (every repository's events), and how deliveries retry
+    sinks: tuple[Sink, ...] = ()
+    event_retry_base: float = 5.0  # seconds before the first retry; doubles each time
+    event_max_tries: int = 8  # then the delivery has failed for good ('orch events --failed')
     # [agents.NAME] args: the options a built-in agent template runs with, in place of its
     # own (``orch.attempts.agent_command``); config file only
     agent_args: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
@@ -97,6 +103,8 @@ _KEYS: dict[str, tuple[str, type]] = {
     "attempt_time_budget": ("ORCH_ATTEMPT_TIME_BUDGET", float),
     "pool_size": ("ORCH_POOL_SIZE", int),
     "pool_refill": ("ORCH_POOL_REFILL", bool),
+    "event_retry_base": ("ORCH_EVENT_RETRY_BASE", float),
+    "event_max_tries": ("ORCH_EVENT_MAX_TRIES", int),
 }
 
 _TRUE = ("1", "true", "yes", "on")
@@ -123,10 +131,11 @@ def _read_file(path: Path) -> dict[str, Any]:
         data = _read_toml(path, "config file ")
     except FileNotFoundError:
         return {}
-    unknown = sorted(set(data) - set(_KEYS) - {"agents"})
+    known = set(_KEYS) | set(SINK_SECTIONS) | {"agents"}
+    unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(
-            f"unknown key(s) in {path}: {', '.join(unknown)} (known: {', '.join(sorted(_KEYS))})"
+            f"unknown key(s) in {path}: {', '.join(unknown)} (known: {', '.join(sorted(known))})"
         )
     return data
 
@@ -202,6 +211,12 @@ def resolve(env: Mapping[str, str], overrides: Mapping[str, Any] | None = None) 
     home = default_home(env)
     path = config_file_path(env)
     values: dict[str, Any] = {}
+    data = _read_file(path)
+    if any(section in data for section in SINK_SECTIONS):
+        values["sinks"] = parse_sinks(data, str(path), path, None)
+    for key, value in data.items():
+        if key not in SINK_SECTIONS:
+            values[key] = _coerce(key, value, str(path))
     from_file = _read_file(path)
     if "agents" in from_file:
         values["agent_args"] = _agent_args(from_file.pop("agents"), path)
@@ -259,6 +274,8 @@ class RepoConfig:
     check: str | None = None
     check_timeout: float = 600.0
     check_after_agent: bool = False
+    # [[hooks]], [[webhooks]], [notify]: sinks of this repository's events
+    sinks: tuple[Sink, ...] = ()
 
 
 _REPO_KEYS = {
@@ -292,10 +309,14 @@ def load_repo_config(root: Path) -> RepoConfig:
     else:
         return RepoConfig()
     where = str(source) if source == toml else f"{source} [tool.orch]"
+    sinks = parse_sinks(data, where, source, str(root))
     for section, body in data.items():
+        if section in SINK_SECTIONS:
+            continue
         if section not in _REPO_KEYS:
             raise ConfigError(
-                f"unknown section {section!r} in {where} (known: workspace, ports, review)"
+                f"unknown section {section!r} in {where} "
+                "(known: workspace, ports, review, hooks, webhooks, notify)"
             )
         if not isinstance(body, dict):
             raise ConfigError(f"[{section}] in {where} must be a table")
@@ -356,6 +377,7 @@ def load_repo_config(root: Path) -> RepoConfig:
         check_after_agent=_coerce_bool(
             review.get("check_after_agent", False), "check_after_agent", where, "review"
         ),
+        sinks=sinks,
     )
 
 

@@ -80,13 +80,21 @@ def settings_from_env(**overrides: Any) -> Settings:
     return settings
 
 
-def open_store(settings: Settings) -> Store:
+def open_store(settings: Settings, kick: bool = True) -> Store:
+    """The store, closed with the command; with ``kick``, a change that writes events
+    starts their delivery in the background (``orch.attempts.events.kick``)."""
     from orch.store import open_store as _open
 
     store = _open(
         settings.database_url, settings.locks_dir, synchronous=settings.sqlite_synchronous
     )
     click.get_current_context().call_on_close(store.close)
+    if kick:
+        from orch.attempts.events.kick import Kicker
+
+        kicker = Kicker(store, settings, os.environ)
+        store.on_events = kicker
+        click.get_current_context().call_on_close(kicker.flush)  # runs before store.close
     return store
 
 

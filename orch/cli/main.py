@@ -390,6 +390,7 @@ def _register() -> None:
     from orch.cli import (
         check_commands,
         completion,
+        event_commands,
         maintenance_commands,
         mcp_commands,
         operator_commands,
@@ -409,6 +410,7 @@ def _register() -> None:
         check_commands,
         serve_commands,
         worktree_commands,
+        event_commands,
         completion,
         mcp_commands,
     ):

@@ -19,6 +19,7 @@ stops the others.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +30,7 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from orch import __version__
+from orch.attempts.events.kick import Kicker
 from orch.cli.render import error_json, to_json
 from orch.errors import InvalidInput, OrchError
 from orch.models import State
@@ -78,11 +80,15 @@ class Orch:
                     settings.locks_dir,
                     synchronous=settings.sqlite_synchronous,
                 )
+                # events go out as from the CLI (at most DELAY seconds after the change)
+                self._store.on_events = Kicker(self._store, settings, os.environ)
             return self._store
 
     def close(self) -> None:
         with self._lock:
             if self._store is not None:
+                if isinstance(self._store.on_events, Kicker):
+                    self._store.on_events.flush()
                 self._store.close()
                 self._store = None
 

@@ -75,6 +75,15 @@ class Status(Runner):
         )
         return parse_porcelain(proc.stdout) if proc.returncode == 0 else None
 
+    def tracks(self, path: Path) -> bool:
+        """Whether the repository around ``path`` tracks that file (False outside git)."""
+        proc = self.run(
+            ["--no-optional-locks", "ls-files", "--error-unmatch", "--", path.name],
+            cwd=path.parent,
+            check=False,
+        )
+        return proc.returncode == 0
+
 
 def parse_porcelain(out: str) -> list[DirtyPath]:
     """Parse ``git status --porcelain=v1 -z``; a rename's source entry is skipped."""

@@ -4,7 +4,8 @@ SQLite: ``PRAGMA data_version`` on one long-lived connection changes whenever an
 connection commits; checking it is a local read, so it is polled every 2 ms, growing to
 20 ms. PostgreSQL: ``LISTEN orch_attempts`` (a trigger notifies on every change of an
 attempt's state or workspace) and block on the socket; if the notification connection
-drops, fall back to polling and re-listen when the server is back.
+drops, fall back to polling and re-listen when the server is back. Waiting for new
+events listens on ``orch_events`` instead (a trigger notifies each inserted event).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 CHANNEL = "orch_attempts"
+EVENTS_CHANNEL = "orch_events"  # every new event (migration 0010)
 
 
 class ChangeWatcher(Protocol):
@@ -64,7 +66,8 @@ class SqliteChangeWatcher:
 class PostgresChangeWatcher:
     POLL = 0.25  # seconds between looks while the notification connection is down
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, channel: str = CHANNEL) -> None:
+        self._channel = channel
         self._conninfo = (
             make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         )
@@ -77,7 +80,7 @@ class PostgresChangeWatcher:
 
         try:
             self._conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5)
-            self._conn.execute(f"LISTEN {CHANNEL}")
+            self._conn.execute(f"LISTEN {self._channel}")
         except psycopg.Error:
             self._drop()
             return False

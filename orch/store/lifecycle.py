@@ -15,7 +15,13 @@ from sqlalchemy import select
 
 from orch.models import LIVE_STATES, Attempt, Lease, State, WorkerIdentity
 from orch.store.base import to_attempt
-from orch.store.changes import ChangeWatcher, PostgresChangeWatcher, SqliteChangeWatcher
+from orch.store.changes import (
+    CHANNEL,
+    EVENTS_CHANNEL,
+    ChangeWatcher,
+    PostgresChangeWatcher,
+    SqliteChangeWatcher,
+)
 from orch.store.claims import ClaimOps, to_lease
 from orch.store.engine import is_sqlite
 from orch.store.followups import FollowUpOps
@@ -62,9 +68,13 @@ class LifecycleOps(ClaimOps, LeaseOps, OperatorOps, FollowUpOps):
             )
             return [to_attempt(r) for r in rows]
 
-    def change_watcher(self) -> ChangeWatcher:
-        """Something to sleep on until another process commits a change to attempts."""
+    def change_watcher(self, events: bool = False) -> ChangeWatcher:
+        """Something to sleep on until another process commits a change to attempts (with
+        ``events``: until it appends an event, state change or not)."""
         if is_sqlite(self.url):
             return SqliteChangeWatcher(self.engine)
         # self.url is for messages and hides the password; the watcher opens a connection
-        return PostgresChangeWatcher(self.engine.url.render_as_string(hide_password=False))
+        return PostgresChangeWatcher(
+            self.engine.url.render_as_string(hide_password=False),
+            EVENTS_CHANNEL if events else CHANNEL,
+        )

@@ -114,6 +114,38 @@ attempt_events = Table(
     Column("actor", String(255), nullable=False),
     Column("detail", JSON, nullable=False),
     _when("created_at", nullable=False),
+    # the state the event moved its attempt into (None: it moved none, or written before
+    # 0010), so that a sink's ``on = ["succeeded"]`` is a plain comparison
+    Column("state", String(16)),
+)
+
+# the outbox's bookkeeping: one row per event and sink that subscribes to it, delivered
+# once (``delivered``), or failed for good and shown until retried by hand
+event_deliveries = Table(
+    "event_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "event_id",
+        Integer,
+        ForeignKey("attempt_events.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    _attempt_ref(),
+    Column("sink", String(255), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("tries", Integer, nullable=False, default=0),
+    _when("next_try_at", nullable=False),
+    # a deliverer's claim: until when, and the token its result must carry (a deliverer
+    # killed mid-delivery leaves a claim that expires; the next one delivers again)
+    _when("claimed_until"),
+    Column("claim_token", Integer, nullable=False, default=0),
+    _when("delivered_at"),
+    Column("last_error", Text),
+    _when("created_at", nullable=False),
+    UniqueConstraint("event_id", "sink", name="uq_event_delivery"),
+    Index("ix_event_deliveries_due", "sink", "state", "next_try_at"),
+    Index("ix_event_deliveries_order", "attempt_id", "sink", "event_id"),
 )
 
 attempt_messages = Table(

@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -225,17 +226,19 @@ def run_hook(
     timeout: float,
     label: str = "set-up hook",
     pass_fds: Sequence[int] = (),
+    input_data: bytes | None = None,
 ) -> int | None:
-    """Run a hook command (``sh -c``: the set-up hook, the check) in its own process
-    group with output appended to the log; None on timeout (the whole process group is
-    then killed, as it is when this process is interrupted while waiting)."""
+    """Run a hook command (``sh -c``: the set-up hook, the check, an event hook) in its
+    own process group with output appended to the log, ``input_data`` (if any) on its
+    standard input; None on timeout (the whole process group is then killed, as it is
+    when this process is interrupted while waiting)."""
     append_log(log_path, f"=== orch {label}: {command}\n")
-    with private.open_append(log_path) as log:
+    with private.open_append(log_path) as log, _stdin(input_data) as stdin:
         proc = subprocess.Popen(
             ["sh", "-c", command],
             cwd=cwd,
             env=dict(env),
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -255,6 +258,19 @@ def run_hook(
         log_path, f"=== orch {label} {'timed out' if code is None else f'exited with {code}'}\n"
     )
     return code
+
+
+@contextlib.contextmanager
+def _stdin(data: bytes | None) -> Iterator[int | IO[bytes]]:
+    """A hook's standard input: nothing, or ``data`` from a file (a pipe would block
+    this process on a hook that never reads)."""
+    if data is None:
+        yield subprocess.DEVNULL
+        return
+    with tempfile.TemporaryFile() as fh:
+        fh.write(data)
+        fh.seek(0)
+        yield fh
 
 
 def spawn_detached(argv: Sequence[str], env: Mapping[str, str], log_path: Path) -> int:

@@ -10,7 +10,6 @@ goes through the log and the parser as it would from the real CLI. ``orch show``
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 from tests.support.agent_output import CLAUDE, CODEX, GEMINI_STREAM
 from tests.support.attempts import dispatch, show
 from tests.support.cli import RunCli, RunOrch, json_out
+from tests.support.processes import stand_in
 
 # prints the file $OUTPUT verbatim, then exits with $EXIT
 STAND_IN = """#!{python}
@@ -30,18 +30,10 @@ sys.exit(int(os.environ.get("EXIT", "0")))
 
 def _agent(tmp_path: Path, name: str, lines: list[str], code: int = 0) -> dict[str, str]:
     """Put a stand-in ``name`` on PATH printing ``lines``; the environment to run it with."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    stand_in = bin_dir / name
-    stand_in.write_text(STAND_IN.format(python=sys.executable))
-    stand_in.chmod(0o755)
     output = tmp_path / f"{name}.out"
     output.write_text("".join(line + "\n" for line in lines))
-    return {
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-        "OUTPUT": str(output),
-        "EXIT": str(code),
-    }
+    on_path = stand_in(tmp_path / "bin", name, STAND_IN.format(python=sys.executable))
+    return {**on_path, "OUTPUT": str(output), "EXIT": str(code)}
 
 
 @pytest.mark.parametrize(

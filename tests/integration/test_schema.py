@@ -416,7 +416,9 @@ def test_upgrade_to_0008_moves_every_kind_of_row(empty_store_url: str, tmp_path:
     old_mappings = _rows(url, "task_workspaces")
     _migrate(url, "0008")
     # the models' schema but for what later revisions add
-    assert _added_columns(schema_diff(url, metadata)) == ADDED_AFTER_0008
+    assert _added_columns(schema_diff(url, metadata)) == (
+        ADDED_AFTER_0008 | ADDED_BY_0010 | ADDED_BY_0011
+    )
 
     after = _rows(url, "attempts")
     assert len(after) == len(before["attempts"])
@@ -479,25 +481,34 @@ ADDED_AFTER_0008 = {
     ("attempt_runs", "kind"),
     ("attempt_runs", "timed_out"),
 }
-# 0010: what each run's agent reported it consumed
-ADDED_BY_RUN_USAGE = {
+
+
+# what 0010 adds: the state of an event, and the outbox's deliveries (a table of its own)
+ADDED_BY_0010 = {("attempt_events", "state")}
+TABLES_ADDED_BY_0010 = {"event_deliveries"}
+# what 0011 adds: what each run's agent reported it consumed
+ADDED_BY_0011 = {
     ("attempt_runs", c)
     for c in ("input_tokens", "output_tokens", "cached_tokens", "cost_usd", "model")
 }
-ADDED_AFTER_0008 |= ADDED_BY_RUN_USAGE
 
 
 def _added_columns(diff: list[object]) -> set[tuple[str, str]]:
-    """The columns a schema difference adds; anything else it holds fails the test."""
+    """The columns a schema difference adds (a table that a later revision adds is let
+    through); anything else it holds fails the test."""
     added = set()
     for item in diff:
+        if isinstance(item, tuple) and item[0] in ("add_table", "add_index"):
+            table = item[1] if item[0] == "add_table" else item[1].table
+            assert table.name in TABLES_ADDED_BY_0010, item
+            continue
         assert isinstance(item, tuple) and item[0] == "add_column", item
         added.add((item[2], item[3].name))
     return added
 
 
 _CHANGE_COLUMNS = tuple(sorted(c for t, c in ADDED_AFTER_0008 if t == "attempts"))
-_USAGE_COLUMNS = tuple(sorted(c for _t, c in ADDED_BY_RUN_USAGE))
+_USAGE_COLUMNS = tuple(sorted(c for _t, c in ADDED_BY_0011))
 
 
 def _fill_0008(url: str) -> None:
@@ -541,7 +552,7 @@ def test_upgrade_to_0009_keeps_every_row_and_makes_every_run_an_agent_run(
     before = {t: _rows(url, t) for t in ("attempts", "attempt_runs")}
     assert len(before["attempt_runs"]) == 8
     _migrate(url, "0009")
-    assert _added_columns(schema_diff(url, metadata)) == ADDED_BY_RUN_USAGE
+    assert _added_columns(schema_diff(url, metadata)) == ADDED_BY_0010 | ADDED_BY_0011
 
     after = _rows(url, "attempts")
     for old, new in zip(before["attempts"], after, strict=True):
@@ -568,20 +579,52 @@ def test_upgrade_to_0009_keeps_every_row_and_makes_every_run_an_agent_run(
     assert {t: _rows(url, t) for t in before} == before
 
 
-# -- 0010: what each run's agent reported it consumed ---------------------------------------
+# -- 0010: the outbox's deliveries ---------------------------------------------------------
 
 
-def test_upgrade_to_0010_leaves_every_run_s_usage_unknown(
+def test_upgrade_to_0010_keeps_every_event_and_delivers_none_of_the_old_ones(
+    empty_store_url: str, tmp_path: Path
+) -> None:
+    """Events gain an empty ``state``; ``event_deliveries`` starts empty; the downgrade
+    drops it and gives the 0009 rows back."""
+    url = empty_store_url
+    _migrate(url, "0009")
+    _fill_0008(url)
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO attempt_events (attempt_id, kind, actor, detail, created_at) "
+                    "VALUES ('a0000003', 'finished', 'w', '{}', :t)"
+                ),
+                {"t": _T0},
+            )
+    finally:
+        engine.dispose()
+    before = _rows(url, "attempt_events")
+    _migrate(url, "0010")
+    assert _added_columns(schema_diff(url, metadata)) == ADDED_BY_0011
+    assert _rows(url, "attempt_events") == [{**r, "state": None} for r in before]
+    assert _rows(url, "event_deliveries") == []
+    _migrate(url, "0009", down=True)
+    assert _rows(url, "attempt_events") == before
+
+
+# -- 0011: what each run's agent reported it consumed ---------------------------------------
+
+
+def test_upgrade_to_0011_leaves_every_run_s_usage_unknown(
     empty_store_url: str, tmp_path: Path
 ) -> None:
     """Runs gain usage columns, all NULL (not reported, never 0); nothing else changes; a
-    usage recorded afterwards is read back; the downgrade gives the 0009 rows back."""
+    usage recorded afterwards is read back; the downgrade gives the 0010 rows back."""
     url = empty_store_url
     _migrate(url, "0008")
     _fill_0008(url)
-    _migrate(url, "0009")
-    before = {t: _rows(url, t) for t in ("attempts", "attempt_runs")}
     _migrate(url, "0010")
+    before = {t: _rows(url, t) for t in ("attempts", "attempt_runs")}
+    _migrate(url, "0011")
     assert schema_diff(url, metadata) == []
     assert _rows(url, "attempts") == before["attempts"]
     for old, new in zip(before["attempt_runs"], _rows(url, "attempt_runs"), strict=True):
@@ -596,5 +639,5 @@ def test_upgrade_to_0010_leaves_every_run_s_usage_unknown(
     finally:
         store.close()
 
-    _migrate(url, "0009", down=True)
+    _migrate(url, "0010", down=True)
     assert {t: _rows(url, t) for t in before} == before

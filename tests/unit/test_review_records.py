@@ -65,7 +65,7 @@ def test_the_review_section_is_read_with_its_defaults(tmp_path: Path) -> None:
         ("[review]\ncheck_timeout = 'long'\n", "must be a number"),
         ("[review]\ncheck_after_agent = 1\n", "[review] check_after_agent in "),
         ("[review]\nchek = 'x'\n", "unknown key(s) in [review]"),
-        ("[reveiw]\ncheck = 'x'\n", "(known: workspace, ports, review)"),
+        ("[reveiw]\ncheck = 'x'\n", "(known: workspace, ports, review, hooks, webhooks, notify)"),
     ],
 )
 def test_a_bad_review_section_is_one_config_error(tmp_path: Path, text: str, message: str) -> None:
