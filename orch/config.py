@@ -214,14 +214,11 @@ def resolve(env: Mapping[str, str], overrides: Mapping[str, Any] | None = None) 
     data = _read_file(path)
     if any(section in data for section in SINK_SECTIONS):
         values["sinks"] = parse_sinks(data, str(path), path, None)
+    if "agents" in data:
+        values["agent_args"] = _agent_args(data["agents"], path)
     for key, value in data.items():
-        if key not in SINK_SECTIONS:
+        if key not in SINK_SECTIONS and key != "agents":
             values[key] = _coerce(key, value, str(path))
-    from_file = _read_file(path)
-    if "agents" in from_file:
-        values["agent_args"] = _agent_args(from_file.pop("agents"), path)
-    for key, value in from_file.items():
-        values[key] = _coerce(key, value, str(path))
     for key, (var, _kind) in _KEYS.items():
         if env.get(var):
             values[key] = _coerce(key, env[var], var)
