@@ -8,20 +8,13 @@ On PostgreSQL a statement trigger notifies ``orch_events`` when events are inser
 per transaction: PostgreSQL folds equal notifications, so a batch of events costs one),
 so a deliverer or ``orch events --follow`` blocks on its socket instead of polling.
 
-Revision ID: 0010
-Revises: 0009
-Create Date: 2026-12-07
+Alembic revision 0010, after 0009 (2026-12-07).
 """
-
-from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
-branch_labels = None
-depends_on = None
+revision, down_revision = "0010", "0009"
 
 
 def upgrade() -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from orch.attempts.queries import with_usage
 from orch.errors import GitError, NotFound
@@ -46,6 +46,26 @@ class CompareRow:
         """What the agent's runs reported they consumed, summed; None: nothing known."""
         return Usage.total(r.usage for r in self.runs)
 
+    def to_dict(self) -> dict[str, Any]:
+        a = self.attempt
+        return {
+            "id": a.id,
+            "attempt_number": a.attempt_number,
+            "repository": a.repository,
+            "worker": a.worker_label,
+            "state": str(a.state),
+            "exit_code": a.exit_code,
+            "duration": self.duration,
+            "runs": len(self.runs),
+            "base_commit": a.base_commit,
+            "branch_name": a.branch_name,
+            "changes": None if self.changes is None else self.changes.to_dict(),
+            "check": None if self.check is None else self.check.to_dict(),
+            "files": list(self.paths),
+            "note": self.note,
+            "usage": None if self.usage is None else self.usage.to_dict(),
+        }
+
 
 @dataclasses.dataclass(frozen=True)
 class TaskComparison:
@@ -57,6 +77,15 @@ class TaskComparison:
     def usage(self) -> Usage | None:
         """The task's attempts' usage, summed."""
         return Usage.total(row.usage for row in self.rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The body of ``orch compare TASK --json``, which the dashboard serves too."""
+        return {
+            "task_key": self.task_key,
+            "attempts": [row.to_dict() for row in self.rows],
+            "collisions": [{"path": path, "attempts": list(ids)} for path, ids in self.collisions],
+            "usage": None if self.usage is None else self.usage.to_dict(),
+        }
 
 
 def compare_task(store: Store, git: Git, task_key: str) -> TaskComparison:

@@ -1,11 +1,12 @@
-"""Text and JSON of ``orch compare TASK`` and ``orch check``, and the words for a change
-summary and a check result that ``orch list``/``orch show`` share (no click, no I/O)."""
+"""The text of ``orch compare TASK`` (its JSON is ``TaskComparison.to_dict``, which the
+dashboard serves too), ``orch check``'s JSON, and the words for a change summary and a
+check result that ``orch list``/``orch show`` share (no click, no I/O)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from orch.attempts.compare import CompareRow, TaskComparison
+from orch.attempts.compare import TaskComparison
 from orch.cli.render import cost, seconds, tokens, usage_words
 from orch.models import ChangeSummary, Run, Usage
 
@@ -30,10 +31,6 @@ def check_words(run: Run | None) -> str:
 def check_dict(run: Run | None) -> dict[str, Any] | None:
     """A check run as every command's JSON gives it (``Run.to_dict``), or None."""
     return None if run is None else run.to_dict()
-
-
-def changes_dict(changes: ChangeSummary | None) -> dict[str, Any] | None:
-    return None if changes is None else changes.to_dict()
 
 
 def table(rows: list[tuple[str, ...]]) -> str:
@@ -100,38 +97,8 @@ def comparison_text(found: TaskComparison) -> str:
     return "\n".join(out)
 
 
-def comparison_body(found: TaskComparison) -> dict[str, Any]:
-    return {
-        "task_key": found.task_key,
-        "attempts": [_row_dict(row) for row in found.rows],
-        "collisions": [{"path": path, "attempts": list(ids)} for path, ids in found.collisions],
-        "usage": _usage_dict(found.usage),
-    }
-
-
-def _row_dict(row: CompareRow) -> dict[str, Any]:
-    a = row.attempt
-    return {
-        "id": a.id,
-        "attempt_number": a.attempt_number,
-        "repository": a.repository,
-        "worker": a.worker_label,
-        "state": str(a.state),
-        "exit_code": a.exit_code,
-        "duration": row.duration,
-        "runs": len(row.runs),
-        "base_commit": a.base_commit,
-        "branch_name": a.branch_name,
-        "changes": changes_dict(row.changes),
-        "check": check_dict(row.check),
-        "files": list(row.paths),
-        "note": row.note,
-        "usage": _usage_dict(row.usage),
-    }
-
-
-def _usage_dict(usage: Usage | None) -> dict[str, Any] | None:
-    return None if usage is None else usage.to_dict()
+def _number(changes: ChangeSummary | None, field: str) -> str:
+    return "-" if changes is None else str(getattr(changes, field))
 
 
 def _usage_cells(usage: Usage | None) -> tuple[str, str]:
@@ -139,7 +106,3 @@ def _usage_cells(usage: Usage | None) -> tuple[str, str]:
     if usage is None:
         return "-", "-"
     return f"{tokens(usage.input_tokens)}/{tokens(usage.output_tokens)}", cost(usage.cost_usd)
-
-
-def _number(changes: ChangeSummary | None, field: str) -> str:
-    return "-" if changes is None else str(getattr(changes, field))

@@ -235,8 +235,7 @@ def build_server(orch: Orch) -> MCPServer[Any]:
         worktree's uncommitted and untracked files count too unless committed is true."""
 
         def work() -> dict[str, Any]:
-            from orch.attempts.review import attempt_diff, changes
-            from orch.cli.review_render import diff_body
+            from orch.attempts.review import attempt_diff, changes, diff_body
 
             with attempt_diff(orch.store(), orch.git, attempt, committed=committed) as found:
                 return diff_body(found, changes(orch.git, found), committed=committed)
@@ -255,12 +254,11 @@ def build_server(orch: Orch) -> MCPServer[Any]:
         def work() -> dict[str, Any]:
             if second is None:
                 from orch.attempts.compare import compare_task
-                from orch.cli import compare_render
 
                 if worktree:
                     raise InvalidInput("worktree compares two attempts (first and second)")
                 found = compare_task(orch.store(), orch.git, first)
-                return compare_render.comparison_body(found)
+                return found.to_dict()
             from orch.attempts.review import comparison
             from orch.cli.review_render import comparison_body
 

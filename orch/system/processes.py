@@ -8,6 +8,7 @@ The only module that spawns or signals processes other than git.
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import signal
 import socket
@@ -211,6 +212,28 @@ def log_lines_from(path: Path, offset: int) -> Iterator[str]:
                 yield raw.decode("utf-8", "replace")
     except OSError:
         return
+
+
+def hook_output_tail(
+    path: Path, label: str, lines: int = 20, max_bytes: int = 65536
+) -> list[str] | None:
+    """The last ``lines`` lines that the newest hook run called ``label`` wrote to the log
+    at ``path`` (between the banners ``run_hook`` writes around it; up to the log's end
+    while it runs), from at most ``max_bytes`` of it; None when the log holds no such
+    run. The log is mapped, not read: an agent's log may be large."""
+    start = f"=== orch {label}: ".encode()
+    try:
+        with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as log:
+            at = log.rfind(b"\n" + start) + 1  # the newest run's banner
+            if at == 0 and log[: len(start)] != start:
+                return None
+            begin = log.find(b"\n", at) + 1 or len(log)
+            end = log.find(f"\n=== orch {label} ".encode(), begin - 1)
+            end = len(log) if end < 0 else end + 1
+            data = log[max(begin, end - max_bytes) : end]
+    except (OSError, ValueError):  # missing, unreadable, or empty (nothing to map)
+        return None
+    return data.decode("utf-8", "replace").splitlines()[-lines:]
 
 
 def append_log(path: Path, text: str) -> None:
