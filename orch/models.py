@@ -152,10 +152,25 @@ class Attempt:
     lines_added: int | None = None
     lines_removed: int | None = None
     changes_at: dt.datetime | None = None
+    # the land that took its work into a target branch (None: not landed)
+    landed_commit: str | None = None  # the target's commit after the land
+    landed_tip: str | None = None  # the attempt's commit that landed
+    landed_into: str | None = None  # the target branch
+    landed_strategy: str | None = None  # squash, rebase, merge or ff-only
+    landed_by: str | None = None
+    landed_at: dt.datetime | None = None
+    # a land in progress: the result the target will move to, and the rest of its intent
+    landing_commit: str | None = None
+    landing: dict[str, Any] | None = None
 
     @property
     def terminal(self) -> bool:
         return self.state.terminal
+
+    @property
+    def landed(self) -> bool:
+        """Its work was taken into a target branch (``orch land``)."""
+        return self.landed_commit is not None
 
     @property
     def changes(self) -> ChangeSummary | None:
@@ -207,6 +222,18 @@ class Attempt:
         out["workspace_status"] = str(self.workspace_status)
         out["worker_label"] = self.worker_label
         return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Landed:
+    """A land as recorded: the target's new commit, the attempt's commit that landed,
+    the target branch, the strategy, who."""
+
+    commit: str
+    tip: str
+    into: str
+    strategy: str
+    by: str
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,7 +28,7 @@ from orch.config import RepoConfig, Settings, load_repo_config
 from orch.errors import ConfigError, OrchError, WorktreeBusy
 from orch.fslock import HeldLock, lock_owner, try_lock
 from orch.git import Git
-from orch.models import Attempt, Run, RunKind
+from orch.models import Attempt, PortBundle, Run, RunKind
 from orch.system import ports, processes
 
 if TYPE_CHECKING:
@@ -84,15 +84,20 @@ def run_check(
     attempt: Attempt,
     worktree: Path,
     config: RepoConfig,
-    lock: HeldLock,
+    lock: HeldLock | None,
     actor: str,
     environ: Mapping[str, str],
+    *,
+    bundle: PortBundle | None = None,
 ) -> Run:
     """Run the check under ``lock`` (held by the caller, inherited by the check's
-    process) and record it; an interruption still records the run's end."""
+    process; None: ``worktree`` is a scratch one nobody else uses) and record it; an
+    interruption still records the run's end. ``bundle``: the port bundle to run it with
+    (None: the attempt's own)."""
     assert config.check is not None
     log_path = settings.logs_dir / f"{attempt.id}.log"
-    bundle = store.port_bundle(attempt.id)
+    if bundle is None:
+        bundle = store.port_bundle(attempt.id)
     env = {
         **environ,
         **(ports.environment(bundle) if bundle is not None else {}),
@@ -113,7 +118,7 @@ def run_check(
             log_path,
             config.check_timeout,
             label=_label(run.number),
-            pass_fds=[lock.fd],
+            pass_fds=[lock.fd] if lock is not None else [],
         )
         finished = True
     finally:

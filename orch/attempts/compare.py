@@ -54,6 +54,17 @@ class CompareRow:
             "repository": a.repository,
             "worker": a.worker_label,
             "state": str(a.state),
+            "landed": (
+                {
+                    "commit": a.landed_commit,
+                    "into": a.landed_into,
+                    "strategy": a.landed_strategy,
+                    "by": a.landed_by,
+                    "at": a.landed_at.isoformat() if a.landed_at else None,
+                }
+                if a.landed
+                else None
+            ),
             "exit_code": a.exit_code,
             "duration": self.duration,
             "runs": len(self.runs),

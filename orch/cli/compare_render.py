@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from orch.attempts.compare import TaskComparison
-from orch.cli.render import cost, seconds, tokens, usage_words
+from orch.cli.render import cost, seconds, state_words, tokens, usage_words
 from orch.models import ChangeSummary, Run, Usage
 
 _SHOWN_PATHS = 50  # collisions listed in the text form; the JSON has them all
@@ -64,7 +64,7 @@ def comparison_text(found: TaskComparison) -> str:
                 a.id,
                 str(a.attempt_number),
                 a.worker_label,
-                str(a.state),
+                state_words(a),
                 "-" if a.exit_code is None else str(a.exit_code),
                 seconds(row.duration),
                 _number(row.changes, "commits_ahead"),

@@ -45,7 +45,7 @@ def attempts_table(attempts: list[Attempt], now: dt.datetime) -> str:
             a.id,
             _clip(a.task_key, 32),
             str(a.attempt_number),
-            str(a.state),
+            state_words(a),
             str(a.workspace_status),
             a.branch_name or "-",
             *_changes_cells(a.changes),
@@ -54,6 +54,28 @@ def attempts_table(attempts: list[Attempt], now: dt.datetime) -> str:
         for a in attempts
     ]
     return table(rows)
+
+
+def state_words(attempt: Attempt) -> str:
+    """The state, and ``(landed)`` once its work was landed (landing is no state)."""
+    return f"{attempt.state} (landed)" if attempt.landed else str(attempt.state)
+
+
+def landed_words(attempt: Attempt) -> str | None:
+    """Where its work landed (``orch show``), or that a land is in progress."""
+    if attempt.landed_commit:
+        when = _when(attempt.landed_at)
+        return (
+            f"{attempt.landed_commit[:12]} into {attempt.landed_into} "
+            f"({attempt.landed_strategy}) by {attempt.landed_by} at {when}"
+        )
+    if attempt.landing_commit:
+        into = (attempt.landing or {}).get("into")
+        return (
+            f"in progress into {into} ({attempt.landing_commit[:12]}); if no orch land "
+            "runs, 'orch doctor --fix' completes it"
+        )
+    return None
 
 
 def display_width(text: str) -> int:
@@ -234,6 +256,9 @@ def attempt_detail(detail: AttemptDetail) -> str:
         fields.append(("archive", f"{attempt.archive_path} (see manifest.json to restore)"))
     if attempt.reason:
         fields.append(("reason", attempt.reason))
+    landed = landed_words(attempt)
+    if landed:
+        fields.append(("landed", landed))
     fields += _changes_fields(detail)
     check = detail.check
     if check is not None:

@@ -19,6 +19,7 @@ from orch.models import Attempt, AttemptEvent, State, WorkspaceStatus
 from orch.store import revision
 from orch.store.base import Clock, to_attempt, to_event, utcnow
 from orch.store.engine import is_sqlite, make_engine
+from orch.store.landing import LandingOps
 from orch.store.lifecycle import LifecycleOps
 from orch.store.outbox import OutboxOps
 from orch.store.ports import PortOps
@@ -34,7 +35,15 @@ MIN_ID_PREFIX = 4  # shorter prefixes match too much to be meant (ids are 8 hex 
 
 
 class Store(
-    LifecycleOps, ProvisioningOps, PortOps, TaskOps, WorkspaceOps, ReviewOps, OutboxOps, UsageOps
+    LifecycleOps,
+    ProvisioningOps,
+    PortOps,
+    TaskOps,
+    WorkspaceOps,
+    ReviewOps,
+    OutboxOps,
+    LandingOps,
+    UsageOps,
 ):
     # -- reading ---------------------------------------------------------------------------
 

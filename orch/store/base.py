@@ -105,6 +105,14 @@ def to_attempt(row: Any) -> Attempt:
         lines_added=row.lines_added,
         lines_removed=row.lines_removed,
         changes_at=_aware(row.changes_at),
+        landed_commit=row.landed_commit,
+        landed_tip=row.landed_tip,
+        landed_into=row.landed_into,
+        landed_strategy=row.landed_strategy,
+        landed_by=row.landed_by,
+        landed_at=_aware(row.landed_at),
+        landing_commit=row.landing_commit,
+        landing=dict(row.landing) if row.landing is not None else None,
     )
 
 

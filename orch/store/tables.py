@@ -96,6 +96,19 @@ attempts = Table(
     Column("lines_added", Integer),
     Column("lines_removed", Integer),
     _when("changes_at"),
+    # the land that took the attempt's work into a target branch: the target's new commit,
+    # the attempt's commit that landed (cleanup counts it saved even after a squash), the
+    # target branch, the strategy, who and when
+    Column("landed_commit", String(64)),
+    Column("landed_tip", String(64)),
+    Column("landed_into", String(255)),
+    Column("landed_strategy", String(16)),
+    Column("landed_by", String(255)),
+    _when("landed_at"),
+    # a land in progress: the result commit it will move the target to (written before the
+    # target moves; doctor completes or clears it after a crash) and what else it said
+    Column("landing_commit", String(64)),
+    Column("landing", JSON),
     _when("created_at", nullable=False),
     _when("updated_at", nullable=False),
     _when("finished_at"),
