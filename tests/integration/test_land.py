@@ -454,6 +454,8 @@ def test_bad_input_is_one_line_and_changes_nothing(
         ),
         ((empty["id"],), 22, "is queued: its agent may still commit"),
         ((empty["id"], "--force"), 22, "has no commits since its base_commit"),
+        # a dry run changes nothing: it looks at a live attempt without --force
+        ((empty["id"], "--dry-run"), 22, "has no commits since its base_commit"),
     ]
     for args, code, words in cases:
         result = land(run_cli, repo, *args)

@@ -31,7 +31,8 @@ def refuse_early(store: Store, settings: Settings, request: LandRequest, attempt
         raise LandRefused(
             f"the work of attempt {attempt.id} is on host {attempt.workspace_host}: land it there"
         )
-    if not request.force:
+    # a dry run changes nothing: it may look at a live attempt's committed work as it is
+    if not request.force and not request.dry_run:
         if attempt.state.live:
             raise LandRefused(
                 f"attempt {attempt.id} is {attempt.state}: its agent may still commit; wait "
