@@ -97,7 +97,13 @@ def test_tools_their_input_schemas_and_tool_errors(repo: Path, run_orch: RunOrch
             assert nameless.is_error
             assert (await session.call_tool("land", {"attempt": "x"})).is_error
             failed, listed = await call(session, "list")
-            assert not failed and listed == {"version": 1, "attempts": [], "checks": {}}
+            assert not failed and listed == {
+                "version": 1,
+                "attempts": [],
+                "checks": {},
+                "usage": {},
+                "task_usage": {},
+            }
 
             # calls run side by side (the SDK's worker threads): two dispatches at once
             made: list[dict[str, Any]] = []
