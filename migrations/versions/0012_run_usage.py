@@ -5,20 +5,13 @@
 output (``orch.attempts.usage``). NULL is "not reported", never zero: every existing run
 stays NULL.
 
-Revision ID: 0012
-Revises: 0011
-Create Date: 2026-12-07
+Alembic revision 0012, after 0011 (2026-12-07).
 """
-
-from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012"
-down_revision = "0011"
-branch_labels = None
-depends_on = None
+revision, down_revision = "0012", "0011"
 
 _USAGE = (
     ("input_tokens", sa.BigInteger()),
