@@ -118,6 +118,8 @@ class DashboardServer(ThreadingHTTPServer):
         self, host: str, port: int, store: Store, settings: Settings, actor: str, token: str
     ) -> None:
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        # before binding: a port that cannot be bound closes the server at once
+        self.feed = ChangeFeed(store, settings.home)
         try:
             super().__init__((host, port), Handler)
         except OSError as exc:
@@ -132,7 +134,6 @@ class DashboardServer(ThreadingHTTPServer):
         self.loopback = is_loopback(host)
         self.page = dashboard_html()
         self.read_timeout = READ_TIMEOUT
-        self.feed = ChangeFeed(store, settings.home)
 
     def server_close(self) -> None:
         # the event streams first: closing joins every handler thread, a stream's included
