@@ -169,7 +169,11 @@ class ChangeFeed:
                     if self._closed:
                         break
                 now = self._look()
-                if last is not None and now != last:
+                if last is None:
+                    # the first look: a change made between a stream's first message and
+                    # this look would be missed, so the streams open now re-read once
+                    self._publish(None)
+                elif now != last:
                     self._publish(self._attempts_between(last[0], now[0]))
                 last = now
             except OrchError:

@@ -55,8 +55,8 @@ FLAGS = (
 
 
 def fresh(action: Callable[[], Any]) -> Any:
-    """Run ``action`` on freshly found elements; the page re-renders every 2 s, so an
-    element found a moment ago may be gone: look again."""
+    """Run ``action`` on freshly found elements; the page re-renders on every change, so
+    an element found a moment ago may be gone: look again."""
     from selenium.common.exceptions import StaleElementReferenceException
 
     for _ in range(50):
