@@ -25,6 +25,9 @@ from typing import Any
 import pytest
 from click.testing import Result
 
+from orch.models import DeliveryState
+from orch.store import Store
+from orch.store.outbox import SinkScope
 from tests.support.attempts import dispatch
 from tests.support.cli import ORCH_BIN
 from tests.support.dashboard import (
@@ -200,12 +203,18 @@ def cancel_in_a_process(attempt_id: str, out_dir: Path) -> None:
 
 
 def test_a_cli_change_reaches_the_open_page_through_the_stream_also_after_it_was_cut(
-    browser: Any, tmp_path: Path, isolated_env: Path, repo: Path, run_cli: Callable[..., Result]
+    browser: Any,
+    tmp_path: Path,
+    store: Store,
+    repo: Path,
+    run_cli: Callable[..., Result],
 ) -> None:
-    """The page learns of an ``orch cancel`` made by another process from its change stream,
-    not from polling (none ran: the 2 s poll runs only while the stream is down); the
-    server is stopped (its streams end) and started again on the same port and token, the
-    page's stream reconnects by itself, and the next change arrives the same way."""
+    """On both stores: the page learns of an ``orch cancel`` made by another process from
+    its change stream, not from polling (none ran: the 2 s poll runs only while the stream
+    is down), and of an event delivery that failed for good, listed under "needs
+    attention"; the server is stopped (its streams end) and started again on the same port
+    and token, the page's stream reconnects by itself, and the next change arrives the
+    same way."""
     from selenium.webdriver.common.by import By
 
     first, second = (dispatch(run_cli, repo, key)["id"] for key in ("live-one", "live-two"))
@@ -225,6 +234,25 @@ def test_a_cli_change_reaches_the_open_page_through_the_stream_also_after_it_was
         after = live(browser)
         assert after["polls"] == before["polls"]  # no poll ran: the stream told the page
         assert after["events"] > before["events"] and after["last"]["version"] > 0
+
+        # what a deliverer does with a receiver that refuses for good
+        store.plan(SinkScope("hook-dead", None, None, None))
+        claimed = store.claim_delivery("hook-dead", 30)
+        assert claimed is not None
+        store.end_delivery(claimed, DeliveryState.FAILED, "HTTP 404")
+        listed = wait_for(
+            lambda: fresh(
+                lambda: [
+                    li.text
+                    for li in browser.find_elements(By.CSS_SELECTOR, "#attention li.delivery")
+                ]
+            ),
+            "the failed delivery under needs attention",
+        )
+        assert f"event {claimed.event.id}" in listed[0] and "hook-dead" in listed[0]
+        assert "HTTP 404" in listed[0] and f"orch events --retry {claimed.event.id}" in listed[0]
+        after = live(browser)
+        assert after["polls"] == before["polls"]
 
         # cut: the server stops, ending its streams; it comes back on the same port and token
         parts = urllib.parse.urlsplit(url)
