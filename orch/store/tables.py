@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -115,7 +116,7 @@ attempts = Table(
     Index("ix_attempts_state", "state"),
     Index("ix_attempts_task_key", "task_key"),
     Index("ix_attempts_claim", "state", "created_at"),
-    # the everyday paths, independent of history (0012): a page of the listing, attempts
+    # the everyday paths, independent of history (0013): a page of the listing, attempts
     # by workspace status (the ended ones by when they ended), by branch, by worktree
     Index("ix_attempts_listing", "created_at", "id"),
     Index("ix_attempts_workspace", "workspace_status", "finished_at"),
@@ -195,6 +196,12 @@ attempt_runs = Table(
     # what ran: the agent (or a follow-up to it), or the repository's check command
     Column("kind", String(16), nullable=False, default="agent", server_default="agent"),
     Column("timed_out", Boolean, nullable=False, default=False, server_default=false()),
+    # what the agent reported it consumed (``orch.attempts.usage``); NULL: not reported
+    Column("input_tokens", BigInteger),
+    Column("output_tokens", BigInteger),
+    Column("cached_tokens", BigInteger),
+    Column("cost_usd", Float),
+    Column("model", String(255)),
     UniqueConstraint("attempt_id", "number", name="uq_run_number"),
 )
 

@@ -21,7 +21,7 @@ from sqlalchemy import Column, Integer, MetaData, create_engine, text
 from sqlalchemy.pool import NullPool
 
 from orch.errors import StoreBehind, StoreTooNew
-from orch.models import Landed
+from orch.models import Landed, Usage
 from orch.store import open_store, upgrade_store
 from orch.store.revision import HEAD, REVISIONS, migrations_dir
 from orch.store.tables import metadata
@@ -418,7 +418,7 @@ def test_upgrade_to_0008_moves_every_kind_of_row(empty_store_url: str, tmp_path:
     # the models' schema but for what later revisions add
     assert (
         _added_columns(schema_diff(url, metadata))
-        == ADDED_AFTER_0008 | ADDED_BY_0010 | ADDED_BY_0011
+        == ADDED_AFTER_0008 | ADDED_BY_0010 | ADDED_BY_0011 | ADDED_BY_0012
     )
 
     after = _rows(url, "attempts")
@@ -499,8 +499,13 @@ _LAND_COLUMNS = (
     "landing",
 )
 ADDED_BY_0011 = {("attempts", c) for c in _LAND_COLUMNS}
-# what 0012 adds: indexes only
-INDEXES_ADDED_BY_0012 = {
+# what 0012 adds: what each run's agent reported it consumed
+ADDED_BY_0012 = {
+    ("attempt_runs", c)
+    for c in ("input_tokens", "output_tokens", "cached_tokens", "cost_usd", "model")
+}
+# what 0013 adds: indexes only
+INDEXES_ADDED_BY_0013 = {
     "ix_attempts_listing",
     "ix_attempts_workspace",
     "ix_attempts_branch",
@@ -517,7 +522,7 @@ def _added_columns(diff: list[object]) -> set[tuple[str, str]]:
         if (
             isinstance(item, tuple)
             and item[0] == "add_index"
-            and item[1].name in INDEXES_ADDED_BY_0012
+            and item[1].name in INDEXES_ADDED_BY_0013
         ):
             continue
         if isinstance(item, tuple) and item[0] in ("add_table", "add_index"):
@@ -573,7 +578,9 @@ def test_upgrade_to_0009_keeps_every_row_and_makes_every_run_an_agent_run(
     before = {t: _rows(url, t) for t in ("attempts", "attempt_runs")}
     assert len(before["attempt_runs"]) == 8
     _migrate(url, "0009")
-    assert _added_columns(schema_diff(url, metadata)) == ADDED_BY_0010 | ADDED_BY_0011
+    assert _added_columns(schema_diff(url, metadata)) == (
+        ADDED_BY_0010 | ADDED_BY_0011 | ADDED_BY_0012
+    )
 
     after = _rows(url, "attempts")
     for old, new in zip(before["attempts"], after, strict=True):
@@ -625,7 +632,7 @@ def test_upgrade_to_0010_keeps_every_event_and_delivers_none_of_the_old_ones(
         engine.dispose()
     before = _rows(url, "attempt_events")
     _migrate(url, "0010")
-    assert _added_columns(schema_diff(url, metadata)) == ADDED_BY_0011
+    assert _added_columns(schema_diff(url, metadata)) == ADDED_BY_0011 | ADDED_BY_0012
     assert _rows(url, "attempt_events") == [{**r, "state": None} for r in before]
     assert _rows(url, "event_deliveries") == []
     _migrate(url, "0009", down=True)
@@ -646,7 +653,7 @@ def test_upgrade_to_0011_leaves_every_attempt_unlanded(
     _migrate(url, "0010")
     before = _rows(url, "attempts")
     _migrate(url, "0011")
-    assert _added_columns(schema_diff(url, metadata)) == set()  # 0012's indexes only
+    assert _added_columns(schema_diff(url, metadata)) == ADDED_BY_0012
     for old, new in zip(before, _rows(url, "attempts"), strict=True):
         assert new == {**old, **dict.fromkeys(_LAND_COLUMNS)}, old["id"]
 
@@ -679,21 +686,55 @@ def test_upgrade_to_0011_leaves_every_attempt_unlanded(
     assert unchanged(_rows(url, "attempts")) == unchanged(before)
 
 
-# -- 0012: indexes for the everyday paths -----------------------------------------------------
+# -- 0012: what each run's agent reported it consumed ---------------------------------------
+
+_USAGE_COLUMNS = tuple(sorted(c for _t, c in ADDED_BY_0012))
 
 
-def test_upgrade_to_0012_adds_only_indexes(empty_store_url: str) -> None:
-    """0012 adds its indexes and nothing else (the rows come through untouched); its
-    downgrade takes exactly them away."""
+def test_upgrade_to_0012_leaves_every_run_s_usage_unknown(
+    empty_store_url: str, tmp_path: Path
+) -> None:
+    """Runs gain usage columns, all NULL (not reported, never 0); nothing else changes; a
+    usage recorded afterwards is read back; the downgrade gives the 0011 rows back."""
     url = empty_store_url
     _migrate(url, "0008")
     _fill_0008(url)
     _migrate(url, "0011")
-    before = _rows(url, "attempts")
+    before = {t: _rows(url, t) for t in ("attempts", "attempt_runs")}
     _migrate(url, "0012")
+    assert _added_columns(schema_diff(url, metadata)) == set()  # 0013's indexes only
+    assert _rows(url, "attempts") == before["attempts"]
+    for old, new in zip(before["attempt_runs"], _rows(url, "attempt_runs"), strict=True):
+        assert new == {**old, **dict.fromkeys(_USAGE_COLUMNS)}
+
+    store = open_store(url, tmp_path / "locks", auto_migrate=True)
+    try:
+        assert store.usage_of(["a0000003"]) == {}
+        usage = Usage(3_000_000_000, 1200, 2_900_000_000, 12.5, "claude-opus-4-1")
+        store.record_usage("a0000003", 2, usage)
+        assert store.usage_of(["a0000003", "a0000004"]) == {"a0000003": {2: usage}}
+    finally:
+        store.close()
+
+    _migrate(url, "0011", down=True)
+    assert {t: _rows(url, t) for t in before} == before
+
+
+# -- 0013: indexes for the everyday paths -----------------------------------------------------
+
+
+def test_upgrade_to_0013_adds_only_indexes(empty_store_url: str) -> None:
+    """0013 adds its indexes and nothing else (the rows come through untouched); its
+    downgrade takes exactly them away."""
+    url = empty_store_url
+    _migrate(url, "0008")
+    _fill_0008(url)
+    _migrate(url, "0012")
+    before = _rows(url, "attempts")
+    _migrate(url, "0013")
     assert schema_diff(url, metadata) == []
     assert _rows(url, "attempts") == before
-    _migrate(url, "0011", down=True)
+    _migrate(url, "0012", down=True)
     diff = schema_diff(url, metadata)
     assert all(isinstance(item, tuple) and item[0] == "add_index" for item in diff), diff
-    assert {item[1].name for item in diff} == INDEXES_ADDED_BY_0012
+    assert {item[1].name for item in diff} == INDEXES_ADDED_BY_0013

@@ -7,12 +7,12 @@ status, the ended ones by when they ended (``ix_attempts_workspace``); doctor an
 find an attempt by branch or worktree (``ix_attempts_branch``, ``ix_attempts_worktree``);
 the snapshot counts events by kind (``ix_attempt_events_kind``). Nothing else changes.
 
-Alembic revision 0012, after 0011 (2026-12-07).
+Alembic revision 0013, after 0012 (2026-12-07).
 """
 
 from alembic import op
 
-revision, down_revision = "0012", "0011"
+revision, down_revision = "0013", "0012"
 
 _INDEXES = (
     ("ix_attempts_listing", "attempts", ["created_at", "id"]),
