@@ -105,12 +105,18 @@ def select(store: Store, request: CleanupRequest) -> Selection:
     attempts = store.list_attempts(
         states=states, task_key=request.task_key, workspaces=OCCUPIES_WORKTREE, ended_before=cutoff
     )
-    clean = store.count_attempts(
-        states=states,
-        task_key=request.task_key,
-        workspaces=[w for w in WorkspaceStatus if w not in OCCUPIES_WORKTREE],
-        ended_before=cutoff,
-    )
+    if request.states or request.task_key or cutoff is not None:
+        clean = store.count_attempts(
+            states=states,
+            task_key=request.task_key,
+            workspaces=[w for w in WorkspaceStatus if w not in OCCUPIES_WORKTREE],
+            ended_before=cutoff,
+        )
+    else:
+        # every ended attempt: all of them, less the live ones and the ended ones that
+        # still occupy a worktree (just read); a plain count is the cheapest there is
+        live = store.count_attempts(states=[s for s in State if s.live])
+        clean = store.count_attempts() - live - len(attempts)
     return Selection(attempts, clean)
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from orch.attempts.cleanup import parse_age
 from orch.errors import InvalidInput
-from orch.models import CLEANED_UP, Attempt
+from orch.models import CLEANED_UP, TERMINAL_STATES, Attempt
 
 if TYPE_CHECKING:
     from orch.store import Store
@@ -64,10 +65,10 @@ def prune(
     rows: dict[str, int] = {}
     archives: list[str] = []
     total = 0
-    for status in sorted(CLEANED_UP):
+    for status, state in itertools.product(sorted(CLEANED_UP), sorted(TERMINAL_STATES)):
         last: Attempt | None = None
         while True:
-            found = store.prunable(cutoff, batch, status, after=last)
+            found = store.prunable(cutoff, batch, status, state, after=last)
             if not found:
                 break
             ids = [a.id for a in found]

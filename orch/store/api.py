@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from orch.errors import AmbiguousAttempt, AttemptNotFound, InvalidInput
 from orch.models import Attempt, AttemptEvent, State, WorkspaceStatus
@@ -33,6 +33,16 @@ from orch.store.tasks import TaskOps
 from orch.store.usage import UsageOps
 from orch.store.workspaces import WorkspaceOps
 
+# the repositories, one index lookup each (the unique index leads with the repository):
+# the smallest, then the next after it, until there is none
+_REPOSITORIES = text(
+    "WITH RECURSIVE repos(repository) AS ("
+    " SELECT min(repository) FROM attempts"
+    " UNION ALL"
+    " SELECT (SELECT min(a.repository) FROM attempts a WHERE a.repository > repos.repository)"
+    " FROM repos WHERE repos.repository IS NOT NULL)"
+    " SELECT repository FROM repos WHERE repository IS NOT NULL"
+)
 MIN_ID_PREFIX = 4  # shorter prefixes match too much to be meant (ids are 8 hex digits)
 
 
@@ -77,8 +87,10 @@ class Store(
         ]
 
     def repositories(self) -> list[str]:
+        """Every repository the store has attempts of: one index lookup per repository
+        (a recursive "next one after"), not a pass over every attempt."""
         with self._read() as conn:
-            return sorted(conn.scalars(select(_T.c.repository).distinct()))
+            return sorted(conn.scalars(_REPOSITORIES))
 
     def get(self, ref: str) -> Attempt:
         """An attempt by id or by a unique id prefix of at least four characters."""

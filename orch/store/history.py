@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, Table, delete, func, select, text
 
-from orch.models import CLEANED_UP, TERMINAL_STATES, Attempt, WorkspaceStatus
+from orch.models import CLEANED_UP, TERMINAL_STATES, Attempt, State, WorkspaceStatus
 from orch.store.base import StoreBase, to_attempt
 from orch.store.engine import is_sqlite, sqlite_path
 from orch.store.tables import (
@@ -60,17 +60,20 @@ class HistoryOps(StoreBase):
         cutoff: dt.datetime,
         limit: int,
         workspace_status: WorkspaceStatus,
+        state: State,
         after: Attempt | None = None,
     ) -> list[Attempt]:
-        """Up to ``limit`` attempts whose workspace is ``workspace_status`` (one that
-        was cleaned up) and that ended before ``cutoff``, oldest first; ``after``: those
-        after it in that order (the next batch). One status at a time, so that the
-        index ``ix_attempts_workspace`` gives the order and the read stops at ``limit``."""
+        """Up to ``limit`` attempts in ``state`` whose workspace is ``workspace_status``
+        and that ended before ``cutoff``, oldest first; ``after``: those after it in that
+        order (the next batch). One status and state at a time, so that the index
+        ``ix_attempts_workspace`` gives the order and the read stops at ``limit``."""
+        if workspace_status not in CLEANED_UP or state not in TERMINAL_STATES:
+            return []  # only ended attempts whose workspace was cleaned up are pruned
         query = (
             select(attempts)
             .where(attempts.c.workspace_status == str(workspace_status))
+            .where(attempts.c.state == str(state))
             .where(attempts.c.finished_at < cutoff)
-            .where(attempts.c.state.in_(sorted(str(s) for s in TERMINAL_STATES)))
             .order_by(attempts.c.finished_at, attempts.c.id)
             .limit(limit)
         )

@@ -117,9 +117,10 @@ attempts = Table(
     Index("ix_attempts_task_key", "task_key"),
     Index("ix_attempts_claim", "state", "created_at"),
     # the everyday paths, independent of history (0013): a page of the listing, attempts
-    # by workspace status (the ended ones by when they ended), by branch, by worktree
+    # by workspace status and state (the ended ones by when they ended), by branch, by
+    # worktree
     Index("ix_attempts_listing", "created_at", "id"),
-    Index("ix_attempts_workspace", "workspace_status", "finished_at"),
+    Index("ix_attempts_workspace", "workspace_status", "state", "finished_at"),
     Index("ix_attempts_branch", "branch_name"),
     Index("ix_attempts_worktree", "worktree_path"),
 )
