@@ -116,7 +116,7 @@ def select(store: Store, request: CleanupRequest) -> Selection:
         # every ended attempt: all of them, less the live ones and the ended ones that
         # still occupy a worktree (just read); a plain count is the cheapest there is
         live = store.count_attempts(states=[s for s in State if s.live])
-        clean = store.count_attempts() - live - len(attempts)
+        clean = max(0, store.count_attempts() - live - len(attempts))
     return Selection(attempts, clean)
 
 
