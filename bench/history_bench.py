@@ -20,8 +20,8 @@ It prints each time (wall, and CPU: user + system of the command and its childre
 steadier measure on a busy machine), its ratio to the smallest size, and how long seeding
 took. The target is every ratio ≤ 1.2.
 
-    python bench/history_bench.py [--sizes 1000,100000] [--pg-url URL] [--repeat 5]
-                                  [--json out.json]
+    python bench/history_bench.py [--sizes 1000,100000] [--pg-url URL [--no-sqlite]]
+                                  [--repeat 5] [--json out.json]
 """
 
 from __future__ import annotations
@@ -177,10 +177,11 @@ def main() -> None:
     ap.add_argument("--sizes", default="1000,100000", help="store sizes, smallest first")
     ap.add_argument("--pg-url", default=None, help="also measure PostgreSQL (admin URL)")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--no-sqlite", action="store_true", help="only PostgreSQL (--pg-url)")
     add_orch_and_json(ap)
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    backends = ["sqlite"] + (["postgresql"] if args.pg_url else [])
+    backends = ([] if args.no_sqlite else ["sqlite"]) + (["postgresql"] if args.pg_url else [])
     with bench_run("orch-history-bench-", args.orch) as br:
         report: dict[str, Any] = {**report_head(br.env), "load": os.getloadavg(), "runs": []}
         for backend in backends:
