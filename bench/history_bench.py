@@ -159,8 +159,10 @@ def measure(
     }
 
 
-def _pg_database(admin_url: str, name: str, env: dict[str, str], python: str) -> str:
-    """A new database on the server of ``admin_url`` (dropped by the caller)."""
+def _pg_database(
+    admin_url: str, name: str, env: dict[str, str], python: str, action: str = "create"
+) -> str:
+    """A new database on the server of ``admin_url`` (``action="drop"``: drop it)."""
     code = (
         "import sys, psycopg\n"
         "with psycopg.connect(sys.argv[1], autocommit=True) as c:\n"
@@ -168,7 +170,7 @@ def _pg_database(admin_url: str, name: str, env: dict[str, str], python: str) ->
         "    if sys.argv[3] == 'create': c.execute(f'CREATE DATABASE \"{sys.argv[2]}\"')\n"
     )
     conninfo = admin_url.replace("postgresql+psycopg://", "postgresql://")
-    run([python, "-c", code, conninfo, name, "create"], env)
+    run([python, "-c", code, conninfo, name, action], env)
     return admin_url.rsplit("/", 1)[0] + "/" + name
 
 
@@ -192,7 +194,12 @@ def main() -> None:
                     url = f"sqlite:///{root}/orch.db"
                 else:
                     url = _pg_database(args.pg_url, f"orch_hbench_{size}", br.env, br.python)
-                result = measure(br.orch, br.python, br.env, root, url, size, args.repeat)
+                try:
+                    result = measure(br.orch, br.python, br.env, root, url, size, args.repeat)
+                finally:
+                    if backend == "postgresql":
+                        name = f"orch_hbench_{size}"
+                        _pg_database(args.pg_url, name, br.env, br.python, action="drop")
                 report["runs"].append({"backend": backend, **result})
         report["load_after"] = os.getloadavg()
         publish(report, _table(report), args.json)
