@@ -44,6 +44,11 @@ class Settings:
     attempt_time_budget: float = 3600.0
     pool_size: int = 0  # warm worktrees kept per repository when no `orch pool fill --size`
     pool_refill: bool = True  # refill the pool in the background after each dispatch
+    # PostgreSQL behind a transaction-mode pooler (PgBouncer): True or False as configured,
+    # None to let the store find out at its first connection
+    pooler: bool | None = None
+    # the PostgreSQL server itself, for LISTEN when database_url goes through a pooler
+    listen_url: str | None = None
     config_file: Path | None = None
     # gethostname()'s answer without importing socket (a completion request reads settings)
     host_name: str = dataclasses.field(default_factory=lambda: os.uname().nodename)
@@ -94,6 +99,8 @@ _KEYS: dict[str, tuple[str, type]] = {
     "attempt_time_budget": ("ORCH_ATTEMPT_TIME_BUDGET", float),
     "pool_size": ("ORCH_POOL_SIZE", int),
     "pool_refill": ("ORCH_POOL_REFILL", bool),
+    "pooler": ("ORCH_POOLER", bool),
+    "listen_url": ("ORCH_LISTEN_URL", str),
 }
 
 _TRUE = ("1", "true", "yes", "on")

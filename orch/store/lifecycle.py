@@ -15,9 +15,19 @@ from sqlalchemy import select
 
 from orch.models import LIVE_STATES, Attempt, Lease, State, WorkerIdentity
 from orch.store.base import to_attempt
-from orch.store.changes import ChangeWatcher, PostgresChangeWatcher, SqliteChangeWatcher
+from orch.store.changes import (
+    ChangeWatcher,
+    PostgresChangeWatcher,
+    SqliteChangeWatcher,
+    no_listen_url,
+)
 from orch.store.claims import ClaimOps, to_lease
-from orch.store.engine import is_sqlite
+from orch.store.engine import (
+    APPLICATION_NAME_OPTION,
+    LISTEN_URL_OPTION,
+    POOLER_OPTION,
+    is_sqlite,
+)
 from orch.store.followups import FollowUpOps
 from orch.store.leases import LeaseOps
 from orch.store.operator_actions import OperatorOps
@@ -66,5 +76,12 @@ class LifecycleOps(ClaimOps, LeaseOps, OperatorOps, FollowUpOps):
         """Something to sleep on until another process commits a change to attempts."""
         if is_sqlite(self.url):
             return SqliteChangeWatcher(self.engine)
+        options = self.engine.get_execution_options()
+        name = options.get(APPLICATION_NAME_OPTION)
+        listen_url = options.get(LISTEN_URL_OPTION)
+        if listen_url:  # the server itself, past the pooler
+            return PostgresChangeWatcher(str(listen_url), name)
+        if options.get(POOLER_OPTION):
+            return no_listen_url()
         # self.url is for messages and hides the password; the watcher opens a connection
-        return PostgresChangeWatcher(self.engine.url.render_as_string(hide_password=False))
+        return PostgresChangeWatcher(self.engine.url.render_as_string(hide_password=False), name)
