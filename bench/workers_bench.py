@@ -230,7 +230,7 @@ def rss_mb(pid: int) -> float:
 
 def one_run(
     server: Server, bouncer: Bouncer | None, workers: int, per_worker: int, pickups: int,
-    orch: str, root: Path,
+    orch: str, root: Path, worker_source: str | None,
 ) -> dict[str, Any]:  # fmt: skip
     route = "pgbouncer" if bouncer else "direct"
     database = f"bench_{route}_{workers}_{uuid.uuid4().hex[:6]}"
@@ -250,6 +250,8 @@ def one_run(
     }
     if bouncer:
         env.update(ORCH_POOLER="true", ORCH_LISTEN_URL=direct)
+    if worker_source:  # the workers run that orch (an older commit: the "before")
+        env["PYTHONPATH"] = worker_source
     sampler = Sampler(server.url("postgres"), database)
     sampler.start()
     procs, errs = [], []
@@ -391,6 +393,12 @@ def main() -> None:
     parser.add_argument("--pickups", type=int, default=20)
     parser.add_argument("--wakes", type=int, default=30)
     parser.add_argument("--orch", default=str(Path(sys.executable).parent / "orch"))
+    parser.add_argument(
+        "--worker-source",
+        default=None,
+        help="run the workers on the orch package in this directory (a worktree of an "
+        "older commit, to measure before and after)",
+    )
     parser.add_argument("--json", dest="json_out", default=None)
     args = parser.parse_args()
     with contextlib.suppress(ValueError, OSError):  # a worker is a file descriptor or more
@@ -405,6 +413,7 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "max_connections": args.max_connections,
         "pool_size": args.pool_size,
+        "worker_source": args.worker_source,
         "load_before": os.getloadavg()[0],
         "runs": [],
     }
@@ -413,7 +422,7 @@ def main() -> None:
             for route in args.routes.split(","):
                 result = one_run(
                     server, bouncer if route == "pgbouncer" else None, n, args.per_worker,
-                    args.pickups, args.orch, root,
+                    args.pickups, args.orch, root, args.worker_source,
                 )  # fmt: skip
                 report["runs"].append(result)
                 print(json.dumps(result), flush=True)
