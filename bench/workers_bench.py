@@ -157,9 +157,11 @@ class Bouncer:
             try:
                 psycopg.connect(server.url("postgres", self.port), connect_timeout=2).close()
                 return
-            except psycopg.OperationalError:
+            except psycopg.OperationalError as exc:
                 if time.monotonic() > deadline:
-                    raise SystemExit(f"pgbouncer did not answer: see {self.dir}/pgbouncer.log")
+                    raise SystemExit(
+                        f"pgbouncer did not answer: see {self.dir}/pgbouncer.log"
+                    ) from exc
                 time.sleep(0.2)
 
     def stop(self) -> None:
@@ -363,7 +365,7 @@ def wake_latency(server: Server, bouncer: Bouncer, root: Path, trials: int,
             with open_store(pooled, locks, connecting=told) as waiting:
 
                 def wait(attempt: str = attempt_id, into: list[float] = stamps) -> None:
-                    lifecycle.wait(waiting, [attempt], 60.0, "bench")  # noqa: B023
+                    lifecycle.wait(waiting, [attempt], 60.0, "bench")
                     into.append(time.perf_counter())
 
                 thread = threading.Thread(target=wait)

@@ -80,9 +80,7 @@ def settings_from_env(**overrides: Any) -> Settings:
     return settings
 
 
-def open_store(
-    settings: Settings, *, worker_say: Callable[[str], None] | None = None
-) -> Store:
+def open_store(settings: Settings, *, worker_say: Callable[[str], None] | None = None) -> Store:
     """The store, its connections named after this command (``orch work HOST``).
 
     For a worker (``worker_say``: where it says trouble), a process idle most of its life

@@ -103,7 +103,7 @@ class PostgresChangeWatcher:
         parsed = make_url(url)
         self._conninfo = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
         # a name in the URL wins, as on the store's own connections
-        self._named: dict[str, str] = (
+        self._named: dict[str, Any] = (
             {"application_name": application_name}
             if application_name and "application_name" not in parsed.query
             else {}

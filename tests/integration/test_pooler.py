@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from orch.errors import StoreError
 from orch.models import State
 from orch.outage import Patience
-from orch.store import Connecting, Store, open_store, upgrade_store
+from orch.store import Connecting, Store, changes, open_store, upgrade_store
 from orch.store.changes import SweepWatcher
 from orch.store.engine import pooled
 from tests.support.attempts import dispatch
@@ -36,7 +36,6 @@ from tests.support.postgres import (
     through_pgbouncer,
 )
 from tests.support.processes import Proc, Start, wait_for
-from orch.store import changes
 from tests.support.store import POOLED, ready_attempt
 
 pytestmark = pytest.mark.postgres
@@ -67,13 +66,12 @@ def test_orch_wait_names_its_connection_after_the_command_and_host(
 ) -> None:
     attempt = ready_attempt(store, repository)
     host = f"host-{uuid.uuid4().hex[:6]}"
-    waiter = start(
-        [ORCH_BIN, "wait", attempt.id, "--timeout", "120"], env={"ORCH_HOST_NAME": host}
-    )
+    waiter = start([ORCH_BIN, "wait", attempt.id, "--timeout", "120"], env={"ORCH_HOST_NAME": host})
     listening = wait_for(
         lambda: sql(
             store_url,
-            "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND query LIKE 'LISTEN%%'",
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE application_name = %s AND query LIKE 'LISTEN%%'",
             (f"orch wait {host}",),
         ),
         "orch wait to listen under its name",
@@ -237,7 +235,7 @@ def test_no_statement_prepared_on_one_server_connection_is_run_on_another(
             hide_password=False), connect_timeout=5) as other:  # fmt: skip
             other.execute("SELECT 1")
             if prepares:
-                with pytest.raises(StoreError, match="prepared statement .* does not exist"):
+                with pytest.raises(StoreError, match=r"prepared statement .* does not exist"):
                     through.get_many(ids)
             else:
                 for _ in range(REPEATS):

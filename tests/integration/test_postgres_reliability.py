@@ -38,7 +38,7 @@ from orch.models import State
 from orch.store import Store, open_store, upgrade_store
 from orch.store.changes import PostgresChangeWatcher
 from tests.support.cli import ORCH_BIN
-from tests.support.postgres import ROUTES, PROCESS_LIMIT, Cluster, Route, named, sql
+from tests.support.postgres import PROCESS_LIMIT, ROUTES, Cluster, Route, named, sql
 from tests.support.postgres import route as make_route
 from tests.support.processes import wait_for
 from tests.support.store import (

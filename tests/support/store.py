@@ -48,9 +48,7 @@ BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 # ... and PostgreSQL through the PgBouncer in transaction mode, for the tests of what a
 # team runs through one: workers, claim races, waiting
 POOLED = pytest.param("pgbouncer", marks=[pytest.mark.postgres, pytest.mark.pgbouncer])
-ALSO_THROUGH_PGBOUNCER = pytest.mark.parametrize(
-    "store_url", [*BACKENDS, POOLED], indirect=True
-)
+ALSO_THROUGH_PGBOUNCER = pytest.mark.parametrize("store_url", [*BACKENDS, POOLED], indirect=True)
 
 
 def backend_url(
