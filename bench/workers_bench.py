@@ -212,6 +212,10 @@ class Sampler(threading.Thread):
     def peak(self, since: float = 0.0, until: float = float("inf")) -> int:
         return max((c for t, c in self.samples if since <= t <= until), default=0)
 
+    def median(self, since: float = 0.0, until: float = float("inf")) -> float:
+        counts = [c for t, c in self.samples if since <= t <= until]
+        return statistics.median(counts) if counts else 0.0
+
     def states(self) -> dict[str, int]:
         rows = self.conn.execute("SELECT state, count(*) FROM attempts GROUP BY state")
         return {str(state): int(count) for state, count in rows}
@@ -254,7 +258,7 @@ def one_run(
         env.update(ORCH_POOLER="true", ORCH_LISTEN_URL=direct)
     if worker_source:  # the workers run that orch (an older commit: the "before")
         env["PYTHONPATH"] = worker_source
-    sampler = Sampler(server.url("postgres"), database)
+    sampler = Sampler(direct, database)
     sampler.start()
     procs, errs = [], []
     started = time.monotonic()
@@ -276,8 +280,10 @@ def one_run(
         time.sleep(0.5)
     worked = time.monotonic()
     memory = sum(rss_mb(p.pid) for p in procs if p.poll() is None)
-    time.sleep(3)  # idle now: every worker between its looks for work
+    time.sleep(2)
     idle_from = time.monotonic()
+    time.sleep(5)  # idle: every worker between its looks for work
+    idle_until = time.monotonic()
     # claim latency: attempts queued one at a time for idle workers
     with open_store(direct, run_dir / "locks") as store:
         picked = seed(store, run_dir / "worktrees", pickups) if pickups else []
@@ -286,7 +292,6 @@ def one_run(
             if time.monotonic() > deadline:
                 break
             time.sleep(0.2)
-    idle_until = time.monotonic()
     exited = [(i, p.returncode) for i, p in enumerate(procs) if p.poll() is not None]
     for p in procs:
         if p.poll() is None:
@@ -334,6 +339,7 @@ def one_run(
         "workers_exited": len(exited),
         "server_connections_peak_working": sampler.peak(started, worked),
         "server_connections_peak_idle": sampler.peak(idle_from, idle_until),
+        "server_connections_median_idle": sampler.median(idle_from, idle_until),
         "attempts_per_second": len(ids) / span if span else 0.0,
         "claim_latency_p50_ms": pct(waits, 0.5) * 1000,
         "claim_latency_p90_ms": pct(waits, 0.9) * 1000,
@@ -353,11 +359,12 @@ def wake_latency(server: Server, bouncer: Bouncer, root: Path, trials: int,
     admin.execute(f'CREATE DATABASE "{database}"')
     direct, pooled = server.url(database), server.url(database, bouncer.port)
     locks = root / database / "locks"
+    (root / database / "worktrees").mkdir(parents=True)
     upgrade_store(direct, locks)
     told = Connecting(pooler=True, listen_url=direct if listen else None)
     latencies = []
     with open_store(pooled, locks, connecting=Connecting(pooler=True)) as store:
-        ids = seed(store, root / database, trials)
+        ids = seed(store, root / database / "worktrees", trials)
         for attempt_id in ids:
             lease = store.claim(WorkerIdentity(name="w", host="bench"), 60.0, "w", attempt_id)
             assert lease is not None
@@ -443,14 +450,15 @@ def main() -> None:
     print()
     print(f"max_connections={args.max_connections} pool_size={args.pool_size} "
           f"cpus={os.cpu_count()} load {report['load_before']:.1f} -> {report['load_after']:.1f}")  # fmt: skip
-    header = ("route", "N", "attempts", "failed", "gone", "exited", "conn peak", "idle peak",
+    header = ("route", "N", "attempts", "failed", "gone", "exited", "conn peak", "idle peak/median",
               "att/s", "claim p50 ms", "p90 ms", "too many", "prepared")  # fmt: skip
     print(" | ".join(header))
     for r in report["runs"]:
         print(" | ".join(str(x) for x in (
             r["route"], r["workers"], r["attempts"], r["not_succeeded"], r["worker_gone"],
             r["workers_exited"], r["server_connections_peak_working"],
-            r["server_connections_peak_idle"], f"{r['attempts_per_second']:.1f}",
+            f"{r['server_connections_peak_idle']}/{r['server_connections_median_idle']:g}",
+            f"{r['attempts_per_second']:.1f}",
             f"{r['claim_latency_p50_ms']:.0f}", f"{r['claim_latency_p90_ms']:.0f}",
             r["too_many_clients_lines"], r["prepared_statement_lines"],
         )))  # fmt: skip
