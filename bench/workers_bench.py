@@ -61,6 +61,7 @@ from orch.store import Connecting, Store, open_store, upgrade_store
 
 LIMIT = 1800.0  # seconds: give up on a run that has not ended by then
 WAKE_TARGET_MS = 10.0
+STARTED: list[subprocess.Popen[bytes]] = []  # every worker, killed when the bench ends
 
 
 def pct(values: list[float], q: float) -> float:
@@ -246,8 +247,10 @@ def one_run(
     run_dir = root / database
     (run_dir / "worktrees").mkdir(parents=True)
     upgrade_store(direct, run_dir / "locks")
-    with open_store(direct, run_dir / "locks") as store:
-        ids = seed(store, run_dir / "worktrees", workers * per_worker)
+    # the bench's own connections are taken before the workers come: on a full server
+    # they would not get one
+    store = open_store(direct, run_dir / "locks")
+    ids = seed(store, run_dir / "worktrees", workers * per_worker)
     env = {
         **os.environ,
         "ORCH_HOME": str(run_dir / "home"),
@@ -265,12 +268,13 @@ def one_run(
     for i in range(workers):
         err = (run_dir / f"worker-{i}.err").open("w")
         errs.append(err)
-        procs.append(
+        STARTED.append(
             subprocess.Popen(
                 [orch, "work", "--quiet", "--idle-poll", "1", "--", "true"],
                 env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
             )
         )  # fmt: skip
+        procs.append(STARTED[-1])
     while True:
         states = sampler.states()
         if sum(v for k, v in states.items() if State(k).terminal) >= len(ids):
@@ -285,13 +289,13 @@ def one_run(
     time.sleep(5)  # idle: every worker between its looks for work
     idle_until = time.monotonic()
     # claim latency: attempts queued one at a time for idle workers
-    with open_store(direct, run_dir / "locks") as store:
-        picked = seed(store, run_dir / "worktrees", pickups) if pickups else []
-        deadline = time.monotonic() + 120
-        while sum(a.state is not State.QUEUED for a in store.get_many(picked)) < len(picked):
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+    picked = seed(store, run_dir / "worktrees", pickups) if pickups else []
+    deadline = time.monotonic() + 120
+    while sum(a.state is not State.QUEUED for a in store.get_many(picked)) < len(picked):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    store.close()
     exited = [(i, p.returncode) for i, p in enumerate(procs) if p.poll() is not None]
     for p in procs:
         if p.poll() is None:
@@ -441,6 +445,10 @@ def main() -> None:
                 wake_latency(server, bouncer, root, max(5, args.wakes // 3), listen=False),
             ]
     finally:
+        for proc in STARTED:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
         if bouncer is not None:
             bouncer.stop()
         server.stop()
