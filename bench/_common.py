@@ -1,5 +1,6 @@
 """What every bench script shares: the isolated environment its commands run in, running a
-command, and finding the measured orch (its entry point, its Python, its source).
+command, finding the measured orch (its entry point, its Python, its source), and the
+frame of a report (progress lines, its head, printing and saving it).
 
 Imported by the scripts beside it (``python bench/x.py`` puts this folder first on
 ``sys.path``). Standard library only, like the scripts; it must never import orch, so that
@@ -8,12 +9,19 @@ a bench can measure an orch it has not imported itself, and it times nothing.
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import dataclasses
+import datetime as dt
+import json
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 
 def isolated_env(root: Path) -> dict[str, str]:
@@ -140,3 +148,56 @@ def compile_orch(
     )
     if proc.returncode != 0 and log is not None:
         log(f"warning: could not byte-compile {where}; orch may compile on every run")
+
+
+# -- the frame of a report --------------------------------------------------------------------
+
+
+def log(msg: str) -> None:
+    """A progress line, on stderr: stdout is the report's."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+def add_orch_and_json(ap: argparse.ArgumentParser) -> None:
+    """The options every report takes: which orch to measure, and a JSON copy of it."""
+    ap.add_argument("--orch", default=None, help="the orch command (default: next to this Python)")
+    ap.add_argument("--json", default=None, help="also write the report here")
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchRun:
+    """One run of a bench: its temporary directory, the orch it measures and the Python
+    that orch runs on (for the floor), and the isolated environment commands run in."""
+
+    root: Path
+    orch: str
+    python: str
+    env: dict[str, str]
+
+
+@contextlib.contextmanager
+def bench_run(prefix: str, given_orch: str | None) -> Iterator[BenchRun]:
+    """A run in a new temporary directory, removed afterwards by a detached ``rm -rf``
+    (its worktrees are many files: the report does not wait for them)."""
+    orch = find_orch(given_orch)
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield BenchRun(root, orch, python_of(orch), isolated_env(root))
+    finally:
+        subprocess.Popen(["rm", "-rf", "--", str(root)], start_new_session=True)
+
+
+def report_head(env: dict[str, str]) -> dict[str, Any]:
+    """When the run started, the git it measured against, and the cores it had."""
+    return {
+        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "git": run(["git", "--version"], env).stdout.decode().split()[-1],
+        "cores": os.cpu_count(),
+    }
+
+
+def publish(report: dict[str, Any], text: str, json_path: str | None) -> None:
+    """Print the report's ``text``; the whole report as JSON too when asked."""
+    print(text)
+    if json_path:
+        Path(json_path).write_text(json.dumps(report, indent=2) + "\n")

@@ -25,29 +25,14 @@ Standard library only.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-# the synthetic repository, the isolated environment and the timing are dispatch_bench's
-from dispatch_bench import (
-    FLOOR_CODE,
-    Sample,
-    clean_worktrees,
-    find_orch,
-    isolated_env,
-    make_repo,
-    python_of,
-    rotated_runs,
-    run,
-    summary,
-    timed,
-)
+from _common import BenchRun, add_orch_and_json, bench_run, log, publish, report_head, run
+
+# the synthetic repository and the timing are dispatch_bench's
+from dispatch_bench import Sample, clean_worktrees, floor, make_repo, rotated_runs, timed
 
 TARGET_BATCH_OVER_SEQUENTIAL = 0.5  # orch dispatch --attempts 8 / 8 x orch dispatch, 10k files
 TASK_KEY = "bench"
@@ -69,16 +54,8 @@ def check_made(repo: Path, env: dict[str, str], attempts: list[dict[str, Any]]) 
             raise SystemExit(f"attempt {attempt['id']} is not like a fresh dispatch's")
 
 
-def bench(
-    repo: Path,
-    n: int,
-    runs: int,
-    root: Path,
-    orch: str,
-    python: str,
-    base: dict[str, str],
-    log: Any,
-) -> dict[str, Any]:
+def bench(repo: Path, n: int, runs: int, ctx: BenchRun) -> dict[str, Any]:
+    root, orch, python, base = ctx.root, ctx.orch, ctx.python, ctx.env
     env = dict(base, ORCH_HOME=str(root / "home"), ORCH_POOL_REFILL="0")
     trash = root / "trash"
     raw_root = root / "raw"
@@ -117,12 +94,8 @@ def bench(
         clean_worktrees(repo, base, trash)
         return Sample(sum(s.wall for s in samples), sum(s.cpu for s in samples), "")
 
-    def floor() -> Sample:
-        return timed([python, "-c", FLOOR_CODE], base)
-
-    fns = {"batch": batch, "sequential": sequential, "raw": raw, "floor": floor}
-    samples, _, busy_median = rotated_runs(fns, runs)
-    result: dict[str, Any] = {name: summary(s) for name, s in samples.items()}
+    fns = {"batch": batch, "sequential": sequential, "raw": raw, "floor": floor(python, base)}
+    result, _, busy_median = rotated_runs(fns, runs)
     med = {name: result[name]["median_ms"] for name in fns}
     result["ratios"] = {
         "batch_over_sequential": round(med["batch"] / med["sequential"], 3),
@@ -163,34 +136,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--files", type=int, default=10000, help="synthetic file count")
     ap.add_argument("--attempts", type=int, default=8, help="N")
     ap.add_argument("--runs", type=int, default=5, help="timed runs of each kind")
-    ap.add_argument("--orch", default=None, help="the orch command (default: next to this Python)")
-    ap.add_argument("--json", default=None, help="also write the report here")
+    add_orch_and_json(ap)
     args = ap.parse_args(argv)
 
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
-
-    orch = find_orch(args.orch)
-    python = python_of(orch)
-    root = Path(tempfile.mkdtemp(prefix="orch-bestof-bench-"))
-    base = isolated_env(root)
-    report: dict[str, Any] = {
-        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "git": run(["git", "--version"], base).stdout.decode().split()[-1],
-        "cores": os.cpu_count(),
-        "attempts": args.attempts,
-    }
-    try:
+    with bench_run("orch-bestof-bench-", args.orch) as ctx:
+        report: dict[str, Any] = {**report_head(ctx.env), "attempts": args.attempts}
         log(f"building the synthetic repository ({args.files} files) ...")
-        repo = root / "synthetic"
-        report["files"] = make_repo(repo, args.files, base)["files"]
+        repo = ctx.root / "synthetic"
+        report["files"] = make_repo(repo, args.files, ctx.env)["files"]
         log(f"{args.runs} interleaved runs ...")
-        report["result"] = bench(repo, args.attempts, args.runs, root, orch, python, base, log)
-    finally:
-        subprocess.Popen(["rm", "-rf", "--", str(root)], start_new_session=True)
-    print(render(report))
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        report["result"] = bench(repo, args.attempts, args.runs, ctx)
+    publish(report, render(report), args.json)
     return 0
 
 

@@ -421,12 +421,18 @@ def interleaved_runs(
     }
 
 
+def floor(python: str, env: dict[str, str]) -> Callable[[], Sample]:
+    """The floor: what any Python CLI on this stack pays before doing anything."""
+    return lambda: timed([python, "-c", FLOOR_CODE], env)
+
+
 def rotated_runs(
     measures: dict[str, Callable[[], Sample]], runs: int
-) -> tuple[dict[str, list[Sample]], list[float | None], float | None]:
+) -> tuple[dict[str, Any], list[float | None], float | None]:
     """Run every measure once, untimed (the store, the page cache), then ``runs`` rounds of
-    all of them, rotating which goes first. Returns the samples of each, the machine's busy
-    share read before each round, and the (upper) median of the shares that were read."""
+    all of them, rotating which goes first. Returns the summary of each measure's samples
+    (``summary``), the machine's busy share read before each round, and the (upper) median
+    of the shares that were read."""
     for measure in measures.values():
         measure()
     samples: dict[str, list[Sample]] = {name: [] for name in measures}
@@ -437,7 +443,8 @@ def rotated_runs(
         for name in names[i % len(names) :] + names[: i % len(names)]:
             samples[name].append(measures[name]())
     known = [b for b in busy if b is not None]
-    return samples, busy, sorted(known)[len(known) // 2] if known else None
+    result = {name: summary(s) for name, s in samples.items()}
+    return result, busy, sorted(known)[len(known) // 2] if known else None
 
 
 def bench_size(

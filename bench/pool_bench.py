@@ -25,29 +25,14 @@ HEAD at the base commit, ``git status`` clean; the bench fails loudly otherwise.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-# the synthetic repository, the isolated environment and the timing are dispatch_bench's
-from dispatch_bench import (
-    FLOOR_CODE,
-    Sample,
-    clean_worktrees,
-    find_orch,
-    isolated_env,
-    make_repo,
-    python_of,
-    rotated_runs,
-    run,
-    summary,
-    timed,
-)
+from _common import BenchRun, add_orch_and_json, bench_run, log, publish, report_head, run
+
+# the synthetic repository and the timing are dispatch_bench's
+from dispatch_bench import Sample, clean_worktrees, floor, make_repo, rotated_runs, timed
 
 TARGET_WARM_SPEEDUP = 5.0  # raw git worktree add / warm dispatch, 50k files
 TARGET_WARM_ABOVE_FLOOR_MS = 100.0  # warm dispatch - floor, 50k files
@@ -79,16 +64,8 @@ def clear_attempts(repo: Path, env: dict[str, str], trash: Path) -> None:
     clean_worktrees(repo, env, trash, keep=ready_member)
 
 
-def bench_repo(
-    label: str,
-    repo: Path,
-    runs: int,
-    root: Path,
-    orch: str,
-    python: str,
-    base: dict[str, str],
-    log: Any,
-) -> dict[str, Any]:
+def bench_repo(label: str, repo: Path, runs: int, ctx: BenchRun) -> dict[str, Any]:
+    root, orch, python, base = ctx.root, ctx.orch, ctx.python, ctx.env
     warm_env = dict(base, ORCH_HOME=str(root / f"home-warm-{label}"), ORCH_POOL_REFILL="0")
     cold_env = dict(base, ORCH_HOME=str(root / f"home-cold-{label}"), ORCH_POOL_REFILL="0")
     trash = root / "trash"
@@ -137,12 +114,8 @@ def bench_repo(
         clear_attempts(repo, base, trash)
         return sample
 
-    def floor() -> Sample:
-        return timed([python, "-c", FLOOR_CODE], base)
-
-    fns = {"warm": warm, "cold": cold, "raw": raw, "floor": floor}
-    samples, busy, busy_median = rotated_runs(fns, runs)
-    result: dict[str, Any] = {name: summary(s) for name, s in samples.items()}
+    fns = {"warm": warm, "cold": cold, "raw": raw, "floor": floor(python, base)}
+    result, busy, busy_median = rotated_runs(fns, runs)
     med = {name: result[name]["median_ms"] for name in fns}
     result["ratios"] = {
         "raw_over_warm": round(med["raw"] / med["warm"], 2),
@@ -202,28 +175,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--real", default=str(DEFAULT_REAL), help="a git repository on disk to clone ('' skips)"
     )
-    ap.add_argument("--orch", default=None, help="the orch command (default: next to this Python)")
-    ap.add_argument("--json", default=None, help="also write the report here")
+    add_orch_and_json(ap)
     args = ap.parse_args(argv)
 
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
-
-    orch = find_orch(args.orch)
-    python = python_of(orch)
-    root = Path(tempfile.mkdtemp(prefix="orch-pool-bench-"))
-    base = isolated_env(root)
-    base["ORCH_HOME"] = str(root / "home-unused")
-    report: dict[str, Any] = {
-        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "git": run(["git", "--version"], base).stdout.decode().split()[-1],
-        "cores": os.cpu_count(),
-        "loadavg_before": Path("/proc/loadavg").read_text().split()[:3]
-        if Path("/proc/loadavg").exists()
-        else None,
-        "results": {},
-    }
-    try:
+    with bench_run("orch-pool-bench-", args.orch) as ctx:
+        base, root = ctx.env, ctx.root
+        base["ORCH_HOME"] = str(root / "home-unused")
+        report: dict[str, Any] = {
+            **report_head(base),
+            "loadavg_before": Path("/proc/loadavg").read_text().split()[:3]
+            if Path("/proc/loadavg").exists()
+            else None,
+            "results": {},
+        }
         repos: list[tuple[str, Path]] = []
         for n in (int(s) for s in args.sizes.split(",") if s):
             log(f"[{n}] building the synthetic repository ...")
@@ -240,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         for label, path in repos:
             files = len(run(["git", "ls-files", "-z"], base, cwd=path).stdout.split(b"\0")) - 1
             log(f"[{label}] {files} files, {args.runs} interleaved runs ...")
-            result = bench_repo(label.split()[0], path, args.runs, root, orch, python, base, log)
+            result = bench_repo(label.split()[0], path, args.runs, ctx)
             result["files"] = files
             result["targets"] = targets(files, result)
             report["results"][label] = result
@@ -249,11 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             if Path("/proc/loadavg").exists()
             else None
         )
-    finally:
-        subprocess.Popen(["rm", "-rf", "--", str(root)], start_new_session=True)
-    print(render(report))
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    publish(report, render(report), args.json)
     return 0
 
 

@@ -161,18 +161,23 @@ def attempt_ports(store: Store, ref: str) -> tuple[Attempt, PortBundle]:
 
 @dataclasses.dataclass(frozen=True)
 class Listing:
-    """What ``orch list`` shows: the attempts, and the newest check of those that have one."""
+    """What ``orch list`` shows: the attempts, the newest check of those that have one,
+    and, when a limit cut the list short, how many more there are."""
 
     attempts: tuple[Attempt, ...]
     checks: dict[str, Run]
+    more: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The body of ``orch list --json`` (and of the dashboard's attempts endpoint): the
         checks beside the records, so an attempt's record is the same in every command."""
-        return {
+        body: dict[str, Any] = {
             "attempts": [a.to_dict() for a in self.attempts],
             "checks": {i: run.to_dict() for i, run in self.checks.items()},
         }
+        if self.more:
+            body["more"] = self.more
+        return body
 
 
 def listing(
@@ -180,9 +185,18 @@ def listing(
     states: tuple[State, ...] = (),
     task_key: str | None = None,
     limit: int | None = None,
+    before: str | None = None,
 ) -> Listing:
-    found = store.list_attempts(states=states, task_key=task_key, limit=limit)
-    return Listing(tuple(found), store.latest_checks(a.id for a in found))
+    """A listing, newest first; ``limit``: a page of at most that many, with the count of
+    the rest; ``before`` (an attempt id or prefix): the page after that attempt."""
+    after = find_attempt(store, before) if before is not None else None
+    probe = None if limit is None else limit + 1  # one more says whether there are more
+    found = store.list_attempts(states=states, task_key=task_key, limit=probe, before=after)
+    more = 0
+    if limit is not None and len(found) > limit:
+        found = found[:limit]
+        more = store.count_attempts(states=states, task_key=task_key, before=after) - limit
+    return Listing(tuple(found), store.latest_checks(a.id for a in found), more)
 
 
 def list_attempts(

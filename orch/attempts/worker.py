@@ -1,11 +1,13 @@
-"""The reference worker runtime behind ``orch work``.
+"""The reference worker runtime behind ``orch work``: its protocol with the store.
 
-Claims attempts, runs an agent command in each attempt's worktree (its own process group,
-output appended to ``$ORCH_HOME/logs/<attempt>.log``), heartbeats from a thread while the
-command runs, delivers queued follow-ups as continuation runs in the same worktree, and
-finishes the attempt from the last run's exit status. One agent per worktree is enforced
-by a lock whose file descriptor the agent inherits: it stays held while the agent lives,
-even if this worker is killed, and is free again once both are gone.
+Claims attempts (or provisions one dispatched for this host), locks each attempt's
+worktree, heartbeats from a thread while the agent runs, hands the runs themselves to
+``orch.attempts.agent_runs`` (the agent started, supervised and recorded; follow-ups
+delivered as further runs), runs the check when configured, and finishes the attempt from
+the last run's exit status (going on, it claims the next one in the same transaction). One
+agent per worktree is enforced by a lock whose file descriptor the agent inherits: it stays
+held while the agent lives, even if this worker is killed, and is free again once both
+are gone.
 
 Signals: the first SIGTERM/SIGINT drains (no new claims; the current attempt runs to its
 end and is finished normally); a second one stops the agent (SIGTERM, then SIGKILL after
@@ -31,13 +33,14 @@ from orch.attempts.agent_command import (
     resume_command,
     with_history,
 )
+from orch.attempts.agent_runs import AgentRuns
 from orch.attempts.changes import record_changes
 from orch.attempts.check import check_after_agent
 from orch.attempts.dispatch.another_host import provision_claimed
 from orch.attempts.heartbeat import Heartbeat
-from orch.attempts.lifecycle import reap, rewrite_payload
+from orch.attempts.lifecycle import reap
 from orch.attempts.occupant import worktree_lock_path
-from orch.attempts.queries import find_attempt, prompt_history
+from orch.attempts.queries import find_attempt
 from orch.config import Settings
 from orch.errors import (
     LeaseLost,
@@ -116,7 +119,6 @@ class WorkerRuntime:
         self._next: Lease | None = None
         self._clone_urls: tuple[str, ...] = ()
         self._tip: str | None = None  # the branch tip last recorded by this worker
-        self._cannot_start: str | None = None  # why the current attempt's agent never started
 
     def signal(self) -> None:
         """First call drains, second stops at once (wired to SIGTERM/SIGINT by the CLI)."""
@@ -217,6 +219,17 @@ class WorkerRuntime:
 
     def _work_on(self, lease: Lease, going_on: bool = False) -> None:
         attempt = lease.attempt
+        runs = AgentRuns(
+            self.store,
+            self.settings,
+            self.config.command,
+            self.config.resume_command,
+            self.environ,
+            self.stop_now,
+            self._patiently,
+            self.progress,
+            self._record_changes,
+        )
         self._tip = attempt.changes_tip
         worktree = Path(attempt.worktree_path or ".")
         if not worktree.is_dir():
@@ -231,7 +244,7 @@ class WorkerRuntime:
         git = Git(self.settings.git_lock_timeout)
         before = escape.snapshot(git, escape.watched(self.store, attempt))
         try:
-            code = self._runs(lease, worktree, lock, lost)
+            code = runs.run(lease, worktree, lock, lost)
             if code == 0 and not lost.is_set() and not self.stop_now.is_set():
                 self._check_after_agent(attempt, worktree, lock)
         finally:
@@ -253,7 +266,7 @@ class WorkerRuntime:
             self._finish(lease, State.CANCELLED, code, "stopped: the worker was told to stop")
         else:
             state = State.SUCCEEDED if code == 0 else State.FAILED
-            self._finish(lease, state, code, self._summary(attempt, code), going_on)
+            self._finish(lease, state, code, runs.summary(attempt, code), going_on)
 
     def _lock_worktree(self, lease: Lease, worktree: Path) -> HeldLock | None:
         path = worktree_lock_path(worktree, self.settings)
@@ -278,88 +291,6 @@ class WorkerRuntime:
             )
         return lock
 
-    def _runs(
-        self, lease: Lease, worktree: Path, lock: HeldLock, lost: threading.Event
-    ) -> int | None:
-        attempt = lease.attempt
-        log_path = self.settings.logs_dir / f"{attempt.id}.log"
-        prompt, run, code = attempt.prompt, 0, None
-        self._cannot_start = None
-        history = self._patiently("reading the prompt history", prompt_history, self.store, attempt)
-        while True:
-            run += 1
-            command, given = self.config.command, prompt
-            if len(history) > 1:  # a follow-up, or a continuation of an ended attempt
-                if self.config.resume_command is not None:
-                    command = self.config.resume_command
-                else:
-                    given = with_history(history)
-            values = {
-                "prompt": given,
-                "payload": attempt.payload_path or "",
-                "worktree": str(worktree),
-                "attempt": attempt.id,
-                "branch": attempt.branch_name or "",
-                "base_commit": attempt.base_commit or "",
-                "task_key": attempt.task_key,
-            }
-            argv = render(command, values)
-            processes.append_log(
-                log_path, f"=== orch run {run} of attempt {attempt.id}: {argv[0]}\n"
-            )
-            env = agent_environment(attempt, given, run, self.environ, history)
-            try:
-                agent = processes.AgentProcess(argv, worktree, env, log_path, pass_fds=[lock.fd])
-            except OSError as exc:
-                self._cannot_start = (
-                    f"cannot start {argv[0]}: {processes.start_failure(argv[0], exc)}"
-                )
-                processes.append_log(log_path, f"=== orch: {self._cannot_start} ({exc})\n")
-                return 127
-            try:
-                started = self.store.start_run(
-                    attempt.id,
-                    lease.token,
-                    prompt,
-                    argv,
-                    str(log_path),
-                    agent.pid,
-                    agent.started_at,
-                )
-            except BaseException as exc:
-                # the store does not know this agent: never leave it running unsupervised
-                agent.stop(self.settings.cancel_grace)
-                if isinstance(exc, LeaseLost):
-                    lost.set()
-                    return None
-                raise
-            code = self._supervise(agent, lost)
-            # the store's number: a check run (or an earlier worker's run) may come first
-            number = started.number
-            self._patiently("recording the run's end", self.store.end_run, attempt.id, number, code)
-            self.progress(f"orch work: {attempt.id} run {run} exited with {code}")
-            processes.append_log(log_path, f"=== orch run {run} exited with {code}\n")
-            self._record_changes(attempt, lease.token)
-            if lost.is_set() or self.stop_now.is_set():
-                return code
-            try:
-                messages = self._patiently(
-                    "reading follow-ups",
-                    self.store.take_messages,
-                    attempt.id,
-                    lease.token,
-                    number + 1,
-                )
-            except LeaseLost:
-                lost.set()
-                return code
-            if not messages:
-                return code
-            prompt = "\n\n".join(m.body for m in messages)
-            history.append(prompt)
-            with contextlib.suppress(OrchError):  # the payload is a copy: the store has it
-                rewrite_payload(attempt, self.settings, self.store, history)
-
     def _record_changes(self, attempt: Attempt, token: int) -> None:
         """Record the attempt's committed changes if its branch moved (``orch list`` reads
         them), fenced by the lease like every write of a worker; a failure costs only the
@@ -383,27 +314,6 @@ class WorkerRuntime:
             return
         if ran is not None:
             self.say(f"orch work: check of {attempt.id} {ran.result} (exit {ran.exit_code})")
-
-    def _supervise(self, agent: processes.AgentProcess, lost: threading.Event) -> int:
-        while True:
-            code = agent.wait(0.1)
-            if code is not None:
-                agent.close()
-                return code
-            if lost.is_set() or self.stop_now.is_set():
-                return agent.stop(self.settings.cancel_grace)
-
-    def _summary(self, attempt: Attempt, code: int | None) -> str:
-        if self._cannot_start is not None:
-            # the log's last line is the set-up hook's, not why the agent never ran
-            return f"exit code {code}: {self._cannot_start}"
-        tail = [
-            ln
-            for ln in processes.log_tail(self.settings.logs_dir / f"{attempt.id}.log", 10)
-            if ln.strip() and not ln.startswith("=== orch")
-        ]
-        last = tail[-1].strip()[:200] if tail else ""
-        return f"exit code {code}" + (f": {last}" if last else "")
 
     def _finish(
         self,

@@ -31,6 +31,8 @@ from orch.cli.common import (
 )
 from orch.cli.completion import complete_attempt, complete_task_key
 
+LIST_PAGE = 100  # the newest attempts a table shows unless told otherwise
+
 if TYPE_CHECKING:
     from orch.attempts.dispatch import DispatchRequest
     from orch.config import Settings
@@ -239,12 +241,35 @@ def _dispatch_many(
     shell_complete=complete_task_key,
     help="Only attempts of this task key.",
 )
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"At most this many (the table's default: {LIST_PAGE}).",
+)
+@click.option("--all", "everything", is_flag=True, help="Every attempt, however many.")
+@click.option(
+    "--before",
+    default=None,
+    metavar="ID",
+    shell_complete=complete_attempt,
+    help="The page after this attempt: those listed after it.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_command(
-    states: tuple[str, ...], task_key: str | None, limit: int | None, as_json: bool
+    states: tuple[str, ...],
+    task_key: str | None,
+    limit: int | None,
+    everything: bool,
+    before: str | None,
+    as_json: bool,
 ) -> None:
     """List attempts, newest first, with what each changed.
+
+    The table shows a page (the newest 100; --limit, --all, --before ID for the next
+    page) and says on stderr how many more there are. --json lists every attempt unless
+    --limit or --before is given (a script must not act on a list cut short without
+    asking), and then says "more": how many were left out.
 
     AHEAD, FILES and +/- count the attempt's committed work against its base_commit, as
     recorded when its branch last moved (by orch work, orch check, orch compare or the
@@ -260,11 +285,24 @@ def list_command(
     settings = settings_from_env()
     store = open_store(settings)
     reap(store, actor(), host=settings.host_name)
-    found = listing(store, tuple(State(s) for s in states), task_key, limit)
+    if everything and limit is not None:
+        from orch.errors import InvalidInput
+
+        raise InvalidInput("--all and --limit contradict each other: give one")
+    if limit is None and not everything and not as_json:
+        limit = LIST_PAGE
+    found = listing(store, tuple(State(s) for s in states), task_key, limit, before)
     if as_json:
         click.echo(to_json(**found.to_dict()))
-    else:
-        click.echo(attempts_table(list(found.attempts), dt.datetime.now(dt.UTC)))
+        return
+    click.echo(attempts_table(list(found.attempts), dt.datetime.now(dt.UTC)))
+    if found.more:
+        last = found.attempts[-1].id
+        click.echo(
+            f"{found.more} older attempt{'s' if found.more != 1 else ''} not shown: "
+            f"orch list --before {last} (or --all)",
+            err=True,
+        )
 
 
 @cli.command()

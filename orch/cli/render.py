@@ -60,6 +60,8 @@ def display_width(text: str) -> int:
     """The terminal cells ``text`` takes: wide and full-width characters (CJK, most emoji)
     two, combining marks and invisible format characters (joiners, variation selectors)
     none, everything else one."""
+    if text.isascii():  # one cell per character; nearly every cell (ids, states, counts)
+        return len(text)
     width = 0
     for ch in text:
         if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
@@ -75,9 +77,13 @@ def pad(text: str, width: int) -> str:
 
 def table(rows: Sequence[Sequence[str]]) -> str:
     """Left-aligned columns two spaces apart, each as wide as its widest cell on screen."""
-    widths = [max(display_width(r[i]) for r in rows) for i in range(len(rows[0]))]
+    cells = [[(cell, display_width(cell)) for cell in r] for r in rows]
+    widths = [max(r[i][1] for r in cells) for i in range(len(rows[0]))]
     return "\n".join(
-        "  ".join(pad(cell, w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
+        "  ".join(
+            cell + " " * (w - cw) for (cell, cw), w in zip(r, widths, strict=True)
+        ).rstrip()
+        for r in cells
     )
 
 

@@ -1,4 +1,4 @@
-"""The store's foundation: transactions, row conversion, events.
+"""The store's foundation: transactions, row conversion, events, numbering runs.
 
 One short transaction per operation; writes on SQLite start with ``BEGIN IMMEDIATE``
 (see ``engine``). Every change appends an event in the same transaction as the change.
@@ -11,12 +11,12 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 from typing import Any, Self
 
-from sqlalchemy import Connection, Engine, insert
+from sqlalchemy import Connection, Engine, func, insert, select
 
 from orch.fslock import WriterLock
-from orch.models import Attempt, AttemptEvent, State, WorkspaceStatus
+from orch.models import Attempt, AttemptEvent, Message, Run, RunKind, State, WorkspaceStatus
 from orch.store.engine import SQLITE_BUSY_TIMEOUT_MS, is_sqlite, sqlite_path, translate_errors
-from orch.store.tables import attempt_events
+from orch.store.tables import attempt_events, attempt_runs
 
 _INSERT_EVENT = insert(attempt_events)
 
@@ -37,11 +37,15 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
     return value.astimezone(dt.UTC)
 
 
+def _stamp(value: dt.datetime | None) -> dt.datetime:
+    """A timestamp its column never leaves empty (``created_at``, ``started_at``), in UTC."""
+    aware = _aware(value)
+    assert aware is not None
+    return aware
+
+
 def to_attempt(row: Any) -> Attempt:
     """Build an ``Attempt`` from a row of the attempts table."""
-    created = _aware(row.created_at)
-    updated = _aware(row.updated_at)
-    assert created is not None and updated is not None
     return Attempt(
         id=row.id,
         task_key=row.task_key,
@@ -57,8 +61,8 @@ def to_attempt(row: Any) -> Attempt:
         payload_path=row.payload_path,
         prompt=row.prompt,
         reason=row.reason,
-        created_at=created,
-        updated_at=updated,
+        created_at=_stamp(row.created_at),
+        updated_at=_stamp(row.updated_at),
         archive_path=row.archive_path,
         phase=row.phase,
         target_host=row.target_host,
@@ -92,15 +96,41 @@ def to_attempt(row: Any) -> Attempt:
 
 
 def to_event(row: Any) -> AttemptEvent:
-    created = _aware(row.created_at)
-    assert created is not None
     return AttemptEvent(
         id=row.id,
         attempt_id=row.attempt_id,
         kind=row.kind,
         actor=row.actor,
         detail=dict(row.detail or {}),
-        created_at=created,
+        created_at=_stamp(row.created_at),
+    )
+
+
+def to_message(row: Any) -> Message:
+    return Message(
+        id=row.id,
+        attempt_id=row.attempt_id,
+        body=row.body,
+        actor=row.actor,
+        created_at=_stamp(row.created_at),
+        delivered_at=_aware(row.delivered_at),
+        run_number=row.run_number,
+    )
+
+
+def to_run(row: Any) -> Run:
+    return Run(
+        attempt_id=row.attempt_id,
+        number=row.number,
+        prompt=row.prompt,
+        command=tuple(row.command),
+        log_path=row.log_path,
+        pid=row.pid,
+        started_at=_stamp(row.started_at),
+        ended_at=_aware(row.ended_at),
+        exit_code=row.exit_code,
+        kind=RunKind(row.kind),
+        timed_out=bool(row.timed_out),
     )
 
 
@@ -158,6 +188,21 @@ class StoreBase:
         self, conn: Connection, attempt_id: str, kind: str, actor: str, **detail: Any
     ) -> None:
         self._events(conn, kind, actor, [(attempt_id, detail)])
+
+    def _new_run(self, conn: Connection, attempt_id: str, **values: Any) -> Run:
+        """Record a run of the attempt (an agent's or a check's) as started now, numbered
+        after every earlier run of the attempt: the highest number, not a count, so that
+        a number is never given twice."""
+        latest = select(func.max(attempt_runs.c.number)).where(
+            attempt_runs.c.attempt_id == attempt_id
+        )
+        number = (conn.scalar(latest) or 0) + 1
+        run = conn.execute(
+            insert(attempt_runs)
+            .values(attempt_id=attempt_id, number=number, started_at=self.clock(), **values)
+            .returning(*attempt_runs.c)
+        ).one()
+        return to_run(run)
 
     def _events(
         self, conn: Connection, kind: str, actor: str, details: list[tuple[str, dict[str, Any]]]

@@ -2,8 +2,9 @@
 
 A lease token only grows, so a worker whose lease was taken away (expiry, reassign,
 cancel) can never write a late result: its writes match no row, and ``lease_lost`` says
-what happened instead. Shared by claims, leases, operator actions and follow-ups; it
-never commits anything on its own (the caller's transaction does).
+what happened instead. Shared by claims, leases, operator actions, follow-ups and review
+(with the one refusal of an attempt that does not exist, or has ended); it never commits
+anything on its own (the caller's transaction does).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
-from orch.errors import LeaseLost
+from orch.errors import AttemptNotFound, Conflict, LeaseLost
 from orch.models import State
 from orch.store.tables import attempts as _T
 
@@ -37,6 +38,24 @@ HOLDER = (
 def current_row(conn: Connection, attempt_id: str, lock: bool = False) -> Any:
     query = select(_T).where(_T.c.id == attempt_id)
     return conn.execute(query.with_for_update() if lock else query).first()
+
+
+def existing_row(conn: Connection, attempt_id: str, lock: bool = False) -> Any:
+    """The attempt's row (locked until the transaction ends when ``lock``), or
+    ``AttemptNotFound``."""
+    row = current_row(conn, attempt_id, lock)
+    if row is None:
+        raise AttemptNotFound(f"no attempt {attempt_id!r} in the store")
+    return row
+
+
+def live_row(conn: Connection, attempt_id: str, refused: str) -> Any:
+    """The live attempt's row, locked until the transaction ends; ``AttemptNotFound``, or
+    for an attempt that ended a ``Conflict`` saying so and that ``refused``."""
+    row = existing_row(conn, attempt_id, lock=True)
+    if State(row.state).terminal:
+        raise Conflict(f"attempt {attempt_id} is {row.state}: {refused}")
+    return row
 
 
 def update_held(conn: Connection, attempt_id: str, token: int, *also: Any, **values: Any) -> Any:

@@ -9,14 +9,13 @@ the attempt's current lease holder.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 
-from orch.errors import AttemptNotFound, Conflict
-from orch.models import Message, Run, RunKind, State
-from orch.store.base import StoreBase, _aware
-from orch.store.fencing import current_row, lease_lost
+from orch.errors import AttemptNotFound
+from orch.models import Message, Run, State
+from orch.store.base import StoreBase, to_message, to_run
+from orch.store.fencing import current_row, lease_lost, live_row
 from orch.store.tables import attempt_messages as _M
 from orch.store.tables import attempt_runs as _R
 from orch.store.tables import attempts as _T
@@ -25,11 +24,7 @@ from orch.store.tables import attempts as _T
 class FollowUpOps(StoreBase):
     def add_message(self, attempt_id: str, body: str, actor: str) -> Message:
         with self._write() as conn:
-            row = current_row(conn, attempt_id, lock=True)
-            if row is None:
-                raise AttemptNotFound(f"no attempt {attempt_id!r} in the store")
-            if State(row.state).terminal:
-                raise Conflict(f"attempt {attempt_id} is {row.state}: it takes no more messages")
+            live_row(conn, attempt_id, "it takes no more messages")
             msg = conn.execute(
                 insert(_M)
                 .values(
@@ -38,7 +33,7 @@ class FollowUpOps(StoreBase):
                 .returning(*_M.c)
             ).one()
             self._event(conn, attempt_id, "message_queued", actor, message=msg.id)
-            return _to_message(msg)
+            return to_message(msg)
 
     def take_messages(self, attempt_id: str, token: int, run_number: int) -> list[Message]:
         """Mark every undelivered message delivered to ``run_number``; lease holder only."""
@@ -62,12 +57,12 @@ class FollowUpOps(StoreBase):
                     messages=[m.id for m in msgs],
                     run=run_number,
                 )
-            return [_to_message(m) for m in msgs]
+            return [to_message(m) for m in msgs]
 
     def messages(self, attempt_id: str) -> list[Message]:
         with self._read() as conn:
             rows = conn.execute(select(_M).where(_M.c.attempt_id == attempt_id).order_by(_M.c.id))
-            return [_to_message(m) for m in rows]
+            return [to_message(m) for m in rows]
 
     def start_run(
         self,
@@ -83,30 +78,21 @@ class FollowUpOps(StoreBase):
             row = current_row(conn, attempt_id, lock=True)
             if row is None or row.lease_token != token or row.state != State.RUNNING:
                 raise lease_lost(row, attempt_id, token)
-            # after every earlier run, a check's too (max, not count: numbers never repeat)
-            number = (
-                conn.scalar(select(func.max(_R.c.number)).where(_R.c.attempt_id == attempt_id)) or 0
-            ) + 1
-            run = conn.execute(
-                insert(_R)
-                .values(
-                    attempt_id=attempt_id,
-                    number=number,
-                    prompt=prompt,
-                    command=list(command),
-                    log_path=log_path,
-                    pid=pid,
-                    started_at=self.clock(),
-                )
-                .returning(*_R.c)
-            ).one()
+            run = self._new_run(
+                conn,
+                attempt_id,
+                prompt=prompt,
+                command=list(command),
+                log_path=log_path,
+                pid=pid,
+            )
             conn.execute(
                 update(_T)
                 .where(_T.c.id == attempt_id)
                 .values(agent_pid=pid, agent_started_at=pid_started_at)
             )
-            self._event(conn, attempt_id, "run_started", f"lease {token}", run=number, pid=pid)
-            return to_run(run)
+            self._event(conn, attempt_id, "run_started", f"lease {token}", run=run.number, pid=pid)
+            return run
 
     def end_run(self, attempt_id: str, number: int, exit_code: int | None) -> None:
         """Record how a run ended; history, so allowed even after the lease is gone."""
@@ -125,35 +111,3 @@ class FollowUpOps(StoreBase):
                 select(_R).where(_R.c.attempt_id == attempt_id).order_by(_R.c.number)
             )
             return [to_run(r) for r in rows]
-
-
-def _to_message(m: Any) -> Message:
-    created = _aware(m.created_at)
-    assert created is not None
-    return Message(
-        id=m.id,
-        attempt_id=m.attempt_id,
-        body=m.body,
-        actor=m.actor,
-        created_at=created,
-        delivered_at=_aware(m.delivered_at),
-        run_number=m.run_number,
-    )
-
-
-def to_run(r: Any) -> Run:
-    started = _aware(r.started_at)
-    assert started is not None
-    return Run(
-        attempt_id=r.attempt_id,
-        number=r.number,
-        prompt=r.prompt,
-        command=tuple(r.command),
-        log_path=r.log_path,
-        pid=r.pid,
-        started_at=started,
-        ended_at=_aware(r.ended_at),
-        exit_code=r.exit_code,
-        kind=RunKind(r.kind),
-        timed_out=bool(r.timed_out),
-    )

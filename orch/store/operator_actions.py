@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 
-from orch.errors import AttemptNotFound, Conflict
 from orch.models import Attempt, State
 from orch.store.base import StoreBase, to_attempt
-from orch.store.fencing import NO_HOLDER, current_row
+from orch.store.fencing import NO_HOLDER, existing_row, live_row
 from orch.store.tables import attempt_messages as _M
 from orch.store.tables import attempts as _T
 
@@ -22,9 +21,7 @@ class OperatorOps(StoreBase):
     def cancel(self, attempt_id: str, reason: str, actor: str) -> tuple[Attempt, bool]:
         """End a live attempt as ``cancelled``; (attempt, False) if it had already ended."""
         with self._write() as conn:
-            row = current_row(conn, attempt_id, lock=True)
-            if row is None:
-                raise AttemptNotFound(f"no attempt {attempt_id!r} in the store")
+            row = existing_row(conn, attempt_id, lock=True)
             if State(row.state).terminal:
                 return to_attempt(row), False
             now = self.clock()
@@ -61,11 +58,7 @@ class OperatorOps(StoreBase):
     def reassign(self, attempt_id: str, worker: str, actor: str) -> tuple[Attempt, Attempt]:
         """Give a live attempt to ``worker``: back to queued, the old lease fenced out."""
         with self._write() as conn:
-            row = current_row(conn, attempt_id, lock=True)
-            if row is None:
-                raise AttemptNotFound(f"no attempt {attempt_id!r} in the store")
-            if State(row.state).terminal:
-                raise Conflict(f"attempt {attempt_id} is {row.state}: it cannot be reassigned")
+            row = live_row(conn, attempt_id, "it cannot be reassigned")
             after = conn.execute(
                 update(_T)
                 .where(_T.c.id == attempt_id, _T.c.lease_token == row.lease_token)

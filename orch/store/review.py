@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import select, update
 
 from orch.errors import AttemptNotFound
 from orch.models import ChangeSummary, Run, RunKind, State
-from orch.store.base import StoreBase
-from orch.store.followups import to_run
+from orch.store.base import StoreBase, to_run
+from orch.store.fencing import existing_row
 from orch.store.tables import attempt_runs as _R
 from orch.store.tables import attempts as _T
 
@@ -59,28 +59,19 @@ class ReviewOps(StoreBase):
     def start_check(self, attempt_id: str, command: str, log_path: str, actor: str) -> Run:
         """Record a check run as started (numbered after every earlier run of the attempt)."""
         with self._write() as conn:
-            if conn.scalar(select(_T.c.id).where(_T.c.id == attempt_id)) is None:
-                raise AttemptNotFound(f"no attempt {attempt_id!r} in the store")
-            number = (
-                conn.scalar(select(func.max(_R.c.number)).where(_R.c.attempt_id == attempt_id)) or 0
-            ) + 1
-            run = conn.execute(
-                insert(_R)
-                .values(
-                    attempt_id=attempt_id,
-                    number=number,
-                    prompt="",
-                    command=["sh", "-c", command],
-                    log_path=log_path,
-                    pid=None,
-                    started_at=self.clock(),
-                    kind=str(RunKind.CHECK),
-                    timed_out=False,
-                )
-                .returning(*_R.c)
-            ).one()
-            self._event(conn, attempt_id, "check_started", actor, run=number, command=command)
-            return to_run(run)
+            existing_row(conn, attempt_id)
+            run = self._new_run(
+                conn,
+                attempt_id,
+                prompt="",
+                command=["sh", "-c", command],
+                log_path=log_path,
+                pid=None,
+                kind=str(RunKind.CHECK),
+                timed_out=False,
+            )
+            self._event(conn, attempt_id, "check_started", actor, run=run.number, command=command)
+            return run
 
     def end_check(
         self, attempt_id: str, number: int, exit_code: int | None, timed_out: bool, actor: str

@@ -12,13 +12,11 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 
 from orch.models import QueuedTask, TaskState
-from orch.store.base import StoreBase, _aware
+from orch.store.base import StoreBase, _stamp
 from orch.store.tables import queued_tasks as _Q
 
 
 def _to_task(row: Any) -> QueuedTask:
-    created, updated = _aware(row.created_at), _aware(row.updated_at)
-    assert created is not None and updated is not None
     return QueuedTask(
         id=row.id,
         task_key=row.task_key,
@@ -30,8 +28,8 @@ def _to_task(row: Any) -> QueuedTask:
         attempt_id=row.attempt_id,
         reason=row.reason,
         actor=row.actor,
-        created_at=created,
-        updated_at=updated,
+        created_at=_stamp(row.created_at),
+        updated_at=_stamp(row.updated_at),
     )
 
 

@@ -1,8 +1,8 @@
 """Where a new attempt's worktree comes from: a warm pool member, a checkout made ahead,
 or a fresh ``git worktree add``.
 
-Each source is one object with the same small protocol, so that a dispatch never
-threads optional handles through its steps:
+Each source is a ``Source``, one object with the same small protocol, so that a
+dispatch never threads optional handles through its steps:
 
 - *prepare* (its constructor, ``start``): what can run before the store opens (the
   member's ``git status``, the checkout ahead); ``path`` is what the intent records
@@ -28,7 +28,6 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
 from orch import naming
 from orch.config import Settings
@@ -46,31 +45,26 @@ def _no_checkpoint(step: str) -> None:
     return None
 
 
-class Source(Protocol):
+@dataclasses.dataclass(frozen=True)
+class _Taking:
+    """One ``take``: the attempt as the intent recorded it, and what the dispatch gave."""
+
+    attempt: Attempt
+    branch_name: str
+    base_commit: str
+    path: Path  # where the store names the worktree now (``record`` moves it)
+    record: Record
+    checkpoint: Checkpoint
+    hooks: Path | None
+
+
+class Source:
+    """The protocol of every source (see above). The defaults are those of a source of
+    which nothing exists before ``take``: nothing to do when the intent names it, nothing
+    git may still be doing before a rollback, nothing to undo."""
+
     path: Path | None
     ours: bool
-
-    def recorded(self) -> None: ...
-
-    def take(
-        self, attempt: Attempt, record: Record, checkpoint: Checkpoint, hooks: Path | None
-    ) -> str | None:
-        """Check the worktree out; the pool member's name, or None. ``hooks``: where the
-        repository's hooks are (None: git looks)."""
-        ...
-
-    def settle(self) -> None: ...
-
-    def undo(self) -> None: ...
-
-
-class Fresh:
-    """A worktree made after the intent, at the path named after the attempt."""
-
-    def __init__(self, git: Git, repo: Repository, settings: Settings, spec: CheckoutSpec) -> None:
-        self.git, self.repo, self.settings, self.spec = git, repo, settings, spec
-        self.path: Path | None = None
-        self.ours = False
 
     def recorded(self) -> None:
         return None
@@ -82,26 +76,15 @@ class Fresh:
         checkpoint: Checkpoint = _no_checkpoint,
         hooks: Path | None = None,
     ) -> str | None:
+        """Check the worktree out; the pool member's name, or None. ``hooks``: where the
+        repository's hooks are (None: git looks)."""
         assert attempt.branch_name and attempt.base_commit and attempt.worktree_path
         path = Path(attempt.worktree_path)
-        if pool.in_a_pool(path):  # the member the intent named was taken or damaged
-            path = naming.worktree_path(
-                self.settings.worktree_root, self.repo.root, attempt.task_key, attempt.id
-            )
-            record(path)
-        self.path = path
-        self.ours = True  # named after this attempt: whatever is made there is its own
-        self.git.add_worktree(
-            self.repo,
-            path,
-            attempt.branch_name,
-            attempt.base_commit,
-            sparse=self.spec.sparse_paths,
-            submodules=bool(self.spec.submodules),
-            lfs_skip_smudge=self.spec.lfs_skip_smudge,
-            hooks=hooks,
-        )
-        return None
+        branch, base = attempt.branch_name, attempt.base_commit
+        return self._take(_Taking(attempt, branch, base, path, record, checkpoint, hooks))
+
+    def _take(self, taking: _Taking) -> str | None:
+        raise NotImplementedError
 
     def settle(self) -> None:
         return None
@@ -110,7 +93,37 @@ class Fresh:
         return None
 
 
-class Pooled:
+class Fresh(Source):
+    """A worktree made after the intent, at the path named after the attempt."""
+
+    def __init__(self, git: Git, repo: Repository, settings: Settings, spec: CheckoutSpec) -> None:
+        self.git, self.repo, self.settings, self.spec = git, repo, settings, spec
+        self.path: Path | None = None
+        self.ours = False
+
+    def _take(self, taking: _Taking) -> str | None:
+        attempt, path = taking.attempt, taking.path
+        if pool.in_a_pool(path):  # the member the intent named was taken or damaged
+            path = naming.worktree_path(
+                self.settings.worktree_root, self.repo.root, attempt.task_key, attempt.id
+            )
+            taking.record(path)
+        self.path = path
+        self.ours = True  # named after this attempt: whatever is made there is its own
+        self.git.add_worktree(
+            self.repo,
+            path,
+            taking.branch_name,
+            taking.base_commit,
+            sparse=self.spec.sparse_paths,
+            submodules=bool(self.spec.submodules),
+            lfs_skip_smudge=self.spec.lfs_skip_smudge,
+            hooks=taking.hooks,
+        )
+        return None
+
+
+class Pooled(Source):
     """A warm pool member: the probed one first (its ``git status`` runs while the store
     opens), then any other ready one; a fresh worktree when none can be claimed."""
 
@@ -146,37 +159,29 @@ class Pooled:
         probes = pool.probe_many(git, repo, settings, spec, count)
         return [cls(git, repo, settings, spec, probe) for probe in probes]
 
-    def recorded(self) -> None:
-        return None
-
-    def take(
-        self,
-        attempt: Attempt,
-        record: Record,
-        checkpoint: Checkpoint = _no_checkpoint,
-        hooks: Path | None = None,
-    ) -> str | None:
-        assert attempt.branch_name and attempt.base_commit and attempt.worktree_path
-        self.path = Path(attempt.worktree_path)
+    def _take(self, taking: _Taking) -> str | None:
+        path = self.path = taking.path
         for member in self._candidates():
-            if member != self.path:
-                record(member)
-                self.path, self.ours = member, False
-            claimed = self._claim(member, checkpoint)
+            if member != path:
+                taking.record(member)
+                path = self.path = member
+                self.ours = False
+            claimed = self._claim(member, taking.checkpoint)
             if claimed is not None:
                 self.ours = True  # claimed: from now on the attempt's to remove
                 pool.switch_to_branch(
                     self.git,
                     self.repo,
                     claimed.path,
-                    attempt.branch_name,
+                    taking.branch_name,
                     claimed.commit,
-                    attempt.base_commit,
+                    taking.base_commit,
                     self.spec,
-                    hooks=hooks,
+                    hooks=taking.hooks,
                 )
                 return claimed.member
-        self._fresh.take(_at(attempt, self.path), record, checkpoint, hooks)
+        # the fresh worktree starts where the store names the attempt's worktree now
+        self._fresh._take(dataclasses.replace(taking, path=path))
         self.path, self.ours = self._fresh.path, True
         return None
 
@@ -205,15 +210,12 @@ class Pooled:
             self.ours = member.exists() and member not in self._candidates()
             raise
 
-    def settle(self) -> None:
-        return None
-
     def undo(self) -> None:
         if self.probe is not None:
             self.probe.close()  # reap the process
 
 
-class Ahead:
+class Ahead(Source):
     """The attempt's worktree, started (detached at the base) while the store opens; see
     orch.workspace.ahead. It is named after the attempt, so it is the attempt's own."""
 
@@ -256,21 +258,13 @@ class Ahead:
     def recorded(self) -> None:
         self.checkout.owned()  # the intent names its worktree: it is the attempt's
 
-    def take(
-        self,
-        attempt: Attempt,
-        record: Record,
-        checkpoint: Checkpoint = _no_checkpoint,
-        hooks: Path | None = None,
-    ) -> str | None:
-        assert attempt.branch_name and attempt.base_commit
-        checkout = self.checkout
+    def _take(self, taking: _Taking) -> str | None:
+        checkout, commit = self.checkout, taking.base_commit
         checkout.result()  # detached at the base, as `git worktree add` left it
-        checkout.git.attach_head(checkout.path, attempt.branch_name, attempt.base_commit)
+        checkout.git.attach_head(checkout.path, taking.branch_name, commit)
         # the hook `git worktree add -b` runs, now that HEAD is on the branch
-        commit = attempt.base_commit
         env = checkout_env(self.spec.lfs_skip_smudge)
-        checkout.git.post_checkout(checkout.path, "0" * len(commit), commit, env, hooks)
+        checkout.git.post_checkout(checkout.path, "0" * len(commit), commit, env, taking.hooks)
         return None
 
     def settle(self) -> None:
@@ -279,8 +273,3 @@ class Ahead:
     def undo(self) -> None:
         if not self.checkout.recorded:
             self.checkout.discard()  # failed before its intent: nobody else knows of it
-
-
-def _at(attempt: Attempt, path: Path | None) -> Attempt:
-    """``attempt`` as the store names it now (``record`` may have moved it)."""
-    return dataclasses.replace(attempt, worktree_path=str(path)) if path else attempt

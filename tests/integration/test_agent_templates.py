@@ -8,15 +8,17 @@ worker is the installed ``orch work --agent NAME`` claiming a real dispatched at
 from __future__ import annotations
 
 import json
-import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.attempts import dispatch
 from tests.support.cli import ORCH_BIN, RunCli
-from tests.support.processes import procs
+from tests.support.processes import Proc, procs, stand_in
+
+WorkOnce = Callable[[], Proc]
 
 PROMPT = "--dangerously-skip-permissions and then rm -rf the build"
 
@@ -27,6 +29,23 @@ with open(os.path.join(os.environ["MARKS"], "argv.json"), "w") as fh:
 with open(os.path.join(os.environ["MARKS"], "argv.jsonl"), "a") as fh:
     fh.write(json.dumps(sys.argv[1:]) + "\\n")
 """
+
+
+@pytest.fixture
+def marks(tmp_path: Path) -> Path:
+    """Where the stand-in writes the argv it was given."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    return marks
+
+
+@pytest.fixture
+def work_once(tmp_path: Path, marks: Path, agent: str) -> Iterator[WorkOnce]:
+    """Start ``orch work --once --agent <agent>`` with the agent replaced by the stand-in."""
+    on_path = stand_in(tmp_path / "bin", agent, STAND_IN.format(python=sys.executable))
+    env = {**on_path, "MARKS": str(marks)}
+    with procs(tmp_path) as start:
+        yield lambda: start([ORCH_BIN, "work", "--once", "--agent", agent], env=env)
 
 
 @pytest.mark.parametrize(
@@ -41,24 +60,13 @@ with open(os.path.join(os.environ["MARKS"], "argv.jsonl"), "a") as fh:
     ],
 )
 def test_a_prompt_starting_with_a_dash_is_no_option_of_the_agent(
-    repo: Path, run_cli: RunCli, tmp_path: Path, agent: str, expected: list[str]
+    repo: Path, run_cli: RunCli, marks: Path, expected: list[str], work_once: WorkOnce
 ) -> None:
-    bin_dir, marks = tmp_path / "bin", tmp_path / "marks"
-    bin_dir.mkdir()
-    marks.mkdir()
-    stand_in = bin_dir / agent
-    stand_in.write_text(STAND_IN.format(python=sys.executable))
-    stand_in.chmod(0o755)
     attempt = dispatch(run_cli, repo, "dashes", f"--prompt={PROMPT}")
     assert attempt["prompt"] == PROMPT
 
-    path = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
-    with procs(tmp_path) as start:
-        worker = start(
-            [ORCH_BIN, "work", "--once", "--agent", agent],
-            env={"PATH": path, "MARKS": str(marks)},
-        )
-        assert worker.wait() == 0, worker.output()
+    worker = work_once()
+    assert worker.wait() == 0, worker.output()
     assert worker.stdout.startswith(f"{attempt['id']} succeeded"), worker.output()
     argv = json.loads((marks / "argv.json").read_text())
     assert argv == expected
@@ -79,23 +87,15 @@ def test_a_prompt_starting_with_a_dash_is_no_option_of_the_agent(
     ],
 )
 def test_a_follow_up_resumes_the_agent_session_or_carries_the_original_prompt(
-    repo: Path, run_cli: RunCli, tmp_path: Path, agent: str, expected: list[str]
+    repo: Path, run_cli: RunCli, marks: Path, expected: list[str], work_once: WorkOnce
 ) -> None:
-    bin_dir, marks = tmp_path / "bin", tmp_path / "marks"
-    bin_dir.mkdir()
-    marks.mkdir()
-    stand_in = bin_dir / agent
-    stand_in.write_text(STAND_IN.format(python=sys.executable))
-    stand_in.chmod(0o755)
     attempt = dispatch(run_cli, repo, "resumed", f"--prompt={PROMPT}")
-    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "MARKS": str(marks)}
-    with procs(tmp_path) as start:
-        first = start([ORCH_BIN, "work", "--once", "--agent", agent], env=env)
-        assert first.wait() == 0, first.output()
-        sent = run_cli("send", attempt["id"], "--", "-x and a test")
-        assert sent.exit_code == 0, sent.output
-        second = start([ORCH_BIN, "work", "--once", "--agent", agent], env=env)
-        assert second.wait() == 0, second.output()
+    first = work_once()
+    assert first.wait() == 0, first.output()
+    sent = run_cli("send", attempt["id"], "--", "-x and a test")
+    assert sent.exit_code == 0, sent.output
+    second = work_once()
+    assert second.wait() == 0, second.output()
     runs = [json.loads(line) for line in (marks / "argv.jsonl").read_text().splitlines()]
     assert len(runs) == 2
     assert runs[1] == expected

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from tests.support.attempts import attempts_of, dispatch, show
 from tests.support.cli import RunCli, assert_failed_cleanly, json_out
 from tests.support.repos import head
+from tests.support.store import new_attempt
 
 RunOrch = Callable[..., Any]
 ATTEMPT_ID = re.compile(r"^[0-9a-f]{8}$")
@@ -79,6 +81,61 @@ def test_list_of_an_empty_store(run_cli: RunCli, tmp_path: Path) -> None:
         "attempts": [],
         "checks": {},
     }
+
+
+def _seeded(store_url: str, isolated_env: Path, task_key: str, count: int) -> list[str]:
+    """``count`` attempts of ``task_key`` created at one instant (ties broken by id), the
+    ids in the order orch lists them."""
+    from orch.store import open_store
+
+    instant = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    with open_store(store_url, isolated_env / "locks", clock=lambda: instant) as store:
+        ids = [
+            store.create_attempt(new_attempt("/repos/paged", task_key), "seed").id
+            for _ in range(count)
+        ]
+    return sorted(ids)
+
+
+def test_list_shows_a_page_and_says_how_many_more(
+    run_cli: RunCli, store_url: str, isolated_env: Path, tmp_path: Path
+) -> None:
+    key = "paged-" + secrets.token_hex(3)
+    ids = _seeded(store_url, isolated_env, key, 103)
+    table = run_cli("list", "--task", key, cwd=tmp_path)
+    assert table.exit_code == 0, table.output
+    rows = [line.split()[0] for line in table.stdout.splitlines()[1:]]
+    assert rows == ids[:100]
+    assert table.stderr == f"3 older attempts not shown: orch list --before {ids[99]} (or --all)\n"
+    everything = run_cli("list", "--task", key, "--all", cwd=tmp_path)
+    assert [line.split()[0] for line in everything.stdout.splitlines()[1:]] == ids
+    assert everything.stderr == ""
+    # JSON is whole unless asked for a page: a script must not act on a list cut short
+    assert [a["id"] for a in json_out(run_cli("list", "--task", key, "--json"))["attempts"]] == ids
+
+
+def test_list_pages_through_ties_without_a_gap_or_a_repeat(
+    run_cli: RunCli, store_url: str, isolated_env: Path, tmp_path: Path
+) -> None:
+    key = "ties-" + secrets.token_hex(3)
+    ids = _seeded(store_url, isolated_env, key, 7)
+    seen: list[str] = []
+    before: list[str] = []
+    while True:
+        page = json_out(run_cli("list", "--task", key, "--limit", "3", *before, "--json"))
+        seen += [a["id"] for a in page["attempts"]]
+        if "more" not in page:
+            break
+        assert page["more"] == len(ids) - len(seen)
+        before = ["--before", seen[-1]]
+    assert seen == ids
+
+
+def test_list_paging_refuses_bad_input(run_cli: RunCli, store_url: str, tmp_path: Path) -> None:
+    both = assert_failed_cleanly(run_cli("list", "--all", "--limit", "3", cwd=tmp_path), 2)
+    assert "--all and --limit" in both
+    unknown = assert_failed_cleanly(run_cli("list", "--before", "ffffffff", cwd=tmp_path), 8)
+    assert "no attempt 'ffffffff'" in unknown
 
 
 def test_show_json_has_attempt_and_events(repo: Path, run_cli: RunCli, store_url: str) -> None:

@@ -8,13 +8,14 @@ waiting is always bounded (``WAIT_LIMIT``) and never asserted on.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ import pytest
 from orch.attempts.lifecycle import local_worker
 from orch.attempts.worker import WorkerConfig, WorkerRuntime, worktree_lock_path
 from orch.fslock import try_lock
-from orch.models import Run, State, WorkspaceStatus
+from orch.models import Attempt, Run, State, WorkspaceStatus
 from orch.store import Store, open_store
 from orch.system import processes
 from tests.support.attempts import dispatch, show
@@ -64,6 +65,19 @@ def work(start: Start, marks: Path, *argv: str, env: dict[str, str] | None = Non
 def agent_started(store: Store, attempt_id: str) -> Callable[[], bool]:
     """True once the runtime recorded the agent's pid (its first run has started)."""
     return lambda: store.get(attempt_id).agent_pid is not None
+
+
+def agent_with_a_child(
+    start: Start, marks: Path, store: Store, attempt_id: str
+) -> tuple[Proc, int, float | None, Attempt]:
+    """A worker whose agent has started a child (``sleep 60``) and waits for it: the
+    worker, the child's pid and start time, and the attempt as it runs."""
+    script = 'sleep 60 & echo $! > "$MARKS/sleep.pid"; wait'
+    worker = work(start, marks, "--once", "--", "sh", "-c", script)
+    wait_for(agent_started(store, attempt_id), "the agent to start")
+    wait_for(lambda: (marks / "sleep.pid").exists(), "the agent's child")
+    sleeper = int((marks / "sleep.pid").read_text())
+    return worker, sleeper, processes.start_time(sleeper), store.get(attempt_id)
 
 
 def log_of(isolated_env: Path, attempt_id: str) -> str:
@@ -258,13 +272,9 @@ def test_second_sigterm_stops_the_agent_and_cancels_the_attempt(
     repo: Path, run_cli: RunCli, start: Start, marks: Path, store: Store
 ) -> None:
     attempt = dispatch(run_cli, repo, "stopped")
-    script = 'touch "$MARKS/started"; sleep 60 & echo $! > "$MARKS/sleep.pid"; wait'
-    worker = work(start, marks, "--once", "--", "sh", "-c", script)
-    wait_for(agent_started(store, attempt["id"]), "the agent to start")
-    wait_for(lambda: (marks / "sleep.pid").exists(), "the agent's child")
-    sleeper = int((marks / "sleep.pid").read_text())
-    sleeper_started = processes.start_time(sleeper)
-    running = store.get(attempt["id"])
+    worker, sleeper, sleeper_started, running = agent_with_a_child(
+        start, marks, store, attempt["id"]
+    )
 
     worker.signal(signal.SIGTERM)
     # Two signals in one instant may be merged into one: leave the first time to land.
@@ -298,13 +308,9 @@ def test_kill_9_of_the_worker_is_noticed_by_the_next_look_and_the_agent_is_stopp
     look: str,
 ) -> None:
     attempt = dispatch(run_cli, repo, "orphaned")
-    script = 'sleep 60 & echo $! > "$MARKS/sleep.pid"; wait'
-    worker = work(start, marks, "--once", "--", "sh", "-c", script)
-    wait_for(agent_started(store, attempt["id"]), "the agent to start")
-    wait_for(lambda: (marks / "sleep.pid").exists(), "the agent's child")
-    sleeper = int((marks / "sleep.pid").read_text())
-    sleeper_started = processes.start_time(sleeper)
-    running = store.get(attempt["id"])
+    worker, sleeper, sleeper_started, running = agent_with_a_child(
+        start, marks, store, attempt["id"]
+    )
     assert running.worker_pid == worker.pid
     lock_path = worktree_lock_path(Path(attempt["worktree_path"]), settings())
     assert try_lock(lock_path, "test") is None  # the agent holds the worktree
@@ -562,19 +568,12 @@ class _CancelledWhileStarting(Store):
 
     agents: list[tuple[int | None, float | None]]
 
-    def start_run(
-        self,
-        attempt_id: str,
-        token: int,
-        prompt: str,
-        command: Iterable[str],
-        log_path: str,
-        pid: int | None,
-        pid_started_at: float | None = None,
-    ) -> Run:
-        self.agents.append((pid, pid_started_at))
-        self.cancel(attempt_id, "cancelled while the agent started", "operator")
-        return super().start_run(attempt_id, token, prompt, command, log_path, pid, pid_started_at)
+    def start_run(self, *args: Any, **kwargs: Any) -> Run:
+        # the worker's call, read by name: the signature stays the store's own
+        call = inspect.signature(Store.start_run).bind(self, *args, **kwargs).arguments
+        self.agents.append((call["pid"], call.get("pid_started_at")))
+        self.cancel(call["attempt_id"], "cancelled while the agent started", "operator")
+        return super().start_run(*args, **kwargs)
 
 
 def test_an_agent_whose_lease_is_lost_as_it_starts_is_stopped_not_orphaned(

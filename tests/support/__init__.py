@@ -9,7 +9,8 @@
 - ``archives``: restoring what cleanup saved, with plain git and tar
 - ``trouble``: a repository in every kind of trouble doctor knows
 - ``store``: stores on SQLite and PostgreSQL, clocks, attempts made straight through the store
-- ``processes``: real processes that are never left running, and waiting with deadlines
+- ``processes``: real processes that are never left running, waiting with deadlines, and
+  a stand-in put in place of a program on PATH
 - ``dashboard``: requests to the dashboard of ``orch serve``
 - ``records``: domain records built in memory, for the unit tests
 

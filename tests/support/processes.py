@@ -1,4 +1,5 @@
-"""Real processes (orch or a shell) that are never left running, and waiting with deadlines.
+"""Real processes (orch or a shell) that are never left running, waiting with deadlines,
+and stand-ins put in place of a program on PATH.
 
 Every wait has an upper bound and fails saying what it waited for; a bound is a guard
 against hanging, never an assertion about speed.
@@ -20,6 +21,16 @@ from orch.system import processes
 
 WAIT_LIMIT = 30.0  # seconds of an idle machine: an upper bound on waiting, never an assertion
 MAX_SLOWDOWN = 8.0  # a bound stretches at most this much on a loaded machine
+
+
+def stand_in(bin_dir: Path, name: str, script: str) -> dict[str, str]:
+    """Put an executable ``name`` that runs ``script`` in ``bin_dir`` (made if need be), in
+    place of the program of that name; the environment's ``PATH`` that finds it first."""
+    bin_dir.mkdir(exist_ok=True)
+    program = bin_dir / name
+    program.write_text(script)
+    program.chmod(0o755)
+    return {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
 
 
 def load_factor() -> float:

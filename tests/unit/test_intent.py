@@ -13,23 +13,14 @@ from orch.attempts.intent import record_intent
 from orch.errors import AttemptIdTaken, StoreError, StoreUnavailable
 from orch.models import Attempt, NewAttempt, State, WorkspaceStatus
 from orch.outage import Patience
+from tests.support.store import new_attempt
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 QUICK = Patience(limit=5.0, first_delay=0.001, max_delay=0.002)
 
 
-def new(attempt_id: str = "aaaa0001") -> NewAttempt:
-    return NewAttempt(
-        id=attempt_id,
-        task_key="t",
-        repository="/r",
-        base_ref="HEAD",
-        base_commit="0" * 40,
-        branch_name=f"orch/t-{attempt_id}",
-        worktree_path=f"/w/t-{attempt_id}",
-        worker=None,
-        prompt="p",
-    )
+def new() -> NewAttempt:
+    return new_attempt("/r", "t", attempt_id="aaaa0001")
 
 
 class Store:

@@ -27,8 +27,7 @@ class EarlyWork:
 
     def __init__(self) -> None:
         self._stack = contextlib.ExitStack()
-        self.source: sources.Source | None = None
-        self.sources: list[sources.Source] = []  # a best-of-N dispatch's, in attempt order
+        self.sources: list[sources.Source] = []  # in attempt order (best-of-N: several)
         self.dirt_check: PendingDirtyCheck | None = None
         self._facts: PendingRepositoryFacts | None = None
 
@@ -44,28 +43,6 @@ class EarlyWork:
     ) -> bool | None:
         return self._stack.__exit__(kind, exc, tb)
 
-    def start_source(
-        self,
-        git: Git,
-        repo: Repository,
-        settings: Settings,
-        task_key: str,
-        base_commit: str,
-        spec: CheckoutSpec,
-        checkpoint: Checkpoint,
-    ) -> None:
-        """A warm pool member, probed; else (no submodules) the checkout made ahead; else
-        none: the worktree is made after the intent."""
-        source: sources.Source | None = sources.Pooled.start(git, repo, settings, spec)
-        if source is None and not spec.submodules:
-            source = sources.Ahead.start(
-                git, repo, settings, task_key, base_commit, spec, checkpoint
-            )
-            checkpoint("worktree-started-ahead")
-        if source is not None:
-            self.source = source
-            self._stack.callback(source.undo)
-
     def start_sources(
         self,
         git: Git,
@@ -75,7 +52,7 @@ class EarlyWork:
         base_commit: str,
         spec: CheckoutSpec,
         checkpoint: Checkpoint,
-        count: int,
+        count: int = 1,
     ) -> None:
         """A source for each of ``count`` attempts of one task: ready pool members first
         (each probed for one attempt), then checkouts made ahead, at most one per core at
@@ -98,6 +75,12 @@ class EarlyWork:
             self.sources.append(ahead)
             self._stack.callback(ahead.undo)
             checkpoint("worktree-started-ahead")
+
+    @property
+    def source(self) -> sources.Source | None:
+        """The source of a dispatch of one attempt (None: its worktree is made after the
+        intent)."""
+        return self.sources[0] if self.sources else None
 
     def check_dirt(self, git: Git, repo: Repository, started: PendingDirtyCheck | None) -> None:
         """The main worktree's dirt check (``started``: one begun before the command line

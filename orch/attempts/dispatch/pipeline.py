@@ -78,7 +78,7 @@ def dispatch(
         if local and not request.reuse_workspace:
             # a warm member's `git status`, or the attempt's checkout, runs while the
             # store opens (its imports are the slowest part of a dispatch)
-            early.start_source(git, repo, settings, task_key, base_commit, spec, checkpoint)
+            early.start_sources(git, repo, settings, task_key, base_commit, spec, checkpoint)
         # Not strict and the base is the main worktree's HEAD: its uncommitted changes are
         # not carried into the attempt; find out (meanwhile too) so that we can say so.
         if local and not (request.strict or explicit_base or request.reuse_workspace):
