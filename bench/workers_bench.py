@@ -279,8 +279,8 @@ def one_run(
         states = sampler.states()
         if sum(v for k, v in states.items() if State(k).terminal) >= len(ids):
             break
-        if time.monotonic() - started > LIMIT:
-            break
+        if time.monotonic() - started > LIMIT or all(p.poll() is not None for p in procs):
+            break  # (every worker gone: nobody is left to end the rest)
         time.sleep(0.5)
     worked = time.monotonic()
     memory = sum(rss_mb(p.pid) for p in procs if p.poll() is None)
@@ -289,7 +289,8 @@ def one_run(
     time.sleep(5)  # idle: every worker between its looks for work
     idle_until = time.monotonic()
     # claim latency: attempts queued one at a time for idle workers
-    picked = seed(store, run_dir / "worktrees", pickups) if pickups else []
+    alive = any(p.poll() is None for p in procs)
+    picked = seed(store, run_dir / "worktrees", pickups) if pickups and alive else []
     deadline = time.monotonic() + 120
     while sum(a.state is not State.QUEUED for a in store.get_many(picked)) < len(picked):
         if time.monotonic() > deadline:
