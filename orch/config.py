@@ -16,6 +16,8 @@ from typing import Any
 
 from orch.errors import ConfigError, InvalidInput
 from orch.naming import validate_branch_prefix
+from orch.sinks import SECTIONS as SINK_SECTIONS
+from orch.sinks import Sink, parse_sinks
 
 _DEFAULT_SLOTS = {"web": 0, "api": 1, "db": 2}
 
@@ -50,6 +52,13 @@ class Settings:
     # the PostgreSQL server itself, for LISTEN when database_url goes through a pooler
     listen_url: str | None = None
     config_file: Path | None = None
+    # the user config's event sinks (every repository's events), and how deliveries retry
+    sinks: tuple[Sink, ...] = ()
+    event_retry_base: float = 5.0  # seconds before the first retry; doubles each time
+    event_max_tries: int = 8  # then the delivery has failed for good ('orch events --failed')
+    # [agents.NAME] args: the options a built-in agent template runs with, in place of its
+    # own (``orch.attempts.agent_command``); config file only
+    agent_args: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     # gethostname()'s answer without importing socket (a completion request reads settings)
     host_name: str = dataclasses.field(default_factory=lambda: os.uname().nodename)
 
@@ -99,6 +108,8 @@ _KEYS: dict[str, tuple[str, type]] = {
     "attempt_time_budget": ("ORCH_ATTEMPT_TIME_BUDGET", float),
     "pool_size": ("ORCH_POOL_SIZE", int),
     "pool_refill": ("ORCH_POOL_REFILL", bool),
+    "event_retry_base": ("ORCH_EVENT_RETRY_BASE", float),
+    "event_max_tries": ("ORCH_EVENT_MAX_TRIES", int),
     "pooler": ("ORCH_POOLER", bool),
     "listen_url": ("ORCH_LISTEN_URL", str),
 }
@@ -127,12 +138,28 @@ def _read_file(path: Path) -> dict[str, Any]:
         data = _read_toml(path, "config file ")
     except FileNotFoundError:
         return {}
-    unknown = sorted(set(data) - set(_KEYS))
+    known = set(_KEYS) | set(SINK_SECTIONS) | {"agents"}
+    unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(
-            f"unknown key(s) in {path}: {', '.join(unknown)} (known: {', '.join(sorted(_KEYS))})"
+            f"unknown key(s) in {path}: {', '.join(unknown)} (known: {', '.join(sorted(known))})"
         )
     return data
+
+
+def _agent_args(agents: Any, path: Path) -> dict[str, tuple[str, ...]]:
+    """``[agents.claude] args = ["--permission-mode", "plan"]``: per agent, its options."""
+    if not isinstance(agents, dict):
+        raise ConfigError(f"[agents] in {path} must be a table of agents")
+    found: dict[str, tuple[str, ...]] = {}
+    for name, table in agents.items():
+        if not isinstance(table, dict) or set(table) - {"args"}:
+            raise ConfigError(f"[agents.{name}] in {path} takes one key: args (a list of strings)")
+        args = table.get("args", [])
+        if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+            raise ConfigError(f"[agents.{name}] args in {path} must be a list of strings")
+        found[str(name)] = tuple(args)
+    return found
 
 
 def parse_slots(value: Any, source: str) -> dict[str, int]:
@@ -191,8 +218,14 @@ def resolve(env: Mapping[str, str], overrides: Mapping[str, Any] | None = None) 
     home = default_home(env)
     path = config_file_path(env)
     values: dict[str, Any] = {}
-    for key, value in _read_file(path).items():
-        values[key] = _coerce(key, value, str(path))
+    data = _read_file(path)
+    if any(section in data for section in SINK_SECTIONS):
+        values["sinks"] = parse_sinks(data, str(path), path, None)
+    if "agents" in data:
+        values["agent_args"] = _agent_args(data["agents"], path)
+    for key, value in data.items():
+        if key not in SINK_SECTIONS and key != "agents":
+            values[key] = _coerce(key, value, str(path))
     for key, (var, _kind) in _KEYS.items():
         if env.get(var):
             values[key] = _coerce(key, env[var], var)
@@ -245,6 +278,8 @@ class RepoConfig:
     check: str | None = None
     check_timeout: float = 600.0
     check_after_agent: bool = False
+    # [[hooks]], [[webhooks]], [notify]: sinks of this repository's events
+    sinks: tuple[Sink, ...] = ()
 
 
 _REPO_KEYS = {
@@ -278,10 +313,14 @@ def load_repo_config(root: Path) -> RepoConfig:
     else:
         return RepoConfig()
     where = str(source) if source == toml else f"{source} [tool.orch]"
+    sinks = parse_sinks(data, where, source, str(root))
     for section, body in data.items():
+        if section in SINK_SECTIONS:
+            continue
         if section not in _REPO_KEYS:
             raise ConfigError(
-                f"unknown section {section!r} in {where} (known: workspace, ports, review)"
+                f"unknown section {section!r} in {where} "
+                "(known: workspace, ports, review, hooks, webhooks, notify)"
             )
         if not isinstance(body, dict):
             raise ConfigError(f"[{section}] in {where} must be a table")
@@ -342,6 +381,7 @@ def load_repo_config(root: Path) -> RepoConfig:
         check_after_agent=_coerce_bool(
             review.get("check_after_agent", False), "check_after_agent", where, "review"
         ),
+        sinks=sinks,
     )
 
 

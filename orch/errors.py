@@ -129,6 +129,10 @@ class GitError(WorkspaceError):
     """A git command failed."""
 
 
+class GitTooOld(GitError):
+    """This git is too old for the operation (``orch land`` needs git 2.38 or newer)."""
+
+
 class NotFound(OrchError):
     """Not found."""
 
@@ -175,6 +179,11 @@ class Conflict(OrchError):
     exit_code = 12
 
 
+class TargetMoved(Conflict):
+    """The land's target kept moving while orch landed onto it: tried again a bounded
+    number of times, then gave up (nothing of anyone's was overwritten)."""
+
+
 class LeaseLost(Conflict):
     """The lease was taken away: this worker may no longer write to the attempt."""
 
@@ -185,6 +194,10 @@ class AttemptsUnsuccessful(OrchError):
     """Some attempts ended unsuccessfully."""
 
     exit_code = 14
+
+
+class NotAllLanded(AttemptsUnsuccessful):
+    """Some attempts of ``orch land A B C`` did not land; the others did."""
 
 
 class CheckFailed(AttemptsUnsuccessful):
@@ -221,6 +234,23 @@ class ServeError(OrchError):
 
 class McpUnavailable(ServeError):
     """``orch mcp`` needs the MCP SDK (the ``mcp`` extra), which is not installed."""
+
+
+class LandConflict(OrchError):
+    """The attempt's work conflicts with the target: it did not land."""
+
+    exit_code = 21
+
+    def __init__(self, message: str, paths: tuple[str, ...] = (), at: str = "") -> None:
+        super().__init__(message)
+        self.paths = paths  # the conflicting paths
+        self.at = at  # the target's commit the work conflicts with
+
+
+class LandRefused(OrchError):
+    """The land cannot happen as asked: nothing was changed."""
+
+    exit_code = 22
 
 
 def describe_os_error(exc: OSError) -> str:

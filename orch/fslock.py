@@ -82,6 +82,13 @@ class HeldLock:
         self.path = path
         self.fd = fd
 
+    def hand_over(self) -> None:
+        """Close this process's descriptor without unlocking: a child that inherited it
+        holds the lock from now on (unlocking would release it for the child too)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
     def release(self) -> None:
         if self.fd >= 0:
             fcntl.flock(self.fd, fcntl.LOCK_UN)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -151,10 +152,25 @@ class Attempt:
     lines_added: int | None = None
     lines_removed: int | None = None
     changes_at: dt.datetime | None = None
+    # the land that took its work into a target branch (None: not landed)
+    landed_commit: str | None = None  # the target's commit after the land
+    landed_tip: str | None = None  # the attempt's commit that landed
+    landed_into: str | None = None  # the target branch
+    landed_strategy: str | None = None  # squash, rebase, merge or ff-only
+    landed_by: str | None = None
+    landed_at: dt.datetime | None = None
+    # a land in progress: the result the target will move to, and the rest of its intent
+    landing_commit: str | None = None
+    landing: dict[str, Any] | None = None
 
     @property
     def terminal(self) -> bool:
         return self.state.terminal
+
+    @property
+    def landed(self) -> bool:
+        """Its work was taken into a target branch (``orch land``)."""
+        return self.landed_commit is not None
 
     @property
     def changes(self) -> ChangeSummary | None:
@@ -209,6 +225,18 @@ class Attempt:
 
 
 @dataclasses.dataclass(frozen=True)
+class Landed:
+    """A land as recorded: the target's new commit, the attempt's commit that landed,
+    the target branch, the strategy, who."""
+
+    commit: str
+    tip: str
+    into: str
+    strategy: str
+    by: str
+
+
+@dataclasses.dataclass(frozen=True)
 class ChangeSummary:
     """What an attempt changed against its base_commit: at ``tip`` (a commit), or in its
     worktree as it is (``tip`` is then its HEAD, and uncommitted work counts too)."""
@@ -223,6 +251,30 @@ class ChangeSummary:
         return dataclasses.asdict(self)
 
 
+# The event kinds that move an attempt into a state, each always into the same one; a
+# ``finished`` or ``created`` event names its state in its detail. Read by the store when
+# it writes an event (its ``state``), so that a sink subscribing to ``succeeded`` gets it.
+EVENT_STATES: dict[str, State] = {
+    "claimed": State.RUNNING,
+    "released": State.QUEUED,
+    "reassigned": State.QUEUED,
+    "cancelled": State.CANCELLED,
+    "worker_gone": State.WORKER_GONE,
+    "failed_before_claim": State.FAILED,
+    "provisioning_failed": State.FAILED,
+}
+
+
+def event_state(kind: str, detail: dict[str, Any]) -> State | None:
+    """The state an event of ``kind`` moved its attempt into; None when it moved none."""
+    if kind in ("finished", "created"):
+        try:
+            return State(detail["state"])
+        except (KeyError, ValueError):
+            return None
+    return EVENT_STATES.get(kind)
+
+
 @dataclasses.dataclass(frozen=True)
 class AttemptEvent:
     id: int
@@ -231,9 +283,48 @@ class AttemptEvent:
     actor: str
     detail: dict[str, Any]
     created_at: dt.datetime
+    state: State | None = None  # the state this event moved the attempt into, if any
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        """The names a sink's ``on`` may give to subscribe to this event: its kind, and
+        the state it moved the attempt into."""
+        return frozenset({self.kind, str(self.state)} if self.state else {self.kind})
 
     def to_dict(self) -> dict[str, Any]:
         return plain(self)
+
+
+class DeliveryState(enum.StrEnum):
+    PENDING = "pending"  # not delivered yet: due at next_try_at
+    DELIVERED = "delivered"
+    FAILED = "failed"  # failed for good (tries exhausted, or refused): retried by hand only
+    SKIPPED = "skipped"  # nothing to deliver with on this machine (no notifier)
+
+
+@dataclasses.dataclass(frozen=True)
+class EventDelivery:
+    """One event for one sink: delivered once, or failed for good and visible."""
+
+    id: int
+    event_id: int
+    attempt_id: str
+    sink: str
+    state: DeliveryState
+    tries: int
+    next_try_at: dt.datetime
+    delivered_at: dt.datetime | None
+    last_error: str | None
+    created_at: dt.datetime
+    kind: str = ""  # the event's kind, when read with it
+
+    @property
+    def key(self) -> str:
+        """The idempotency key every delivery of this event to this sink carries."""
+        return f"{self.event_id}:{self.sink}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**plain(self), "key": self.key}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -329,6 +420,53 @@ class Message:
         return plain(self)
 
 
+@dataclasses.dataclass(frozen=True)
+class Usage:
+    """What a run's agent says it consumed, as the agent itself reported it. A field the
+    agent did not report is None, never 0: unknown is not free.
+
+    ``input_tokens`` counts every token the model read, cached ones included;
+    ``cached_tokens`` is the part of them read from the provider's cache; ``output_tokens``
+    includes reasoning. ``model``: the model names, most used first, comma-separated."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_tokens: int | None = None
+    cost_usd: float | None = None
+    model: str | None = None
+
+    @property
+    def known(self) -> bool:
+        """Whether the agent reported anything at all."""
+        return any(getattr(self, f.name) is not None for f in dataclasses.fields(self))
+
+    @classmethod
+    def total(cls, usages: Iterable[Usage | None]) -> Usage | None:
+        """The sum of what is known (a field nobody reported stays None); the models named
+        once each, in order of first mention. None when nothing was reported."""
+        known = [u for u in usages if u is not None and u.known]
+        if not known:
+            return None
+
+        def add(values: list[Any]) -> Any:
+            present = [v for v in values if v is not None]
+            return sum(present) if present else None
+
+        models = list(
+            dict.fromkeys(m.strip() for u in known for m in (u.model or "").split(",") if m.strip())
+        )
+        return cls(
+            input_tokens=add([u.input_tokens for u in known]),
+            output_tokens=add([u.output_tokens for u in known]),
+            cached_tokens=add([u.cached_tokens for u in known]),
+            cost_usd=add([u.cost_usd for u in known]),
+            model=", ".join(models) or None,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
 class RunKind(enum.StrEnum):
     AGENT = "agent"  # the agent's command (the first run, or a follow-up)
     CHECK = "check"  # the repository's check command (``[review] check``)
@@ -350,6 +488,8 @@ class Run:
     exit_code: int | None
     kind: RunKind = RunKind.AGENT
     timed_out: bool = False  # killed by its timeout (a check's ``check_timeout``)
+    # what the agent reported it consumed (``orch.attempts.usage``); None: nothing known
+    usage: Usage | None = None
 
     @property
     def duration(self) -> float | None:

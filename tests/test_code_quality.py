@@ -38,7 +38,9 @@ def test_tool_passes(argv: list[str]) -> None:
 
 
 # a git command line: a list handed to the adapter's runner, or one naming git itself
-_GIT_COMMAND = re.compile(r"\.(run|run_into|output_bytes|_start)\(\s*\[|[\"']git[\"']\s*,")
+_GIT_COMMAND = re.compile(
+    r"\.(run|run_into|output_bytes|output_head|_start)\(\s*\[|[\"']git[\"']\s*,"
+)
 
 
 def test_only_the_git_adapter_builds_git_commands() -> None:

@@ -1,19 +1,12 @@
 """The attempts, attempt_events, attempt_messages and attempt_runs tables.
 
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-21
+Alembic revision 0001, the first (2026-11-21).
 """
-
-from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0001"
-down_revision = None
-branch_labels = None
-depends_on = None
+revision, down_revision = "0001", None
 
 
 def upgrade() -> None:

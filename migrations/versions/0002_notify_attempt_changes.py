@@ -3,19 +3,12 @@
 ``orch wait`` on PostgreSQL LISTENs on the ``orch_attempts`` channel instead of polling.
 Heartbeats do not set these columns, so they do not wake anyone.
 
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-11-21
+Alembic revision 0002, after 0001 (2026-11-21).
 """
-
-from __future__ import annotations
 
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
-branch_labels = None
-depends_on = None
+revision, down_revision = "0002", "0001"
 
 
 def upgrade() -> None:

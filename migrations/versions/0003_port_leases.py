@@ -1,19 +1,12 @@
 """Port bundles: one leased block of ports per attempt, unique per host.
 
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-11-21
+Alembic revision 0003, after 0002 (2026-11-21).
 """
-
-from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
-branch_labels = None
-depends_on = None
+revision, down_revision = "0003", "0002"
 
 
 def upgrade() -> None:

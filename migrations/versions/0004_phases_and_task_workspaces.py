@@ -1,19 +1,12 @@
 """Task phases and the registry of each task's workspace.
 
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-11-21
+Alembic revision 0004, after 0003 (2026-11-21).
 """
-
-from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
-branch_labels = None
-depends_on = None
+revision, down_revision = "0004", "0003"
 
 
 def upgrade() -> None:

@@ -1,20 +1,13 @@
 """Several hosts: the host an attempt is for, the host its workspace is on, and the
 repository's identity across clones.
 
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-11-21
+Alembic revision 0005, after 0004 (2026-11-21).
 """
-
-from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
-branch_labels = None
-depends_on = None
+revision, down_revision = "0005", "0004"
 
 
 def upgrade() -> None:

@@ -1,19 +1,12 @@
 """The task queue: tasks submitted with ``orch submit`` that ``orch serve`` dispatches.
 
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-11-21
+Alembic revision 0006, after 0005 (2026-11-21).
 """
-
-from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
-branch_labels = None
-depends_on = None
+revision, down_revision = "0006", "0005"
 
 
 def upgrade() -> None:

@@ -1,19 +1,12 @@
 """How an attempt's worktree was checked out: sparse paths, submodules, LFS smudging.
 
-Revision ID: 0007
-Revises: 0006
-Create Date: 2026-11-21
+Alembic revision 0007, after 0006 (2026-11-21).
 """
-
-from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
-branch_labels = None
-depends_on = None
+revision, down_revision = "0007", "0006"
 
 
 def upgrade() -> None:

@@ -5,20 +5,13 @@ attempt was provisioning and the lease holder afterwards; the dispatch process m
 ``dispatcher_*``. ``task_workspaces`` copied the attempt's branch and path; it keeps only
 the attempt's id (a foreign key), and the branch and path are read from the attempt.
 
-Revision ID: 0008
-Revises: 0007
-Create Date: 2026-12-07
+Alembic revision 0008, after 0007 (2026-12-07).
 """
-
-from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
-branch_labels = None
-depends_on = None
+revision, down_revision = "0008", "0007"
 
 _FK = "fk_task_workspaces_attempt_id"
 _IX = "ix_task_workspaces_attempt_id"

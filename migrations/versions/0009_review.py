@@ -6,20 +6,13 @@ that ``orch list`` reads it instead of asking git per attempt. ``attempt_runs`` 
 ``kind``: every run so far was an agent's (``agent``); a run of the repository's check
 command is ``check``, with ``timed_out`` when its timeout killed it.
 
-Revision ID: 0009
-Revises: 0008
-Create Date: 2026-12-07
+Alembic revision 0009, after 0008 (2026-12-07).
 """
-
-from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
-branch_labels = None
-depends_on = None
+revision, down_revision = "0009", "0008"
 
 _CHANGES = (
     ("changes_tip", sa.String(64)),

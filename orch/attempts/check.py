@@ -8,15 +8,18 @@ appended to the attempt's log, killed with its process group after ``check_timeo
 It runs only while holding the worktree's lock (the one an agent holds while it runs,
 handed to the check's process too), so a check never runs beside an agent or another
 check. Its exit code, duration and whether it timed out are recorded as a run of kind
-``check`` with a ``check_finished`` event. This module never decides an attempt's state.
+``check`` with a ``check_finished`` event; ``check_logs`` reads them back with the tail
+of each one's output (the dashboard's check view). This module never decides an
+attempt's state.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from orch.attempts.changes import record_changes
 from orch.attempts.occupant import worktree_lock_path
@@ -25,7 +28,7 @@ from orch.config import RepoConfig, Settings, load_repo_config
 from orch.errors import ConfigError, OrchError, WorktreeBusy
 from orch.fslock import HeldLock, lock_owner, try_lock
 from orch.git import Git
-from orch.models import Attempt, Run
+from orch.models import Attempt, PortBundle, Run, RunKind
 from orch.system import ports, processes
 
 if TYPE_CHECKING:
@@ -81,15 +84,20 @@ def run_check(
     attempt: Attempt,
     worktree: Path,
     config: RepoConfig,
-    lock: HeldLock,
+    lock: HeldLock | None,
     actor: str,
     environ: Mapping[str, str],
+    *,
+    bundle: PortBundle | None = None,
 ) -> Run:
     """Run the check under ``lock`` (held by the caller, inherited by the check's
-    process) and record it; an interruption still records the run's end."""
+    process; None: ``worktree`` is a scratch one nobody else uses) and record it; an
+    interruption still records the run's end. ``bundle``: the port bundle to run it with
+    (None: the attempt's own)."""
     assert config.check is not None
     log_path = settings.logs_dir / f"{attempt.id}.log"
-    bundle = store.port_bundle(attempt.id)
+    if bundle is None:
+        bundle = store.port_bundle(attempt.id)
     env = {
         **environ,
         **(ports.environment(bundle) if bundle is not None else {}),
@@ -109,8 +117,8 @@ def run_check(
             env,
             log_path,
             config.check_timeout,
-            label=f"check (run {run.number})",
-            pass_fds=[lock.fd],
+            label=_label(run.number),
+            pass_fds=[lock.fd] if lock is not None else [],
         )
         finished = True
     finally:
@@ -138,3 +146,42 @@ def check_after_agent(
 
 def _worktree(attempt: Attempt) -> Path:
     return existing_worktree(attempt, ": nothing to check")
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckLog:
+    """One check run and the last lines of its output in the attempt's log."""
+
+    run: Run
+    log_path: str
+    lines: tuple[str, ...] | None  # None: the log (on this machine) holds no output of it
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.run.to_dict(),
+            "log": {
+                "path": self.log_path,
+                "found": self.lines is not None,
+                "lines": list(self.lines or ()),
+            },
+        }
+
+
+def check_logs(
+    store: Store, settings: Settings, ref: str, lines: int = 40
+) -> tuple[Attempt, list[CheckLog]]:
+    """The attempt's check runs, newest first, each with the last ``lines`` lines it
+    wrote to the attempt's log (read from this machine's log directory)."""
+    attempt = find_attempt(store, ref)
+    log_path = settings.logs_dir / f"{attempt.id}.log"
+    runs = [r for r in store.runs_of([attempt.id])[attempt.id] if r.kind == RunKind.CHECK]
+    found = []
+    for run in reversed(runs):
+        tail = processes.hook_output_tail(log_path, _label(run.number), lines)
+        found.append(CheckLog(run, str(log_path), None if tail is None else tuple(tail)))
+    return attempt, found
+
+
+def _label(number: int) -> str:
+    """What the check's banners in the log call run ``number``."""
+    return f"check (run {number})"

@@ -2,7 +2,8 @@
 
 Nothing is lost: an attempt whose worker may still be alive, that has not ended, or that
 another live attempt still works in, is skipped with the reason; work that removal would
-lose (uncommitted changes, untracked files, commits no other branch or remote keeps) makes
+lose (uncommitted changes, untracked files, commits no other branch or remote keeps, and
+that did not land with ``orch land``) makes
 orch skip the attempt, or with ``--force`` first save it under ``$ORCH_HOME/archive``.
 Each attempt is handled in this order, so that a crash between any two steps leaves state
 that a rerun or ``orch doctor --fix`` completes: archive (manifest last), worktree, branch
@@ -193,7 +194,12 @@ def _remove(
     actor: str,
     checkpoint: Checkpoint,
 ) -> CleanupItem:
-    policy = removal.Policy(archive=_archive_of(attempt, settings), keep_branch=request.keep_branch)
+    policy = removal.Policy(
+        archive=_archive_of(attempt, settings),
+        keep_branch=request.keep_branch,
+        # what landed is saved, even squashed into the target; commits made since are not
+        saved=(attempt.landed_tip,) if attempt.landed_tip else (),
+    )
     present = worktree is not None and worktree.is_dir()
     if present and worktree is not None and pool.is_pool_path(settings, repo, worktree):
         present = False  # already back in the warm pool (a cleanup --to-pool cut short)

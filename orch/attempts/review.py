@@ -1,5 +1,6 @@
 """Reviewing attempts: what one attempt changed against its recorded ``base_commit``
-(``orch diff``), and how the results of two attempts differ (``orch compare A B``).
+(``orch diff``, and one file's patch for the dashboard), and how the results of two
+attempts differ (``orch compare A B``).
 
 The base is always the attempt's ``base_commit``, never the branch's merge-base with
 another branch. The work is read from where it still is: the worktree (its commits, its
@@ -11,11 +12,12 @@ worktree or the store.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from orch.attempts.queries import find_attempt
 from orch.errors import InvalidInput, NotFound
@@ -27,6 +29,9 @@ if TYPE_CHECKING:
     from orch.store import Store
 
 Source = Literal["worktree", "branch", "archive"]
+# the most of one file's patch given at once: a 2,000-line change is about 100 KB; a
+# 20 MB file's patch is cut here, not held in memory whole
+PATCH_LIMIT = 1 << 20
 # workspaces that were never made (or were rolled back): no branch ever held any work
 _NEVER_MADE = frozenset(
     {WorkspaceStatus.PROVISIONING, WorkspaceStatus.PENDING, WorkspaceStatus.FAILED}
@@ -102,6 +107,102 @@ def changes(git: Git, diff: AttemptDiff) -> Changes:
     base = diff.range.base
     commits = git.commits_between(diff.repository.common_dir, base, diff.tip)
     return Changes(files=tuple(git.changed_files(diff.range)), commits=tuple(commits))
+
+
+def diff_body(diff: AttemptDiff, found: Changes, *, committed: bool) -> dict[str, Any]:
+    """The body of ``orch diff --json`` (the dashboard's diff view reads the same)."""
+    attempt = diff.attempt
+    return {
+        "attempt": attempt.id,
+        "task_key": attempt.task_key,
+        "base_commit": diff.range.base,
+        "tip": diff.tip,
+        "source": diff.source,
+        "committed_only": committed,
+        "branch_name": attempt.branch_name,
+        "worktree_path": attempt.worktree_path,
+        "archive_path": attempt.archive_path,
+        "notes": list(diff.notes),
+        "files": [file_dict(f) for f in found.files],
+        "commits": [dataclasses.asdict(c) for c in found.commits],
+        "totals": found.totals(),
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class FilePatch:
+    """One changed file and its patch (at most ``PATCH_LIMIT`` bytes of it)."""
+
+    file: FileChange
+    patch: bytes
+    truncated: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": file_dict(self.file),
+            # the patch as text: bytes that are not UTF-8 become replacement characters
+            "patch": self.patch.decode("utf-8", "replace"),
+            "truncated": self.truncated,
+            "limit": PATCH_LIMIT,
+        }
+
+
+def file_patch(git: Git, diff: AttemptDiff, path: str, limit: int = PATCH_LIMIT) -> FilePatch:
+    """The patch of the one file named ``path`` (its exact name: a name that is not UTF-8
+    carries surrogate escapes, as ``FileChange.path`` does) among those ``diff`` changed;
+    a renamed file's patch covers both of its names."""
+    found = next((f for f in git.changed_files(diff.range) if f.path == path), None)
+    if found is None:
+        raise NotFound(
+            f"attempt {diff.attempt.id} changed no file named {_text(path)!r} against "
+            f"its base_commit {diff.range.base[:12]}"
+        )
+    names = [found.path] if found.old_path is None else [found.old_path, found.path]
+    patch, truncated = git.file_patch(diff.range, names, limit)
+    return FilePatch(found, patch, truncated)
+
+
+def file_dict(change: FileChange) -> dict[str, Any]:
+    """One changed file as JSON: a name that is not UTF-8 shows with replacement
+    characters in ``path`` and byte for byte in ``path_base64``."""
+    out: dict[str, Any] = {"path": _text(change.path)}
+    if change.old_path is not None:
+        out["old_path"] = _text(change.old_path)
+    out.update(
+        status=change.status,
+        additions=change.additions,
+        deletions=change.deletions,
+        binary=change.binary,
+    )
+    for key, name in (("path", change.path), ("old_path", change.old_path)):
+        raw = _not_utf8(name) if name is not None else None
+        if raw is not None:
+            out[f"{key}_base64"] = base64.b64encode(raw).decode("ascii")
+    return out
+
+
+def name_from_base64(given: str) -> str:
+    """A file name sent as ``path_base64`` (its exact bytes), as git's names are held."""
+    try:
+        raw = base64.b64decode(given, validate=True)
+    except ValueError:
+        raise InvalidInput("path_base64 is not base64") from None
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _text(name: str) -> str:
+    """The name as text (git's bytes were decoded with surrogate escapes)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _not_utf8(name: str) -> bytes | None:
+    """The name's bytes when they are not UTF-8 (None when they are)."""
+    raw = name.encode("utf-8", "surrogateescape")
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+    return None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -80,8 +80,12 @@ def settings_from_env(**overrides: Any) -> Settings:
     return settings
 
 
-def open_store(settings: Settings, *, worker_say: Callable[[str], None] | None = None) -> Store:
-    """The store, its connections named after this command (``orch work HOST``).
+def open_store(
+    settings: Settings, kick: bool = True, *, worker_say: Callable[[str], None] | None = None
+) -> Store:
+    """The store, closed with the command, its connections named after it (``orch work
+    HOST``); with ``kick``, a change that writes events starts their delivery in the
+    background (``orch.attempts.events.kick``).
 
     For a worker (``worker_say``: where it says trouble), a process idle most of its life
     among many others on one server: no connection is kept between transactions, and a
@@ -113,6 +117,12 @@ def open_store(settings: Settings, *, worker_say: Callable[[str], None] | None =
         ),
     )
     context.call_on_close(store.close)
+    if kick:
+        from orch.attempts.events.kick import Kicker
+
+        kicker = Kicker(store, settings, os.environ)
+        store.on_events = kicker
+        context.call_on_close(kicker.flush)  # runs before store.close
     return store
 
 

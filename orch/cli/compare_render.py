@@ -1,13 +1,14 @@
-"""Text and JSON of ``orch compare TASK`` and ``orch check``, and the words for a change
-summary and a check result that ``orch list``/``orch show`` share (no click, no I/O)."""
+"""The text of ``orch compare TASK`` (its JSON is ``TaskComparison.to_dict``, which the
+dashboard serves too), ``orch check``'s JSON, and the words for a change summary and a
+check result that ``orch list``/``orch show`` share (no click, no I/O)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from orch.attempts.compare import CompareRow, TaskComparison
-from orch.cli.render import seconds
-from orch.models import ChangeSummary, Run
+from orch.attempts.compare import TaskComparison
+from orch.cli.render import cost, seconds, state_words, tokens, usage_words
+from orch.models import ChangeSummary, Run, Usage
 
 _SHOWN_PATHS = 50  # collisions listed in the text form; the JSON has them all
 
@@ -32,10 +33,6 @@ def check_dict(run: Run | None) -> dict[str, Any] | None:
     return None if run is None else run.to_dict()
 
 
-def changes_dict(changes: ChangeSummary | None) -> dict[str, Any] | None:
-    return None if changes is None else changes.to_dict()
-
-
 def table(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join(
@@ -56,21 +53,25 @@ def comparison_text(found: TaskComparison) -> str:
         "+/-",
         "CHECK",
     )
-    rows: list[tuple[str, ...]] = [header]
+    # tokens and cost only when some attempt's agent reported them
+    used = found.usage is not None
+    rows: list[tuple[str, ...]] = [(*header, "TOKENS", "COST") if used else header]
     for row in found.rows:
         a = row.attempt
+        usage = _usage_cells(row.usage) if used else ()
         rows.append(
             (
                 a.id,
                 str(a.attempt_number),
                 a.worker_label,
-                str(a.state),
+                state_words(a),
                 "-" if a.exit_code is None else str(a.exit_code),
                 seconds(row.duration),
                 _number(row.changes, "commits_ahead"),
                 _number(row.changes, "files_changed"),
                 lines(row.changes),
                 check_words(row.check),
+                *usage,
             )
         )
     count = len(found.rows)
@@ -79,6 +80,8 @@ def comparison_text(found: TaskComparison) -> str:
         "(committed work against each attempt's base_commit)",
         table(rows),
     ]
+    if found.usage is not None:
+        out.append(f"usage the agents reported, all attempts: {usage_words(found.usage)}")
     notes = [f"  {r.attempt.id}: {r.note}" for r in found.rows if r.note]
     if notes:
         out += ["", "not counted:", *notes]
@@ -94,33 +97,12 @@ def comparison_text(found: TaskComparison) -> str:
     return "\n".join(out)
 
 
-def comparison_body(found: TaskComparison) -> dict[str, Any]:
-    return {
-        "task_key": found.task_key,
-        "attempts": [_row_dict(row) for row in found.rows],
-        "collisions": [{"path": path, "attempts": list(ids)} for path, ids in found.collisions],
-    }
-
-
-def _row_dict(row: CompareRow) -> dict[str, Any]:
-    a = row.attempt
-    return {
-        "id": a.id,
-        "attempt_number": a.attempt_number,
-        "repository": a.repository,
-        "worker": a.worker_label,
-        "state": str(a.state),
-        "exit_code": a.exit_code,
-        "duration": row.duration,
-        "runs": len(row.runs),
-        "base_commit": a.base_commit,
-        "branch_name": a.branch_name,
-        "changes": changes_dict(row.changes),
-        "check": check_dict(row.check),
-        "files": list(row.paths),
-        "note": row.note,
-    }
-
-
 def _number(changes: ChangeSummary | None, field: str) -> str:
     return "-" if changes is None else str(getattr(changes, field))
+
+
+def _usage_cells(usage: Usage | None) -> tuple[str, str]:
+    """``12.3k/1.2k`` (in/out) and the cost; ``-`` for an attempt that reported nothing."""
+    if usage is None:
+        return "-", "-"
+    return f"{tokens(usage.input_tokens)}/{tokens(usage.output_tokens)}", cost(usage.cost_usd)

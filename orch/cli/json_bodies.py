@@ -2,9 +2,11 @@
 
 ``orch.cli.render.to_json`` wraps a body in the versioned envelope. The command line and
 the MCP server (orch.cli.mcp_server) both build their answers here, so that a tool's
-result is the very document the command prints. The review commands' bodies are in
-orch.cli.review_render and orch.cli.compare_render, ``orch list``'s and ``orch show``'s
-are the ``to_dict`` of their queries' results.
+result is the very document the command prints. ``orch compare A B``'s body is in
+orch.cli.review_render; the bodies the dashboard serves too are below the interfaces:
+``orch diff``'s is ``orch.attempts.review.diff_body``, ``orch compare TASK``'s
+``TaskComparison.to_dict``, ``orch list``'s and ``orch show``'s the ``to_dict`` of their
+queries' results.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from orch.attempts.queries import AttemptDetail
-from orch.models import Attempt, ChangeSummary, Run, RunKind
+from orch.models import Attempt, ChangeSummary, Run, RunKind, Usage
 
 JSON_VERSION = 1
 
@@ -45,7 +45,7 @@ def attempts_table(attempts: list[Attempt], now: dt.datetime) -> str:
             a.id,
             _clip(a.task_key, 32),
             str(a.attempt_number),
-            str(a.state),
+            state_words(a),
             str(a.workspace_status),
             a.branch_name or "-",
             *_changes_cells(a.changes),
@@ -54,6 +54,28 @@ def attempts_table(attempts: list[Attempt], now: dt.datetime) -> str:
         for a in attempts
     ]
     return table(rows)
+
+
+def state_words(attempt: Attempt) -> str:
+    """The state, and ``(landed)`` once its work was landed (landing is no state)."""
+    return f"{attempt.state} (landed)" if attempt.landed else str(attempt.state)
+
+
+def landed_words(attempt: Attempt) -> str | None:
+    """Where its work landed (``orch show``), or that a land is in progress."""
+    if attempt.landed_commit:
+        when = _when(attempt.landed_at)
+        return (
+            f"{attempt.landed_commit[:12]} into {attempt.landed_into} "
+            f"({attempt.landed_strategy}) by {attempt.landed_by} at {when}"
+        )
+    if attempt.landing_commit:
+        into = (attempt.landing or {}).get("into")
+        return (
+            f"in progress into {into} ({attempt.landing_commit[:12]}); if no orch land "
+            "runs, 'orch doctor --fix' completes it"
+        )
+    return None
 
 
 def display_width(text: str) -> int:
@@ -153,11 +175,41 @@ def _run_line(run: Run) -> str:
             f"  {run.number}  {when}  exit {exit_code}  check {run.result} "
             f"in {seconds(run.duration)}"
         )
+    used = f"  [{usage_words(run.usage)}]" if run.usage is not None else ""
     return (
         f"  {run.number}  {when}  "
         f"exit {run.exit_code if run.exit_code is not None else '-'}  "
-        f"{_first_line(run.prompt)}"
+        f"{_first_line(run.prompt)}{used}"
     )
+
+
+def tokens(count: int | None) -> str:
+    """``812``, ``12.3k``, ``4.56M``; ``?`` when not reported."""
+    if count is None:
+        return "?"
+    if count < 1000:
+        return str(count)
+    if count < 1_000_000:
+        return f"{count / 1000:.1f}k"
+    return f"{count / 1_000_000:.2f}M"
+
+
+def cost(usd: float | None) -> str:
+    return "?" if usd is None else f"${usd:.4f}" if usd < 1 else f"${usd:.2f}"
+
+
+def usage_words(usage: Usage | None, model: bool = True) -> str:
+    """``12.3k in (10.1k cached), 1.2k out, $0.0421, claude-sonnet-4-5``; ``-`` when the
+    agent reported nothing; a figure it did not report is ``?``, never 0."""
+    if usage is None:
+        return "-"
+    cached = f" ({tokens(usage.cached_tokens)} cached)" if usage.cached_tokens is not None else ""
+    words = f"{tokens(usage.input_tokens)} in{cached}, {tokens(usage.output_tokens)} out"
+    if usage.cost_usd is not None:
+        words += f", {cost(usage.cost_usd)}"
+    if model and usage.model:
+        words += f", {usage.model}"
+    return words
 
 
 def attempt_detail(detail: AttemptDetail) -> str:
@@ -204,6 +256,9 @@ def attempt_detail(detail: AttemptDetail) -> str:
         fields.append(("archive", f"{attempt.archive_path} (see manifest.json to restore)"))
     if attempt.reason:
         fields.append(("reason", attempt.reason))
+    landed = landed_words(attempt)
+    if landed:
+        fields.append(("landed", landed))
     fields += _changes_fields(detail)
     check = detail.check
     if check is not None:
@@ -214,6 +269,10 @@ def attempt_detail(detail: AttemptDetail) -> str:
                 f"{check.result} (exit {exit_code}, {seconds(check.duration)}; run {check.number})",
             )
         )
+    if detail.usage is not None:
+        fields.append(("usage", usage_words(detail.usage)))
+    if detail.task_usage is not None and detail.task_usage != detail.usage:
+        fields.append(("task_usage", f"{usage_words(detail.task_usage)} (every attempt)"))
     width = max(len(k) for k, _ in fields)
     lines = [f"{k.ljust(width)}  {v}" for k, v in fields]
     lines.append(f"prompt{' ' * (width - 6)}  {_first_line(attempt.prompt)}")
@@ -221,6 +280,11 @@ def attempt_detail(detail: AttemptDetail) -> str:
         lines += ["", "runs:"]
         for run in detail.runs:
             lines.append(_run_line(run))
+    unreadable = sum(
+        e.detail.get("lines", 0) for e in detail.events if e.kind == "usage_unreadable"
+    )
+    if unreadable:
+        lines += ["", f"usage report lines that could not be read (ignored): {unreadable}"]
     escapes = [e for e in detail.events if e.kind == "escape_warning"]
     if escapes:
         lines += ["", "warnings:"]

@@ -56,7 +56,7 @@ def diff(
     of 4+ characters) or a payload path. Exit codes: 8 unknown attempt, or its branch
     and worktree are gone; 7 a git command failed.
     """
-    from orch.attempts.review import attempt_diff, changes
+    from orch.attempts.review import attempt_diff, changes, diff_body
     from orch.errors import InvalidInput
     from orch.git import Git
 
@@ -69,7 +69,6 @@ def diff(
             click.echo(f"Note: {note}", err=True)
         if as_json:
             from orch.cli.render import to_json
-            from orch.cli.review_render import diff_body
 
             click.echo(to_json(**diff_body(found, changes(git, found), committed=committed)))
             return
@@ -160,7 +159,7 @@ def _emit(
 
 def _compare_task(task_key: str, diff_options: bool, as_json: bool) -> None:
     from orch.attempts.compare import compare_task
-    from orch.cli.compare_render import comparison_body, comparison_text
+    from orch.cli.compare_render import comparison_text
     from orch.cli.render import to_json
     from orch.errors import InvalidInput
     from orch.git import Git
@@ -169,7 +168,7 @@ def _compare_task(task_key: str, diff_options: bool, as_json: bool) -> None:
         raise InvalidInput("--worktree and --stat compare two attempts (orch compare A B)")
     settings = settings_from_env()
     found = compare_task(open_store(settings), Git(settings.git_lock_timeout), task_key)
-    click.echo(to_json(**comparison_body(found)) if as_json else comparison_text(found))
+    click.echo(to_json(**found.to_dict()) if as_json else comparison_text(found))
 
 
 def _stdout_fd() -> int | None:

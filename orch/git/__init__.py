@@ -13,7 +13,8 @@ modules, by what they are about:
 - ``saving``: patches, untracked files and bundles of work about to be removed;
 - ``restoring``: bringing such work back (``orch restore``);
 - ``diff``: what changed between a base and a tip or a worktree's files (``orch diff``);
-- ``summary``: counting what an attempt changed (``orch list``, ``orch compare TASK``).
+- ``summary``: counting what an attempt changed (``orch list``, ``orch compare TASK``);
+- ``landing``: merging an attempt into a target without a worktree (``orch land``).
 
 ``Git`` is all of them in one object, as the rest of orch passes it around.
 """
@@ -31,6 +32,7 @@ from orch.git.diff import (
     WorktreeTree,
     index_file,
 )
+from orch.git.landing import CommitMeta, Conflicted, Landing, Merged, Replayed
 from orch.git.refs import (
     PendingRepositoryFacts,
     PendingRepositoryUrl,
@@ -67,25 +69,30 @@ from orch.git.worktrees import (
 )
 
 
-class Git(Worktrees, Status, Diffs, Summaries):
+class Git(Worktrees, Status, Diffs, Summaries, Landing):
     """Every git command orch runs (see the modules above)."""
 
 
 __all__ = [
     "Checkout",
     "CommitInfo",
+    "CommitMeta",
+    "Conflicted",
     "DiffFormat",
     "DiffRange",
     "Diffs",
     "DirtyPath",
     "FileChange",
     "Git",
+    "Landing",
+    "Merged",
     "Pending",
     "PendingDirtyCheck",
     "PendingRepositoryFacts",
     "PendingRepositoryUrl",
     "PrivateIndex",
     "Refs",
+    "Replayed",
     "Repository",
     "RepositoryFacts",
     "Runner",

@@ -16,7 +16,7 @@ import contextlib
 import dataclasses
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -84,13 +84,18 @@ class WorktreeTree:
 
 
 class Diffs(Runner):
-    def _diff_args(self, where: DiffRange, options: list[str]) -> list[str]:
+    def _diff_args(
+        self, where: DiffRange, options: list[str], paths: Sequence[str] = ()
+    ) -> list[str]:
         git_dir = ["--git-dir", str(where.git_dir)] if where.git_dir is not None else []
+        # paths are file names, never patterns: a name like '*.txt' or ':(glob)x' is itself
+        literal = ["--literal-pathspecs"] if paths else []
         # -M: renames found whatever the user's diff.renames says; --end-of-options keeps
         # a commit or tree id from being read as an option
         tip = [where.tip] if where.tip is not None else []
         return [
             "--no-optional-locks",
+            *literal,
             *git_dir,
             "diff",
             "-M",
@@ -99,6 +104,7 @@ class Diffs(Runner):
             where.base,
             *tip,
             "--",  # never a path that happens to be named like the base
+            *paths,
         ]
 
     def diff_output(
@@ -122,6 +128,14 @@ class Diffs(Runner):
         large diff is never held in memory, and a pager shows its start at once)."""
         args = self._diff_args(where, _format_options(fmt, color, stat_width))
         self.run_into(args, out, cwd=where.cwd, env=where.env)
+
+    def file_patch(self, where: DiffRange, paths: Sequence[str], limit: int) -> tuple[bytes, bool]:
+        """The plain patch of ``where`` limited to ``paths`` (a file, or a renamed file's
+        two names), at most ``limit`` bytes of it, and whether there was more. git's own
+        patch, never an external diff program or a text conversion the user configured:
+        its reader parses it."""
+        args = self._diff_args(where, ["--color=never", "--no-ext-diff", "--no-textconv"], paths)
+        return self.output_head(args, limit, cwd=where.cwd, env=where.env)
 
     def changed_files(self, where: DiffRange) -> list[FileChange]:
         """Every changed file of ``where`` with its status and line counts, from one git
@@ -149,7 +163,9 @@ class Diffs(Runner):
         ).stdout
         commits = []
         for record in out.split("\0"):
-            fields = record.strip("\n").split("\x1f")
+            # a message or name in bytes that are not UTF-8 (a commit without an encoding
+            # header) is text to show: its bad bytes become replacement characters
+            fields = _shown(record.strip("\n")).split("\x1f")
             if len(fields) == 5:
                 sha, name, email, date, subject = fields
                 commits.append(CommitInfo(sha, subject, name, email, date))
@@ -237,6 +253,11 @@ def _format_options(fmt: DiffFormat, color: bool, stat_width: int | None) -> lis
     elif fmt == "name-only":
         options.append("--name-only")
     return options
+
+
+def _shown(text: str) -> str:
+    """git's output (decoded with surrogate escapes) as text to show."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def index_file(worktree: Path) -> Path | None:

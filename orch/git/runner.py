@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -122,6 +123,39 @@ class Runner:
             stderr = proc.stderr.decode(errors="replace")
             raise GitError(f"git {' '.join(args[:2])} failed: {last_line(stderr)}")
         return proc.stdout
+
+    def output_head(
+        self,
+        args: Sequence[str],
+        limit: int,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> tuple[bytes, bool]:
+        """The first ``limit`` bytes of a read-only ``git args``'s output, byte for byte,
+        and whether it printed more (git is then stopped: a long answer is never held in
+        memory whole)."""
+        full_env = {**self._env, **(env or {})}
+        # standard error goes to a file: git blocked on a full stderr pipe while this
+        # process waits on its stdout would hang both
+        with tempfile.TemporaryFile() as errors:
+            try:
+                proc = subprocess.Popen(
+                    ["git", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=errors, env=full_env
+                )
+            except (FileNotFoundError, NotADirectoryError) as exc:
+                raise not_started(exc, cwd) from exc
+            assert proc.stdout is not None
+            with proc.stdout:
+                data = proc.stdout.read(limit + 1)
+                more = len(data) > limit
+                if more:
+                    proc.kill()
+            code = proc.wait()
+            if not more and code != 0:
+                errors.seek(0)
+                stderr = errors.read().decode(errors="replace")
+                raise GitError(f"git {' '.join(args[:2])} failed: {last_line(stderr)}")
+        return data[:limit], more
 
     def run_into(
         self,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from orch.git.refs import Repository
@@ -74,6 +75,15 @@ class Status(Runner):
             check=False,
         )
         return parse_porcelain(proc.stdout) if proc.returncode == 0 else None
+
+    def tracks(self, path: Path) -> bool:
+        """Whether the repository around ``path`` tracks that file (False outside git)."""
+        proc = self.run(
+            ["--no-optional-locks", "ls-files", "--error-unmatch", "--", path.name],
+            cwd=path.parent,
+            check=False,
+        )
+        return proc.returncode == 0
 
 
 def parse_porcelain(out: str) -> list[DirtyPath]:
@@ -166,12 +176,18 @@ def _never_checked_out(worktree: Path, admin: Path) -> bool:
 
 
 def unsaved_work(
-    git: Runner, repo: Repository, worktree: Path | None, branch: str | None
+    git: Runner,
+    repo: Repository,
+    worktree: Path | None,
+    branch: str | None,
+    saved: Sequence[str] = (),
 ) -> UnsavedWork:
     """Uncommitted changes in ``worktree`` and commits nothing else keeps.
 
     A commit is safe when another branch or a remote-tracking ref contains it (a branch
-    merged into its base is therefore always safe). Read without taking locks.
+    merged into its base is therefore always safe), or when one of ``saved`` does (the
+    attempt's commit that landed: its work is in the target even after a squash).
+    Read without taking locks.
     """
     dirty: list[DirtyPath] = []
     head = None
@@ -208,11 +224,14 @@ def unsaved_work(
                 str(repo.common_dir),
                 "rev-list",
                 "--count",
+                # a saved commit git has since pruned counts for nothing, not as an error
+                *(["--ignore-missing"] if saved else []),
                 *tips,
                 "--not",
                 *exclude,
                 "--branches",
                 "--remotes",
+                *saved,
             ],
         ).stdout
         unmerged = int(out.strip() or 0)

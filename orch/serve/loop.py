@@ -2,6 +2,10 @@
 dispatches queued tasks, records the changes of attempts whose branch moved, and writes a
 status snapshot.
 
+Events are delivered to the configured sinks by a thread of the loop's own, which holds
+the deliver lock so that commands start no deliverer of theirs while the loop runs
+(``orch.attempts.events``).
+
 Dispatching and retrying run ``orch dispatch`` / ``orch retry`` in a child process (the
 same code an operator runs) bounded by ``dispatch_timeout``: a hung git or set-up hook
 is killed and leaves what ``orch doctor --fix`` repairs, and the loop moves on. At most
@@ -20,6 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from orch.attempts.changes import record_moved
+from orch.attempts.events.deliverer import deliver_forever, deliver_once
 from orch.attempts.lifecycle import reap
 from orch.attempts.retry import RetryPolicy, exhausted, refusal
 from orch.config import Settings
@@ -246,10 +251,15 @@ def run(
     previous = {
         sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
     }
+    delivering = threading.Thread(
+        target=deliver_forever, args=(store, settings, log, stop), name="orch-events", daemon=True
+    )
     try:
         runtime.publish(settings.home, runtime.LOOP, interval=settings.serve_interval)
         loop = Loop(store, settings, actor)
         log(f"orch loop pid {os.getpid()}: a cycle every {settings.serve_interval:g}s")
+        if not once:
+            delivering.start()
         while not stop.is_set():
             try:
                 report = loop.cycle()
@@ -260,9 +270,16 @@ def run(
                     if ids:
                         log(f"cycle {loop.cycles}: {what} {', '.join(ids)}")
             if once:
+                try:
+                    deliver_once(store, settings, log)
+                except OrchError as exc:
+                    log(f"event delivery: {exc.message}")
                 break
             stop.wait(settings.serve_interval)
     finally:
+        stop.set()
+        if delivering.is_alive():
+            delivering.join(timeout=settings.cancel_grace)
         runtime.withdraw(settings.home, runtime.LOOP)
         held.release()
         for sig, handler in previous.items():

@@ -1,5 +1,7 @@
 """The dashboard's HTTP server: the page, read-only JSON that mirrors ``orch list/show
---json``, and the operator actions (cancel, retry, send) through the CLI's own calls.
+--json`` (and ``orch diff``/``orch compare TASK --json`` and the check runs, built in
+orch.serve.review_api), and the operator actions (cancel, retry, send) through the CLI's
+own calls.
 
 Who may do what (the model Jupyter uses): every request, the page and every read
 included, must carry the server's token, on loopback too, since any account on this
@@ -55,7 +57,7 @@ from orch.errors import (
 )
 from orch.git import Git
 from orch.models import State
-from orch.serve import runtime
+from orch.serve import review_api, runtime
 from orch.system import processes
 
 if TYPE_CHECKING:
@@ -306,6 +308,9 @@ class Handler(BaseHTTPRequestHandler):
             git = Git(self.server.settings.git_lock_timeout)
             return self._json(200, **changes.show(store, git, rest[0]).to_dict())
         attempt = find_attempt(store, rest[0])
+        review = review_api.ATTEMPT_READS.get(tuple(rest[1:]))
+        if review is not None:
+            return self._json(200, **review(store, self.server.settings, attempt.id, query))
         if rest[1:] == ["log"]:
             path = self.server.settings.logs_dir / f"{attempt.id}.log"
             lines = processes.log_tail(path, LOG_TAIL)
@@ -330,6 +335,12 @@ class Handler(BaseHTTPRequestHandler):
             loop_running=loop is not None,
             loop_pid=loop.pid if loop else None,
         )
+
+    def _get_compare(self, rest: list[str], query: dict[str, list[str]]) -> None:
+        if len(rest) != 1:
+            raise NotFound(f"no such endpoint: {self.path} (GET /api/compare/TASK)")
+        srv = self.server
+        self._json(200, **review_api.compare_body(srv.store, srv.settings, rest[0]))
 
     def _get_tasks(self, rest: list[str], query: dict[str, list[str]]) -> None:
         tasks = self.server.store.queued_tasks()

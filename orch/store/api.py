@@ -19,19 +19,32 @@ from orch.models import Attempt, AttemptEvent, State, WorkspaceStatus
 from orch.store import revision
 from orch.store.base import Clock, to_attempt, to_event, utcnow
 from orch.store.engine import Connecting, is_sqlite, make_engine
+from orch.store.landing import LandingOps
 from orch.store.lifecycle import LifecycleOps
+from orch.store.outbox import OutboxOps
 from orch.store.ports import PortOps
 from orch.store.provisioning import ProvisioningOps
 from orch.store.review import ReviewOps
 from orch.store.tables import attempt_events as _E
 from orch.store.tables import attempts as _T
 from orch.store.tasks import TaskOps
+from orch.store.usage import UsageOps
 from orch.store.workspaces import WorkspaceOps
 
 MIN_ID_PREFIX = 4  # shorter prefixes match too much to be meant (ids are 8 hex digits)
 
 
-class Store(LifecycleOps, ProvisioningOps, PortOps, TaskOps, WorkspaceOps, ReviewOps):
+class Store(
+    LifecycleOps,
+    ProvisioningOps,
+    PortOps,
+    TaskOps,
+    WorkspaceOps,
+    ReviewOps,
+    OutboxOps,
+    LandingOps,
+    UsageOps,
+):
     # -- reading ---------------------------------------------------------------------------
 
     def latest_attempt(self, task_key: str, repository: str | None = None) -> list[Attempt]:

@@ -1,7 +1,10 @@
 """The store's foundation: transactions, row conversion, events, numbering runs.
 
 One short transaction per operation; writes on SQLite start with ``BEGIN IMMEDIATE``
-(see ``engine``). Every change appends an event in the same transaction as the change.
+(see ``engine``). Every change appends an event in the same transaction as the change:
+the outbox that sinks are fed from (``outbox``). After a transaction that wrote events
+commits, ``on_events`` (set by whoever opened the store) is called, so that delivery can
+start; it never runs for a transaction that rolled back.
 """
 
 from __future__ import annotations
@@ -14,11 +17,21 @@ from typing import Any, Self
 from sqlalchemy import Connection, Engine, func, insert, select
 
 from orch.fslock import WriterLock
-from orch.models import Attempt, AttemptEvent, Message, Run, RunKind, State, WorkspaceStatus
+from orch.models import (
+    Attempt,
+    AttemptEvent,
+    Message,
+    Run,
+    RunKind,
+    State,
+    WorkspaceStatus,
+    event_state,
+)
 from orch.store.engine import SQLITE_BUSY_TIMEOUT_MS, is_sqlite, sqlite_path, translate_errors
 from orch.store.tables import attempt_events, attempt_runs
 
 _INSERT_EVENT = insert(attempt_events)
+_WROTE_EVENTS = "orch_wrote_events"  # a key of the connection's info: events to announce
 
 Clock = Callable[[], dt.datetime]
 
@@ -92,6 +105,14 @@ def to_attempt(row: Any) -> Attempt:
         lines_added=row.lines_added,
         lines_removed=row.lines_removed,
         changes_at=_aware(row.changes_at),
+        landed_commit=row.landed_commit,
+        landed_tip=row.landed_tip,
+        landed_into=row.landed_into,
+        landed_strategy=row.landed_strategy,
+        landed_by=row.landed_by,
+        landed_at=_aware(row.landed_at),
+        landing_commit=row.landing_commit,
+        landing=dict(row.landing) if row.landing is not None else None,
     )
 
 
@@ -103,6 +124,7 @@ def to_event(row: Any) -> AttemptEvent:
         actor=row.actor,
         detail=dict(row.detail or {}),
         created_at=_stamp(row.created_at),
+        state=State(row.state) if row.state else None,
     )
 
 
@@ -139,6 +161,9 @@ class StoreBase:
         self.engine = engine
         self.url = str(engine.url)
         self._clock = clock
+        # called with the attempt ids after a write transaction that appended events to
+        # them has committed
+        self.on_events: Callable[[frozenset[str]], None] | None = None
         self._writer = engine.execution_options(orch_write=True)
         path = sqlite_path(self.url) if is_sqlite(self.url) else None
         self._write_lock = (
@@ -169,7 +194,12 @@ class StoreBase:
     def _write(self) -> Iterator[Connection]:
         """One write transaction (SQLite: behind the writer lock, ``BEGIN IMMEDIATE``)."""
         with self._writer_lock(), translate_errors(self.url), self._writer.begin() as conn:
-            yield conn
+            try:
+                yield conn
+            finally:  # the info lives with the pooled connection: never left for the next
+                wrote = conn.info.pop(_WROTE_EVENTS, None)
+        if wrote and self.on_events is not None:
+            self.on_events(frozenset(wrote))
 
     def _writer_lock(self) -> contextlib.AbstractContextManager[None]:
         return self._write_lock.held() if self._write_lock else contextlib.nullcontext()
@@ -216,11 +246,19 @@ class StoreBase:
                 "actor": actor[:255],
                 "detail": detail,
                 "created_at": now,
+                "state": _state_text(kind, detail),
             }
             for attempt_id, detail in details
         ]
+        if rows:
+            conn.info.setdefault(_WROTE_EVENTS, set()).update(a for a, _ in details)
         if len(rows) == 1:  # the common case, through the prebuilt statement
             conn.execute(_INSERT_EVENT, rows[0])
         elif rows:
             # one multi-row INSERT (an executemany would be a statement per row on PostgreSQL)
             conn.execute(_INSERT_EVENT.values(rows))
+
+
+def _state_text(kind: str, detail: dict[str, Any]) -> str | None:
+    state = event_state(kind, detail)
+    return str(state) if state is not None else None

@@ -7,7 +7,8 @@ attempt's state or workspace) and block on the socket; if the notification conne
 drops, fall back to polling and re-listen when the server is back. LISTEN needs a session
 of its own on the server, which a transaction-mode pooler (PgBouncer) cannot give: behind
 one, the watcher listens on ``listen_url`` (the server itself), and without it there is
-only the caller's sweep (``SweepWatcher``), said once per process.
+only the caller's sweep (``SweepWatcher``), said once per process. Waiting for new
+events listens on ``orch_events`` instead (a trigger notifies each inserted event).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 CHANNEL = "orch_attempts"
+EVENTS_CHANNEL = "orch_events"  # every new event (migration 0010)
 _log = logging.getLogger(__name__)
 _said_no_listen: list[bool] = []  # the warning below, once per process
 
@@ -99,7 +101,10 @@ def no_listen_url() -> SweepWatcher:
 class PostgresChangeWatcher:
     POLL = 0.25  # seconds between looks while the notification connection is down
 
-    def __init__(self, url: str, application_name: str | None = None) -> None:
+    def __init__(
+        self, url: str, channel: str = CHANNEL, application_name: str | None = None
+    ) -> None:
+        self._channel = channel
         parsed = make_url(url)
         self._conninfo = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
         # a name in the URL wins, as on the store's own connections
@@ -119,7 +124,7 @@ class PostgresChangeWatcher:
             self._conn = psycopg.connect(
                 self._conninfo, autocommit=True, connect_timeout=5, **self._named
             )
-            self._conn.execute(f"LISTEN {CHANNEL}")
+            self._conn.execute(f"LISTEN {self._channel}")
         except psycopg.Error:
             self._drop()
             return False

@@ -16,6 +16,8 @@ from sqlalchemy import select
 from orch.models import LIVE_STATES, Attempt, Lease, State, WorkerIdentity
 from orch.store.base import to_attempt
 from orch.store.changes import (
+    CHANNEL,
+    EVENTS_CHANNEL,
     ChangeWatcher,
     PostgresChangeWatcher,
     SqliteChangeWatcher,
@@ -72,16 +74,20 @@ class LifecycleOps(ClaimOps, LeaseOps, OperatorOps, FollowUpOps):
             )
             return [to_attempt(r) for r in rows]
 
-    def change_watcher(self) -> ChangeWatcher:
-        """Something to sleep on until another process commits a change to attempts."""
+    def change_watcher(self, events: bool = False) -> ChangeWatcher:
+        """Something to sleep on until another process commits a change to attempts (with
+        ``events``: until it appends an event, state change or not)."""
         if is_sqlite(self.url):
             return SqliteChangeWatcher(self.engine)
         options = self.engine.get_execution_options()
         name = options.get(APPLICATION_NAME_OPTION)
         listen_url = options.get(LISTEN_URL_OPTION)
+        channel = EVENTS_CHANNEL if events else CHANNEL
         if listen_url:  # the server itself, past the pooler
-            return PostgresChangeWatcher(str(listen_url), name)
+            return PostgresChangeWatcher(str(listen_url), channel, name)
         if options.get(POOLER_OPTION):
             return no_listen_url()
         # self.url is for messages and hides the password; the watcher opens a connection
-        return PostgresChangeWatcher(self.engine.url.render_as_string(hide_password=False), name)
+        return PostgresChangeWatcher(
+            self.engine.url.render_as_string(hide_password=False), channel, name
+        )

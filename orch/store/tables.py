@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -95,6 +96,19 @@ attempts = Table(
     Column("lines_added", Integer),
     Column("lines_removed", Integer),
     _when("changes_at"),
+    # the land that took the attempt's work into a target branch: the target's new commit,
+    # the attempt's commit that landed (cleanup counts it saved even after a squash), the
+    # target branch, the strategy, who and when
+    Column("landed_commit", String(64)),
+    Column("landed_tip", String(64)),
+    Column("landed_into", String(255)),
+    Column("landed_strategy", String(16)),
+    Column("landed_by", String(255)),
+    _when("landed_at"),
+    # a land in progress: the result commit it will move the target to (written before the
+    # target moves; doctor completes or clears it after a crash) and what else it said
+    Column("landing_commit", String(64)),
+    Column("landing", JSON),
     _when("created_at", nullable=False),
     _when("updated_at", nullable=False),
     _when("finished_at"),
@@ -113,6 +127,38 @@ attempt_events = Table(
     Column("actor", String(255), nullable=False),
     Column("detail", JSON, nullable=False),
     _when("created_at", nullable=False),
+    # the state the event moved its attempt into (None: it moved none, or written before
+    # 0010), so that a sink's ``on = ["succeeded"]`` is a plain comparison
+    Column("state", String(16)),
+)
+
+# the outbox's bookkeeping: one row per event and sink that subscribes to it, delivered
+# once (``delivered``), or failed for good and shown until retried by hand
+event_deliveries = Table(
+    "event_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "event_id",
+        Integer,
+        ForeignKey("attempt_events.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    _attempt_ref(),
+    Column("sink", String(255), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("tries", Integer, nullable=False, default=0),
+    _when("next_try_at", nullable=False),
+    # a deliverer's claim: until when, and the token its result must carry (a deliverer
+    # killed mid-delivery leaves a claim that expires; the next one delivers again)
+    _when("claimed_until"),
+    Column("claim_token", Integer, nullable=False, default=0),
+    _when("delivered_at"),
+    Column("last_error", Text),
+    _when("created_at", nullable=False),
+    UniqueConstraint("event_id", "sink", name="uq_event_delivery"),
+    Index("ix_event_deliveries_due", "sink", "state", "next_try_at"),
+    Index("ix_event_deliveries_order", "attempt_id", "sink", "event_id"),
 )
 
 attempt_messages = Table(
@@ -143,6 +189,12 @@ attempt_runs = Table(
     # what ran: the agent (or a follow-up to it), or the repository's check command
     Column("kind", String(16), nullable=False, default="agent", server_default="agent"),
     Column("timed_out", Boolean, nullable=False, default=False, server_default=false()),
+    # what the agent reported it consumed (``orch.attempts.usage``); NULL: not reported
+    Column("input_tokens", BigInteger),
+    Column("output_tokens", BigInteger),
+    Column("cached_tokens", BigInteger),
+    Column("cost_usd", Float),
+    Column("model", String(255)),
     UniqueConstraint("attempt_id", "number", name="uq_run_number"),
 )
 

@@ -8,12 +8,14 @@ The only module that spawns or signals processes other than git.
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -193,6 +195,47 @@ def log_tail(path: Path, lines: int = 20, max_bytes: int = 16384) -> list[str]:
     return data.decode("utf-8", "replace").splitlines()[-lines:]
 
 
+def log_size(path: Path) -> int:
+    """Where the log ends now (0 when there is none yet): a run's output starts there."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def log_lines_from(path: Path, offset: int) -> Iterator[str]:
+    """The log's lines from byte ``offset`` on, decoded leniently; none if it is unreadable."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(offset)
+            for raw in fh:
+                yield raw.decode("utf-8", "replace")
+    except OSError:
+        return
+
+
+def hook_output_tail(
+    path: Path, label: str, lines: int = 20, max_bytes: int = 65536
+) -> list[str] | None:
+    """The last ``lines`` lines that the newest hook run called ``label`` wrote to the log
+    at ``path`` (between the banners ``run_hook`` writes around it; up to the log's end
+    while it runs), from at most ``max_bytes`` of it; None when the log holds no such
+    run. The log is mapped, not read: an agent's log may be large."""
+    start = f"=== orch {label}: ".encode()
+    try:
+        with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as log:
+            at = log.rfind(b"\n" + start) + 1  # the newest run's banner
+            if at == 0 and log[: len(start)] != start:
+                return None
+            begin = log.find(b"\n", at) + 1 or len(log)
+            end = log.find(f"\n=== orch {label} ".encode(), begin - 1)
+            end = len(log) if end < 0 else end + 1
+            data = log[max(begin, end - max_bytes) : end]
+    except (OSError, ValueError):  # missing, unreadable, or empty (nothing to map)
+        return None
+    return data.decode("utf-8", "replace").splitlines()[-lines:]
+
+
 def append_log(path: Path, text: str) -> None:
     with private.open_append(path) as fh:
         fh.write(text.encode("utf-8"))
@@ -206,17 +249,19 @@ def run_hook(
     timeout: float,
     label: str = "set-up hook",
     pass_fds: Sequence[int] = (),
+    input_data: bytes | None = None,
 ) -> int | None:
-    """Run a hook command (``sh -c``: the set-up hook, the check) in its own process
-    group with output appended to the log; None on timeout (the whole process group is
-    then killed, as it is when this process is interrupted while waiting)."""
+    """Run a hook command (``sh -c``: the set-up hook, the check, an event hook) in its
+    own process group with output appended to the log, ``input_data`` (if any) on its
+    standard input; None on timeout (the whole process group is then killed, as it is
+    when this process is interrupted while waiting)."""
     append_log(log_path, f"=== orch {label}: {command}\n")
-    with private.open_append(log_path) as log:
+    with private.open_append(log_path) as log, _stdin(input_data) as stdin:
         proc = subprocess.Popen(
             ["sh", "-c", command],
             cwd=cwd,
             env=dict(env),
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -236,6 +281,19 @@ def run_hook(
         log_path, f"=== orch {label} {'timed out' if code is None else f'exited with {code}'}\n"
     )
     return code
+
+
+@contextlib.contextmanager
+def _stdin(data: bytes | None) -> Iterator[int | IO[bytes]]:
+    """A hook's standard input: nothing, or ``data`` from a file (a pipe would block
+    this process on a hook that never reads)."""
+    if data is None:
+        yield subprocess.DEVNULL
+        return
+    with tempfile.TemporaryFile() as fh:
+        fh.write(data)
+        fh.seek(0)
+        yield fh
 
 
 def spawn_detached(argv: Sequence[str], env: Mapping[str, str], log_path: Path) -> int:

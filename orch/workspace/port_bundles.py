@@ -2,7 +2,8 @@
 
 A block is free when no attempt on this host holds it in the store (a unique constraint
 decides between processes racing for it) and none of its ports is in use on this
-machine right now or refused by browsers. Released by cleanup and when a worker is gone.
+machine right now or refused by browsers. Released by cleanup and when a worker is gone. A
+spare block for a run outside any attempt's worktree (a land's check) is found the same way.
 """
 
 from __future__ import annotations
@@ -41,4 +42,24 @@ def lease_bundle(
         f"no free block of {size} ports between {settings.port_base} and {settings.port_limit} "
         "on this machine: clean up ended attempts ('orch cleanup --all-terminal') or widen "
         "port_limit"
+    )
+
+
+def spare_bundle(store: Store, settings: Settings, host: str) -> PortBundle:
+    """A block no attempt on this host holds and no process uses right now, for a run
+    that belongs to no attempt's worktree (the check of a land's result). It is not
+    leased: it lasts one short run, and a dispatch leasing it meanwhile is refused only
+    by the ports being in use."""
+    size = settings.port_block_size
+    held = store.held_port_blocks(host)
+    # from the top block down (dispatch leases from the bottom up), on the same grid
+    start = settings.port_base + ((settings.port_limit - settings.port_base + 1) // size - 1) * size
+    while start >= settings.port_base:
+        if start not in held and ports.block_usable(start, size):
+            return PortBundle(start=start, size=size, slots=dict(settings.port_slots))
+        start -= size
+    raise WorkspaceError(
+        f"no free block of {size} ports between {settings.port_base} and "
+        f"{settings.port_limit} on this machine for the check: clean up ended attempts "
+        "('orch cleanup --all-terminal') or widen port_limit"
     )

@@ -47,6 +47,9 @@ class Policy:
     forget_if_gone: bool = True
     # a step that fails is skipped, not raised (a roll-back undoing what it can)
     best_effort: bool = False
+    # commits whose work is kept elsewhere although no ref holds them (what an attempt
+    # landed, squashed into its target): neither they nor their ancestors count as unsaved
+    saved: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +89,7 @@ def survey(
         tip = policy.branch_at or git.branch_commit(repo, branch)
     work = NOTHING_UNSAVED
     if policy.archive is not None and (present or tip):
-        work = unsaved_work(git, repo, worktree, branch if tip else None)
+        work = unsaved_work(git, repo, worktree, branch if tip else None, policy.saved)
     return Survey(worktree, present, branch, tip, work)
 
 

@@ -1,7 +1,9 @@
 """The dashboard end to end in real headless Chromium: the printed URL lets the browser
 in (its token traded for a cookie), a submitted task is dispatched by the loop, shows up
 on the page with every column inside its panel at 1280 px, is cancelled from the page
-once the operator confirms, and the page shows the new state. Screenshots are kept under
+once the operator confirms, and the page shows the new state. The review views (a task's
+comparison, an attempt's diff with a 2,000-line patch, its check runs) show what a
+hostile repository and agent wrote as text, never as markup. Screenshots are kept under
 ``test-artifacts/``.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them). Selenium
@@ -22,9 +24,17 @@ from typing import Any
 import pytest
 from click.testing import Result
 
+from tests.support.attempts import dispatch
 from tests.support.cli import ORCH_BIN
-from tests.support.dashboard import serve_process
+from tests.support.dashboard import (
+    HOSTILE_LOG,
+    HOSTILE_NAME,
+    HOSTILE_SUBJECT,
+    commit_hostile_work,
+    serve_process,
+)
 from tests.support.processes import Proc, wait_for
+from tests.support.repos import commit_all
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -41,6 +51,19 @@ FLAGS = (
     "--disable-sync",
     "--window-size=1280,900",
 )
+
+
+def fresh(action: Callable[[], Any]) -> Any:
+    """Run ``action`` on freshly found elements; the page re-renders every 2 s, so an
+    element found a moment ago may be gone: look again."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for _ in range(50):
+        try:
+            return action()
+        except StaleElementReferenceException:
+            time.sleep(0.05)
+    return action()
 
 
 @pytest.fixture
@@ -94,18 +117,6 @@ def test_dispatch_see_cancel_and_see_the_state_change_in_chromium(
     assert browser.current_url == base  # the token was traded for a cookie and left the URL
     token = dashboard.partition("?token=")[2]
     assert token and token not in browser.page_source
-
-    from selenium.common.exceptions import StaleElementReferenceException
-
-    def fresh(action: Callable[[], Any]) -> Any:
-        """Run ``action`` on freshly found elements; the page re-renders every 2 s, so an
-        element found a moment ago may be gone: look again."""
-        for _ in range(50):
-            try:
-                return action()
-            except StaleElementReferenceException:
-                time.sleep(0.05)
-        return action()
 
     def row() -> Any:
         rows = browser.find_elements(By.CSS_SELECTOR, "tr.attempt")
@@ -174,3 +185,125 @@ def test_dispatch_see_cancel_and_see_the_state_change_in_chromium(
     shown = run_cli("show", attempt_id, "--json")
     assert '"state": "cancelled"' in shown.stdout
     assert "cancelled from the dashboard" in shown.stdout
+
+
+def test_the_review_views_show_comparison_diff_and_checks_as_text(
+    browser: Any,
+    dashboard: str,
+    repo: Path,
+    run_cli: Callable[..., Result],
+) -> None:
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.common.by import By
+
+    (repo / "orch.toml").write_text(
+        f"[review]\ncheck = \"printf '%s\\\\n' checking '{HOSTILE_LOG}'; exit 3\"\n"
+    )
+    commit_all(repo, "a check that fails")
+    key = "review-views"
+    first, second = dispatch(run_cli, repo, key), dispatch(run_cli, repo, key)
+    commit_hostile_work(Path(first["worktree_path"]), long_lines=2000)
+    with open(Path(second["worktree_path"]) / "src" / "d0" / "f0.txt", "a") as fh:
+        fh.write("the second attempt's line\n")
+    commit_all(Path(second["worktree_path"]), "the second attempt")
+    assert run_cli("check", first["id"], cwd=repo).exit_code == 14
+
+    browser.get(dashboard)
+    base = dashboard.partition("?")[0]
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    def go(fragment: str) -> None:
+        browser.execute_script("location.hash = arguments[0]", fragment)
+
+    def shown(view: str, state: str = "ready") -> Any:
+        try:
+            found = wait_for(
+                lambda: browser.find_elements(
+                    By.CSS_SELECTOR, f'#review[data-view="{view}"][data-state="{state}"]'
+                ),
+                f"the {view} view ({state})",
+            )
+        except AssertionError as exc:
+            where = browser.execute_script(
+                "const r = document.getElementById('review');"
+                "return [location.hash, r.dataset.view, r.dataset.state, r.textContent]"
+            )
+            raise AssertionError(f"{exc}; the page showed {where}") from None
+        return found[0]
+
+    def text(selector: str) -> str:
+        return str(browser.find_element(By.CSS_SELECTOR, selector).text)
+
+    # a task's comparison: one row per attempt, the check's result, the collision
+    browser.get(f"{base}#compare/{key}")
+    shown("compare")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#compare-table tbody tr")
+    assert [r.get_attribute("data-attempt") for r in rows] == [first["id"], second["id"]]
+    assert "failed (exit 3)" in rows[0].text and rows[1].text.endswith("-")
+    cells = [c.text for c in rows[0].find_elements(By.TAG_NAME, "td")]
+    assert cells[6:9] == ["1", "3", "+2003/-0"]  # ahead, files, lines
+    assert text("#collisions tbody") == f"src/d0/f0.txt {first['id']}, {second['id']}"
+    browser.save_screenshot(str(ARTIFACTS / "dashboard-compare.png"))
+
+    # a row opens its attempt's diff: commits and files, names and subjects as text
+    rows[0].find_element(By.TAG_NAME, "td").click()  # not its check cell: that opens checks
+    shown("diff")
+    assert text("#diff-commits tbody td:nth-child(2)") == HOSTILE_SUBJECT
+    files = browser.find_elements(By.CSS_SELECTOR, "#diff-files tbody tr")
+    by_path = {f.get_attribute("data-path"): f for f in files}
+    assert set(by_path) == {HOSTILE_NAME, "src/d0/f0.txt", "src/long.py"}
+    assert by_path["src/long.py"].text.split()[:4] == ["added", "src/long.py", "+2000", "-0"]
+    by_path["src/long.py"].click()
+    patch = wait_for(
+        lambda: browser.find_elements(By.CSS_SELECTOR, '#patch[data-state="ready"]'), "the patch"
+    )[0]
+    added = patch.find_elements(By.CSS_SELECTOR, "tr.add")
+    assert len(added) == 2000
+    assert added[-1].find_elements(By.CSS_SELECTOR, "td.no")[1].text == "2000"
+    # coloured by the page's CSS, never by terminal escape codes
+    assert "\x1b[" not in patch.text
+    colours = browser.execute_script(
+        """const bg = s => getComputedStyle(document.querySelector(s)).backgroundColor;
+        return [bg('#patch tr.add td.code'), bg('#patch tr.hunk td.code'),
+                bg('#patch tr.meta td.code')];"""
+    )
+    assert len(set(colours)) == 3 and "rgba(0, 0, 0, 0)" not in colours, colours
+    # a long patch scrolls in its own box; the page itself never outgrows the window
+    assert browser.execute_script(
+        "return document.documentElement.scrollWidth <= window.innerWidth"
+    )
+    browser.execute_script("document.querySelector('#review').scrollIntoView()")
+    browser.save_screenshot(str(ARTIFACTS / "dashboard-diff.png"))
+    by_path[HOSTILE_NAME].click()
+    wait_for(
+        lambda: f"+++ b/{HOSTILE_NAME}" in text("#patch") and "bold?" in text("#patch"),
+        "the patch of the file named with markup",
+    )
+    assert "+<script>window.orchPwned=1</script>" in text("#patch")
+
+    # the check view, opened from the attempt's detail panel
+    row = f'tr.attempt[data-attempt="{first["id"]}"]'
+    fresh(lambda: browser.find_element(By.CSS_SELECTOR, row).click())
+    wait_for(lambda: browser.find_elements(By.ID, "open-checks"), "the detail panel")
+    fresh(lambda: browser.find_element(By.ID, "open-checks").click())
+    shown("checks")
+    runs = browser.find_elements(By.CSS_SELECTOR, "#review .check")
+    assert len(runs) == 1 and "failed (exit 3)" in runs[0].text
+    assert text('#review .check dd[data-field="exit code"]') == "3"
+    assert text('#review .check dd[data-field="timed out"]') == "no"
+    assert text("#review .check pre.log") == f"checking\n{HOSTILE_LOG}"
+    browser.save_screenshot(str(ARTIFACTS / "dashboard-checks.png"))
+
+    # nothing the repository or the agent wrote was run or parsed as markup
+    assert browser.execute_script("return window.orchPwned") is None
+    assert browser.find_elements(By.CSS_SELECTOR, "#review img, #review script, #review b") == []
+    with pytest.raises(NoAlertPresentException):  # an alert(1) would be open
+        _ = browser.switch_to.alert.text
+
+    # a bad id is one clear line in the view, from the server's 404
+    go("diff/deadbeef")
+    shown("diff", "error")
+    assert text("#review-error").startswith("no attempt 'deadbeef'")
+    go("compare/no-such-task")
+    shown("compare", "error")
+    assert text("#review-error").startswith("no attempts of task 'no-such-task'")

@@ -21,6 +21,7 @@ from sqlalchemy import Column, Integer, MetaData, create_engine, text
 from sqlalchemy.pool import NullPool
 
 from orch.errors import StoreBehind, StoreTooNew
+from orch.models import Landed, Usage
 from orch.store import open_store, upgrade_store
 from orch.store.revision import HEAD, REVISIONS, migrations_dir
 from orch.store.tables import metadata
@@ -415,7 +416,10 @@ def test_upgrade_to_0008_moves_every_kind_of_row(empty_store_url: str, tmp_path:
     old_mappings = _rows(url, "task_workspaces")
     _migrate(url, "0008")
     # the models' schema but for what later revisions add
-    assert _added_columns(schema_diff(url, metadata)) == ADDED_AFTER_0008
+    assert (
+        _added_columns(schema_diff(url, metadata))
+        == ADDED_AFTER_0008 | ADDED_BY_0010 | ADDED_BY_0011 | ADDED_BY_0012
+    )
 
     after = _rows(url, "attempts")
     assert len(after) == len(before["attempts"])
@@ -480,10 +484,37 @@ ADDED_AFTER_0008 = {
 }
 
 
+# what 0010 adds: the state of an event, and the outbox's deliveries (a table of its own)
+ADDED_BY_0010 = {("attempt_events", "state")}
+TABLES_ADDED_BY_0010 = {"event_deliveries"}
+# what 0011 adds: what a land recorded, and the intent of one in progress
+_LAND_COLUMNS = (
+    "landed_commit",
+    "landed_tip",
+    "landed_into",
+    "landed_strategy",
+    "landed_by",
+    "landed_at",
+    "landing_commit",
+    "landing",
+)
+ADDED_BY_0011 = {("attempts", c) for c in _LAND_COLUMNS}
+# what 0012 adds: what each run's agent reported it consumed
+ADDED_BY_0012 = {
+    ("attempt_runs", c)
+    for c in ("input_tokens", "output_tokens", "cached_tokens", "cost_usd", "model")
+}
+
+
 def _added_columns(diff: list[object]) -> set[tuple[str, str]]:
-    """The columns a schema difference adds; anything else it holds fails the test."""
+    """The columns a schema difference adds (a table that a later revision adds is let
+    through); anything else it holds fails the test."""
     added = set()
     for item in diff:
+        if isinstance(item, tuple) and item[0] in ("add_table", "add_index"):
+            table = item[1] if item[0] == "add_table" else item[1].table
+            assert table.name in TABLES_ADDED_BY_0010, item
+            continue
         assert isinstance(item, tuple) and item[0] == "add_column", item
         added.add((item[2], item[3].name))
     return added
@@ -533,7 +564,9 @@ def test_upgrade_to_0009_keeps_every_row_and_makes_every_run_an_agent_run(
     before = {t: _rows(url, t) for t in ("attempts", "attempt_runs")}
     assert len(before["attempt_runs"]) == 8
     _migrate(url, "0009")
-    assert schema_diff(url, metadata) == []
+    assert _added_columns(schema_diff(url, metadata)) == (
+        ADDED_BY_0010 | ADDED_BY_0011 | ADDED_BY_0012
+    )
 
     after = _rows(url, "attempts")
     for old, new in zip(before["attempts"], after, strict=True):
@@ -557,4 +590,117 @@ def test_upgrade_to_0009_keeps_every_row_and_makes_every_run_an_agent_run(
         store.close()
 
     _migrate(url, "0008", down=True)
+    assert {t: _rows(url, t) for t in before} == before
+
+
+# -- 0010: the outbox's deliveries ---------------------------------------------------------
+
+
+def test_upgrade_to_0010_keeps_every_event_and_delivers_none_of_the_old_ones(
+    empty_store_url: str, tmp_path: Path
+) -> None:
+    """Events gain an empty ``state``; ``event_deliveries`` starts empty; the downgrade
+    drops it and gives the 0009 rows back."""
+    url = empty_store_url
+    _migrate(url, "0009")
+    _fill_0008(url)
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO attempt_events (attempt_id, kind, actor, detail, created_at) "
+                    "VALUES ('a0000003', 'finished', 'w', '{}', :t)"
+                ),
+                {"t": _T0},
+            )
+    finally:
+        engine.dispose()
+    before = _rows(url, "attempt_events")
+    _migrate(url, "0010")
+    assert _added_columns(schema_diff(url, metadata)) == ADDED_BY_0011 | ADDED_BY_0012
+    assert _rows(url, "attempt_events") == [{**r, "state": None} for r in before]
+    assert _rows(url, "event_deliveries") == []
+    _migrate(url, "0009", down=True)
+    assert _rows(url, "attempt_events") == before
+
+
+# -- 0011: what a land recorded, and the intent of one in progress ---------------------------
+
+
+def test_upgrade_to_0011_leaves_every_attempt_unlanded(
+    empty_store_url: str, tmp_path: Path
+) -> None:
+    """Attempts gain empty land columns and nothing else changes; a land is recorded once
+    (a compare-and-set on its intent); the downgrade gives the 0010 rows back."""
+    url = empty_store_url
+    _migrate(url, "0008")
+    _fill_0008(url)
+    _migrate(url, "0010")
+    before = _rows(url, "attempts")
+    _migrate(url, "0011")
+    assert _added_columns(schema_diff(url, metadata)) == ADDED_BY_0012
+    for old, new in zip(before, _rows(url, "attempts"), strict=True):
+        assert new == {**old, **dict.fromkeys(_LAND_COLUMNS)}, old["id"]
+
+    store = open_store(url, tmp_path / "locks", auto_migrate=True)
+    try:
+        attempt = store.get("a0000003")
+        assert not attempt.landed and attempt.landing is None
+        result, tip = "c" * 40, "d" * 40
+        intent = {"into": "main", "from": "e" * 40, "tip": tip, "strategy": "squash"}
+        begun = store.begin_landing("a0000003", result, intent, "me")
+        assert (begun.landing_commit, begun.landing) == (result, intent)
+        assert [a.id for a in store.landings_in_progress()] == ["a0000003"]
+        landed = Landed(result, tip, "main", "squash", "me")
+        recorded = store.record_landed("a0000003", landed, "me", check="skipped (--no-check)")
+        assert recorded is not None and recorded.landed and recorded.landing_commit is None
+        assert (recorded.landed_tip, recorded.landed_into) == (tip, "main")
+        assert store.record_landed("a0000003", landed, "me") is None  # once only
+        assert store.landings_in_progress() == []
+        kinds = [e.kind for e in store.events("a0000003")]
+        assert kinds[-2:] == ["landing", "landed"]
+    finally:
+        store.close()
+
+    _migrate(url, "0010", down=True)
+
+    def unchanged(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+        return [{k: v for k, v in r.items() if k != "updated_at"} for r in rows]
+
+    # the rows as they were (the one that landed was updated, of course)
+    assert unchanged(_rows(url, "attempts")) == unchanged(before)
+
+
+# -- 0012: what each run's agent reported it consumed ---------------------------------------
+
+_USAGE_COLUMNS = tuple(sorted(c for _t, c in ADDED_BY_0012))
+
+
+def test_upgrade_to_0012_leaves_every_run_s_usage_unknown(
+    empty_store_url: str, tmp_path: Path
+) -> None:
+    """Runs gain usage columns, all NULL (not reported, never 0); nothing else changes; a
+    usage recorded afterwards is read back; the downgrade gives the 0011 rows back."""
+    url = empty_store_url
+    _migrate(url, "0008")
+    _fill_0008(url)
+    _migrate(url, "0011")
+    before = {t: _rows(url, t) for t in ("attempts", "attempt_runs")}
+    _migrate(url, "0012")
+    assert schema_diff(url, metadata) == []
+    assert _rows(url, "attempts") == before["attempts"]
+    for old, new in zip(before["attempt_runs"], _rows(url, "attempt_runs"), strict=True):
+        assert new == {**old, **dict.fromkeys(_USAGE_COLUMNS)}
+
+    store = open_store(url, tmp_path / "locks", auto_migrate=True)
+    try:
+        assert store.usage_of(["a0000003"]) == {}
+        usage = Usage(3_000_000_000, 1200, 2_900_000_000, 12.5, "claude-opus-4-1")
+        store.record_usage("a0000003", 2, usage)
+        assert store.usage_of(["a0000003", "a0000004"]) == {"a0000003": {2: usage}}
+    finally:
+        store.close()
+
+    _migrate(url, "0011", down=True)
     assert {t: _rows(url, t) for t in before} == before

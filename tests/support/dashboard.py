@@ -88,3 +88,27 @@ def serve_process(out_dir: Path) -> tuple[Proc, str]:
         server.kill()
         raise
     return server, str(found.group(1))
+
+
+# -- what a hostile repository or agent writes: the review views must show it as text ----
+
+# an alert would be left open in the browser (and fail the next command); the others set
+# a flag the test reads
+HOSTILE_NAME = "<img src=x onerror=alert(1)>.txt"
+HOSTILE_SUBJECT = '<img src=x onerror="window.orchPwned=1"> fix <b>everything</b>'
+HOSTILE_LOG = "<script>window.orchPwned=1</script><img src=x onerror=window.orchPwned=1>"
+
+
+def commit_hostile_work(worktree: Path, long_lines: int = 0) -> str:
+    """Commit, in an attempt's worktree, a file with markup for a name, an edit to a
+    tracked file and (``long_lines`` > 0) a new file of that many lines, under a subject
+    made of markup; returns the commit."""
+    from tests.support.repos import commit_all
+
+    (worktree / HOSTILE_NAME).write_text("<b>bold?</b>\n<script>window.orchPwned=1</script>\n")
+    with open(worktree / "src" / "d0" / "f0.txt", "a") as fh:
+        fh.write("one more line\n")
+    if long_lines:
+        body = "".join(f"line {i}: value = {i * 7 % 1000}\n" for i in range(long_lines))
+        (worktree / "src" / "long.py").write_text(body)
+    return commit_all(worktree, HOSTILE_SUBJECT)

@@ -12,7 +12,7 @@ import base64
 
 import pytest
 
-from orch.cli.review_render import file_dict
+from orch.attempts.review import file_dict
 from orch.errors import GitError
 from orch.git import FileChange
 from orch.git.diff import parse_raw_numstat

@@ -12,7 +12,7 @@ import pytest
 
 from orch.attempts.compare import CompareRow, TaskComparison
 from orch.attempts.queries import AttemptDetail
-from orch.cli.compare_render import check_words, comparison_body, comparison_text
+from orch.cli.compare_render import check_words, comparison_text
 from orch.cli.render import attempt_detail, seconds
 from orch.config import load_repo_config
 from orch.errors import ConfigError
@@ -65,7 +65,7 @@ def test_the_review_section_is_read_with_its_defaults(tmp_path: Path) -> None:
         ("[review]\ncheck_timeout = 'long'\n", "must be a number"),
         ("[review]\ncheck_after_agent = 1\n", "[review] check_after_agent in "),
         ("[review]\nchek = 'x'\n", "unknown key(s) in [review]"),
-        ("[reveiw]\ncheck = 'x'\n", "(known: workspace, ports, review)"),
+        ("[reveiw]\ncheck = 'x'\n", "(known: workspace, ports, review, hooks, webhooks, notify)"),
     ],
 )
 def test_a_bad_review_section_is_one_config_error(tmp_path: Path, text: str, message: str) -> None:
@@ -146,4 +146,43 @@ def test_compare_lists_many_collisions_in_full_only_in_json() -> None:
     assert "files changed by more than one attempt (60):" in text
     assert text[-1] == "  … and 10 more (--json lists all)"
     assert "  deadbeef: its branch is gone" in text
-    assert len(comparison_body(found)["collisions"]) == 60
+    assert len(found.to_dict()["collisions"]) == 60
+
+
+# -- a check run's output read back from the attempt's log (the dashboard's check view) ----
+
+
+def banners(label: str, body: str, end: str | None = "exited with 0") -> str:
+    """What ``processes.run_hook`` writes around a hook's output."""
+    tail = f"=== orch {label} {end}\n" if end is not None else ""
+    return f"=== orch {label}: pytest -q\n{body}{tail}"
+
+
+def test_a_check_runs_output_is_the_part_of_the_log_between_its_banners(
+    tmp_path: Path,
+) -> None:
+    from orch.system.processes import hook_output_tail
+
+    log = tmp_path / "a.log"
+    assert hook_output_tail(log, "check (run 1)") is None  # no log yet
+    log.write_bytes(b"")
+    assert hook_output_tail(log, "check (run 1)") is None  # an empty log cannot be mapped
+    log.write_text(
+        banners("check (run 1)", "one\ntwo\n", "exited with 1")
+        + "the agent says === orch check (run 1): not a banner\n"
+        + banners("check (run 12)", "twelve\n")
+        + banners("check (run 2)", "")
+        + banners("check (run 3)", "still running\n", end=None)
+    )
+    assert hook_output_tail(log, "check (run 1)") == ["one", "two"]
+    assert hook_output_tail(log, "check (run 12)") == ["twelve"]
+    assert hook_output_tail(log, "check (run 2)") == []
+    assert hook_output_tail(log, "check (run 3)") == ["still running"]
+    assert hook_output_tail(log, "check (run 4)") is None
+    assert hook_output_tail(log, "check (run 1)", lines=1) == ["two"]
+    # at most max_bytes of it are read, from its end
+    log.write_text(banners("check (run 1)", "x" * 100 + "\nlast\n"))
+    assert hook_output_tail(log, "check (run 1)", max_bytes=10) == ["xxxx", "last"]
+    # the newest of two runs with one label (a log that outlived a store) is the one shown
+    log.write_text(banners("check (run 1)", "old\n") + banners("check (run 1)", "new\n"))
+    assert hook_output_tail(log, "check (run 1)") == ["new"]

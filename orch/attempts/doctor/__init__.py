@@ -4,10 +4,12 @@ Finds what a crash (kill -9 at any step), a full disk or a hand-deleted director
 behind, and with ``fix`` repairs it: attempts stuck in ``provisioning`` whose dispatch is
 gone are rolled back and marked failed; a queued attempt whose worktree is gone gets it made
 again from its branch (orch.attempts.dispatch.recreate); an ended attempt's row whose
-worktree is gone is marked removed;
+worktree is gone is marked removed; a land a crash interrupted is recorded as landed when
+its target has the result, its intent cleared otherwise (orch.attempts.land.recovery);
 worktrees, branches and directories under orch's names that no row owns are removed;
 payloads without rows are deleted and rows without payloads get theirs rewritten; git's
-stale worktree bookkeeping is pruned. A worktree a live dispatch is making ahead of its
+stale worktree bookkeeping is pruned. Event deliveries that failed for good are
+reported. A worktree a live dispatch is making ahead of its
 intent (orch.workspace.ahead), or one an attempt recorded after doctor read the store, is left
 alone. Nothing holding work that is not kept elsewhere is
 deleted without first being saved under ``$ORCH_HOME/archive``.
@@ -36,15 +38,19 @@ from orch.attempts.doctor.base import (
     Finding,
     _has_worktree,
 )
+from orch.attempts.doctor.events import EventChecks
+from orch.attempts.doctor.landing import LandingChecks
 from orch.attempts.doctor.provisioning import ProvisioningChecks
 from orch.attempts.doctor.repository import RepositoryChecks
 
 __all__ = ["Doctor", "Finding", "doctor"]
 
 
-class Doctor(ProvisioningChecks, RepositoryChecks):
+class Doctor(ProvisioningChecks, RepositoryChecks, EventChecks, LandingChecks):
     def run(self) -> list[Finding]:
         reap(self.store, self.actor, host=self.settings.host_name)
+        # before the worktrees: a land's scratch worktree goes with its intent
+        self._interrupted_lands()
         attempts = self._mine()
         self._stuck_provisioning(attempts)
         attempts = self._mine()
@@ -86,6 +92,7 @@ class Doctor(ProvisioningChecks, RepositoryChecks):
                 self._pool(repo)
         self._payloads(attempts)
         self._dead_markers()
+        self._event_deliveries()
         return self.findings
 
 

@@ -1,0 +1,55 @@
+"""``orch land``: take attempts' committed work into a target branch, safely.
+
+Conflicts are found and the result is built without touching any worktree
+(orch.git.landing); the check runs on the merged result (``verify``); the target moves
+only by compare-and-swap under a per-target lock, after an intent naming the result is
+recorded (``one``); ``orch doctor --fix`` completes or clears an intent a crash left
+(``recovery``). ``orch land A B C`` lands in order, each onto the result of the one
+before; one that fails is reported and skipped, the rest go on.
+
+The modules: ``request`` (what is asked, what is answered), ``refusals`` (what refuses a
+land before the lock), ``target`` (which branch, its lock), ``build`` (the strategies),
+``checkouts`` (a checked-out target: refused when dirty, then following), ``verify`` (the
+check on the result), ``one`` (one attempt, start to end), ``recovery`` (after a crash).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from orch.attempts.land.build import Strategy
+from orch.attempts.land.one import land_one
+from orch.attempts.land.recovery import complete_landing
+from orch.attempts.land.request import LandOutcome, LandRequest
+from orch.config import Settings
+from orch.errors import OrchError
+from orch.git import Git
+
+if TYPE_CHECKING:
+    from orch.store import Store
+
+__all__ = ["LandOutcome", "LandRequest", "Strategy", "complete_landing", "land"]
+
+
+def land(
+    store: Store,
+    settings: Settings,
+    git: Git,
+    request: LandRequest,
+    actor: str,
+    environ: Mapping[str, str],
+    checkpoint: Callable[[str], None] = lambda step: None,
+    on_outcome: Callable[[LandOutcome], None] = lambda outcome: None,
+) -> list[LandOutcome]:
+    """Land each attempt of ``request.refs`` in order; a failure is its outcome's error
+    (the caller decides the exit code), and the next attempt goes on."""
+    outcomes = []
+    for ref in request.refs:
+        try:
+            outcome = land_one(store, settings, git, request, ref, actor, environ, checkpoint)
+        except OrchError as exc:
+            outcome = LandOutcome(ref, "failed", error=exc)
+        on_outcome(outcome)
+        outcomes.append(outcome)
+    return outcomes

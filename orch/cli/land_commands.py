@@ -1,0 +1,162 @@
+"""``orch land``: take attempts' committed work into a target branch."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from orch.cli.common import REPO_OPTION, actor, open_store, settings_from_env
+from orch.cli.completion import complete_attempt
+
+if TYPE_CHECKING:
+    from orch.attempts.land import LandOutcome
+
+STRATEGIES = ("squash", "rebase", "merge", "ff-only")
+
+
+@click.command()
+@click.argument("attempts", nargs=-1, required=True, shell_complete=complete_attempt)
+@click.option(
+    "--into",
+    default=None,
+    metavar="BRANCH",
+    help="The target branch (default: the branch the attempt's base_ref named, else the "
+    "branch checked out in the main worktree).",
+)
+@click.option(
+    "--strategy",
+    type=click.Choice(STRATEGIES),
+    default="squash",
+    show_default=True,
+    help="squash: one commit; rebase: the attempt's commits replayed; merge: a merge "
+    "commit; ff-only: only when the target is an ancestor of the attempt's tip.",
+)
+@click.option("--message", default=None, help="The squash or merge commit's message.")
+@click.option("--no-check", is_flag=True, help="Do not run [review] check on the result.")
+@click.option(
+    "--resolve",
+    is_flag=True,
+    help="On a conflict, also send the attempt a follow-up naming the target commit and "
+    "the conflicting paths, so that its agent rebases.",
+)
+@click.option("--keep", is_flag=True, help="Keep the attempt's worktree and branch after it lands.")
+@click.option("--dry-run", is_flag=True, help="Say whether it would conflict, and the diffstat.")
+@click.option("--force", is_flag=True, help="Land a running attempt's committed work.")
+@click.option(
+    "--strict", is_flag=True, help="Refuse an attempt with uncommitted work in its worktree."
+)
+@REPO_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print each attempt's outcome as JSON.")
+def land(
+    attempts: tuple[str, ...],
+    into: str | None,
+    strategy: str,
+    message: str | None,
+    no_check: bool,
+    resolve: bool,
+    keep: bool,
+    dry_run: bool,
+    force: bool,
+    strict: bool,
+    repo: Path | None,
+    as_json: bool,
+) -> None:
+    """Land ATTEMPTS' committed work into their target branch, in order.
+
+    Conflicts are found without touching any worktree; the result is built with git's
+    plumbing, checked with [review] check in a scratch worktree (unless --no-check), and
+    the target moves only by compare-and-swap (a commit made to it meanwhile is never
+    overwritten: the result is built again, a few times at most). A worktree that has the
+    target checked out follows like git merge --ff-only; one whose uncommitted changes
+    touch the landed files is refused before anything moves. Unless --keep, a landed
+    attempt's worktree and branch are removed (orch cleanup's rules). Each attempt lands
+    onto the result of the one before; one that fails is reported and skipped.
+
+    Exit codes: 0 landed (or already landed); 21 a conflict (--dry-run: it would
+    conflict); 22 refused (a running attempt without --force, no commits, nothing
+    new to land, not a local branch, a dirty checkout of the target, --strict and
+    uncommitted work, ff-only impossible); 8 unknown attempt or its branch is gone;
+    12 the target kept moving; 14 the check failed on the result, or (several attempts)
+    not all landed; 7 a git command failed or git is older than 2.38.
+    """
+    from orch.attempts.land import LandRequest, Strategy
+    from orch.attempts.land import land as run_land
+    from orch.errors import NotAllLanded
+    from orch.faults import checkpoint_from_env
+    from orch.git import Git
+
+    settings = settings_from_env()
+    git = Git(settings.git_lock_timeout)
+    repository = str(git.discover(repo.absolute()).root) if repo is not None else None
+    request = LandRequest(
+        refs=attempts,
+        into=into,
+        strategy=Strategy(strategy),
+        message=message,
+        check=not no_check,
+        resolve=resolve,
+        keep=keep,
+        dry_run=dry_run,
+        force=force,
+        strict=strict,
+        repository=repository,
+    )
+    outcomes = run_land(
+        open_store(settings),
+        settings,
+        git,
+        request,
+        actor(),
+        os.environ,
+        checkpoint_from_env(os.environ),
+        on_outcome=lambda outcome: None if as_json else _print(outcome, len(attempts) > 1),
+    )
+    if as_json:
+        from orch.cli.render import to_json
+
+        click.echo(to_json(outcomes=[o.to_dict() for o in outcomes]))
+    failed = [o for o in outcomes if not o.ok]
+    if not failed:
+        return
+    if as_json:
+        from orch.cli.common import failure_documented
+
+        failure_documented()
+    error = failed[0].error
+    if len(outcomes) == 1 and error is not None:
+        raise error
+    names = ", ".join(o.attempt.id if o.attempt else o.ref for o in failed)
+    raise NotAllLanded(f"{len(failed)} of {len(outcomes)} attempts did not land: {names}")
+
+
+def _print(outcome: LandOutcome, several: bool) -> None:
+    """One attempt's outcome; a single attempt's failure is the funnel's one line."""
+    for warning in outcome.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    who = outcome.attempt.id if outcome.attempt is not None else outcome.ref
+    if outcome.result == "landed":
+        click.echo(
+            f"{who} landed into {outcome.target} as {(outcome.commit or '')[:12]} "
+            f"({outcome.strategy}; check {outcome.check})"
+        )
+    elif outcome.result == "already landed":
+        click.echo(f"{who} already landed into {outcome.target} as {(outcome.commit or '')[:12]}")
+    elif outcome.result == "would land":
+        click.echo(
+            f"{who} would land into {outcome.target} cleanly ({outcome.strategy}, onto "
+            f"{(outcome.old or '')[:12]}):"
+        )
+        click.echo((outcome.diffstat or "").rstrip("\n") or " (no changes)")
+    elif outcome.error is not None and several:
+        prefix = "would conflict: " if outcome.result == "would conflict" else ""
+        click.echo(f"{who}: {prefix}{outcome.error.message}", err=True)
+    if outcome.followup:
+        click.echo(f"{who}: {outcome.followup}")
+    if outcome.removed:
+        click.echo(f"{who}: {outcome.removed}")
+
+
+COMMANDS = (land,)
