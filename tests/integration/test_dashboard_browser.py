@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,9 @@ from typing import Any
 import pytest
 from click.testing import Result
 
+from orch.models import DeliveryState
+from orch.store import Store
+from orch.store.outbox import SinkScope
 from tests.support.attempts import dispatch
 from tests.support.cli import ORCH_BIN
 from tests.support.dashboard import (
@@ -54,8 +58,8 @@ FLAGS = (
 
 
 def fresh(action: Callable[[], Any]) -> Any:
-    """Run ``action`` on freshly found elements; the page re-renders every 2 s, so an
-    element found a moment ago may be gone: look again."""
+    """Run ``action`` on freshly found elements; the page re-renders on every change, so
+    an element found a moment ago may be gone: look again."""
     from selenium.common.exceptions import StaleElementReferenceException
 
     for _ in range(50):
@@ -187,6 +191,92 @@ def test_dispatch_see_cancel_and_see_the_state_change_in_chromium(
     assert "cancelled from the dashboard" in shown.stdout
 
 
+def live(browser: Any) -> dict[str, Any]:
+    """How the page is kept up to date (``window.orchLive``): the stream's state, how often
+    it opened, the change messages it got, and the fallback polls made."""
+    found: dict[str, Any] = browser.execute_script("return Object.assign({}, window.orchLive)")
+    return found
+
+
+def cancel_in_a_process(attempt_id: str, out_dir: Path) -> None:
+    assert Proc([ORCH_BIN, "cancel", attempt_id], out_dir).wait() == 0
+
+
+def test_a_cli_change_reaches_the_open_page_through_the_stream_also_after_it_was_cut(
+    browser: Any,
+    tmp_path: Path,
+    store: Store,
+    repo: Path,
+    run_cli: Callable[..., Result],
+) -> None:
+    """On both stores: the page learns of an ``orch cancel`` made by another process from
+    its change stream, not from polling (none ran: the 2 s poll runs only while the stream
+    is down), and of an event delivery that failed for good, listed under "needs
+    attention"; the server is stopped (its streams end) and started again on the same port
+    and token, the page's stream reconnects by itself, and the next change arrives the
+    same way."""
+    from selenium.webdriver.common.by import By
+
+    first, second = (dispatch(run_cli, repo, key)["id"] for key in ("live-one", "live-two"))
+    server, url = serve_process(tmp_path / "serve-1")
+    try:
+        browser.get(url)
+
+        def state_of(attempt_id: str, state: str) -> bool:
+            selector = f'tr.attempt[data-attempt="{attempt_id}"][data-state="{state}"]'
+            return bool(browser.find_elements(By.CSS_SELECTOR, selector))
+
+        wait_for(lambda: live(browser)["state"] == "open", "the page's change stream to open")
+        wait_for(lambda: fresh(lambda: state_of(first, "queued")), "the attempts on the page")
+        before = live(browser)
+        cancel_in_a_process(first, tmp_path / "cancel-1")
+        wait_for(lambda: fresh(lambda: state_of(first, "cancelled")), "the cancel on the page")
+        after = live(browser)
+        assert after["polls"] == before["polls"]  # no poll ran: the stream told the page
+        assert after["events"] > before["events"] and after["last"]["version"] > 0
+
+        # what a deliverer does with a receiver that refuses for good
+        store.plan(SinkScope("hook-dead", None, None, None))
+        claimed = store.claim_delivery("hook-dead", 30)
+        assert claimed is not None
+        store.end_delivery(claimed, DeliveryState.FAILED, "HTTP 404")
+        listed = wait_for(
+            lambda: fresh(
+                lambda: [
+                    li.text
+                    for li in browser.find_elements(By.CSS_SELECTOR, "#attention li.delivery")
+                ]
+            ),
+            "the failed delivery under needs attention",
+        )
+        assert f"event {claimed.event.id}" in listed[0] and "hook-dead" in listed[0]
+        assert "HTTP 404" in listed[0] and f"orch events --retry {claimed.event.id}" in listed[0]
+        after = live(browser)
+        assert after["polls"] == before["polls"]
+
+        # cut: the server stops, ending its streams; it comes back on the same port and token
+        parts = urllib.parse.urlsplit(url)
+        token = urllib.parse.parse_qs(parts.query)["token"][0]
+        server.signal(signal.SIGTERM)
+        server.wait()
+        wait_for(lambda: live(browser)["state"] != "open", "the page to see its stream cut")
+        server, _ = serve_process(tmp_path / "serve-2", port=parts.port or 0, token=token)
+        wait_for(
+            lambda: live(browser)["opens"] > after["opens"] and live(browser)["state"] == "open",
+            "the page's stream to reconnect by itself",
+        )
+        again = live(browser)
+        cancel_in_a_process(second, tmp_path / "cancel-2")
+        wait_for(lambda: fresh(lambda: state_of(second, "cancelled")), "the second cancel")
+        assert live(browser)["polls"] == again["polls"]
+        assert live(browser)["events"] > again["events"]
+    finally:
+        Proc([ORCH_BIN, "serve", "--stop"], tmp_path / "stop").wait()
+        if server.popen.poll() is None:
+            server.signal(signal.SIGKILL)
+        server.wait()
+
+
 def test_the_review_views_show_comparison_diff_and_checks_as_text(
     browser: Any,
     dashboard: str,
@@ -307,3 +397,58 @@ def test_the_review_views_show_comparison_diff_and_checks_as_text(
     go("compare/no-such-task")
     shown("compare", "error")
     assert text("#review-error").startswith("no attempts of task 'no-such-task'")
+
+
+def test_the_usage_agents_reported_shows_in_the_comparison_and_the_detail(
+    browser: Any,
+    dashboard: str,
+    repo: Path,
+    run_cli: Callable[..., Result],
+) -> None:
+    """A real ``orch work`` run whose agent (a script) reports its usage on an
+    ``orch-usage:`` line: the task's comparison grows tokens and cost columns, and the
+    attempt's panel shows its usage and its task's; an attempt that reported nothing
+    shows '-', never 0."""
+    import subprocess
+
+    from selenium.webdriver.common.by import By
+
+    key = "usage-views"
+    reporting, silent = dispatch(run_cli, repo, key), dispatch(run_cli, repo, key)
+    line = 'orch-usage: {"input_tokens": 12000, "output_tokens": 345, "cached_tokens": 9000, '
+    line += '"cost_usd": 0.125, "model": "stand-in-model"}'
+    for attempt, script in ((reporting, f"echo '{line}'"), (silent, "echo nothing to report")):
+        worker = subprocess.run(
+            [ORCH_BIN, "work", "--once", "--attempt", attempt["id"], "--", "sh", "-c", script],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert worker.returncode == 0, worker.stderr
+
+    browser.get(dashboard)  # the printed URL's token becomes the page's cookie
+    browser.get(f"{dashboard.partition('?')[0]}#compare/{key}")
+    ready = '#review[data-view="compare"][data-state="ready"]'
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ready), "the comparison")
+    headers = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "#compare-table th")]
+    assert headers[-2:] == ["tokens", "cost"]
+    rows = {
+        r.get_attribute("data-attempt"): [c.text for c in r.find_elements(By.TAG_NAME, "td")]
+        for r in browser.find_elements(By.CSS_SELECTOR, "#compare-table tbody tr")
+    }
+    assert rows[reporting["id"]][-2:] == ["12,000 in (9,000 cached) / 345 out", "$0.1250"]
+    assert rows[silent["id"]][-2:] == ["-", "-"]
+    summary = browser.find_element(By.CSS_SELECTOR, "#review p.summary").text
+    assert "reported 12,000 in (9,000 cached) / 345 out, $0.1250, stand-in-model" in summary
+
+    row = f'tr.attempt[data-attempt="{reporting["id"]}"]'
+    fresh(lambda: browser.find_element(By.CSS_SELECTOR, row).click())
+    usage = wait_for(
+        lambda: browser.find_elements(By.CSS_SELECTOR, '#detail dd[data-field="usage"]'),
+        "the detail panel",
+    )[0]
+    assert usage.text == "12,000 in (9,000 cached) / 345 out, $0.1250, stand-in-model"
+    task = browser.find_element(By.CSS_SELECTOR, '#detail dd[data-field="task usage"]').text
+    assert task == usage.text  # the silent attempt adds nothing, not zeros
+    browser.save_screenshot(str(ARTIFACTS / "dashboard-usage.png"))
