@@ -192,9 +192,9 @@ class OutboxOps(StoreBase):
         ]
         # another deliverer planning the same events at once: its rows stand, not an error
         conn.execute(
-            dialect.insert(_D).values(values).on_conflict_do_nothing(
-                index_elements=[_D.c.event_id, _D.c.sink]
-            )
+            dialect.insert(_D)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=[_D.c.event_id, _D.c.sink])
         )
 
     def has_unplanned(self, scope: SinkScope) -> bool:
