@@ -51,6 +51,10 @@ class Settings:
     sinks: tuple[Sink, ...] = ()
     event_retry_base: float = 5.0  # seconds before the first retry; doubles each time
     event_max_tries: int = 8  # then the delivery has failed for good ('orch events --failed')
+    # ``orch work`` pushes an attempt's branch to this remote when a run ends, so that
+    # ``orch land`` on another host can fetch it (off by default)
+    push: bool = False
+    push_remote: str = "origin"
     # gethostname()'s answer without importing socket (a completion request reads settings)
     host_name: str = dataclasses.field(default_factory=lambda: os.uname().nodename)
 
@@ -102,6 +106,8 @@ _KEYS: dict[str, tuple[str, type]] = {
     "pool_refill": ("ORCH_POOL_REFILL", bool),
     "event_retry_base": ("ORCH_EVENT_RETRY_BASE", float),
     "event_max_tries": ("ORCH_EVENT_MAX_TRIES", int),
+    "push": ("ORCH_PUSH", bool),
+    "push_remote": ("ORCH_PUSH_REMOTE", str),
 }
 
 _TRUE = ("1", "true", "yes", "on")
