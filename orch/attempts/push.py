@@ -6,7 +6,6 @@ never a failed run: the work is committed on its own host either way."""
 from __future__ import annotations
 
 import contextlib
-
 from pathlib import Path
 from typing import TYPE_CHECKING
 
