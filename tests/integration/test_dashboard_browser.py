@@ -332,9 +332,12 @@ def test_the_land_button_queues_a_land_that_the_loop_lands(
     fresh(lambda: Select(browser.find_element(By.ID, "land-strategy")).select_by_value("rebase"))
     # the page re-renders every 2 s: the choice must survive it
     time.sleep(2.5)
-    assert fresh(
-        lambda: Select(browser.find_element(By.ID, "land-strategy")).first_selected_option.text
-    ) == "rebase"
+    assert (
+        fresh(
+            lambda: Select(browser.find_element(By.ID, "land-strategy")).first_selected_option.text
+        )
+        == "rebase"
+    )
     fresh(lambda: browser.find_element(By.ID, "land").click())
     wait_for(
         lambda: "land: queued" in fresh(lambda: browser.find_element(By.ID, "flash").text),

@@ -132,7 +132,9 @@ def test_the_dashboard_queues_and_lists_lands(
     attempt = attempt_with_commits(run_cli, run_orch, repo, task())
     served: Served
     for served in start(store):
-        assert served.post("/api/lands", {"attempt": attempt["id"], "strategy": "sideways"})[0] == 400
+        assert (
+            served.post("/api/lands", {"attempt": attempt["id"], "strategy": "sideways"})[0] == 400
+        )
         assert served.post("/api/lands", {"strategy": "merge"})[0] == 400
         assert served.post("/api/lands", {"attempt": "nope1234"})[0] == 404
         assert served.post("/api/lands", {"attempt": attempt["id"]}, token=None)[0] == 403
