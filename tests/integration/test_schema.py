@@ -17,11 +17,11 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Column, Integer, MetaData, create_engine, text
+from sqlalchemy import Column, Integer, MetaData, create_engine, inspect, text
 from sqlalchemy.pool import NullPool
 
-from orch.errors import StoreBehind, StoreTooNew
-from orch.models import Landed
+from orch.errors import Conflict, StoreBehind, StoreTooNew
+from orch.models import Landed, LandQueueState
 from orch.store import open_store, upgrade_store
 from orch.store.revision import HEAD, REVISIONS, migrations_dir
 from orch.store.tables import metadata
@@ -499,6 +499,8 @@ _LAND_COLUMNS = (
     "landing",
 )
 ADDED_BY_0011 = {("attempts", c) for c in _LAND_COLUMNS}
+# what 0012 adds: the land queue of orch serve (a table of its own)
+TABLES_ADDED_BY_0012 = {"land_queue"}
 
 
 def _added_columns(diff: list[object]) -> set[tuple[str, str]]:
@@ -508,7 +510,7 @@ def _added_columns(diff: list[object]) -> set[tuple[str, str]]:
     for item in diff:
         if isinstance(item, tuple) and item[0] in ("add_table", "add_index"):
             table = item[1] if item[0] == "add_table" else item[1].table
-            assert table.name in TABLES_ADDED_BY_0010, item
+            assert table.name in TABLES_ADDED_BY_0010 | TABLES_ADDED_BY_0012, item
             continue
         assert isinstance(item, tuple) and item[0] == "add_column", item
         added.add((item[2], item[3].name))
@@ -632,7 +634,7 @@ def test_upgrade_to_0011_leaves_every_attempt_unlanded(
     _migrate(url, "0010")
     before = _rows(url, "attempts")
     _migrate(url, "0011")
-    assert schema_diff(url, metadata) == []
+    assert _added_columns(schema_diff(url, metadata)) == set()
     for old, new in zip(before, _rows(url, "attempts"), strict=True):
         assert new == {**old, **dict.fromkeys(_LAND_COLUMNS)}, old["id"]
 
@@ -663,3 +665,52 @@ def test_upgrade_to_0011_leaves_every_attempt_unlanded(
 
     # the rows as they were (the one that landed was updated, of course)
     assert unchanged(_rows(url, "attempts")) == unchanged(before)
+
+
+# -- 0012: the land queue of orch serve ---------------------------------------------------
+
+
+def test_upgrade_to_0012_adds_an_empty_land_queue(empty_store_url: str, tmp_path: Path) -> None:
+    """A new, empty table and nothing else; an attempt waits in it once; the downgrade
+    drops it and leaves every other row as it was."""
+    url = empty_store_url
+    _migrate(url, "0008")
+    _fill_0008(url)
+    _migrate(url, "0011")
+    before = _rows(url, "attempts")
+    _migrate(url, "0012")
+    assert schema_diff(url, metadata) == []
+    assert _rows(url, "land_queue") == [] and _rows(url, "attempts") == before
+
+    store = open_store(url, tmp_path / "locks", auto_migrate=True)
+    try:
+        entry = store.queue_land(
+            "a0000003", "/repo", None, "rebase", None, True, False, False, "me"
+        )
+        assert (entry.state, entry.strategy, entry.run_check) == ("queued", "rebase", True)
+        with pytest.raises(Conflict):
+            store.queue_land("a0000003", "/repo", None, "squash", None, True, False, False, "me")
+        taken = store.move_land(entry.id, LandQueueState.QUEUED, LandQueueState.LANDING)
+        assert taken is not None
+        assert store.move_land(entry.id, LandQueueState.QUEUED, LandQueueState.LANDING) is None
+        ended = store.move_land(
+            entry.id,
+            LandQueueState.LANDING,
+            LandQueueState.FAILED,
+            result="conflict",
+            paths=["a.txt"],
+            exit_code=21,
+            reason="it conflicts",
+        )
+        assert ended is not None and (ended.result, ended.paths) == ("conflict", ["a.txt"])
+        assert [e.kind for e in store.events("a0000003")][-1] == "land_queued"
+    finally:
+        store.close()
+
+    _migrate(url, "0011", down=True)
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        assert "land_queue" not in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+    assert _rows(url, "attempts") == before
