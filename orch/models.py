@@ -552,6 +552,7 @@ class QueuedLand:
     id: int
     attempt_id: str
     repository: str
+    host: str  # the host whose loop lands it (where it was queued)
     into_branch: str | None  # the target asked for (None: the attempt's own, resolved at landing)
     strategy: str
     message: str | None

@@ -3,7 +3,8 @@ dashboard's Land button), landed by the loop in order, each with its result.
 
 A table of its own, not ``queued_tasks``: a queued land names an attempt and how to land
 it, and keeps what happened (the landed commit, a conflict's paths, the one line of a
-refusal). Nothing existing changes.
+refusal). Each entry names the host whose loop lands it (the one it was queued on: its
+repository's path is a path there). Nothing existing changes.
 
 Alembic revision 0012, after 0011 (2026-12-07).
 """
@@ -25,6 +26,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("repository", sa.Text(), nullable=False),
+        sa.Column("host", sa.String(255), nullable=False),
         sa.Column("into_branch", sa.String(255), nullable=True),
         sa.Column("strategy", sa.String(16), nullable=False),
         sa.Column("message", sa.Text(), nullable=True),

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from orch.attempts.land.build import Strategy
 from orch.attempts.land.queue import queue_lands
 from orch.attempts.land.request import LandRequest
+from orch.config import Settings
 from orch.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -24,7 +25,9 @@ def lands_body(store: Store) -> dict[str, Any]:
     return {"lands": [e.to_dict() for e in store.queued_lands(limit=SHOWN)]}
 
 
-def queue_body(store: Store, body: dict[str, Any], actor: str) -> dict[str, Any]:
+def queue_body(
+    store: Store, settings: Settings, body: dict[str, Any], actor: str
+) -> dict[str, Any]:
     """``POST /api/lands``: queue the land of ``attempt`` with ``strategy`` (default
     squash) and, optionally, ``into`` a branch."""
     attempt, strategy, into = body.get("attempt"), body.get("strategy", "squash"), body.get("into")
@@ -36,5 +39,5 @@ def queue_body(store: Store, body: dict[str, Any], actor: str) -> dict[str, Any]
     if into is not None and (not isinstance(into, str) or not into.strip()):
         raise InvalidInput("'into' must name a branch")
     request = LandRequest(refs=(attempt,), into=into, strategy=Strategy(strategy))
-    [entry] = queue_lands(store, request.refs, request, actor)
+    [entry] = queue_lands(store, request.refs, request, settings.host_name, actor)
     return {"land": entry.to_dict()}

@@ -127,7 +127,8 @@ class Loop:
         """Land the land queue in order, with ``orch land``'s use case (in this process:
         a land holds its target's lock and records an intent, so a loop killed meanwhile
         leaves what ``orch doctor --fix`` completes, and the entry is taken up again)."""
-        if not self.store.queued_lands([LandQueueState.QUEUED, LandQueueState.LANDING]):
+        waiting = [LandQueueState.QUEUED, LandQueueState.LANDING]
+        if not self.store.queued_lands(waiting, host=self.settings.host_name):
             return
         from orch.attempts.land.queue import land_queue  # only when there is work for it
 

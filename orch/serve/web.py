@@ -399,7 +399,8 @@ class Handler(BaseHTTPRequestHandler):
     def _post_lands(self, rest: list[str], query: dict[str, list[str]]) -> None:
         if rest:
             raise NotFound(f"no such action: {self.path} (POST /api/lands)")
-        self._json(200, **land_api.queue_body(self.server.store, self._body(), self.server.actor))
+        srv = self.server
+        self._json(200, **land_api.queue_body(srv.store, srv.settings, self._body(), srv.actor))
 
 
 def serve_until_stopped(server: DashboardServer) -> None:

@@ -26,6 +26,7 @@ def _to_land(row: Any) -> QueuedLand:
         id=row.id,
         attempt_id=row.attempt_id,
         repository=row.repository,
+        host=row.host,
         into_branch=row.into_branch,
         strategy=row.strategy,
         message=row.message,
@@ -50,6 +51,7 @@ class LandQueueOps(StoreBase):
         self,
         attempt_id: str,
         repository: str,
+        host: str,
         into_branch: str | None,
         strategy: str,
         message: str | None,
@@ -74,6 +76,7 @@ class LandQueueOps(StoreBase):
                 .values(
                     attempt_id=attempt_id,
                     repository=repository,
+                    host=host[:255],
                     into_branch=into_branch,
                     strategy=strategy,
                     message=message,
@@ -99,14 +102,19 @@ class LandQueueOps(StoreBase):
         return _to_land(row)
 
     def queued_lands(
-        self, states: Iterable[LandQueueState] = (), limit: int | None = None
+        self,
+        states: Iterable[LandQueueState] = (),
+        limit: int | None = None,
+        host: str | None = None,
     ) -> list[QueuedLand]:
-        """Queued lands, oldest first (the order the loop lands them in); with ``limit``,
-        the newest ``limit`` of them, still oldest first."""
+        """Queued lands (``host``: those its loop lands), oldest first (the order the loop
+        lands them in); with ``limit``, the newest ``limit`` of them, still oldest first."""
         wanted = [str(st) for st in states]
         query = select(_L)
         if wanted:
             query = query.where(_L.c.state.in_(wanted))
+        if host is not None:
+            query = query.where(_L.c.host == host)
         if limit is not None:
             query = query.order_by(_L.c.id.desc()).limit(limit)
         with self._read() as conn:

@@ -244,6 +244,7 @@ land_queue = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     _attempt_ref(index=True),
     Column("repository", Text, nullable=False),
+    Column("host", String(255), nullable=False),  # whose loop lands it
     Column("into_branch", String(255)),
     Column("strategy", String(16), nullable=False),
     Column("message", Text),

@@ -155,3 +155,26 @@ def test_the_queue_is_empty_and_needs_attempts_otherwise(
 ) -> None:
     assert land(run_cli, repo, "--queue").stdout == "the land queue is empty\n"
     assert "name the attempts" in assert_failed_cleanly(land(run_cli, repo), 2)
+
+
+def test_a_loop_lands_only_what_was_queued_on_its_own_host(
+    repo: Path,
+    run_cli: RunCli,
+    run_orch: RunOrch,
+    store: Store,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One store for several hosts: the repository's path of an entry is a path on the host
+    it was queued on, so only that host's loop lands it (or takes it up after a crash)."""
+    attempt = attempt_with_commits(run_cli, run_orch, repo, task())
+    old = rev(repo, "main")
+    monkeypatch.setenv("ORCH_HOST_NAME", "elsewhere")
+    assert land(run_cli, repo, "--queue", attempt["id"]).exit_code == 0
+    monkeypatch.delenv("ORCH_HOST_NAME")
+    [entry] = store.queued_lands()
+    assert entry.host == "elsewhere"
+    assert store.move_land(entry.id, LandQueueState.QUEUED, LandQueueState.LANDING)
+    one_cycle(run_orch, repo)  # this host's loop
+    [still] = store.queued_lands()
+    assert (still.state, still.result) == (LandQueueState.LANDING, None)
+    assert rev(repo, "main") == old

@@ -685,11 +685,13 @@ def test_upgrade_to_0012_adds_an_empty_land_queue(empty_store_url: str, tmp_path
     store = open_store(url, tmp_path / "locks", auto_migrate=True)
     try:
         entry = store.queue_land(
-            "a0000003", "/repo", None, "rebase", None, True, False, False, "me"
+            "a0000003", "/repo", "here", None, "rebase", None, True, False, False, "me"
         )
         assert (entry.state, entry.strategy, entry.run_check) == ("queued", "rebase", True)
         with pytest.raises(Conflict):
-            store.queue_land("a0000003", "/repo", None, "squash", None, True, False, False, "me")
+            store.queue_land(
+                "a0000003", "/repo", "here", None, "squash", None, True, False, False, "me"
+            )
         taken = store.move_land(entry.id, LandQueueState.QUEUED, LandQueueState.LANDING)
         assert taken is not None
         assert store.move_land(entry.id, LandQueueState.QUEUED, LandQueueState.LANDING) is None

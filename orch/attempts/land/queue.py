@@ -36,15 +36,17 @@ _RESULT_OF: tuple[tuple[type[OrchError], str], ...] = (
 
 
 def queue_lands(
-    store: Store, refs: Sequence[str], request: LandRequest, actor: str
+    store: Store, refs: Sequence[str], request: LandRequest, host: str, actor: str
 ) -> list[QueuedLand]:
-    """Queue a land of each attempt of ``refs``, in order; every ref is found first, so an
-    unknown one queues nothing."""
+    """Queue a land of each attempt of ``refs``, in order, for the loop of ``host`` (this
+    one: the repository's path is a path here); every ref is found first, so an unknown one
+    queues nothing."""
     attempts = [find_attempt(store, ref) for ref in refs]
     return [
         store.queue_land(
             attempt.id,
             request.repository or attempt.repository,
+            host,
             request.into,
             str(request.strategy),
             request.message,
@@ -57,13 +59,14 @@ def queue_lands(
     ]
 
 
-def recover(store: Store) -> None:
-    """Entries a loop left ``landing`` when it died (only one loop runs: whatever is
-    ``landing`` when it starts a cycle was left by a dead one): landed when the attempt
+def recover(store: Store, host: str) -> None:
+    """Entries a loop of ``host`` left ``landing`` when it died (only this loop lands this
+    host's entries: whatever is ``landing`` when it starts a cycle was left by a dead
+    one; another host's loop never touches them): landed when the attempt
     is, queued again otherwise (a land killed half-way left its target at its old commit
     or its new one, and an intent ``orch doctor --fix`` completes; landing it again says
     which)."""
-    for entry in store.queued_lands([LandQueueState.LANDING]):
+    for entry in store.queued_lands([LandQueueState.LANDING], host=host):
         attempt = store.get(entry.attempt_id)
         if attempt.landed:
             store.move_land(
@@ -81,10 +84,10 @@ def recover(store: Store) -> None:
 def land_queue(
     store: Store, settings: Settings, git: Git, actor: str, environ: Mapping[str, str]
 ) -> list[QueuedLand]:
-    """Land every queued entry, in order; the entries as they ended."""
-    recover(store)
+    """Land every entry queued on this host, in order; the entries as they ended."""
+    recover(store, settings.host_name)
     done = []
-    for entry in store.queued_lands([LandQueueState.QUEUED]):
+    for entry in store.queued_lands([LandQueueState.QUEUED], host=settings.host_name):
         ended = land_entry(store, settings, git, entry, actor, environ)
         if ended is not None:
             done.append(ended)
