@@ -21,7 +21,7 @@ from sqlalchemy import Column, Integer, MetaData, create_engine, inspect, text
 from sqlalchemy.pool import NullPool
 
 from orch.errors import Conflict, StoreBehind, StoreTooNew
-from orch.models import Landed, LandQueueState
+from orch.models import Landed, LandQueueState, Usage
 from orch.store import open_store, upgrade_store
 from orch.store.revision import HEAD, REVISIONS, migrations_dir
 from orch.store.tables import metadata
@@ -418,7 +418,7 @@ def test_upgrade_to_0008_moves_every_kind_of_row(empty_store_url: str, tmp_path:
     # the models' schema but for what later revisions add
     assert (
         _added_columns(schema_diff(url, metadata))
-        == ADDED_AFTER_0008 | ADDED_BY_0010 | ADDED_BY_0011
+        == ADDED_AFTER_0008 | ADDED_BY_0010 | ADDED_BY_0011 | ADDED_BY_0012
     )
 
     after = _rows(url, "attempts")
@@ -487,6 +487,8 @@ ADDED_AFTER_0008 = {
 # what 0010 adds: the state of an event, and the outbox's deliveries (a table of its own)
 ADDED_BY_0010 = {("attempt_events", "state")}
 TABLES_ADDED_BY_0010 = {"event_deliveries"}
+# what 0013 adds: the land queue of orch serve (a table of its own)
+TABLES_ADDED_BY_0013 = {"land_queue"}
 # what 0011 adds: what a land recorded, and the intent of one in progress
 _LAND_COLUMNS = (
     "landed_commit",
@@ -499,8 +501,11 @@ _LAND_COLUMNS = (
     "landing",
 )
 ADDED_BY_0011 = {("attempts", c) for c in _LAND_COLUMNS}
-# what 0012 adds: the land queue of orch serve (a table of its own)
-TABLES_ADDED_BY_0012 = {"land_queue"}
+# what 0012 adds: what each run's agent reported it consumed
+ADDED_BY_0012 = {
+    ("attempt_runs", c)
+    for c in ("input_tokens", "output_tokens", "cached_tokens", "cost_usd", "model")
+}
 
 
 def _added_columns(diff: list[object]) -> set[tuple[str, str]]:
@@ -510,7 +515,7 @@ def _added_columns(diff: list[object]) -> set[tuple[str, str]]:
     for item in diff:
         if isinstance(item, tuple) and item[0] in ("add_table", "add_index"):
             table = item[1] if item[0] == "add_table" else item[1].table
-            assert table.name in TABLES_ADDED_BY_0010 | TABLES_ADDED_BY_0012, item
+            assert table.name in TABLES_ADDED_BY_0010 | TABLES_ADDED_BY_0013, item
             continue
         assert isinstance(item, tuple) and item[0] == "add_column", item
         added.add((item[2], item[3].name))
@@ -561,7 +566,9 @@ def test_upgrade_to_0009_keeps_every_row_and_makes_every_run_an_agent_run(
     before = {t: _rows(url, t) for t in ("attempts", "attempt_runs")}
     assert len(before["attempt_runs"]) == 8
     _migrate(url, "0009")
-    assert _added_columns(schema_diff(url, metadata)) == ADDED_BY_0010 | ADDED_BY_0011
+    assert _added_columns(schema_diff(url, metadata)) == (
+        ADDED_BY_0010 | ADDED_BY_0011 | ADDED_BY_0012
+    )
 
     after = _rows(url, "attempts")
     for old, new in zip(before["attempts"], after, strict=True):
@@ -613,7 +620,7 @@ def test_upgrade_to_0010_keeps_every_event_and_delivers_none_of_the_old_ones(
         engine.dispose()
     before = _rows(url, "attempt_events")
     _migrate(url, "0010")
-    assert _added_columns(schema_diff(url, metadata)) == ADDED_BY_0011
+    assert _added_columns(schema_diff(url, metadata)) == ADDED_BY_0011 | ADDED_BY_0012
     assert _rows(url, "attempt_events") == [{**r, "state": None} for r in before]
     assert _rows(url, "event_deliveries") == []
     _migrate(url, "0009", down=True)
@@ -634,7 +641,7 @@ def test_upgrade_to_0011_leaves_every_attempt_unlanded(
     _migrate(url, "0010")
     before = _rows(url, "attempts")
     _migrate(url, "0011")
-    assert _added_columns(schema_diff(url, metadata)) == set()
+    assert _added_columns(schema_diff(url, metadata)) == ADDED_BY_0012
     for old, new in zip(before, _rows(url, "attempts"), strict=True):
         assert new == {**old, **dict.fromkeys(_LAND_COLUMNS)}, old["id"]
 
@@ -667,18 +674,52 @@ def test_upgrade_to_0011_leaves_every_attempt_unlanded(
     assert unchanged(_rows(url, "attempts")) == unchanged(before)
 
 
-# -- 0012: the land queue of orch serve ---------------------------------------------------
+# -- 0012: what each run's agent reported it consumed ---------------------------------------
+
+_USAGE_COLUMNS = tuple(sorted(c for _t, c in ADDED_BY_0012))
 
 
-def test_upgrade_to_0012_adds_an_empty_land_queue(empty_store_url: str, tmp_path: Path) -> None:
+def test_upgrade_to_0012_leaves_every_run_s_usage_unknown(
+    empty_store_url: str, tmp_path: Path
+) -> None:
+    """Runs gain usage columns, all NULL (not reported, never 0); nothing else changes; a
+    usage recorded afterwards is read back; the downgrade gives the 0011 rows back."""
+    url = empty_store_url
+    _migrate(url, "0008")
+    _fill_0008(url)
+    _migrate(url, "0011")
+    before = {t: _rows(url, t) for t in ("attempts", "attempt_runs")}
+    _migrate(url, "0012")
+    assert _added_columns(schema_diff(url, metadata)) == set()
+    assert _rows(url, "attempts") == before["attempts"]
+    for old, new in zip(before["attempt_runs"], _rows(url, "attempt_runs"), strict=True):
+        assert new == {**old, **dict.fromkeys(_USAGE_COLUMNS)}
+
+    store = open_store(url, tmp_path / "locks", auto_migrate=True)
+    try:
+        assert store.usage_of(["a0000003"]) == {}
+        usage = Usage(3_000_000_000, 1200, 2_900_000_000, 12.5, "claude-opus-4-1")
+        store.record_usage("a0000003", 2, usage)
+        assert store.usage_of(["a0000003", "a0000004"]) == {"a0000003": {2: usage}}
+    finally:
+        store.close()
+
+    _migrate(url, "0011", down=True)
+    assert {t: _rows(url, t) for t in before} == before
+
+
+# -- 0013: the land queue of orch serve ---------------------------------------------------
+
+
+def test_upgrade_to_0013_adds_an_empty_land_queue(empty_store_url: str, tmp_path: Path) -> None:
     """A new, empty table and nothing else; an attempt waits in it once; the downgrade
     drops it and leaves every other row as it was."""
     url = empty_store_url
     _migrate(url, "0008")
     _fill_0008(url)
-    _migrate(url, "0011")
-    before = _rows(url, "attempts")
     _migrate(url, "0012")
+    before = _rows(url, "attempts")
+    _migrate(url, "0013")
     assert schema_diff(url, metadata) == []
     assert _rows(url, "land_queue") == [] and _rows(url, "attempts") == before
 
@@ -709,7 +750,7 @@ def test_upgrade_to_0012_adds_an_empty_land_queue(empty_store_url: str, tmp_path
     finally:
         store.close()
 
-    _migrate(url, "0011", down=True)
+    _migrate(url, "0012", down=True)
     engine = create_engine(url, poolclass=NullPool)
     try:
         assert "land_queue" not in inspect(engine).get_table_names()

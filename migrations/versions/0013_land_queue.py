@@ -6,13 +6,13 @@ it, and keeps what happened (the landed commit, a conflict's paths, the one line
 refusal). Each entry names the host whose loop lands it (the one it was queued on: its
 repository's path is a path there). Nothing existing changes.
 
-Alembic revision 0012, after 0011 (2026-12-07).
+Alembic revision 0013, after 0012 (2026-12-07).
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision, down_revision = "0012", "0011"
+revision, down_revision = "0013", "0012"
 
 
 def upgrade() -> None:
