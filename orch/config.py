@@ -59,6 +59,10 @@ class Settings:
     # [agents.NAME] args: the options a built-in agent template runs with, in place of its
     # own (``orch.attempts.agent_command``); config file only
     agent_args: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    # ``orch work`` pushes an attempt's branch to this remote when a run ends, so that
+    # ``orch land`` on another host can fetch it (off by default)
+    push: bool = False
+    push_remote: str = "origin"
     # gethostname()'s answer without importing socket (a completion request reads settings)
     host_name: str = dataclasses.field(default_factory=lambda: os.uname().nodename)
 
@@ -112,6 +116,8 @@ _KEYS: dict[str, tuple[str, type]] = {
     "event_max_tries": ("ORCH_EVENT_MAX_TRIES", int),
     "pooler": ("ORCH_POOLER", bool),
     "listen_url": ("ORCH_LISTEN_URL", str),
+    "push": ("ORCH_PUSH", bool),
+    "push_remote": ("ORCH_PUSH_REMOTE", str),
 }
 
 _TRUE = ("1", "true", "yes", "on")

@@ -19,6 +19,7 @@ from orch.models import Attempt, AttemptEvent, State, WorkspaceStatus
 from orch.store import revision
 from orch.store.base import Clock, to_attempt, to_event, utcnow
 from orch.store.engine import Connecting, is_sqlite, make_engine
+from orch.store.land_queue import LandQueueOps
 from orch.store.landing import LandingOps
 from orch.store.lifecycle import LifecycleOps
 from orch.store.outbox import OutboxOps
@@ -44,6 +45,7 @@ class Store(
     OutboxOps,
     LandingOps,
     UsageOps,
+    LandQueueOps,
 ):
     # -- reading ---------------------------------------------------------------------------
 
