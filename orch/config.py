@@ -46,6 +46,11 @@ class Settings:
     attempt_time_budget: float = 3600.0
     pool_size: int = 0  # warm worktrees kept per repository when no `orch pool fill --size`
     pool_refill: bool = True  # refill the pool in the background after each dispatch
+    # PostgreSQL behind a transaction-mode pooler (PgBouncer): True or False as configured,
+    # None to let the store find out at its first connection
+    pooler: bool | None = None
+    # the PostgreSQL server itself, for LISTEN when database_url goes through a pooler
+    listen_url: str | None = None
     config_file: Path | None = None
     # the user config's event sinks (every repository's events), and how deliveries retry
     sinks: tuple[Sink, ...] = ()
@@ -54,6 +59,10 @@ class Settings:
     # [agents.NAME] args: the options a built-in agent template runs with, in place of its
     # own (``orch.attempts.agent_command``); config file only
     agent_args: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    # ``orch work`` pushes an attempt's branch to this remote when a run ends, so that
+    # ``orch land`` on another host can fetch it (off by default)
+    push: bool = False
+    push_remote: str = "origin"
     # gethostname()'s answer without importing socket (a completion request reads settings)
     host_name: str = dataclasses.field(default_factory=lambda: os.uname().nodename)
 
@@ -105,6 +114,10 @@ _KEYS: dict[str, tuple[str, type]] = {
     "pool_refill": ("ORCH_POOL_REFILL", bool),
     "event_retry_base": ("ORCH_EVENT_RETRY_BASE", float),
     "event_max_tries": ("ORCH_EVENT_MAX_TRIES", int),
+    "pooler": ("ORCH_POOLER", bool),
+    "listen_url": ("ORCH_LISTEN_URL", str),
+    "push": ("ORCH_PUSH", bool),
+    "push_remote": ("ORCH_PUSH_REMOTE", str),
 }
 
 _TRUE = ("1", "true", "yes", "on")

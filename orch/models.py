@@ -580,3 +580,47 @@ class QueuedTask:
         out = plain(self)
         out["state"] = str(self.state)
         return out
+
+
+class LandQueueState(enum.StrEnum):
+    """Where a land queued with ``orch land --queue`` is in the loop's land queue."""
+
+    QUEUED = "queued"  # waiting for the loop
+    LANDING = "landing"  # the loop is landing it right now
+    DONE = "done"  # the loop landed it, or it had already landed (``result`` says which)
+    FAILED = "failed"  # it did not land (``result``: conflict, check failed, refused, ...)
+
+    @property
+    def waiting(self) -> bool:
+        return self in (LandQueueState.QUEUED, LandQueueState.LANDING)
+
+
+@dataclasses.dataclass(frozen=True)
+class QueuedLand:
+    """A land waiting in (or gone through) ``orch serve``'s land queue, with its result."""
+
+    id: int
+    attempt_id: str
+    repository: str
+    host: str  # the host whose loop lands it (where it was queued)
+    into_branch: str | None  # the target asked for (None: the attempt's own, resolved at landing)
+    strategy: str
+    message: str | None
+    run_check: bool
+    keep: bool
+    resolve: bool
+    state: LandQueueState
+    result: str | None  # landed, already landed, conflict, check failed, refused, failed
+    target: str | None  # the branch it landed (or would have landed) into
+    landed_commit: str | None  # the target's new commit
+    paths: list[str] | None  # a conflict's paths (the first 50)
+    exit_code: int | None  # what ``orch land`` would have exited with
+    reason: str | None  # the one line that says why it did not land
+    actor: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        out = plain(self)
+        out["state"] = str(self.state)
+        return out

@@ -96,9 +96,9 @@ def _sink(
     command = _text(table, "command", where) if kind == "hook" else None
     url = _text(table, "url", where) if kind == "webhook" else None
     if kind == "hook" and command is None:
-        raise ConfigError(f"{where} needs command = \"...\"")
+        raise ConfigError(f'{where} needs command = "..."')
     if kind == "webhook" and (url is None or not url.startswith(("http://", "https://"))):
-        raise ConfigError(f"{where} needs url = \"http(s)://...\"")
+        raise ConfigError(f'{where} needs url = "http(s)://..."')
     secret, secret_env = _text(table, "secret", where), _text(table, "secret_env", where)
     if secret is not None and secret_env is not None:
         raise ConfigError(f"{where}: give secret or secret_env, not both")

@@ -40,6 +40,7 @@ from orch.attempts.dispatch.another_host import provision_claimed
 from orch.attempts.heartbeat import Heartbeat
 from orch.attempts.lifecycle import reap
 from orch.attempts.occupant import worktree_lock_path
+from orch.attempts.push import push_branch
 from orch.attempts.queries import find_attempt
 from orch.config import Settings
 from orch.errors import (
@@ -256,6 +257,10 @@ class WorkerRuntime:
         with contextlib.suppress(OrchError):
             escape.check(self.store, git, attempt, before, self.actor)
         self._record_changes(attempt, lease.token)
+        if not lost.is_set():
+            warning = push_branch(self.store, self.settings, git, attempt, self.actor)
+            if warning is not None:
+                self.say(f"Warning: {warning}")
         if lost.is_set():
             # fenced out: someone else owns the attempt now; write nothing
             self.progress(

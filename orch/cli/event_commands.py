@@ -19,17 +19,35 @@ if TYPE_CHECKING:
 
 @click.group(invoke_without_command=True)
 @click.option(
-    "--attempt", "attempt_ref", default=None, shell_complete=complete_attempt,
+    "--attempt",
+    "attempt_ref",
+    default=None,
+    shell_complete=complete_attempt,
     help="Only this attempt's events.",
 )
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they come.")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True,
-              help="How many of the newest events to list.")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print JSON (with --follow: one event document per line).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="How many of the newest events to list.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print JSON (with --follow: one event document per line).",
+)
 @click.option("--failed", is_flag=True, help="List the deliveries that failed for good.")
-@click.option("--retry", "retry_event", type=int, default=None, metavar="EVENT_ID",
-              help="Try the failed deliveries of this event again.")
+@click.option(
+    "--retry",
+    "retry_event",
+    type=int,
+    default=None,
+    metavar="EVENT_ID",
+    help="Try the failed deliveries of this event again.",
+)
 @click.option("--all-failed", is_flag=True, help="Try every failed delivery again.")
 @click.pass_context
 def events(

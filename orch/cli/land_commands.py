@@ -12,13 +12,15 @@ from orch.cli.common import REPO_OPTION, actor, open_store, settings_from_env
 from orch.cli.completion import complete_attempt
 
 if TYPE_CHECKING:
-    from orch.attempts.land import LandOutcome
+    from orch.attempts.land import LandOutcome, LandRequest
+    from orch.config import Settings
+    from orch.models import QueuedLand
 
 STRATEGIES = ("squash", "rebase", "merge", "ff-only")
 
 
 @click.command()
-@click.argument("attempts", nargs=-1, required=True, shell_complete=complete_attempt)
+@click.argument("attempts", nargs=-1, shell_complete=complete_attempt)
 @click.option(
     "--into",
     default=None,
@@ -48,6 +50,12 @@ STRATEGIES = ("squash", "rebase", "merge", "ff-only")
 @click.option(
     "--strict", is_flag=True, help="Refuse an attempt with uncommitted work in its worktree."
 )
+@click.option(
+    "--queue",
+    is_flag=True,
+    help="Queue the lands for the loop of orch serve / orch loop, which lands them in "
+    "order; without ATTEMPTS, list the land queue with each entry's result.",
+)
 @REPO_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print each attempt's outcome as JSON.")
 def land(
@@ -61,6 +69,7 @@ def land(
     dry_run: bool,
     force: bool,
     strict: bool,
+    queue: bool,
     repo: Path | None,
     as_json: bool,
 ) -> None:
@@ -81,13 +90,21 @@ def land(
     uncommitted work, ff-only impossible); 8 unknown attempt or its branch is gone;
     12 the target kept moving; 14 the check failed on the result, or (several attempts)
     not all landed; 7 a git command failed or git is older than 2.38.
+
+    --queue records the lands instead (exit 0; 8 an unknown attempt, 12 one that already
+    waits in the queue): the loop of orch serve lands them in order, one at a time, and
+    'orch land --queue' without ATTEMPTS lists each entry with its result.
     """
     from orch.attempts.land import LandRequest, Strategy
     from orch.attempts.land import land as run_land
-    from orch.errors import NotAllLanded
+    from orch.errors import InvalidInput, NotAllLanded
     from orch.faults import checkpoint_from_env
     from orch.git import Git
 
+    if not attempts and not queue:
+        raise InvalidInput("name the attempts to land (or --queue to list the land queue)")
+    if queue and (dry_run or force or strict):
+        raise InvalidInput("--queue takes no --dry-run, --force or --strict")
     settings = settings_from_env()
     git = Git(settings.git_lock_timeout)
     repository = str(git.discover(repo.absolute()).root) if repo is not None else None
@@ -104,6 +121,8 @@ def land(
         strict=strict,
         repository=repository,
     )
+    if queue:
+        return _queue(settings, request, as_json)
     outcomes = run_land(
         open_store(settings),
         settings,
@@ -157,6 +176,50 @@ def _print(outcome: LandOutcome, several: bool) -> None:
         click.echo(f"{who}: {outcome.followup}")
     if outcome.removed:
         click.echo(f"{who}: {outcome.removed}")
+
+
+def _queue(settings: Settings, request: LandRequest, as_json: bool) -> None:
+    """``--queue``: queue the lands, or list the queue."""
+    from orch.attempts.land.queue import queue_lands
+    from orch.cli.render import to_json
+
+    store = open_store(settings)
+    if request.refs:
+        queued = queue_lands(store, request.refs, request, settings.host_name, actor())
+        if as_json:
+            click.echo(to_json(queued=[q.to_dict() for q in queued]))
+            return
+        for entry in queued:
+            click.echo(
+                f"{entry.attempt_id} queued to land (entry {entry.id}, {entry.strategy}"
+                f"{' into ' + entry.into_branch if entry.into_branch else ''})"
+            )
+        from orch.serve import runtime
+
+        if runtime.running(settings.home, runtime.LOOP) is None:
+            click.echo(
+                "Warning: no loop runs: 'orch serve' or 'orch loop' lands the queue", err=True
+            )
+        return
+    entries = store.queued_lands()
+    if as_json:
+        click.echo(to_json(lands=[e.to_dict() for e in entries]))
+        return
+    if not entries:
+        click.echo("the land queue is empty")
+    for entry in entries:
+        click.echo(queue_line(entry))
+
+
+def queue_line(entry: QueuedLand) -> str:
+    """One entry of the land queue: what is asked, where it is, and its result."""
+    into = f" into {entry.target or entry.into_branch}" if entry.target or entry.into_branch else ""
+    head = f"#{entry.id} {entry.attempt_id} {entry.strategy}{into}: {entry.state}"
+    if entry.result is None:
+        return head
+    if entry.landed_commit:
+        return f"{head}, {entry.result} as {entry.landed_commit[:12]}"
+    return f"{head}, {entry.result}: {entry.reason}" if entry.reason else f"{head}, {entry.result}"
 
 
 COMMANDS = (land,)

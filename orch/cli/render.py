@@ -102,9 +102,7 @@ def table(rows: Sequence[Sequence[str]]) -> str:
     cells = [[(cell, display_width(cell)) for cell in r] for r in rows]
     widths = [max(r[i][1] for r in cells) for i in range(len(rows[0]))]
     return "\n".join(
-        "  ".join(
-            cell + " " * (w - cw) for (cell, cw), w in zip(r, widths, strict=True)
-        ).rstrip()
+        "  ".join(cell + " " * (w - cw) for (cell, cw), w in zip(r, widths, strict=True)).rstrip()
         for r in cells
     )
 

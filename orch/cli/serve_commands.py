@@ -73,7 +73,8 @@ def loop(once: bool) -> None:
     """Run the heartbeat loop in the foreground ('orch serve' starts it in the background).
 
     Each cycle ends lost workers' attempts as worker_gone, retries them per policy,
-    dispatches queued tasks and writes a status snapshot. Exits at once, saying so, when
+    dispatches queued tasks, lands the land queue ('orch land --queue') in order and writes
+    a status snapshot. Exits at once, saying so, when
     another loop already runs for this orch home.
     """
     from orch.serve.loop import run

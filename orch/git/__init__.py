@@ -14,7 +14,8 @@ modules, by what they are about:
 - ``restoring``: bringing such work back (``orch restore``);
 - ``diff``: what changed between a base and a tip or a worktree's files (``orch diff``);
 - ``summary``: counting what an attempt changed (``orch list``, ``orch compare TASK``);
-- ``landing``: merging an attempt into a target without a worktree (``orch land``).
+- ``landing``: merging an attempt into a target without a worktree (``orch land``);
+- ``remotes``: pushing an attempt's branch and fetching it on another host.
 
 ``Git`` is all of them in one object, as the rest of orch passes it around.
 """
@@ -41,6 +42,7 @@ from orch.git.refs import (
     RepositoryFacts,
     branches_with_prefix,
 )
+from orch.git.remotes import Remotes
 from orch.git.restoring import apply_patch, bundle_heads, fetch_bundle_objects, patch_applied
 from orch.git.runner import Pending, Runner
 from orch.git.saving import save_bundle, save_patch, untracked_files
@@ -69,7 +71,7 @@ from orch.git.worktrees import (
 )
 
 
-class Git(Worktrees, Status, Diffs, Summaries, Landing):
+class Git(Worktrees, Status, Diffs, Summaries, Landing, Remotes):
     """Every git command orch runs (see the modules above)."""
 
 
@@ -92,6 +94,7 @@ __all__ = [
     "PendingRepositoryUrl",
     "PrivateIndex",
     "Refs",
+    "Remotes",
     "Replayed",
     "Repository",
     "RepositoryFacts",

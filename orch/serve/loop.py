@@ -1,6 +1,6 @@
 """The heartbeat loop: each cycle ends lost workers' attempts, retries them per policy,
-dispatches queued tasks, records the changes of attempts whose branch moved, and writes a
-status snapshot.
+dispatches queued tasks, lands the land queue in order (orch.attempts.land.queue),
+records the changes of attempts whose branch moved, and writes a status snapshot.
 
 Events are delivered to the configured sinks by a thread of the loop's own, which holds
 the deliver lock so that commands start no deliverer of theirs while the loop runs
@@ -30,7 +30,14 @@ from orch.attempts.retry import RetryPolicy, exhausted, refusal
 from orch.config import Settings
 from orch.errors import LockBusy, OrchError, RetryRefused, StoreError, describe_os_error
 from orch.git import Git
-from orch.models import HOLDS_WORKTREE, Attempt, QueuedTask, State, TaskState
+from orch.models import (
+    HOLDS_WORKTREE,
+    Attempt,
+    LandQueueState,
+    QueuedTask,
+    State,
+    TaskState,
+)
 from orch.prompt import ALLOW_FLAG
 from orch.serve import runtime
 from orch.serve.snapshot import build_snapshot
@@ -94,6 +101,7 @@ class CycleReport:
     retried: list[str] = dataclasses.field(default_factory=list)
     failed: list[str] = dataclasses.field(default_factory=list)
     changes_recorded: list[str] = dataclasses.field(default_factory=list)
+    landed: list[str] = dataclasses.field(default_factory=list)
 
 
 class Loop:
@@ -114,12 +122,29 @@ class Loop:
         budget = [self.settings.dispatch_per_cycle]
         self._follow_dispatched(report, budget)
         self._dispatch_ready(report, budget)
+        self._land_queued(report)
         report.changes_recorded = self._record_moved_branches()
         self.cycles += 1
         snapshot = build_snapshot(self.store, self.settings, self.store.clock())
         snapshot["loop"] = {"pid": os.getpid(), "cycles": self.cycles}
         runtime.write_json(runtime.serve_dir(self.settings.home) / "status.json", snapshot)
         return report
+
+    def _land_queued(self, report: CycleReport) -> None:
+        """Land the land queue in order, with ``orch land``'s use case (in this process:
+        a land holds its target's lock and records an intent, so a loop killed meanwhile
+        leaves what ``orch doctor --fix`` completes, and the entry is taken up again)."""
+        waiting = [LandQueueState.QUEUED, LandQueueState.LANDING]
+        if not self.store.queued_lands(waiting, host=self.settings.host_name):
+            return
+        from orch.attempts.land.queue import land_queue  # only when there is work for it
+
+        git = Git(self.settings.git_lock_timeout)
+        for entry in land_queue(self.store, self.settings, git, self.actor, os.environ):
+            if entry.state == LandQueueState.DONE:
+                report.landed.append(f"{entry.attempt_id} as {(entry.landed_commit or '')[:12]}")
+            else:
+                report.failed.append(f"land of {entry.attempt_id}: {entry.result}: {entry.reason}")
 
     def _record_moved_branches(self) -> list[str]:
         """Record what each attempt that holds a worktree changed, when its branch moved

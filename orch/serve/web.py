@@ -61,7 +61,7 @@ from orch.errors import (
 )
 from orch.git import Git
 from orch.models import DeliveryState, State
-from orch.serve import review_api, runtime
+from orch.serve import land_api, review_api, runtime
 from orch.serve.feed import ChangeFeed, FeedFull
 from orch.system import processes
 
@@ -434,6 +434,19 @@ class Handler(BaseHTTPRequestHandler):
             message=sent.message.to_dict() if sent.message else None,
             continuation=sent.continuation.to_dict() if sent.continuation else None,
         )
+
+    # -- the land queue (orch.serve.land_api): the Land button queues, the loop lands -------
+
+    def _get_lands(self, rest: list[str], query: dict[str, list[str]]) -> None:
+        if rest:
+            raise NotFound(f"no such endpoint: {self.path} (GET /api/lands)")
+        self._json(200, **land_api.lands_body(self.server.store))
+
+    def _post_lands(self, rest: list[str], query: dict[str, list[str]]) -> None:
+        if rest:
+            raise NotFound(f"no such action: {self.path} (POST /api/lands)")
+        srv = self.server
+        self._json(200, **land_api.queue_body(srv.store, srv.settings, self._body(), srv.actor))
 
 
 def serve_until_stopped(server: DashboardServer) -> None:

@@ -116,7 +116,7 @@ attempts = Table(
     Index("ix_attempts_state", "state"),
     Index("ix_attempts_task_key", "task_key"),
     Index("ix_attempts_claim", "state", "created_at"),
-    # the everyday paths, independent of history (0013): a page of the listing, attempts
+    # the everyday paths, independent of history (0014): a page of the listing, attempts
     # by workspace status and state (the ended ones by when they ended), by branch, by
     # worktree
     Index("ix_attempts_listing", "created_at", "id"),
@@ -249,4 +249,32 @@ queued_tasks = Table(
     _when("created_at", nullable=False),
     _when("updated_at", nullable=False),
     Index("ix_queued_tasks_state", "state", "id"),
+)
+
+# a land queued with ``orch land --queue`` (or the dashboard's Land button), landed by the
+# loop of ``orch serve`` in order, with its result kept for the operator to see
+land_queue = Table(
+    "land_queue",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _attempt_ref(index=True),
+    Column("repository", Text, nullable=False),
+    Column("host", String(255), nullable=False),  # whose loop lands it
+    Column("into_branch", String(255)),
+    Column("strategy", String(16), nullable=False),
+    Column("message", Text),
+    Column("run_check", Boolean, nullable=False),
+    Column("keep", Boolean, nullable=False),
+    Column("resolve", Boolean, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("result", String(32)),
+    Column("target", String(255)),
+    Column("landed_commit", String(64)),
+    Column("paths", JSON),
+    Column("exit_code", Integer),
+    Column("reason", Text),
+    Column("actor", String(255), nullable=False),
+    _when("created_at", nullable=False),
+    _when("updated_at", nullable=False),
+    Index("ix_land_queue_state", "state", "id"),
 )

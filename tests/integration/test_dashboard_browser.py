@@ -452,3 +452,51 @@ def test_the_usage_agents_reported_shows_in_the_comparison_and_the_detail(
     task = browser.find_element(By.CSS_SELECTOR, '#detail dd[data-field="task usage"]').text
     assert task == usage.text  # the silent attempt adds nothing, not zeros
     browser.save_screenshot(str(ARTIFACTS / "dashboard-usage.png"))
+
+
+def test_the_land_button_queues_a_land_that_the_loop_lands(
+    browser: Any,
+    dashboard: str,
+    repo: Path,
+    run_cli: Callable[..., Result],
+    run_orch: Callable[..., Any],
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from tests.support.landing import attempt_with_commits, rev
+
+    attempt = attempt_with_commits(run_cli, run_orch, repo, "land-me")
+    old = rev(repo, "main")
+    browser.get(dashboard)
+    row = f'tr.attempt[data-attempt="{attempt["id"]}"]'
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, row), "the attempt on the page")
+    fresh(lambda: browser.find_element(By.CSS_SELECTOR, row).click())
+    wait_for(lambda: browser.find_elements(By.ID, "land"), "the Land button")
+    assert fresh(lambda: browser.find_element(By.ID, "land").is_enabled())
+    fresh(lambda: Select(browser.find_element(By.ID, "land-strategy")).select_by_value("rebase"))
+    # the page re-renders every 2 s: the choice must survive it
+    time.sleep(2.5)
+    assert (
+        fresh(
+            lambda: Select(browser.find_element(By.ID, "land-strategy")).first_selected_option.text
+        )
+        == "rebase"
+    )
+    fresh(lambda: browser.find_element(By.ID, "land").click())
+    wait_for(
+        lambda: "land: queued" in fresh(lambda: browser.find_element(By.ID, "flash").text),
+        "the page to confirm the land was queued",
+    )
+    # the loop of orch serve lands it; the land queue panel shows the result
+    done = f'#lands-table tr[data-attempt="{attempt["id"]}"][data-state="done"]'
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, done), "the land to show as done")
+    landed = fresh(lambda: browser.find_element(By.CSS_SELECTOR, done).text)
+    assert "rebase" in landed and f"landed as {rev(repo, 'main')[:12]}" in landed
+    assert rev(repo, "main~2") == old  # rebase: the agent's two commits, replayed
+    wait_for(
+        lambda: not fresh(lambda: browser.find_element(By.ID, "land").is_enabled()),
+        "the Land button to be disabled once it landed",
+    )
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "dashboard-land.png"))

@@ -93,9 +93,9 @@ def test_a_cancel_reaches_the_hook_and_the_signed_webhook_once(
         # user config (every repository's)
         (repo / "orch.toml").write_text(
             "[[hooks]]\n"
-            "command = 'cat > \"$HOOK_OUT/$ORCH_EVENT_ID.json\"; "
+            'command = \'cat > "$HOOK_OUT/$ORCH_EVENT_ID.json"; '
             'echo "$ORCH_EVENT $ORCH_STATE $ORCH_TASK_KEY $ORCH_ATTEMPT_ID $ORCH_DELIVERY"'
-            " >> \"$HOOK_OUT/hook.log\"'\n"
+            ' >> "$HOOK_OUT/hook.log"\'\n'
             'on = ["provisioned", "cancelled"]\n'
         )
         user_config.write_text(webhook(receiver.url, '["cancelled"]'))
@@ -161,9 +161,7 @@ def test_a_loop_and_racing_deliverers_deliver_each_event_once_in_order(
 
         loop = start([ORCH_BIN, "loop"], env=home("loop-home"))
         racers = [start([ORCH_BIN, "events", "deliver"], env=home(f"h{i}")) for i in range(2)]
-        cancels = [
-            start([ORCH_BIN, "cancel", a.id], env=home("cancel-home")) for a in made
-        ]
+        cancels = [start([ORCH_BIN, "cancel", a.id], env=home("cancel-home")) for a in made]
         for proc in [*racers, *cancels]:
             assert proc.wait() == 0, proc.output()
         wait_for(lambda: all_delivered(store, 16), "16 deliveries", limit=60)
@@ -317,7 +315,6 @@ def test_every_state_change_writes_its_state_into_its_event(
     for event in store.events(attempt.id):
         if event.state is not None:
             assert str(event.state) in event.kinds
-
 
 
 def test_events_are_announced_after_their_commit_only(

@@ -17,11 +17,11 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Column, Integer, MetaData, create_engine, text
+from sqlalchemy import Column, Integer, MetaData, create_engine, inspect, text
 from sqlalchemy.pool import NullPool
 
-from orch.errors import StoreBehind, StoreTooNew
-from orch.models import Landed, Usage
+from orch.errors import Conflict, StoreBehind, StoreTooNew
+from orch.models import Landed, LandQueueState, Usage
 from orch.store import open_store, upgrade_store
 from orch.store.revision import HEAD, REVISIONS, migrations_dir
 from orch.store.tables import metadata
@@ -487,6 +487,8 @@ ADDED_AFTER_0008 = {
 # what 0010 adds: the state of an event, and the outbox's deliveries (a table of its own)
 ADDED_BY_0010 = {("attempt_events", "state")}
 TABLES_ADDED_BY_0010 = {"event_deliveries"}
+# what 0013 adds: the land queue of orch serve (a table of its own)
+TABLES_ADDED_BY_0013 = {"land_queue"}
 # what 0011 adds: what a land recorded, and the intent of one in progress
 _LAND_COLUMNS = (
     "landed_commit",
@@ -504,8 +506,8 @@ ADDED_BY_0012 = {
     ("attempt_runs", c)
     for c in ("input_tokens", "output_tokens", "cached_tokens", "cost_usd", "model")
 }
-# what 0013 adds: indexes only
-INDEXES_ADDED_BY_0013 = {
+# what 0014 adds: indexes only
+INDEXES_ADDED_BY_0014 = {
     "ix_attempts_listing",
     "ix_attempts_workspace",
     "ix_attempts_branch",
@@ -522,12 +524,12 @@ def _added_columns(diff: list[object]) -> set[tuple[str, str]]:
         if (
             isinstance(item, tuple)
             and item[0] == "add_index"
-            and item[1].name in INDEXES_ADDED_BY_0013
+            and item[1].name in INDEXES_ADDED_BY_0014
         ):
             continue
         if isinstance(item, tuple) and item[0] in ("add_table", "add_index"):
             table = item[1] if item[0] == "add_table" else item[1].table
-            assert table.name in TABLES_ADDED_BY_0010, item
+            assert table.name in TABLES_ADDED_BY_0010 | TABLES_ADDED_BY_0013, item
             continue
         assert isinstance(item, tuple) and item[0] == "add_column", item
         added.add((item[2], item[3].name))
@@ -702,7 +704,7 @@ def test_upgrade_to_0012_leaves_every_run_s_usage_unknown(
     _migrate(url, "0011")
     before = {t: _rows(url, t) for t in ("attempts", "attempt_runs")}
     _migrate(url, "0012")
-    assert _added_columns(schema_diff(url, metadata)) == set()  # 0013's indexes only
+    assert _added_columns(schema_diff(url, metadata)) == set()
     assert _rows(url, "attempts") == before["attempts"]
     for old, new in zip(before["attempt_runs"], _rows(url, "attempt_runs"), strict=True):
         assert new == {**old, **dict.fromkeys(_USAGE_COLUMNS)}
@@ -720,21 +722,72 @@ def test_upgrade_to_0012_leaves_every_run_s_usage_unknown(
     assert {t: _rows(url, t) for t in before} == before
 
 
-# -- 0013: indexes for the everyday paths -----------------------------------------------------
+# -- 0013: the land queue of orch serve ---------------------------------------------------
 
 
-def test_upgrade_to_0013_adds_only_indexes(empty_store_url: str) -> None:
-    """0013 adds its indexes and nothing else (the rows come through untouched); its
-    downgrade takes exactly them away."""
+def test_upgrade_to_0013_adds_an_empty_land_queue(empty_store_url: str, tmp_path: Path) -> None:
+    """A new, empty table and nothing else; an attempt waits in it once; the downgrade
+    drops it and leaves every other row as it was."""
     url = empty_store_url
     _migrate(url, "0008")
     _fill_0008(url)
     _migrate(url, "0012")
     before = _rows(url, "attempts")
     _migrate(url, "0013")
+    assert _added_columns(schema_diff(url, metadata)) == set()  # 0014's indexes only
+    assert _rows(url, "land_queue") == [] and _rows(url, "attempts") == before
+
+    store = open_store(url, tmp_path / "locks", auto_migrate=True)
+    try:
+        entry = store.queue_land(
+            "a0000003", "/repo", "here", None, "rebase", None, True, False, False, "me"
+        )
+        assert (entry.state, entry.strategy, entry.run_check) == ("queued", "rebase", True)
+        with pytest.raises(Conflict):
+            store.queue_land(
+                "a0000003", "/repo", "here", None, "squash", None, True, False, False, "me"
+            )
+        taken = store.move_land(entry.id, LandQueueState.QUEUED, LandQueueState.LANDING)
+        assert taken is not None
+        assert store.move_land(entry.id, LandQueueState.QUEUED, LandQueueState.LANDING) is None
+        ended = store.move_land(
+            entry.id,
+            LandQueueState.LANDING,
+            LandQueueState.FAILED,
+            result="conflict",
+            paths=["a.txt"],
+            exit_code=21,
+            reason="it conflicts",
+        )
+        assert ended is not None and (ended.result, ended.paths) == ("conflict", ["a.txt"])
+        assert [e.kind for e in store.events("a0000003")][-1] == "land_queued"
+    finally:
+        store.close()
+
+    _migrate(url, "0012", down=True)
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        assert "land_queue" not in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+    assert _rows(url, "attempts") == before
+
+
+# -- 0014: indexes for the everyday paths -----------------------------------------------------
+
+
+def test_upgrade_to_0014_adds_only_indexes(empty_store_url: str) -> None:
+    """0014 adds its indexes and nothing else (the rows come through untouched); its
+    downgrade takes exactly them away."""
+    url = empty_store_url
+    _migrate(url, "0008")
+    _fill_0008(url)
+    _migrate(url, "0013")
+    before = _rows(url, "attempts")
+    _migrate(url, "0014")
     assert schema_diff(url, metadata) == []
     assert _rows(url, "attempts") == before
-    _migrate(url, "0012", down=True)
+    _migrate(url, "0013", down=True)
     diff = schema_diff(url, metadata)
     assert all(isinstance(item, tuple) and item[0] == "add_index" for item in diff), diff
-    assert {item[1].name for item in diff} == INDEXES_ADDED_BY_0013
+    assert {item[1].name for item in diff} == INDEXES_ADDED_BY_0014

@@ -113,4 +113,3 @@ class Receiver:
         self.release()
         self.server.shutdown()
         self.server.server_close()
-

@@ -58,9 +58,7 @@ def scope_of(sink: Sink) -> SinkScope:
 
 
 class Deliverer:
-    def __init__(
-        self, store: Store, settings: Settings, env: Mapping[str, str], log: Log
-    ) -> None:
+    def __init__(self, store: Store, settings: Settings, env: Mapping[str, str], log: Log) -> None:
         self.store, self.settings, self.env, self.log = store, settings, env, log
         self._repo_sinks: dict[str, tuple[object, tuple[Sink, ...]]] = {}
         self.stop = threading.Event()

@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING
 
 from orch.attempts.land.build import build
 from orch.attempts.land.checkouts import checkouts_of, follow, refuse_dirty_checkouts
-from orch.attempts.land.refusals import branch_tip, few, refuse_early, start_dirt, uncommitted
+from orch.attempts.land.refusals import (
+    branch_tip,
+    elsewhere,
+    few,
+    pushed_tip,
+    refuse_early,
+    start_dirt,
+    uncommitted,
+)
 from orch.attempts.land.request import LandOutcome, LandRequest
 from orch.attempts.land.target import Target, landing_into, resolve_target
 from orch.attempts.land.verify import Verdict, check_result, scratch_path
@@ -70,15 +78,18 @@ def land_one(
             ),
         )
     refuse_early(store, settings, request, attempt)
-    repo = git.discover(Path(attempt.repository))
+    # an attempt whose worktree is on another host lands from its branch on the remote,
+    # into the repository named here (--repo), else the one at its path
+    foreign = elsewhere(settings, attempt)
+    repo = git.discover(Path((foreign and request.repository) or attempt.repository))
     if request.repository is not None and Path(request.repository) != repo.root:
         raise LandRefused(
             f"attempt {attempt.id} belongs to the repository {repo.root}, not to "
             f"{request.repository}: its target must be a branch of its own repository"
         )
     git.require_merge_tree()
-    tip = branch_tip(git, repo, attempt)
-    dirt = start_dirt(git, attempt)
+    tip = pushed_tip(git, repo, settings, attempt) if foreign else branch_tip(git, repo, attempt)
+    dirt = None if foreign else start_dirt(git, attempt)
     try:
         warnings = uncommitted(attempt, dirt, strict=True) if request.strict else ()
         target = resolve_target(git, repo, attempt, request.into)

@@ -1,7 +1,8 @@
 """What refuses a land before the target's lock is taken: an attempt that is being landed,
-whose work is on another host, that still runs (unless ``--force``), whose branch is gone or
-has no commits; and its uncommitted work, named in a warning (refused with ``--strict``).
-Nothing here changes anything."""
+that still runs (unless ``--force``), whose branch is gone or has no commits, whose work is
+on another host and was not pushed to the remote; and its uncommitted work, named in a
+warning (refused with ``--strict``). Nothing here changes anything but a fetch of another
+host's branch into its remote-tracking ref."""
 
 from __future__ import annotations
 
@@ -27,10 +28,6 @@ def refuse_early(store: Store, settings: Settings, request: LandRequest, attempt
             f"attempt {attempt.id} is being landed by another orch land (or by one that was "
             "killed: run 'orch doctor --fix')"
         )
-    if attempt.workspace_host not in (None, settings.host_name):
-        raise LandRefused(
-            f"the work of attempt {attempt.id} is on host {attempt.workspace_host}: land it there"
-        )
     # a dry run changes nothing: it may look at a live attempt's committed work as it is
     if not request.force and not request.dry_run:
         if attempt.state.live:
@@ -48,6 +45,11 @@ def refuse_early(store: Store, settings: Settings, request: LandRequest, attempt
         raise LandRefused(f"attempt {attempt.id} has no branch of its own to land")
 
 
+def elsewhere(settings: Settings, attempt: Attempt) -> bool:
+    """Whether the attempt's worktree is on another host than this one."""
+    return attempt.workspace_host not in (None, settings.host_name)
+
+
 def branch_tip(git: Git, repo: Repository, attempt: Attempt) -> str:
     """The attempt's branch tip, refused when the branch is gone or has no commits."""
     assert attempt.branch_name is not None and attempt.base_commit is not None
@@ -58,6 +60,27 @@ def branch_tip(git: Git, repo: Repository, attempt: Attempt) -> str:
             f"the branch {attempt.branch_name} of attempt {attempt.id} is gone: "
             f"nothing to land{saved}"
         )
+    return _with_commits(git, repo, attempt, tip)
+
+
+def pushed_tip(git: Git, repo: Repository, settings: Settings, attempt: Attempt) -> str:
+    """The branch of an attempt whose worktree is on another host, fetched from the remote
+    its host pushed it to (``push = true``); refused, naming that host, when the remote
+    has no such branch."""
+    assert attempt.branch_name is not None
+    remote = settings.push_remote
+    tip, why = git.fetch_branch(repo, remote, attempt.branch_name)
+    if tip is None:
+        raise LandRefused(
+            f"the work of attempt {attempt.id} is on host {attempt.workspace_host} and its "
+            f"branch {attempt.branch_name} cannot be fetched from {remote} ({why}): land it "
+            f"on {attempt.workspace_host}, or set push = true there so that its runs push it"
+        )
+    return _with_commits(git, repo, attempt, tip)
+
+
+def _with_commits(git: Git, repo: Repository, attempt: Attempt, tip: str) -> str:
+    assert attempt.base_commit is not None
     if tip == attempt.base_commit or git.commits_ahead(repo.root, attempt.base_commit, tip) == 0:
         raise LandRefused(
             f"attempt {attempt.id} has no commits since its base_commit "

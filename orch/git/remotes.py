@@ -1,0 +1,45 @@
+"""An attempt's branch and the repository's remote, for several machines: ``orch work``
+pushes the branch when a run ends (``push = true``), and ``orch land`` on another host
+fetches it from there. Neither ever prompts: a remote that wants a password fails."""
+
+from __future__ import annotations
+
+from orch.git.refs import Refs, Repository
+from orch.git.runner import last_line
+
+_NO_PROMPT = {"GIT_TERMINAL_PROMPT": "0"}
+
+
+class Remotes(Refs):
+    def push_branch(self, repo: Repository, remote: str, branch: str) -> str | None:
+        """Push ``refs/heads/<branch>`` to the same name on ``remote``; None when pushed, or
+        git's last line. The branch is the attempt's own, which its agent may rewrite (a
+        rebase after a conflict), so it is pushed with a lease: what the remote has must be
+        what this repository last pushed or fetched of it, never someone else's commit."""
+        ref = f"refs/heads/{branch}"
+        proc = self.run(
+            ["push", "--quiet", "--porcelain", f"--force-with-lease={ref}", remote, f"{ref}:{ref}"],
+            cwd=repo.root,
+            check=False,
+            env=_NO_PROMPT,
+        )
+        return None if proc.returncode == 0 else last_line(proc.stderr or proc.stdout)
+
+    def fetch_branch(self, repo: Repository, remote: str, branch: str) -> tuple[str | None, str]:
+        """Fetch ``refs/heads/<branch>`` from ``remote`` into ``refs/remotes/<remote>/<branch>``:
+        its commit, or None and git's last line (a branch the remote has not got, a remote
+        that cannot be reached)."""
+        tracking = f"refs/remotes/{remote}/{branch}"
+        proc = self.run(
+            ["fetch", "--quiet", "--no-tags", remote, f"+refs/heads/{branch}:{tracking}"],
+            cwd=repo.root,
+            check=False,
+            env=_NO_PROMPT,
+        )
+        if proc.returncode != 0:
+            return None, last_line(proc.stderr)
+        found = self.run(
+            ["--git-dir", str(repo.common_dir), "rev-parse", "--verify", "--quiet", tracking],
+            check=False,
+        )
+        return (found.stdout.strip() or None), ""
