@@ -102,9 +102,7 @@ def table(rows: Sequence[Sequence[str]]) -> str:
     cells = [[(cell, display_width(cell)) for cell in r] for r in rows]
     widths = [max(r[i][1] for r in cells) for i in range(len(rows[0]))]
     return "\n".join(
-        "  ".join(
-            cell + " " * (w - cw) for (cell, cw), w in zip(r, widths, strict=True)
-        ).rstrip()
+        "  ".join(cell + " " * (w - cw) for (cell, cw), w in zip(r, widths, strict=True)).rstrip()
         for r in cells
     )
 
@@ -229,6 +227,10 @@ def attempt_detail(detail: AttemptDetail) -> str:
     landed = landed_words(attempt)
     if landed:
         fields.append(("landed", landed))
+    if attempt.pr_url:
+        fields.append(
+            ("pull request", f"#{attempt.pr_number} {attempt.pr_url} ({attempt.pr_state})")
+        )
     fields += _changes_fields(detail)
     check = detail.check
     if check is not None:

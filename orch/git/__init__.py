@@ -14,7 +14,8 @@ modules, by what they are about:
 - ``restoring``: bringing such work back (``orch restore``);
 - ``diff``: what changed between a base and a tip or a worktree's files (``orch diff``);
 - ``summary``: counting what an attempt changed (``orch list``, ``orch compare TASK``);
-- ``landing``: merging an attempt into a target without a worktree (``orch land``).
+- ``landing``: merging an attempt into a target without a worktree (``orch land``);
+- ``pushing``: the remotes, and pushing an attempt's branch to one (``orch pr``).
 
 ``Git`` is all of them in one object, as the rest of orch passes it around.
 """
@@ -33,6 +34,7 @@ from orch.git.diff import (
     index_file,
 )
 from orch.git.landing import CommitMeta, Conflicted, Landing, Merged, Replayed
+from orch.git.pushing import Pushing
 from orch.git.refs import (
     PendingRepositoryFacts,
     PendingRepositoryUrl,
@@ -69,7 +71,7 @@ from orch.git.worktrees import (
 )
 
 
-class Git(Worktrees, Status, Diffs, Summaries, Landing):
+class Git(Worktrees, Status, Diffs, Summaries, Landing, Pushing):
     """Every git command orch runs (see the modules above)."""
 
 
@@ -91,6 +93,7 @@ __all__ = [
     "PendingRepositoryFacts",
     "PendingRepositoryUrl",
     "PrivateIndex",
+    "Pushing",
     "Refs",
     "Replayed",
     "Repository",

@@ -30,6 +30,7 @@ REVISIONS: tuple[str, ...] = (
     "0009",
     "0010",
     "0011",
+    "0012",
 )
 HEAD = REVISIONS[-1]
 _PG_MIGRATION_LOCK = 0x6F726368  # "orch": the advisory lock key for migrations
