@@ -20,7 +20,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Integer, MetaData, create_engine, text
 from sqlalchemy.pool import NullPool
 
-from orch.errors import StoreBehind, StoreTooNew
+from orch.errors import Conflict, StoreBehind, StoreTooNew
 from orch.models import Landed
 from orch.store import open_store, upgrade_store
 from orch.store.revision import HEAD, REVISIONS, migrations_dir
@@ -418,7 +418,7 @@ def test_upgrade_to_0008_moves_every_kind_of_row(empty_store_url: str, tmp_path:
     # the models' schema but for what later revisions add
     assert (
         _added_columns(schema_diff(url, metadata))
-        == ADDED_AFTER_0008 | ADDED_BY_0010 | ADDED_BY_0011
+        == ADDED_AFTER_0008 | ADDED_BY_0010 | ADDED_BY_0011 | ADDED_BY_0012
     )
 
     after = _rows(url, "attempts")
@@ -499,6 +499,9 @@ _LAND_COLUMNS = (
     "landing",
 )
 ADDED_BY_0011 = {("attempts", c) for c in _LAND_COLUMNS}
+# what 0012 adds: the pull request of an attempt, and what the CI loop forwarded from it
+_PR_COLUMNS = ("pr_url", "pr_number", "pr_state", "pr_watch")
+ADDED_BY_0012 = {("attempts", c) for c in _PR_COLUMNS}
 
 
 def _added_columns(diff: list[object]) -> set[tuple[str, str]]:
@@ -559,7 +562,9 @@ def test_upgrade_to_0009_keeps_every_row_and_makes_every_run_an_agent_run(
     before = {t: _rows(url, t) for t in ("attempts", "attempt_runs")}
     assert len(before["attempt_runs"]) == 8
     _migrate(url, "0009")
-    assert _added_columns(schema_diff(url, metadata)) == ADDED_BY_0010 | ADDED_BY_0011
+    assert (
+        _added_columns(schema_diff(url, metadata)) == ADDED_BY_0010 | ADDED_BY_0011 | ADDED_BY_0012
+    )
 
     after = _rows(url, "attempts")
     for old, new in zip(before["attempts"], after, strict=True):
@@ -611,7 +616,7 @@ def test_upgrade_to_0010_keeps_every_event_and_delivers_none_of_the_old_ones(
         engine.dispose()
     before = _rows(url, "attempt_events")
     _migrate(url, "0010")
-    assert _added_columns(schema_diff(url, metadata)) == ADDED_BY_0011
+    assert _added_columns(schema_diff(url, metadata)) == ADDED_BY_0011 | ADDED_BY_0012
     assert _rows(url, "attempt_events") == [{**r, "state": None} for r in before]
     assert _rows(url, "event_deliveries") == []
     _migrate(url, "0009", down=True)
@@ -632,7 +637,7 @@ def test_upgrade_to_0011_leaves_every_attempt_unlanded(
     _migrate(url, "0010")
     before = _rows(url, "attempts")
     _migrate(url, "0011")
-    assert schema_diff(url, metadata) == []
+    assert _added_columns(schema_diff(url, metadata)) == ADDED_BY_0012
     for old, new in zip(before, _rows(url, "attempts"), strict=True):
         assert new == {**old, **dict.fromkeys(_LAND_COLUMNS)}, old["id"]
 
@@ -663,3 +668,39 @@ def test_upgrade_to_0011_leaves_every_attempt_unlanded(
 
     # the rows as they were (the one that landed was updated, of course)
     assert unchanged(_rows(url, "attempts")) == unchanged(before)
+
+
+# -- 0012: the pull request of an attempt ----------------------------------------------------
+
+
+def test_upgrade_to_0012_gives_no_attempt_a_pull_request(
+    empty_store_url: str, tmp_path: Path
+) -> None:
+    """Attempts gain empty pull request columns and nothing else changes; a pull request
+    is recorded once; the downgrade gives the 0011 rows back."""
+    url = empty_store_url
+    _migrate(url, "0008")
+    _fill_0008(url)
+    _migrate(url, "0011")
+    before = _rows(url, "attempts")
+    _migrate(url, "0012")
+    assert schema_diff(url, metadata) == []
+    for old, new in zip(before, _rows(url, "attempts"), strict=True):
+        assert new == {**old, **dict.fromkeys(_PR_COLUMNS)}, old["id"]
+
+    store = open_store(url, tmp_path / "locks", auto_migrate=True)
+    try:
+        assert store.get("a0000003").pr_url is None
+        pr = "https://github.com/o/r/pull/7"
+        recorded = store.record_pull_request("a0000003", pr, 7, "me")
+        assert (recorded.pr_url, recorded.pr_number, recorded.pr_state) == (pr, 7, "open")
+        with pytest.raises(Conflict, match="already has pull request"):
+            store.record_pull_request("a0000003", pr, 8, "me")
+        assert [a.id for a, _ in store.open_pull_requests()] == ["a0000003"]
+    finally:
+        store.close()
+
+    _migrate(url, "0011", down=True)
+    assert [{k: v for k, v in r.items() if k != "updated_at"} for r in _rows(url, "attempts")] == [
+        {k: v for k, v in r.items() if k != "updated_at"} for r in before
+    ]
