@@ -49,9 +49,10 @@ class Gh:
         program = shutil.which("gh", path=self._env.get("PATH"))
         if program is None:
             raise PullRequestUnavailable("gh (the GitHub CLI) is not installed: see cli.github.com")
+        argv = [program, *args]
         try:
             return subprocess.run(
-                [program, *args],
+                argv,
                 cwd=cwd,
                 env=self._env,
                 capture_output=True,
