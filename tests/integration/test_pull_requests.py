@@ -66,7 +66,12 @@ def opened(run_cli: RunCli, run_orch: RunOrch, repo: Path) -> dict[str, Any]:
 
 
 def test_pr_pushes_the_branch_opens_the_pull_request_and_records_it(
-    repo: Path, remote: Path, github: FakeGitHub, run_cli: RunCli, run_orch: RunOrch
+    repo: Path,
+    remote: Path,
+    github: FakeGitHub,
+    run_cli: RunCli,
+    run_orch: RunOrch,
+    looking: Looking,
 ) -> None:
     attempt = attempt_with_commits(run_cli, run_orch, repo, "t-pr")
     result = run_cli("pr", attempt["id"], "--draft", "--base", "main", "--json", cwd=repo)
@@ -205,11 +210,17 @@ class Looking:
 
 
 @pytest.fixture
-def looking(repo: Path, isolated_env: Path) -> Iterator[Looking]:
+def looking(repo: Path, isolated_env: Path, store_url: str) -> Iterator[Looking]:
+    """On each backend. The PostgreSQL database is shared by the tests of one xdist
+    worker: the pull requests this test opened are closed afterwards, so that no other
+    test's loop looks at them."""
     clock = StepClock(dt.datetime.now(dt.UTC))
-    url = settings().database_url
-    with open_store(url, isolated_env / "locks", clock=clock) as store:
+    with open_store(store_url, isolated_env / "locks", clock=clock) as store:
         yield Looking(store, clock, repo)
+        root = str(repo.resolve())
+        for attempt, _ in store.open_pull_requests():
+            if attempt.repository == root:
+                store.end_pull_request(attempt.id, "closed", "teardown")
 
 
 def test_failing_check_sends_its_log_tail_then_again_after_a_push_with_back_off_up_to_max(
@@ -300,7 +311,12 @@ def test_review_comments_are_forwarded_once_as_one_follow_up(
 
 
 def test_merged_pull_request_records_the_attempt_landed_through_orch_loop(
-    repo: Path, remote: Path, github: FakeGitHub, run_cli: RunCli, run_orch: RunOrch
+    repo: Path,
+    remote: Path,
+    github: FakeGitHub,
+    run_cli: RunCli,
+    run_orch: RunOrch,
+    looking: Looking,
 ) -> None:
     attempt = opened(run_cli, run_orch, repo)
     head = branch_tip(repo, attempt["branch_name"])
@@ -336,4 +352,5 @@ def test_closed_pull_request_is_an_event_and_nothing_lands(
     shown = shown_attempt(run_cli, repo, attempt["id"])
     assert shown["pr_state"] == "closed" and shown["landed_commit"] is None
     assert kinds(run_cli, repo, attempt["id"])[-1] == "pr_closed"
-    assert looking.store.open_pull_requests() == []
+    root = str(repo.resolve())
+    assert [a for a, _ in looking.store.open_pull_requests() if a.repository == root] == []
