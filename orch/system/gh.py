@@ -45,7 +45,9 @@ class Gh:
         self._env.update({"GH_PROMPT_DISABLED": "1", "GH_PAGER": "cat", "NO_COLOR": "1"})
         self.timeout = timeout
 
-    def _run(self, args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    def _run(
+        self, args: Sequence[str], cwd: Path, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         program = shutil.which("gh", path=self._env.get("PATH"))
         if program is None:
             raise PullRequestUnavailable("gh (the GitHub CLI) is not installed: see cli.github.com")
@@ -59,15 +61,15 @@ class Gh:
                 text=True,
                 errors="replace",
                 timeout=self.timeout,
-                stdin=subprocess.DEVNULL,
+                input=input if input is not None else "",
             )
         except subprocess.TimeoutExpired as exc:
             raise GitHubError(f"gh {args[0]} {args[1]} took over {self.timeout:g}s") from exc
         except OSError as exc:
             raise PullRequestUnavailable(f"gh cannot start: {exc.strerror or exc}") from exc
 
-    def _ok(self, args: Sequence[str], cwd: Path) -> str:
-        done = self._run(args, cwd)
+    def _ok(self, args: Sequence[str], cwd: Path, input: str | None = None) -> str:
+        done = self._run(args, cwd, input)
         if done.returncode != 0:
             why = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
             raise GitHubError(f"gh {args[0]} {args[1]} failed: {why}")
@@ -88,13 +90,15 @@ class Gh:
         base: str | None = None,
         draft: bool = False,
     ) -> PullRequest:
-        """``gh pr create``; gh prints the new pull request's URL as its last line."""
-        args = ["pr", "create", "--head", head, "--title", title, "--body", body]
+        """``gh pr create``; gh prints the new pull request's URL as its last line. The
+        body goes on standard input (``--body-file -``): a long prompt would not fit in
+        one argument."""
+        args = ["pr", "create", "--head", head, "--title", title, "--body-file", "-"]
         if base is not None:
             args += ["--base", base]
         if draft:
             args.append("--draft")
-        out = self._ok(args, cwd).strip()
+        out = self._ok(args, cwd, body).strip()
         found = _PR_URL.search(out.splitlines()[-1] if out else "")
         if found is None:
             raise GitHubError(f"gh pr create printed no pull request URL: {out[-200:]!r}")

@@ -85,7 +85,8 @@ def test_pr_pushes_the_branch_opens_the_pull_request_and_records_it(
     assert create[create.index("--head") + 1] == branch
     assert create[create.index("--base") + 1] == "main" and "--draft" in create
     assert create[create.index("--title") + 1] == "t-pr: do t-pr"
-    body = create[create.index("--body") + 1]
+    assert create[create.index("--body-file") + 1] == "-"
+    body = github.created_body()
     for words in ("t-pr", attempt["id"], attempt["base_commit"], "> do t-pr", "> in detail"):
         assert words in body, words
     assert "Check: no check has run" in body
@@ -116,7 +117,7 @@ def test_pr_body_file_and_title(
     assert run_cli("pr", attempt["id"], *args, cwd=repo).exit_code == 0
     [create] = [c for c in github.calls() if c[:2] == ["pr", "create"]]
     assert create[create.index("--title") + 1] == "A title"
-    assert create[create.index("--body") + 1] == "my own words\n"
+    assert github.created_body() == "my own words\n"
     assert "--base" not in create and "--draft" not in create
 
 

@@ -3,7 +3,8 @@
 The stand-in replaces the ``gh`` program only, on PATH, and nothing behind it: orch runs
 it as it would run gh, and it answers what gh answers, from files a test writes in its
 state directory: ``gh auth status`` (logged in while ``logged-in`` exists), ``gh pr
-create`` (the new pull request's URL on stdout, as gh prints it), ``gh pr view N --json
+create`` (the new pull request's URL on stdout, as gh prints it; the body it read from
+standard input, ``--body-file -``, kept in ``body.md``), ``gh pr view N --json
 …`` (``view.json``, shaped as gh's documented JSON fields: ``state``,
 ``statusCheckRollup`` of ``CheckRun`` items, ``reviews``, ``comments``, ``headRefOid``,
 ``baseRefName``, ``mergeCommit``, ``url``, ``number``) and ``gh run view RUN
@@ -35,6 +36,7 @@ if args[:2] == ["auth", "status"]:
           file=sys.stderr)
     sys.exit(1)
 if args[:2] == ["pr", "create"]:
+    (state / "body.md").write_text(sys.stdin.read())
     print("{PR_URL}")
     sys.exit(0)
 if args[:2] == ["pr", "view"]:
@@ -67,6 +69,10 @@ class FakeGitHub:
         path = self.state / "calls.jsonl"
         lines = path.read_text().splitlines() if path.exists() else []
         return [json.loads(ln) for ln in lines]
+
+    def created_body(self) -> str:
+        """The body the last ``gh pr create`` read from standard input."""
+        return (self.state / "body.md").read_text()
 
     def answer_view(self, view: dict[str, Any]) -> None:
         (self.state / "view.json").write_text(json.dumps(view))
