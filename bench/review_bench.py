@@ -13,7 +13,10 @@ clock:
                                               worktree (git's own diff of the same
                                               range: commits and uncommitted edits);
 * ``orch diff <id> --committed --stat``     against ``git diff --stat <base> <tip>``;
-* ``<orch's python> -c "import click, sqlalchemy.orm"``   (the import floor).
+* ``<orch's python> -c "import click, sqlalchemy.orm"``   (the import floor);
+* for scale, not a target: git's own way to orch's answer, untracked files included
+  (a copy of the index, ``ls-files --others``, ``add --intent-to-add`` into the copy,
+  ``diff --stat``), checked to print the same bytes as ``orch diff --stat``.
 
 Reported per size: the medians, the ratio orch/git and
 
@@ -47,6 +50,15 @@ from typing import Any
 from _common import compile_orch, find_orch, isolated_env, python_of, run
 
 TARGET_OVERHEAD_MS = 60.0  # orch diff --stat - git diff --stat - floor (issue 18)
+# git's way to orch diff's answer: a copy of the worktree's index, the untracked files
+# marked intent-to-add in it, then the diff of the base against the worktree
+SAME_ANSWER = (
+    'tmp=$(mktemp -d) && trap \'rm -rf "$tmp"\' EXIT && '
+    'cp "$(git rev-parse --git-path index)" "$tmp/index" && export GIT_INDEX_FILE="$tmp/index" && '
+    "git --no-optional-locks ls-files -z --others --exclude-standard | "
+    "git --literal-pathspecs add --intent-to-add --pathspec-from-file=- --pathspec-file-nul && "
+    'git --no-optional-locks diff -M --stat "$1" --'
+)
 FLOOR_CODE = "import click, sqlalchemy.orm"
 DEFAULT_SIZES = (1000, 10000, 50000)
 _WORDS = ("alpha", "beta", "client", "server", "retry", "cache", "store", "index", "queue")
@@ -136,6 +148,9 @@ def bench_size(
             repo,
         ),
         "git diff --stat base tip": (["git", "diff", "--stat", base, tip], repo),
+        # what git needs to give orch's answer (untracked files too) without touching the
+        # worktree's index: the commands orch runs, from a shell (not a target: a scale)
+        "git, the same answer": (["sh", "-c", SAME_ANSWER, "sh", base], worktree),
         "floor": ([python, "-c", FLOOR_CODE], None),
     }
     # the same answer from both sides (orch also lists the untracked files)
@@ -143,6 +158,10 @@ def bench_size(
     git_out = run(sides["git diff --stat base tip"][0], env, repo).stdout
     if orch_out != git_out:
         raise SystemExit(f"orch and git disagree:\n{orch_out.decode()}\n{git_out.decode()}")
+    ours = run(sides["orch diff --stat"][0], env, repo).stdout
+    same = run(sides["git, the same answer"][0], env, worktree).stdout
+    if ours != same:
+        raise SystemExit(f"orch and git's same answer disagree:\n{ours.decode()}\n{same.decode()}")
     for cmd, cwd in sides.values():  # warm caches, untimed
         run(cmd, env, cwd)
     samples: dict[str, list[float]] = {name: [] for name in sides}
@@ -167,6 +186,8 @@ def bench_size(
             "target_ms": TARGET_OVERHEAD_MS,
             "pass": overhead <= TARGET_OVERHEAD_MS,
         }
+    same = round(medians["orch diff --stat"] - medians["git, the same answer"] - floor, 1)
+    result["orch diff --stat vs the same answer"] = {"overhead_ms": same}
     return result
 
 
@@ -209,6 +230,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"ratio {verdict['ratio_to_git']}, overhead {verdict['overhead_ms']} ms "
                 f"(target <= {TARGET_OVERHEAD_MS:g}) {'PASS' if verdict['pass'] else 'FAIL'}"
             )
+        same = r["orch diff --stat vs the same answer"]["overhead_ms"]
+        print(
+            f"  orch diff --stat {m['orch diff --stat']}  vs  git, the same answer "
+            f"{m['git, the same answer']}: overhead {same} ms (no target: a scale)"
+        )
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(results, indent=2) + "\n")
     return 0 if all(r["orch diff --stat"]["pass"] for r in results) else 1

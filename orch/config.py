@@ -55,6 +55,9 @@ class Settings:
     pr_poll_interval: float = 60.0  # seconds between two looks at one open pull request
     max_ci_followups: int = 3  # follow-ups about failing checks, then it needs attention
     ci_followup_backoff: float = 300.0  # seconds after the first such follow-up; doubles
+    # [agents.NAME] args: the options a built-in agent template runs with, in place of its
+    # own (``orch.attempts.agent_command``); config file only
+    agent_args: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     # gethostname()'s answer without importing socket (a completion request reads settings)
     host_name: str = dataclasses.field(default_factory=lambda: os.uname().nodename)
 
@@ -135,13 +138,28 @@ def _read_file(path: Path) -> dict[str, Any]:
         data = _read_toml(path, "config file ")
     except FileNotFoundError:
         return {}
-    known = set(_KEYS) | set(SINK_SECTIONS)
+    known = set(_KEYS) | set(SINK_SECTIONS) | {"agents"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(
             f"unknown key(s) in {path}: {', '.join(unknown)} (known: {', '.join(sorted(known))})"
         )
     return data
+
+
+def _agent_args(agents: Any, path: Path) -> dict[str, tuple[str, ...]]:
+    """``[agents.claude] args = ["--permission-mode", "plan"]``: per agent, its options."""
+    if not isinstance(agents, dict):
+        raise ConfigError(f"[agents] in {path} must be a table of agents")
+    found: dict[str, tuple[str, ...]] = {}
+    for name, table in agents.items():
+        if not isinstance(table, dict) or set(table) - {"args"}:
+            raise ConfigError(f"[agents.{name}] in {path} takes one key: args (a list of strings)")
+        args = table.get("args", [])
+        if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+            raise ConfigError(f"[agents.{name}] args in {path} must be a list of strings")
+        found[str(name)] = tuple(args)
+    return found
 
 
 def parse_slots(value: Any, source: str) -> dict[str, int]:
@@ -205,8 +223,10 @@ def resolve(env: Mapping[str, str], overrides: Mapping[str, Any] | None = None) 
     data = _read_file(path)
     if any(section in data for section in SINK_SECTIONS):
         values["sinks"] = parse_sinks(data, str(path), path, None)
+    if "agents" in data:
+        values["agent_args"] = _agent_args(data["agents"], path)
     for key, value in data.items():
-        if key not in SINK_SECTIONS:
+        if key not in SINK_SECTIONS and key != "agents":
             values[key] = _coerce(key, value, str(path))
     for key, (var, _kind) in _KEYS.items():
         if env.get(var):

@@ -9,6 +9,7 @@ before the prompt (or glues it to its option), and ``sh -c`` commands are steere
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,40 +18,108 @@ from orch.errors import InvalidInput, OrchError
 from orch.models import Attempt
 from orch.system import inbox
 
+
+@dataclasses.dataclass(frozen=True)
+class Template:
+    """A built-in agent: its program and mode (``head``), the options it runs with
+    (``options``: unattended, confined to its worktree, usage in machine-readable output;
+    what ``[agents.NAME] args`` in the config file replaces) and where the prompt goes.
+    ``resume``, when the agent can go on in its most recent session in the worktree,
+    comes between the options and the prompt."""
+
+    head: tuple[str, ...]
+    options: tuple[str, ...]
+    prompt: tuple[str, ...]
+    resume: tuple[str, ...] | None = None
+
+    def command(self, options: Sequence[str] | None = None) -> tuple[str, ...]:
+        return (*self.head, *(self.options if options is None else options), *self.prompt)
+
+    def resume_command(self, options: Sequence[str] | None = None) -> tuple[str, ...] | None:
+        if self.resume is None:
+            return None
+        given = self.options if options is None else options
+        return (*self.head, *given, *self.resume, *self.prompt)
+
+
 # A prompt may start with '-': it must never reach an agent as an option. claude (commander)
 # and codex (clap) end their options at '--'; gemini (yargs) and aider (argparse) take the
 # prompt glued to its option ('--prompt=-x' is the value '-x' to both).
-AGENT_TEMPLATES: dict[str, tuple[str, ...]] = {
-    "claude": ("claude", "-p", "--", "{prompt}"),
-    "codex": ("codex", "exec", "--", "{prompt}"),
-    "gemini": ("gemini", "--prompt={prompt}"),
-    "aider": ("aider", "--yes-always", "--message={prompt}"),
+TEMPLATES: dict[str, Template] = {
+    # print mode; file edits inside the working directory accepted, shell commands allowed
+    # (nothing else: a tool that would ask is refused, there is no one to answer); the
+    # stream of JSON lines ends with a result carrying usage and cost (``--verbose`` is
+    # required with stream-json in print mode)
+    "claude": Template(
+        head=("claude", "-p"),
+        options=(
+            "--permission-mode",
+            "acceptEdits",
+            "--allowedTools",
+            "Bash",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+        ),
+        prompt=("--", "{prompt}"),
+        resume=("--continue",),
+    ),
+    # exec never asks for approval; its sandbox lets commands write the working directory
+    # (and temporary files) only; --json: JSON lines, turn.completed carries usage; an
+    # attempt outside any repository (skipped-not-git) must not be refused
+    "codex": Template(
+        head=("codex", "exec"),
+        options=("--json", "--sandbox", "workspace-write", "--skip-git-repo-check"),
+        prompt=("--", "{prompt}"),
+        resume=("resume", "--last"),
+    ),
+    # yolo: every tool runs without asking (non-interactive mode has no one to ask); a
+    # new worktree is a folder Gemini has never trusted, where it would turn yolo back
+    # into "default" (asking): --skip-trust trusts it for this run only; stream-json: JSON
+    # lines, the result event carries the usage
+    "gemini": Template(
+        head=("gemini",),
+        options=("--skip-trust", "--approval-mode=yolo", "--output-format=stream-json"),
+        prompt=("--prompt={prompt}",),
+    ),
+    "aider": Template(head=("aider",), options=("--yes-always",), prompt=("--message={prompt}",)),
 }
+# the command lines as the templates give them, for whoever reads them (docs, tests)
+AGENT_TEMPLATES: dict[str, tuple[str, ...]] = {n: t.command() for n, t in TEMPLATES.items()}
 # A follow-up goes on in the agent's own session where the agent can resume it (the most
 # recent session in the worktree): the follow-up alone is then its prompt. Any other
 # command is given the original prompt with the follow-ups appended (``with_history``).
 RESUME_TEMPLATES: dict[str, tuple[str, ...]] = {
-    "claude": ("claude", "-p", "--continue", "--", "{prompt}"),
-    "codex": ("codex", "exec", "resume", "--last", "--", "{prompt}"),
+    n: c for n, t in TEMPLATES.items() if (c := t.resume_command()) is not None
 }
 PLACEHOLDERS = ("prompt", "payload", "worktree", "attempt", "branch", "base_commit", "task_key")
 
 
-def agent_command(template: str | None, argv: Sequence[str]) -> tuple[str, ...]:
+def agent_command(
+    template: str | None,
+    argv: Sequence[str],
+    agent_args: Mapping[str, Sequence[str]] | None = None,
+) -> tuple[str, ...]:
+    """The command ``orch work`` runs: a built-in template (with the options the config
+    file gives it, if any) or the command after '--'."""
     if template and argv:
         raise InvalidInput("give either --agent or a command after '--', not both")
     if template:
-        if template not in AGENT_TEMPLATES:
-            known = ", ".join(sorted(AGENT_TEMPLATES))
+        if template not in TEMPLATES:
+            known = ", ".join(sorted(TEMPLATES))
             raise InvalidInput(f"unknown agent {template!r} (known: {known})")
-        return AGENT_TEMPLATES[template]
+        return TEMPLATES[template].command((agent_args or {}).get(template))
     if not argv:
         raise InvalidInput("name an agent with --agent, or a command after '--'")
     return tuple(argv)
 
 
-def resume_command(template: str | None) -> tuple[str, ...] | None:
-    return RESUME_TEMPLATES.get(template) if template else None
+def resume_command(
+    template: str | None, agent_args: Mapping[str, Sequence[str]] | None = None
+) -> tuple[str, ...] | None:
+    if not template or template not in TEMPLATES:
+        return None
+    return TEMPLATES[template].resume_command((agent_args or {}).get(template))
 
 
 def with_history(history: Sequence[str]) -> str:

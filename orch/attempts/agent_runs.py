@@ -4,7 +4,9 @@ Starts the agent in the attempt's locked worktree (its own process group, holdin
 lock's file descriptor, its output appended to ``$ORCH_HOME/logs/<attempt>.log``), records
 the run, supervises it until it exits or must be stopped, records the branch's changes,
 then delivers the follow-ups queued meanwhile (``orch send``) as a further run in the same
-worktree (the agent's resume command, or the prompt history), until none are left.
+worktree (the agent's resume command, or the prompt history), until none are left. After
+each run it reads the agent's usage report and last word from the run's output
+(``orch.attempts.usage``) into the run's record.
 
 The worker (``orch.attempts.worker``) claims, locks the worktree, heartbeats and finishes
 the attempt; this module never finishes an attempt nor releases its lease, and says how
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from orch.attempts.agent_command import agent_environment, render, with_history
 from orch.attempts.lifecycle import rewrite_payload
 from orch.attempts.queries import prompt_history
+from orch.attempts.usage import read_report
 from orch.config import Settings
 from orch.errors import LeaseLost, OrchError
 from orch.fslock import HeldLock
@@ -57,6 +60,7 @@ class AgentRuns:
     progress: Callable[[str], None]  # a line per run's end
     after_run: Callable[[Attempt, int], None]  # records the branch's changes (lease token)
     cannot_start: str | None = None  # why the agent never started, when it did not
+    last_word: str | None = None  # the last run's answer or error, as its agent said it
 
     def run(
         self, lease: Lease, worktree: Path, lock: HeldLock, lost: threading.Event
@@ -66,7 +70,7 @@ class AgentRuns:
         attempt = lease.attempt
         log_path = self.settings.logs_dir / f"{attempt.id}.log"
         prompt, run, code = attempt.prompt, 0, None
-        self.cannot_start = None
+        self.cannot_start = self.last_word = None
         history = self.patiently("reading the prompt history", prompt_history, self.store, attempt)
         while True:
             run += 1
@@ -90,6 +94,7 @@ class AgentRuns:
                 log_path, f"=== orch run {run} of attempt {attempt.id}: {argv[0]}\n"
             )
             env = agent_environment(attempt, given, run, self.environ, history)
+            output_at = processes.log_size(log_path)  # this run's output starts here
             try:
                 agent = processes.AgentProcess(argv, worktree, env, log_path, pass_fds=[lock.fd])
             except OSError as exc:
@@ -119,6 +124,7 @@ class AgentRuns:
             # the store's number: a check run (or an earlier worker's run) may come first
             number = started.number
             self.patiently("recording the run's end", self.store.end_run, attempt.id, number, code)
+            self._record_usage(attempt.id, number, log_path, output_at)
             self.progress(f"orch work: {attempt.id} run {run} exited with {code}")
             processes.append_log(log_path, f"=== orch run {run} exited with {code}\n")
             self.after_run(attempt, lease.token)
@@ -143,18 +149,31 @@ class AgentRuns:
                 rewrite_payload(attempt, self.settings, self.store, history)
 
     def summary(self, attempt: Attempt, code: int | None) -> str:
-        """How the last run ended, for the attempt's finish: the exit code and the log's
-        last line of the agent's own (or why the agent never started)."""
+        """How the last run ended, for the attempt's finish: the exit code and the agent's
+        last word (or the log's last line of the agent's own, or why it never started)."""
         if self.cannot_start is not None:
             # the log's last line is the set-up hook's, not why the agent never ran
             return f"exit code {code}: {self.cannot_start}"
+        # the agent's own last word when its output is machine-readable (the JSON's tail
+        # is no sentence), else the log's last line
+        said = self.last_word.splitlines() if self.last_word else None
         tail = [
             ln
-            for ln in processes.log_tail(self.settings.logs_dir / f"{attempt.id}.log", 10)
+            for ln in said or processes.log_tail(self.settings.logs_dir / f"{attempt.id}.log", 10)
             if ln.strip() and not ln.startswith("=== orch")
         ]
         last = tail[-1].strip()[:200] if tail else ""
         return f"exit code {code}" + (f": {last}" if last else "")
+
+    def _record_usage(self, attempt_id: str, number: int, log_path: Path, output_at: int) -> None:
+        """Read what the agent said it consumed, and its last word, from the run's output
+        in the log (``orch.attempts.usage``); the output itself is left as it is. Nothing
+        here can fail the run: unreadable output is unknown usage, a store error is lost."""
+        report = read_report(processes.log_lines_from(log_path, output_at))
+        self.last_word = report.message
+        if report.usage is not None or report.unreadable:
+            with contextlib.suppress(OrchError):
+                self.store.record_usage(attempt_id, number, report.usage, report.unreadable)
 
     def _supervise(self, agent: processes.AgentProcess, lost: threading.Event) -> int:
         while True:

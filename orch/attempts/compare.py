@@ -1,12 +1,13 @@
 """``orch compare TASK``: the attempts of one task side by side, and the files more than
 one of them changed (where their results will collide when both are taken).
 
-Each row is read from the store: the agent's runs, the newest check run, and the
-recorded summary of the attempt's committed changes. git is asked once per repository
-for the tips of every attempt's branch (a summary whose tip moved is counted again and
-recorded), then once per attempt that changed anything for the paths it changed. What
-is compared is committed work against each attempt's own ``base_commit``: what landing
-would take. Nothing here changes a ref or a worktree.
+Each row is read from the store: the agent's runs (with the tokens and cost each
+reported), the newest check run, and the recorded summary of the attempt's committed
+changes. git is asked once per repository for the tips of every attempt's branch (a
+summary whose tip moved is counted again and recorded), then once per attempt that
+changed anything for the paths it changed. What is compared is committed work against
+each attempt's own ``base_commit``: what landing would take. Nothing here changes a ref
+or a worktree.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from orch.attempts.queries import with_usage
 from orch.errors import GitError, NotFound
 from orch.git import Git
-from orch.models import Attempt, ChangeSummary, Run, RunKind
+from orch.models import Attempt, ChangeSummary, Run, RunKind, Usage
 
 if TYPE_CHECKING:
     from orch.store import Store
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
 class CompareRow:
     attempt: Attempt
     changes: ChangeSummary | None  # None: no branch (never made, or deleted) to count
-    runs: tuple[Run, ...]  # the agent's runs
+    runs: tuple[Run, ...]  # the agent's runs, each with the usage its agent reported
     check: Run | None  # the newest check run
     paths: tuple[str, ...]  # the paths its committed work changed
     note: str | None = None  # why there is nothing to count, when there is not
@@ -38,6 +40,11 @@ class CompareRow:
         if not self.runs or self.runs[-1].ended_at is None:
             return None
         return (self.runs[-1].ended_at - self.runs[0].started_at).total_seconds()
+
+    @property
+    def usage(self) -> Usage | None:
+        """What the agent's runs reported they consumed, summed; None: nothing known."""
+        return Usage.total(r.usage for r in self.runs)
 
     def to_dict(self) -> dict[str, Any]:
         a = self.attempt
@@ -67,6 +74,7 @@ class CompareRow:
             "check": None if self.check is None else self.check.to_dict(),
             "files": list(self.paths),
             "note": self.note,
+            "usage": None if self.usage is None else self.usage.to_dict(),
         }
 
 
@@ -76,12 +84,18 @@ class TaskComparison:
     rows: tuple[CompareRow, ...]
     collisions: tuple[tuple[str, tuple[str, ...]], ...]  # (path, ids of attempts), by path
 
+    @property
+    def usage(self) -> Usage | None:
+        """The task's attempts' usage, summed."""
+        return Usage.total(row.usage for row in self.rows)
+
     def to_dict(self) -> dict[str, Any]:
         """The body of ``orch compare TASK --json``, which the dashboard serves too."""
         return {
             "task_key": self.task_key,
             "attempts": [row.to_dict() for row in self.rows],
             "collisions": [{"path": path, "attempts": list(ids)} for path, ids in self.collisions],
+            "usage": None if self.usage is None else self.usage.to_dict(),
         }
 
 
@@ -93,10 +107,13 @@ def compare_task(store: Store, git: Git, task_key: str) -> TaskComparison:
         raise NotFound(f"no attempts of task {task_key!r} in the store")
     ids = [a.id for a in attempts]
     runs = store.runs_of(ids)
+    usage = store.usage_of(ids)
     tips = _tips(git, attempts)
     rows = []
     for attempt in attempts:
-        agent_runs = tuple(r for r in runs[attempt.id] if r.kind == RunKind.AGENT)
+        agent_runs = with_usage(
+            (r for r in runs[attempt.id] if r.kind == RunKind.AGENT), usage.get(attempt.id, {})
+        )
         checks = [r for r in runs[attempt.id] if r.kind == RunKind.CHECK]
         changes, paths, note = _changes(store, git, attempt, tips.get(attempt.id))
         rows.append(

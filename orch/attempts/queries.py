@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from orch.models import (
     Run,
     RunKind,
     State,
+    Usage,
 )
 from orch.system import inbox
 
@@ -35,6 +37,8 @@ class AttemptDetail:
     # ``orch show`` when the worktree is on this machine; the recorded summary is on
     # ``attempt`` (committed work at ``changes_tip``)
     live_changes: ChangeSummary | None = None
+    # what every attempt of the task (in its repository) reported it consumed, summed
+    task_usage: Usage | None = None
 
     @property
     def check(self) -> Run | None:
@@ -48,6 +52,11 @@ class AttemptDetail:
         if not self.attempt.terminal:
             return ()
         return tuple(m for m in self.messages if m.delivered_at is None)
+
+    @property
+    def usage(self) -> Usage | None:
+        """What the attempt's runs reported they consumed, summed (None: nothing known)."""
+        return Usage.total(r.usage for r in self.runs)
 
     def to_dict(self) -> dict[str, Any]:
         """The body of ``orch show --json`` (and of the dashboard's attempt endpoint)."""
@@ -65,6 +74,8 @@ class AttemptDetail:
             "check": self.check.to_dict() if self.check is not None else None,
             "events": [e.to_dict() for e in self.events],
             "runs": [r.to_dict() for r in self.runs],
+            "usage": _usage_dict(self.usage),
+            "task_usage": _usage_dict(self.task_usage),
             "messages": [
                 {**m.to_dict(), "dropped": m in self.dropped_messages} for m in self.messages
             ],
@@ -74,6 +85,17 @@ class AttemptDetail:
                 else None
             ),
         }
+
+
+def _usage_dict(usage: Usage | None) -> dict[str, Any] | None:
+    return usage.to_dict() if usage is not None else None
+
+
+def with_usage(runs: Iterable[Run], usage: Mapping[int, Usage]) -> tuple[Run, ...]:
+    """The runs, each with the usage its agent reported (``Store.usage_of``)."""
+    return tuple(
+        dataclasses.replace(r, usage=usage[r.number]) if r.number in usage else r for r in runs
+    )
 
 
 def looks_like_path(ref: str) -> bool:
@@ -141,10 +163,13 @@ def prompt_history(store: Store, attempt: Attempt) -> list[str]:
 
 def show(store: Store, ref: str) -> AttemptDetail:
     attempt = find_attempt(store, ref)
+    task = store.list_attempts(task_key=attempt.task_key, repository=attempt.repository)
+    usage = store.usage_of([attempt.id, *(a.id for a in task)])
     return AttemptDetail(
         attempt=attempt,
         events=tuple(store.events(attempt.id)),
-        runs=tuple(store.runs(attempt.id)),
+        runs=with_usage(store.runs(attempt.id), usage.get(attempt.id, {})),
+        task_usage=Usage.total(u for runs in usage.values() for u in runs.values()),
         messages=tuple(store.messages(attempt.id)),
         ports=store.port_bundle(attempt.id),
     )
@@ -167,6 +192,18 @@ class Listing:
     attempts: tuple[Attempt, ...]
     checks: dict[str, Run]
     more: int = 0
+    usage: dict[str, Usage] = dataclasses.field(default_factory=dict)  # per attempt, summed
+
+    @property
+    def task_usage(self) -> dict[str, Usage]:
+        """Per task key, the usage of the listed attempts of that task, summed."""
+        keys: dict[str, list[Usage]] = {}
+        for attempt in self.attempts:
+            if attempt.id in self.usage:
+                keys.setdefault(attempt.task_key, []).append(self.usage[attempt.id])
+        return {
+            key: total for key, found in keys.items() if (total := Usage.total(found)) is not None
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """The body of ``orch list --json`` (and of the dashboard's attempts endpoint): the
@@ -174,6 +211,8 @@ class Listing:
         body: dict[str, Any] = {
             "attempts": [a.to_dict() for a in self.attempts],
             "checks": {i: run.to_dict() for i, run in self.checks.items()},
+            "usage": {i: u.to_dict() for i, u in self.usage.items()},
+            "task_usage": {key: u.to_dict() for key, u in self.task_usage.items()},
         }
         if self.more:
             body["more"] = self.more
@@ -186,9 +225,11 @@ def listing(
     task_key: str | None = None,
     limit: int | None = None,
     before: str | None = None,
+    usage: bool = True,
 ) -> Listing:
     """A listing, newest first; ``limit``: a page of at most that many, with the count of
-    the rest; ``before`` (an attempt id or prefix): the page after that attempt."""
+    the rest; ``before`` (an attempt id or prefix): the page after that attempt; ``usage``:
+    read the tokens and cost the agents reported (one query more; the table shows none)."""
     after = find_attempt(store, before) if before is not None else None
     probe = None if limit is None else limit + 1  # one more says whether there are more
     found = store.list_attempts(states=states, task_key=task_key, limit=probe, before=after)
@@ -196,7 +237,13 @@ def listing(
     if limit is not None and len(found) > limit:
         found = found[:limit]
         more = store.count_attempts(states=states, task_key=task_key, before=after) - limit
-    return Listing(tuple(found), store.latest_checks(a.id for a in found), more)
+    ids = [a.id for a in found]
+    totals = {
+        i: total
+        for i, runs in (store.usage_of(ids) if usage else {}).items()
+        if (total := Usage.total(runs.values())) is not None
+    }
+    return Listing(tuple(found), store.latest_checks(ids), more, totals)
 
 
 def list_attempts(

@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from orch.attempts.compare import TaskComparison
-from orch.cli.render import seconds, state_words
-from orch.models import ChangeSummary, Run
+from orch.cli.render import cost, seconds, state_words, tokens, usage_words
+from orch.models import ChangeSummary, Run, Usage
 
 _SHOWN_PATHS = 50  # collisions listed in the text form; the JSON has them all
 
@@ -53,9 +53,12 @@ def comparison_text(found: TaskComparison) -> str:
         "+/-",
         "CHECK",
     )
-    rows: list[tuple[str, ...]] = [header]
+    # tokens and cost only when some attempt's agent reported them
+    used = found.usage is not None
+    rows: list[tuple[str, ...]] = [(*header, "TOKENS", "COST") if used else header]
     for row in found.rows:
         a = row.attempt
+        usage = _usage_cells(row.usage) if used else ()
         rows.append(
             (
                 a.id,
@@ -68,6 +71,7 @@ def comparison_text(found: TaskComparison) -> str:
                 _number(row.changes, "files_changed"),
                 lines(row.changes),
                 check_words(row.check),
+                *usage,
             )
         )
     count = len(found.rows)
@@ -76,6 +80,8 @@ def comparison_text(found: TaskComparison) -> str:
         "(committed work against each attempt's base_commit)",
         table(rows),
     ]
+    if found.usage is not None:
+        out.append(f"usage the agents reported, all attempts: {usage_words(found.usage)}")
     notes = [f"  {r.attempt.id}: {r.note}" for r in found.rows if r.note]
     if notes:
         out += ["", "not counted:", *notes]
@@ -93,3 +99,10 @@ def comparison_text(found: TaskComparison) -> str:
 
 def _number(changes: ChangeSummary | None, field: str) -> str:
     return "-" if changes is None else str(getattr(changes, field))
+
+
+def _usage_cells(usage: Usage | None) -> tuple[str, str]:
+    """``12.3k/1.2k`` (in/out) and the cost; ``-`` for an attempt that reported nothing."""
+    if usage is None:
+        return "-", "-"
+    return f"{tokens(usage.input_tokens)}/{tokens(usage.output_tokens)}", cost(usage.cost_usd)

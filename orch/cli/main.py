@@ -275,7 +275,8 @@ def list_command(
     recorded when its branch last moved (by orch work, orch check, orch compare or the
     loop of orch serve); '-' when nothing was recorded yet. orch show counts a live
     worktree as it is. --json adds "checks": the newest check run of each attempt that
-    has one, by attempt id.
+    has one, by attempt id; "usage": the tokens and cost its agent reported, by attempt
+    id; "task_usage": the same summed by task key.
     """
     from orch.attempts.lifecycle import reap
     from orch.attempts.queries import listing
@@ -291,7 +292,7 @@ def list_command(
         raise InvalidInput("--all and --limit contradict each other: give one")
     if limit is None and not everything and not as_json:
         limit = LIST_PAGE
-    found = listing(store, tuple(State(s) for s in states), task_key, limit, before)
+    found = listing(store, tuple(State(s) for s in states), task_key, limit, before, as_json)
     if as_json:
         click.echo(to_json(**found.to_dict()))
         return

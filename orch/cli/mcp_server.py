@@ -23,7 +23,7 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
@@ -48,7 +48,8 @@ INSTRUCTIONS = (
     "has a committed base, its own branch and worktree, and a record in orch's store. "
     "dispatch makes attempts, list/show read them, diff/compare review what they changed, "
     "check runs the repository's check on one, send gives one a follow-up, wait blocks "
-    "until they end, cancel ends them, ports names their port bundle. Every result is the "
+    "until they end, cancel ends them, land takes the chosen one into its branch (a dry run "
+    "unless dry_run is false), ports names their port bundle. Every result is the "
     "JSON of the matching `orch ... --json` command; an error carries orch's exit code and "
     "its name (NotFound, InvalidInput...)."
 )
@@ -339,6 +340,70 @@ def build_server(orch: Orch) -> MCPServer[Any]:
             return cancel_body(outcomes)
 
         return answer(work)
+
+    @server.tool(annotations=ToolAnnotations(destructive_hint=False, open_world_hint=False))
+    def land(
+        attempts: Annotated[list[str], Field(min_length=1)],
+        dry_run: bool = True,
+        into: str | None = None,
+        strategy: Literal["squash", "rebase", "merge", "ff-only"] = "squash",
+        message: str | None = None,
+        check: bool = True,
+        resolve: bool = False,
+        keep: bool = False,
+        force: bool = False,
+        strict: bool = False,
+        repo: str | None = None,
+    ) -> CallToolResult:
+        """Land attempts' committed work into their target branch, in order (orch land
+        --json). dry_run (the default): only say whether each would land cleanly and its
+        diffstat, changing nothing; set it to false to land. into: the target branch
+        (default: the branch the attempt's base_ref named, else the main worktree's);
+        check: run [review] check on the merged result first; resolve: on a conflict,
+        send the attempt's agent a follow-up to rebase; keep: keep the worktree and branch
+        after landing; force: land a live attempt's committed work. The result lists
+        every attempt's outcome; it is an error when any did not land (or would not)."""
+
+        def work() -> tuple[dict[str, Any], bool]:
+            from orch.attempts.land import LandRequest, Strategy
+            from orch.attempts.land import land as run_land
+            from orch.faults import checkpoint_from_env
+
+            repository = None
+            if repo is not None:
+                where = orch.cwd / Path(repo).expanduser()
+                repository = str(orch.git.discover(where.absolute()).root)
+            request = LandRequest(
+                refs=tuple(attempts),
+                into=into,
+                strategy=Strategy(strategy),
+                message=message,
+                check=check,
+                resolve=resolve,
+                keep=keep,
+                dry_run=dry_run,
+                force=force,
+                strict=strict,
+                repository=repository,
+            )
+            outcomes = run_land(
+                orch.store(),
+                orch.settings,
+                orch.git,
+                request,
+                orch.actor,
+                os.environ,
+                checkpoint_from_env(os.environ),
+            )
+            body = {"outcomes": [o.to_dict() for o in outcomes]}
+            return body, any(not o.ok for o in outcomes)
+
+        try:
+            body, failed = work()
+        except OrchError as exc:
+            return _result(error_json(exc.exit_code, exc.code_name, exc.message), is_error=True)
+        # like orch land --json: the outcomes are worth more than an error document
+        return _result(to_json(**body), is_error=failed)
 
     @server.tool(annotations=_READ_ONLY)
     def ports(attempt: str) -> CallToolResult:

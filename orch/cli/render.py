@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from orch.attempts.queries import AttemptDetail
-from orch.models import Attempt, ChangeSummary, Run, RunKind
+from orch.models import Attempt, ChangeSummary, Run, RunKind, Usage
 
 JSON_VERSION = 1
 
@@ -173,11 +173,41 @@ def _run_line(run: Run) -> str:
             f"  {run.number}  {when}  exit {exit_code}  check {run.result} "
             f"in {seconds(run.duration)}"
         )
+    used = f"  [{usage_words(run.usage)}]" if run.usage is not None else ""
     return (
         f"  {run.number}  {when}  "
         f"exit {run.exit_code if run.exit_code is not None else '-'}  "
-        f"{_first_line(run.prompt)}"
+        f"{_first_line(run.prompt)}{used}"
     )
+
+
+def tokens(count: int | None) -> str:
+    """``812``, ``12.3k``, ``4.56M``; ``?`` when not reported."""
+    if count is None:
+        return "?"
+    if count < 1000:
+        return str(count)
+    if count < 1_000_000:
+        return f"{count / 1000:.1f}k"
+    return f"{count / 1_000_000:.2f}M"
+
+
+def cost(usd: float | None) -> str:
+    return "?" if usd is None else f"${usd:.4f}" if usd < 1 else f"${usd:.2f}"
+
+
+def usage_words(usage: Usage | None, model: bool = True) -> str:
+    """``12.3k in (10.1k cached), 1.2k out, $0.0421, claude-sonnet-4-5``; ``-`` when the
+    agent reported nothing; a figure it did not report is ``?``, never 0."""
+    if usage is None:
+        return "-"
+    cached = f" ({tokens(usage.cached_tokens)} cached)" if usage.cached_tokens is not None else ""
+    words = f"{tokens(usage.input_tokens)} in{cached}, {tokens(usage.output_tokens)} out"
+    if usage.cost_usd is not None:
+        words += f", {cost(usage.cost_usd)}"
+    if model and usage.model:
+        words += f", {usage.model}"
+    return words
 
 
 def attempt_detail(detail: AttemptDetail) -> str:
@@ -241,6 +271,10 @@ def attempt_detail(detail: AttemptDetail) -> str:
                 f"{check.result} (exit {exit_code}, {seconds(check.duration)}; run {check.number})",
             )
         )
+    if detail.usage is not None:
+        fields.append(("usage", usage_words(detail.usage)))
+    if detail.task_usage is not None and detail.task_usage != detail.usage:
+        fields.append(("task_usage", f"{usage_words(detail.task_usage)} (every attempt)"))
     width = max(len(k) for k, _ in fields)
     lines = [f"{k.ljust(width)}  {v}" for k, v in fields]
     lines.append(f"prompt{' ' * (width - 6)}  {_first_line(attempt.prompt)}")
@@ -248,6 +282,11 @@ def attempt_detail(detail: AttemptDetail) -> str:
         lines += ["", "runs:"]
         for run in detail.runs:
             lines.append(_run_line(run))
+    unreadable = sum(
+        e.detail.get("lines", 0) for e in detail.events if e.kind == "usage_unreadable"
+    )
+    if unreadable:
+        lines += ["", f"usage report lines that could not be read (ignored): {unreadable}"]
     escapes = [e for e in detail.events if e.kind == "escape_warning"]
     if escapes:
         lines += ["", "warnings:"]

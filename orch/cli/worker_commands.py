@@ -162,12 +162,12 @@ def work(
     from orch.attempts.lifecycle import local_worker
     from orch.attempts.worker import WorkerConfig, WorkerRuntime, agent_command, resume_command
 
-    argv = agent_command(template, command)
     settings = settings_from_env()
+    argv = agent_command(template, command, settings.agent_args)
     config = WorkerConfig(
         identity=local_worker(worker_name or "local", os.getpid(), settings.host_name),
         command=argv,
-        resume_command=resume_command(template),
+        resume_command=resume_command(template, settings.agent_args),
         once=once,
         attempt_ref=attempt_ref,
         idle_poll=idle_poll,

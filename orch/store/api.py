@@ -29,6 +29,7 @@ from orch.store.review import ReviewOps
 from orch.store.tables import attempt_events as _E
 from orch.store.tables import attempts as _T
 from orch.store.tasks import TaskOps
+from orch.store.usage import UsageOps
 from orch.store.workspaces import WorkspaceOps
 
 MIN_ID_PREFIX = 4  # shorter prefixes match too much to be meant (ids are 8 hex digits)
@@ -44,6 +45,7 @@ class Store(
     OutboxOps,
     LandingOps,
     PullRequestOps,
+    UsageOps,
 ):
     # -- reading ---------------------------------------------------------------------------
 

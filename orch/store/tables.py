@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -196,6 +197,12 @@ attempt_runs = Table(
     # what ran: the agent (or a follow-up to it), or the repository's check command
     Column("kind", String(16), nullable=False, default="agent", server_default="agent"),
     Column("timed_out", Boolean, nullable=False, default=False, server_default=false()),
+    # what the agent reported it consumed (``orch.attempts.usage``); NULL: not reported
+    Column("input_tokens", BigInteger),
+    Column("output_tokens", BigInteger),
+    Column("cached_tokens", BigInteger),
+    Column("cost_usd", Float),
+    Column("model", String(255)),
     UniqueConstraint("attempt_id", "number", name="uq_run_number"),
 )
 

@@ -195,6 +195,25 @@ def log_tail(path: Path, lines: int = 20, max_bytes: int = 16384) -> list[str]:
     return data.decode("utf-8", "replace").splitlines()[-lines:]
 
 
+def log_size(path: Path) -> int:
+    """Where the log ends now (0 when there is none yet): a run's output starts there."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def log_lines_from(path: Path, offset: int) -> Iterator[str]:
+    """The log's lines from byte ``offset`` on, decoded leniently; none if it is unreadable."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(offset)
+            for raw in fh:
+                yield raw.decode("utf-8", "replace")
+    except OSError:
+        return
+
+
 def hook_output_tail(
     path: Path, label: str, lines: int = 20, max_bytes: int = 65536
 ) -> list[str] | None:

@@ -31,6 +31,12 @@ with open(os.path.join(os.environ["MARKS"], "argv.jsonl"), "a") as fh:
 """
 
 
+CLAUDE = ["--permission-mode", "acceptEdits", "--allowedTools", "Bash"]
+CLAUDE += ["--output-format", "stream-json", "--verbose"]
+CODEX = ["--json", "--sandbox", "workspace-write", "--skip-git-repo-check"]
+GEMINI = ["--skip-trust", "--approval-mode=yolo", "--output-format=stream-json"]
+
+
 @pytest.fixture
 def marks(tmp_path: Path) -> Path:
     """Where the stand-in writes the argv it was given."""
@@ -52,10 +58,10 @@ def work_once(tmp_path: Path, marks: Path, agent: str) -> Iterator[WorkOnce]:
     ("agent", "expected"),
     [
         # commander (claude) and clap (codex) end their options at '--'
-        ("claude", ["-p", "--", PROMPT]),
-        ("codex", ["exec", "--", PROMPT]),
+        ("claude", ["-p", *CLAUDE, "--", PROMPT]),
+        ("codex", ["exec", *CODEX, "--", PROMPT]),
         # yargs (gemini) and argparse (aider) read a value glued with '=' verbatim
-        ("gemini", [f"--prompt={PROMPT}"]),
+        ("gemini", [*GEMINI, f"--prompt={PROMPT}"]),
         ("aider", ["--yes-always", f"--message={PROMPT}"]),
     ],
 )
@@ -79,10 +85,10 @@ def test_a_prompt_starting_with_a_dash_is_no_option_of_the_agent(
     ("agent", "expected"),
     [
         # agents that can resume their most recent session in the worktree do so
-        ("claude", ["-p", "--continue", "--", "-x and a test"]),
-        ("codex", ["exec", "resume", "--last", "--", "-x and a test"]),
+        ("claude", ["-p", *CLAUDE, "--continue", "--", "-x and a test"]),
+        ("codex", ["exec", *CODEX, "resume", "--last", "--", "-x and a test"]),
         # the others are given the original prompt with the follow-up
-        ("gemini", [f"--prompt={PROMPT}\n\nFollow-up: -x and a test"]),
+        ("gemini", [*GEMINI, f"--prompt={PROMPT}\n\nFollow-up: -x and a test"]),
         ("aider", ["--yes-always", f"--message={PROMPT}\n\nFollow-up: -x and a test"]),
     ],
 )

@@ -80,6 +80,8 @@ def test_list_of_an_empty_store(run_cli: RunCli, tmp_path: Path) -> None:
         "version": 1,
         "attempts": [],
         "checks": {},
+        "usage": {},
+        "task_usage": {},
     }
 
 

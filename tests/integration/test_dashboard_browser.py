@@ -307,3 +307,58 @@ def test_the_review_views_show_comparison_diff_and_checks_as_text(
     go("compare/no-such-task")
     shown("compare", "error")
     assert text("#review-error").startswith("no attempts of task 'no-such-task'")
+
+
+def test_the_usage_agents_reported_shows_in_the_comparison_and_the_detail(
+    browser: Any,
+    dashboard: str,
+    repo: Path,
+    run_cli: Callable[..., Result],
+) -> None:
+    """A real ``orch work`` run whose agent (a script) reports its usage on an
+    ``orch-usage:`` line: the task's comparison grows tokens and cost columns, and the
+    attempt's panel shows its usage and its task's; an attempt that reported nothing
+    shows '-', never 0."""
+    import subprocess
+
+    from selenium.webdriver.common.by import By
+
+    key = "usage-views"
+    reporting, silent = dispatch(run_cli, repo, key), dispatch(run_cli, repo, key)
+    line = 'orch-usage: {"input_tokens": 12000, "output_tokens": 345, "cached_tokens": 9000, '
+    line += '"cost_usd": 0.125, "model": "stand-in-model"}'
+    for attempt, script in ((reporting, f"echo '{line}'"), (silent, "echo nothing to report")):
+        worker = subprocess.run(
+            [ORCH_BIN, "work", "--once", "--attempt", attempt["id"], "--", "sh", "-c", script],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert worker.returncode == 0, worker.stderr
+
+    browser.get(dashboard)  # the printed URL's token becomes the page's cookie
+    browser.get(f"{dashboard.partition('?')[0]}#compare/{key}")
+    ready = '#review[data-view="compare"][data-state="ready"]'
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ready), "the comparison")
+    headers = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "#compare-table th")]
+    assert headers[-2:] == ["tokens", "cost"]
+    rows = {
+        r.get_attribute("data-attempt"): [c.text for c in r.find_elements(By.TAG_NAME, "td")]
+        for r in browser.find_elements(By.CSS_SELECTOR, "#compare-table tbody tr")
+    }
+    assert rows[reporting["id"]][-2:] == ["12,000 in (9,000 cached) / 345 out", "$0.1250"]
+    assert rows[silent["id"]][-2:] == ["-", "-"]
+    summary = browser.find_element(By.CSS_SELECTOR, "#review p.summary").text
+    assert "reported 12,000 in (9,000 cached) / 345 out, $0.1250, stand-in-model" in summary
+
+    row = f'tr.attempt[data-attempt="{reporting["id"]}"]'
+    fresh(lambda: browser.find_element(By.CSS_SELECTOR, row).click())
+    usage = wait_for(
+        lambda: browser.find_elements(By.CSS_SELECTOR, '#detail dd[data-field="usage"]'),
+        "the detail panel",
+    )[0]
+    assert usage.text == "12,000 in (9,000 cached) / 345 out, $0.1250, stand-in-model"
+    task = browser.find_element(By.CSS_SELECTOR, '#detail dd[data-field="task usage"]').text
+    assert task == usage.text  # the silent attempt adds nothing, not zeros
+    browser.save_screenshot(str(ARTIFACTS / "dashboard-usage.png"))

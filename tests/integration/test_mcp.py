@@ -31,7 +31,10 @@ else:  # off CI, an environment without the extra skips these tests with the rea
         mcp.stdio_client,
     )
 
-TOOLS = {"dispatch", "list", "show", "diff", "compare", "check", "send", "wait", "cancel", "ports"}
+TOOLS = {
+    "dispatch", "list", "show", "diff", "compare", "check", "send", "wait", "cancel", "land",
+    "ports",
+}  # fmt: skip
 
 
 @asynccontextmanager
@@ -95,9 +98,17 @@ def test_tools_their_input_schemas_and_tool_errors(repo: Path, run_orch: RunOrch
             assert too_long.is_error and "600" in too_long.content[0].text
             nameless = await session.call_tool("show", {})
             assert nameless.is_error
-            assert (await session.call_tool("land", {"attempt": "x"})).is_error
+            assert (await session.call_tool("teleport", {"attempt": "x"})).is_error
+            assert (await session.call_tool("land", {"attempt": "x"})).is_error  # attempts
+            assert tools["land"].input_schema["properties"]["dry_run"]["default"] is True
             failed, listed = await call(session, "list")
-            assert not failed and listed == {"version": 1, "attempts": [], "checks": {}}
+            assert not failed and listed == {
+                "version": 1,
+                "attempts": [],
+                "checks": {},
+                "usage": {},
+                "task_usage": {},
+            }
 
             # calls run side by side (the SDK's worker threads): two dispatches at once
             made: list[dict[str, Any]] = []
@@ -187,6 +198,50 @@ def test_dispatch_show_diff_list_ports_send_cancel_wait_compare_check_as_the_cli
             assert unchecked == cli_json(run_orch, "check", first, cwd=repo)
 
     run(scenario)
+
+
+def test_land_is_a_dry_run_unless_told_and_answers_as_the_cli(
+    repo: Path, run_orch: RunOrch
+) -> None:
+    made = cli_json(run_orch, "dispatch", "mcp-land", "--prompt", "Add a file", cwd=repo)
+    attempt = made["attempt"]
+    worktree = Path(attempt["worktree_path"])
+    (worktree / "landed.txt").write_text("from the attempt\n")
+    subprocess.run(["git", "add", "landed.txt"], cwd=worktree, check=True)
+    subprocess.run(["git", "commit", "-qm", "add landed.txt"], cwd=worktree, check=True)
+    before = subprocess.run(
+        ["git", "rev-parse", "main"], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+    async def scenario() -> None:
+        async with orch_mcp(repo) as session:
+            # queued: a dry run looks without force, a land is refused without it
+            failed, looked = await call(session, "land", attempts=[attempt["id"]])
+            assert not failed, looked
+            [outcome] = looked["outcomes"]
+            assert outcome["result"] == "would land" and "landed.txt" in outcome["diffstat"]
+            failed, refused = await call(session, "land", attempts=[attempt["id"]], dry_run=False)
+            assert failed and refused["outcomes"][0]["error"]["code"] == 22
+            failed, landed = await call(
+                session, "land", attempts=[attempt["id"]], dry_run=False, force=True, keep=True
+            )
+            assert not failed, landed
+            assert landed["outcomes"][0]["result"] == "landed"
+            failed, again = await call(session, "land", attempts=[attempt["id"]], dry_run=False)
+            assert not failed and again["outcomes"][0]["result"] == "already landed"
+            failed, unknown = await call(session, "land", attempts=["feedbeef"])
+            assert failed and unknown["outcomes"][0]["error"]["name"] == "NotFound"
+
+    run(scenario)
+    after = subprocess.run(
+        ["git", "log", "--format=%s", f"{before}..main"],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert after == "mcp-land: Add a file\n"
+    assert (repo / "landed.txt").read_text() == "from the attempt\n"  # main followed
 
 
 def test_a_malformed_request_is_answered_and_the_server_goes_on(repo: Path) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy import Column, Integer, MetaData, create_engine, text
 from sqlalchemy.pool import NullPool
 
 from orch.errors import Conflict, StoreBehind, StoreTooNew
-from orch.models import Landed
+from orch.models import Landed, Usage
 from orch.store import open_store, upgrade_store
 from orch.store.revision import HEAD, REVISIONS, migrations_dir
 from orch.store.tables import metadata
@@ -418,7 +418,7 @@ def test_upgrade_to_0008_moves_every_kind_of_row(empty_store_url: str, tmp_path:
     # the models' schema but for what later revisions add
     assert (
         _added_columns(schema_diff(url, metadata))
-        == ADDED_AFTER_0008 | ADDED_BY_0010 | ADDED_BY_0011 | ADDED_BY_0012
+        == ADDED_AFTER_0008 | ADDED_BY_0010 | ADDED_BY_0011 | ADDED_BY_0012 | ADDED_BY_0013
     )
 
     after = _rows(url, "attempts")
@@ -499,9 +499,14 @@ _LAND_COLUMNS = (
     "landing",
 )
 ADDED_BY_0011 = {("attempts", c) for c in _LAND_COLUMNS}
-# what 0012 adds: the pull request of an attempt, and what the CI loop forwarded from it
+# what 0012 adds: what each run's agent reported it consumed
+ADDED_BY_0012 = {
+    ("attempt_runs", c)
+    for c in ("input_tokens", "output_tokens", "cached_tokens", "cost_usd", "model")
+}
+# what 0013 adds: the pull request of an attempt, and what the CI loop forwarded from it
 _PR_COLUMNS = ("pr_url", "pr_number", "pr_state", "pr_watch")
-ADDED_BY_0012 = {("attempts", c) for c in _PR_COLUMNS}
+ADDED_BY_0013 = {("attempts", c) for c in _PR_COLUMNS}
 
 
 def _added_columns(diff: list[object]) -> set[tuple[str, str]]:
@@ -562,8 +567,8 @@ def test_upgrade_to_0009_keeps_every_row_and_makes_every_run_an_agent_run(
     before = {t: _rows(url, t) for t in ("attempts", "attempt_runs")}
     assert len(before["attempt_runs"]) == 8
     _migrate(url, "0009")
-    assert (
-        _added_columns(schema_diff(url, metadata)) == ADDED_BY_0010 | ADDED_BY_0011 | ADDED_BY_0012
+    assert _added_columns(schema_diff(url, metadata)) == (
+        ADDED_BY_0010 | ADDED_BY_0011 | ADDED_BY_0012 | ADDED_BY_0013
     )
 
     after = _rows(url, "attempts")
@@ -616,7 +621,9 @@ def test_upgrade_to_0010_keeps_every_event_and_delivers_none_of_the_old_ones(
         engine.dispose()
     before = _rows(url, "attempt_events")
     _migrate(url, "0010")
-    assert _added_columns(schema_diff(url, metadata)) == ADDED_BY_0011 | ADDED_BY_0012
+    assert _added_columns(schema_diff(url, metadata)) == (
+        ADDED_BY_0011 | ADDED_BY_0012 | ADDED_BY_0013
+    )
     assert _rows(url, "attempt_events") == [{**r, "state": None} for r in before]
     assert _rows(url, "event_deliveries") == []
     _migrate(url, "0009", down=True)
@@ -637,7 +644,7 @@ def test_upgrade_to_0011_leaves_every_attempt_unlanded(
     _migrate(url, "0010")
     before = _rows(url, "attempts")
     _migrate(url, "0011")
-    assert _added_columns(schema_diff(url, metadata)) == ADDED_BY_0012
+    assert _added_columns(schema_diff(url, metadata)) == ADDED_BY_0012 | ADDED_BY_0013
     for old, new in zip(before, _rows(url, "attempts"), strict=True):
         assert new == {**old, **dict.fromkeys(_LAND_COLUMNS)}, old["id"]
 
@@ -670,20 +677,54 @@ def test_upgrade_to_0011_leaves_every_attempt_unlanded(
     assert unchanged(_rows(url, "attempts")) == unchanged(before)
 
 
-# -- 0012: the pull request of an attempt ----------------------------------------------------
+# -- 0012: what each run's agent reported it consumed ---------------------------------------
+
+_USAGE_COLUMNS = tuple(sorted(c for _t, c in ADDED_BY_0012))
 
 
-def test_upgrade_to_0012_gives_no_attempt_a_pull_request(
+def test_upgrade_to_0012_leaves_every_run_s_usage_unknown(
     empty_store_url: str, tmp_path: Path
 ) -> None:
-    """Attempts gain empty pull request columns and nothing else changes; a pull request
-    is recorded once; the downgrade gives the 0011 rows back."""
+    """Runs gain usage columns, all NULL (not reported, never 0); nothing else changes; a
+    usage recorded afterwards is read back; the downgrade gives the 0011 rows back."""
     url = empty_store_url
     _migrate(url, "0008")
     _fill_0008(url)
     _migrate(url, "0011")
-    before = _rows(url, "attempts")
+    before = {t: _rows(url, t) for t in ("attempts", "attempt_runs")}
     _migrate(url, "0012")
+    assert _added_columns(schema_diff(url, metadata)) == ADDED_BY_0013
+    assert _rows(url, "attempts") == before["attempts"]
+    for old, new in zip(before["attempt_runs"], _rows(url, "attempt_runs"), strict=True):
+        assert new == {**old, **dict.fromkeys(_USAGE_COLUMNS)}
+
+    store = open_store(url, tmp_path / "locks", auto_migrate=True)
+    try:
+        assert store.usage_of(["a0000003"]) == {}
+        usage = Usage(3_000_000_000, 1200, 2_900_000_000, 12.5, "claude-opus-4-1")
+        store.record_usage("a0000003", 2, usage)
+        assert store.usage_of(["a0000003", "a0000004"]) == {"a0000003": {2: usage}}
+    finally:
+        store.close()
+
+    _migrate(url, "0011", down=True)
+    assert {t: _rows(url, t) for t in before} == before
+
+
+# -- 0013: the pull request of an attempt ----------------------------------------------------
+
+
+def test_upgrade_to_0013_gives_no_attempt_a_pull_request(
+    empty_store_url: str, tmp_path: Path
+) -> None:
+    """Attempts gain empty pull request columns and nothing else changes; a pull request
+    is recorded once; the downgrade gives the 0012 rows back."""
+    url = empty_store_url
+    _migrate(url, "0008")
+    _fill_0008(url)
+    _migrate(url, "0012")
+    before = _rows(url, "attempts")
+    _migrate(url, "0013")
     assert schema_diff(url, metadata) == []
     for old, new in zip(before, _rows(url, "attempts"), strict=True):
         assert new == {**old, **dict.fromkeys(_PR_COLUMNS)}, old["id"]
@@ -700,7 +741,9 @@ def test_upgrade_to_0012_gives_no_attempt_a_pull_request(
     finally:
         store.close()
 
-    _migrate(url, "0011", down=True)
-    assert [{k: v for k, v in r.items() if k != "updated_at"} for r in _rows(url, "attempts")] == [
-        {k: v for k, v in r.items() if k != "updated_at"} for r in before
-    ]
+    _migrate(url, "0012", down=True)
+
+    def unchanged(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+        return [{k: v for k, v in r.items() if k != "updated_at"} for r in rows]
+
+    assert unchanged(_rows(url, "attempts")) == unchanged(before)

@@ -73,6 +73,52 @@ def test_flag_beats_environment_beats_file_beats_default(tmp_path: Path) -> None
     assert settings.retry_cooldown == Settings.retry_cooldown  # default
 
 
+def test_agents_args_replace_a_template_s_options_and_keep_the_prompt_last(
+    tmp_path: Path,
+) -> None:
+    from orch.attempts.agent_command import agent_command, resume_command
+
+    text = '[agents.claude]\nargs = ["--permission-mode", "plan"]\n[agents.codex]\nargs = []\n'
+    settings = resolve(env_with_config(tmp_path, text))
+    assert settings.agent_args == {"claude": ("--permission-mode", "plan"), "codex": ()}
+    given = settings.agent_args
+    assert agent_command("claude", (), given) == (
+        "claude",
+        "-p",
+        "--permission-mode",
+        "plan",
+        "--",
+        "{prompt}",
+    )
+    assert resume_command("claude", given) == (
+        "claude",
+        "-p",
+        "--permission-mode",
+        "plan",
+        "--continue",
+        "--",
+        "{prompt}",
+    )
+    assert agent_command("codex", (), given) == ("codex", "exec", "--", "{prompt}")
+    # an agent the file does not name keeps its own options
+    assert agent_command("gemini", (), given)[1] == "--skip-trust"
+    assert resolve(env_with_config(tmp_path / "none")).agent_args == {}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'agents = ["claude"]\n',
+        '[agents.claude]\nargs = "--plan"\n',
+        "[agents.claude]\nargs = [1]\n",
+        '[agents.claude]\nflags = ["-x"]\n',
+    ],
+)
+def test_bad_agents_args_are_refused(tmp_path: Path, text: str) -> None:
+    with pytest.raises(ConfigError, match=r"\[agents"):
+        resolve(env_with_config(tmp_path, text))
+
+
 def test_an_empty_environment_variable_is_not_set(tmp_path: Path) -> None:
     env = env_with_config(tmp_path, "lease_ttl = 11\n", ORCH_LEASE_TTL="")
     assert resolve(env).lease_ttl == 11.0

@@ -6,13 +6,13 @@ the check runs and review comments already forwarded to the agent, the number of
 follow-ups sent and when the next may go, so that a restarted loop never repeats a
 follow-up. Every existing attempt has no pull request: the new columns are empty.
 
-Alembic revision 0012, after 0011 (2026-12-07).
+Alembic revision 0013, after 0012 (2026-12-07).
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision, down_revision = "0012", "0011"
+revision, down_revision = "0013", "0012"
 
 _PR = (
     ("pr_url", sa.Text()),
