@@ -18,6 +18,9 @@ machine can reach a loopback port.
 - On loopback the ``Host`` header must name a loopback host, which defeats DNS rebinding.
 - Each connection's reads time out (``read_timeout``) and bodies are capped, so a client
   that promises a body it never sends holds a thread for seconds, not forever.
+- The page's live updates are one server-sent event stream per tab (``GET /api/changes``,
+  orch.serve.feed): bounded in number and lifetime, ended at shutdown. EventSource sends
+  no headers: it carries the cookie, other clients ``?token=``, which is never logged.
 Whatever goes into the page is HTML-escaped; the page's script builds text nodes only.
 """
 
@@ -33,6 +36,7 @@ import socket
 import sys
 import traceback
 import urllib.parse
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -56,8 +60,9 @@ from orch.errors import (
     StoreError,
 )
 from orch.git import Git
-from orch.models import State
+from orch.models import DeliveryState, State
 from orch.serve import review_api, runtime
+from orch.serve.feed import ChangeFeed, FeedFull
 from orch.system import processes
 
 if TYPE_CHECKING:
@@ -113,6 +118,8 @@ class DashboardServer(ThreadingHTTPServer):
         self, host: str, port: int, store: Store, settings: Settings, actor: str, token: str
     ) -> None:
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        # before binding: a port that cannot be bound closes the server at once
+        self.feed = ChangeFeed(store, settings.home)
         try:
             super().__init__((host, port), Handler)
         except OSError as exc:
@@ -127,6 +134,11 @@ class DashboardServer(ThreadingHTTPServer):
         self.loopback = is_loopback(host)
         self.page = dashboard_html()
         self.read_timeout = READ_TIMEOUT
+
+    def server_close(self) -> None:
+        # the event streams first: closing joins every handler thread, a stream's included
+        self.feed.close()
+        super().server_close()
 
     @property
     def url(self) -> str:
@@ -341,6 +353,31 @@ class Handler(BaseHTTPRequestHandler):
             raise NotFound(f"no such endpoint: {self.path} (GET /api/compare/TASK)")
         srv = self.server
         self._json(200, **review_api.compare_body(srv.store, srv.settings, rest[0]))
+
+    def _get_deliveries(self, rest: list[str], query: dict[str, list[str]]) -> None:
+        """The event deliveries that failed for good, as ``orch events --failed --json``."""
+        failed = self.server.store.deliveries([DeliveryState.FAILED])
+        self._json(200, deliveries=[d.to_dict() for d in failed])
+
+    def _get_changes(self, rest: list[str], query: dict[str, list[str]]) -> None:
+        """Server-sent events: a ``changed`` message whenever what the page shows changed."""
+        try:
+            with self.server.feed.stream() as messages:
+                self._event_stream(messages)
+        except FeedFull:
+            # the page polls instead; EventSource does not retry a refusal, the page does
+            self._error(503, "too many open event streams: poll instead")
+
+    def _event_stream(self, messages: Iterator[bytes]) -> None:
+        self.close_connection = True  # the body ends when the connection does
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("X-Accel-Buffering", "no")
+        self.end_headers()
+        for chunk in messages:
+            self.wfile.write(chunk)  # unbuffered: each message leaves at once
 
     def _get_tasks(self, rest: list[str], query: dict[str, list[str]]) -> None:
         tasks = self.server.store.queued_tasks()

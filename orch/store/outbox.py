@@ -26,6 +26,7 @@ from orch.store.engine import is_sqlite
 from orch.store.tables import attempt_events as _E
 from orch.store.tables import attempts as _T
 from orch.store.tables import event_deliveries as _D
+from orch.store.tables import queued_tasks as _Q
 
 PLAN_BATCH = 500
 # an event id below the newest one planned this long ago is known planned: a transaction
@@ -146,6 +147,21 @@ class OutboxOps(StoreBase):
         with self._read() as conn:
             return [to_event(r) for r in reversed(conn.execute(query).all())]
 
+    def change_mark(self) -> tuple[Any, ...]:
+        """A mark that moves when anything the dashboard shows changes in the store: the
+        newest event (every change of an attempt writes one), the task queue, and how many
+        deliveries failed for good. First item: the newest event's id (0: none)."""
+        failed = str(DeliveryState.FAILED)
+        query = select(
+            select(func.coalesce(func.max(_E.c.id), 0)).scalar_subquery(),
+            select(func.max(_Q.c.id)).scalar_subquery(),
+            select(func.max(_Q.c.updated_at)).scalar_subquery(),
+            select(func.count()).select_from(_D).where(_D.c.state == failed).scalar_subquery(),
+        )
+        with self._read() as conn:
+            row = conn.execute(query).one()
+        return tuple(row)
+
     def repositories_of(self, attempt_ids: Iterable[str]) -> dict[str, str]:
         """Attempt id -> its repository, for those of ``attempt_ids`` that exist."""
         ids = sorted(set(attempt_ids))
@@ -192,9 +208,9 @@ class OutboxOps(StoreBase):
         ]
         # another deliverer planning the same events at once: its rows stand, not an error
         conn.execute(
-            dialect.insert(_D).values(values).on_conflict_do_nothing(
-                index_elements=[_D.c.event_id, _D.c.sink]
-            )
+            dialect.insert(_D)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=[_D.c.event_id, _D.c.sink])
         )
 
     def has_unplanned(self, scope: SinkScope) -> bool:

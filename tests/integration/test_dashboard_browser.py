@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,9 @@ from typing import Any
 import pytest
 from click.testing import Result
 
+from orch.models import DeliveryState
+from orch.store import Store
+from orch.store.outbox import SinkScope
 from tests.support.attempts import dispatch
 from tests.support.cli import ORCH_BIN
 from tests.support.dashboard import (
@@ -54,8 +58,8 @@ FLAGS = (
 
 
 def fresh(action: Callable[[], Any]) -> Any:
-    """Run ``action`` on freshly found elements; the page re-renders every 2 s, so an
-    element found a moment ago may be gone: look again."""
+    """Run ``action`` on freshly found elements; the page re-renders on every change, so
+    an element found a moment ago may be gone: look again."""
     from selenium.common.exceptions import StaleElementReferenceException
 
     for _ in range(50):
@@ -185,6 +189,92 @@ def test_dispatch_see_cancel_and_see_the_state_change_in_chromium(
     shown = run_cli("show", attempt_id, "--json")
     assert '"state": "cancelled"' in shown.stdout
     assert "cancelled from the dashboard" in shown.stdout
+
+
+def live(browser: Any) -> dict[str, Any]:
+    """How the page is kept up to date (``window.orchLive``): the stream's state, how often
+    it opened, the change messages it got, and the fallback polls made."""
+    found: dict[str, Any] = browser.execute_script("return Object.assign({}, window.orchLive)")
+    return found
+
+
+def cancel_in_a_process(attempt_id: str, out_dir: Path) -> None:
+    assert Proc([ORCH_BIN, "cancel", attempt_id], out_dir).wait() == 0
+
+
+def test_a_cli_change_reaches_the_open_page_through_the_stream_also_after_it_was_cut(
+    browser: Any,
+    tmp_path: Path,
+    store: Store,
+    repo: Path,
+    run_cli: Callable[..., Result],
+) -> None:
+    """On both stores: the page learns of an ``orch cancel`` made by another process from
+    its change stream, not from polling (none ran: the 2 s poll runs only while the stream
+    is down), and of an event delivery that failed for good, listed under "needs
+    attention"; the server is stopped (its streams end) and started again on the same port
+    and token, the page's stream reconnects by itself, and the next change arrives the
+    same way."""
+    from selenium.webdriver.common.by import By
+
+    first, second = (dispatch(run_cli, repo, key)["id"] for key in ("live-one", "live-two"))
+    server, url = serve_process(tmp_path / "serve-1")
+    try:
+        browser.get(url)
+
+        def state_of(attempt_id: str, state: str) -> bool:
+            selector = f'tr.attempt[data-attempt="{attempt_id}"][data-state="{state}"]'
+            return bool(browser.find_elements(By.CSS_SELECTOR, selector))
+
+        wait_for(lambda: live(browser)["state"] == "open", "the page's change stream to open")
+        wait_for(lambda: fresh(lambda: state_of(first, "queued")), "the attempts on the page")
+        before = live(browser)
+        cancel_in_a_process(first, tmp_path / "cancel-1")
+        wait_for(lambda: fresh(lambda: state_of(first, "cancelled")), "the cancel on the page")
+        after = live(browser)
+        assert after["polls"] == before["polls"]  # no poll ran: the stream told the page
+        assert after["events"] > before["events"] and after["last"]["version"] > 0
+
+        # what a deliverer does with a receiver that refuses for good
+        store.plan(SinkScope("hook-dead", None, None, None))
+        claimed = store.claim_delivery("hook-dead", 30)
+        assert claimed is not None
+        store.end_delivery(claimed, DeliveryState.FAILED, "HTTP 404")
+        listed = wait_for(
+            lambda: fresh(
+                lambda: [
+                    li.text
+                    for li in browser.find_elements(By.CSS_SELECTOR, "#attention li.delivery")
+                ]
+            ),
+            "the failed delivery under needs attention",
+        )
+        assert f"event {claimed.event.id}" in listed[0] and "hook-dead" in listed[0]
+        assert "HTTP 404" in listed[0] and f"orch events --retry {claimed.event.id}" in listed[0]
+        after = live(browser)
+        assert after["polls"] == before["polls"]
+
+        # cut: the server stops, ending its streams; it comes back on the same port and token
+        parts = urllib.parse.urlsplit(url)
+        token = urllib.parse.parse_qs(parts.query)["token"][0]
+        server.signal(signal.SIGTERM)
+        server.wait()
+        wait_for(lambda: live(browser)["state"] != "open", "the page to see its stream cut")
+        server, _ = serve_process(tmp_path / "serve-2", port=parts.port or 0, token=token)
+        wait_for(
+            lambda: live(browser)["opens"] > after["opens"] and live(browser)["state"] == "open",
+            "the page's stream to reconnect by itself",
+        )
+        again = live(browser)
+        cancel_in_a_process(second, tmp_path / "cancel-2")
+        wait_for(lambda: fresh(lambda: state_of(second, "cancelled")), "the second cancel")
+        assert live(browser)["polls"] == again["polls"]
+        assert live(browser)["events"] > again["events"]
+    finally:
+        Proc([ORCH_BIN, "serve", "--stop"], tmp_path / "stop").wait()
+        if server.popen.poll() is None:
+            server.signal(signal.SIGKILL)
+        server.wait()
 
 
 def test_the_review_views_show_comparison_diff_and_checks_as_text(

@@ -73,11 +73,12 @@ def start(store: Store, host: str = "127.0.0.1", **changes: Any) -> Iterator[Ser
         thread.join()
 
 
-def serve_process(out_dir: Path) -> tuple[Proc, str]:
-    """``orch serve --port 0`` as a real process in a session of its own, writing its status
-    snapshot every 0.2 s, and the dashboard URL it printed; killed if it prints none."""
+def serve_process(out_dir: Path, port: int = 0, token: str | None = None) -> tuple[Proc, str]:
+    """``orch serve --port PORT`` (0: any free port; ``token``: a given one) as a real process
+    in a session of its own, writing its status snapshot every 0.2 s, and the dashboard URL
+    it printed; killed if it prints none."""
     server = Proc(
-        [ORCH_BIN, "serve", "--port", "0"],
+        [ORCH_BIN, "serve", "--port", str(port), *(["--token", token] if token else [])],
         out_dir,
         env={"ORCH_SERVE_INTERVAL": "0.2"},
         start_new_session=True,
