@@ -46,6 +46,11 @@ class Settings:
     attempt_time_budget: float = 3600.0
     pool_size: int = 0  # warm worktrees kept per repository when no `orch pool fill --size`
     pool_refill: bool = True  # refill the pool in the background after each dispatch
+    # PostgreSQL behind a transaction-mode pooler (PgBouncer): True or False as configured,
+    # None to let the store find out at its first connection
+    pooler: bool | None = None
+    # the PostgreSQL server itself, for LISTEN when database_url goes through a pooler
+    listen_url: str | None = None
     config_file: Path | None = None
     # the user config's event sinks (every repository's events), and how deliveries retry
     sinks: tuple[Sink, ...] = ()
@@ -112,6 +117,8 @@ _KEYS: dict[str, tuple[str, type]] = {
     "pr_poll_interval": ("ORCH_PR_POLL_INTERVAL", float),
     "max_ci_followups": ("ORCH_MAX_CI_FOLLOWUPS", int),
     "ci_followup_backoff": ("ORCH_CI_FOLLOWUP_BACKOFF", float),
+    "pooler": ("ORCH_POOLER", bool),
+    "listen_url": ("ORCH_LISTEN_URL", str),
 }
 
 _TRUE = ("1", "true", "yes", "on")

@@ -80,22 +80,60 @@ def settings_from_env(**overrides: Any) -> Settings:
     return settings
 
 
-def open_store(settings: Settings, kick: bool = True) -> Store:
-    """The store, closed with the command; with ``kick``, a change that writes events
-    starts their delivery in the background (``orch.attempts.events.kick``)."""
+def open_store(
+    settings: Settings, kick: bool = True, *, worker_say: Callable[[str], None] | None = None
+) -> Store:
+    """The store, closed with the command, its connections named after it (``orch work
+    HOST``); with ``kick``, a change that writes events starts their delivery in the
+    background (``orch.attempts.events.kick``).
+
+    For a worker (``worker_say``: where it says trouble), a process idle most of its life
+    among many others on one server: no connection is kept between transactions, and a
+    connection the server cannot give now ("too many clients") is asked for again with
+    the back-off of ``orch.outage``, saying so, instead of ending the worker."""
+    from orch.outage import STORE_PATIENCE
+    from orch.store import Connecting
     from orch.store import open_store as _open
 
+    def waiting(exc: OrchError, pause: float) -> None:
+        if worker_say is not None:
+            worker_say(
+                f"orch work: no connection to the store ({exc.message}); "
+                f"trying again in {pause:.1f} s"
+            )
+
+    context = click.get_current_context()
     store = _open(
-        settings.database_url, settings.locks_dir, synchronous=settings.sqlite_synchronous
+        settings.database_url,
+        settings.locks_dir,
+        synchronous=settings.sqlite_synchronous,
+        connecting=Connecting(
+            application_name=f"{command_name(context)} {settings.host_name}",
+            pooler=settings.pooler,
+            listen_url=settings.listen_url,
+            hold_idle=worker_say is None,
+            connect_patience=None if worker_say is None else STORE_PATIENCE,
+            on_connect_retry=waiting,
+        ),
     )
-    click.get_current_context().call_on_close(store.close)
+    context.call_on_close(store.close)
     if kick:
         from orch.attempts.events.kick import Kicker
 
         kicker = Kicker(store, settings, os.environ)
         store.on_events = kicker
-        click.get_current_context().call_on_close(kicker.flush)  # runs before store.close
+        context.call_on_close(kicker.flush)  # runs before store.close
     return store
+
+
+def command_name(context: click.Context) -> str:
+    """``orch`` and the subcommands that lead to this one (``orch db upgrade``), whatever
+    the program was called (``python -m orch``)."""
+    names: list[str] = []
+    while context.parent is not None:
+        names.append(context.info_name or "")
+        context = context.parent
+    return " ".join(["orch", *reversed(names)])
 
 
 def repo_or_cwd(repo: Path | None) -> Path:

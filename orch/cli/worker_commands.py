@@ -161,6 +161,7 @@ def work(
     """
     from orch.attempts.lifecycle import local_worker
     from orch.attempts.worker import WorkerConfig, WorkerRuntime, agent_command, resume_command
+    from orch.outage import ride_out
 
     settings = settings_from_env()
     argv = agent_command(template, command, settings.agent_args)
@@ -180,8 +181,16 @@ def work(
     def ended(attempt: Attempt) -> None:
         click.echo(f"{attempt.id} {attempt.state} {attempt.summary or ''}".rstrip())
 
+    # many workers starting at once may find the server full ("too many clients") or
+    # down: they wait for it as for any outage (each connection asked for patiently)
+    store = ride_out(
+        lambda: open_store(settings, worker_say=said),
+        on_retry=lambda exc, pause: said(
+            f"orch work: opening the store failed ({exc.message}); trying again in {pause:.1f} s"
+        ),
+    )
     runtime = WorkerRuntime(
-        open_store(settings),
+        store,
         settings,
         config,
         actor(),

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from orch.store.api import Store, open_store, store_revision, upgrade_store
+    from orch.store.engine import Connecting
 
-__all__ = ["Store", "open_store", "store_revision", "upgrade_store"]
+__all__ = ["Connecting", "Store", "open_store", "store_revision", "upgrade_store"]
 
 
 def __getattr__(name: str) -> object:

@@ -18,7 +18,7 @@ from orch.errors import AmbiguousAttempt, AttemptNotFound, InvalidInput
 from orch.models import Attempt, AttemptEvent, State, WorkspaceStatus
 from orch.store import revision
 from orch.store.base import Clock, to_attempt, to_event, utcnow
-from orch.store.engine import is_sqlite, make_engine
+from orch.store.engine import Connecting, is_sqlite, make_engine
 from orch.store.landing import LandingOps
 from orch.store.lifecycle import LifecycleOps
 from orch.store.outbox import OutboxOps
@@ -203,9 +203,13 @@ def open_store(
     auto_migrate: bool | None = None,
     clock: Clock = utcnow,
     synchronous: str = "NORMAL",
+    connecting: Connecting | None = None,
 ) -> Store:
-    """Open a store at the packaged schema head, creating the embedded one on first use."""
-    engine = make_engine(url, synchronous)
+    """Open a store at the packaged schema head, creating the embedded one on first use.
+
+    ``connecting`` says how this process holds its PostgreSQL connections (its name, a
+    pooler in front, where to LISTEN, whether to keep idle ones)."""
+    engine = make_engine(url, synchronous, connecting)
     migrate = is_sqlite(url) if auto_migrate is None else auto_migrate
     try:
         revision.ensure_head(engine, url, lock_dir, migrate)

@@ -4,14 +4,19 @@ SQLite: ``PRAGMA data_version`` on one long-lived connection changes whenever an
 connection commits; checking it is a local read, so it is polled every 2 ms, growing to
 20 ms. PostgreSQL: ``LISTEN orch_attempts`` (a trigger notifies on every change of an
 attempt's state or workspace) and block on the socket; if the notification connection
-drops, fall back to polling and re-listen when the server is back. Waiting for new
+drops, fall back to polling and re-listen when the server is back. LISTEN needs a session
+of its own on the server, which a transaction-mode pooler (PgBouncer) cannot give: behind
+one, the watcher listens on ``listen_url`` (the server itself), and without it there is
+only the caller's sweep (``SweepWatcher``), said once per process. Waiting for new
 events listens on ``orch_events`` instead (a trigger notifies each inserted event).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from sqlalchemy import Engine
@@ -19,6 +24,8 @@ from sqlalchemy.engine import make_url
 
 CHANNEL = "orch_attempts"
 EVENTS_CHANNEL = "orch_events"  # every new event (migration 0010)
+_log = logging.getLogger(__name__)
+_said_no_listen: list[bool] = []  # the warning below, once per process
 
 
 class ChangeWatcher(Protocol):
@@ -63,13 +70,48 @@ class SqliteChangeWatcher:
             self._conn = None
 
 
+class SweepWatcher:
+    """No notifications to wait for: sleep the whole timeout and let the caller look."""
+
+    def __init__(self, sleep: Callable[[float], object] = time.sleep) -> None:
+        self._sleep = sleep
+
+    def wait(self, timeout: float) -> bool:
+        self._sleep(timeout)
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+def no_listen_url() -> SweepWatcher:
+    """The watcher behind a transaction-mode pooler with no ``listen_url``: saying why
+    waking up now takes a sweep, once."""
+    if not _said_no_listen:
+        _said_no_listen.append(True)
+        _log.warning(
+            "orch: the store is reached through a transaction-mode pooler (pooler = true) "
+            "and listen_url is not set: LISTEN cannot work through it, so waiting for "
+            "attempts wakes only on its sweep (up to a second late); set listen_url "
+            "(ORCH_LISTEN_URL) to the PostgreSQL server's own URL"
+        )
+    return SweepWatcher()
+
+
 class PostgresChangeWatcher:
     POLL = 0.25  # seconds between looks while the notification connection is down
 
-    def __init__(self, url: str, channel: str = CHANNEL) -> None:
+    def __init__(
+        self, url: str, channel: str = CHANNEL, application_name: str | None = None
+    ) -> None:
         self._channel = channel
-        self._conninfo = (
-            make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        parsed = make_url(url)
+        self._conninfo = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+        # a name in the URL wins, as on the store's own connections
+        self._named: dict[str, Any] = (
+            {"application_name": application_name}
+            if application_name and "application_name" not in parsed.query
+            else {}
         )
         self._conn: Any = None
         self.fallbacks = 0  # how often the notification connection was lost
@@ -79,7 +121,9 @@ class PostgresChangeWatcher:
         import psycopg
 
         try:
-            self._conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5)
+            self._conn = psycopg.connect(
+                self._conninfo, autocommit=True, connect_timeout=5, **self._named
+            )
             self._conn.execute(f"LISTEN {self._channel}")
         except psycopg.Error:
             self._drop()

@@ -3,13 +3,20 @@
 SQLite runs in WAL mode with a busy timeout; every write transaction starts with
 ``BEGIN IMMEDIATE`` so that concurrent orch processes queue for the write lock at the
 start instead of failing with "database is locked" on upgrade from a read lock.
+
+PostgreSQL connections name themselves (``application_name``), and how a process holds
+them is its ``Connecting``: a long-lived, mostly idle process (``orch work``) keeps no
+connection between transactions, and behind a transaction-mode pooler (PgBouncer,
+configured or detected) no statement is prepared on the server, since the next
+transaction may run on another server connection that never saw it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +31,7 @@ from sqlalchemy.exc import (
     OperationalError,
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.pool import QueuePool
+from sqlalchemy.pool import NullPool, QueuePool
 
 from orch import private
 from orch.errors import (
@@ -34,6 +41,7 @@ from orch.errors import (
     StoreUnavailable,
     describe_os_error,
 )
+from orch.outage import Patience, ride_out
 from orch.store.dialects import engine_url
 from orch.store.tables import metadata
 
@@ -52,7 +60,37 @@ def sqlite_path(url: str) -> Path | None:
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")
 
 
-def make_engine(url: str, synchronous: str = "NORMAL") -> Engine:
+@dataclasses.dataclass(frozen=True)
+class Connecting:
+    """How a process connects to a PostgreSQL store (SQLite ignores all of it)."""
+
+    # what pg_stat_activity shows ("orch work buildhost"); one named in the URL wins
+    application_name: str | None = None
+    # a transaction-mode pooler sits in front: True configured, False configured absent,
+    # None found out at the first connection (the server's port is not the one dialled)
+    pooler: bool | None = None
+    # the server itself, for LISTEN (which a transaction-mode pooler cannot carry)
+    listen_url: str | None = None
+    # False: no connection is held between transactions (a worker idle for hours)
+    hold_idle: bool = True
+    # a connection the server cannot give now (full: "too many clients", starting,
+    # unreachable) is asked for again for this long; None: the first refusal is the error
+    connect_patience: Patience | None = None
+    on_connect_retry: Callable[[StoreUnavailable, float], None] | None = None
+
+
+# execution options of the engine (arbitrary keys are SQLAlchemy's documented extension
+# point) through which the store reads how it was opened
+POOLER_OPTION = "orch_pooler"
+POOLER_FOUND_OPTION = "orch_pooler_found"
+LISTEN_URL_OPTION = "orch_listen_url"
+APPLICATION_NAME_OPTION = "orch_application_name"
+_APPLICATION_NAME_MAX = 63  # PostgreSQL truncates longer names (NAMEDATALEN - 1)
+
+
+def make_engine(
+    url: str, synchronous: str = "NORMAL", connecting: Connecting | None = None
+) -> Engine:
     url = engine_url(url)  # a database or driver orch cannot use: one line, exit 6
     try:
         if is_sqlite(url):
@@ -76,9 +114,130 @@ def make_engine(url: str, synchronous: str = "NORMAL") -> Engine:
             )
             _configure_sqlite(engine, synchronous)
             return engine
-        return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4)
+        return _postgres_engine(url, connecting or Connecting())
     except (ArgumentError, NoSuchModuleError, ValueError) as exc:
         raise StoreError(f"cannot use the store URL {_redact(url)}: {exc}") from exc
+
+
+def _postgres_engine(url: str, connecting: Connecting) -> Engine:
+    parsed = make_url(url)
+    connect_args: dict[str, Any] = {}
+    name = parsed.query.get("application_name") or connecting.application_name
+    if name and "application_name" not in parsed.query:
+        connect_args["application_name"] = str(name)[:_APPLICATION_NAME_MAX]
+    if connecting.pooler:
+        connect_args["prepare_threshold"] = None  # psycopg: never prepare on the server
+    pooling: dict[str, Any] = (
+        {"pool_pre_ping": True, "pool_size": 2, "max_overflow": 4}
+        if connecting.hold_idle
+        else {"poolclass": NullPool}
+    )
+    engine = create_engine(url, connect_args=connect_args, **pooling)
+    engine.update_execution_options(
+        **{
+            POOLER_OPTION: connecting.pooler,
+            LISTEN_URL_OPTION: connecting.listen_url,
+            APPLICATION_NAME_OPTION: str(name)[:_APPLICATION_NAME_MAX] if name else None,
+        }
+    )
+    if connecting.pooler is None:
+        _detect_pooler(engine, parsed.port or 5432)
+    if connecting.connect_patience is not None:
+        _patient_connect(engine, url, connecting.connect_patience, connecting.on_connect_retry)
+    return engine
+
+
+# SQLSTATE classes of a server that may have room or be up again soon: 53 insufficient
+# resources ("too many clients": 53300), 57P01..57P03 shutting down or starting up, 08
+# connection exceptions.
+_TRANSIENT_STATES = ("53", "57P01", "57P02", "57P03", "08")
+
+
+# libpq reports a refusal at log-in as text, without its SQLSTATE: these say it is for good
+_REFUSED_FOR_GOOD = (
+    "password authentication failed",
+    "no pg_hba.conf entry",
+    "does not exist",  # the database or the role
+    "permission denied",
+    "authentication failed",
+)
+
+
+def _transient(exc: BaseException) -> bool:
+    state = getattr(exc, "sqlstate", None)
+    if state is not None:
+        return str(state).startswith(_TRANSIENT_STATES)
+    return not any(words in str(exc) for words in _REFUSED_FOR_GOOD)
+
+
+def _patient_connect(
+    engine: Engine,
+    url: str,
+    patience: Patience,
+    on_retry: Callable[[StoreUnavailable, float], None] | None,
+) -> None:
+    """Ask again for a connection the server could not give now, with the back-off of
+    ``orch.outage``. Nothing ran on a connection that was never made, so asking again is
+    always safe, in the middle of any store operation; a wrong password or database is
+    still the error it is, at once."""
+    import psycopg
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        def attempt() -> Any:
+            try:
+                return dialect.connect(*cargs, **cparams)
+            except psycopg.OperationalError as exc:
+                if not _transient(exc):
+                    raise
+                detail = " ".join(str(exc).split()) or repr(exc)  # libpq's lines, as one
+                raise _Refused(f"attempt store {_redact(url)}: {detail}", exc) from exc
+
+        try:
+            return ride_out(attempt, patience, on_retry=on_retry)
+        except _Refused as exc:
+            raise exc.cause from None  # SQLAlchemy translates the driver's own error
+
+
+class _Refused(StoreUnavailable):
+    def __init__(self, message: str, cause: BaseException) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+_SERVER_PORT = "SELECT inet_server_port()"
+
+
+def _detect_pooler(engine: Engine, dialled: int) -> None:
+    """Stop preparing statements on the server once a connection shows that something
+    stands between orch and the server: the server listens on another port than the one
+    dialled (PgBouncer on 6432 in front of 5432). Looked at on the first connection only
+    (one round trip per process); a tunnel or a mapped port is taken for a pooler too,
+    which costs only the prepared statements."""
+    found: list[bool] = []
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        if not found:
+            cur = dbapi_conn.cursor()
+            try:
+                cur.execute(_SERVER_PORT)
+                row = cur.fetchone()
+            finally:
+                cur.close()
+                dbapi_conn.rollback()
+            port = row[0] if row else None  # None: a Unix socket, nothing in between
+            found.append(port is not None and int(port) != dialled)
+            engine.update_execution_options(**{POOLER_FOUND_OPTION: found[0]})
+        if found[0]:
+            dbapi_conn.prepare_threshold = None
+
+
+def pooled(engine: Engine) -> bool:
+    """Whether a transaction-mode pooler was configured, or found at the first connection,
+    in front of the store (so that no statement is prepared on the server)."""
+    options = engine.get_execution_options()
+    return bool(options.get(POOLER_OPTION) or options.get(POOLER_FOUND_OPTION))
 
 
 def _private_files(path: Path) -> None:

@@ -21,9 +21,15 @@ from orch.store.changes import (
     ChangeWatcher,
     PostgresChangeWatcher,
     SqliteChangeWatcher,
+    no_listen_url,
 )
 from orch.store.claims import ClaimOps, to_lease
-from orch.store.engine import is_sqlite
+from orch.store.engine import (
+    APPLICATION_NAME_OPTION,
+    LISTEN_URL_OPTION,
+    POOLER_OPTION,
+    is_sqlite,
+)
 from orch.store.followups import FollowUpOps
 from orch.store.leases import LeaseOps
 from orch.store.operator_actions import OperatorOps
@@ -73,8 +79,15 @@ class LifecycleOps(ClaimOps, LeaseOps, OperatorOps, FollowUpOps):
         ``events``: until it appends an event, state change or not)."""
         if is_sqlite(self.url):
             return SqliteChangeWatcher(self.engine)
+        options = self.engine.get_execution_options()
+        name = options.get(APPLICATION_NAME_OPTION)
+        listen_url = options.get(LISTEN_URL_OPTION)
+        channel = EVENTS_CHANNEL if events else CHANNEL
+        if listen_url:  # the server itself, past the pooler
+            return PostgresChangeWatcher(str(listen_url), channel, name)
+        if options.get(POOLER_OPTION):
+            return no_listen_url()
         # self.url is for messages and hides the password; the watcher opens a connection
         return PostgresChangeWatcher(
-            self.engine.url.render_as_string(hide_password=False),
-            EVENTS_CHANNEL if events else CHANNEL,
+            self.engine.url.render_as_string(hide_password=False), channel, name
         )

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from orch.store import Store, open_store
+from tests.support.postgres import Cluster, pg_bin
 from tests.support.processes import Start, procs
 from tests.support.store import own_repository
 
@@ -34,3 +35,16 @@ def repository(store: Store) -> Iterator[str]:
     """A repository string of this test's own; its live attempts are cancelled afterwards."""
     with own_repository(store) as name:
         yield name
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    """A throwaway PostgreSQL server of the test's own, stopped and removed afterwards."""
+    bindir = pg_bin()
+    if bindir is None:
+        pytest.skip("no initdb and pg_ctl under /usr/lib/postgresql/*/bin for a throwaway server")
+    made = Cluster(bindir)
+    try:
+        yield made
+    finally:
+        made.stop()

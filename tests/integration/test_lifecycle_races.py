@@ -25,6 +25,7 @@ from tests.support.attempts import dispatch
 from tests.support.cli import ORCH_BIN, RunCli, error_line, json_out
 from tests.support.processes import Start, is_running, released_together, wait_for
 from tests.support.store import (
+    ALSO_THROUGH_PGBOUNCER,
     OffsetClock,
     claimed,
     new_attempt,
@@ -143,6 +144,7 @@ def race(jobs: list[Job], url: str, tmp_path: Path) -> list[dict[str, Any]]:
 
 
 @pytest.mark.slow
+@ALSO_THROUGH_PGBOUNCER
 def test_racing_claimers_take_each_attempt_exactly_once(
     store_url: str, store: Store, repository: str, tmp_path: Path
 ) -> None:
@@ -169,6 +171,7 @@ def test_racing_claimers_take_each_attempt_exactly_once(
 PAIRS = 20
 
 
+@ALSO_THROUGH_PGBOUNCER
 def test_cancel_racing_finish_ends_in_one_terminal_state_with_agreeing_events(
     store_url: str, store: Store, repository: str, tmp_path: Path
 ) -> None:
@@ -201,6 +204,7 @@ def test_cancel_racing_finish_ends_in_one_terminal_state_with_agreeing_events(
 RETRIERS = 8
 
 
+@ALSO_THROUGH_PGBOUNCER
 def test_racing_retries_in_the_store_create_one_attempt(
     store_url: str, store: Store, repository: str, tmp_path: Path
 ) -> None:

@@ -15,15 +15,12 @@ events that agree with what the processes saw.
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import os
 import select
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -41,6 +38,8 @@ from orch.models import State
 from orch.store import Store, open_store, upgrade_store
 from orch.store.changes import PostgresChangeWatcher
 from tests.support.cli import ORCH_BIN
+from tests.support.postgres import PROCESS_LIMIT, ROUTES, Cluster, Route, named, sql
+from tests.support.postgres import route as make_route
 from tests.support.processes import wait_for
 from tests.support.store import (
     OffsetClock,
@@ -53,7 +52,6 @@ from tests.support.store import (
 
 pytestmark = pytest.mark.postgres
 
-PROCESS_LIMIT = 300.0  # seconds: an upper bound on any process of these tests, never asserted
 # pg_terminate_backend in the select list: in the WHERE clause it may run before the
 # other conditions, on this very connection.
 TERMINATE_ALL = (
@@ -73,6 +71,13 @@ def pg_url(pg_database_url: str, isolated_env: Path, monkeypatch: pytest.MonkeyP
     return pg_database_url
 
 
+@pytest.fixture(params=ROUTES)
+def route(request: pytest.FixtureRequest, pg_url: str) -> Route:
+    """The test's database reached directly, then through the PgBouncer (the claim races
+    and the waits: what a team runs through a pooler)."""
+    return make_route(request.param, pg_url)
+
+
 @pytest.fixture
 def store_url(pg_url: str) -> str:
     """The URL the conftest's ``store`` opens: PostgreSQL only, here."""
@@ -83,25 +88,6 @@ def store_url(pg_url: str) -> str:
 def repository(store: Store) -> Iterator[str]:
     with own_repository(store, "/repos/reliability-", tolerate=(StoreError,)) as name:
         yield name
-
-
-def named(url: str, application_name: str) -> str:
-    """The same database, with connections that say who they are in pg_stat_activity."""
-    parsed = make_url(url).update_query_dict({"application_name": application_name})
-    return parsed.render_as_string(hide_password=False)
-
-
-def conninfo(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def sql(url: str, query: str, params: Any = None) -> list[Any]:
-    """Run one statement on a connection of its own (autocommit) and return its rows."""
-    import psycopg
-
-    with psycopg.connect(conninfo(url), autocommit=True, connect_timeout=10) as conn:
-        cur = conn.execute(query, params)
-        return cur.fetchall() if cur.description else []
 
 
 def terminate_all(url: str) -> list[str]:
@@ -274,13 +260,13 @@ print(json.dumps({"claims": claims, "errors": errors, "elapsed": time.monotonic(
 
 @pytest.mark.slow
 def test_sixteen_processes_claim_a_thousand_attempts_each_exactly_once(
-    pg_url: str, store: Store, repository: str, team: Callable[[], Team]
+    pg_url: str, route: Route, store: Store, repository: str, team: Callable[[], Team]
 ) -> None:
     mine = seed(store, repository, RACED_ATTEMPTS)
     prefix = f"claimant-{uuid.uuid4().hex[:6]}"
     racers = team()
     for i in range(CLAIMANTS):
-        racers.add(CLAIM_AND_FINISH, pg_url, f"{prefix}-{i}")
+        racers.add(CLAIM_AND_FINISH, route.url, f"{prefix}-{i}")
     racers.start()
     results = racers.results()
 
@@ -333,13 +319,13 @@ print(json.dumps({"claims": claims, "errors": errors}))
 
 
 def test_eight_processes_claiming_in_batches_take_each_attempt_exactly_once(
-    pg_url: str, store: Store, repository: str, team: Callable[[], Team]
+    pg_url: str, route: Route, store: Store, repository: str, team: Callable[[], Team]
 ) -> None:
     mine = seed(store, repository, 400)
     prefix = f"batcher-{uuid.uuid4().hex[:6]}"
     racers = team()
     for i in range(8):
-        racers.add(BATCH_CLAIM_AND_FINISH, pg_url, f"{prefix}-{i}", "16")
+        racers.add(BATCH_CLAIM_AND_FINISH, route.url, f"{prefix}-{i}", "16")
     racers.start()
     results = racers.results()
 
@@ -663,14 +649,17 @@ def running_attempt(store: Store, repository: str) -> tuple[str, int]:
 
 
 def test_wait_falls_back_to_polling_when_its_notification_connection_is_killed(
-    pg_url: str, store: Store, repository: str, isolated_env: Path
+    pg_url: str, route: Route, store: Store, repository: str, isolated_env: Path
 ) -> None:
     attempt_id, token = running_attempt(store, repository)
     tag = f"orch-waiter-{uuid.uuid4().hex[:6]}"
     watchers: list[PostgresChangeWatcher] = []
     outcome: list[Any] = []
+    waiter_route = route.named(tag)
 
-    with open_store(named(pg_url, tag), isolated_env / "locks") as waiting:
+    with open_store(
+        waiter_route.url, isolated_env / "locks", connecting=waiter_route.connecting()
+    ) as waiting:
         opener = waiting.change_watcher
 
         def watcher() -> Any:
@@ -707,7 +696,7 @@ def test_wait_falls_back_to_polling_when_its_notification_connection_is_killed(
 
 
 def test_orch_wait_returns_when_its_notification_connection_was_killed(
-    pg_url: str, store: Store, repository: str, tmp_path: Path
+    pg_url: str, route: Route, store: Store, repository: str, tmp_path: Path
 ) -> None:
     attempt_id, token = running_attempt(store, repository)
     tag = f"orch-wait-{uuid.uuid4().hex[:6]}"
@@ -717,7 +706,7 @@ def test_orch_wait_returns_when_its_notification_connection_was_killed(
             [ORCH_BIN, "wait", attempt_id, "--timeout", "120", "--json"],
             stdout=o,
             stderr=e,
-            env={**os.environ, "ORCH_DATABASE_URL": named(pg_url, tag)},
+            env={**os.environ, **route.named(tag).env()},
         )
     try:
         seen: set[int] = set()
@@ -869,92 +858,6 @@ def test_the_reaper_racing_a_finish_never_overwrites_the_fresher_state(
 
 
 # -- 5. a real server restart -----------------------------------------------------------------
-
-
-def _pg_bin() -> Path | None:
-    for found in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
-        path = Path(found)
-        if (path / "initdb").is_file() and (path / "pg_ctl").is_file():
-            return path
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Cluster:
-    """A throwaway PostgreSQL server of this test's own (initdb, pg_ctl)."""
-
-    def __init__(self, bindir: Path) -> None:
-        self.bindir = bindir
-        self.dir = Path(tempfile.mkdtemp(prefix="orch-pg-"))
-        self.data = self.dir / "data"
-        self.port = _free_port()
-        self.as_user: list[str] = []
-        if os.geteuid() == 0:  # initdb refuses root: run the server as postgres
-            runuser = shutil.which("runuser")
-            if runuser is None:
-                pytest.skip("running as root and no runuser to start a server as postgres")
-            try:
-                import pwd
-
-                owner = pwd.getpwnam("postgres")
-            except KeyError:
-                pytest.skip("running as root and there is no postgres user to run a server")
-            os.chown(self.dir, owner.pw_uid, owner.pw_gid)
-            self.as_user = [runuser, "-u", "postgres", "--"]
-
-    def run(self, *argv: str) -> None:
-        proc = subprocess.run(
-            [*self.as_user, *argv], capture_output=True, text=True, timeout=PROCESS_LIMIT
-        )
-        assert proc.returncode == 0, (argv, proc.stdout, proc.stderr)
-
-    def pg_ctl(self, action: str, *args: str) -> None:
-        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1"
-        self.run(
-            str(self.bindir / "pg_ctl"), action, "-D", str(self.data), "-w", "-t", "120",
-            "-l", str(self.dir / "server.log"), "-o", options, *args,
-        )  # fmt: skip
-
-    def start(self, password: str | None = None) -> str:
-        """Make and start the server; with ``password``, it asks for it (scram-sha-256)."""
-        auth = ["-A", "trust"]
-        user = "postgres"
-        if password is not None:
-            pwfile = self.dir / "pwfile"
-            pwfile.write_text(password + "\n")
-            if self.as_user:
-                os.chown(pwfile, os.stat(self.dir).st_uid, os.stat(self.dir).st_gid)
-            auth = ["-A", "scram-sha-256", f"--pwfile={pwfile}"]
-            user = f"postgres:{password}"
-        self.run(
-            str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres", *auth,
-            "--no-sync", "-E", "UTF8",
-        )  # fmt: skip
-        self.pg_ctl("start")
-        sql(f"postgresql+psycopg://{user}@127.0.0.1:{self.port}/postgres", "CREATE DATABASE orch")
-        return f"postgresql+psycopg://{user}@127.0.0.1:{self.port}/orch"
-
-    def stop(self) -> None:
-        with contextlib.suppress(AssertionError, subprocess.TimeoutExpired):
-            self.pg_ctl("stop", "-m", "immediate")
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-@pytest.fixture
-def cluster() -> Iterator[Cluster]:
-    bindir = _pg_bin()
-    if bindir is None:
-        pytest.skip("no initdb and pg_ctl under /usr/lib/postgresql/*/bin for a throwaway server")
-    made = Cluster(bindir)
-    try:
-        yield made
-    finally:
-        made.stop()
 
 
 def test_the_change_watcher_listens_on_a_server_that_asks_for_a_password(

@@ -45,6 +45,10 @@ def sqlite_url(path: Path) -> str:
 
 # the params of a fixture that gives a store on each backend (see backend_url)
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+# ... and PostgreSQL through the PgBouncer in transaction mode, for the tests of what a
+# team runs through one: workers, claim races, waiting
+POOLED = pytest.param("pgbouncer", marks=[pytest.mark.postgres, pytest.mark.pgbouncer])
+ALSO_THROUGH_PGBOUNCER = pytest.mark.parametrize("store_url", [*BACKENDS, POOLED], indirect=True)
 
 
 def backend_url(
@@ -54,10 +58,19 @@ def backend_url(
     monkeypatch: pytest.MonkeyPatch,
 ) -> str:
     """The store URL of the backend a fixture with ``params=BACKENDS`` is at: a SQLite file
-    at ``sqlite_path``, or the PostgreSQL database the fixture ``pg_fixture`` gives; also
-    exported as ORCH_DATABASE_URL for the CLI."""
+    at ``sqlite_path``, or the PostgreSQL database the fixture ``pg_fixture`` gives (directly,
+    or through the PgBouncer with ``pooler`` and ``listen_url`` set); also exported as
+    ORCH_DATABASE_URL for the CLI."""
     if request.param == "sqlite":
         url = sqlite_url(sqlite_path)
+    elif request.param == "pgbouncer":
+        from tests.support.postgres import through_pgbouncer
+
+        direct = request.getfixturevalue(pg_fixture)
+        url = through_pgbouncer(direct)
+        # as docs/team.md sets a team up: the pooler said, LISTEN on the server itself
+        monkeypatch.setenv("ORCH_POOLER", "true")
+        monkeypatch.setenv("ORCH_LISTEN_URL", direct)
     else:
         url = request.getfixturevalue(pg_fixture)
     monkeypatch.setenv("ORCH_DATABASE_URL", url)

@@ -285,3 +285,15 @@ def test_a_bad_sparse_path_is_refused(path: str) -> None:
 
 def test_sparse_paths_are_stripped_and_deduplicated() -> None:
     assert validate_sparse_paths(["src/", " docs ", "src"]) == ("src", "docs")
+
+
+def test_the_pooler_is_found_out_unless_said_and_listen_url_is_read_from_either_place(
+    tmp_path: Path,
+) -> None:
+    assert resolve(env_with_config(tmp_path)).pooler is None
+    assert resolve(env_with_config(tmp_path, ORCH_POOLER="true")).pooler is True
+    assert resolve(env_with_config(tmp_path, ORCH_POOLER="off")).pooler is False
+    direct = "postgresql://orch@db:5432/orch"
+    from_file = resolve(env_with_config(tmp_path, f'pooler = true\nlisten_url = "{direct}"\n'))
+    assert (from_file.pooler, from_file.listen_url) == (True, direct)
+    assert resolve(env_with_config(tmp_path, ORCH_LISTEN_URL=direct)).listen_url == direct
