@@ -109,6 +109,14 @@ attempts = Table(
     # target moves; doctor completes or clears it after a crash) and what else it said
     Column("landing_commit", String(64)),
     Column("landing", JSON),
+    # the pull request opened for the attempt (orch pr): its URL, number, state (open,
+    # merged, closed) and what the CI loop already forwarded to the agent (check runs,
+    # comment ids, how many CI follow-ups, when the next may go), so a restart never
+    # repeats a follow-up
+    Column("pr_url", Text),
+    Column("pr_number", Integer),
+    Column("pr_state", String(16)),
+    Column("pr_watch", JSON),
     _when("created_at", nullable=False),
     _when("updated_at", nullable=False),
     _when("finished_at"),
