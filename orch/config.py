@@ -56,6 +56,10 @@ class Settings:
     sinks: tuple[Sink, ...] = ()
     event_retry_base: float = 5.0  # seconds before the first retry; doubles each time
     event_max_tries: int = 8  # then the delivery has failed for good ('orch events --failed')
+    # the CI loop of orch serve / orch loop over the attempts' pull requests
+    pr_poll_interval: float = 60.0  # seconds between two looks at one open pull request
+    max_ci_followups: int = 3  # follow-ups about failing checks, then it needs attention
+    ci_followup_backoff: float = 300.0  # seconds after the first such follow-up; doubles
     # [agents.NAME] args: the options a built-in agent template runs with, in place of its
     # own (``orch.attempts.agent_command``); config file only
     agent_args: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
@@ -114,6 +118,9 @@ _KEYS: dict[str, tuple[str, type]] = {
     "pool_refill": ("ORCH_POOL_REFILL", bool),
     "event_retry_base": ("ORCH_EVENT_RETRY_BASE", float),
     "event_max_tries": ("ORCH_EVENT_MAX_TRIES", int),
+    "pr_poll_interval": ("ORCH_PR_POLL_INTERVAL", float),
+    "max_ci_followups": ("ORCH_MAX_CI_FOLLOWUPS", int),
+    "ci_followup_backoff": ("ORCH_CI_FOLLOWUP_BACKOFF", float),
     "pooler": ("ORCH_POOLER", bool),
     "listen_url": ("ORCH_LISTEN_URL", str),
     "push": ("ORCH_PUSH", bool),
@@ -197,7 +204,9 @@ def check_slots_fit(slots: Mapping[str, int], block_size: int, what: str) -> Non
 
 
 # settings for which 0 means "none": no cooldown, no warm pool
-_ZERO_ALLOWED = frozenset({"retry_cooldown", "pool_size"})
+_ZERO_ALLOWED = frozenset(
+    {"retry_cooldown", "pool_size", "pr_poll_interval", "max_ci_followups", "ci_followup_backoff"}
+)
 
 
 def _coerce(key: str, value: Any, source: str) -> Any:

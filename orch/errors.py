@@ -253,6 +253,18 @@ class LandRefused(OrchError):
     exit_code = 22
 
 
+class PullRequestUnavailable(OrchError):
+    """A pull request cannot be opened from here: ``gh`` is not installed or not logged
+    in, or the repository has no remote to push the attempt's branch to. Nothing was
+    recorded."""
+
+    exit_code = 23
+
+
+class GitHubError(PullRequestUnavailable):
+    """A ``gh`` command failed (GitHub refused the pull request, or could not be reached)."""
+
+
 def describe_os_error(exc: OSError) -> str:
     """A short reason for a file-system failure, in words a user acts on."""
     if isinstance(exc, FileExistsError | NotADirectoryError) and exc.filename:

@@ -162,6 +162,10 @@ class Attempt:
     # a land in progress: the result the target will move to, and the rest of its intent
     landing_commit: str | None = None
     landing: dict[str, Any] | None = None
+    # the pull request opened for it (orch pr; None: none) and its state there
+    pr_url: str | None = None
+    pr_number: int | None = None
+    pr_state: str | None = None  # open, merged or closed
 
     @property
     def terminal(self) -> bool:

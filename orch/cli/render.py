@@ -257,6 +257,10 @@ def attempt_detail(detail: AttemptDetail) -> str:
     landed = landed_words(attempt)
     if landed:
         fields.append(("landed", landed))
+    if attempt.pr_url:
+        fields.append(
+            ("pull request", f"#{attempt.pr_number} {attempt.pr_url} ({attempt.pr_state})")
+        )
     fields += _changes_fields(detail)
     check = detail.check
     if check is not None:

@@ -15,7 +15,8 @@ modules, by what they are about:
 - ``diff``: what changed between a base and a tip or a worktree's files (``orch diff``);
 - ``summary``: counting what an attempt changed (``orch list``, ``orch compare TASK``);
 - ``landing``: merging an attempt into a target without a worktree (``orch land``);
-- ``remotes``: pushing an attempt's branch and fetching it on another host.
+- ``remotes``: the remotes, pushing an attempt's branch (``orch work``, ``orch pr``) and
+  fetching it on another host (``orch land``).
 
 ``Git`` is all of them in one object, as the rest of orch passes it around.
 """

@@ -1,6 +1,7 @@
-"""An attempt's branch and the repository's remote, for several machines: ``orch work``
-pushes the branch when a run ends (``push = true``), and ``orch land`` on another host
-fetches it from there. Neither ever prompts: a remote that wants a password fails."""
+"""An attempt's branch and the repository's remotes: ``orch work`` pushes the branch when a
+run ends (``push = true``), ``orch pr`` pushes it before opening a pull request, and
+``orch land`` on another host fetches it. None of them ever prompts (a remote that wants
+a password fails), and a push never overwrites a commit it has not seen (a lease)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,11 @@ _NO_PROMPT = {"GIT_TERMINAL_PROMPT": "0"}
 
 
 class Remotes(Refs):
+    def remotes(self, repo: Repository) -> list[str]:
+        """The repository's remotes, by name (``git remote``)."""
+        proc = self.run(["remote"], cwd=repo.root, check=False)
+        return [line.strip() for line in proc.stdout.splitlines() if line.strip()]
+
     def push_branch(self, repo: Repository, remote: str, branch: str) -> str | None:
         """Push ``refs/heads/<branch>`` to the same name on ``remote``; None when pushed, or
         git's last line. The branch is the attempt's own, which its agent may rewrite (a

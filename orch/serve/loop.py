@@ -1,6 +1,8 @@
 """The heartbeat loop: each cycle ends lost workers' attempts, retries them per policy,
 dispatches queued tasks, lands the land queue in order (orch.attempts.land.queue),
-records the changes of attempts whose branch moved, and writes a status snapshot.
+records the changes of attempts whose branch moved, writes a status snapshot, and looks
+at the attempts' open pull requests, forwarding failing checks and review comments to
+their agents (``orch.attempts.pr_watch``).
 
 Events are delivered to the configured sinks by a thread of the loop's own, which holds
 the deliver lock so that commands start no deliverer of theirs while the loop runs
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING
 from orch.attempts.changes import record_moved
 from orch.attempts.events.deliverer import deliver_forever, deliver_once
 from orch.attempts.lifecycle import reap
+from orch.attempts.pr_watch import Watcher
 from orch.attempts.retry import RetryPolicy, exhausted, refusal
 from orch.config import Settings
 from orch.errors import LockBusy, OrchError, RetryRefused, StoreError, describe_os_error
@@ -102,6 +105,7 @@ class CycleReport:
     failed: list[str] = dataclasses.field(default_factory=list)
     changes_recorded: list[str] = dataclasses.field(default_factory=list)
     landed: list[str] = dataclasses.field(default_factory=list)
+    pull_requests: list[str] = dataclasses.field(default_factory=list)
 
 
 class Loop:
@@ -114,6 +118,7 @@ class Loop:
         self.launch = launch or launch_with_timeout(settings)
         self.policy = RetryPolicy(settings.retry_cooldown, settings.max_attempts)
         self.cycles = 0
+        self.watcher = Watcher(store, settings, Git(settings.git_lock_timeout), actor)
 
     def cycle(self) -> CycleReport:
         report = CycleReport()
@@ -124,6 +129,7 @@ class Loop:
         self._dispatch_ready(report, budget)
         self._land_queued(report)
         report.changes_recorded = self._record_moved_branches()
+        report.pull_requests = self.watcher.cycle()
         self.cycles += 1
         snapshot = build_snapshot(self.store, self.settings, self.store.clock())
         snapshot["loop"] = {"pid": os.getpid(), "cycles": self.cycles}

@@ -3,7 +3,8 @@
 An attempt needs attention when it is the newest of its task and ended ``worker_gone``
 or ``failed`` (a retry makes it drop off), when its workspace is still ``provisioning``
 long after dispatch (a dispatch that died: ``orch doctor --fix``), when it has escape
-warnings, or when it has been live longer than ``attempt_time_budget``.
+warnings, when it has been live longer than ``attempt_time_budget``, or when its pull
+request's checks kept failing after ``max_ci_followups`` follow-ups (the CI loop).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ def attention(
     escapes: dict[str, int],
     budget: float,
     now: dt.datetime,
+    ci_stuck: frozenset[str] = frozenset(),
 ) -> list[dict[str, Any]]:
     """``newest``: the highest attempt number of each (repository, task key)."""
     found = []
@@ -44,6 +46,10 @@ def attention(
             reasons.append(f"{escapes[a.id]} escape warning(s): files changed outside its worktree")
         if not a.terminal and age > budget:
             reasons.append(f"live for {age:.0f}s, over the time budget of {budget:g}s")
+        if a.id in ci_stuck and a.pr_state == "open":
+            reasons.append(
+                f"pull request #{a.pr_number}: checks still fail after the last CI follow-up"
+            )
         if reasons:
             found.append(
                 {"attempt": a.id, "task_key": a.task_key, "state": str(a.state), "why": reasons}
@@ -70,5 +76,6 @@ def build_snapshot(store: Store, settings: Settings, now: dt.datetime) -> dict[s
             escapes,
             settings.attempt_time_budget,
             now,
+            frozenset(store.attempts_with_event("ci_needs_attention")),
         ),
     }

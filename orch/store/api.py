@@ -27,6 +27,7 @@ from orch.store.lifecycle import LifecycleOps
 from orch.store.outbox import OutboxOps
 from orch.store.ports import PortOps
 from orch.store.provisioning import ProvisioningOps
+from orch.store.pull_requests import PullRequestOps
 from orch.store.review import ReviewOps
 from orch.store.tables import attempt_events as _E
 from orch.store.tables import attempts as _T
@@ -56,6 +57,7 @@ class Store(
     ReviewOps,
     OutboxOps,
     LandingOps,
+    PullRequestOps,
     UsageOps,
     LandQueueOps,
     HistoryOps,

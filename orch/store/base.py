@@ -113,6 +113,9 @@ def to_attempt(row: Any) -> Attempt:
         landed_at=_aware(row.landed_at),
         landing_commit=row.landing_commit,
         landing=dict(row.landing) if row.landing is not None else None,
+        pr_url=row.pr_url,
+        pr_number=row.pr_number,
+        pr_state=row.pr_state,
     )
 
 

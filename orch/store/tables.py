@@ -109,6 +109,14 @@ attempts = Table(
     # target moves; doctor completes or clears it after a crash) and what else it said
     Column("landing_commit", String(64)),
     Column("landing", JSON),
+    # the pull request opened for the attempt (orch pr): its URL, number, state (open,
+    # merged, closed) and what the CI loop already forwarded to the agent (check runs,
+    # comment ids, how many CI follow-ups, when the next may go), so a restart never
+    # repeats a follow-up
+    Column("pr_url", Text),
+    Column("pr_number", Integer),
+    Column("pr_state", String(16)),
+    Column("pr_watch", JSON),
     _when("created_at", nullable=False),
     _when("updated_at", nullable=False),
     _when("finished_at"),
@@ -116,7 +124,7 @@ attempts = Table(
     Index("ix_attempts_state", "state"),
     Index("ix_attempts_task_key", "task_key"),
     Index("ix_attempts_claim", "state", "created_at"),
-    # the everyday paths, independent of history (0014): a page of the listing, attempts
+    # the everyday paths, independent of history (0015): a page of the listing, attempts
     # by workspace status and state (the ended ones by when they ended), by branch, by
     # worktree
     Index("ix_attempts_listing", "created_at", "id"),

@@ -418,7 +418,7 @@ def test_upgrade_to_0008_moves_every_kind_of_row(empty_store_url: str, tmp_path:
     # the models' schema but for what later revisions add
     assert (
         _added_columns(schema_diff(url, metadata))
-        == ADDED_AFTER_0008 | ADDED_BY_0010 | ADDED_BY_0011 | ADDED_BY_0012
+        == ADDED_AFTER_0008 | ADDED_BY_0010 | ADDED_BY_0011 | ADDED_BY_0012 | ADDED_BY_0014
     )
 
     after = _rows(url, "attempts")
@@ -488,7 +488,7 @@ ADDED_AFTER_0008 = {
 ADDED_BY_0010 = {("attempt_events", "state")}
 TABLES_ADDED_BY_0010 = {"event_deliveries"}
 # what 0013 adds: the land queue of orch serve (a table of its own)
-TABLES_ADDED_BY_0013 = {"land_queue"}
+TABLES_ADDED_BY_0014 = {"land_queue"}
 # what 0011 adds: what a land recorded, and the intent of one in progress
 _LAND_COLUMNS = (
     "landed_commit",
@@ -506,8 +506,11 @@ ADDED_BY_0012 = {
     ("attempt_runs", c)
     for c in ("input_tokens", "output_tokens", "cached_tokens", "cost_usd", "model")
 }
-# what 0014 adds: indexes only
-INDEXES_ADDED_BY_0014 = {
+# what 0014 adds: the pull request of an attempt, and what the CI loop forwarded from it
+_PR_COLUMNS = ("pr_url", "pr_number", "pr_state", "pr_watch")
+ADDED_BY_0014 = {("attempts", c) for c in _PR_COLUMNS}
+# what 0015 adds: indexes only
+INDEXES_ADDED_BY_0015 = {
     "ix_attempts_listing",
     "ix_attempts_workspace",
     "ix_attempts_branch",
@@ -524,12 +527,12 @@ def _added_columns(diff: list[object]) -> set[tuple[str, str]]:
         if (
             isinstance(item, tuple)
             and item[0] == "add_index"
-            and item[1].name in INDEXES_ADDED_BY_0014
+            and item[1].name in INDEXES_ADDED_BY_0015
         ):
             continue
         if isinstance(item, tuple) and item[0] in ("add_table", "add_index"):
             table = item[1] if item[0] == "add_table" else item[1].table
-            assert table.name in TABLES_ADDED_BY_0010 | TABLES_ADDED_BY_0013, item
+            assert table.name in TABLES_ADDED_BY_0010 | TABLES_ADDED_BY_0014, item
             continue
         assert isinstance(item, tuple) and item[0] == "add_column", item
         added.add((item[2], item[3].name))
@@ -581,7 +584,7 @@ def test_upgrade_to_0009_keeps_every_row_and_makes_every_run_an_agent_run(
     assert len(before["attempt_runs"]) == 8
     _migrate(url, "0009")
     assert _added_columns(schema_diff(url, metadata)) == (
-        ADDED_BY_0010 | ADDED_BY_0011 | ADDED_BY_0012
+        ADDED_BY_0010 | ADDED_BY_0011 | ADDED_BY_0012 | ADDED_BY_0014
     )
 
     after = _rows(url, "attempts")
@@ -634,7 +637,9 @@ def test_upgrade_to_0010_keeps_every_event_and_delivers_none_of_the_old_ones(
         engine.dispose()
     before = _rows(url, "attempt_events")
     _migrate(url, "0010")
-    assert _added_columns(schema_diff(url, metadata)) == ADDED_BY_0011 | ADDED_BY_0012
+    assert _added_columns(schema_diff(url, metadata)) == (
+        ADDED_BY_0011 | ADDED_BY_0012 | ADDED_BY_0014
+    )
     assert _rows(url, "attempt_events") == [{**r, "state": None} for r in before]
     assert _rows(url, "event_deliveries") == []
     _migrate(url, "0009", down=True)
@@ -655,7 +660,7 @@ def test_upgrade_to_0011_leaves_every_attempt_unlanded(
     _migrate(url, "0010")
     before = _rows(url, "attempts")
     _migrate(url, "0011")
-    assert _added_columns(schema_diff(url, metadata)) == ADDED_BY_0012
+    assert _added_columns(schema_diff(url, metadata)) == ADDED_BY_0012 | ADDED_BY_0014
     for old, new in zip(before, _rows(url, "attempts"), strict=True):
         assert new == {**old, **dict.fromkeys(_LAND_COLUMNS)}, old["id"]
 
@@ -704,7 +709,7 @@ def test_upgrade_to_0012_leaves_every_run_s_usage_unknown(
     _migrate(url, "0011")
     before = {t: _rows(url, t) for t in ("attempts", "attempt_runs")}
     _migrate(url, "0012")
-    assert _added_columns(schema_diff(url, metadata)) == set()
+    assert _added_columns(schema_diff(url, metadata)) == ADDED_BY_0014
     assert _rows(url, "attempts") == before["attempts"]
     for old, new in zip(before["attempt_runs"], _rows(url, "attempt_runs"), strict=True):
         assert new == {**old, **dict.fromkeys(_USAGE_COLUMNS)}
@@ -734,7 +739,7 @@ def test_upgrade_to_0013_adds_an_empty_land_queue(empty_store_url: str, tmp_path
     _migrate(url, "0012")
     before = _rows(url, "attempts")
     _migrate(url, "0013")
-    assert _added_columns(schema_diff(url, metadata)) == set()  # 0014's indexes only
+    assert _added_columns(schema_diff(url, metadata)) == ADDED_BY_0014
     assert _rows(url, "land_queue") == [] and _rows(url, "attempts") == before
 
     store = open_store(url, tmp_path / "locks", auto_migrate=True)
@@ -773,21 +778,59 @@ def test_upgrade_to_0013_adds_an_empty_land_queue(empty_store_url: str, tmp_path
     assert _rows(url, "attempts") == before
 
 
-# -- 0014: indexes for the everyday paths -----------------------------------------------------
+# -- 0014: the pull request of an attempt ----------------------------------------------------
 
 
-def test_upgrade_to_0014_adds_only_indexes(empty_store_url: str) -> None:
-    """0014 adds its indexes and nothing else (the rows come through untouched); its
-    downgrade takes exactly them away."""
+def test_upgrade_to_0014_gives_no_attempt_a_pull_request(
+    empty_store_url: str, tmp_path: Path
+) -> None:
+    """Attempts gain empty pull request columns and nothing else changes; a pull request
+    is recorded once; the downgrade gives the 0013 rows back."""
     url = empty_store_url
     _migrate(url, "0008")
     _fill_0008(url)
     _migrate(url, "0013")
     before = _rows(url, "attempts")
     _migrate(url, "0014")
+    assert _added_columns(schema_diff(url, metadata)) == set()  # 0015's indexes only
+    for old, new in zip(before, _rows(url, "attempts"), strict=True):
+        assert new == {**old, **dict.fromkeys(_PR_COLUMNS)}, old["id"]
+
+    store = open_store(url, tmp_path / "locks", auto_migrate=True)
+    try:
+        assert store.get("a0000003").pr_url is None
+        pr = "https://github.com/o/r/pull/7"
+        recorded = store.record_pull_request("a0000003", pr, 7, "me")
+        assert (recorded.pr_url, recorded.pr_number, recorded.pr_state) == (pr, 7, "open")
+        with pytest.raises(Conflict, match="already has pull request"):
+            store.record_pull_request("a0000003", pr, 8, "me")
+        assert [a.id for a, _ in store.open_pull_requests()] == ["a0000003"]
+    finally:
+        store.close()
+
+    _migrate(url, "0013", down=True)
+
+    def unchanged(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+        return [{k: v for k, v in r.items() if k != "updated_at"} for r in rows]
+
+    assert unchanged(_rows(url, "attempts")) == unchanged(before)
+
+
+# -- 0015: indexes for the everyday paths -----------------------------------------------------
+
+
+def test_upgrade_to_0015_adds_only_indexes(empty_store_url: str) -> None:
+    """0015 adds its indexes and nothing else (the rows come through untouched); its
+    downgrade takes exactly them away."""
+    url = empty_store_url
+    _migrate(url, "0008")
+    _fill_0008(url)
+    _migrate(url, "0014")
+    before = _rows(url, "attempts")
+    _migrate(url, "0015")
     assert schema_diff(url, metadata) == []
     assert _rows(url, "attempts") == before
-    _migrate(url, "0013", down=True)
+    _migrate(url, "0014", down=True)
     diff = schema_diff(url, metadata)
     assert all(isinstance(item, tuple) and item[0] == "add_index" for item in diff), diff
-    assert {item[1].name for item in diff} == INDEXES_ADDED_BY_0014
+    assert {item[1].name for item in diff} == INDEXES_ADDED_BY_0015

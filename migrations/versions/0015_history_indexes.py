@@ -8,12 +8,12 @@ counts cleanup's already-clean attempts without reading a row); doctor and clean
 find an attempt by branch or worktree (``ix_attempts_branch``, ``ix_attempts_worktree``);
 the snapshot counts events by kind (``ix_attempt_events_kind``). Nothing else changes.
 
-Alembic revision 0014, after 0013 (2026-12-07).
+Alembic revision 0015, after 0014 (2026-12-07).
 """
 
 from alembic import op
 
-revision, down_revision = "0014", "0013"
+revision, down_revision = "0015", "0014"
 
 _INDEXES = (
     ("ix_attempts_listing", "attempts", ["created_at", "id"]),
