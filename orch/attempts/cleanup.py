@@ -16,7 +16,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,7 +27,7 @@ from orch.config import Settings
 from orch.errors import InvalidInput, OrchError
 from orch.fslock import try_lock
 from orch.git import Git, Repository
-from orch.models import HOLDS_WORKTREE, Attempt, State, WorkspaceStatus
+from orch.models import HOLDS_WORKTREE, OCCUPIES_WORKTREE, Attempt, State, WorkspaceStatus
 from orch.system import archive, inbox
 from orch.workspace import pool, removal
 
@@ -82,20 +82,58 @@ def parse_age(text: str) -> dt.timedelta:
     return dt.timedelta(seconds=int(number) * units[unit])
 
 
-def select(store: Store, request: CleanupRequest) -> list[Attempt]:
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """The attempts a cleanup looks at, and how many more it selected that hold no
+    worktree any more (counted by the store, never loaded: a year of history is a count)."""
+
+    attempts: list[Attempt]
+    already_clean: int = 0
+
+
+def select(store: Store, request: CleanupRequest) -> Selection:
     if request.refs:
-        return list({a.id: a for a in (find_attempt(store, r) for r in request.refs)}.values())
+        named = {a.id: a for a in (find_attempt(store, r) for r in request.refs)}
+        return Selection(list(named.values()))
     if not (request.all_terminal or request.states or request.task_key or request.older_than):
         raise InvalidInput(
             "name attempts, or select them with --all-terminal, --state, --task or --older-than"
         )
-    attempts = store.list_attempts(states=request.states, task_key=request.task_key)
-    if request.older_than is not None:
-        cutoff = store.clock() - request.older_than
-        attempts = [a for a in attempts if (a.finished_at or a.updated_at) <= cutoff]
-    if not request.refs and not request.states:
-        attempts = [a for a in attempts if a.terminal]
-    return attempts
+    cutoff = store.clock() - request.older_than if request.older_than is not None else None
+    # without --state, only ended attempts
+    states = request.states or tuple(s for s in State if s.terminal)
+    attempts = store.list_attempts(
+        states=states, task_key=request.task_key, workspaces=OCCUPIES_WORKTREE, ended_before=cutoff
+    )
+    if request.states or request.task_key or cutoff is not None:
+        clean = store.count_attempts(
+            states=states,
+            task_key=request.task_key,
+            workspaces=[w for w in WorkspaceStatus if w not in OCCUPIES_WORKTREE],
+            ended_before=cutoff,
+        )
+    else:
+        # every ended attempt: all of them, less the live ones and the ended ones that
+        # still occupy a worktree (just read); a plain count is the cheapest there is
+        live = store.count_attempts(states=[s for s in State if s.live])
+        clean = max(0, store.count_attempts() - live - len(attempts))
+    return Selection(attempts, clean)
+
+
+@dataclasses.dataclass(frozen=True)
+class CleanupResult:
+    """What a cleanup did to each attempt it looked at, and how many of those it selected
+    were already clean (not looked at one by one; named attempts are items all the same)."""
+
+    items: list[CleanupItem]
+    already_clean: int = 0
+
+    def totals(self) -> dict[str, int]:
+        out = {"remove": 0, "archive": 0, "skip": 0, "clean": self.already_clean, "bytes": 0}
+        for item in self.items:
+            out[item.action] += 1
+            out["bytes"] += item.bytes or 0
+        return out
 
 
 def cleanup(
@@ -107,9 +145,10 @@ def cleanup(
     on_item: Callable[[CleanupItem], None] = lambda item: None,
     checkpoint: Checkpoint = lambda step: None,
     workers: int = 4,
-) -> list[CleanupItem]:
+) -> CleanupResult:
     reap(store, actor, host=settings.host_name)
-    attempts = select(store, request)
+    selection = select(store, request)
+    attempts = selection.attempts
     repos: dict[str, Repository | OrchError] = {}
     for a in attempts:
         if a.repository not in repos:
@@ -133,9 +172,9 @@ def cleanup(
         return item
 
     if request.dry_run or workers <= 1 or len(attempts) <= 1:
-        return [handle(a) for a in attempts]
+        return CleanupResult([handle(a) for a in attempts], selection.already_clean)
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(handle, attempts))
+        return CleanupResult(list(pool.map(handle, attempts)), selection.already_clean)
 
 
 def _blocker(store: Store, attempt: Attempt, force: bool) -> str | None:
@@ -283,11 +322,3 @@ def _archive_of(attempt: Attempt, settings: Settings) -> removal.Archive:
             "saved_by": "orch cleanup --force",
         },
     )
-
-
-def totals(items: Sequence[CleanupItem]) -> dict[str, int]:
-    out = {"remove": 0, "archive": 0, "skip": 0, "clean": 0, "bytes": 0}
-    for item in items:
-        out[item.action] += 1
-        out["bytes"] += item.bytes or 0
-    return out

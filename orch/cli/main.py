@@ -391,6 +391,7 @@ def _register() -> None:
         check_commands,
         completion,
         event_commands,
+        history_commands,
         land_commands,
         maintenance_commands,
         mcp_commands,
@@ -420,6 +421,8 @@ def _register() -> None:
     ):
         for command in module.COMMANDS:
             cli.add_command(command)
+    for command in history_commands.DB_COMMANDS:
+        db.add_command(command)
 
 
 _register()

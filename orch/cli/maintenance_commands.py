@@ -82,7 +82,7 @@ def cleanup(
     Running it again is a quiet success: already clean attempts are only counted.
     Exit 0 when nothing was skipped, 20 when any attempt was skipped (left as it was).
     """
-    from orch.attempts.cleanup import CleanupRequest, parse_age, totals
+    from orch.attempts.cleanup import CleanupRequest, parse_age
     from orch.attempts.cleanup import cleanup as run_cleanup
     from orch.faults import checkpoint_from_env
     from orch.git import Git
@@ -101,7 +101,7 @@ def cleanup(
     )
     settings = settings_from_env()
     progress = _Progress(enabled=not as_json and sys.stderr.isatty())
-    items = run_cleanup(
+    result = run_cleanup(
         open_store(settings),
         request,
         settings,
@@ -111,7 +111,7 @@ def cleanup(
         checkpoint=checkpoint_from_env(os.environ),
     )
     progress.done()
-    count = totals(items)
+    items, count = result.items, result.totals()
     if as_json:
         from orch.cli.render import to_json
 

@@ -33,7 +33,14 @@ from orch.attempts.retry import RetryPolicy, exhausted, refusal
 from orch.config import Settings
 from orch.errors import LockBusy, OrchError, RetryRefused, StoreError, describe_os_error
 from orch.git import Git
-from orch.models import Attempt, LandQueueState, QueuedTask, State, TaskState, WorkspaceStatus
+from orch.models import (
+    HOLDS_WORKTREE,
+    Attempt,
+    LandQueueState,
+    QueuedTask,
+    State,
+    TaskState,
+)
 from orch.prompt import ALLOW_FLAG
 from orch.serve import runtime
 from orch.serve.snapshot import build_snapshot
@@ -148,9 +155,7 @@ class Loop:
     def _record_moved_branches(self) -> list[str]:
         """Record what each attempt that holds a worktree changed, when its branch moved
         since the last record (a commit by its agent, or by a person in its worktree)."""
-        holding = self.store.list_attempts(
-            except_workspaces=[w for w in WorkspaceStatus if not w.holds_worktree]
-        )
+        holding = self.store.list_attempts(workspaces=HOLDS_WORKTREE)
         return record_moved(self.store, Git(self.settings.git_lock_timeout), holding)
 
     def _latest(self, task: QueuedTask) -> Attempt | None:

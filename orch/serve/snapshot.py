@@ -59,7 +59,9 @@ def attention(
 
 def build_snapshot(store: Store, settings: Settings, now: dt.datetime) -> dict[str, Any]:
     # an attempt whose workspace was cleaned up was seen to: only the others can need a look
-    attempts = store.list_attempts(except_workspaces=CLEANED_UP)  # acknowledged
+    attempts = store.list_attempts(  # acknowledged
+        workspaces=[w for w in WorkspaceStatus if w not in CLEANED_UP]
+    )
     counts = {str(st): n for st, n in store.count_by_state().items()}
     queue = {str(st): n for st, n in store.count_tasks_by_state().items()}
     escapes = store.attempts_with_event("escape_warning")
@@ -70,7 +72,7 @@ def build_snapshot(store: Store, settings: Settings, now: dt.datetime) -> dict[s
         "queue": queue,
         "attention": attention(
             attempts,
-            store.newest_attempt_numbers(),
+            store.newest_attempt_numbers(a.task_key for a in attempts),
             escapes,
             settings.attempt_time_budget,
             now,

@@ -73,6 +73,10 @@ CSRF_HEADER = "X-Orch-CSRF"
 MAX_BODY = 1 << 20
 READ_TIMEOUT = 10.0  # seconds a connection may take to send each part of a request
 LOG_TAIL = 40
+# the attempts endpoint's page: an attempt's record is about 2 KB (its prompt included), so
+# a page stays near 100 KB however long the history is
+PAGE = 50
+MAX_PAGE = 500
 # what each kind of refusal is in HTTP terms; any other orch error is a refusal too (409:
 # a failed set-up hook, an unreadable config), and only a bug is the server's fault (500)
 _STATUS_FOR_ERROR: tuple[tuple[type[OrchError], int], ...] = (
@@ -307,15 +311,20 @@ class Handler(BaseHTTPRequestHandler):
             # `orch show` reads a payload file by path; over HTTP that would read any file
             raise NotFound(f"no attempt {rest[0]!r}: name it by id")
         if not rest:
+            # always a page, newest first (``before``: the page after that attempt, with
+            # ``more`` saying how many are left), so that an update costs the same with a
+            # year of history as with a day's
             try:
                 states = tuple(State(s) for s in query.get("state", []))
-                limit = int(query["limit"][0]) if "limit" in query else None
+                limit = int(query["limit"][0]) if "limit" in query else PAGE
             except ValueError as exc:
                 raise InvalidInput(f"bad query: {exc}") from None
-            if limit is not None and limit < 1:
-                raise InvalidInput("bad query: limit must be at least 1")
+            if not 1 <= limit <= MAX_PAGE:
+                raise InvalidInput(f"bad query: limit must be from 1 to {MAX_PAGE}")
             task = query.get("task", [None])[0]
-            return self._json(200, **listing(store, states, task, limit).to_dict())
+            before = query.get("before", [None])[0]
+            found = listing(store, states, task, limit, before)
+            return self._json(200, **found.to_dict())
         if len(rest) == 1:
             git = Git(self.server.settings.git_lock_timeout)
             return self._json(200, **changes.show(store, git, rest[0]).to_dict())

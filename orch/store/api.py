@@ -8,17 +8,19 @@ transactions and row conversion in ``base``.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from orch.errors import AmbiguousAttempt, AttemptNotFound, InvalidInput
 from orch.models import Attempt, AttemptEvent, State, WorkspaceStatus
 from orch.store import revision
 from orch.store.base import Clock, to_attempt, to_event, utcnow
 from orch.store.engine import Connecting, is_sqlite, make_engine
+from orch.store.history import HistoryOps
 from orch.store.land_queue import LandQueueOps
 from orch.store.landing import LandingOps
 from orch.store.lifecycle import LifecycleOps
@@ -33,6 +35,16 @@ from orch.store.tasks import TaskOps
 from orch.store.usage import UsageOps
 from orch.store.workspaces import WorkspaceOps
 
+# the repositories, one index lookup each (the unique index leads with the repository):
+# the smallest, then the next after it, until there is none
+_REPOSITORIES = text(
+    "WITH RECURSIVE repos(repository) AS ("
+    " SELECT min(repository) FROM attempts"
+    " UNION ALL"
+    " SELECT (SELECT min(a.repository) FROM attempts a WHERE a.repository > repos.repository)"
+    " FROM repos WHERE repos.repository IS NOT NULL)"
+    " SELECT repository FROM repos WHERE repository IS NOT NULL"
+)
 MIN_ID_PREFIX = 4  # shorter prefixes match too much to be meant (ids are 8 hex digits)
 
 
@@ -48,6 +60,7 @@ class Store(
     PullRequestOps,
     UsageOps,
     LandQueueOps,
+    HistoryOps,
 ):
     # -- reading ---------------------------------------------------------------------------
 
@@ -78,8 +91,10 @@ class Store(
         ]
 
     def repositories(self) -> list[str]:
+        """Every repository the store has attempts of: one index lookup per repository
+        (a recursive "next one after"), not a pass over every attempt."""
         with self._read() as conn:
-            return sorted(conn.scalars(select(_T.c.repository).distinct()))
+            return sorted(conn.scalars(_REPOSITORIES))
 
     def get(self, ref: str) -> Attempt:
         """An attempt by id or by a unique id prefix of at least four characters."""
@@ -115,10 +130,19 @@ class Store(
         limit: int | None = None,
         except_workspaces: Iterable[WorkspaceStatus] = (),
         before: Attempt | None = None,
+        workspaces: Iterable[WorkspaceStatus] = (),
+        ended_before: dt.datetime | None = None,
     ) -> list[Attempt]:
         """Attempts, newest first (ties by id); ``before``: only those listed after it,
-        the next page of a listing that ended with it."""
-        query = self._filtered(select(_T), states, task_key, repository, except_workspaces, before)
+        the next page of a listing that ended with it; ``workspaces``: only those whose
+        workspace is in one of these states (read through an index, unlike
+        ``except_workspaces``: the everyday paths ask for what they want);
+        ``ended_before``: only those that ended (or last changed) at or before then."""
+        query = self._filtered(
+            select(_T), states, task_key, repository, except_workspaces, before, workspaces
+        )
+        if ended_before is not None:
+            query = query.where(func.coalesce(_T.c.finished_at, _T.c.updated_at) <= ended_before)
         query = query.order_by(_T.c.created_at.desc(), _T.c.id)
         if limit is not None:
             query = query.limit(limit)
@@ -130,11 +154,15 @@ class Store(
         states: Iterable[State] = (),
         task_key: str | None = None,
         before: Attempt | None = None,
+        workspaces: Iterable[WorkspaceStatus] = (),
+        ended_before: dt.datetime | None = None,
     ) -> int:
         """How many attempts ``list_attempts`` with the same filters would list in all."""
         query = self._filtered(
-            select(func.count()).select_from(_T), states, task_key, None, (), before
+            select(func.count()).select_from(_T), states, task_key, None, (), before, workspaces
         )
+        if ended_before is not None:
+            query = query.where(func.coalesce(_T.c.finished_at, _T.c.updated_at) <= ended_before)
         with self._read() as conn:
             return int(conn.scalar(query) or 0)
 
@@ -146,10 +174,14 @@ class Store(
         repository: str | None,
         except_workspaces: Iterable[WorkspaceStatus],
         before: Attempt | None,
+        workspaces: Iterable[WorkspaceStatus] = (),
     ) -> Any:
         wanted = [str(st) for st in states]
         if wanted:
             query = query.where(_T.c.state.in_(wanted))
+        kept = sorted(str(w) for w in workspaces)
+        if kept:
+            query = query.where(_T.c.workspace_status.in_(kept))
         unwanted = [str(w) for w in except_workspaces]
         if unwanted:
             query = query.where(_T.c.workspace_status.not_in(unwanted))
@@ -172,15 +204,45 @@ class Store(
                 counts[State(state)] = int(count)
         return counts
 
-    def newest_attempt_numbers(self) -> dict[tuple[str, str], int]:
-        """(repository, task key) -> the highest attempt number of that task."""
+    def newest_attempt_numbers(
+        self, task_keys: Iterable[str] | None = None
+    ) -> dict[tuple[str, str], int]:
+        """(repository, task key) -> the highest attempt number of that task; of the tasks
+        in ``task_keys`` only, when given (the snapshot asks about the attempts it shows)."""
+        query = select(_T.c.repository, _T.c.task_key, func.max(_T.c.attempt_number))
+        if task_keys is not None:
+            keys = sorted(set(task_keys))
+            if not keys:
+                return {}
+            query = query.where(_T.c.task_key.in_(keys))
         with self._read() as conn:
-            rows = conn.execute(
-                select(_T.c.repository, _T.c.task_key, func.max(_T.c.attempt_number)).group_by(
-                    _T.c.repository, _T.c.task_key
-                )
-            )
+            rows = conn.execute(query.group_by(_T.c.repository, _T.c.task_key))
             return {(repo, task): int(number) for repo, task, number in rows}
+
+    def branch_owner(self, repository: str, branch: str) -> Attempt | None:
+        """The newest attempt of ``repository`` that names ``branch`` and whose workspace
+        did not fail to be made (doctor: does someone own this branch?)."""
+        query = (
+            select(_T)
+            .where(_T.c.branch_name == branch)
+            .where(_T.c.repository == repository)
+            .where(_T.c.workspace_status != str(WorkspaceStatus.FAILED))
+            .order_by(_T.c.created_at.desc())
+            .limit(1)
+        )
+        with self._read() as conn:
+            row = conn.execute(query).first()
+            return to_attempt(row) if row is not None else None
+
+    def known_ids(self, ids: Iterable[str]) -> set[str]:
+        """Which of ``ids`` name attempts in the store."""
+        wanted = sorted(set(ids))
+        found: set[str] = set()
+        with self._read() as conn:
+            for at in range(0, len(wanted), 500):
+                chunk = wanted[at : at + 500]
+                found.update(conn.scalars(select(_T.c.id).where(_T.c.id.in_(chunk))))
+        return found
 
     def attempts_with_event(self, kind: str) -> dict[str, int]:
         """Attempt id -> how many events of ``kind`` it has (e.g. ``escape_warning``)."""

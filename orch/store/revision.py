@@ -33,6 +33,7 @@ REVISIONS: tuple[str, ...] = (
     "0012",
     "0013",
     "0014",
+    "0015",
 )
 HEAD = REVISIONS[-1]
 _PG_MIGRATION_LOCK = 0x6F726368  # "orch": the advisory lock key for migrations

@@ -124,6 +124,13 @@ attempts = Table(
     Index("ix_attempts_state", "state"),
     Index("ix_attempts_task_key", "task_key"),
     Index("ix_attempts_claim", "state", "created_at"),
+    # the everyday paths, independent of history (0015): a page of the listing, attempts
+    # by workspace status and state (the ended ones by when they ended), by branch, by
+    # worktree
+    Index("ix_attempts_listing", "created_at", "id"),
+    Index("ix_attempts_workspace", "workspace_status", "state", "finished_at"),
+    Index("ix_attempts_branch", "branch_name"),
+    Index("ix_attempts_worktree", "worktree_path"),
 )
 
 attempt_events = Table(
@@ -138,6 +145,7 @@ attempt_events = Table(
     # the state the event moved its attempt into (None: it moved none, or written before
     # 0010), so that a sink's ``on = ["succeeded"]`` is a plain comparison
     Column("state", String(16)),
+    Index("ix_attempt_events_kind", "kind", "attempt_id"),
 )
 
 # the outbox's bookkeeping: one row per event and sink that subscribes to it, delivered

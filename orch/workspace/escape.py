@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from orch.errors import OrchError
 from orch.git import Git, fingerprint
-from orch.models import Attempt, State
+from orch.models import HOLDS_WORKTREE, Attempt, State
 
 if TYPE_CHECKING:
     from orch.store import Store
@@ -26,11 +26,14 @@ SHOWN = 10
 def watched(store: Store, attempt: Attempt) -> list[Path]:
     """The main worktree and the idle sibling worktrees of ``attempt``'s repository."""
     paths = [Path(attempt.repository)]
-    for other in store.list_attempts(repository=attempt.repository):
+    # only the attempts that hold a worktree, read through an index (those of other
+    # repositories are few, and skipped here: a filter on the repository too would let the
+    # database walk the repository's whole history instead)
+    for other in store.list_attempts(workspaces=HOLDS_WORKTREE):
         if (
-            other.worktree_path
+            other.repository == attempt.repository
+            and other.worktree_path
             and other.worktree_path != attempt.worktree_path
-            and other.workspace_status.holds_worktree
             and other.state != State.RUNNING
             and Path(other.worktree_path).is_dir()
         ):

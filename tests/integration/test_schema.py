@@ -509,6 +509,14 @@ ADDED_BY_0012 = {
 # what 0014 adds: the pull request of an attempt, and what the CI loop forwarded from it
 _PR_COLUMNS = ("pr_url", "pr_number", "pr_state", "pr_watch")
 ADDED_BY_0014 = {("attempts", c) for c in _PR_COLUMNS}
+# what 0015 adds: indexes only
+INDEXES_ADDED_BY_0015 = {
+    "ix_attempts_listing",
+    "ix_attempts_workspace",
+    "ix_attempts_branch",
+    "ix_attempts_worktree",
+    "ix_attempt_events_kind",
+}
 
 
 def _added_columns(diff: list[object]) -> set[tuple[str, str]]:
@@ -516,6 +524,12 @@ def _added_columns(diff: list[object]) -> set[tuple[str, str]]:
     through); anything else it holds fails the test."""
     added = set()
     for item in diff:
+        if (
+            isinstance(item, tuple)
+            and item[0] == "add_index"
+            and item[1].name in INDEXES_ADDED_BY_0015
+        ):
+            continue
         if isinstance(item, tuple) and item[0] in ("add_table", "add_index"):
             table = item[1] if item[0] == "add_table" else item[1].table
             assert table.name in TABLES_ADDED_BY_0010 | TABLES_ADDED_BY_0014, item
@@ -778,7 +792,7 @@ def test_upgrade_to_0014_gives_no_attempt_a_pull_request(
     _migrate(url, "0013")
     before = _rows(url, "attempts")
     _migrate(url, "0014")
-    assert schema_diff(url, metadata) == []
+    assert _added_columns(schema_diff(url, metadata)) == set()  # 0015's indexes only
     for old, new in zip(before, _rows(url, "attempts"), strict=True):
         assert new == {**old, **dict.fromkeys(_PR_COLUMNS)}, old["id"]
 
@@ -800,3 +814,23 @@ def test_upgrade_to_0014_gives_no_attempt_a_pull_request(
         return [{k: v for k, v in r.items() if k != "updated_at"} for r in rows]
 
     assert unchanged(_rows(url, "attempts")) == unchanged(before)
+
+
+# -- 0015: indexes for the everyday paths -----------------------------------------------------
+
+
+def test_upgrade_to_0015_adds_only_indexes(empty_store_url: str) -> None:
+    """0015 adds its indexes and nothing else (the rows come through untouched); its
+    downgrade takes exactly them away."""
+    url = empty_store_url
+    _migrate(url, "0008")
+    _fill_0008(url)
+    _migrate(url, "0014")
+    before = _rows(url, "attempts")
+    _migrate(url, "0015")
+    assert schema_diff(url, metadata) == []
+    assert _rows(url, "attempts") == before
+    _migrate(url, "0014", down=True)
+    diff = schema_diff(url, metadata)
+    assert all(isinstance(item, tuple) and item[0] == "add_index" for item in diff), diff
+    assert {item[1].name for item in diff} == INDEXES_ADDED_BY_0015

@@ -59,6 +59,10 @@ class Doctor(ProvisioningChecks, RepositoryChecks, EventChecks, LandingChecks):
             if a.workspace_status == WorkspaceStatus.SKIPPED_NOT_GIT:
                 continue  # ran where it was started, outside git: nothing of orch's to check
             by_repo.setdefault(a.repository, []).append(a)
+        # every repository the store knows (one indexed read), so that a branch left in a
+        # repository whose attempts are all cleaned up is still found
+        for repository in self.store.repositories():
+            by_repo.setdefault(repository, [])
         for repository, rows in sorted(by_repo.items()):
             try:
                 repo = self.git.discover(Path(repository))

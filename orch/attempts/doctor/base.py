@@ -17,7 +17,7 @@ from orch.git import (
     Git,
     Repository,
 )
-from orch.models import Attempt, WorkspaceStatus
+from orch.models import OCCUPIES_WORKTREE, Attempt
 from orch.system import archive, inbox
 from orch.workspace import removal
 from orch.workspace.owners import owner_of
@@ -59,9 +59,16 @@ class DoctorBase:
         self.findings: list[Finding] = []
 
     def _mine(self) -> list[Attempt]:
-        """This host's attempts: doctor only ever touches its own disk."""
+        """This host's attempts that hold (or are making) a worktree: doctor only ever
+        touches its own disk, and only these can still need it. The rest (a year of
+        cleaned-up history) are never loaded; a branch or payload no row read here owns
+        is looked up by itself (``_branch_owned``, ``store.known_ids``)."""
         here = self.settings.host_name
-        return [a for a in self.store.list_attempts() if a.workspace_host in (None, here)]
+        return [
+            a
+            for a in self.store.list_attempts(workspaces=OCCUPIES_WORKTREE)
+            if a.workspace_host in (None, here)
+        ]
 
     def _report(self, kind: str, subject: str, detail: str, repair: str) -> Finding:
         finding = Finding(kind, subject, detail, repair)
@@ -96,15 +103,11 @@ class DoctorBase:
         of ``repo``'s pool."""
         return owner_of(path, self.settings, self.store, repo).owned
 
-    def _branch_owned_since(self, repo: Repository, branch: str) -> bool:
-        """Whether an attempt recorded after doctor read the store owns ``branch`` (a
-        dispatch records its intent before it makes its branch)."""
-        return any(
-            a.branch_name == branch
-            and a.repository == str(repo.root)
-            and a.workspace_status != WorkspaceStatus.FAILED
-            for a in self.store.list_attempts()
-        )
+    def _branch_owned(self, repo: Repository, branch: str, owned: set[str]) -> bool:
+        """Whether an attempt owns ``branch``: one of the rows doctor read (``owned``), or
+        any other (an ended attempt whose branch was kept, or one recorded after doctor
+        read the store: a dispatch records its intent before it makes its branch)."""
+        return branch in owned or self.store.branch_owner(str(repo.root), branch) is not None
 
     def _move_aside(self, path: Path) -> str | None:
         if not _nonempty(path):

@@ -116,9 +116,17 @@ class LeftoverChecks(DoctorBase):
 
     def _payloads(self, attempts: list[Attempt]) -> None:
         inbox_dir = self.settings.inbox_dir
-        known = {a.id: a for a in attempts}
+        known = {a.id for a in attempts}
         if inbox_dir.is_dir():
-            for path in sorted(inbox_dir.iterdir()):
+            listed = sorted(inbox_dir.iterdir())
+            # payloads of attempts doctor did not read (it reads only those that hold a
+            # worktree) are looked up by id, not by loading the store
+            known |= self.store.known_ids(
+                p.name.removesuffix(".json")
+                for p in listed
+                if p.suffix == ".json" and p.name.removesuffix(".json") not in known
+            )
+            for path in listed:
                 attempt_id = path.name.removesuffix(".json")
                 if path.name.startswith(".") and path.name.endswith(".tmp"):
                     finding = self._report(

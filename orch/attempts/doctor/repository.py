@@ -53,13 +53,9 @@ class RepositoryChecks(LeftoverChecks):
             if self._in_use(path, repo):
                 continue  # a pool member (checked below), or a live dispatch's or attempt's
             branch = entry.get("branch", "").removeprefix("refs/heads/") or None
-            if (
-                branch
-                and branch not in owned_branches
-                and not branch.startswith(f"{self.settings.branch_prefix}/")
-            ):
+            if branch and not branch.startswith(f"{self.settings.branch_prefix}/"):
                 branch = None  # never delete a branch orch did not name
-            if branch in owned_branches:
+            if branch and self._branch_owned(repo, branch, owned_branches):
                 branch = None
             finding = self._report(
                 "orphan-worktree",
@@ -98,7 +94,7 @@ class RepositoryChecks(LeftoverChecks):
             )
             if checked_out:
                 continue  # reported above as an orphan worktree, or someone's own checkout
-            if self._branch_owned_since(repo, branch):
+            if self._branch_owned(repo, branch, owned_branches):
                 continue
             finding = self._report(
                 "orphan-branch",

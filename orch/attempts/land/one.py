@@ -316,7 +316,7 @@ def _remove(
         actor,
         checkpoint=checkpoint,
         workers=1,
-    )
+    ).items
     if item.action == "skip":
         return f"kept: {item.reason}"
     return "removed its " + ", ".join(item.removed) if item.removed else None
