@@ -200,7 +200,9 @@ class StoreBase:
             try:
                 yield conn
             finally:  # the info lives with the pooled connection: never left for the next
-                wrote = conn.info.pop(_WROTE_EVENTS, None)
+                # (one the server dropped is invalid: touching its info would raise over
+                # the error that matters, and the pool throws it away, info and all)
+                wrote = None if conn.invalidated else conn.info.pop(_WROTE_EVENTS, None)
         if wrote and self.on_events is not None:
             self.on_events(frozenset(wrote))
 
