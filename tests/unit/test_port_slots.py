@@ -1,6 +1,6 @@
 """Port slots and bundles: the slot table from config, the checks that every slot fits in
 its attempt's block, the names and quoting of the exported variables, and the ports that
-are never handed out (orch/config.py, orch/models.py, orch/system/ports.py)."""
+are never handed out (orch/config.py, orch/models/attempt.py, orch/system/ports.py)."""
 
 from __future__ import annotations
 
