@@ -24,11 +24,12 @@ from typing import TYPE_CHECKING, Any
 from orch.attempts.changes import record_changes
 from orch.attempts.occupant import worktree_lock_path
 from orch.attempts.queries import existing_worktree, find_attempt
-from orch.config import RepoConfig, Settings, load_repo_config
+from orch.config import Settings
 from orch.errors import ConfigError, OrchError, WorktreeBusy
 from orch.fslock import HeldLock, lock_owner, try_lock
 from orch.git import Git
 from orch.models import Attempt, PortBundle, Run, RunKind
+from orch.repo_config import RepoConfig, load_repo_config
 from orch.system import ports, processes
 
 if TYPE_CHECKING:

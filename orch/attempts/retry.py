@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING
 from orch.attempts.dispatch import DispatchResult, create_and_provision, new_attempt
 from orch.attempts.lifecycle import reap
 from orch.attempts.queries import find_attempt, looks_like_path
-from orch.config import Settings, load_repo_config
+from orch.config import Settings
 from orch.errors import AmbiguousAttempt, AttemptNotFound, RetryRefused
 from orch.git import Git
 from orch.models import Attempt
+from orch.repo_config import load_repo_config
 
 if TYPE_CHECKING:
     from orch.store import Store

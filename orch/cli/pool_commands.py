@@ -25,8 +25,8 @@ def _context(repo: Path | None) -> tuple[Settings, Git, Repository]:
 
 def _head_spec(git: Git, repository: Repository) -> CheckoutSpec:
     """How a dispatch at HEAD checks out: the flavour the pool's members are made for."""
-    from orch.config import load_repo_config
     from orch.models import CheckoutSpec
+    from orch.repo_config import load_repo_config
 
     config = load_repo_config(repository.root)
     head = git.resolve_commit(repository, "HEAD")

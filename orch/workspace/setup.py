@@ -23,10 +23,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orch.config import RepoConfig
 from orch.errors import ConfigError, WorkspaceError
 from orch.git import DirtyPath, Git, Repository, add_excludes, ignored_entries
 from orch.models import PortBundle
+from orch.repo_config import RepoConfig
 from orch.system import ports, processes
 from orch.workspace import copying
 

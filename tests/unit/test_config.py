@@ -7,17 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from orch.config import (
-    RepoConfig,
-    Settings,
-    check_slots_fit,
-    config_file_path,
-    default_home,
-    load_repo_config,
-    resolve,
-    validate_sparse_paths,
-)
+from orch.config import Settings, check_slots_fit, config_file_path, default_home, resolve
 from orch.errors import ConfigError, InvalidInput
+from orch.repo_config import RepoConfig, load_repo_config, validate_sparse_paths
 
 
 def env_with_config(tmp_path: Path, text: str | None = None, **env: str) -> dict[str, str]:

@@ -14,10 +14,10 @@ from orch.attempts.compare import CompareRow, TaskComparison
 from orch.attempts.queries import AttemptDetail
 from orch.cli.compare_render import check_words, comparison_text
 from orch.cli.render import attempt_detail, seconds
-from orch.config import load_repo_config
 from orch.errors import ConfigError
 from orch.git.summary import numstat
 from orch.models import ChangeSummary, Run, RunKind
+from orch.repo_config import load_repo_config
 from tests.support.records import NOW, an_attempt
 
 

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from orch.attempts.events.document import document, hook_environment, notification
-from orch.config import load_repo_config, resolve
+from orch.config import resolve
 from orch.errors import ConfigError
 from orch.models import AttemptEvent, State, event_state
+from orch.repo_config import load_repo_config
 from orch.sinks import NOTIFY_DEFAULT_ON
 from orch.system.delivery import sign
 from tests.support.records import an_attempt

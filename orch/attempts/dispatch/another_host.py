@@ -11,10 +11,11 @@ from orch import naming
 from orch.attempts.dispatch.provision import provision
 from orch.attempts.dispatch.request import DispatchRequest, DispatchResult, check_worktree_root
 from orch.attempts.intent import record_intent
-from orch.config import Settings, load_repo_config
+from orch.config import Settings
 from orch.errors import WorkspaceError
 from orch.git import Git, Repository
 from orch.models import Attempt, Lease, NewAttempt
+from orch.repo_config import load_repo_config
 
 if TYPE_CHECKING:
     from orch.store import Store

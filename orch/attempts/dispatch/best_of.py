@@ -34,11 +34,12 @@ from orch.attempts.dispatch.request import (
     new_attempt,
     no_checkpoint,
 )
-from orch.config import Settings, validate_sparse_paths
+from orch.config import Settings
 from orch.errors import InvalidInput, OrchError
 from orch.git import Git, PendingDirtyCheck
 from orch.models import Attempt
 from orch.prompt import require_prompt
+from orch.repo_config import validate_sparse_paths
 from orch.workspace import sources
 
 if TYPE_CHECKING:

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING
 from orch import naming
 from orch.attempts.dispatch.request import DispatchRequest, DispatchResult, this_process
 from orch.attempts.intent import record_intent
-from orch.config import RepoConfig, Settings
+from orch.config import Settings
 from orch.git import Git, Repository, worktree_registered
 from orch.models import NewAttempt, WorkspaceStatus
+from orch.repo_config import RepoConfig
 from orch.workspace import pool
 from orch.workspace.owners import Owner, owner_of
 from orch.workspace.reuse import finish_in_place, refuse_if_busy

@@ -26,11 +26,12 @@ from orch.attempts.dispatch.request import (
     new_attempt,
     no_checkpoint,
 )
-from orch.config import RepoConfig, Settings, load_repo_config, validate_sparse_paths
+from orch.config import Settings
 from orch.errors import DirtyRepository, InvalidInput, NotAGitRepository
 from orch.git import Git, PendingDirtyCheck, Repository
 from orch.models import CheckoutSpec
 from orch.prompt import require_prompt
+from orch.repo_config import RepoConfig, load_repo_config, validate_sparse_paths
 from orch.workspace import setup as workspace_setup
 from orch.workspace import sources
 

@@ -27,10 +27,11 @@ from orch.attempts.dispatch.request import (
     no_checkpoint,
 )
 from orch.attempts.intent import record_intent
-from orch.config import RepoConfig, Settings, check_slots_fit
+from orch.config import Settings, check_slots_fit
 from orch.errors import OrchError, WorkspaceError
 from orch.git import Git, PendingDirtyCheck, Repository, add_excludes
 from orch.models import Attempt, CheckoutSpec, NewAttempt, PortBundle, WorkspaceStatus
+from orch.repo_config import RepoConfig
 from orch.system import inbox, ports, processes
 from orch.workspace import pool, sources
 from orch.workspace import setup as workspace_setup

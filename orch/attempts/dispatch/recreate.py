@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orch.attempts.dispatch.provision import PORTS_EXCLUDE, set_up_workspace
-from orch.config import Settings, load_repo_config
+from orch.config import Settings
 from orch.errors import Conflict
 from orch.git import Git, Repository, add_excludes
 from orch.models import Attempt, State
+from orch.repo_config import load_repo_config
 from orch.system import ports
 
 if TYPE_CHECKING:

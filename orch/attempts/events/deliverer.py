@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING
 
 from orch.attempts.events.document import document, hook_environment, notification
 from orch.attempts.events.kick import take_lock
-from orch.config import Settings, load_repo_config
+from orch.config import Settings
 from orch.errors import ConfigError, OrchError
 from orch.models import Attempt, DeliveryState
+from orch.repo_config import load_repo_config
 from orch.sinks import EVERY_EVENT, Sink
 from orch.store.outbox import Claimed, SinkScope
 from orch.system import delivery

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orch import fslock
-from orch.config import Settings, load_repo_config
+from orch.config import Settings
 from orch.errors import OrchError
+from orch.repo_config import load_repo_config
 from orch.system import processes
 
 if TYPE_CHECKING:

@@ -15,9 +15,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orch.config import RepoConfig, Settings, load_repo_config
+from orch.config import Settings
 from orch.git import Git, Repository
 from orch.models import Attempt, Run
+from orch.repo_config import RepoConfig, load_repo_config
 from orch.workspace import removal
 
 if TYPE_CHECKING:
