@@ -456,6 +456,7 @@ def test_bad_input_is_one_line_and_changes_nothing(
         ((empty["id"], "--force"), 22, "has no commits since its base_commit"),
         # a dry run changes nothing: it looks at a live attempt without --force
         ((empty["id"], "--dry-run"), 22, "has no commits since its base_commit"),
+        ((attempt["id"], "--message", " \n"), 2, "--message must not be empty"),
     ]
     for args, code, words in cases:
         result = land(run_cli, repo, *args)

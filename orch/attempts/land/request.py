@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 from orch.attempts.land.build import Strategy
-from orch.errors import OrchError
+from orch.errors import InvalidInput, OrchError
 from orch.models import Attempt
 
 
@@ -23,6 +23,11 @@ class LandRequest:
     force: bool = False  # land a live attempt's committed work
     strict: bool = False  # refuse an attempt with uncommitted work
     repository: str | None = None  # --repo: the repository the operator means
+
+    def __post_init__(self) -> None:
+        # an empty message would be quietly replaced by the default one: say so instead
+        if self.message is not None and not self.message.strip():
+            raise InvalidInput("--message must not be empty (leave it out for the default)")
 
 
 @dataclasses.dataclass(frozen=True)
