@@ -230,7 +230,8 @@ def listing(
     """A listing, newest first; ``limit``: a page of at most that many, with the count of
     the rest; ``before`` (an attempt id or prefix): the page after that attempt; ``usage``:
     read the tokens and cost the agents reported (one query more; the table shows none)."""
-    after = find_attempt(store, before) if before is not None else None
+    # a page cursor is an attempt id (or prefix), never a payload path to read
+    after = store.get(before) if before is not None else None
     probe = None if limit is None else limit + 1  # one more says whether there are more
     found = store.list_attempts(states=states, task_key=task_key, limit=probe, before=after)
     more = 0

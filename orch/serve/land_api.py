@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 from orch.attempts.land.build import Strategy
 from orch.attempts.land.queue import queue_lands
 from orch.attempts.land.request import LandRequest
+from orch.attempts.queries import looks_like_path
 from orch.config import Settings
-from orch.errors import InvalidInput
+from orch.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from orch.store import Store
@@ -33,6 +34,8 @@ def queue_body(
     attempt, strategy, into = body.get("attempt"), body.get("strategy", "squash"), body.get("into")
     if not isinstance(attempt, str) or not attempt:
         raise InvalidInput("a land needs a JSON body with an 'attempt' id")
+    if looks_like_path(attempt):  # the CLI reads a payload by path; over HTTP, no file
+        raise NotFound(f"no attempt {attempt!r}: name it by id")
     if strategy not in {str(s) for s in Strategy}:
         names = ", ".join(str(s) for s in Strategy)
         raise InvalidInput(f"unknown strategy {strategy!r} (one of {names})")

@@ -75,6 +75,11 @@ def test_an_attempt_is_never_read_by_file_path_over_http(
         quoted = urllib.parse.quote(name, safe="")
         code, body = served.get(f"/api/attempts/{quoted}")
         assert code == 404 and "name it by id" in body["error"], (name, code, body)
+        # nor as the cursor of a page, nor as the attempt of a land to queue
+        code, body = served.get(f"/api/attempts?before={quoted}")
+        assert code == 404 and "no attempt" in body["error"], (name, code, body)
+        code, body = served.post("/api/lands", {"attempt": name})
+        assert code == 404 and "name it by id" in body["error"], (name, code, body)
 
 
 def test_cancel_needs_the_token_and_then_goes_through_orch_cancel(
