@@ -416,10 +416,7 @@ def test_upgrade_to_0008_moves_every_kind_of_row(empty_store_url: str, tmp_path:
     old_mappings = _rows(url, "task_workspaces")
     _migrate(url, "0008")
     # the models' schema but for what later revisions add
-    assert (
-        _added_columns(schema_diff(url, metadata))
-        == ADDED_AFTER_0008 | ADDED_BY_0010 | ADDED_BY_0011 | ADDED_BY_0012 | ADDED_BY_0014
-    )
+    assert _added_columns(schema_diff(url, metadata)) == added_after("0008")
 
     after = _rows(url, "attempts")
     assert len(after) == len(before["attempts"])
@@ -488,7 +485,7 @@ ADDED_AFTER_0008 = {
 ADDED_BY_0010 = {("attempt_events", "state")}
 TABLES_ADDED_BY_0010 = {"event_deliveries"}
 # what 0013 adds: the land queue of orch serve (a table of its own)
-TABLES_ADDED_BY_0014 = {"land_queue"}
+TABLES_ADDED_BY_0013 = {"land_queue"}
 # what 0011 adds: what a land recorded, and the intent of one in progress
 _LAND_COLUMNS = (
     "landed_commit",
@@ -509,6 +506,23 @@ ADDED_BY_0012 = {
 # what 0014 adds: the pull request of an attempt, and what the CI loop forwarded from it
 _PR_COLUMNS = ("pr_url", "pr_number", "pr_state", "pr_watch")
 ADDED_BY_0014 = {("attempts", c) for c in _PR_COLUMNS}
+# the columns each revision after 0008 adds, in one place: a new migration adds its
+# line here, and every earlier revision's test expects it through ``added_after``
+COLUMNS_ADDED = {
+    "0009": ADDED_AFTER_0008,
+    "0010": ADDED_BY_0010,
+    "0011": ADDED_BY_0011,
+    "0012": ADDED_BY_0012,
+    "0014": ADDED_BY_0014,
+}
+
+
+def added_after(revision: str) -> set[tuple[str, str]]:
+    """The columns the revisions after ``revision`` add (what the models have that a
+    store at ``revision`` lacks)."""
+    return set().union(*(cols for rev, cols in COLUMNS_ADDED.items() if rev > revision))
+
+
 # what 0015 adds: indexes only
 INDEXES_ADDED_BY_0015 = {
     "ix_attempts_listing",
@@ -532,7 +546,7 @@ def _added_columns(diff: list[object]) -> set[tuple[str, str]]:
             continue
         if isinstance(item, tuple) and item[0] in ("add_table", "add_index"):
             table = item[1] if item[0] == "add_table" else item[1].table
-            assert table.name in TABLES_ADDED_BY_0010 | TABLES_ADDED_BY_0014, item
+            assert table.name in TABLES_ADDED_BY_0010 | TABLES_ADDED_BY_0013, item
             continue
         assert isinstance(item, tuple) and item[0] == "add_column", item
         added.add((item[2], item[3].name))
@@ -583,9 +597,7 @@ def test_upgrade_to_0009_keeps_every_row_and_makes_every_run_an_agent_run(
     before = {t: _rows(url, t) for t in ("attempts", "attempt_runs")}
     assert len(before["attempt_runs"]) == 8
     _migrate(url, "0009")
-    assert _added_columns(schema_diff(url, metadata)) == (
-        ADDED_BY_0010 | ADDED_BY_0011 | ADDED_BY_0012 | ADDED_BY_0014
-    )
+    assert _added_columns(schema_diff(url, metadata)) == added_after("0009")
 
     after = _rows(url, "attempts")
     for old, new in zip(before["attempts"], after, strict=True):
@@ -637,9 +649,7 @@ def test_upgrade_to_0010_keeps_every_event_and_delivers_none_of_the_old_ones(
         engine.dispose()
     before = _rows(url, "attempt_events")
     _migrate(url, "0010")
-    assert _added_columns(schema_diff(url, metadata)) == (
-        ADDED_BY_0011 | ADDED_BY_0012 | ADDED_BY_0014
-    )
+    assert _added_columns(schema_diff(url, metadata)) == added_after("0010")
     assert _rows(url, "attempt_events") == [{**r, "state": None} for r in before]
     assert _rows(url, "event_deliveries") == []
     _migrate(url, "0009", down=True)
@@ -660,7 +670,7 @@ def test_upgrade_to_0011_leaves_every_attempt_unlanded(
     _migrate(url, "0010")
     before = _rows(url, "attempts")
     _migrate(url, "0011")
-    assert _added_columns(schema_diff(url, metadata)) == ADDED_BY_0012 | ADDED_BY_0014
+    assert _added_columns(schema_diff(url, metadata)) == added_after("0011")
     for old, new in zip(before, _rows(url, "attempts"), strict=True):
         assert new == {**old, **dict.fromkeys(_LAND_COLUMNS)}, old["id"]
 
@@ -709,7 +719,7 @@ def test_upgrade_to_0012_leaves_every_run_s_usage_unknown(
     _migrate(url, "0011")
     before = {t: _rows(url, t) for t in ("attempts", "attempt_runs")}
     _migrate(url, "0012")
-    assert _added_columns(schema_diff(url, metadata)) == ADDED_BY_0014
+    assert _added_columns(schema_diff(url, metadata)) == added_after("0012")
     assert _rows(url, "attempts") == before["attempts"]
     for old, new in zip(before["attempt_runs"], _rows(url, "attempt_runs"), strict=True):
         assert new == {**old, **dict.fromkeys(_USAGE_COLUMNS)}
@@ -739,7 +749,7 @@ def test_upgrade_to_0013_adds_an_empty_land_queue(empty_store_url: str, tmp_path
     _migrate(url, "0012")
     before = _rows(url, "attempts")
     _migrate(url, "0013")
-    assert _added_columns(schema_diff(url, metadata)) == ADDED_BY_0014
+    assert _added_columns(schema_diff(url, metadata)) == added_after("0013")
     assert _rows(url, "land_queue") == [] and _rows(url, "attempts") == before
 
     store = open_store(url, tmp_path / "locks", auto_migrate=True)
