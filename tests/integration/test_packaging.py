@@ -275,3 +275,20 @@ def test_a_plain_dispatch_imports_only_what_it_uses(repo: Path) -> None:
         imported & {"tarfile", "orch.system.archive", "tomllib", "secrets", "hmac", "getpass"}
     )
     assert unused == []
+
+
+def test_every_package_of_the_source_tree_is_in_the_wheel() -> None:
+    """setuptools' package list is written out by hand: a package missing from it is
+    missing from every installed orch (orch.attempts.land once was), while an editable
+    install and the tests never notice."""
+    import tomllib
+
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for init in (ROOT / "orch").rglob("__init__.py")
+        if "__pycache__" not in init.parts
+    }
+    assert found - listed == set()
