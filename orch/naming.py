@@ -20,6 +20,8 @@ SLUG_MAX = 40
 _SLUG_JUNK = re.compile(r"[^a-z0-9]+")
 _PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 
+_HEX_REF = re.compile(r"[0-9a-f]{4,32}")
+
 
 def new_attempt_id() -> str:
     """Eight hex digits: short enough to type, random so two processes never collide."""
@@ -81,6 +83,19 @@ def repository_dir_name(repository: Path) -> str:
 
     digest = hashlib.sha256(str(repository).encode()).hexdigest()[:8]
     return f"{slugify(repository.name, 24)}-{digest}"
+
+
+def worktrees_named(root: Path, attempt_ref: str) -> list[Path]:
+    """The worktrees under ``root`` whose name ends in the attempt id ``attempt_ref``
+    begins (``worktree_path``'s layout): a guess made before the store is open, which the
+    caller checks against the attempt's recorded worktree_path. Nothing for a ref that
+    is not hex (a payload path, a typo)."""
+    if not _HEX_REF.fullmatch(attempt_ref):
+        return []
+    try:
+        return [p for p in root.glob(f"*/*-{attempt_ref}*") if p.is_dir()]
+    except OSError:
+        return []
 
 
 def worktree_path(root: Path, repository: Path, task_key: str, attempt_id: str) -> Path:

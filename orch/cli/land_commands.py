@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,10 +11,12 @@ import click
 
 from orch.cli.common import REPO_OPTION, actor, open_store, settings_from_env
 from orch.cli.completion import complete_attempt
+from orch.errors import OrchError
 
 if TYPE_CHECKING:
     from orch.attempts.land import LandOutcome, LandRequest
     from orch.config import Settings
+    from orch.git import Git, PendingDirtyCheck
     from orch.models import QueuedLand
 
 STRATEGIES = ("squash", "rebase", "merge", "ff-only")
@@ -95,10 +98,7 @@ def land(
     waits in the queue): the loop of orch serve lands them in order, one at a time, and
     'orch land --queue' without ATTEMPTS lists each entry with its result.
     """
-    from orch.attempts.land import LandRequest, Strategy
-    from orch.attempts.land import land as run_land
     from orch.errors import InvalidInput, NotAllLanded
-    from orch.faults import checkpoint_from_env
     from orch.git import Git
 
     if not attempts and not queue:
@@ -107,32 +107,42 @@ def land(
         raise InvalidInput("--queue takes no --dry-run, --force or --strict")
     settings = settings_from_env()
     git = Git(settings.git_lock_timeout)
-    repository = str(git.discover(repo.absolute()).root) if repo is not None else None
-    request = LandRequest(
-        refs=attempts,
-        into=into,
-        strategy=Strategy(strategy),
-        message=message,
-        check=not no_check,
-        resolve=resolve,
-        keep=keep,
-        dry_run=dry_run,
-        force=force,
-        strict=strict,
-        repository=repository,
-    )
-    if queue:
-        return _queue(settings, request, as_json)
-    outcomes = run_land(
-        open_store(settings),
-        settings,
-        git,
-        request,
-        actor(),
-        os.environ,
-        checkpoint_from_env(os.environ),
-        on_outcome=lambda outcome: None if as_json else _print(outcome, len(attempts) > 1),
-    )
+    early = {} if queue or (dry_run and not strict) else _look_early(settings, git, attempts)
+    try:
+        from orch.attempts.land import LandRequest, Strategy
+        from orch.attempts.land import land as run_land
+        from orch.faults import checkpoint_from_env
+
+        repository = str(git.discover(repo.absolute()).root) if repo is not None else None
+        request = LandRequest(
+            refs=attempts,
+            into=into,
+            strategy=Strategy(strategy),
+            message=message,
+            check=not no_check,
+            resolve=resolve,
+            keep=keep,
+            dry_run=dry_run,
+            force=force,
+            strict=strict,
+            repository=repository,
+        )
+        if queue:
+            return _queue(settings, request, as_json)
+        outcomes = run_land(
+            open_store(settings),
+            settings,
+            git,
+            request,
+            actor(),
+            os.environ,
+            checkpoint_from_env(os.environ),
+            on_outcome=lambda outcome: None if as_json else _print(outcome, len(attempts) > 1),
+            early=early,
+        )
+    finally:
+        for unused in early.values():  # those the land did not take (it stops its own)
+            unused.cancel()
     if as_json:
         from orch.cli.render import to_json
 
@@ -149,6 +159,24 @@ def land(
         raise error
     names = ", ".join(o.attempt.id if o.attempt else o.ref for o in failed)
     raise NotAllLanded(f"{len(failed)} of {len(outcomes)} attempts did not land: {names}")
+
+
+def _look_early(
+    settings: Settings, git: Git, refs: tuple[str, ...]
+) -> dict[str, PendingDirtyCheck]:
+    """Start looking at each named attempt's uncommitted work now, before the store is
+    open: in a large worktree ``git status`` takes about as long as importing the store,
+    and runs beside it. The worktree is found by the attempt id its name ends in; the land
+    uses a look only when the store names the same worktree (and stops the others)."""
+    from orch.naming import worktrees_named
+
+    early = {}
+    for ref in dict.fromkeys(refs):
+        found = worktrees_named(settings.worktree_root, ref)
+        if len(found) == 1:
+            with contextlib.suppress(OSError, OrchError):
+                early[str(found[0])] = git.start_dirty_check(found[0], yield_cpu=True)
+    return early
 
 
 def _print(outcome: LandOutcome, several: bool) -> None:

@@ -34,7 +34,7 @@ from orch.git.diff import (
     WorktreeTree,
     index_file,
 )
-from orch.git.landing import CommitMeta, Conflicted, Landing, Merged, Replayed
+from orch.git.landing import CommitMeta, Conflicted, LandedPath, Landing, Merged, Replayed
 from orch.git.refs import (
     PendingRepositoryFacts,
     PendingRepositoryUrl,
@@ -87,6 +87,7 @@ __all__ = [
     "DirtyPath",
     "FileChange",
     "Git",
+    "LandedPath",
     "Landing",
     "Merged",
     "Pending",

@@ -10,19 +10,23 @@ so far and whose parent is the replayed commit's parent, so that merge-tree's ow
 base is that parent: the three-way merge of a cherry-pick. The temporary commits are
 unreachable objects that git's gc removes in time.
 
-The one command that writes a worktree is ``follow_target``: a checked-out target's
-worktree brought along after its branch moved (a two-tree ``read-tree -m -u``, as a
-fast-forward merge does it). Nothing here decides whether a land may happen.
+The commands that write a worktree bring a checked-out target's worktree along after its
+branch moved: ``apply_landed`` applies the landed change to the landed paths only (``git
+apply --index``, so its cost does not grow with the worktree), ``follow_target`` is the
+two-tree ``read-tree -m -u`` a fast-forward merge does (for a change too large for a
+patch, or a worktree the patch does not apply to). Nothing here decides whether a land
+may happen.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from orch.errors import GitError, GitTooOld
+from orch.errors import GitError, GitTooOld, LockBusy
 from orch.git.runner import Runner, last_line
 from orch.git.status import parse_porcelain
 
@@ -41,6 +45,15 @@ class Conflicted:
 
     path: str
     kinds: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class LandedPath:
+    """A path a land changes in the target: ``A`` added, ``M`` modified, ``D`` deleted,
+    ``T`` its type changed."""
+
+    status: str
+    path: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,28 +244,100 @@ class Landing(Runner):
         # -F -: the message byte for byte (no -m splitting into paragraphs)
         return self.run([*args, "-F", "-"], input=message, env=env).stdout.strip()
 
-    def dirty_among(self, worktree: Path, paths: Sequence[str]) -> list[str]:
-        """Which of ``paths`` (or the directories holding them) have uncommitted changes
-        or untracked files in ``worktree``: ``git status`` limited to those paths, so that
-        only they are looked at, read without taking the index lock."""
-        if not paths:
-            return []
-        limit = len(paths) <= _PATHSPEC_LIMIT
+    def landed_changes(self, git_dir: Path, old: str, new: str) -> list[LandedPath]:
+        """What moving a target from ``old`` to ``new`` changes, path by path (renames as
+        a deletion and an addition, as a checkout sees them)."""
         out = self.run(
             [
+                "--git-dir",
+                str(git_dir),
+                "diff",
+                "--no-renames",
+                "--name-status",
+                "-z",
+                "--end-of-options",
+                old,
+                new,
+                "--",
+            ]
+        ).stdout
+        fields = out.split("\0")
+        return [
+            LandedPath(fields[i][:1], fields[i + 1])
+            for i in range(0, len(fields) - 1, 2)
+            if fields[i]
+        ]
+
+    def dirty_among(self, worktree: Path, changes: Sequence[LandedPath]) -> list[str]:
+        """Which landed paths ``worktree`` could not follow: a tracked one with staged or
+        unstaged changes (``git status`` limited to those paths, read without taking the
+        index lock), a new one where something already sits. Only the landed paths are
+        looked at: the cost does not grow with the worktree."""
+        tracked = [c.path for c in changes if c.status != "A"]
+        in_the_way = [
+            c.path for c in changes if c.status == "A" and os.path.lexists(worktree / c.path)
+        ]
+        if not tracked:
+            return in_the_way
+        limit = len(tracked) <= _PATHSPEC_LIMIT
+        out = self.run(
+            [
+                "-c",
+                "core.preloadIndex=false",
                 "--no-optional-locks",
                 "--literal-pathspecs",
                 "status",
                 "--porcelain=v1",
                 "-z",
-                "--untracked-files=all",
+                "--untracked-files=no",
                 "--",
-                *(paths if limit else []),
+                *(tracked if limit else []),
             ],
             cwd=worktree,
         ).stdout
-        wanted = set(paths)
-        return [d.path for d in parse_porcelain(out) if d.path in wanted]
+        wanted = set(tracked)
+        return [d.path for d in parse_porcelain(out) if d.path in wanted] + in_the_way
+
+    def landed_patch(self, git_dir: Path, old: str, new: str, limit: int) -> bytes | None:
+        """The change from ``old`` to ``new`` as a patch ``git apply`` takes byte for byte
+        (binary files included, whatever the user's diff settings); None when it is
+        longer than ``limit`` bytes."""
+        data, more = self.output_head(
+            [
+                "--git-dir",
+                str(git_dir),
+                "-c",
+                "diff.noprefix=false",
+                "diff",
+                "--binary",
+                "--full-index",
+                "--no-renames",
+                "--no-color",
+                "--no-ext-diff",
+                "--no-textconv",
+                "--src-prefix=a/",
+                "--dst-prefix=b/",
+                "--end-of-options",
+                old,
+                new,
+                "--",
+            ],
+            limit,
+        )
+        return None if more else data
+
+    def apply_landed(self, worktree: Path, patch: bytes) -> bool:
+        """Apply a landed change to ``worktree``'s index and files (``git apply --index``:
+        all or nothing, and a file whose content differs from the index is refused, never
+        overwritten); False when git refused, having changed nothing. Only the patch's
+        paths are read and written."""
+        try:
+            self.run(["apply", "--index", "--whitespace=nowarn", "-"], cwd=worktree, input=patch)
+        except LockBusy:
+            raise
+        except GitError:
+            return False
+        return True
 
     # -- moving the target -----------------------------------------------------------------
 

@@ -74,10 +74,12 @@ class Runner:
         cwd: Path | None = None,
         *,
         check: bool = True,
-        input: str | None = None,
+        input: str | bytes | None = None,
         env: Mapping[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run ``git args``; retry while git reports a busy lock; raise ``GitError``."""
+        """Run ``git args``; retry while git reports a busy lock; raise ``GitError``.
+        ``input`` given as bytes goes to git byte for byte (a patch of files in any
+        encoding); the output is decoded as always."""
         cmd = ["git", *args]
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.005
@@ -85,15 +87,26 @@ class Runner:
         while True:
             try:
                 # file names and file contents need not be UTF-8: never fail decoding them
-                proc = subprocess.run(
-                    cmd,
-                    cwd=cwd,
-                    input=input,
-                    capture_output=True,
-                    text=True,
-                    errors="surrogateescape",
-                    env=full_env,
-                )
+                if isinstance(input, bytes):
+                    raw = subprocess.run(
+                        cmd, cwd=cwd, input=input, capture_output=True, env=full_env
+                    )
+                    proc = subprocess.CompletedProcess(
+                        cmd,
+                        raw.returncode,
+                        raw.stdout.decode(errors="surrogateescape"),
+                        raw.stderr.decode(errors="surrogateescape"),
+                    )
+                else:
+                    proc = subprocess.run(
+                        cmd,
+                        cwd=cwd,
+                        input=input,
+                        capture_output=True,
+                        text=True,
+                        errors="surrogateescape",
+                        env=full_env,
+                    )
             except (FileNotFoundError, NotADirectoryError) as exc:
                 raise not_started(exc, cwd) from exc
             if proc.returncode == 0 or not check:

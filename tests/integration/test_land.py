@@ -237,6 +237,18 @@ def test_dry_run_says_whether_it_would_conflict_and_changes_nothing(
     result = land(run_cli, repo, clashing["id"], "--dry-run")
     assert result.exit_code == 21
     assert "conflicts with main" in error_line(result.stderr)
+    # several at once (side by side): each onto main as it is, said in the order named;
+    # uncommitted work is looked at only with --strict, where it decides
+    Path(clean["worktree_path"], "left.txt").write_text("uncommitted\n")
+    result = land(run_cli, repo, clashing["id"], clean["id"], clean["id"], "--dry-run")
+    assert result.exit_code == 14
+    lines = result.stdout.splitlines()
+    said = [ln for ln in lines if "would land" in ln]
+    assert said == [f"{clean['id']} would land into main cleanly (squash, onto {old[:12]}):"] * 2
+    assert f"{clashing['id']}: would conflict: " in result.stderr
+    assert "uncommitted" not in result.stderr
+    result = land(run_cli, repo, clean["id"], "--dry-run", "--strict")
+    assert result.exit_code == 22 and "1 uncommitted path" in error_line(result.stderr)
     # nothing changed, not even an event
     assert rev(repo, "main") == old
     for a in (clean, clashing):
@@ -324,6 +336,79 @@ def test_a_checkout_of_the_target_with_changes_to_landed_files_is_refused(
         repo / "src/d1/f1.txt"
     ).read_text() == "mine, elsewhere\n"
     assert git("status", "--porcelain", cwd=repo) == " M src/d1/f1.txt\n?? notes.txt\n"
+
+
+# every kind of change a checkout follows: binary, deleted, renamed, executable, a symlink,
+# a name with a space and unicode, CRLF; "large" makes the patch longer than the checkout
+# follows by (4 MB: a random 5 MB file), so that it follows by git read-tree instead
+FOLLOWED = (
+    "printf '\\000\\001changed' > blob.dat && git rm -q gone.txt && chmod +x tool.sh && "
+    "ln -s tool.sh link && git mv old-name.txt new-name.txt && printf 'ü\\r\\n' > 'sp ace ü.txt' "
+    "&& {big}git add -A && git commit -qm 'every kind of change'"
+)
+
+
+@pytest.mark.parametrize("size", ["small", "large"])
+def test_the_checkout_of_the_target_follows_every_kind_of_change_exactly(
+    repo: Path,
+    run_cli: RunCli,
+    run_orch: RunOrch,
+    size: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    files: dict[str, str | bytes | None] = {
+        "blob.dat": bytes(range(256)) * 8,
+        "gone.txt": "x\n",
+        "tool.sh": "echo hi\n",
+        "old-name.txt": "a\nb\nc\n",
+    }
+    main_commits(repo, files, "files the attempt will change")
+    big = "head -c 5000000 /dev/urandom > big.bin && " if size == "large" else ""
+    attempt = attempt_with_commits(run_cli, run_orch, repo, task(), FOLLOWED.format(big=big))
+    (repo / "mine.txt").write_text("untracked, kept\n")
+    trace = tmp_path / "git-trace"
+    monkeypatch.setenv("GIT_TRACE", str(trace))
+    [done] = outcomes(land(run_cli, repo, attempt["id"], "--json"))
+    assert done["result"] == "landed" and done["warnings"] == [], done
+    # the checkout is at the new commit, index and files, with nothing else changed
+    assert git("status", "--porcelain", "--untracked-files=all", cwd=repo) == "?? mine.txt\n"
+    assert git("diff", "--name-only", "HEAD", cwd=repo) == ""
+    assert (repo / "blob.dat").read_bytes() == b"\x00\x01changed"
+    assert not (repo / "gone.txt").exists() and not (repo / "old-name.txt").exists()
+    assert (repo / "new-name.txt").read_text() == "a\nb\nc\n"
+    assert os.access(repo / "tool.sh", os.X_OK) and os.readlink(repo / "link") == "tool.sh"
+    assert (repo / "sp ace ü.txt").read_bytes() == "ü\r\n".encode()
+    if size == "large":
+        assert (repo / "big.bin").stat().st_size == 5_000_000
+    # a small change follows by its patch, over the landed paths only; a large one by
+    # git's two-tree read-tree, which reads the whole tree
+    commands = trace.read_text()
+    assert ("git apply --index" in commands) == (size == "small")
+    assert ("git read-tree -m -u" in commands) == (size == "large")
+
+
+def test_a_checkout_with_a_file_where_the_land_adds_one_is_refused(
+    repo: Path, run_cli: RunCli, run_orch: RunOrch
+) -> None:
+    attempt = attempt_with_commits(run_cli, run_orch, repo, task())
+    old = rev(repo, "main")
+    (repo / "new.txt").write_text("mine, untracked\n")  # the attempt adds new.txt
+    result = land(run_cli, repo, attempt["id"])
+    assert result.exit_code == 22
+    assert error_line(result.stderr) == (
+        f"Error: main is checked out at {repo.resolve()} with uncommitted changes to files "
+        "the land changes (new.txt): commit or stash them first"
+    )
+    assert rev(repo, "main") == old and (repo / "new.txt").read_text() == "mine, untracked\n"
+    # staged, not in the files: refused too
+    (repo / "new.txt").unlink()
+    (repo / "src/d0/f0.txt").write_text("staged\n")
+    git("add", "src/d0/f0.txt", cwd=repo)
+    result = land(run_cli, repo, attempt["id"])
+    assert result.exit_code == 22 and "(src/d0/f0.txt)" in error_line(result.stderr)
+    assert rev(repo, "main") == old
+    assert git("diff", "--cached", "--name-only", cwd=repo) == "src/d0/f0.txt\n"
 
 
 def test_a_target_checked_out_nowhere_moves_and_no_worktree_is_touched(

@@ -15,6 +15,7 @@ check on the result), ``one`` (one attempt, start to end), ``recovery`` (after a
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -24,10 +25,12 @@ from orch.attempts.land.recovery import complete_landing
 from orch.attempts.land.request import LandOutcome, LandRequest
 from orch.config import Settings
 from orch.errors import OrchError
-from orch.git import Git
+from orch.git import Git, PendingDirtyCheck
 
 if TYPE_CHECKING:
     from orch.store import Store
+
+DRY_RUNS_AT_ONCE = 4
 
 __all__ = ["LandOutcome", "LandRequest", "Strategy", "complete_landing", "land"]
 
@@ -41,15 +44,29 @@ def land(
     environ: Mapping[str, str],
     checkpoint: Callable[[str], None] = lambda step: None,
     on_outcome: Callable[[LandOutcome], None] = lambda outcome: None,
+    early: dict[str, PendingDirtyCheck] | None = None,
 ) -> list[LandOutcome]:
     """Land each attempt of ``request.refs`` in order; a failure is its outcome's error
-    (the caller decides the exit code), and the next attempt goes on."""
-    outcomes = []
-    for ref in request.refs:
+    (the caller decides the exit code), and the next attempt goes on. ``early``: looks
+    at the attempts' uncommitted work the caller started (by worktree_path): each land
+    takes its own; the caller stops those left."""
+    early = {} if early is None else early
+
+    def one(ref: str) -> LandOutcome:
         try:
-            outcome = land_one(store, settings, git, request, ref, actor, environ, checkpoint)
+            return land_one(store, settings, git, request, ref, actor, environ, checkpoint, early)
         except OrchError as exc:
-            outcome = LandOutcome(ref, "failed", error=exc)
+            return LandOutcome(ref, "failed", error=exc)
+
+    if request.dry_run and len(request.refs) > 1:
+        # a dry run changes nothing and tries each attempt onto the target as it is: side
+        # by side (most of its time goes to starting git processes)
+        with concurrent.futures.ThreadPoolExecutor(DRY_RUNS_AT_ONCE) as pool:
+            results = pool.map(one, request.refs)
+    else:
+        results = map(one, request.refs)
+    outcomes = []
+    for outcome in results:  # in order either way
         on_outcome(outcome)
         outcomes.append(outcome)
     return outcomes

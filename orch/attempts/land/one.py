@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orch.attempts.land.build import build
-from orch.attempts.land.checkouts import checkouts_of, follow, refuse_dirty_checkouts
+from orch.attempts.land.checkouts import follow, prepare_checkouts
 from orch.attempts.land.refusals import (
     branch_tip,
     elsewhere,
@@ -42,7 +42,7 @@ from orch.errors import (
     OrchError,
     TargetMoved,
 )
-from orch.git import DiffRange, Git, Repository
+from orch.git import DiffRange, Git, PendingDirtyCheck, Repository
 from orch.models import Attempt, Landed
 
 if TYPE_CHECKING:
@@ -61,7 +61,10 @@ def land_one(
     actor: str,
     environ: Mapping[str, str],
     checkpoint: Checkpoint,
+    early: dict[str, PendingDirtyCheck],
 ) -> LandOutcome:
+    """Land one attempt. ``early``: looks at attempts' uncommitted work started before the
+    store was open, by worktree_path (this land takes its own, if there)."""
     attempt = find_attempt(store, ref)
     if attempt.landed:
         return LandOutcome(
@@ -89,12 +92,17 @@ def land_one(
         )
     git.require_merge_tree()
     tip = pushed_tip(git, repo, settings, attempt) if foreign else branch_tip(git, repo, attempt)
-    dirt = None if foreign else start_dirt(git, attempt)
+    # a dry run says what would land; the work left behind is looked at only when it
+    # decides (--strict): in a large worktree that look costs more than the rest
+    looks = not foreign and (request.strict or not request.dry_run)
+    dirt = start_dirt(git, attempt, early) if looks else None
     try:
         warnings = uncommitted(attempt, dirt, strict=True) if request.strict else ()
         target = resolve_target(git, repo, attempt, request.into)
         try:
-            with landing_into(repo, target):
+            # a dry run moves nothing: it takes no lock (dry runs go side by side)
+            lock = contextlib.nullcontext() if request.dry_run else landing_into(repo, target)
+            with lock:
                 outcome = _land_locked(
                     store,
                     settings,
@@ -181,8 +189,7 @@ def _land_locked(
                     built.commit,
                     diffstat=stat,
                 )
-            checkouts = checkouts_of(git, repo, target)
-            refuse_dirty_checkouts(git, repo, target, checkouts, old, built.commit)
+            checkouts = prepare_checkouts(git, repo, target, old, built.commit)
             intent = {
                 "into": target.branch,
                 "from": old,

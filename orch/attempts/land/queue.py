@@ -118,7 +118,7 @@ def land_entry(
     )
     try:
         outcome = land_one(
-            store, settings, git, request, entry.attempt_id, actor, environ, lambda step: None
+            store, settings, git, request, entry.attempt_id, actor, environ, lambda step: None, {}
         )
     except OrchError as exc:
         outcome = LandOutcome(entry.attempt_id, "failed", error=exc)

@@ -89,11 +89,20 @@ def _with_commits(git: Git, repo: Repository, attempt: Attempt, tip: str) -> str
     return tip
 
 
-def start_dirt(git: Git, attempt: Attempt) -> PendingDirtyCheck | None:
-    """The attempt's uncommitted work, looked at in the background meanwhile."""
+def start_dirt(
+    git: Git, attempt: Attempt, early: dict[str, PendingDirtyCheck]
+) -> PendingDirtyCheck | None:
+    """The attempt's uncommitted work, looked at in the background meanwhile: the look
+    started at ``orch land``'s start for this worktree (``early``: by worktree_path),
+    else one started now."""
+    started = early.pop(attempt.worktree_path, None) if attempt.worktree_path else None
     path = Path(attempt.worktree_path) if attempt.worktree_path else None
     if path is None or not attempt.workspace_status.holds_worktree or not path.is_dir():
+        if started is not None:
+            started.cancel()
         return None
+    if started is not None:
+        return started
     try:
         return git.start_dirty_check(path, yield_cpu=True)
     except OSError:
