@@ -53,7 +53,7 @@ TARGET_OVERHEAD_MS = 60.0  # orch diff --stat - git diff --stat - floor (issue 1
 # git's way to orch diff's answer: a copy of the worktree's index, the untracked files
 # marked intent-to-add in it, then the diff of the base against the worktree
 SAME_ANSWER = (
-    'tmp=$(mktemp -d) && trap \'rm -rf "$tmp"\' EXIT && '
+    "tmp=$(mktemp -d) && trap 'rm -rf \"$tmp\"' EXIT && "
     'cp "$(git rev-parse --git-path index)" "$tmp/index" && export GIT_INDEX_FILE="$tmp/index" && '
     "git --no-optional-locks ls-files -z --others --exclude-standard | "
     "git --literal-pathspecs add --intent-to-add --pathspec-from-file=- --pathspec-file-nul && "
