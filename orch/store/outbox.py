@@ -18,10 +18,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, exists, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from orch.models import AttemptEvent, DeliveryState, EventDelivery
 from orch.store.base import StoreBase, _aware, to_event
+from orch.store.dialects import upsert
 from orch.store.engine import is_sqlite
 from orch.store.tables import attempt_events as _E
 from orch.store.tables import attempts as _T
@@ -192,7 +192,6 @@ class OutboxOps(StoreBase):
     def _insert_deliveries(
         self, conn: Connection, sink: str, rows: Sequence[Any], now: dt.datetime
     ) -> None:
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
         values = [
             {
                 "event_id": r.id,
@@ -208,7 +207,7 @@ class OutboxOps(StoreBase):
         ]
         # another deliverer planning the same events at once: its rows stand, not an error
         conn.execute(
-            dialect.insert(_D)
+            upsert(conn, _D)
             .values(values)
             .on_conflict_do_nothing(index_elements=[_D.c.event_id, _D.c.sink])
         )

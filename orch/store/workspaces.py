@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Connection, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from orch.models import HOLDS_WORKTREE, TaskWorkspace, WorkspaceStatus
 from orch.store.base import StoreBase
+from orch.store.dialects import upsert
 from orch.store.tables import attempts as _T
 from orch.store.tables import task_workspaces as _W
 
@@ -32,14 +32,13 @@ def map_task_workspace(conn: Connection, row: Any, now: Any) -> None:
         or row.target_host is not None
     ):
         return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     # one statement that inserts or replaces: parallel dispatches of one task never fail
     # on each other's row (the later one wins)
-    upsert = dialect.insert(_W).values(
+    statement = upsert(conn, _W).values(
         repository=row.repository, task_key=row.task_key, attempt_id=row.id, updated_at=now
     )
     conn.execute(
-        upsert.on_conflict_do_update(
+        statement.on_conflict_do_update(
             index_elements=[_W.c.repository, _W.c.task_key],
             set_={"attempt_id": row.id, "updated_at": now},
         )
