@@ -59,6 +59,14 @@ STRATEGIES = ("squash", "rebase", "merge", "ff-only")
     help="Queue the lands for the loop of orch serve / orch loop, which lands them in "
     "order; without ATTEMPTS, list the land queue with each entry's result.",
 )
+@click.option(
+    "--drop",
+    "drop",
+    type=click.IntRange(min=1),
+    multiple=True,
+    metavar="ENTRY",
+    help="Take a waiting entry (its number in 'orch land --queue') out of the land queue.",
+)
 @REPO_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print each attempt's outcome as JSON.")
 def land(
@@ -73,6 +81,7 @@ def land(
     force: bool,
     strict: bool,
     queue: bool,
+    drop: tuple[int, ...],
     repo: Path | None,
     as_json: bool,
 ) -> None:
@@ -96,11 +105,17 @@ def land(
 
     --queue records the lands instead (exit 0; 8 an unknown attempt, 12 one that already
     waits in the queue): the loop of orch serve lands them in order, one at a time, and
-    'orch land --queue' without ATTEMPTS lists each entry with its result.
+    'orch land --queue' without ATTEMPTS lists each entry with its result. --drop ENTRY
+    takes a waiting entry out of the queue (8 no such entry, 12 one being landed or
+    ended).
     """
     from orch.errors import InvalidInput, NotAllLanded
     from orch.git import Git
 
+    if drop:
+        if attempts:
+            raise InvalidInput("--drop takes entries of the land queue, not attempts")
+        return _drop(settings_from_env(), drop, as_json)
     if not attempts and not queue:
         raise InvalidInput("name the attempts to land (or --queue to list the land queue)")
     if queue and (dry_run or force or strict):
@@ -237,6 +252,20 @@ def _queue(settings: Settings, request: LandRequest, as_json: bool) -> None:
         click.echo("the land queue is empty")
     for entry in entries:
         click.echo(queue_line(entry))
+
+
+def _drop(settings: Settings, entries: tuple[int, ...], as_json: bool) -> None:
+    """``--drop``: take waiting entries out of the land queue in turn; the first that
+    cannot be dropped stops it with its one line."""
+    from orch.cli.render import to_json
+
+    store = open_store(settings)
+    dropped = [store.drop_land(entry, actor()) for entry in dict.fromkeys(entries)]
+    if as_json:
+        click.echo(to_json(dropped=[e.to_dict() for e in dropped]))
+        return
+    for entry in dropped:
+        click.echo(f"#{entry.id} {entry.attempt_id} dropped from the land queue")
 
 
 def queue_line(entry: QueuedLand) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from orch.errors import Conflict
+from orch.errors import Conflict, NotFound
 from orch.models import LandQueueState, QueuedLand
 from orch.store.base import StoreBase, _stamp
 from orch.store.tables import land_queue as _L
@@ -149,3 +149,32 @@ class LandQueueOps(StoreBase):
                 .returning(*_L.c)
             ).first()
         return None if row is None else _to_land(row)
+
+    def drop_land(self, entry_id: int, actor: str) -> QueuedLand:
+        """Take a waiting entry out of the queue before the loop lands it (``failed``,
+        result ``dropped``; a ``land_dropped`` event): a compare-and-set on ``queued``, so
+        an entry the loop has begun landing is refused, never cut off."""
+        with self._write() as conn:
+            row = conn.execute(
+                update(_L)
+                .where(_L.c.id == entry_id, _L.c.state == str(LandQueueState.QUEUED))
+                .values(
+                    state=str(LandQueueState.FAILED),
+                    result="dropped",
+                    reason=f"dropped from the queue by {actor}",
+                    updated_at=self.clock(),
+                )
+                .returning(*_L.c)
+            ).first()
+            if row is not None:
+                self._event(conn, row.attempt_id, "land_dropped", actor, entry=entry_id)
+                return _to_land(row)
+            found = conn.execute(select(_L).where(_L.c.id == entry_id)).first()
+        if found is None:
+            raise NotFound(f"the land queue has no entry {entry_id}")
+        entry = _to_land(found)
+        if entry.state == LandQueueState.LANDING:
+            raise Conflict(f"entry {entry_id} (attempt {entry.attempt_id}) is being landed now")
+        raise Conflict(
+            f"entry {entry_id} (attempt {entry.attempt_id}) has already ended: {entry.result}"
+        )

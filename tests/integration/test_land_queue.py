@@ -106,6 +106,42 @@ def test_the_loop_lands_the_queue_in_order_and_keeps_each_result(
     assert rev(repo, "main") == landed_third["landed_commit"]
 
 
+def test_a_waiting_entry_is_dropped_and_the_loop_passes_it_by(
+    repo: Path, run_cli: RunCli, run_orch: RunOrch, store: Store
+) -> None:
+    first = attempt_with_commits(run_cli, run_orch, repo, task())
+    second = attempt_with_commits(run_cli, run_orch, repo, task(), ELSEWHERE)
+    old = rev(repo, "main")
+    assert land(run_cli, repo, "--queue", first["id"], second["id"]).exit_code == 0
+    entries = {e["attempt_id"]: e["id"] for e in queue(run_cli, repo)}
+    dropped = land(run_cli, repo, "--drop", str(entries[first["id"]]))
+    assert dropped.exit_code == 0, dropped.stderr
+    assert dropped.stdout == f"#{entries[first['id']]} {first['id']} dropped from the land queue\n"
+    # bad input, each one line: again (ended), unknown, being landed, with attempts, zero
+    again = assert_failed_cleanly(land(run_cli, repo, "--drop", str(entries[first["id"]])), 12)
+    assert "has already ended: dropped" in again
+    assert "no entry 999" in assert_failed_cleanly(land(run_cli, repo, "--drop", "999"), 8)
+    assert_failed_cleanly(land(run_cli, repo, "--drop", "1", first["id"]), 2)
+    zero = land(run_cli, repo, "--drop", "0")
+    assert zero.exit_code == 2 and "Invalid value for '--drop'" in zero.stderr
+    landing = entries[second["id"]]
+    store.move_land(landing, LandQueueState.QUEUED, LandQueueState.LANDING)
+    assert "being landed now" in assert_failed_cleanly(
+        land(run_cli, repo, "--drop", str(landing)), 12
+    )
+    store.move_land(landing, LandQueueState.LANDING, LandQueueState.QUEUED)
+    # the loop lands the one left, never the dropped one
+    one_cycle(run_orch, repo)
+    by_id = {e["attempt_id"]: e for e in queue(run_cli, repo)}
+    assert (by_id[first["id"]]["state"], by_id[first["id"]]["result"]) == ("failed", "dropped")
+    assert (by_id[second["id"]]["state"], by_id[second["id"]]["result"]) == ("done", "landed")
+    assert rev(repo, "main^") == old
+    kinds = [
+        e["kind"] for e in json_out(run_cli("show", first["id"], "--json", cwd=repo))["events"]
+    ]
+    assert "land_dropped" in kinds and "landed" not in kinds
+
+
 def test_a_land_a_dead_loop_left_landing_is_taken_up_again(
     repo: Path, run_cli: RunCli, run_orch: RunOrch, store: Store
 ) -> None:
