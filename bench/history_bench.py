@@ -21,7 +21,11 @@ steadier measure on a busy machine), its ratio to the smallest size, and how lon
 took. The target is every ratio ≤ 1.2.
 
     python bench/history_bench.py [--sizes 1000,100000] [--pg-url URL [--no-sqlite]]
-                                  [--repeat 5] [--json out.json]
+                                  [--repeat 5] [--stores DIR [--seed-only]] [--json out.json]
+
+``--stores DIR`` keeps the seeded stores (and PostgreSQL databases) and reuses them: a 1M
+store takes 10 to 15 minutes to seed, which can be done once, untimed, and measured later
+on a quiet machine (each run adds its few live attempts to the kept store).
 """
 
 from __future__ import annotations
@@ -114,24 +118,40 @@ def _dashboard(orch: str, env: dict[str, str], repo: Path, repeat: int) -> tuple
 
 
 def measure(
-    orch: str, python: str, base_env: dict[str, str], root: Path, url: str, size: int, repeat: int
+    orch: str,
+    python: str,
+    base_env: dict[str, str],
+    root: Path,
+    url: str,
+    size: int,
+    repeat: int,
+    seed_only: bool = False,
 ) -> dict[str, Any]:
     env = {**base_env, "ORCH_HOME": str(root / "orch-home"), "ORCH_DATABASE_URL": url}
     repo = root / "repo"
-    repo.mkdir(parents=True)
-    run(["git", "init", "-q", "-b", "main"], env, cwd=repo)
-    (repo / "README").write_text("bench\n")
-    run(["git", "add", "README"], env, cwd=repo)
-    run(["git", "commit", "-qm", "init"], env, cwd=repo)
-    run([orch, "db", "upgrade"], env, cwd=repo)
-    start = time.perf_counter()
-    run(
-        [python, "-m", "tests.support.history", url, str(size), str(repo)],
-        {**env, "PYTHONPATH": str(CHECKOUT)},
-        cwd=CHECKOUT,
-    )
-    seeding = time.perf_counter() - start
-    log(f"  seeded {size} ended attempts in {seeding:.1f}s")
+    seeded_mark = root / "seeded"
+    seeding = None
+    if seeded_mark.exists():  # --stores: seeded by an earlier run
+        log(f"  reusing the store seeded in {root}")
+        run([orch, "db", "upgrade"], env, cwd=repo)
+    else:
+        repo.mkdir(parents=True)
+        run(["git", "init", "-q", "-b", "main"], env, cwd=repo)
+        (repo / "README").write_text("bench\n")
+        run(["git", "add", "README"], env, cwd=repo)
+        run(["git", "commit", "-qm", "init"], env, cwd=repo)
+        run([orch, "db", "upgrade"], env, cwd=repo)
+        start = time.perf_counter()
+        run(
+            [python, "-m", "tests.support.history", url, str(size), str(repo)],
+            {**env, "PYTHONPATH": str(CHECKOUT)},
+            cwd=CHECKOUT,
+        )
+        seeding = time.perf_counter() - start
+        seeded_mark.write_text(f"{size}\n")
+        log(f"  seeded {size} ended attempts in {seeding:.1f}s")
+    if seed_only:
+        return {"size": size, "seeding_s": seeding, "times": {}, "cpu": {}}
     for n in range(3):  # a few live attempts beside the history
         run([orch, "dispatch", f"live-{n}", "--prompt", "do it"], env, cwd=repo)
     seeded = "h" + f"{size // 2:07d}"
@@ -180,6 +200,13 @@ def main() -> None:
     ap.add_argument("--pg-url", default=None, help="also measure PostgreSQL (admin URL)")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--no-sqlite", action="store_true", help="only PostgreSQL (--pg-url)")
+    ap.add_argument(
+        "--stores",
+        default=None,
+        help="keep the seeded stores in this directory (and their PostgreSQL databases) and "
+        "reuse them in later runs: seed once (untimed), measure when the machine is quiet",
+    )
+    ap.add_argument("--seed-only", action="store_true", help="with --stores: seed, measure nothing")
     add_orch_and_json(ap)
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -188,17 +215,22 @@ def main() -> None:
         report: dict[str, Any] = {**report_head(br.env), "load": os.getloadavg(), "runs": []}
         for backend in backends:
             for size in sizes:
-                root = br.root / f"{backend}-{size}"
+                root = (Path(args.stores) if args.stores else br.root) / f"{backend}-{size}"
+                kept = args.stores is not None and (root / "seeded").exists()
                 log(f"{backend}, {size} ended attempts")
+                name = f"orch_hbench_{size}"
                 if backend == "sqlite":
                     url = f"sqlite:///{root}/orch.db"
+                elif kept:
+                    url = args.pg_url.rsplit("/", 1)[0] + "/" + name
                 else:
-                    url = _pg_database(args.pg_url, f"orch_hbench_{size}", br.env, br.python)
+                    url = _pg_database(args.pg_url, name, br.env, br.python)
                 try:
-                    result = measure(br.orch, br.python, br.env, root, url, size, args.repeat)
+                    result = measure(
+                        br.orch, br.python, br.env, root, url, size, args.repeat, args.seed_only
+                    )
                 finally:
-                    if backend == "postgresql":
-                        name = f"orch_hbench_{size}"
+                    if backend == "postgresql" and args.stores is None:
                         _pg_database(args.pg_url, name, br.env, br.python, action="drop")
                 report["runs"].append({"backend": backend, **result})
         report["load_after"] = os.getloadavg()
@@ -220,10 +252,16 @@ def _table(report: dict[str, Any]) -> str:
                     t = r[measure][name]
                     row += f"{t:>9.3f}s {t / first[measure][name]:>4.2f}x"
                 lines.append(row)
-        lines.append(f"{'seeding':<22}" + "".join(f"{r['seeding_s']:>15.1f}s" for r in runs))
+        lines.append(
+            f"{'seeding':<22}"
+            + "".join(
+                f"{r['seeding_s']:>15.1f}s" if r["seeding_s"] is not None else f"{'(kept)':>16}"
+                for r in runs
+            )
+        )
         lines.append(
             f"{'attempts page bytes':<22}"
-            + "".join(f"{r['attempts_page_bytes']:>16}" for r in runs)
+            + "".join(f"{r.get('attempts_page_bytes', '-'):>16}" for r in runs)
         )
     return "\n".join(lines) + "\n" + json.dumps({"target": "every ratio <= 1.2"})
 
