@@ -29,7 +29,7 @@ from tests.support.attempts import dispatch, show
 from tests.support.cli import ORCH_BIN, RunCli, assert_failed_cleanly, json_out
 from tests.support.processes import Proc, Start, is_running, wait_for
 from tests.support.repos import commit_all
-from tests.support.store import settings
+from tests.support.store import ALSO_THROUGH_PGBOUNCER, settings
 
 # Announces itself, then waits (bounded) until ``$EXPECTED`` agents have: only agents
 # running at the same time all get past this line.
@@ -93,6 +93,7 @@ def dispatched(run_cli: RunCli, repo: Path, *task_keys: str) -> list[str]:
 # -- at once -----------------------------------------------------------------------------------
 
 
+@ALSO_THROUGH_PGBOUNCER
 def test_once_runs_the_attempts_at_the_same_time_and_records_each(
     repo: Path, run_cli: RunCli, start: Start, marks: Path, store: Store, isolated_env: Path
 ) -> None:
