@@ -22,13 +22,11 @@ exits when all of them have ended.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from orch.attempts.heartbeat import Heartbeats, HeldLease
 from orch.attempts.lifecycle import reap
-from orch.attempts.worker import WorkerConfig, WorkerRuntime
-from orch.config import Settings
+from orch.attempts.worker import WorkerRuntime
 from orch.git import Git, Repository
 from orch.models import Attempt, Lease
 
@@ -61,25 +59,12 @@ class SerialStore:
 
 
 class ConcurrentWorker(WorkerRuntime):
-    """Up to ``concurrency`` attempts at once, in one process (see the module's doc)."""
+    """Up to ``config.concurrency`` attempts at once, in one process (see the module's
+    doc); made as a ``WorkerRuntime`` is, its store then called one call at a time."""
 
-    def __init__(
-        self,
-        store: Store,
-        settings: Settings,
-        config: WorkerConfig,
-        actor: str,
-        concurrency: int,
-        say: Callable[[str], None] | None = None,
-        progress: Callable[[str], None] | None = None,
-        report: Callable[[Attempt], None] | None = None,
-    ) -> None:
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, not {concurrency}")
-        serial = cast("Store", SerialStore(store))
-        super().__init__(serial, settings, config, actor, say=say, progress=progress, report=report)
-        self.concurrency = concurrency
-        self._heartbeats = Heartbeats(serial, settings.lease_ttl)
+    def __init__(self, store: Store, *args: Any, **kwargs: Any) -> None:
+        super().__init__(cast("Store", SerialStore(store)), *args, **kwargs)
+        self._heartbeats = Heartbeats(self.store, self.settings.lease_ttl)
         self._slots: dict[str, threading.Thread] = {}  # attempt id -> the thread on it
         self._wake = threading.Event()  # an attempt ended, or a signal came
         self._fatal: BaseException | None = None  # what ends the worker once all ended
@@ -113,7 +98,7 @@ class ConcurrentWorker(WorkerRuntime):
             self._slots = {a: t for a, t in self._slots.items() if t.is_alive()}
             if self.draining.is_set():
                 return
-            free = self.concurrency - len(self._slots)
+            free = self.config.concurrency - len(self._slots)
             if free > 0:
                 self._patiently(
                     "the liveness sweep",

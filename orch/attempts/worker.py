@@ -86,6 +86,7 @@ class WorkerConfig:
     resume_command: tuple[str, ...] | None = None
     once: bool = False
     attempt_ref: str | None = None
+    concurrency: int = 1  # attempts at once (``orch.attempts.concurrent_worker`` above 1)
     idle_poll: float = 1.0
     lock_wait: float = 30.0
     clones: tuple[Path, ...] = ()  # this host's clones: it provisions attempts sent to it

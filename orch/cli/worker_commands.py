@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -193,6 +192,7 @@ def work(
         resume_command=resume_command(template, settings.agent_args),
         once=once,
         attempt_ref=attempt_ref,
+        concurrency=concurrency,
         idle_poll=idle_poll,
         clones=tuple(c.absolute() for c in clones),
     )
@@ -211,15 +211,15 @@ def work(
             f"orch work: opening the store failed ({exc.message}); trying again in {pause:.1f} s"
         ),
     )
-    shown: dict[str, Any] = {
-        "say": said,
-        "progress": None if quiet else said,
-        "report": None if quiet else ended,
-    }
-    runtime = (
-        WorkerRuntime(store, settings, config, actor(), **shown)
-        if concurrency == 1  # exactly the one-at-a-time worker
-        else ConcurrentWorker(store, settings, config, actor(), concurrency, **shown)
+    # --concurrency 1 is exactly the one-at-a-time worker
+    runtime = (WorkerRuntime if concurrency == 1 else ConcurrentWorker)(
+        store,
+        settings,
+        config,
+        actor(),
+        say=said,
+        progress=None if quiet else said,
+        report=None if quiet else ended,
     )
 
     def _on_signal(signum: int, _frame: object) -> None:

@@ -554,14 +554,21 @@ def test_claim_many_takes_the_oldest_claimable_attempts_once(
     assert store.claim_many(remote_worker(me), TTL, me, 0) == []
 
 
-def test_finish_many_ends_each_attempt_or_says_why_not(store: Store, repository: str) -> None:
+def held_fenced_and_ended(store: Store, repository: str) -> tuple[str, list[Lease]]:
+    """A worker and four leases it took: the first two still held, the third's attempt
+    reassigned to another worker since (fenced), the fourth's finished ("done", 0)."""
     me = f"me-{uuid.uuid4().hex[:6]}"
     attempts = [ready_attempt(store, repository, f"t{i}", worker=me) for i in range(4)]
     leases = [store.claim(remote_worker(me), TTL, me, a.id) for a in attempts]
-    assert all(lease is not None for lease in leases)
-    ok, failed, fenced, again = (lease for lease in leases if lease is not None)
-    store.reassign(fenced.attempt.id, "someone-else", "operator")
-    store.finish(again.attempt.id, again.token, State.SUCCEEDED, me, 0, "done")
+    held = [lease for lease in leases if lease is not None]
+    assert len(held) == 4
+    store.reassign(held[2].attempt.id, "someone-else", "operator")
+    store.finish(held[3].attempt.id, held[3].token, State.SUCCEEDED, me, 0, "done")
+    return me, held
+
+
+def test_finish_many_ends_each_attempt_or_says_why_not(store: Store, repository: str) -> None:
+    me, (ok, failed, fenced, again) = held_fenced_and_ended(store, repository)
 
     results = store.finish_many(
         [
@@ -589,13 +596,7 @@ def test_finish_many_ends_each_attempt_or_says_why_not(store: Store, repository:
 def test_heartbeat_many_renews_every_held_lease_in_one_statement(
     store: Store, repository: str, clock: StepClock
 ) -> None:
-    me = f"me-{uuid.uuid4().hex[:6]}"
-    attempts = [ready_attempt(store, repository, f"t{i}", worker=me) for i in range(4)]
-    leases = [store.claim(remote_worker(me), TTL, me, a.id) for a in attempts]
-    assert all(lease is not None for lease in leases)
-    first, second, fenced, ended = (lease for lease in leases if lease is not None)
-    store.reassign(fenced.attempt.id, "someone-else", "operator")
-    store.finish(ended.attempt.id, ended.token, State.SUCCEEDED, me, 0, "done")
+    _me, (first, second, fenced, ended) = held_fenced_and_ended(store, repository)
     later = clock.tick(10)
     statements: list[str] = []
 
