@@ -10,6 +10,7 @@ time: waiting is bounded (``wait_for``) and never asserted on.
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -27,8 +28,9 @@ from orch.store import Connecting, Store, open_store
 from orch.system import processes
 from tests.support.attempts import dispatch, show
 from tests.support.cli import ORCH_BIN, RunCli, assert_failed_cleanly, json_out
+from tests.support.hosts import clones, orch_on
 from tests.support.processes import Proc, Start, is_running, wait_for
-from tests.support.repos import commit_all
+from tests.support.repos import commit_all, git
 from tests.support.store import ALSO_THROUGH_PGBOUNCER, settings
 
 # Announces itself, then waits (bounded) until ``$EXPECTED`` agents have: only agents
@@ -171,6 +173,49 @@ def test_the_check_and_the_follow_ups_are_each_attempts_own(
     assert told["attempt"]["state"] == "succeeded"
     assert [(r["kind"], r["exit_code"]) for r in alone["runs"]] == [("agent", 4)]
     assert alone["attempt"]["state"] == "failed"
+
+
+def test_a_worker_in_its_loop_fills_each_slot_that_frees(
+    repo: Path, run_cli: RunCli, start: Start, marks: Path, store: Store
+) -> None:
+    ids = dispatched(run_cli, repo, "l1", "l2", "l3", "l4", "l5")
+    worker = work(start, marks, 2, "--idle-poll", "0.05", "--concurrency", "2", "--", "true")
+    wait_for(
+        lambda: all(a.state is State.SUCCEEDED for a in store.get_many(ids)), "the attempts to end"
+    )
+    worker.signal(signal.SIGTERM)
+    out = finished(worker)
+    assert sorted(out.splitlines()) == sorted(f"{i} succeeded exit code 0" for i in ids)
+
+
+def test_attempts_sent_to_this_host_are_provisioned_here_side_by_side(
+    tmp_path: Path, store_url: str, marks: Path
+) -> None:
+    _upstream, alpha, beta = clones(tmp_path)
+    home_a, home_b = tmp_path / "home-alpha", tmp_path / "home-beta"
+    ids = []
+    for key in ("h1", "h2", "h3"):
+        sent = orch_on(
+            "alpha", home_a, "dispatch", "--prompt", "p", key, "--host", "any", "--json", cwd=alpha
+        )
+        assert sent.returncode == 0, sent.stderr
+        ids.append(json.loads(sent.stdout)["attempt"]["id"])
+    done = orch_on(
+        "beta",
+        home_b,
+        *("work", "--once", "--concurrency", "3", "--repo", str(beta), "--"),
+        *("sh", "-c", TOGETHER + "pwd"),
+        cwd=beta,
+        env={"MARKS": str(marks), "EXPECTED": "3"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in marks.iterdir()) == sorted(f"{i}.started" for i in ids)
+    listed = git("worktree", "list", "--porcelain", cwd=beta)
+    for attempt_id in ids:
+        shown = json.loads(orch_on("beta", home_b, "show", attempt_id, "--json", cwd=beta).stdout)
+        attempt = shown["attempt"]
+        assert (attempt["state"], attempt["workspace_host"]) == ("succeeded", "beta")
+        assert attempt["worktree_path"] in listed
 
 
 # -- leases: one statement, one connection, one lease lost --------------------------------------
