@@ -27,7 +27,11 @@ some 40-60 MB: N workers need N times that in memory, and starting them takes a 
 for about 0.3 s each.
 
     python bench/workers_bench.py [--workers 10,50] [--routes direct,pgbouncer]
-        [--max-connections 100] [--pool-size 20] [--per-worker 2] [--json out.json]
+        [--max-connections 100] [--pool-size 20] [--per-worker 2] [--concurrency 1]
+        [--json out.json]
+
+With ``--concurrency C`` each of the N workers is ``orch work --concurrency C``: N
+processes run N x C agents at once (and hold at most N connections).
 """
 
 from __future__ import annotations
@@ -237,7 +241,7 @@ def rss_mb(pid: int) -> float:
 
 def one_run(
     server: Server, bouncer: Bouncer | None, workers: int, per_worker: int, pickups: int,
-    orch: str, root: Path, worker_source: str | None,
+    orch: str, root: Path, worker_source: str | None, concurrency: int = 1,
 ) -> dict[str, Any]:  # fmt: skip
     route = "pgbouncer" if bouncer else "direct"
     database = f"bench_{route}_{workers}_{uuid.uuid4().hex[:6]}"
@@ -250,7 +254,8 @@ def one_run(
     # the bench's own connections are taken before the workers come: on a full server
     # they would not get one
     store = open_store(direct, run_dir / "locks")
-    ids = seed(store, run_dir / "worktrees", workers * per_worker)
+    # each of a worker's slots gets --per-worker attempts
+    ids = seed(store, run_dir / "worktrees", workers * concurrency * per_worker)
     env = {
         **os.environ,
         "ORCH_HOME": str(run_dir / "home"),
@@ -264,13 +269,15 @@ def one_run(
     sampler = Sampler(direct, database)
     sampler.start()
     procs, errs = [], []
+    # the option only when asked for: an older orch (--worker-source) has none
+    many = ["--concurrency", str(concurrency)] if concurrency > 1 else []
     started = time.monotonic()
     for i in range(workers):
         err = (run_dir / f"worker-{i}.err").open("w")
         errs.append(err)
         STARTED.append(
             subprocess.Popen(
-                [orch, "work", "--quiet", "--idle-poll", "1", "--", "true"],
+                [orch, "work", "--quiet", "--idle-poll", "1", *many, "--", "true"],
                 env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
             )
         )  # fmt: skip
@@ -337,6 +344,7 @@ def one_run(
     return {
         "route": route,
         "workers": workers,
+        "concurrency": concurrency,
         "attempts": len(ids),
         "succeeded": int(ended.get("succeeded", 0)),
         "worker_gone": int(ended.get("worker_gone", 0)),
@@ -404,6 +412,12 @@ def main() -> None:
     parser.add_argument("--max-connections", type=int, default=100)
     parser.add_argument("--pool-size", type=int, default=20)
     parser.add_argument("--per-worker", type=int, default=2)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="each worker runs 'orch work --concurrency C' (C x --per-worker attempts each)",
+    )
     parser.add_argument("--pickups", type=int, default=20)
     parser.add_argument("--wakes", type=int, default=30)
     parser.add_argument("--orch", default=str(Path(sys.executable).parent / "orch"))
@@ -427,6 +441,7 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "max_connections": args.max_connections,
         "pool_size": args.pool_size,
+        "concurrency": args.concurrency,
         "worker_source": args.worker_source,
         "load_before": os.getloadavg()[0],
         "runs": [],
@@ -436,7 +451,7 @@ def main() -> None:
             for route in args.routes.split(","):
                 result = one_run(
                     server, bouncer if route == "pgbouncer" else None, n, args.per_worker,
-                    args.pickups, args.orch, root, args.worker_source,
+                    args.pickups, args.orch, root, args.worker_source, args.concurrency,
                 )  # fmt: skip
                 report["runs"].append(result)
                 print(json.dumps(result), flush=True)
@@ -459,12 +474,12 @@ def main() -> None:
     print()
     print(f"max_connections={args.max_connections} pool_size={args.pool_size} "
           f"cpus={os.cpu_count()} load {report['load_before']:.1f} -> {report['load_after']:.1f}")  # fmt: skip
-    header = ("route", "N", "attempts", "failed", "gone", "exited", "conn peak", "idle peak/median",
+    header = ("route", "N", "C", "attempts", "failed", "gone", "exited", "conn peak", "idle peak/median",
               "att/s", "claim p50 ms", "p90 ms", "too many", "prepared")  # fmt: skip
     print(" | ".join(header))
     for r in report["runs"]:
         print(" | ".join(str(x) for x in (
-            r["route"], r["workers"], r["attempts"], r["not_succeeded"], r["worker_gone"],
+            r["route"], r["workers"], r.get("concurrency", 1), r["attempts"], r["not_succeeded"], r["worker_gone"],
             r["workers_exited"], r["server_connections_peak_working"],
             f"{r['server_connections_peak_idle']}/{r['server_connections_median_idle']:g}",
             f"{r['attempts_per_second']:.1f}",

@@ -37,7 +37,7 @@ from orch.attempts.agent_runs import AgentRuns
 from orch.attempts.changes import record_changes
 from orch.attempts.check import check_after_agent
 from orch.attempts.dispatch.another_host import provision_claimed
-from orch.attempts.heartbeat import Heartbeat
+from orch.attempts.heartbeat import Heartbeat, HeldLease
 from orch.attempts.lifecycle import reap
 from orch.attempts.occupant import worktree_lock_path
 from orch.attempts.push import push_branch
@@ -86,6 +86,7 @@ class WorkerConfig:
     resume_command: tuple[str, ...] | None = None
     once: bool = False
     attempt_ref: str | None = None
+    concurrency: int = 1  # attempts at once (``orch.attempts.concurrent_worker`` above 1)
     idle_poll: float = 1.0
     lock_wait: float = 30.0
     clones: tuple[Path, ...] = ()  # this host's clones: it provisions attempts sent to it
@@ -119,7 +120,8 @@ class WorkerRuntime:
         # the next attempt, claimed in the same transaction as the previous finish
         self._next: Lease | None = None
         self._clone_urls: tuple[str, ...] = ()
-        self._tip: str | None = None  # the branch tip last recorded by this worker
+        # per attempt worked on: the branch tip last recorded by this worker
+        self._tips: dict[str, str | None] = {}
 
     def signal(self) -> None:
         """First call drains, second stops at once (wired to SIGTERM/SIGINT by the CLI)."""
@@ -132,11 +134,7 @@ class WorkerRuntime:
         if self.config.attempt_ref is not None:
             attempt_id = find_attempt(self.store, self.config.attempt_ref).id
         git = Git(self.settings.git_lock_timeout)
-        clones = {}
-        for path in self.config.clones:
-            repo = git.discover(path)
-            clones[git.repository_url(repo)] = repo
-        self._clone_urls = tuple(clones)
+        clones = self._clones(git)
         going_on = not self.config.once and attempt_id is None
         while not self.draining.is_set():
             self._patiently(
@@ -162,30 +160,7 @@ class WorkerRuntime:
                     break
                 self.draining.wait(self.config.idle_poll)
                 continue
-            claimed = lease.attempt
-            self.progress(
-                f"orch work: claimed {claimed.id} (task {claimed.task_key}, "
-                f"attempt {claimed.attempt_number})"
-            )
-            if lease.attempt.workspace_status == WorkspaceStatus.PENDING:
-                provisioned = self._provision_here(lease, clones, git)
-                if provisioned is None:
-                    if self.config.once or attempt_id is not None:
-                        break
-                    continue
-                lease = provisioned
-            try:
-                self._work_on(lease, going_on)
-            except (StoreTooNew, StoreBehind):
-                raise
-            except StoreError as exc:
-                # the agent was stopped; nobody writes for this attempt any more, so its
-                # lease expires and it ends worker_gone (then retry per policy)
-                self.say(
-                    f"orch work: lost the store while working on {lease.attempt.id} "
-                    f"({exc.message}); it ends worker_gone when its lease expires"
-                )
-                self._next = None
+            self._attend(lease, clones, git, going_on)
             if not going_on:
                 break
         if self._next is not None:  # claimed with the last finish, then told to drain
@@ -198,6 +173,44 @@ class WorkerRuntime:
                 )
             self._next = None
         return self.finished
+
+    def _clones(self, git: Git) -> dict[str, Repository]:
+        """This host's clones (``--repo``) by repository URL: attempts dispatched for any
+        host, or this one, are provisioned in them."""
+        clones = {}
+        for path in self.config.clones:
+            repo = git.discover(path)
+            clones[git.repository_url(repo)] = repo
+        self._clone_urls = tuple(clones)
+        return clones
+
+    def _attend(
+        self, lease: Lease, clones: dict[str, Repository], git: Git, going_on: bool = False
+    ) -> None:
+        """One claimed attempt, from its claim to its end: provisioned here when it was
+        sent to this host, then worked on (``_work_on``)."""
+        claimed = lease.attempt
+        self.progress(
+            f"orch work: claimed {claimed.id} (task {claimed.task_key}, "
+            f"attempt {claimed.attempt_number})"
+        )
+        if lease.attempt.workspace_status == WorkspaceStatus.PENDING:
+            provisioned = self._provision_here(lease, clones, git)
+            if provisioned is None:
+                return
+            lease = provisioned
+        try:
+            self._work_on(lease, going_on)
+        except (StoreTooNew, StoreBehind):
+            raise
+        except StoreError as exc:
+            # the agent was stopped; nobody writes for this attempt any more, so its
+            # lease expires and it ends worker_gone (then retry per policy)
+            self.say(
+                f"orch work: lost the store while working on {lease.attempt.id} "
+                f"({exc.message}); it ends worker_gone when its lease expires"
+            )
+            self._next = None
 
     def _provision_here(
         self, lease: Lease, clones: dict[str, Repository], git: Git
@@ -219,6 +232,13 @@ class WorkerRuntime:
         return dataclasses.replace(lease, attempt=ready)
 
     def _work_on(self, lease: Lease, going_on: bool = False) -> None:
+        self._tips[lease.attempt.id] = lease.attempt.changes_tip
+        try:
+            self._work_in_worktree(lease, going_on)
+        finally:
+            del self._tips[lease.attempt.id]
+
+    def _work_in_worktree(self, lease: Lease, going_on: bool) -> None:
         attempt = lease.attempt
         runs = AgentRuns(
             self.store,
@@ -231,7 +251,6 @@ class WorkerRuntime:
             self.progress,
             self._record_changes,
         )
-        self._tip = attempt.changes_tip
         worktree = Path(attempt.worktree_path or ".")
         if not worktree.is_dir():
             self._finish(lease, State.FAILED, None, f"worktree {worktree} does not exist")
@@ -240,8 +259,7 @@ class WorkerRuntime:
         if lock is None:
             return
         lost = threading.Event()
-        beat = Heartbeat(self.store, lease, self.settings.lease_ttl, lost)
-        beat.start()
+        beat = self._beat(lease, lost)
         git = Git(self.settings.git_lock_timeout)
         before = escape.snapshot(git, escape.watched(self.store, attempt))
         try:
@@ -249,8 +267,7 @@ class WorkerRuntime:
             if code == 0 and not lost.is_set() and not self.stop_now.is_set():
                 self._check_after_agent(attempt, worktree, lock)
         finally:
-            beat.stopped.set()
-            beat.join()
+            beat.stop()
             lock.release()
         if beat.failed is not None:
             raise beat.failed  # the agent was stopped: nobody can vouch for the attempt
@@ -272,6 +289,12 @@ class WorkerRuntime:
         else:
             state = State.SUCCEEDED if code == 0 else State.FAILED
             self._finish(lease, state, code, runs.summary(attempt, code), going_on)
+
+    def _beat(self, lease: Lease, lost: threading.Event) -> Heartbeat | HeldLease:
+        """The lease's heartbeat while its agent runs: a thread of its own."""
+        beat = Heartbeat(self.store, lease, self.settings.lease_ttl, lost)
+        beat.start()
+        return beat
 
     def _lock_worktree(self, lease: Lease, worktree: Path) -> HeldLock | None:
         path = worktree_lock_path(worktree, self.settings)
@@ -302,10 +325,14 @@ class WorkerRuntime:
         record, never the attempt."""
         with contextlib.suppress(OrchError):
             recorded = record_changes(
-                self.store, Git(self.settings.git_lock_timeout), attempt, self._tip, token
+                self.store,
+                Git(self.settings.git_lock_timeout),
+                attempt,
+                self._tips.get(attempt.id),
+                token,
             )
             if recorded is not None:
-                self._tip = recorded.tip
+                self._tips[attempt.id] = recorded.tip
 
     def _check_after_agent(self, attempt: Attempt, worktree: Path, lock: HeldLock) -> None:
         """The check, when configured to follow the agent (``orch.attempts.check``); a

@@ -10,6 +10,7 @@ import click
 
 from orch.cli.common import actor, open_store, settings_from_env
 from orch.cli.completion import complete_attempt
+from orch.errors import InvalidInput
 from orch.models import WORKER_END_STATES, Attempt
 
 
@@ -106,7 +107,19 @@ def finish(
     default=None,
     help="A ready-made agent command: claude, codex, gemini or aider.",
 )
-@click.option("--once", is_flag=True, help="Work on at most one attempt, then exit.")
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Work on at most one attempt (with --concurrency N, on at most N claimed "
+    "together), then exit.",
+)
+@click.option(
+    "--concurrency",
+    "concurrency_text",
+    default="1",
+    metavar="N",
+    help="Run up to N attempts at once in this one process (default 1).",
+)
 @click.option(
     "--attempt",
     "attempt_ref",
@@ -138,6 +151,7 @@ def work(
     worker_name: str | None,
     template: str | None,
     once: bool,
+    concurrency_text: str,
     attempt_ref: str | None,
     idle_poll: float,
     clones: tuple[Path, ...],
@@ -158,11 +172,18 @@ def work(
     one stops the agent and finishes the attempt as cancelled.
     Each finished attempt is a line on stdout as it ends (ID STATE SUMMARY); each claim
     and run end a line on stderr; --quiet prints neither.
+    With --concurrency N it runs up to N attempts at once, each alone in its worktree,
+    with one claim for all free slots and one heartbeat statement for all held leases;
+    the signals drain or stop all of them.
     """
+    from orch.attempts.concurrent_worker import ConcurrentWorker
     from orch.attempts.lifecycle import local_worker
     from orch.attempts.worker import WorkerConfig, WorkerRuntime, agent_command, resume_command
     from orch.outage import ride_out
 
+    concurrency = _concurrency(concurrency_text)
+    if concurrency > 1 and attempt_ref is not None:
+        raise InvalidInput("--attempt works on one attempt: it takes no --concurrency above 1")
     settings = settings_from_env()
     argv = agent_command(template, command, settings.agent_args)
     config = WorkerConfig(
@@ -171,6 +192,7 @@ def work(
         resume_command=resume_command(template, settings.agent_args),
         once=once,
         attempt_ref=attempt_ref,
+        concurrency=concurrency,
         idle_poll=idle_poll,
         clones=tuple(c.absolute() for c in clones),
     )
@@ -189,7 +211,8 @@ def work(
             f"orch work: opening the store failed ({exc.message}); trying again in {pause:.1f} s"
         ),
     )
-    runtime = WorkerRuntime(
+    # --concurrency 1 is exactly the one-at-a-time worker
+    runtime = (WorkerRuntime if concurrency == 1 else ConcurrentWorker)(
         store,
         settings,
         config,
@@ -205,6 +228,17 @@ def work(
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     runtime.run()
+
+
+def _concurrency(text: str) -> int:
+    """``--concurrency``: a whole number of at least 1 (one line and exit 2 otherwise)."""
+    try:
+        value = int(text.strip())
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InvalidInput(f"--concurrency must be a whole number of at least 1, not {text!r}")
+    return value
 
 
 COMMANDS = (claim, heartbeat, finish, work)

@@ -21,10 +21,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from orch.attempts import lifecycle
 from orch.errors import AttemptNotFound, Conflict, LeaseLost, NotClaimable
-from orch.models import Attempt, Finish, State, WorkerIdentity, WorkspaceStatus
+from orch.models import Attempt, Finish, Lease, State, WorkerIdentity, WorkspaceStatus
 from orch.store import Store, open_store
 from orch.system import processes
 from tests.support.store import (
@@ -553,14 +554,21 @@ def test_claim_many_takes_the_oldest_claimable_attempts_once(
     assert store.claim_many(remote_worker(me), TTL, me, 0) == []
 
 
-def test_finish_many_ends_each_attempt_or_says_why_not(store: Store, repository: str) -> None:
+def held_fenced_and_ended(store: Store, repository: str) -> tuple[str, list[Lease]]:
+    """A worker and four leases it took: the first two still held, the third's attempt
+    reassigned to another worker since (fenced), the fourth's finished ("done", 0)."""
     me = f"me-{uuid.uuid4().hex[:6]}"
     attempts = [ready_attempt(store, repository, f"t{i}", worker=me) for i in range(4)]
     leases = [store.claim(remote_worker(me), TTL, me, a.id) for a in attempts]
-    assert all(lease is not None for lease in leases)
-    ok, failed, fenced, again = (lease for lease in leases if lease is not None)
-    store.reassign(fenced.attempt.id, "someone-else", "operator")
-    store.finish(again.attempt.id, again.token, State.SUCCEEDED, me, 0, "done")
+    held = [lease for lease in leases if lease is not None]
+    assert len(held) == 4
+    store.reassign(held[2].attempt.id, "someone-else", "operator")
+    store.finish(held[3].attempt.id, held[3].token, State.SUCCEEDED, me, 0, "done")
+    return me, held
+
+
+def test_finish_many_ends_each_attempt_or_says_why_not(store: Store, repository: str) -> None:
+    me, (ok, failed, fenced, again) = held_fenced_and_ended(store, repository)
 
     results = store.finish_many(
         [
@@ -583,3 +591,37 @@ def test_finish_many_ends_each_attempt_or_says_why_not(store: Store, repository:
     assert kinds(store, again.attempt.id).count("finished") == 1
     with pytest.raises(Conflict):
         store.finish_many([Finish(ok.attempt.id, ok.token, State.RUNNING)], me)
+
+
+def test_heartbeat_many_renews_every_held_lease_in_one_statement(
+    store: Store, repository: str, clock: StepClock
+) -> None:
+    _me, (first, second, fenced, ended) = held_fenced_and_ended(store, repository)
+    later = clock.tick(10)
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        if statement.lstrip().upper().startswith("UPDATE"):
+            statements.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        results = store.heartbeat_many(
+            [(lease.attempt.id, lease.token) for lease in (first, fenced, second, ended)], TTL
+        )
+    finally:
+        event.remove(store.engine, "before_cursor_execute", seen)
+
+    assert len(statements) == 1, statements  # every lease in one UPDATE
+    renewed_first, taken, renewed_second, over = results
+    expires = later + dt.timedelta(seconds=TTL)
+    for renewed, lease in ((renewed_first, first), (renewed_second, second)):
+        assert isinstance(renewed, Lease)
+        assert (renewed.token, renewed.expires_at) == (lease.token, expires)
+        assert store.get(lease.attempt.id).lease_expires_at == expires
+        assert store.get(lease.attempt.id).heartbeat_at == later
+    assert isinstance(taken, LeaseLost) and "taken away" in str(taken.message)
+    assert isinstance(over, LeaseLost) and "succeeded" in str(over.message)
+    assert store.get(fenced.attempt.id).state == State.QUEUED  # nothing written to either
+    assert store.get(ended.attempt.id).lease_expires_at is None
+    assert store.heartbeat_many([], TTL) == []

@@ -13,8 +13,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -276,16 +274,7 @@ def test_second_sigterm_stops_the_agent_and_cancels_the_attempt(
         start, marks, store, attempt["id"]
     )
 
-    worker.signal(signal.SIGTERM)
-    # Two signals in one instant may be merged into one: leave the first time to land.
-    time.sleep(0.5)
-    worker.signal(signal.SIGTERM)
-    try:
-        worker.popen.wait(10)
-    except subprocess.TimeoutExpired:
-        # still draining after 10 s: the two were merged after all, so repeat the second
-        # (never sooner: a SIGTERM that lands while the worker shuts down would kill it)
-        worker.signal(signal.SIGTERM)
+    worker.stop_at_once()
     out = finished(worker)
 
     ended = store.get(attempt["id"])

@@ -173,6 +173,19 @@ class Proc:
                 f"{self.popen.args!r} still running after {limit:g}s\n{self.output()}"
             ) from None
 
+    def stop_at_once(self) -> None:
+        """Two SIGTERMs, as an operator stops ``orch work`` at once (the second one stops
+        its agents); the first given time to land, since two in one instant may merge."""
+        self.signal(signal.SIGTERM)
+        time.sleep(0.5)
+        self.signal(signal.SIGTERM)
+        try:
+            self.popen.wait(10)
+        except subprocess.TimeoutExpired:
+            # still draining after 10 s: the two were merged after all, so repeat the
+            # second (never sooner: a SIGTERM that lands while it shuts down would kill it)
+            self.signal(signal.SIGTERM)
+
     def kill(self) -> None:
         if self.popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
