@@ -19,6 +19,7 @@ import pytest
 from tests.support.attempts import dispatch, show, shown_attempt, work
 from tests.support.cli import RunCli, RunOrch, error_line, json_out
 from tests.support.landing import (
+    AGENT_COMMITS,
     attempt_with_commits,
     commits_after,
     git_made,
@@ -30,6 +31,8 @@ from tests.support.landing import (
     worktree_clean,
 )
 from tests.support.repos import branch_tip, git
+
+ELSEWHERE_COMMIT = "printf 'e\\n' > elsewhere.txt && git add elsewhere.txt && git commit -qm e"
 
 
 def task() -> str:
@@ -561,6 +564,26 @@ def test_bad_input_is_one_line_and_changes_nothing(
     result = land(run_cli, repo, gone["id"])
     assert result.exit_code == 8 and "is gone: nothing to land" in error_line(result.stderr)
     assert rev(repo, "main") == old
+    # the branch its base_ref named, deleted: refused, not landed into main instead
+    git("branch", "side", cwd=repo)
+    sided = attempt_with_commits(
+        run_cli, run_orch, repo, task(), AGENT_COMMITS, "--base-ref", "side"
+    )
+    git("branch", "-D", "side", cwd=repo)
+    for args in ((), ("--dry-run",)):
+        result = land(run_cli, repo, sided["id"], *args)
+        assert result.exit_code == 22, result.output
+        assert error_line(result.stderr) == (
+            f"Error: the base_ref 'side' of attempt {sided['id']} names no branch of "
+            f"{repo.resolve()} any more (deleted?): name the target with --into"
+        )
+    assert rev(repo, "main") == old
+    # a base_ref that is a tag lands into the branch checked out in the main worktree
+    tagged = attempt_with_commits(
+        run_cli, run_orch, repo, task(), ELSEWHERE_COMMIT, "--base-ref", "v1"
+    )
+    [done] = outcomes(land(run_cli, repo, tagged["id"], "--json", "--no-check"))
+    assert (done["result"], done["target"]) == ("landed", "main"), done
 
 
 def test_a_running_attempt_lands_its_committed_work_only_with_force(

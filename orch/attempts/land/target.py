@@ -1,7 +1,8 @@
 """Which branch an attempt lands into, and the lock that serialises lands into it.
 
-The target is ``--into``, else the branch the attempt's ``base_ref`` named, else the
-branch checked out in the main worktree; it is always a local branch of the attempt's
+The target is ``--into``, else the branch the attempt's ``base_ref`` named (refused when
+that branch is gone), else (a base_ref that is a tag, a commit or ``HEAD``) the branch
+checked out in the main worktree; it is always a local branch of the attempt's
 own repository (a tag, a remote-tracking branch or a commit is refused: nothing but a
 branch of this repository may move). Lands into one target are serialised across
 processes by a file lock in the repository's orch directory, keyed by the target, so
@@ -46,6 +47,13 @@ def resolve_target(git: Git, repo: Repository, attempt: Attempt, into: str | Non
     base = attempt.base_ref.removeprefix(HEADS)
     if base != "HEAD" and git.ref_target(repo.common_dir, HEADS + base) is not None:
         return Target(base)
+    if base != "HEAD" and git.ref_target(repo.common_dir, attempt.base_ref) is None:
+        # it named a branch that is gone (a tag or a commit still resolves): landing into
+        # whatever the main worktree has checked out would be a guess
+        raise LandRefused(
+            f"the base_ref {attempt.base_ref!r} of attempt {attempt.id} names no branch of "
+            f"{repo.root} any more (deleted?): name the target with --into"
+        )
     current = git.current_branch(repo.root)
     if current is None:
         raise LandRefused(
