@@ -156,6 +156,13 @@ def test_ff_only_moves_the_target_to_the_tip_or_refuses(
     assert result.exit_code == 22
     assert "cannot fast-forward" in error_line(result.stderr)
     assert rev(repo, "main") == old
+    # a refusal is a land result too: an event (a dry run records nothing)
+    land(run_cli, repo, second["id"], "--strategy", "ff-only", "--dry-run")
+    [failed] = [
+        e for e in show(run_cli, second["id"], cwd=repo)["events"] if e["kind"] == "land_failed"
+    ]
+    assert failed["detail"]["code"] == 22 and failed["detail"]["strategy"] == "ff-only"
+    assert "cannot fast-forward" in failed["detail"]["reason"]
 
 
 # -- conflicts --------------------------------------------------------------------------------
@@ -508,6 +515,10 @@ def test_the_check_runs_on_the_merged_result_and_decides(
     assert rev(repo, "main") == old
     after = shown_attempt(run_cli, repo, failing["id"])
     assert after["landing_commit"] is None and after["landed_commit"] is None
+    [failed] = [
+        e for e in show(run_cli, failing["id"], cwd=repo)["events"] if e["kind"] == "land_failed"
+    ]
+    assert failed["detail"]["code"] == 14 and "was not moved" in failed["detail"]["reason"]
     assert [w for w in git("worktree", "list", cwd=repo).splitlines() if "landing" in w] == []
     # --no-check lands it and the event says so
     [done] = outcomes(land(run_cli, repo, failing["id"], "--no-check", "--json"))

@@ -80,6 +80,37 @@ def land_one(
                 else _remove(store, settings, git, request, attempt, actor, checkpoint)
             ),
         )
+    try:
+        return _land_found(
+            store, settings, git, request, ref, attempt, actor, environ, checkpoint, early
+        )
+    except OrchError as exc:
+        if not request.dry_run:  # every land's result is an event, a refusal too
+            with contextlib.suppress(OrchError):
+                store.record_event(
+                    attempt.id,
+                    "land_failed",
+                    actor,
+                    into=request.into,
+                    strategy=str(request.strategy),
+                    code=exc.exit_code,
+                    reason=exc.message,
+                )
+        raise
+
+
+def _land_found(
+    store: Store,
+    settings: Settings,
+    git: Git,
+    request: LandRequest,
+    ref: str,
+    attempt: Attempt,
+    actor: str,
+    environ: Mapping[str, str],
+    checkpoint: Checkpoint,
+    early: dict[str, PendingDirtyCheck],
+) -> LandOutcome:
     refuse_early(store, settings, request, attempt)
     # an attempt whose worktree is on another host lands from its branch on the remote,
     # into the repository named here (--repo), else the one at its path
