@@ -228,7 +228,7 @@ def _queue(settings: Settings, request: LandRequest, as_json: bool) -> None:
 
     store = open_store(settings)
     if request.refs:
-        queued = queue_lands(store, request.refs, request, settings.host_name, actor())
+        queued = queue_lands(store, settings, request.refs, request, actor())
         if as_json:
             click.echo(to_json(queued=[q.to_dict() for q in queued]))
             return

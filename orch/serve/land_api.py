@@ -42,5 +42,5 @@ def queue_body(
     if into is not None and (not isinstance(into, str) or not into.strip()):
         raise InvalidInput("'into' must name a branch")
     request = LandRequest(refs=(attempt,), into=into, strategy=Strategy(strategy))
-    [entry] = queue_lands(store, request.refs, request, settings.host_name, actor)
+    [entry] = queue_lands(store, settings, request.refs, request, actor)
     return {"land": entry.to_dict()}

@@ -16,6 +16,7 @@ import pytest
 
 from orch.models import LandQueueState
 from orch.store import Store, open_store
+from tests.support.attempts import dispatch
 from tests.support.cli import RunCli, RunOrch, assert_failed_cleanly, json_out
 from tests.support.dashboard import Served, start
 from tests.support.landing import attempt_with_commits, land, rev
@@ -72,6 +73,10 @@ def test_the_loop_lands_the_queue_in_order_and_keeps_each_result(
     again = assert_failed_cleanly(land(run_cli, repo, "--queue", first["id"]), 12)
     assert "already waits in the land queue" in again
     assert_failed_cleanly(land(run_cli, repo, "--queue", third["id"], "nope1234"), 8)
+    # a live attempt is refused as orch land refuses it, and queues nothing either
+    live = dispatch(run_cli, repo, task())
+    refused = assert_failed_cleanly(land(run_cli, repo, "--queue", live["id"]), 22)
+    assert "is queued: its agent may still commit" in refused
     assert len(queue(run_cli, repo)) == 3
     line = assert_failed_cleanly(land(run_cli, repo, "--queue", "--dry-run", first["id"]), 2)
     assert "--queue takes no --dry-run" in line

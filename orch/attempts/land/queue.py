@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from orch.attempts.land.build import Strategy
 from orch.attempts.land.one import land_one
+from orch.attempts.land.refusals import refuse_early
 from orch.attempts.land.request import LandOutcome, LandRequest
 from orch.attempts.queries import find_attempt
 from orch.config import Settings
@@ -36,17 +37,20 @@ _RESULT_OF: tuple[tuple[type[OrchError], str], ...] = (
 
 
 def queue_lands(
-    store: Store, refs: Sequence[str], request: LandRequest, host: str, actor: str
+    store: Store, settings: Settings, refs: Sequence[str], request: LandRequest, actor: str
 ) -> list[QueuedLand]:
-    """Queue a land of each attempt of ``refs``, in order, for the loop of ``host`` (this
-    one: the repository's path is a path here); every ref is found first, so an unknown one
-    queues nothing."""
+    """Queue a land of each attempt of ``refs``, in order, for the loop of this host (the
+    repository's path is a path here); every ref is found and checked first (what ``orch
+    land`` refuses before looking at git: one being landed, one still live, one without a
+    branch), so an unknown or refused one queues nothing."""
     attempts = [find_attempt(store, ref) for ref in refs]
+    for attempt in attempts:
+        refuse_early(store, settings, request, attempt)
     return [
         store.queue_land(
             attempt.id,
             request.repository or attempt.repository,
-            host,
+            settings.host_name,
             request.into,
             str(request.strategy),
             request.message,
