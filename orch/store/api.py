@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import ColumnClause, func, literal_column, select, text
 
 from orch.errors import AmbiguousAttempt, AttemptNotFound, InvalidInput
 from orch.models import Attempt, AttemptEvent, State, WorkspaceStatus
@@ -45,6 +45,18 @@ _REPOSITORIES = text(
     " FROM repos WHERE repos.repository IS NOT NULL)"
     " SELECT repository FROM repos WHERE repository IS NOT NULL"
 )
+# what a bounded count's rows hold: no column, so an index alone can answer
+_ONE: ColumnClause[int] = literal_column("1")
+
+
+def _first(query: Any, count: int) -> Any:
+    """The first ``count`` rows of ``query`` in the listing's order, newest first: read
+    down an index that leads to ``created_at`` (the listing's, or the state's), they stop
+    after ``count`` entries; unordered, PostgreSQL may read the table itself until it has
+    enough, which for a rare state or an old page is the whole table."""
+    return query.order_by(_T.c.created_at.desc()).limit(count).subquery()
+
+
 MIN_ID_PREFIX = 4  # shorter prefixes match too much to be meant (ids are 8 hex digits)
 
 
@@ -156,13 +168,17 @@ class Store(
         before: Attempt | None = None,
         workspaces: Iterable[WorkspaceStatus] = (),
         ended_before: dt.datetime | None = None,
+        at_most: int | None = None,
     ) -> int:
-        """How many attempts ``list_attempts`` with the same filters would list in all."""
-        query = self._filtered(
-            select(func.count()).select_from(_T), states, task_key, None, (), before, workspaces
-        )
+        """How many attempts ``list_attempts`` with the same filters would list in all;
+        ``at_most``: stop at ``at_most + 1`` (a pass over that many index entries at most,
+        whatever the history: a result above ``at_most`` says "more than that")."""
+        counted = select(func.count() if at_most is None else _ONE).select_from(_T)
+        query = self._filtered(counted, states, task_key, None, (), before, workspaces)
         if ended_before is not None:
             query = query.where(func.coalesce(_T.c.finished_at, _T.c.updated_at) <= ended_before)
+        if at_most is not None:  # the rows themselves, at most that many, then counted
+            query = select(func.count()).select_from(_first(query, at_most + 1))
         with self._read() as conn:
             return int(conn.scalar(query) or 0)
 
@@ -190,19 +206,30 @@ class Store(
         if repository is not None:
             query = query.where(_T.c.repository == repository)
         if before is not None:  # after it in the order (created_at desc, id)
-            query = query.where(
-                (_T.c.created_at < before.created_at)
-                | ((_T.c.created_at == before.created_at) & (_T.c.id > before.id))
+            # a range of the listing index (created_at, id), then the ties: an OR of the
+            # two alone is no range, and a count without an order might pass over them all
+            query = query.where(_T.c.created_at <= before.created_at).where(
+                (_T.c.created_at < before.created_at) | (_T.c.id > before.id)
             )
         return query
 
-    def count_by_state(self) -> dict[State, int]:
-        """How many attempts are in each state (every state, zero included)."""
-        counts = dict.fromkeys(State, 0)
+    def count_by_state(self, at_most: int) -> dict[State, int]:
+        """How many attempts are in each state (every state, zero included), each count
+        stopped at ``at_most + 1``: one statement of a bounded count per state, each read
+        through the state index, so it costs the same with a year of history as with a
+        day's (a ``GROUP BY`` passes over every attempt)."""
+        bounded = [
+            select(func.count())
+            .select_from(
+                _first(select(_ONE).select_from(_T).where(_T.c.state == str(st)), at_most + 1)
+            )
+            .scalar_subquery()
+            .label(str(st))
+            for st in State
+        ]
         with self._read() as conn:
-            for state, count in conn.execute(select(_T.c.state, func.count()).group_by(_T.c.state)):
-                counts[State(state)] = int(count)
-        return counts
+            row = conn.execute(select(*bounded)).one()
+        return {st: int(n) for st, n in zip(State, row, strict=True)}
 
     def newest_attempt_numbers(
         self, task_keys: Iterable[str] | None = None
