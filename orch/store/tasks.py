@@ -63,14 +63,19 @@ class TaskOps(StoreBase):
             ).one()
         return _to_task(row)
 
-    def queued_tasks(self, states: Iterable[TaskState] = ()) -> list[QueuedTask]:
-        """Queued tasks, oldest first (the order the loop dispatches them in)."""
-        query = select(_Q).order_by(_Q.c.id)
+    def queued_tasks(
+        self, states: Iterable[TaskState] = (), newest: int | None = None
+    ) -> list[QueuedTask]:
+        """Queued tasks, oldest first (the order the loop dispatches them in); ``newest``:
+        only the newest that many (read down the key, however many tasks ended before)."""
+        query = select(_Q)
         wanted = [str(st) for st in states]
         if wanted:
             query = query.where(_Q.c.state.in_(wanted))
+        if newest is not None:
+            query = query.order_by(_Q.c.id.desc()).limit(newest)
         with self._read() as conn:
-            return [_to_task(r) for r in conn.execute(query)]
+            return sorted((_to_task(r) for r in conn.execute(query)), key=lambda t: t.id)
 
     def count_tasks_by_state(self) -> dict[TaskState, int]:
         """How many queued tasks are in each state (every state, zero included)."""
