@@ -4,7 +4,8 @@
 For each store size and each backend (SQLite; PostgreSQL when ``--pg-url`` is given) it
 makes a fresh store, seeds it with that many ended attempts with the shape of real rows
 (60% succeeded, 25% failed, 10% cancelled, 5% timed out; all cleaned up, one in ten
-archived; 8 events and one run each, a follow-up for one in four: ``tests/support/history``,
+archived; 8 events and one run each, a follow-up for one in four, a finished queued task
+per task key, a webhook delivery per finished event: ``tests/support/history``,
 bulk inserts through the store's own tables, run by orch's Python from its checkout), adds
 a few live attempts through ``orch dispatch`` in a real repository, and times, each as a
 subprocess through the installed entry point (median of ``--repeat``):
