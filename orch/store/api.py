@@ -13,12 +13,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnClause, func, literal_column, select, text
+from sqlalchemy import func, select, text
 
 from orch.errors import AmbiguousAttempt, AttemptNotFound, InvalidInput
 from orch.models import Attempt, AttemptEvent, State, WorkspaceStatus
 from orch.store import revision
 from orch.store.base import Clock, to_attempt, to_event, utcnow
+from orch.store.bounded import count_up_to, counts_by, rows_of
 from orch.store.engine import Connecting, is_sqlite, make_engine
 from orch.store.history import HistoryOps
 from orch.store.land_queue import LandQueueOps
@@ -45,18 +46,6 @@ _REPOSITORIES = text(
     " FROM repos WHERE repos.repository IS NOT NULL)"
     " SELECT repository FROM repos WHERE repository IS NOT NULL"
 )
-# what a bounded count's rows hold: no column, so an index alone can answer
-_ONE: ColumnClause[int] = literal_column("1")
-
-
-def _first(query: Any, count: int) -> Any:
-    """The first ``count`` rows of ``query`` in the listing's order, newest first: read
-    down an index that leads to ``created_at`` (the listing's, or the state's), they stop
-    after ``count`` entries; unordered, PostgreSQL may read the table itself until it has
-    enough, which for a rare state or an old page is the whole table."""
-    return query.order_by(_T.c.created_at.desc()).limit(count).subquery()
-
-
 MIN_ID_PREFIX = 4  # shorter prefixes match too much to be meant (ids are 8 hex digits)
 
 
@@ -173,12 +162,12 @@ class Store(
         """How many attempts ``list_attempts`` with the same filters would list in all;
         ``at_most``: stop at ``at_most + 1`` (a pass over that many index entries at most,
         whatever the history: a result above ``at_most`` says "more than that")."""
-        counted = select(func.count() if at_most is None else _ONE).select_from(_T)
+        counted = select(func.count()).select_from(_T) if at_most is None else rows_of(_T)
         query = self._filtered(counted, states, task_key, None, (), before, workspaces)
         if ended_before is not None:
             query = query.where(func.coalesce(_T.c.finished_at, _T.c.updated_at) <= ended_before)
-        if at_most is not None:  # the rows themselves, at most that many, then counted
-            query = select(func.count()).select_from(_first(query, at_most + 1))
+        if at_most is not None:  # the rows themselves, newest first, then counted
+            query = count_up_to(query, _T.c.created_at, at_most)
         with self._read() as conn:
             return int(conn.scalar(query) or 0)
 
@@ -218,17 +207,9 @@ class Store(
         stopped at ``at_most + 1``: one statement of a bounded count per state, each read
         through the state index, so it costs the same with a year of history as with a
         day's (a ``GROUP BY`` passes over every attempt)."""
-        bounded = [
-            select(func.count())
-            .select_from(
-                _first(select(_ONE).select_from(_T).where(_T.c.state == str(st)), at_most + 1)
-            )
-            .scalar_subquery()
-            .label(str(st))
-            for st in State
-        ]
+        query = counts_by(_T, _T.c.state, [str(st) for st in State], _T.c.created_at, at_most)
         with self._read() as conn:
-            row = conn.execute(select(*bounded)).one()
+            row = conn.execute(query).one()
         return {st: int(n) for st, n in zip(State, row, strict=True)}
 
     def newest_attempt_numbers(

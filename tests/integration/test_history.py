@@ -163,6 +163,7 @@ def _hot_paths(store: Store) -> dict[str, Callable[[], object]]:
             store.newest_attempt_numbers(a.task_key for a in live),
             store.attempts_with_event("escape_warning"),
             store.count_by_state(COUNT_CAP),
+            store.count_tasks_by_state(COUNT_CAP),
         ),
         # the dashboard's queue (GET /api/tasks) and the change feed's look every 0.5 s
         "dashboard: tasks": lambda: store.queued_tasks(newest=50),
@@ -258,6 +259,9 @@ def test_the_snapshot_names_the_counts_that_stopped_at_the_cap(
     assert snapshot["counts"]["worker_gone"] == 0
     # 6,000 ended attempts: 3,600 succeeded, 1,500 failed, 600 cancelled, 300 timed out
     assert snapshot["counts_capped"] == ["succeeded", "failed"]
+    # a finished task in the queue for each of the 2,000 task keys
+    assert snapshot["queue"] == {**dict.fromkeys(snapshot["queue"], 0), "done": COUNT_CAP}
+    assert snapshot["queue_capped"] == ["done"]
 
 
 # -- orch db prune -----------------------------------------------------------------------------
