@@ -22,7 +22,10 @@ steadier measure on a busy machine), its ratio to the smallest size, and how lon
 took. The target is every ratio ≤ 1.2.
 
     python bench/history_bench.py [--sizes 1000,100000] [--pg-url URL [--no-sqlite]]
-                                  [--repeat 5] [--json out.json]
+                                  [--only commands|dashboard] [--repeat 5] [--json out.json]
+
+``--only dashboard`` times the dashboard's first view alone (``--only commands``: the
+commands alone).
 """
 
 from __future__ import annotations
@@ -115,7 +118,14 @@ def _dashboard(orch: str, env: dict[str, str], repo: Path, repeat: int) -> tuple
 
 
 def measure(
-    orch: str, python: str, base_env: dict[str, str], root: Path, url: str, size: int, repeat: int
+    orch: str,
+    python: str,
+    base_env: dict[str, str],
+    root: Path,
+    url: str,
+    size: int,
+    repeat: int,
+    only: str | None = None,
 ) -> dict[str, Any]:
     env = {**base_env, "ORCH_HOME": str(root / "orch-home"), "ORCH_DATABASE_URL": url}
     repo = root / "repo"
@@ -138,7 +148,7 @@ def measure(
     seeded = "h" + f"{size // 2:07d}"
     times: dict[str, float] = {}
     cpu: dict[str, float] = {}
-    for name, args in COMMANDS:
+    for name, args in COMMANDS if only != "dashboard" else ():
         samples = []
         for _ in range(repeat):
             if name == "work --once":
@@ -149,8 +159,10 @@ def measure(
         times[name] = statistics.median(w for w, _ in samples)
         cpu[name] = statistics.median(c for _, c in samples)
         log(f"  {name:<20} {times[name]:.3f}s wall, {cpu[name]:.3f}s CPU")
-    times["dashboard first view"], page = _dashboard(orch, env, repo, repeat)
-    log(f"  dashboard first view {times['dashboard first view']:.3f}s ({page} bytes)")
+    page = 0
+    if only != "commands":
+        times["dashboard first view"], page = _dashboard(orch, env, repo, repeat)
+        log(f"  dashboard first view {times['dashboard first view']:.3f}s ({page} bytes)")
     return {
         "size": size,
         "seeding_s": seeding,
@@ -181,6 +193,9 @@ def main() -> None:
     ap.add_argument("--pg-url", default=None, help="also measure PostgreSQL (admin URL)")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--no-sqlite", action="store_true", help="only PostgreSQL (--pg-url)")
+    ap.add_argument(
+        "--only", choices=("commands", "dashboard"), help="time only these (default: both)"
+    )
     add_orch_and_json(ap)
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -196,7 +211,9 @@ def main() -> None:
                 else:
                     url = _pg_database(args.pg_url, f"orch_hbench_{size}", br.env, br.python)
                 try:
-                    result = measure(br.orch, br.python, br.env, root, url, size, args.repeat)
+                    result = measure(
+                        br.orch, br.python, br.env, root, url, size, args.repeat, args.only
+                    )
                 finally:
                     if backend == "postgresql":
                         name = f"orch_hbench_{size}"
