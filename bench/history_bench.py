@@ -4,7 +4,8 @@
 For each store size and each backend (SQLite; PostgreSQL when ``--pg-url`` is given) it
 makes a fresh store, seeds it with that many ended attempts with the shape of real rows
 (60% succeeded, 25% failed, 10% cancelled, 5% timed out; all cleaned up, one in ten
-archived; 8 events and one run each, a follow-up for one in four: ``tests/support/history``,
+archived; 8 events and one run each, a follow-up for one in four, a finished queued task
+per task key, a webhook delivery per finished event: ``tests/support/history``,
 bulk inserts through the store's own tables, run by orch's Python from its checkout), adds
 a few live attempts through ``orch dispatch`` in a real repository, and times, each as a
 subprocess through the installed entry point (median of ``--repeat``):
@@ -21,11 +22,14 @@ steadier measure on a busy machine), its ratio to the smallest size, and how lon
 took. The target is every ratio ≤ 1.2.
 
     python bench/history_bench.py [--sizes 1000,100000] [--pg-url URL [--no-sqlite]]
-                                  [--repeat 5] [--stores DIR [--seed-only]] [--json out.json]
+                                  [--only commands|dashboard] [--repeat 5]
+                                  [--stores DIR [--seed-only]] [--json out.json]
 
-``--stores DIR`` keeps the seeded stores (and PostgreSQL databases) and reuses them: a 1M
-store takes 10 to 15 minutes to seed, which can be done once, untimed, and measured later
-on a quiet machine (each run adds its few live attempts to the kept store).
+``--only dashboard`` times the dashboard's first view alone (``--only commands``: the
+commands alone). ``--stores DIR`` keeps the seeded stores (and PostgreSQL databases) and
+reuses them: a 1M store takes 10 to 15 minutes to seed, which can be done once, untimed,
+and measured later on a quiet machine (each run adds its few live attempts to the kept
+store).
 """
 
 from __future__ import annotations
@@ -125,6 +129,7 @@ def measure(
     url: str,
     size: int,
     repeat: int,
+    only: str | None = None,
     seed_only: bool = False,
 ) -> dict[str, Any]:
     env = {**base_env, "ORCH_HOME": str(root / "orch-home"), "ORCH_DATABASE_URL": url}
@@ -157,7 +162,7 @@ def measure(
     seeded = "h" + f"{size // 2:07d}"
     times: dict[str, float] = {}
     cpu: dict[str, float] = {}
-    for name, args in COMMANDS:
+    for name, args in COMMANDS if only != "dashboard" else ():
         samples = []
         for _ in range(repeat):
             if name == "work --once":
@@ -168,8 +173,10 @@ def measure(
         times[name] = statistics.median(w for w, _ in samples)
         cpu[name] = statistics.median(c for _, c in samples)
         log(f"  {name:<20} {times[name]:.3f}s wall, {cpu[name]:.3f}s CPU")
-    times["dashboard first view"], page = _dashboard(orch, env, repo, repeat)
-    log(f"  dashboard first view {times['dashboard first view']:.3f}s ({page} bytes)")
+    page = 0
+    if only != "commands":
+        times["dashboard first view"], page = _dashboard(orch, env, repo, repeat)
+        log(f"  dashboard first view {times['dashboard first view']:.3f}s ({page} bytes)")
     return {
         "size": size,
         "seeding_s": seeding,
@@ -207,6 +214,9 @@ def main() -> None:
         "reuse them in later runs: seed once (untimed), measure when the machine is quiet",
     )
     ap.add_argument("--seed-only", action="store_true", help="with --stores: seed, measure nothing")
+    ap.add_argument(
+        "--only", choices=("commands", "dashboard"), help="time only these (default: both)"
+    )
     add_orch_and_json(ap)
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -227,7 +237,15 @@ def main() -> None:
                     url = _pg_database(args.pg_url, name, br.env, br.python)
                 try:
                     result = measure(
-                        br.orch, br.python, br.env, root, url, size, args.repeat, args.seed_only
+                        br.orch,
+                        br.python,
+                        br.env,
+                        root,
+                        url,
+                        size,
+                        args.repeat,
+                        args.only,
+                        args.seed_only,
                     )
                 finally:
                     if backend == "postgresql" and args.stores is None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from orch.errors import AttemptNotFound, NotFound
 from orch.models import (
+    COUNT_CAP,
     Attempt,
     AttemptEvent,
     ChangeSummary,
@@ -19,6 +20,7 @@ from orch.models import (
     RunKind,
     State,
     Usage,
+    capped,
 )
 from orch.system import inbox
 
@@ -187,12 +189,14 @@ def attempt_ports(store: Store, ref: str) -> tuple[Attempt, PortBundle]:
 @dataclasses.dataclass(frozen=True)
 class Listing:
     """What ``orch list`` shows: the attempts, the newest check of those that have one,
-    and, when a limit cut the list short, how many more there are."""
+    and, when a limit cut the list short, how many more there are (``more_capped``: at
+    least ``more``, the count stopped at ``COUNT_CAP``)."""
 
     attempts: tuple[Attempt, ...]
     checks: dict[str, Run]
     more: int = 0
     usage: dict[str, Usage] = dataclasses.field(default_factory=dict)  # per attempt, summed
+    more_capped: bool = False
 
     @property
     def task_usage(self) -> dict[str, Usage]:
@@ -216,6 +220,8 @@ class Listing:
         }
         if self.more:
             body["more"] = self.more
+        if self.more_capped:
+            body["more_capped"] = True
         return body
 
 
@@ -234,17 +240,20 @@ def listing(
     after = store.get(before) if before is not None else None
     probe = None if limit is None else limit + 1  # one more says whether there are more
     found = store.list_attempts(states=states, task_key=task_key, limit=probe, before=after)
-    more = 0
+    more, more_capped = 0, False
     if limit is not None and len(found) > limit:
         found = found[:limit]
-        more = store.count_attempts(states=states, task_key=task_key, before=after) - limit
+        # those after the last shown, counted up to the cap: the same cost with a year of
+        # history as with a day's
+        rest = store.count_attempts(states, task_key, before=found[-1], at_most=COUNT_CAP)
+        more, more_capped = capped(rest)
     ids = [a.id for a in found]
     totals = {
         i: total
         for i, runs in (store.usage_of(ids) if usage else {}).items()
         if (total := Usage.total(runs.values())) is not None
     }
-    return Listing(tuple(found), store.latest_checks(ids), more, totals)
+    return Listing(tuple(found), store.latest_checks(ids), more, totals, more_capped)
 
 
 def list_attempts(

@@ -267,9 +267,11 @@ def list_command(
     """List attempts, newest first, with what each changed.
 
     The table shows a page (the newest 100; --limit, --all, --before ID for the next
-    page) and says on stderr how many more there are. --json lists every attempt unless
-    --limit or --before is given (a script must not act on a list cut short without
-    asking), and then says "more": how many were left out.
+    page) and says on stderr how many more there are, up to 1,000 ("1,000+ older
+    attempts": counting further would cost more the longer the history). --json lists
+    every attempt unless --limit or --before is given (a script must not act on a list cut
+    short without asking), and then says "more": how many were left out ("more_capped":
+    true when that count stopped at 1,000 and there are more).
 
     AHEAD, FILES and +/- count the attempt's committed work against its base_commit, as
     recorded when its branch last moved (by orch work, orch check, orch compare or the
@@ -281,7 +283,7 @@ def list_command(
     from orch.attempts.lifecycle import reap
     from orch.attempts.queries import listing
     from orch.cli.render import attempts_table, to_json
-    from orch.models import State
+    from orch.models import State, count_text
 
     settings = settings_from_env()
     store = open_store(settings)
@@ -299,8 +301,9 @@ def list_command(
     click.echo(attempts_table(list(found.attempts), dt.datetime.now(dt.UTC)))
     if found.more:
         last = found.attempts[-1].id
+        plural = "s" if found.more != 1 or found.more_capped else ""
         click.echo(
-            f"{found.more} older attempt{'s' if found.more != 1 else ''} not shown: "
+            f"{count_text(found.more, found.more_capped)} older attempt{plural} not shown: "
             f"orch list --before {last} (or --all)",
             err=True,
         )

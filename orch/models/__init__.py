@@ -3,8 +3,8 @@ states. Frozen dataclasses only; the store builds them from rows and nothing out
 store ever sees an ORM object. Standard library only.
 
 One module per concept (``states``, ``attempt``, ``events``, ``runs``, ``queues``,
-``serial``); this package names them all, so ``from orch.models import X`` is the one
-way in.
+``serial``, ``counts``); this package names them all, so ``from orch.models import X`` is
+the one way in.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from orch.models.attempt import (
     TaskWorkspace,
     WorkerIdentity,
 )
+from orch.models.counts import COUNT_CAP, capped, count_text
 from orch.models.events import EVENT_STATES, AttemptEvent, DeliveryState, EventDelivery, event_state
 from orch.models.queues import LandQueueState, QueuedLand, QueuedTask, TaskState
 from orch.models.runs import Message, Run, RunKind, Usage
@@ -39,6 +40,7 @@ from orch.models.states import (
 
 __all__ = [
     "CLEANED_UP",
+    "COUNT_CAP",
     "EVENT_STATES",
     "HOLDS_WORKTREE",
     "LIVE_STATES",
@@ -69,6 +71,8 @@ __all__ = [
     "Usage",
     "WorkerIdentity",
     "WorkspaceStatus",
+    "capped",
+    "count_text",
     "event_state",
     "plain",
 ]

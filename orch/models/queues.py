@@ -22,6 +22,11 @@ class TaskState(enum.StrEnum):
     DONE = "done"  # its latest attempt ended (not as worker_gone) or cannot be retried
     FAILED = "failed"  # dispatching it failed (the reason says why)
 
+    @property
+    def finished(self) -> bool:
+        """Done with for good: the task never changes again (a year of them is history)."""
+        return self in (TaskState.DONE, TaskState.FAILED)
+
 
 @dataclasses.dataclass(frozen=True)
 class QueuedTask:

@@ -1,5 +1,9 @@
 """The status snapshot: counts by state and the attempts that need an operator.
 
+The counts stop at ``COUNT_CAP`` (``counts_capped`` and ``queue_capped`` name the states
+whose count did: at least that many), so that writing the snapshot every cycle costs the
+same with a year of ended attempts and finished tasks as with a day's.
+
 An attempt needs attention when it is the newest of its task and ended ``worker_gone``
 or ``failed`` (a retry makes it drop off), when its workspace is still ``provisioning``
 long after dispatch (a dispatch that died: ``orch doctor --fix``), when it has escape
@@ -12,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from orch.models import CLEANED_UP, Attempt, State, WorkspaceStatus
+from orch.models import CLEANED_UP, COUNT_CAP, Attempt, State, WorkspaceStatus, capped
 
 if TYPE_CHECKING:
     from orch.config import Settings
@@ -62,14 +66,18 @@ def build_snapshot(store: Store, settings: Settings, now: dt.datetime) -> dict[s
     attempts = store.list_attempts(  # acknowledged
         workspaces=[w for w in WorkspaceStatus if w not in CLEANED_UP]
     )
-    counts = {str(st): n for st, n in store.count_by_state().items()}
-    queue = {str(st): n for st, n in store.count_tasks_by_state().items()}
+    # each state's count stops at the cap (a year of history costs what a day's does):
+    # "counts_capped" names those that did, which the page shows as "1,000+"
+    counts = {str(st): capped(n) for st, n in store.count_by_state(COUNT_CAP).items()}
+    queue = {str(st): capped(n) for st, n in store.count_tasks_by_state(COUNT_CAP).items()}
     escapes = store.attempts_with_event("escape_warning")
     return {
         "version": 1,
         "written_at": now.isoformat(),
-        "counts": counts,
-        "queue": queue,
+        "counts": {st: n for st, (n, _) in counts.items()},
+        "counts_capped": [st for st, (_, floor) in counts.items() if floor],
+        "queue": {st: n for st, (n, _) in queue.items()},
+        "queue_capped": [st for st, (_, floor) in queue.items() if floor],
         "attention": attention(
             attempts,
             store.newest_attempt_numbers(a.task_key for a in attempts),

@@ -77,6 +77,7 @@ LOG_TAIL = 40
 # a page stays near 100 KB however long the history is
 PAGE = 50
 MAX_PAGE = 500
+TASKS_SHOWN = 50  # GET /api/tasks: the newest tasks (the page shows 20)
 # what each kind of refusal is in HTTP terms; any other orch error is a refusal too (409:
 # a failed set-up hook, an unreadable config), and only a bug is the server's fault (500)
 _STATUS_FOR_ERROR: tuple[tuple[type[OrchError], int], ...] = (
@@ -389,7 +390,9 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(chunk)  # unbuffered: each message leaves at once
 
     def _get_tasks(self, rest: list[str], query: dict[str, list[str]]) -> None:
-        tasks = self.server.store.queued_tasks()
+        """The newest ``TASKS_SHOWN`` tasks, oldest first (the page shows the newest 20): a
+        year of tasks submitted before them is history, and never read."""
+        tasks = self.server.store.queued_tasks(newest=TASKS_SHOWN)
         self._json(200, tasks=[t.to_dict() for t in tasks])
 
     # -- actions: the same calls as orch cancel / retry / send ------------------------------

@@ -19,6 +19,7 @@ from orch.errors import AmbiguousAttempt, AttemptNotFound, InvalidInput
 from orch.models import Attempt, AttemptEvent, State, WorkspaceStatus
 from orch.store import revision
 from orch.store.base import Clock, to_attempt, to_event, utcnow
+from orch.store.bounded import count_up_to, counts_by, rows_of
 from orch.store.engine import Connecting, is_sqlite, make_engine
 from orch.store.history import HistoryOps
 from orch.store.land_queue import LandQueueOps
@@ -156,13 +157,17 @@ class Store(
         before: Attempt | None = None,
         workspaces: Iterable[WorkspaceStatus] = (),
         ended_before: dt.datetime | None = None,
+        at_most: int | None = None,
     ) -> int:
-        """How many attempts ``list_attempts`` with the same filters would list in all."""
-        query = self._filtered(
-            select(func.count()).select_from(_T), states, task_key, None, (), before, workspaces
-        )
+        """How many attempts ``list_attempts`` with the same filters would list in all;
+        ``at_most``: stop at ``at_most + 1`` (a pass over that many index entries at most,
+        whatever the history: a result above ``at_most`` says "more than that")."""
+        counted = select(func.count()).select_from(_T) if at_most is None else rows_of(_T)
+        query = self._filtered(counted, states, task_key, None, (), before, workspaces)
         if ended_before is not None:
             query = query.where(func.coalesce(_T.c.finished_at, _T.c.updated_at) <= ended_before)
+        if at_most is not None:  # the rows themselves, newest first, then counted
+            query = count_up_to(query, _T.c.created_at, at_most)
         with self._read() as conn:
             return int(conn.scalar(query) or 0)
 
@@ -190,19 +195,22 @@ class Store(
         if repository is not None:
             query = query.where(_T.c.repository == repository)
         if before is not None:  # after it in the order (created_at desc, id)
-            query = query.where(
-                (_T.c.created_at < before.created_at)
-                | ((_T.c.created_at == before.created_at) & (_T.c.id > before.id))
+            # a range of the listing index (created_at, id), then the ties: an OR of the
+            # two alone is no range, and a count without an order might pass over them all
+            query = query.where(_T.c.created_at <= before.created_at).where(
+                (_T.c.created_at < before.created_at) | (_T.c.id > before.id)
             )
         return query
 
-    def count_by_state(self) -> dict[State, int]:
-        """How many attempts are in each state (every state, zero included)."""
-        counts = dict.fromkeys(State, 0)
+    def count_by_state(self, at_most: int) -> dict[State, int]:
+        """How many attempts are in each state (every state, zero included), each count
+        stopped at ``at_most + 1``: one statement of a bounded count per state, each read
+        through the state index, so it costs the same with a year of history as with a
+        day's (a ``GROUP BY`` passes over every attempt)."""
+        query = counts_by(_T, _T.c.state, [str(st) for st in State], _T.c.created_at, at_most)
         with self._read() as conn:
-            for state, count in conn.execute(select(_T.c.state, func.count()).group_by(_T.c.state)):
-                counts[State(state)] = int(count)
-        return counts
+            row = conn.execute(query).one()
+        return {st: int(n) for st, n in zip(State, row, strict=True)}
 
     def newest_attempt_numbers(
         self, task_keys: Iterable[str] | None = None

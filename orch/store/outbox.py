@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, exists, func, or_, select, update
 
-from orch.models import AttemptEvent, DeliveryState, EventDelivery
+from orch.models import AttemptEvent, DeliveryState, EventDelivery, TaskState
 from orch.store.base import StoreBase, _aware, to_event
 from orch.store.dialects import upsert
 from orch.store.engine import is_sqlite
@@ -150,12 +150,19 @@ class OutboxOps(StoreBase):
     def change_mark(self) -> tuple[Any, ...]:
         """A mark that moves when anything the dashboard shows changes in the store: the
         newest event (every change of an attempt writes one), the task queue, and how many
-        deliveries failed for good. First item: the newest event's id (0: none)."""
+        deliveries failed for good. First item: the newest event's id (0: none).
+
+        The queue's part reads the newest task and the unfinished ones only (through the
+        state index): a task changes only by moving state, so a new task moves the first,
+        and any move the count or the newest change of the unfinished ones; the finished
+        ones, a year of them, are never read."""
         failed = str(DeliveryState.FAILED)
+        unfinished = _Q.c.state.in_([str(st) for st in TaskState if not st.finished])
         query = select(
             select(func.coalesce(func.max(_E.c.id), 0)).scalar_subquery(),
             select(func.max(_Q.c.id)).scalar_subquery(),
-            select(func.max(_Q.c.updated_at)).scalar_subquery(),
+            select(func.count()).select_from(_Q).where(unfinished).scalar_subquery(),
+            select(func.max(_Q.c.updated_at)).where(unfinished).scalar_subquery(),
             select(func.count()).select_from(_D).where(_D.c.state == failed).scalar_subquery(),
         )
         with self._read() as conn:

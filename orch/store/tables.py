@@ -175,6 +175,10 @@ event_deliveries = Table(
     UniqueConstraint("event_id", "sink", name="uq_event_delivery"),
     Index("ix_event_deliveries_due", "sink", "state", "next_try_at"),
     Index("ix_event_deliveries_order", "attempt_id", "sink", "event_id"),
+    # the deliveries that failed for good, whatever the sink (0016): the dashboard's change
+    # mark counts them every 0.5 s and its attention list reads them, without passing over
+    # the delivered ones, one per event per sink of a year of history
+    Index("ix_event_deliveries_state", "state", "event_id"),
 )
 
 attempt_messages = Table(

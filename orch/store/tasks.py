@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 
 from orch.models import QueuedTask, TaskState
 from orch.store.base import StoreBase, _stamp
+from orch.store.bounded import counts_by
 from orch.store.tables import queued_tasks as _Q
 
 
@@ -63,22 +64,28 @@ class TaskOps(StoreBase):
             ).one()
         return _to_task(row)
 
-    def queued_tasks(self, states: Iterable[TaskState] = ()) -> list[QueuedTask]:
-        """Queued tasks, oldest first (the order the loop dispatches them in)."""
-        query = select(_Q).order_by(_Q.c.id)
+    def queued_tasks(
+        self, states: Iterable[TaskState] = (), newest: int | None = None
+    ) -> list[QueuedTask]:
+        """Queued tasks, oldest first (the order the loop dispatches them in); ``newest``:
+        only the newest that many (read down the key, however many tasks ended before)."""
+        query = select(_Q)
         wanted = [str(st) for st in states]
         if wanted:
             query = query.where(_Q.c.state.in_(wanted))
+        if newest is not None:
+            query = query.order_by(_Q.c.id.desc()).limit(newest)
         with self._read() as conn:
-            return [_to_task(r) for r in conn.execute(query)]
+            return sorted((_to_task(r) for r in conn.execute(query)), key=lambda t: t.id)
 
-    def count_tasks_by_state(self) -> dict[TaskState, int]:
-        """How many queued tasks are in each state (every state, zero included)."""
-        counts = dict.fromkeys(TaskState, 0)
+    def count_tasks_by_state(self, at_most: int) -> dict[TaskState, int]:
+        """How many queued tasks are in each state (every state, zero included), each count
+        stopped at ``at_most + 1`` (down the state index: a year of finished tasks costs
+        what a day's does)."""
+        states = [str(st) for st in TaskState]
         with self._read() as conn:
-            for state, count in conn.execute(select(_Q.c.state, func.count()).group_by(_Q.c.state)):
-                counts[TaskState(state)] = int(count)
-        return counts
+            row = conn.execute(counts_by(_Q, _Q.c.state, states, _Q.c.id, at_most)).one()
+        return {st: int(n) for st, n in zip(TaskState, row, strict=True)}
 
     def move_task(
         self,

@@ -14,6 +14,7 @@ import pytest
 
 from tests.support.attempts import attempts_of, dispatch, show
 from tests.support.cli import RunCli, assert_failed_cleanly, json_out
+from tests.support.history import history_id, seed
 from tests.support.repos import head
 from tests.support.store import new_attempt
 
@@ -131,6 +132,28 @@ def test_list_pages_through_ties_without_a_gap_or_a_repeat(
         assert page["more"] == len(ids) - len(seen)
         before = ["--before", seen[-1]]
     assert seen == ids
+
+
+def test_list_says_at_least_when_the_rest_is_past_the_count_cap(
+    run_cli: RunCli, store_url: str, isolated_env: Path, tmp_path: Path
+) -> None:
+    """The count of the rest stops at 1,000 (it would cost more the longer the history):
+    past it, the table says "1,000+" and the JSON says ``more_capped``."""
+    from orch.store import open_store
+
+    with open_store(store_url, isolated_env / "locks") as store:
+        seed(store, 1200)  # h0000000 is the newest
+    table = run_cli("list", cwd=tmp_path)
+    assert table.exit_code == 0, table.output
+    assert table.stderr == (
+        "1,000+ older attempts not shown: orch list --before h0000099 (or --all)\n"
+    )
+    page = json_out(run_cli("list", "--limit", "5", "--json"))
+    assert (page["more"], page["more_capped"]) == (1000, True)
+    # near the end the count is exact
+    tail = json_out(run_cli("list", "--limit", "50", "--before", history_id(1099), "--json"))
+    assert [a["id"] for a in tail["attempts"]] == [history_id(n) for n in range(1100, 1150)]
+    assert tail["more"] == 50 and "more_capped" not in tail
 
 
 def test_list_paging_refuses_bad_input(run_cli: RunCli, store_url: str, tmp_path: Path) -> None:

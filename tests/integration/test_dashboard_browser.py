@@ -37,6 +37,7 @@ from tests.support.dashboard import (
     commit_hostile_work,
     serve_process,
 )
+from tests.support.history import seed
 from tests.support.processes import Proc, wait_for
 from tests.support.repos import commit_all
 
@@ -500,3 +501,42 @@ def test_the_land_button_queues_a_land_that_the_loop_lands(
     )
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "dashboard-land.png"))
+
+
+def test_counts_past_the_cap_say_at_least(
+    browser: Any, tmp_path: Path, isolated_env: Path, store: Store
+) -> None:
+    """On both stores, with 1,800 ended attempts: the counts per state and the line under
+    the attempts stop at 1,000 (the server counts no further, so the page costs the same
+    with a year of history) and say so, "1,000+"; the counts below the cap are exact."""
+    from selenium.webdriver.common.by import By
+
+    from orch.serve import runtime
+
+    seed(store, 1800)  # 1,080 succeeded, 450 failed, 180 cancelled, 90 timed out
+    server, url = serve_process(tmp_path / "serve")
+    try:
+        snapshot = runtime.serve_dir(isolated_env) / "status.json"
+        wait_for(snapshot.exists, "the loop's first snapshot")
+        browser.get(url)
+
+        def counts() -> dict[str, str]:
+            found = browser.find_elements(By.CSS_SELECTOR, "#counts [data-count]")
+            return {c.get_attribute("data-count"): c.text for c in found}
+
+        shown = wait_for(lambda: fresh(counts), "the counts per state")
+        assert shown == {
+            "succeeded": "succeeded 1,000+",
+            "failed": "failed 450",
+            "cancelled": "cancelled 180",
+            "timed_out": "timed_out 90",
+        }
+        more = fresh(lambda: browser.find_element(By.ID, "more").text)
+        assert more == "1,000+ older attempts not shown: orch list --before h0000049"
+        ARTIFACTS.mkdir(exist_ok=True)
+        browser.save_screenshot(str(ARTIFACTS / "dashboard-capped-counts.png"))
+    finally:
+        Proc([ORCH_BIN, "serve", "--stop"], tmp_path / "stop").wait()
+        if server.popen.poll() is None:
+            server.signal(signal.SIGKILL)
+        server.wait()

@@ -22,8 +22,17 @@ from sqlalchemy import event, select, text
 from sqlalchemy.engine import Connection
 
 from orch.attempts import history
+from orch.attempts.queries import listing
 from orch.errors import InvalidInput
-from orch.models import CLEANED_UP, HOLDS_WORKTREE, OCCUPIES_WORKTREE, State, WorkspaceStatus
+from orch.models import (
+    CLEANED_UP,
+    COUNT_CAP,
+    HOLDS_WORKTREE,
+    OCCUPIES_WORKTREE,
+    State,
+    WorkspaceStatus,
+)
+from orch.serve.snapshot import build_snapshot
 from orch.store import Store, open_store
 from orch.store.tables import attempt_events, attempt_runs, attempts, metadata
 from tests.support.cli import RunCli, assert_failed_cleanly, json_out
@@ -34,6 +43,7 @@ from tests.support.store import (
     new_pg_database,
     own_repository,
     ready_attempt,
+    settings,
     sqlite_url,
 )
 
@@ -105,12 +115,19 @@ def full_scans(store: Store, statement: str, parameters: Any) -> list[str]:
                     if ln.startswith("SCAN ")
                     and " USING " not in ln
                     and ln.split()[1] in metadata.tables
+                    and not _newest_rows(statement, ln.split()[1])
                 ]
             cursor.execute("EXPLAIN " + statement, parameters)
             lines = [str(row[0]) for row in cursor.fetchall()]
             return [ln for ln in lines if "Seq Scan" in ln]
         finally:
             cursor.close()
+
+
+def _newest_rows(statement: str, table: str) -> bool:
+    """``... FROM t ORDER BY t.id DESC LIMIT n`` and no filter: SQLite walks the table's own
+    b-tree (its key) from the end and stops after n rows, which its plan calls a SCAN."""
+    return f"FROM {table} ORDER BY {table}.id DESC LIMIT " in " ".join(statement.split())
 
 
 def _hot_paths(store: Store) -> dict[str, Callable[[], object]]:
@@ -125,6 +142,11 @@ def _hot_paths(store: Store) -> dict[str, Callable[[], object]]:
         "list: the page after": lambda: store.list_attempts(limit=101, before=store.get(some)),
         "list: by state": lambda: store.list_attempts(states=(State.RUNNING,), limit=101),
         "list: by task": lambda: store.list_attempts(task_key="history-7", limit=101),
+        # a page as orch list and the dashboard read it, its "N more" a count up to the cap
+        "list: a page and how many more": lambda: listing(store, limit=50),
+        "list: the next page": lambda: listing(store, limit=50, before=some),
+        "list: a page by state": lambda: listing(store, (State.FAILED,), limit=50),
+        "list: a page by task": lambda: listing(store, task_key="history-7", limit=1),
         "show": lambda: (
             store.get(some),
             store.events(some),
@@ -140,7 +162,12 @@ def _hot_paths(store: Store) -> dict[str, Callable[[], object]]:
             store.list_attempts(workspaces=cleaned),
             store.newest_attempt_numbers(a.task_key for a in live),
             store.attempts_with_event("escape_warning"),
+            store.count_by_state(COUNT_CAP),
+            store.count_tasks_by_state(COUNT_CAP),
         ),
+        # the dashboard's queue (GET /api/tasks) and the change feed's look every 0.5 s
+        "dashboard: tasks": lambda: store.queued_tasks(newest=50),
+        "dashboard: change mark": store.change_mark,
         "doctor": lambda: (
             store.list_attempts(workspaces=OCCUPIES_WORKTREE),
             store.branch_owner(REPO, f"orch/history-7-{history_id(21)}"),
@@ -181,6 +208,60 @@ def test_a_full_scan_fails_the_plan_check(seeded: Store) -> None:
     with recorded(seeded) as sent, seeded.engine.connect() as conn:
         conn.execute(select(attempts.c.id).where(attempts.c.prompt == "x"))
     assert full_scans(seeded, *sent[0])
+
+
+# -- counts that stop at the cap -----------------------------------------------------------
+
+
+def test_counts_are_exact_below_the_cap_and_a_floor_past_it(seeded: Store) -> None:
+    """The dashboard's counts per state and the listing's "N more" read at most
+    ``COUNT_CAP + 1`` entries: the same number as an exact count below it, ``cap + 1``
+    (shown as "1,000+") past it."""
+    exact = {State(s): n for s, n in seeded.stats().states.items()}
+    exact = {st: exact.get(st, 0) for st in State}
+    assert exact[State.SUCCEEDED] > COUNT_CAP and exact[State.QUEUED] == 1
+    assert seeded.count_by_state(COUNT_CAP) == {
+        st: min(n, COUNT_CAP + 1) for st, n in exact.items()
+    }
+    assert seeded.count_by_state(SEEDED) == exact
+    some, near_the_end = seeded.get(history_id(SEEDED // 2)), seeded.get(history_id(SEEDED - 30))
+    for filters in (
+        {},
+        {"before": some},
+        {"before": near_the_end},
+        {"states": (State.FAILED,), "before": some},
+        {"states": (State.FAILED,), "before": near_the_end},
+        {"states": (State.RUNNING, State.QUEUED)},
+        {"task_key": "history-7"},
+    ):
+        whole = seeded.count_attempts(**filters)
+        bounded = seeded.count_attempts(**filters, at_most=COUNT_CAP)
+        assert bounded == min(whole, COUNT_CAP + 1), filters
+
+
+def test_the_listing_says_when_its_more_is_a_floor(seeded: Store) -> None:
+    page = listing(seeded, limit=50)
+    assert (page.more, page.more_capped) == (COUNT_CAP, True)
+    assert page.to_dict()["more"] == COUNT_CAP and page.to_dict()["more_capped"] is True
+    # 29 attempts are older than this one: the page shows 10, the count of the rest is exact
+    tail = listing(seeded, limit=10, before=history_id(SEEDED - 30))
+    assert [a.id for a in tail.attempts] == [history_id(n) for n in range(SEEDED - 29, SEEDED - 19)]
+    assert (tail.more, tail.more_capped) == (19, False)
+    assert "more_capped" not in tail.to_dict()
+
+
+def test_the_snapshot_names_the_counts_that_stopped_at_the_cap(
+    seeded: Store, isolated_env: Path
+) -> None:
+    snapshot = build_snapshot(seeded, settings(), seeded.clock())
+    assert snapshot["counts"]["succeeded"] == COUNT_CAP
+    assert snapshot["counts"]["queued"] == snapshot["counts"]["running"] == 1
+    assert snapshot["counts"]["worker_gone"] == 0
+    # 6,000 ended attempts: 3,600 succeeded, 1,500 failed, 600 cancelled, 300 timed out
+    assert snapshot["counts_capped"] == ["succeeded", "failed"]
+    # a finished task in the queue for each of the 2,000 task keys
+    assert snapshot["queue"] == {**dict.fromkeys(snapshot["queue"], 0), "done": COUNT_CAP}
+    assert snapshot["queue_capped"] == ["done"]
 
 
 # -- orch db prune -----------------------------------------------------------------------------

@@ -523,7 +523,7 @@ def added_after(revision: str) -> set[tuple[str, str]]:
     return set().union(*(cols for rev, cols in COLUMNS_ADDED.items() if rev > revision))
 
 
-# what 0015 adds: indexes only
+# what 0015 and 0016 add: indexes only
 INDEXES_ADDED_BY_0015 = {
     "ix_attempts_listing",
     "ix_attempts_workspace",
@@ -531,6 +531,7 @@ INDEXES_ADDED_BY_0015 = {
     "ix_attempts_worktree",
     "ix_attempt_events_kind",
 }
+INDEXES_ADDED_BY_0016 = {"ix_event_deliveries_state"}
 
 
 def _added_columns(diff: list[object]) -> set[tuple[str, str]]:
@@ -541,7 +542,7 @@ def _added_columns(diff: list[object]) -> set[tuple[str, str]]:
         if (
             isinstance(item, tuple)
             and item[0] == "add_index"
-            and item[1].name in INDEXES_ADDED_BY_0015
+            and item[1].name in INDEXES_ADDED_BY_0015 | INDEXES_ADDED_BY_0016
         ):
             continue
         if isinstance(item, tuple) and item[0] in ("add_table", "add_index"):
@@ -802,7 +803,7 @@ def test_upgrade_to_0014_gives_no_attempt_a_pull_request(
     _migrate(url, "0013")
     before = _rows(url, "attempts")
     _migrate(url, "0014")
-    assert _added_columns(schema_diff(url, metadata)) == set()  # 0015's indexes only
+    assert _added_columns(schema_diff(url, metadata)) == set()  # indexes only
     for old, new in zip(before, _rows(url, "attempts"), strict=True):
         assert new == {**old, **dict.fromkeys(_PR_COLUMNS)}, old["id"]
 
@@ -838,9 +839,32 @@ def test_upgrade_to_0015_adds_only_indexes(empty_store_url: str) -> None:
     _migrate(url, "0014")
     before = _rows(url, "attempts")
     _migrate(url, "0015")
-    assert schema_diff(url, metadata) == []
+    assert _index_names(schema_diff(url, metadata)) == INDEXES_ADDED_BY_0016
     assert _rows(url, "attempts") == before
     _migrate(url, "0014", down=True)
     diff = schema_diff(url, metadata)
+    assert _index_names(diff) == INDEXES_ADDED_BY_0015 | INDEXES_ADDED_BY_0016
+
+
+def _index_names(diff: list[object]) -> set[str]:
+    """The indexes a schema difference adds; anything else it holds fails the test."""
     assert all(isinstance(item, tuple) and item[0] == "add_index" for item in diff), diff
-    assert {item[1].name for item in diff} == INDEXES_ADDED_BY_0015
+    return {item[1].name for item in diff}
+
+
+# -- 0016: the event deliveries by state ------------------------------------------------------
+
+
+def test_upgrade_to_0016_adds_only_the_deliveries_state_index(empty_store_url: str) -> None:
+    """0016 adds one index and nothing else (the rows come through untouched); its
+    downgrade takes exactly it away."""
+    url = empty_store_url
+    _migrate(url, "0008")
+    _fill_0008(url)
+    _migrate(url, "0015")
+    before = _rows(url, "attempts")
+    _migrate(url, "0016")
+    assert schema_diff(url, metadata) == []
+    assert _rows(url, "attempts") == before
+    _migrate(url, "0015", down=True)
+    assert _index_names(schema_diff(url, metadata)) == INDEXES_ADDED_BY_0016

@@ -1,8 +1,10 @@
 """A store with a long history: ended, cleaned-up attempts with the shape of real rows.
 
 60% succeeded, 25% failed, 10% cancelled, 5% timed out; every workspace cleaned up (one
-in ten archived, with its archive path); 8 events and one agent run each, and a
-delivered follow-up message for one in four. Written by bulk
+in ten archived, with its archive path); 8 events and one agent run each, a delivered
+follow-up message for one in four, one finished task in the queue (``orch submit``) for
+each task key (one in three attempts), and the delivery of each "finished" event to a
+webhook sink. Written by bulk
 inserts through the store's own tables (``orch.store.tables``), thousands of rows per
 statement, so that 100k attempts take seconds, not the hours one ``create_attempt`` per
 row would. Used by the history tests (a store big enough that a full scan shows in a
@@ -16,9 +18,16 @@ import datetime as dt
 import sys
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
-from orch.store.tables import attempt_events, attempt_messages, attempt_runs, attempts
+from orch.store.tables import (
+    attempt_events,
+    attempt_messages,
+    attempt_runs,
+    attempts,
+    event_deliveries,
+    queued_tasks,
+)
 
 if TYPE_CHECKING:
     from orch.store import Store
@@ -56,19 +65,32 @@ def seed(
     newest = now - ENDED_AGO
     for first in range(start, start + count, CHUNK):
         last = min(first + CHUNK, start + count)
-        rows, events, runs, messages = [], [], [], []
+        rows, events, runs, messages, tasks = [], [], [], [], []
         for n in range(first, last):
             rows.append(_attempt(n, repository, newest - dt.timedelta(minutes=n)))
             events.extend(_events(rows[-1]))
             runs.append(_run(rows[-1]))
             if n % 4 == 0:  # a follow-up sent to one attempt in four
                 messages.append(_message(rows[-1]))
+            if n % 3 == 0:  # each task was submitted to the queue once, and is done
+                tasks.append(_task(rows[-1]))
         with store.engine.begin() as conn:
             conn.execute(insert(attempts), rows)
             conn.execute(insert(attempt_events), events)
             conn.execute(insert(attempt_runs), runs)
             if messages:
                 conn.execute(insert(attempt_messages), messages)
+            if tasks:
+                conn.execute(insert(queued_tasks), tasks)
+            # each attempt's "finished" event went to a webhook sink: one delivery each
+            finished = conn.execute(
+                select(
+                    attempt_events.c.id, attempt_events.c.attempt_id, attempt_events.c.created_at
+                )
+                .where(attempt_events.c.kind == "finished")
+                .where(attempt_events.c.attempt_id.in_([r["id"] for r in rows]))
+            ).all()
+            conn.execute(insert(event_deliveries), [_delivery(*f) for f in finished])
 
 
 def _attempt(n: int, repository: str, finished: dt.datetime) -> dict[str, Any]:
@@ -140,6 +162,33 @@ def _message(row: dict[str, Any]) -> dict[str, Any]:
         "created_at": row["created_at"] + dt.timedelta(minutes=5),
         "delivered_at": row["created_at"] + dt.timedelta(minutes=6),
         "run_number": 1,
+    }
+
+
+def _delivery(event_id: int, attempt_id: str, created: dt.datetime) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "attempt_id": attempt_id,
+        "sink": "webhook",
+        "state": "delivered",
+        "tries": 1,
+        "next_try_at": created,
+        "delivered_at": created + dt.timedelta(seconds=1),
+        "created_at": created,
+    }
+
+
+def _task(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "task_key": row["task_key"],
+        "repository": row["repository"],
+        "base_ref": "main",
+        "prompt": row["prompt"],
+        "state": "done",
+        "attempt_id": row["id"],
+        "actor": "operator@host",
+        "created_at": row["created_at"] - dt.timedelta(minutes=1),
+        "updated_at": row["finished_at"],
     }
 
 
