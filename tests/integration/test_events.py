@@ -322,16 +322,53 @@ def test_events_are_announced_after_their_commit_only(
 ) -> None:
     """``on_events`` (what starts delivery) hears of a committed change, never of one that
     was refused and rolled back."""
-    heard: list[frozenset[str]] = []
+    heard: list[dict[str, frozenset[str]]] = []
     store.on_events = heard.append
     attempt = ready_attempt(store, repository)
-    assert heard == [frozenset({attempt.id})] * 2  # created, then provisioned
+    # created, then provisioned: each with the names a sink subscribes to it by
+    assert heard == [{attempt.id: e.kinds} for e in store.events(attempt.id)]
+    assert "created" in heard[0][attempt.id]
     heard.clear()
     with pytest.raises(StoreError):  # its attempt does not exist: the insert is refused
         store.record_event("feedbeef", "note", "test")
     store.cancel(attempt.id, "test", "test")
-    assert heard == [frozenset({attempt.id})]
+    assert heard == [{attempt.id: frozenset({"cancelled"})}]
     assert store.events(attempt.id)[-1].kind == "cancelled"
+
+
+def test_a_command_starts_a_deliverer_only_for_a_sink_subscribed_to_its_events(
+    store_url: str,
+    store: Store,
+    run_orch: RunOrch,
+    repo: Path,
+    user_config: Path,
+    isolated_env: Path,
+) -> None:
+    """The installed command (which starts its deliverer as it exits) starts none while
+    no sink, in the user config or the repository's, subscribes to what it changed, and
+    one that delivers once a sink does."""
+    log = isolated_env / "logs" / "events" / "deliver.log"
+    with Receiver(secret=SECRET) as receiver:
+        user_config.write_text(webhook(receiver.url, '["succeeded"]'))
+        (repo / "orch.toml").write_text('[[hooks]]\ncommand = "true"\non = ["failed"]\n')
+        quiet, told = (
+            ready_attempt(store, str(repo), "quiet"),
+            ready_attempt(store, str(repo), "told"),
+        )
+        done = run_orch("cancel", quiet.id)
+        assert done.returncode == 0, done.stderr
+        assert not log.exists()  # no deliverer was started
+        assert deliveries(store) == []
+
+        user_config.write_text(webhook(receiver.url, '["cancelled"]'))
+        done = run_orch("cancel", told.id)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == f"{told.id} cancelled\n"
+        wait_for(lambda: all_delivered(store, 1), "the cancel delivered to the webhook")
+        wait_for(lambda: no_deliverer(isolated_env), "the background deliverer to end")
+    [got] = receiver.received
+    assert got.body["attempt_id"] == told.id and got.event == "cancelled"
+    assert log.exists()
 
 
 # -- desktop notifications, secrets in git ----------------------------------------------
