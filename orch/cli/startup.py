@@ -27,11 +27,12 @@ machine sees, with a spread of several hundred ms for a dispatch.
 4. Background work starts last (``start_last``): the event deliverer a change asks for
    (``orch.attempts.events.kick``) is started by ``exit_now`` once the store is closed and
    the output flushed, right before ``os._exit``, instead of when click closes the
-   command: the deliverer is a second interpreter importing the store (about 300 ms of
-   CPU), and started earlier its start-up competed with the command's own end (closing
-   the store, SQLite's checkpoint, the exit). The command's end took 3.5 ms without a
-   child and 8.5 ms with one started before it (medians of 20 interleaved runs, load 3.4);
-   ``orch cancel`` with three sinks, see ``docs/roadmaps/events.md``.
+   command, and it waits for this process to end before it runs
+   (``processes.spawn_detached(after_exit=True)``): the deliverer is a second interpreter
+   importing the store (about 300 ms of CPU), and started beside the command's own end
+   (closing the store, SQLite's checkpoint, the exit) it slowed that end: 3.5 ms without
+   a child, 8.5 ms with one (medians of 20 interleaved runs, load 3.4). ``orch cancel``
+   with three sinks: ``docs/roadmaps/events.md``.
 
 Measured and dropped: a shorter thread switch interval while a checkout is made ahead
 (``sys.setswitchinterval(0.0005)``; 10k files 2,656 against 2,668 ms, 1k files 2,005

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -369,6 +371,33 @@ def test_a_command_starts_a_deliverer_only_for_a_sink_subscribed_to_its_events(
     [got] = receiver.received
     assert got.body["attempt_id"] == told.id and got.event == "cancelled"
     assert log.exists()
+
+
+def test_a_command_started_after_exit_runs_once_its_starter_has_ended(tmp_path: Path) -> None:
+    """How a command line starts its deliverer (``spawn_detached(after_exit=True)``): the
+    started command runs only after the process that started it has ended, and it keeps
+    a descriptor handed to it (the deliver lock's)."""
+    ended, seen = tmp_path / "starter-ended", tmp_path / "seen"
+    starter = f"""
+import os, sys, time
+from pathlib import Path
+from orch.system import processes
+kept = os.open({str(tmp_path / "kept")!r}, os.O_RDWR | os.O_CREAT)
+os.set_inheritable(kept, True)
+script = 'if [ -e "$1" ]; then echo after; else echo before; fi > "$2"; echo kept >&$3'
+processes.spawn_detached(
+    ["/bin/sh", "-c", script, "sh", {str(ended)!r}, {str(seen)!r}, str(kept)],
+    os.environ, Path({str(tmp_path / "log")!r}), after_exit=True,
+)
+time.sleep(0.3)  # time enough for a command that did not wait to run before the end
+Path({str(ended)!r}).touch()
+"""
+    done = subprocess.run([sys.executable, "-c", starter], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    wait_for(lambda: seen.exists() and seen.read_text(), "the started command to run")
+    assert seen.read_text() == "after\n"
+    wait_for(lambda: (tmp_path / "kept").read_text(), "the handed descriptor written")
+    assert (tmp_path / "kept").read_text() == "kept\n"
 
 
 # -- desktop notifications, secrets in git ----------------------------------------------

@@ -8,10 +8,11 @@ repositories: the store says which kinds it wrote, so this costs no query when t
 config's sinks decide) and, if so and the lock is free, takes the lock and starts
 ``orch events deliver`` detached (a session of its own) with the lock handed over to it.
 A command line starts it as its very last act (``Kicker.finish``), after its output and
-its store are done with, so that the deliverer's start-up never competes with the
-command's own end. When the lock is busy, its holder delivers the change: a deliverer
-looks for work again after it lets the lock go, and the event was committed before the
-lock was found busy, so nothing falls between the two.
+its store are done with, and the deliverer waits until the command has ended before its
+interpreter starts, so that its start-up never competes with the command's own end.
+When the lock is busy, its holder delivers the change: a deliverer looks for work again
+after it lets the lock go, and the event was committed before the lock was found busy,
+so nothing falls between the two.
 """
 
 from __future__ import annotations
@@ -49,16 +50,19 @@ def take_lock(settings: Settings) -> fslock.HeldLock | None:
     return fslock.try_lock(lock_path(settings), f"event deliverer pid {os.getpid()}")
 
 
-def start_deliverer(settings: Settings, env: Mapping[str, str]) -> int | None:
+def start_deliverer(
+    settings: Settings, env: Mapping[str, str], after_exit: bool = False
+) -> int | None:
     """Start ``orch events deliver`` in the background holding the deliver lock; its pid,
-    or None when a deliverer already holds the lock (it will see the change)."""
+    or None when a deliverer already holds the lock (it will see the change). With
+    ``after_exit`` it runs once this process has ended (``processes.spawn_detached``)."""
     held = take_lock(settings)
     if held is None:
         return None
     try:
         os.set_inheritable(held.fd, True)
         argv = [sys.executable, "-m", "orch", "events", "deliver", "--lock-fd", str(held.fd)]
-        pid = processes.spawn_detached(argv, env, log_path(settings))
+        pid = processes.spawn_detached(argv, env, log_path(settings), after_exit)
     except BaseException:
         held.release()
         raise
@@ -107,7 +111,7 @@ class Kicker:
         store: Store,
         settings: Settings,
         env: Mapping[str, str],
-        start: Callable[[Settings, Mapping[str, str]], int | None] = start_deliverer,
+        start: Callable[[Settings, Mapping[str, str], bool], int | None] = start_deliverer,
     ) -> None:
         self.store, self.settings, self.env, self._start = store, settings, env, start
         self._repositories: dict[str, tuple[Sink, ...] | None] = {}  # None: unreadable
@@ -134,7 +138,7 @@ class Kicker:
         """The command's end: the deliverer a change asked for starts when ``later`` calls
         it (the command line's last act: ``orch.cli.startup.start_last``), or now when
         ``later`` declines (orch running in process: a test's runner)."""
-        if self._take_due() and not later(self._start_now):
+        if self._take_due() and not later(self._start_after_exit):
             self._start_now()
 
     def flush(self) -> None:
@@ -155,9 +159,12 @@ class Kicker:
                 timer.join()
         return due
 
-    def _start_now(self) -> None:
+    def _start_after_exit(self) -> None:
+        self._start_now(after_exit=True)
+
+    def _start_now(self, after_exit: bool = False) -> None:
         try:
-            pid = self._start(self.settings, self.env)
+            pid = self._start(self.settings, self.env, after_exit)
         except (OrchError, OSError):
             return
         if pid is not None:
