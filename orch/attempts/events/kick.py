@@ -183,19 +183,21 @@ class Kicker:
                 if repository is None:
                     continue
                 if repository not in self._repositories:
-                    self._repositories[repository] = _sinks_of(Path(repository))
+                    self._repositories[repository] = _sinks_of(
+                        Path(repository), self.settings.cache_dir
+                    )
                 sinks = self._repositories[repository]
                 if sinks is None or any(s.subscribes(written) for s in sinks):
                     return True
             return False
 
 
-def _sinks_of(root: Path) -> tuple[Sink, ...] | None:
+def _sinks_of(root: Path, kept_in: Path) -> tuple[Sink, ...] | None:
     """The repository's sinks; None when its config cannot be read now (the deliverer
     says why, in its log)."""
     if not root.is_dir():
         return ()
     try:
-        return load_repo_config(root).sinks
+        return load_repo_config(root, kept_in).sinks
     except OrchError:
         return None
