@@ -9,7 +9,9 @@ point, side by side in one run, interleaved with alternating order, in three orc
   changed attempt's repository and its config to know a sink wants the event).
 
 With sinks the command starts ``orch events deliver`` in the background and returns; the
-bench waits (untimed) for that deliverer to end before the next timed command, so each
+bench waits (untimed) for that deliverer to end before the next timed command (its lock
+let go and, on Linux, its process gone: it still reads the store and exits after letting
+the lock go, which would otherwise overlap the next command of its side only), so each
 command is measured on a quiet machine, and checks that every event was delivered.
 The attempts are made through the store API beforehand (untimed). Target: a command with
 three sinks at most 5 ms slower than with none (median).
@@ -25,7 +27,6 @@ import http.server
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -100,9 +101,30 @@ def deliverer_idle(home: Path) -> bool:
     return True
 
 
+def deliverer_alive(home: Path) -> bool:
+    """A process of ``orch events deliver`` for ``home`` still runs (Linux: /proc; False
+    elsewhere, where the lock alone is waited for)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return False
+    wanted = f"ORCH_HOME={home}".encode()
+    for pid in filter(str.isdigit, os.listdir(proc)):
+        try:
+            argv = (proc / pid / "cmdline").read_bytes().split(b"\0")
+            if b"events" not in argv or b"deliver" not in argv:
+                continue
+            if wanted in (proc / pid / "environ").read_bytes().split(b"\0"):
+                state = (proc / pid / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state != "Z":
+                    return True
+        except OSError:
+            continue
+    return False
+
+
 def wait_idle(home: Path) -> None:
     deadline = time.monotonic() + 60
-    while not deliverer_idle(home):
+    while not deliverer_idle(home) or deliverer_alive(home):
         if time.monotonic() > deadline:
             raise SystemExit(f"the deliverer of {home} did not end within 60 s")
         time.sleep(0.01)
@@ -110,31 +132,23 @@ def wait_idle(home: Path) -> None:
 
 def measure_kick(python: str, env: dict[str, str], home: Path, count: int) -> list[float]:
     """What a command with sinks does beyond one without: take the deliver lock and start
-    the deliverer (``start_deliverer``), timed inside one process, the deliverer left to
-    end (untimed) before the next."""
+    the deliverer (``start_deliverer``), as a command does it (once, in a process of its
+    own, gated on that process's end where the measured orch has ``after_exit``), the
+    deliverer left to end (untimed) before the next."""
     code = (
-        "import os, sys, time, fcntl, glob\n"
+        "import inspect, os, time\n"
         "from orch.config import resolve\n"
         "from orch.attempts.events.kick import start_deliverer\n"
         "s = resolve(os.environ)\n"
-        "for _ in range(int(sys.argv[1])):\n"
-        "    t = time.perf_counter()\n"
-        "    start_deliverer(s, os.environ)\n"
-        "    print((time.perf_counter() - t) * 1000, flush=True)\n"
-        "    sys.stdin.readline()\n"
+        "gated = 'after_exit' in inspect.signature(start_deliverer).parameters\n"
+        "t = time.perf_counter()\n"
+        "start_deliverer(s, os.environ, True) if gated else start_deliverer(s, os.environ)\n"
+        "print((time.perf_counter() - t) * 1000)\n"
     )
-    proc = subprocess.Popen(
-        [python, "-c", code, str(count)], env=env, cwd=env["HOME"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
     times = []
     for _ in range(count):
-        times.append(float(proc.stdout.readline()))
+        times.append(float(run([python, "-c", code], env).stdout))
         wait_idle(home)
-        proc.stdin.write("\n")
-        proc.stdin.flush()
-    proc.wait()
     return times
 
 
@@ -189,10 +203,14 @@ def main() -> None:
                 f"  {side:>5}: median {median:6.1f}  p90 {p90:6.1f}  "
                 f"vs none {median - base:+5.1f} ms"
             )
-            report["sides"][side] = {"median_ms": median, "p90_ms": p90, "over_none_ms": median - base}
+            report["sides"][side] = {
+                "median_ms": median,
+                "p90_ms": p90,
+                "over_none_ms": median - base,
+            }
         kick = measure_kick(python, sides["user"]["env"], sides["user"]["home"], args.iterations)
         print(
-            f"  the start of a deliverer alone (lock + posix_spawn), in process: "
+            f"  the start of a deliverer alone (lock + posix_spawn), in its command's process: "
             f"median {statistics.median(kick):.2f}  max {max(kick):.2f} ms"
         )
         report["kick_ms"] = {"median": statistics.median(kick), "max": max(kick)}
