@@ -9,10 +9,14 @@ point, side by side in one run, interleaved with alternating order, in three orc
   changed attempt's repository and its config to know a sink wants the event).
 
 With sinks the command starts ``orch events deliver`` in the background and returns; the
-bench waits (untimed) for that deliverer to end before the next timed command, so each
+bench waits (untimed) for that deliverer to end before the next timed command (its lock
+let go and, on Linux, its process gone: it still reads the store and exits after letting
+the lock go, which would otherwise overlap the next command of its side only), so each
 command is measured on a quiet machine, and checks that every event was delivered.
 The attempts are made through the store API beforehand (untimed). Target: a command with
-three sinks at most 5 ms slower than with none (median).
+three sinks at most 5 ms slower than with none (median). Each side's CPU time (user +
+system of the command itself) is reported beside its wall time: on a busy machine the
+wall time's spread is hundreds of ms, the CPU time's a few.
 
 Usage: python bench/events_bench.py [--iterations N] [--orch PATH] [--json out.json]
 """
@@ -24,8 +28,8 @@ import fcntl
 import http.server
 import json
 import os
+import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -100,9 +104,30 @@ def deliverer_idle(home: Path) -> bool:
     return True
 
 
+def deliverer_alive(home: Path) -> bool:
+    """A process of ``orch events deliver`` for ``home`` still runs (Linux: /proc; False
+    elsewhere, where the lock alone is waited for)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return False
+    wanted = f"ORCH_HOME={home}".encode()
+    for pid in filter(str.isdigit, os.listdir(proc)):
+        try:
+            argv = (proc / pid / "cmdline").read_bytes().split(b"\0")
+            if b"events" not in argv or b"deliver" not in argv:
+                continue
+            if wanted in (proc / pid / "environ").read_bytes().split(b"\0"):
+                state = (proc / pid / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state != "Z":
+                    return True
+        except OSError:
+            continue
+    return False
+
+
 def wait_idle(home: Path) -> None:
     deadline = time.monotonic() + 60
-    while not deliverer_idle(home):
+    while not deliverer_idle(home) or deliverer_alive(home):
         if time.monotonic() > deadline:
             raise SystemExit(f"the deliverer of {home} did not end within 60 s")
         time.sleep(0.01)
@@ -110,36 +135,31 @@ def wait_idle(home: Path) -> None:
 
 def measure_kick(python: str, env: dict[str, str], home: Path, count: int) -> list[float]:
     """What a command with sinks does beyond one without: take the deliver lock and start
-    the deliverer (``start_deliverer``), timed inside one process, the deliverer left to
-    end (untimed) before the next."""
+    the deliverer (``start_deliverer``), as a command does it (once, in a process of its
+    own, gated on that process's end where the measured orch has ``after_exit``), the
+    deliverer left to end (untimed) before the next."""
     code = (
-        "import os, sys, time, fcntl, glob\n"
+        "import inspect, os, time\n"
         "from orch.config import resolve\n"
         "from orch.attempts.events.kick import start_deliverer\n"
         "s = resolve(os.environ)\n"
-        "for _ in range(int(sys.argv[1])):\n"
-        "    t = time.perf_counter()\n"
-        "    start_deliverer(s, os.environ)\n"
-        "    print((time.perf_counter() - t) * 1000, flush=True)\n"
-        "    sys.stdin.readline()\n"
+        "gated = 'after_exit' in inspect.signature(start_deliverer).parameters\n"
+        "t = time.perf_counter()\n"
+        "start_deliverer(s, os.environ, True) if gated else start_deliverer(s, os.environ)\n"
+        "print((time.perf_counter() - t) * 1000)\n"
     )
-    proc = subprocess.Popen(
-        [python, "-c", code, str(count)],
-        env=env,
-        cwd=env["HOME"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
     times = []
     for _ in range(count):
-        times.append(float(proc.stdout.readline()))
+        times.append(float(run([python, "-c", code], env).stdout))
         wait_idle(home)
-        proc.stdin.write("\n")
-        proc.stdin.flush()
-    proc.wait()
     return times
+
+
+def _children_cpu() -> float:
+    """CPU seconds used by the children this process has waited for (the timed command;
+    not its deliverer, which is not this process's child)."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
 def main() -> None:
@@ -171,36 +191,46 @@ def main() -> None:
             # one untimed command first: the store and the page cache warm
             run([orch, "cancel", ids.pop()], side_env)
             wait_idle(home)
-            sides[side] = {"env": side_env, "home": home, "ids": ids, "times": []}
+            sides[side] = {"env": side_env, "home": home, "ids": ids, "times": [], "cpu": []}
         order = list(sides)
         for i in range(args.iterations):
             for side in order if i % 2 == 0 else list(reversed(order)):
                 s = sides[side]
+                used = _children_cpu()
                 started = time.perf_counter()
                 run([orch, "cancel", s["ids"][i]], s["env"])
                 s["times"].append((time.perf_counter() - started) * 1000)
+                s["cpu"].append((_children_cpu() - used) * 1000)
                 wait_idle(s["home"])  # untimed: the next command runs on a quiet machine
         server.shutdown()
         print(f"orch: {orch_source(python, env)}")
         print(f"orch cancel, {args.iterations} interleaved runs per side (ms):")
         base = statistics.median(sides["none"]["times"])
+        base_cpu = statistics.median(sides["none"]["cpu"])
         report: dict[str, Any] = {"iterations": args.iterations, "sides": {}}
         for side, s in sides.items():
             times = sorted(s["times"])
             median = statistics.median(times)
             p90 = times[min(len(times) - 1, round(0.9 * (len(times) - 1)))]
+            cpu = statistics.median(s["cpu"])
             print(
                 f"  {side:>5}: median {median:6.1f}  p90 {p90:6.1f}  "
-                f"vs none {median - base:+5.1f} ms"
+                f"vs none {median - base:+5.1f} ms   cpu {cpu:6.1f}  vs none {cpu - base_cpu:+5.1f}"
             )
             report["sides"][side] = {
                 "median_ms": median,
                 "p90_ms": p90,
                 "over_none_ms": median - base,
+                "cpu_median_ms": cpu,
+                "cpu_over_none_ms": cpu - base_cpu,
             }
+        print(
+            "  (cpu: user+sys time of the command itself, median: what a busy machine "
+            "inflates far less than the wall time; the target is on the wall time)"
+        )
         kick = measure_kick(python, sides["user"]["env"], sides["user"]["home"], args.iterations)
         print(
-            f"  the start of a deliverer alone (lock + posix_spawn), in process: "
+            f"  the start of a deliverer alone (lock + posix_spawn), in its command's process: "
             f"median {statistics.median(kick):.2f}  max {max(kick):.2f} ms"
         )
         report["kick_ms"] = {"median": statistics.median(kick), "max": max(kick)}

@@ -7,6 +7,7 @@ it is given, so tests and callers decide the environment. Reads the user config 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Mapping
@@ -82,6 +83,11 @@ class Settings:
         return self.home / "locks"
 
     @property
+    def cache_dir(self) -> Path:
+        """What orch keeps to go faster and can always make again (config files parsed)."""
+        return self.home / "cache"
+
+    @property
     def sqlite_file(self) -> Path | None:
         """The embedded store's file, read from the URL without importing SQLAlchemy."""
         scheme, sep, rest = self.database_url.partition(":///")
@@ -145,9 +151,9 @@ def config_file_path(env: Mapping[str, str]) -> Path:
     return Path(base).expanduser() / "orch" / "config.toml"
 
 
-def _read_file(path: Path) -> dict[str, Any]:
+def _read_file(path: Path, kept_in: Path) -> dict[str, Any]:
     try:
-        data = read_toml(path, "config file ")
+        data = read_toml(path, "config file ", kept_in)
     except FileNotFoundError:
         return {}
     known = set(_KEYS) | set(SINK_SECTIONS) | {"agents"}
@@ -232,7 +238,7 @@ def resolve(env: Mapping[str, str], overrides: Mapping[str, Any] | None = None) 
     home = default_home(env)
     path = config_file_path(env)
     values: dict[str, Any] = {}
-    data = _read_file(path)
+    data = _read_file(path, home / "cache")
     if any(section in data for section in SINK_SECTIONS):
         values["sinks"] = parse_sinks(data, str(path), path, None)
     if "agents" in data:
@@ -269,9 +275,13 @@ def resolve(env: Mapping[str, str], overrides: Mapping[str, Any] | None = None) 
     )
 
 
-def read_toml(path: Path, what: str = "") -> dict[str, Any]:
+def read_toml(path: Path, what: str = "", kept_in: Path | None = None) -> dict[str, Any]:
     """A TOML file's tables; FileNotFoundError when there is none. The parser is imported
-    only when there is a file to parse (most commands start without one)."""
+    only when there is a file to parse (most commands start without one). With
+    ``kept_in`` (the orch home's cache), the tables are kept there by the file's stat and
+    read back while it stays the same (``_kept``)."""
+    if kept_in is not None:
+        return _kept(path, what, kept_in)
     try:
         with path.open("rb") as fh:
             import tomllib
@@ -284,3 +294,78 @@ def read_toml(path: Path, what: str = "") -> dict[str, Any]:
         raise
     except OSError as exc:
         raise ConfigError(f"cannot read {what}{path}: {exc}") from exc
+
+
+# -- config files kept parsed ----------------------------------------------------------------
+#
+# Importing tomllib costs about 2 ms (its regular expressions compile at import), more than
+# parsing a config file; a command that changes an attempt reads the user config, and with
+# sinks the changed repository's orch.toml too. Their tables are kept in the orch home
+# (marshal: no import) under the file's stat, and read back while that stat is unchanged.
+
+_KEPT_FORMAT = 1
+# a file changed this recently may change again within one tick of the file system's clock
+# with the same size: it is not kept until it has been left alone this long (racy git)
+_SETTLED_NS = 2_000_000_000
+
+
+def _kept(path: Path, what: str, kept_in: Path) -> dict[str, Any]:
+    import marshal
+    import time
+
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise
+    except OSError:
+        return read_toml(path, what)  # which says why
+    stamp = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    name = str(path).replace("%", "%25").replace("/", "%2F")
+    copy = kept_in / f"{name}.marshal"
+    if len(copy.name) > 200:
+        return read_toml(path, what)
+    try:
+        fd = os.open(copy, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        pass
+    else:
+        try:
+            own = os.fstat(fd)
+            # only a copy this user wrote and nobody else can touch
+            if own.st_uid == os.getuid() and not own.st_mode & 0o077:
+                format_, kept_stamp, data = marshal.loads(os.read(fd, own.st_size + 1))
+                if format_ == _KEPT_FORMAT and tuple(kept_stamp) == stamp:
+                    return dict(data)
+        except (OSError, ValueError, EOFError, TypeError):
+            pass  # unreadable or not ours: parsed again, and written anew below
+        finally:
+            os.close(fd)
+    data = read_toml(path, what)
+    if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > _SETTLED_NS:
+        _keep(copy, marshal, (_KEPT_FORMAT, stamp, data))
+    return data
+
+
+def _keep(copy: Path, marshal: Any, record: tuple[Any, ...]) -> None:
+    """Write the copy (a temporary file renamed over it); nothing when it cannot be
+    (tables marshal cannot hold, such as TOML dates; a home not made yet; no space)."""
+    if not copy.parent.parent.is_dir():
+        return  # the orch home itself is made by the first command that writes there
+    try:
+        body = marshal.dumps(record)
+    except ValueError:
+        return
+    from orch import private
+
+    tmp = copy.with_name(f".{copy.name}.{os.getpid()}.tmp")
+    try:
+        private.make_dir(copy.parent)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            os.write(fd, body)
+        finally:
+            os.close(fd)
+        os.replace(tmp, copy)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)

@@ -58,15 +58,16 @@ _REPO_KEYS = {
 }
 
 
-def load_repo_config(root: Path) -> RepoConfig:
-    """Read the repository's config; unknown keys are an error, not silently ignored."""
+def load_repo_config(root: Path, kept_in: Path | None = None) -> RepoConfig:
+    """Read the repository's config; unknown keys are an error, not silently ignored.
+    ``kept_in``: the orch home's cache, where the parsed file is kept (``read_toml``)."""
     toml = root / "orch.toml"
     pyproject = root / "pyproject.toml"
     data: dict[str, Any]
     if toml.is_file():
-        source, data = toml, read_toml(toml)
+        source, data = toml, read_toml(toml, kept_in=kept_in)
     elif pyproject.is_file():
-        data = read_toml(pyproject).get("tool", {}).get("orch")
+        data = read_toml(pyproject, kept_in=kept_in).get("tool", {}).get("orch")
         if not data:
             return RepoConfig()
         source = pyproject

@@ -122,7 +122,8 @@ def open_store(
 
         kicker = Kicker(store, settings, os.environ)
         store.on_events = kicker
-        context.call_on_close(kicker.flush)  # runs before store.close
+        # runs before store.close; the deliverer itself starts after it, as the process ends
+        context.call_on_close(lambda: kicker.finish(startup.start_last))
     return store
 
 

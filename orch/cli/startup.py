@@ -24,6 +24,16 @@ machine sees, with a spread of several hundred ms for a dispatch.
    to see in a dispatch's spread (2,005 against 1,998 ms at 1k files); kept because a
    test holds a dispatch's imports to what it uses.
 
+4. Background work starts last (``start_last``): the event deliverer a change asks for
+   (``orch.attempts.events.kick``) is started by ``exit_now`` once the store is closed and
+   the output flushed, right before ``os._exit``, instead of when click closes the
+   command, and it waits for this process to end before it runs
+   (``processes.spawn_detached(after_exit=True)``): the deliverer is a second interpreter
+   importing the store (about 300 ms of CPU), and started beside the command's own end
+   (closing the store, SQLite's checkpoint, the exit) it slowed that end: 3.5 ms without
+   a child, 8.5 ms with one (medians of 20 interleaved runs, load 3.4). ``orch cancel``
+   with three sinks: ``docs/roadmaps/events.md``.
+
 Measured and dropped: a shorter thread switch interval while a checkout is made ahead
 (``sys.setswitchinterval(0.0005)``; 10k files 2,656 against 2,668 ms, 1k files 2,005
 against 1,872 ms).
@@ -36,7 +46,7 @@ from __future__ import annotations
 
 import atexit
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -74,23 +84,24 @@ def exit_now(code: object) -> None:
     """End the process at once if the command is done: no other thread running (the
     interpreter would wait for it), an exit status (not a message to print), and standard
     output and error flushed before and after the atexit handlers. Else return, and the
-    normal exit takes over."""
+    normal exit takes over. Either way what ``start_last`` was given starts first."""
     import os
     import threading
 
     if threading.active_count() > 1:
-        return
+        return run_last()
     if code is None:
         status = 0
     elif isinstance(code, int):
         status = code
     else:
-        return  # a message to print: the normal exit does that
+        return run_last()  # a message to print: the normal exit does that
     if not _flushed():
-        return
+        return run_last()
     atexit._run_exitfuncs()
     if not _flushed():  # what the atexit handlers wrote
-        return
+        return run_last()
+    run_last()
     os._exit(status & 0xFF)
 
 
@@ -188,3 +199,34 @@ def login_name() -> str:
         return pwd.getpwuid(os.getuid()).pw_name
     except KeyError:
         return f"uid{os.getuid()}"
+
+
+# -- 4. background work started last -------------------------------------------------------
+
+# what the command asked to start once it has ended; None while no command line is ending
+# (orch used in process: a test's runner, a server's handler)
+_last: list[Callable[[], None]] | None = None
+
+
+def command_line_runs() -> None:
+    """``orch.cli.main`` is running a command line: ``start_last`` may defer to its end."""
+    global _last
+    _last = []
+
+
+def start_last(start: Callable[[], None]) -> bool:
+    """Run ``start`` (which must not raise) as the command's last act, after its output
+    and its store are done with; False when no command line is ending in this process
+    (then the caller starts it now)."""
+    if _last is None:
+        return False
+    _last.append(start)
+    return True
+
+
+def run_last() -> None:
+    """Run what ``start_last`` was given, once."""
+    global _last
+    pending, _last = _last or [], None
+    for start in pending:
+        start()

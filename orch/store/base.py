@@ -3,8 +3,10 @@
 One short transaction per operation; writes on SQLite start with ``BEGIN IMMEDIATE``
 (see ``engine``). Every change appends an event in the same transaction as the change:
 the outbox that sinks are fed from (``outbox``). After a transaction that wrote events
-commits, ``on_events`` (set by whoever opened the store) is called, so that delivery can
-start; it never runs for a transaction that rolled back.
+commits, ``on_events`` (set by whoever opened the store) is called with the attempts and
+the kinds of the events written (each event's kind and the state it moved its attempt
+into: the names a sink subscribes with), so that delivery can start for a sink that wants
+them without a query; it never runs for a transaction that rolled back.
 """
 
 from __future__ import annotations
@@ -164,9 +166,9 @@ class StoreBase:
         self.engine = engine
         self.url = str(engine.url)
         self._clock = clock
-        # called with the attempt ids after a write transaction that appended events to
-        # them has committed
-        self.on_events: Callable[[frozenset[str]], None] | None = None
+        # called after a write transaction that appended events has committed: attempt id
+        # -> the kinds (and states) of its events written
+        self.on_events: Callable[[dict[str, frozenset[str]]], None] | None = None
         self._writer = engine.execution_options(orch_write=True)
         path = sqlite_path(self.url) if is_sqlite(self.url) else None
         self._write_lock = (
@@ -204,7 +206,7 @@ class StoreBase:
                 # the error that matters, and the pool throws it away, info and all)
                 wrote = None if conn.invalidated else conn.info.pop(_WROTE_EVENTS, None)
         if wrote and self.on_events is not None:
-            self.on_events(frozenset(wrote))
+            self.on_events({attempt_id: frozenset(kinds) for attempt_id, kinds in wrote.items()})
 
     def _writer_lock(self) -> contextlib.AbstractContextManager[None]:
         return self._write_lock.held() if self._write_lock else contextlib.nullcontext()
@@ -255,8 +257,12 @@ class StoreBase:
             }
             for attempt_id, detail in details
         ]
-        if rows:
-            conn.info.setdefault(_WROTE_EVENTS, set()).update(a for a, _ in details)
+        wrote = conn.info.setdefault(_WROTE_EVENTS, {})
+        for row in rows:
+            names = wrote.setdefault(row["attempt_id"], set())
+            names.add(kind)
+            if row["state"] is not None:
+                names.add(row["state"])
         if len(rows) == 1:  # the common case, through the prebuilt statement
             conn.execute(_INSERT_EVENT, rows[0])
         elif rows:

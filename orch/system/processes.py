@@ -296,17 +296,37 @@ def _stdin(data: bytes | None) -> Iterator[int | IO[bytes]]:
         yield fh
 
 
-def spawn_detached(argv: Sequence[str], env: Mapping[str, str], log_path: Path) -> int:
+# waits until its standard input ends, then becomes the command it was given
+_AFTER_EXIT = 'read _; exec "$@" </dev/null'
+
+
+def spawn_detached(
+    argv: Sequence[str], env: Mapping[str, str], log_path: Path, after_exit: bool = False
+) -> int:
     """Start a background command in a session of its own that outlives this process,
-    output appended to ``log_path``; returns at once with its pid (never waited for)."""
+    output appended to ``log_path``; returns at once with its pid (never waited for).
+
+    With ``after_exit`` the command runs only once this process has ended: ``/bin/sh``
+    waits on a pipe whose one writer is this process (never inherited, never closed
+    here: the kernel closes it as the process ends), then ``exec``s it. A command that
+    starts a Python interpreter (hundreds of ms of CPU) as its last act then never slows
+    its own exit."""
     private.make_dir(log_path.parent)
     os.close(private.open_fd(log_path, os.O_WRONLY))  # made or fixed private, then appended to
-    actions = [
-        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+    output = [
         (os.POSIX_SPAWN_OPEN, 1, str(log_path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600),
         (os.POSIX_SPAWN_DUP2, 1, 2),
     ]
-    return os.posix_spawn(argv[0], list(argv), dict(env), file_actions=actions, setsid=True)
+    if not after_exit:
+        actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0), *output]
+        return os.posix_spawn(argv[0], list(argv), dict(env), file_actions=actions, setsid=True)
+    gate, _writer = os.pipe()  # both close-on-exec; the writer lives as long as this process
+    try:
+        sh = ["/bin/sh", "-c", _AFTER_EXIT, argv[0], *argv]
+        actions = [(os.POSIX_SPAWN_DUP2, gate, 0), *output]
+        return os.posix_spawn(sh[0], sh, dict(env), file_actions=actions, setsid=True)
+    finally:
+        os.close(gate)
 
 
 def run_bounded(

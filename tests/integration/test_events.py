@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -322,16 +324,80 @@ def test_events_are_announced_after_their_commit_only(
 ) -> None:
     """``on_events`` (what starts delivery) hears of a committed change, never of one that
     was refused and rolled back."""
-    heard: list[frozenset[str]] = []
+    heard: list[dict[str, frozenset[str]]] = []
     store.on_events = heard.append
     attempt = ready_attempt(store, repository)
-    assert heard == [frozenset({attempt.id})] * 2  # created, then provisioned
+    # created, then provisioned: each with the names a sink subscribes to it by
+    assert heard == [{attempt.id: e.kinds} for e in store.events(attempt.id)]
+    assert "created" in heard[0][attempt.id]
     heard.clear()
     with pytest.raises(StoreError):  # its attempt does not exist: the insert is refused
         store.record_event("feedbeef", "note", "test")
     store.cancel(attempt.id, "test", "test")
-    assert heard == [frozenset({attempt.id})]
+    assert heard == [{attempt.id: frozenset({"cancelled"})}]
     assert store.events(attempt.id)[-1].kind == "cancelled"
+
+
+def test_a_command_starts_a_deliverer_only_for_a_sink_subscribed_to_its_events(
+    store_url: str,
+    store: Store,
+    run_orch: RunOrch,
+    repo: Path,
+    user_config: Path,
+    isolated_env: Path,
+) -> None:
+    """The installed command (which starts its deliverer as it exits) starts none while
+    no sink, in the user config or the repository's, subscribes to what it changed, and
+    one that delivers once a sink does."""
+    log = isolated_env / "logs" / "events" / "deliver.log"
+    with Receiver(secret=SECRET) as receiver:
+        user_config.write_text(webhook(receiver.url, '["succeeded"]'))
+        (repo / "orch.toml").write_text('[[hooks]]\ncommand = "true"\non = ["failed"]\n')
+        quiet, told = (
+            ready_attempt(store, str(repo), "quiet"),
+            ready_attempt(store, str(repo), "told"),
+        )
+        done = run_orch("cancel", quiet.id)
+        assert done.returncode == 0, done.stderr
+        assert not log.exists()  # no deliverer was started
+        assert deliveries(store) == []
+
+        user_config.write_text(webhook(receiver.url, '["cancelled"]'))
+        done = run_orch("cancel", told.id)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == f"{told.id} cancelled\n"
+        wait_for(lambda: all_delivered(store, 1), "the cancel delivered to the webhook")
+        wait_for(lambda: no_deliverer(isolated_env), "the background deliverer to end")
+    [got] = receiver.received
+    assert got.body["attempt_id"] == told.id and got.event == "cancelled"
+    assert log.exists()
+
+
+def test_a_command_started_after_exit_runs_once_its_starter_has_ended(tmp_path: Path) -> None:
+    """How a command line starts its deliverer (``spawn_detached(after_exit=True)``): the
+    started command runs only after the process that started it has ended, and it keeps
+    a descriptor handed to it (the deliver lock's)."""
+    ended, seen = tmp_path / "starter-ended", tmp_path / "seen"
+    starter = f"""
+import os, sys, time
+from pathlib import Path
+from orch.system import processes
+kept = os.open({str(tmp_path / "kept")!r}, os.O_RDWR | os.O_CREAT)
+os.set_inheritable(kept, True)
+script = 'if [ -e "$1" ]; then echo after; else echo before; fi > "$2"; echo kept >&$3'
+processes.spawn_detached(
+    ["/bin/sh", "-c", script, "sh", {str(ended)!r}, {str(seen)!r}, str(kept)],
+    os.environ, Path({str(tmp_path / "log")!r}), after_exit=True,
+)
+time.sleep(0.3)  # time enough for a command that did not wait to run before the end
+Path({str(ended)!r}).touch()
+"""
+    done = subprocess.run([sys.executable, "-c", starter], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    wait_for(lambda: seen.exists() and seen.read_text(), "the started command to run")
+    assert seen.read_text() == "after\n"
+    wait_for(lambda: (tmp_path / "kept").read_text(), "the handed descriptor written")
+    assert (tmp_path / "kept").read_text() == "kept\n"
 
 
 # -- desktop notifications, secrets in git ----------------------------------------------

@@ -84,7 +84,7 @@ class Deliverer:
         sinks: tuple[Sink, ...] = ()
         if root.is_dir():
             try:
-                sinks = load_repo_config(root).sinks
+                sinks = load_repo_config(root, self.settings.cache_dir).sinks
             except ConfigError as exc:
                 self.log(f"sinks of {repository} not read: {exc.message}")
         self._repo_sinks[repository] = (stamp, sinks)
