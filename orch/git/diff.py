@@ -112,7 +112,7 @@ class Diffs(Runner):
     ) -> bytes:
         """``git diff`` of ``where`` as git prints it (a patch, ``--stat`` or
         ``--name-only``), byte for byte; ``color``: with git's colours."""
-        args = self._diff_args(where, _format_options(fmt, color, stat_width))
+        args = self._diff_args(where, format_options(fmt, color, stat_width))
         return self.output_bytes(args, cwd=where.cwd, env=where.env)
 
     def diff_into(
@@ -126,7 +126,7 @@ class Diffs(Runner):
     ) -> None:
         """``diff_output`` written by git straight to the file descriptor ``out`` (a
         large diff is never held in memory, and a pager shows its start at once)."""
-        args = self._diff_args(where, _format_options(fmt, color, stat_width))
+        args = self._diff_args(where, format_options(fmt, color, stat_width))
         self.run_into(args, out, cwd=where.cwd, env=where.env)
 
     def file_patch(self, where: DiffRange, paths: Sequence[str], limit: int) -> tuple[bytes, bool]:
@@ -246,7 +246,7 @@ class Diffs(Runner):
             return WorktreeTree(tree, nested)
 
 
-def _format_options(fmt: DiffFormat, color: bool, stat_width: int | None) -> list[str]:
+def format_options(fmt: DiffFormat, color: bool, stat_width: int | None) -> list[str]:
     options = ["--color=always" if color else "--color=never"]
     if fmt == "stat":
         options.append(f"--stat={stat_width}" if stat_width else "--stat")

@@ -58,6 +58,28 @@ class Pending(Generic[T]):
             self.result()
 
 
+class RunningOutput:
+    """A read-only git command running in the background, its output kept as bytes."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self._proc = proc
+        self._output: tuple[bytes | None] | None = None
+
+    def output(self) -> bytes | None:
+        """What git printed; None when it failed (the caller has another way)."""
+        if self._output is None:
+            out, _err = self._proc.communicate()
+            self._output = (out if self._proc.returncode == 0 else None,)
+        return self._output[0]
+
+    def cancel(self) -> None:
+        """Stop the command if its output was not read yet (and reap it)."""
+        if self._output is None:
+            self._proc.kill()
+            self._proc.communicate()
+            self._output = (None,)
+
+
 class Runner:
     """Runs git with orch's environment; holds no knowledge of any repository."""
 
@@ -177,6 +199,21 @@ class Runner:
         if proc.returncode not in (0, -signal.SIGPIPE, 128 + signal.SIGPIPE):
             stderr = proc.stderr.decode(errors="replace")
             raise GitError(f"git {' '.join(args[:2])} failed: {last_line(stderr)}")
+
+    def start_output(self, args: Sequence[str], cwd: Path | None = None) -> RunningOutput:
+        """Start a read-only ``git args`` in the background; its output, byte for byte,
+        comes later (``RunningOutput.output``). Several at once use both cores."""
+        try:
+            proc = subprocess.Popen(
+                ["git", *args],
+                cwd=cwd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=self._env,
+            )
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise not_started(exc, cwd) from exc
+        return RunningOutput(proc)
 
     def _start(
         self,
