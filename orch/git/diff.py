@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -178,15 +179,18 @@ class Diffs(Runner):
         that a diff against the worktree shows them as new files). The copy is removed
         afterwards.
 
-        The copy is a plain read of the index file: git replaces that file by a rename, so
-        the copy is one whole version of it, and the agent's ``git add`` never waits."""
+        The copy is a hard link to the index file when the temporary directory is on the
+        same file system, else a plain read of it: git replaces that file by a rename and
+        never writes it in place, so either is one whole version of it, git's writes to
+        the copy replace the link and never reach the worktree's index, and the agent's
+        ``git add`` never waits."""
         source = index_file(worktree)
         if source is None:
             raise GitError(f"the worktree {worktree} has no index (it was never checked out)")
         with tempfile.TemporaryDirectory(prefix="orch-index-") as tmp:
             copy = Path(tmp) / "index"
             try:
-                shutil.copyfile(source, copy)
+                _link_or_copy(source, copy)
             except FileNotFoundError as exc:
                 raise GitError(f"the worktree {worktree} has no index") from exc
             env = {"GIT_INDEX_FILE": str(copy)}
@@ -253,6 +257,16 @@ def format_options(fmt: DiffFormat, color: bool, stat_width: int | None) -> list
     elif fmt == "name-only":
         options.append("--name-only")
     return options
+
+
+def _link_or_copy(source: Path, dest: Path) -> None:
+    """A hard link (no bytes read) when ``dest`` is on the same file system, else a copy."""
+    try:
+        os.link(source, dest)
+    except FileNotFoundError:
+        raise
+    except OSError:
+        shutil.copyfile(source, dest)
 
 
 def _shown(text: str) -> str:

@@ -5,8 +5,9 @@ of its tracked ones without a private copy of the index (see ``orch.git.worktree
 A port of git's ``show_stats`` (diff.c): the name and graph widths, the scaling of the
 graph, names quoted as ``quote_c_style`` quotes them, names cut with ``...``, binary files
 as ``Bin A -> B bytes``, the summary line in git's English (orch runs git with
-``LC_ALL=C``). Only what a diff without renames needs: a stat with renames stays git's
-own. Tested against git's output (tests/unit/test_diffstat.py).
+``LC_ALL=C``). Only what a diff without renames needs, and names that are ASCII once
+quoted (git pads other names by their width on screen): any other stat stays git's own.
+Tested against git's output (tests/integration/test_diffstat.py).
 
 Also how git counts a new file (lines, binary or not), for an untracked file that no
 attribute or filter converts.

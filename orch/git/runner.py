@@ -200,7 +200,9 @@ class Runner:
             stderr = proc.stderr.decode(errors="replace")
             raise GitError(f"git {' '.join(args[:2])} failed: {last_line(stderr)}")
 
-    def start_output(self, args: Sequence[str], cwd: Path | None = None) -> RunningOutput:
+    def start_output(
+        self, args: Sequence[str], cwd: Path | None = None, env: Mapping[str, str] | None = None
+    ) -> RunningOutput:
         """Start a read-only ``git args`` in the background; its output, byte for byte,
         comes later (``RunningOutput.output``). Several at once use both cores."""
         try:
@@ -209,7 +211,7 @@ class Runner:
                 cwd=cwd,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
-                env=self._env,
+                env={**self._env, **(env or {})},
             )
         except (FileNotFoundError, NotADirectoryError) as exc:
             raise not_started(exc, cwd) from exc

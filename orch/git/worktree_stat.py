@@ -1,13 +1,17 @@
-"""``orch diff --stat`` of a live worktree without a private copy of its index.
+"""``orch diff --stat`` of a live worktree without adding its untracked files to an index.
 
-The diff through a private index (``orch.git.diff``) copies the worktree's index, lists
-its untracked files and adds them to the copy as intent-to-add before git can diff: at
-50,000 files that is a 5.5 MB index read and written once more, in series with the listing
-and the diff. Here git's diff of the tracked files (read-only, ``--no-optional-locks``,
-the worktree's own index never written) runs at the same time as the listing of the
+The diff through a private index (``orch.git.diff``) lists the worktree's untracked files
+and adds them to its copy of the index as intent-to-add before git can diff: at 50,000
+files that is a 5.5 MB index read and written once more, in series with the listing and
+the diff. Here git's diff of the tracked files runs at the same time as the listing of the
 untracked files, on the other core; the untracked files are counted as git counts a new
 file, and when there are any, orch prints the stat itself (``orch.git.diffstat``), the
 same bytes git prints through the private index.
+
+Both read the index through a hard link in a private directory (``private_index``
+without untracked files): git's diff rewrites the index it reads when it finds a file
+touched but not changed, ``--no-optional-locks`` or not (git 2.39), and that write must
+replace the link, never reach the worktree's own index.
 
 Only when that is exactly git's answer. Anything that could make the two differ sends
 the caller back to the private index (``None``): a deleted tracked file with untracked
@@ -15,7 +19,9 @@ files beside it (git could pair them as a rename), an unmerged path, an attribut
 changes how git reads an untracked file (``diff``, ``filter``, ``working-tree-encoding``,
 or an end-of-line conversion of a binary one), an untracked file that is not a file or a
 link or that went away meanwhile, ``diff.orderFile`` or ``diff.statNameWidth`` set, a
-colour configured for the stat, a git command that failed.
+colour configured for the stat, a name shown unquoted with bytes above 0x7f
+(``core.quotePath`` false: git pads it by its width on screen), a git command that
+failed.
 """
 
 from __future__ import annotations
@@ -71,13 +77,27 @@ class WorktreeStats(Diffs):
         """``git diff --stat`` of ``base`` against the files of ``worktree``, untracked
         (not ignored) files included, byte for byte what the diff through a private index
         prints; None when only that diff can tell (see the module's docstring)."""
+        # git diff rewrites the index it reads when it finds a file touched but not
+        # changed, --no-optional-locks or not (git 2.39): it reads a link to the index
+        with self.private_index(worktree, untracked=False) as index:
+            return self._worktree_stat(worktree, base, index.env, color, stat_width)
+
+    def _worktree_stat(
+        self,
+        worktree: Path,
+        base: str,
+        env: dict[str, str],
+        color: bool,
+        stat_width: int | None,
+    ) -> WorktreeStat | None:
         listing = self.start_output(
             ["--no-optional-locks", "ls-files", "-z", "--others", "--exclude-standard"],
             cwd=worktree,
+            env=env,
         )
         options = ["--raw", "--numstat", "-z", *format_options("stat", color, stat_width)]
         tracked = self.start_output(
-            self._diff_args(DiffRange(base, None, cwd=worktree), options), cwd=worktree
+            self._diff_args(DiffRange(base, None, cwd=worktree), options), cwd=worktree, env=env
         )
         config = self.start_output(["config", "-z", "--get-regexp", _CONFIG], cwd=worktree)
         try:
@@ -88,7 +108,7 @@ class WorktreeStats(Diffs):
             nested = tuple(os.fsdecode(n) for n in names if n.endswith(b"/"))
             files = [n for n in names if not n.endswith(b"/")]
             settings = _settings(config.output() or b"")
-            untracked = self._untracked(worktree, files, settings, color) if files else []
+            untracked = self._untracked(worktree, files, settings, env) if files else []
             found = _parse_tracked(tracked.output())
             if untracked is None or found is None:
                 return None
@@ -100,19 +120,25 @@ class WorktreeStats(Diffs):
             if style is None:
                 return None
             entries = sorted([*found.entries, *untracked], key=lambda e: e.name)
+            if not style.quote_path and any(max(e.name) >= 0x80 for e in entries):
+                return None  # git pads such a name by its width on screen
             return WorktreeStat(render_stat(entries, style), nested)
         finally:
             for running in (listing, tracked, config):
                 running.cancel()
 
     def _untracked(
-        self, worktree: Path, files: list[bytes], settings: dict[str, str | None], color: bool
+        self,
+        worktree: Path,
+        files: list[bytes],
+        settings: dict[str, str | None],
+        env: dict[str, str],
     ) -> list[StatEntry] | None:
         """Each untracked file counted as git counts a new file, or None when git could
         count one differently (attributes, end-of-line conversion, not a plain file)."""
         if any(b"\r" in n for n in files):
             return None  # git's answer below is read as text: keep names exact
-        attributes = self._attributes(worktree, files)
+        attributes = self._attributes(worktree, files, env)
         threshold = _size(settings.get("core.bigfilethreshold"), DEFAULT_BIG_FILE_THRESHOLD)
         autocrlf = settings.get("core.autocrlf")
         converts = autocrlf is not None and _flag(autocrlf) is not False
@@ -132,12 +158,15 @@ class WorktreeStats(Diffs):
             entries.append(entry)
         return entries
 
-    def _attributes(self, worktree: Path, files: list[bytes]) -> dict[bytes, set[str]] | None:
+    def _attributes(
+        self, worktree: Path, files: list[bytes], env: dict[str, str]
+    ) -> dict[bytes, set[str]] | None:
         """The attributes git gives each of ``files`` (set, unset or valued)."""
         proc = self.run(
             ["--no-optional-locks", "check-attr", "-z", "--stdin", "-a"],
             cwd=worktree,
             input="\0".join(os.fsdecode(n) for n in files) + "\0",
+            env=env,
             check=False,
         )
         if proc.returncode != 0:

@@ -20,7 +20,7 @@ from typing import Any
 
 import jsonschema
 
-from orch.attempts.review import attempt_diff
+from orch.attempts.review import locate, with_untracked, worktree_stat
 from orch.config import resolve
 from orch.git import Git
 from orch.store import open_store
@@ -355,7 +355,8 @@ def test_colour_and_pager_only_on_a_terminal(repo: Path, run_cli: RunCli, tmp_pa
 
 def test_diff_never_breaks_an_agent_committing_in_the_worktree(repo: Path, run_cli: RunCli) -> None:
     """200 diffs while an agent-like loop runs ``git add`` + ``git commit``: every one of
-    the agent's commands succeeds (no ``index.lock`` failure)."""
+    the agent's commands succeeds (no ``index.lock`` failure), whether the diff reads the
+    worktree's own index (``--no-optional-locks``) or a private copy of it."""
     attempt = dispatch(run_cli, repo, "review-race")
     worktree = Path(attempt["worktree_path"])
     stop = worktree.parent / f"{attempt['id']}.stop"
@@ -366,7 +367,9 @@ def test_diff_never_breaks_an_agent_committing_in_the_worktree(repo: Path, run_c
             'i=0; while [ ! -e "$1" ]; do i=$((i+1)); echo "$i" > "f$((i % 7)).txt"; '
             'echo "$i" > "u$i.txt"; '
             "git add -A || echo FAILED add; "
-            'git commit -q -m "step $i" || echo FAILED commit; done; echo "steps $i"',
+            'git commit -q -m "step $i" || echo FAILED commit; '
+            # a file touched but not changed: a diff that may write the index would
+            'touch f$(((i + 3) % 7)).txt; done; echo "steps $i"',
             "agent",
             str(stop),
         ],
@@ -380,9 +383,16 @@ def test_diff_never_breaks_an_agent_committing_in_the_worktree(repo: Path, run_c
     git_adapter = Git(settings.git_lock_timeout)
     try:
         deadline = time.monotonic() + 60
+        quick = 0
         for _ in range(200):
-            with attempt_diff(store, git_adapter, attempt["id"], committed=False) as found:
-                out = git_adapter.diff_output(found.range, "stat", color=False)
+            # what orch diff --stat runs: the diff without a private index when it can ...
+            found = locate(store, git_adapter, attempt["id"], committed=False)
+            stat = worktree_stat(git_adapter, found, color=False, stat_width=None)
+            quick += stat is not None
+            assert stat is None or stat.output.endswith(b"\n")
+            # ... and through the private index (--json, patches, and when it cannot)
+            with with_untracked(git_adapter, found) as ready:
+                out = git_adapter.diff_output(ready.range, "stat", color=False)
             assert out.endswith(b"\n")
             assert time.monotonic() < deadline
     finally:
@@ -394,6 +404,7 @@ def test_diff_never_breaks_an_agent_committing_in_the_worktree(repo: Path, run_c
     steps = int(output.strip().rsplit(" ", 1)[-1])
     assert steps > 10, output  # the agent really committed meanwhile
     assert int(git("rev-list", "--count", "HEAD", cwd=worktree)) > steps // 2
+    assert quick > 0  # the diff without a private index ran too
 
 
 def test_compare_two_attempts(repo: Path, run_cli: RunCli) -> None:
