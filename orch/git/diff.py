@@ -260,11 +260,12 @@ def format_options(fmt: DiffFormat, color: bool, stat_width: int | None) -> list
 
 
 def _link_or_copy(source: Path, dest: Path) -> None:
-    """A hard link (no bytes read) when ``dest`` is on the same file system, else a copy."""
+    """A hard link (no bytes read) when ``dest`` is on the same file system, else a copy.
+    link(2) can fail with ENOENT while a rename replaces ``source`` (an agent's git
+    writing its index), where open(2) sees the old or the new file: the copy is the
+    answer to that too, and raises FileNotFoundError when there is no file."""
     try:
         os.link(source, dest)
-    except FileNotFoundError:
-        raise
     except OSError:
         shutil.copyfile(source, dest)
 
