@@ -124,8 +124,12 @@ def measure_kick(python: str, env: dict[str, str], home: Path, count: int) -> li
         "    sys.stdin.readline()\n"
     )
     proc = subprocess.Popen(
-        [python, "-c", code, str(count)], env=env, cwd=env["HOME"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [python, "-c", code, str(count)],
+        env=env,
+        cwd=env["HOME"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdin is not None and proc.stdout is not None
     times = []
@@ -189,7 +193,11 @@ def main() -> None:
                 f"  {side:>5}: median {median:6.1f}  p90 {p90:6.1f}  "
                 f"vs none {median - base:+5.1f} ms"
             )
-            report["sides"][side] = {"median_ms": median, "p90_ms": p90, "over_none_ms": median - base}
+            report["sides"][side] = {
+                "median_ms": median,
+                "p90_ms": p90,
+                "over_none_ms": median - base,
+            }
         kick = measure_kick(python, sides["user"]["env"], sides["user"]["home"], args.iterations)
         print(
             f"  the start of a deliverer alone (lock + posix_spawn), in process: "

@@ -16,7 +16,9 @@ clock:
 * ``<orch's python> -c "import click, sqlalchemy.orm"``   (the import floor);
 * for scale, not a target: git's own way to orch's answer, untracked files included
   (a copy of the index, ``ls-files --others``, ``add --intent-to-add`` into the copy,
-  ``diff --stat``), checked to print the same bytes as ``orch diff --stat``.
+  ``diff --stat``; what orch itself runs when its quicker way cannot answer exactly),
+  checked to print the same bytes as ``orch diff --stat``, which lists the untracked
+  files beside git's diff of the tracked ones and prints git's stat itself.
 
 Reported per size: the medians, the ratio orch/git and
 
@@ -53,7 +55,7 @@ TARGET_OVERHEAD_MS = 60.0  # orch diff --stat - git diff --stat - floor (issue 1
 # git's way to orch diff's answer: a copy of the worktree's index, the untracked files
 # marked intent-to-add in it, then the diff of the base against the worktree
 SAME_ANSWER = (
-    'tmp=$(mktemp -d) && trap \'rm -rf "$tmp"\' EXIT && '
+    "tmp=$(mktemp -d) && trap 'rm -rf \"$tmp\"' EXIT && "
     'cp "$(git rev-parse --git-path index)" "$tmp/index" && export GIT_INDEX_FILE="$tmp/index" && '
     "git --no-optional-locks ls-files -z --others --exclude-standard | "
     "git --literal-pathspecs add --intent-to-add --pathspec-from-file=- --pathspec-file-nul && "

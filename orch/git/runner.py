@@ -19,7 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from orch.errors import GitError, LockBusy
 
@@ -206,16 +206,26 @@ class Runner:
         """Start a read-only ``git args`` in the background; its output, byte for byte,
         comes later (``RunningOutput.output``). Several at once use both cores."""
         try:
-            proc = subprocess.Popen(
-                ["git", *args],
-                cwd=cwd,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                env={**self._env, **(env or {})},
-            )
+            proc = self._background(args, cwd, {**self._env, **(env or {})}, text=False)
         except (FileNotFoundError, NotADirectoryError) as exc:
             raise not_started(exc, cwd) from exc
         return RunningOutput(proc)
+
+    @staticmethod
+    def _background(
+        args: Sequence[str], cwd: Path | None, env: Mapping[str, str], *, text: bool
+    ) -> subprocess.Popen[Any]:
+        """``git args`` started with its output to a pipe, its errors dropped; ``text``:
+        decoded with surrogate escapes."""
+        return subprocess.Popen(
+            ["git", *args],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=text,
+            errors="surrogateescape" if text else None,
+            env=env,
+        )
 
     def _start(
         self,
@@ -229,15 +239,7 @@ class Runner:
         when git is missing);
         ``yield_cpu``: at the lowest scheduling priority (nice 19)."""
         try:
-            proc = subprocess.Popen(
-                ["git", *args],
-                cwd=cwd,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                text=True,
-                errors="surrogateescape",
-                env=self._env,
-            )
+            proc = self._background(args, cwd, self._env, text=True)
         except FileNotFoundError as exc:
             if cwd is not None and not cwd.is_dir():
                 raise  # the directory is gone, not git: the caller knows what it was
