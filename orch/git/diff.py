@@ -224,6 +224,9 @@ class Diffs(Runner):
                 [
                     "--literal-pathspecs",
                     "add",
+                    # a file the agent made outside a sparse checkout's paths is still
+                    # its work (without --sparse git refuses to add it)
+                    "--sparse",
                     *(["--intent-to-add"] if intent_only else []),
                     "--pathspec-from-file=-",
                     "--pathspec-file-nul",

@@ -45,7 +45,7 @@ from orch.git.diffstat import (
 
 # the configuration that shapes git's stat or how it reads a new file
 _CONFIG = (
-    r"^(core\.(quotepath|bigfilethreshold|autocrlf)"
+    r"^(core\.(quotepath|bigfilethreshold|autocrlf|sparsecheckout)"
     r"|diff\.(statgraphwidth|statnamewidth|orderfile)|color\.diff\.(new|old))$"
 )
 # attributes that change what git reads from a new file or whether it is binary
@@ -138,10 +138,16 @@ class WorktreeStats(Diffs):
         count one differently (attributes, end-of-line conversion, not a plain file)."""
         if any(b"\r" in n for n in files):
             return None  # git's answer below is read as text: keep names exact
-        attributes = self._attributes(worktree, files, env)
+        # git reads a .gitattributes from the index only when the worktree lacks it: one
+        # deleted shows in the diff (and sends the caller back to the private index), one
+        # left out of a sparse checkout does not, so only then is the index read
+        if _setting_flag(settings, "core.sparsecheckout", default=False) is not False:
+            attributes = self._attributes(worktree, files, env)
+        else:
+            none = {"GIT_INDEX_FILE": os.path.join(os.path.dirname(env["GIT_INDEX_FILE"]), "none")}
+            attributes = self._attributes(worktree, files, none)
         threshold = _size(settings.get("core.bigfilethreshold"), DEFAULT_BIG_FILE_THRESHOLD)
-        autocrlf = settings.get("core.autocrlf")
-        converts = autocrlf is not None and _flag(autocrlf) is not False
+        converts = _setting_flag(settings, "core.autocrlf", default=False) is not False
         if attributes is None or threshold is None:
             return None
         root = os.fsencode(worktree)
@@ -268,12 +274,20 @@ def _style(
     if unfollowed & settings.keys():
         return None
     graph = _size(settings.get("diff.statgraphwidth"), 0)
-    quote = settings.get("core.quotepath", "true")
-    quote_path = _flag(quote) if quote is not None else True
+    quote_path = _setting_flag(settings, "core.quotepath", default=True)
     if graph is None or quote_path is None:
         return None
     width = stat_width if stat_width else term_columns(env)
     return StatStyle(width=width, graph_width=graph, quote_path=quote_path, color=color)
+
+
+def _setting_flag(settings: dict[str, str | None], key: str, *, default: bool) -> bool | None:
+    """A boolean setting as git reads it (a key without a value is true); None when its
+    value is not a boolean."""
+    if key not in settings:
+        return default
+    value = settings[key]
+    return True if value is None else _flag(value)
 
 
 def _flag(value: str) -> bool | None:

@@ -265,6 +265,14 @@ def _binary_with_line_ends(worktree: Path) -> None:
     _write(worktree, "new.bin", b"\0\r\n")
 
 
+def _attributes_left_out_of_a_sparse_checkout(worktree: Path) -> None:
+    _write(worktree, "docs/.gitattributes", b"*.txt -diff\n")
+    commit_all(worktree, "attributes")
+    git("sparse-checkout", "set", "--no-cone", "/src/", "/old.bin", cwd=worktree)
+    assert not (worktree / "docs").exists()
+    _write(worktree, "docs/new.txt", b"text, shown as binary\n")
+
+
 @pytest.mark.parametrize(
     "scene",
     [
@@ -274,6 +282,7 @@ def _binary_with_line_ends(worktree: Path) -> None:
         _ordered,
         _unquoted_wide_name,
         _binary_with_line_ends,
+        _attributes_left_out_of_a_sparse_checkout,
     ],
 )
 def test_what_could_differ_goes_through_the_private_index(tmp_path: Path, scene: Scene) -> None:
