@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import os
 import pty
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -296,6 +297,63 @@ def test_a_20_mb_file_shows_in_stat_without_its_content(
     assert len(proc.stdout) < 1000, len(proc.stdout)
     assert " big.txt | 1048576 +" in proc.stdout
     assert "1 file changed, 1048576 insertions(+)" in proc.stdout
+
+
+def _stat_through_intent_to_add(worktree: Path, base: str, *options: str) -> str:
+    """git's own stat with the untracked files, through an intent-to-add copy of the index
+    (the way orch took before it had a quicker one)."""
+    index = worktree / ".." / f"{worktree.name}.index"
+    real = git("rev-parse", "--git-path", "index", cwd=worktree).strip()
+    shutil.copyfile(real if os.path.isabs(real) else worktree / real, index)
+    env = {**os.environ, "GIT_INDEX_FILE": str(index), "LC_ALL": "C"}
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--others", "--exclude-standard"],
+        cwd=worktree,
+        capture_output=True,
+        env=env,
+        check=True,
+    ).stdout
+    files = b"".join(n + b"\0" for n in listed.split(b"\0") if n and not n.endswith(b"/"))
+    add = ["git", "add", "-N", "--pathspec-from-file=-", "--pathspec-file-nul"]
+    subprocess.run(add, cwd=worktree, input=files, env=env, check=True)
+    diff = ["git", "diff", "-M", *options, base, "--"]
+    out = subprocess.run(diff, cwd=worktree, capture_output=True, env=env, check=True).stdout
+    index.unlink()
+    return out.decode()
+
+
+def test_stat_of_a_live_worktree_is_gits_with_the_untracked_files(
+    repo: Path, run_cli: RunCli, run_orch: RunOrch, tmp_path: Path
+) -> None:
+    attempt = dispatch(run_cli, repo, "review-quick-stat")
+    worktree = Path(attempt["worktree_path"])
+    (worktree / "src/d0/f0.txt").write_text("committed\n" * 30)
+    commit_all(worktree, "agent commit")
+    (worktree / "src/d1/f1.txt").write_text("uncommitted\n")
+    (worktree / "src/d1/new.py").write_text("untracked = 1\n" * 12)
+    (worktree / "data.bin").write_bytes(b"\0\1" * 500)
+    (worktree / "scratch.log").write_text("ignored\n")
+    git("init", "-q", str(worktree / "cloned"), cwd=worktree)
+    index_before = git("ls-files", "--stage", cwd=worktree)
+
+    proc = run_orch("diff", attempt["id"], "--stat", cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == _stat_through_intent_to_add(worktree, attempt["base_commit"], "--stat")
+    assert "src/d1/new.py" in proc.stdout and "data.bin" in proc.stdout
+    note = "Note: untracked repositories inside the worktree are not shown: cloned/\n"
+    assert proc.stderr == note
+    assert git("ls-files", "--stage", cwd=worktree) == index_before
+
+    # on a terminal: coloured, as wide as the terminal, through the pager
+    paged = tmp_path / "paged"
+    out = _on_a_terminal(
+        ["diff", attempt["id"], "--stat"], repo, {"GIT_PAGER": f"cat > '{paged}'", "COLUMNS": "70"}
+    )
+    assert out == ""
+    expected = _stat_through_intent_to_add(
+        worktree, attempt["base_commit"], "--stat=70", "--color=always"
+    )
+    assert paged.read_text() == expected and "\x1b[32m+" in expected
 
 
 def test_unknown_attempt_and_conflicting_options(repo: Path, run_cli: RunCli) -> None:
