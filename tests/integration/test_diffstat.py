@@ -10,6 +10,7 @@ Real repositories; every expectation is git's own output.
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -76,11 +77,27 @@ def _names(repo: Path) -> None:
     _write(repo, "empty.txt", b"")
 
 
+def _random(repo: Path) -> None:
+    """40 files of random names, depths and sizes, some binary, some edited in place."""
+    rng = random.Random(18)
+    for i in range(40):
+        depth = rng.randint(0, 4)
+        parts = ["".join(rng.choices("abcdefgh_", k=rng.randint(1, 30))) for _ in range(depth)]
+        name = "/".join([*parts, f"r{i}_" + "n" * rng.randint(0, 60) + ".txt"])
+        if rng.random() < 0.15:
+            _write(repo, name, b"\0" * rng.randint(1, 100_000))
+        else:
+            _write(repo, name, _lines(rng.choice([0, 1, 2, 7, 40, 300, 5000])))
+    for i in range(6):
+        _write(repo, f"src/f{i}.txt", _lines(rng.randint(0, 400), "z"))
+
+
 SCENES: dict[str, Scene] = {
     "small": _small,
     "scaled": _scaled,
     "binary": _binary,
     "names": _names,
+    "random": _random,
 }
 # (--stat width or None for git's own, COLUMNS, config)
 STYLES: list[tuple[int | None, str | None, dict[str, str]]] = [
