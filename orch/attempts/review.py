@@ -58,6 +58,7 @@ class Changes:
 
     files: tuple[FileChange, ...]
     commits: tuple[CommitInfo, ...] = ()
+    notes: tuple[str, ...] = ()  # what reading a live worktree left out
 
     def totals(self) -> dict[str, int]:
         """Files, lines added and deleted, binary files and commits."""
@@ -145,10 +146,15 @@ def _nested_note(nested: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def changes(git: Git, diff: AttemptDiff) -> Changes:
-    """The files ``diff`` changed with their line counts, and the commits since the base."""
+    """The files ``diff`` changed with their line counts, and the commits since the base;
+    a live worktree's untracked files too (``Git.worktree_changes``) when ``diff`` has not
+    added them to its range yet."""
     base = diff.range.base
-    commits = git.commits_between(diff.repository.common_dir, base, diff.tip)
-    return Changes(files=tuple(git.changed_files(diff.range)), commits=tuple(commits))
+    commits = tuple(git.commits_between(diff.repository.common_dir, base, diff.tip))
+    if diff.untracked_in is None:
+        return Changes(files=tuple(git.changed_files(diff.range)), commits=commits)
+    found = git.worktree_changes(diff.untracked_in, base)
+    return Changes(tuple(found.files), commits, _nested_note(found.nested_repositories))
 
 
 def diff_body(diff: AttemptDiff, found: Changes, *, committed: bool) -> dict[str, Any]:
@@ -164,7 +170,7 @@ def diff_body(diff: AttemptDiff, found: Changes, *, committed: bool) -> dict[str
         "branch_name": attempt.branch_name,
         "worktree_path": attempt.worktree_path,
         "archive_path": attempt.archive_path,
-        "notes": list(diff.notes),
+        "notes": list(diff.notes + found.notes),
         "files": [file_dict(f) for f in found.files],
         "commits": [dataclasses.asdict(c) for c in found.commits],
         "totals": found.totals(),

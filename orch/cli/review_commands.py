@@ -68,16 +68,19 @@ def diff(
     settings = settings_from_env()
     git = Git(settings.git_lock_timeout)
     found = locate(open_store(settings), git, attempt, committed=committed)
-    if as_stat and not as_json and _quick_stat(git, found, no_pager=no_pager):
+    if as_json:
+        from orch.cli.render import to_json
+
+        got = changes(git, found)
+        for note in found.notes + got.notes:
+            click.echo(f"Note: {note}", err=True)
+        click.echo(to_json(**diff_body(found, got, committed=committed)))
+        return
+    if as_stat and _quick_stat(git, found, no_pager=no_pager):
         return
     with with_untracked(git, found) as ready:
         for note in ready.notes:
             click.echo(f"Note: {note}", err=True)
-        if as_json:
-            from orch.cli.render import to_json
-
-            click.echo(to_json(**diff_body(ready, changes(git, ready), committed=committed)))
-            return
         fmt: DiffFormat = "stat" if as_stat else "name-only" if name_only else "patch"
         _emit(git, ready.range, fmt, ready.repository, no_pager=no_pager)
 

@@ -32,7 +32,7 @@ import re
 import stat
 from pathlib import Path
 
-from orch.git.diff import DiffRange, Diffs, format_options
+from orch.git.diff import DiffRange, Diffs, FileChange, format_options, parse_raw_numstat
 from orch.git.diffstat import (
     DEFAULT_BIG_FILE_THRESHOLD,
     StatEntry,
@@ -64,6 +64,20 @@ class WorktreeStat:
 
 
 @dataclasses.dataclass(frozen=True)
+class WorktreeChanges:
+    files: list[FileChange]
+    nested_repositories: tuple[str, ...] = ()  # untracked repositories, left out
+
+
+@dataclasses.dataclass(frozen=True)
+class _Live:
+    tracked: bytes  # git diff --raw --numstat -z [--stat] of the tracked files
+    untracked: list[StatEntry]  # each untracked file counted as git counts a new file
+    nested: tuple[str, ...]
+    settings: dict[str, str | None]
+
+
+@dataclasses.dataclass(frozen=True)
 class _Tracked:
     entries: list[StatEntry]
     statuses: bytes  # git's one-letter status of each entry
@@ -77,55 +91,77 @@ class WorktreeStats(Diffs):
         """``git diff --stat`` of ``base`` against the files of ``worktree``, untracked
         (not ignored) files included, byte for byte what the diff through a private index
         prints; None when only that diff can tell (see the module's docstring)."""
+        options = ["--raw", "--numstat", "-z", *format_options("stat", color, stat_width)]
+        live = self._read_live(worktree, base, options)
+        found = _parse_tracked(live.tracked) if live is not None else None
+        if live is None or found is None:
+            return None
+        if not live.untracked:
+            return WorktreeStat(found.stat, live.nested)
+        if _NOT_ALONE.intersection(found.statuses):
+            return None
+        style = _style(live.settings, color, stat_width, self._env)
+        if style is None:
+            return None
+        entries = sorted([*found.entries, *live.untracked], key=lambda e: e.name)
+        if not style.quote_path and any(max(e.name) >= 0x80 for e in entries):
+            return None  # git pads such a name by its width on screen
+        return WorktreeStat(render_stat(entries, style), live.nested)
+
+    def worktree_changes(self, worktree: Path, base: str) -> WorktreeChanges:
+        """Every changed file of ``base`` against the files of ``worktree``, untracked
+        (not ignored) files included, as ``changed_files`` gives them through a private
+        index with the untracked files intent-to-add: that way only when the quicker one
+        could differ."""
+        live = self._read_live(worktree, base, ["--raw", "--numstat", "-z", "--color=never"])
+        statuses = _raw_statuses(live.tracked) if live is not None else None
+        if live is not None and statuses is not None:
+            files = parse_raw_numstat(live.tracked.decode("utf-8", "surrogateescape"))
+            if not live.untracked:
+                return WorktreeChanges(files, live.nested)
+            if not _NOT_ALONE.intersection(statuses):
+                added = [_added(e) for e in live.untracked]
+                merged = sorted([*files, *added], key=lambda f: os.fsencode(f.path))
+                return WorktreeChanges(merged, live.nested)
+        with self.private_index(worktree, untracked=True) as index:
+            where = DiffRange(base, None, cwd=worktree, env=index.env)
+            return WorktreeChanges(self.changed_files(where), index.nested_repositories)
+
+    def _read_live(self, worktree: Path, base: str, options: list[str]) -> _Live | None:
+        """git's diff of the tracked files (with ``options``) and the untracked files
+        counted, read at once; None when a git command failed or an untracked file could
+        count differently in git."""
         # git diff rewrites the index it reads when it finds a file touched but not
         # changed, --no-optional-locks or not (git 2.39): it reads a link to the index
         with self.private_index(worktree, untracked=False) as index:
-            return self._worktree_stat(worktree, base, index.env, color, stat_width)
-
-    def _worktree_stat(
-        self,
-        worktree: Path,
-        base: str,
-        env: dict[str, str],
-        color: bool,
-        stat_width: int | None,
-    ) -> WorktreeStat | None:
-        listing = self.start_output(
-            ["--no-optional-locks", "ls-files", "-z", "--others", "--exclude-standard"],
-            cwd=worktree,
-            env=env,
-        )
-        options = ["--raw", "--numstat", "-z", *format_options("stat", color, stat_width)]
-        tracked = self.start_output(
-            self._diff_args(DiffRange(base, None, cwd=worktree), options), cwd=worktree, env=env
-        )
-        config = self.start_output(["config", "-z", "--get-regexp", _CONFIG], cwd=worktree)
-        try:
-            listed = listing.output()
-            if listed is None:
-                return None
-            names = [n for n in listed.split(b"\0") if n]
-            nested = tuple(os.fsdecode(n) for n in names if n.endswith(b"/"))
-            files = [n for n in names if not n.endswith(b"/")]
-            settings = _settings(config.output() or b"")
-            untracked = self._untracked(worktree, files, settings, env) if files else []
-            found = _parse_tracked(tracked.output())
-            if untracked is None or found is None:
-                return None
-            if not untracked:
-                return WorktreeStat(found.stat, nested)
-            if _NOT_ALONE.intersection(found.statuses):
-                return None
-            style = _style(settings, color, stat_width, self._env)
-            if style is None:
-                return None
-            entries = sorted([*found.entries, *untracked], key=lambda e: e.name)
-            if not style.quote_path and any(max(e.name) >= 0x80 for e in entries):
-                return None  # git pads such a name by its width on screen
-            return WorktreeStat(render_stat(entries, style), nested)
-        finally:
-            for running in (listing, tracked, config):
-                running.cancel()
+            env = index.env
+            listing = self.start_output(
+                ["--no-optional-locks", "ls-files", "-z", "--others", "--exclude-standard"],
+                cwd=worktree,
+                env=env,
+            )
+            tracked = self.start_output(
+                self._diff_args(DiffRange(base, None, cwd=worktree), options),
+                cwd=worktree,
+                env=env,
+            )
+            config = self.start_output(["config", "-z", "--get-regexp", _CONFIG], cwd=worktree)
+            try:
+                listed = listing.output()
+                if listed is None:
+                    return None
+                names = [n for n in listed.split(b"\0") if n]
+                nested = tuple(os.fsdecode(n) for n in names if n.endswith(b"/"))
+                files = [n for n in names if not n.endswith(b"/")]
+                settings = _settings(config.output() or b"")
+                untracked = self._untracked(worktree, files, settings, env) if files else []
+                out = tracked.output()
+                if untracked is None or out is None:
+                    return None
+                return _Live(out, untracked, nested, settings)
+            finally:
+                for running in (listing, tracked, config):
+                    running.cancel()
 
     def _untracked(
         self,
@@ -214,7 +250,9 @@ def _parse_tracked(out: bytes | None) -> _Tracked | None:
         return None
 
 
-def _split_tracked(out: bytes) -> _Tracked | None:
+def _raw_entries(out: bytes) -> tuple[int, bytes, list[bytes]]:
+    """The raw entries at the start of ``out``: where they end, each one's status letter
+    and (new) name."""
     pos, statuses, names = 0, bytearray(), []
     while out.startswith(b":", pos):
         meta_end = out.index(b"\0", pos)
@@ -226,6 +264,25 @@ def _split_tracked(out: bytes) -> _Tracked | None:
             end = out.index(b"\0", pos)
             name, pos = out[pos:end], end + 1
         names.append(name)  # the new name of a rename or copy
+    return pos, bytes(statuses), names
+
+
+def _raw_statuses(out: bytes) -> bytes | None:
+    try:
+        return _raw_entries(out)[1]
+    except (ValueError, IndexError):
+        return None
+
+
+def _added(entry: StatEntry) -> FileChange:
+    """An untracked file as the diff through an intent-to-add index lists it."""
+    if entry.binary:
+        return FileChange(os.fsdecode(entry.name), "added", None, None)
+    return FileChange(os.fsdecode(entry.name), "added", entry.added, 0)
+
+
+def _split_tracked(out: bytes) -> _Tracked | None:
+    pos, statuses, names = _raw_entries(out)
     counts = []
     for _ in names:
         end = out.index(b"\0", pos)
@@ -249,7 +306,7 @@ def _split_tracked(out: bytes) -> _Tracked | None:
             entries.append(StatEntry(name, int(adds), int(dels)))
     if next(binary, None) is not None:
         return None
-    return _Tracked(entries, bytes(statuses), text)
+    return _Tracked(entries, statuses, text)
 
 
 def _settings(out: bytes) -> dict[str, str | None]:

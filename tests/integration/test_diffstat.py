@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from orch.git import DiffRange, Git
+from orch.git import DiffRange, FileChange, Git
 from orch.git.diffstat import StatEntry, StatStyle, render_stat
 from tests.support.repos import commit_all, git
 
@@ -207,11 +207,26 @@ def _through_private_index(worktree: Path, base: str, color: bool, width: int | 
         return adapter.diff_output(where, "stat", color=color, stat_width=width)
 
 
+class _QuickOnly(Git):
+    """Fails when the changed files are read through the private index."""
+
+    def changed_files(self, where: DiffRange) -> list[FileChange]:
+        raise AssertionError("read through the private index")
+
+
+def _files_through_private_index(worktree: Path, base: str) -> list[FileChange]:
+    adapter = Git()
+    with adapter.private_index(worktree, untracked=True) as index:
+        return adapter.changed_files(DiffRange(base, None, cwd=worktree, env=index.env))
+
+
 def _assert_same(worktree: Path, base: str) -> None:
     for color, width in ((False, None), (True, 100), (False, 40)):
         quick = Git().worktree_stat(worktree, base, color=color, stat_width=width)
         assert quick is not None
         assert quick.output == _through_private_index(worktree, base, color, width)
+    files = _QuickOnly().worktree_changes(worktree, base).files
+    assert files == _files_through_private_index(worktree, base)
 
 
 def test_untracked_files_join_the_tracked_ones(tmp_path: Path) -> None:
@@ -308,6 +323,11 @@ def test_what_could_differ_goes_through_the_private_index(tmp_path: Path, scene:
     assert Git().worktree_stat(worktree, base, color=False, stat_width=None) is None
     # and the private index still gives git's answer
     assert _through_private_index(worktree, base, False, None).endswith(b")\n")
+    if scene is not _ordered and scene is not _unquoted_wide_name:  # the stat's own limits
+        with pytest.raises(AssertionError, match="private index"):
+            _QuickOnly().worktree_changes(worktree, base)
+    expected = _files_through_private_index(worktree, base)
+    assert Git().worktree_changes(worktree, base).files == expected
 
 
 def test_an_untracked_file_with_harmless_attributes_is_counted(tmp_path: Path) -> None:
