@@ -1,4 +1,5 @@
-"""``orch diff --stat`` of a live worktree without adding its untracked files to an index.
+"""A live worktree's ``--stat`` and changed files without adding its untracked files to
+an index (``orch diff --stat`` and ``--json``, the dashboard's diff view, ``orch show``).
 
 The diff through a private index (``orch.git.diff``) lists the worktree's untracked files
 and adds them to its copy of the index as intent-to-add before git can diff: at 50,000
