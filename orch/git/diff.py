@@ -208,8 +208,10 @@ class Diffs(Runner):
         left out.
 
         A file the agent deletes between the listing and the add fails the add: the
-        listing is taken again, once."""
-        for _ in range(2):
+        listing is taken again, once. A file outside a sparse checkout's paths is still
+        the agent's work: git refuses it without ``--sparse`` (git 2.35+, so only then)."""
+        sparse: list[str] = []
+        for _ in range(3):
             out = self.run(
                 ["--no-optional-locks", "ls-files", "-z", "--others", "--exclude-standard"],
                 cwd=worktree,
@@ -224,9 +226,7 @@ class Diffs(Runner):
                 [
                     "--literal-pathspecs",
                     "add",
-                    # a file the agent made outside a sparse checkout's paths is still
-                    # its work (without --sparse git refuses to add it)
-                    "--sparse",
+                    *sparse,
                     *(["--intent-to-add"] if intent_only else []),
                     "--pathspec-from-file=-",
                     "--pathspec-file-nul",
@@ -238,6 +238,8 @@ class Diffs(Runner):
             )
             if proc.returncode == 0:
                 return nested
+            if "sparse-checkout" in proc.stderr and not sparse:
+                sparse = ["--sparse"]
         raise GitError(f"git add of the untracked files failed: {last_line(proc.stderr)}")
 
     def worktree_tree(self, worktree: Path) -> WorktreeTree:

@@ -442,15 +442,17 @@ def test_diff_never_breaks_an_agent_committing_in_the_worktree(repo: Path, run_c
     try:
         deadline = time.monotonic() + 60
         quick = 0
-        for _ in range(200):
-            # what orch diff --stat runs: the diff without a private index when it can ...
+        for i in range(200):
+            # what orch diff --stat runs: the diff without a private index when it can,
+            # else (and every fourth time anyway) through the private index
             found = locate(store, git_adapter, attempt["id"], committed=False)
             stat = worktree_stat(git_adapter, found, color=False, stat_width=None)
             quick += stat is not None
-            assert stat is None or stat.output.endswith(b"\n")
-            # ... and through the private index (--json, patches, and when it cannot)
-            with with_untracked(git_adapter, found) as ready:
-                out = git_adapter.diff_output(ready.range, "stat", color=False)
+            if stat is None or i % 4 == 0:
+                with with_untracked(git_adapter, found) as ready:
+                    out = git_adapter.diff_output(ready.range, "stat", color=False)
+            else:
+                out = stat.output
             assert out.endswith(b"\n")
             assert time.monotonic() < deadline
     finally:
