@@ -16,7 +16,9 @@ clock:
 * ``<orch's python> -c "import click, sqlalchemy.orm"``   (the import floor);
 * for scale, not a target: git's own way to orch's answer, untracked files included
   (a copy of the index, ``ls-files --others``, ``add --intent-to-add`` into the copy,
-  ``diff --stat``), checked to print the same bytes as ``orch diff --stat``.
+  ``diff --stat``; what orch itself runs when its quicker way cannot answer exactly),
+  checked to print the same bytes as ``orch diff --stat``, which lists the untracked
+  files beside git's diff of the tracked ones and prints git's stat itself.
 
 Reported per size: the medians, the ratio orch/git and
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from orch.attempts.queries import AttemptDetail
 from orch.attempts.queries import show as show_attempt
 from orch.errors import GitError
-from orch.git import DiffRange, Git, index_file
+from orch.git import Git, index_file
 from orch.models import Attempt, ChangeSummary
 
 if TYPE_CHECKING:
@@ -87,16 +87,15 @@ def record_moved(store: Store, git: Git, attempts: Iterable[Attempt]) -> list[st
 
 def live(git: Git, attempt: Attempt) -> ChangeSummary | None:
     """The attempt's worktree as it is now: its commits since the base, its uncommitted
-    changes and its untracked (not ignored) files, read through a private copy of its
-    index (never taking the worktree's own lock); None when it has no worktree here."""
+    changes and its untracked (not ignored) files, never taking the worktree's own index
+    lock (``Git.worktree_changes``); None when it has no worktree here."""
     path = Path(attempt.worktree_path) if attempt.worktree_path else None
     if path is None or index_file(path) is None or not attempt.base_commit:
         return None
     base = attempt.base_commit
     try:
         head = git.head_commit(path)
-        with git.private_index(path, untracked=True) as index:
-            files = git.changed_files(DiffRange(base, None, cwd=path, env=index.env))
+        files = git.worktree_changes(path, base).files
         return ChangeSummary(
             head,
             git.commits_ahead(path, base, head),

@@ -48,6 +48,8 @@ class AttemptDiff:
     tip: str  # the commit the work builds on (the worktree's HEAD, the branch's tip)
     range: DiffRange
     notes: tuple[str, ...] = ()  # what the reader should know (an archive, a gone branch)
+    # a live worktree whose untracked files are still to be added to ``range``
+    untracked_in: Path | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +58,7 @@ class Changes:
 
     files: tuple[FileChange, ...]
     commits: tuple[CommitInfo, ...] = ()
+    notes: tuple[str, ...] = ()  # what reading a live worktree left out
 
     def totals(self) -> dict[str, int]:
         """Files, lines added and deleted, binary files and commits."""
@@ -72,41 +75,86 @@ class Changes:
 def attempt_diff(store: Store, git: Git, ref: str, *, committed: bool) -> Iterator[AttemptDiff]:
     """Find the attempt ``ref`` names and where its work is; ``committed``: its commits
     only, without the worktree's uncommitted changes and untracked files."""
+    with with_untracked(git, locate(store, git, ref, committed=committed)) as found:
+        yield found
+
+
+def locate(store: Store, git: Git, ref: str, *, committed: bool) -> AttemptDiff:
+    """Where the work of the attempt ``ref`` names is. A live worktree's untracked files
+    are not in the range yet (``untracked_in`` names the worktree): ``with_untracked``
+    adds them, or ``worktree_stat`` counts them without a private index."""
     attempt = find_attempt(store, ref)
     repo, base = _repository_and_base(git, attempt)
     worktree = live_worktree(attempt)
     if worktree is not None:
         head = git.head_commit(worktree)
         if committed:
-            yield AttemptDiff(
+            return AttemptDiff(
                 attempt, repo, "worktree", head, DiffRange(base, head, git_dir=repo.common_dir)
             )
-            return
-        with git.private_index(worktree, untracked=True) as index:
-            notes: tuple[str, ...] = ()
-            if index.nested_repositories:
-                shown = ", ".join(index.nested_repositories[:5])
-                notes = (f"untracked repositories inside the worktree are not shown: {shown}",)
-            yield AttemptDiff(
-                attempt,
-                repo,
-                "worktree",
-                head,
-                DiffRange(base, None, cwd=worktree, env=index.env),
-                notes,
-            )
-        return
+        return AttemptDiff(
+            attempt, repo, "worktree", head, DiffRange(base, None, cwd=worktree), (), worktree
+        )
     source, tip, notes = _saved_tip(git, repo, attempt)
-    yield AttemptDiff(
+    return AttemptDiff(
         attempt, repo, source, tip, DiffRange(base, tip, git_dir=repo.common_dir), notes
     )
 
 
+@contextlib.contextmanager
+def with_untracked(git: Git, diff: AttemptDiff) -> Iterator[AttemptDiff]:
+    """``diff`` with its worktree's untracked files in the range: read through a private
+    copy of the worktree's index (removed afterwards), never its own ``index.lock``."""
+    if diff.untracked_in is None:
+        yield diff
+        return
+    with git.private_index(diff.untracked_in, untracked=True) as index:
+        yield dataclasses.replace(
+            diff,
+            range=dataclasses.replace(diff.range, env=index.env),
+            notes=diff.notes + _nested_note(index.nested_repositories),
+            untracked_in=None,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class QuickStat:
+    output: bytes  # what ``git diff --stat`` prints for the diff with untracked files
+    notes: tuple[str, ...]
+
+
+def worktree_stat(
+    git: Git, diff: AttemptDiff, *, color: bool, stat_width: int | None
+) -> QuickStat | None:
+    """The ``--stat`` of a live worktree's diff, untracked files included, without a
+    private index (``orch.git.worktree_stat``); None when only the private index gives
+    git's exact answer, or when ``diff`` is not of a live worktree."""
+    if diff.untracked_in is None:
+        return None
+    found = git.worktree_stat(
+        diff.untracked_in, diff.range.base, color=color, stat_width=stat_width
+    )
+    if found is None:
+        return None
+    return QuickStat(found.output, diff.notes + _nested_note(found.nested_repositories))
+
+
+def _nested_note(nested: tuple[str, ...]) -> tuple[str, ...]:
+    if not nested:
+        return ()
+    return (f"untracked repositories inside the worktree are not shown: {', '.join(nested[:5])}",)
+
+
 def changes(git: Git, diff: AttemptDiff) -> Changes:
-    """The files ``diff`` changed with their line counts, and the commits since the base."""
+    """The files ``diff`` changed with their line counts, and the commits since the base;
+    a live worktree's untracked files too (``Git.worktree_changes``) when ``diff`` has not
+    added them to its range yet."""
     base = diff.range.base
-    commits = git.commits_between(diff.repository.common_dir, base, diff.tip)
-    return Changes(files=tuple(git.changed_files(diff.range)), commits=tuple(commits))
+    commits = tuple(git.commits_between(diff.repository.common_dir, base, diff.tip))
+    if diff.untracked_in is None:
+        return Changes(files=tuple(git.changed_files(diff.range)), commits=commits)
+    found = git.worktree_changes(diff.untracked_in, base)
+    return Changes(tuple(found.files), commits, _nested_note(found.nested_repositories))
 
 
 def diff_body(diff: AttemptDiff, found: Changes, *, committed: bool) -> dict[str, Any]:
@@ -122,7 +170,7 @@ def diff_body(diff: AttemptDiff, found: Changes, *, committed: bool) -> dict[str
         "branch_name": attempt.branch_name,
         "worktree_path": attempt.worktree_path,
         "archive_path": attempt.archive_path,
-        "notes": list(diff.notes),
+        "notes": list(diff.notes + found.notes),
         "files": [file_dict(f) for f in found.files],
         "commits": [dataclasses.asdict(c) for c in found.commits],
         "totals": found.totals(),

@@ -236,10 +236,10 @@ def build_server(orch: Orch) -> MCPServer[Any]:
         worktree's uncommitted and untracked files count too unless committed is true."""
 
         def work() -> dict[str, Any]:
-            from orch.attempts.review import attempt_diff, changes, diff_body
+            from orch.attempts.review import changes, diff_body, locate
 
-            with attempt_diff(orch.store(), orch.git, attempt, committed=committed) as found:
-                return diff_body(found, changes(orch.git, found), committed=committed)
+            found = locate(orch.store(), orch.git, attempt, committed=committed)
+            return diff_body(found, changes(orch.git, found), committed=committed)
 
         return answer(work)
 

@@ -8,9 +8,11 @@ itself does.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import click
@@ -19,6 +21,7 @@ from orch.cli.common import open_store, settings_from_env
 from orch.cli.completion import complete_attempt, complete_attempt_or_task_key
 
 if TYPE_CHECKING:
+    from orch.attempts.review import AttemptDiff
     from orch.git import DiffFormat, DiffRange, Git, Repository
 
 _PAGER_OPTION = click.option(
@@ -56,7 +59,7 @@ def diff(
     of 4+ characters) or a payload path. Exit codes: 8 unknown attempt, or its branch
     and worktree are gone; 7 a git command failed.
     """
-    from orch.attempts.review import attempt_diff, changes, diff_body
+    from orch.attempts.review import changes, diff_body, locate, with_untracked
     from orch.errors import InvalidInput
     from orch.git import Git
 
@@ -64,16 +67,45 @@ def diff(
         raise InvalidInput("give either --stat or --name-only, not both")
     settings = settings_from_env()
     git = Git(settings.git_lock_timeout)
-    with attempt_diff(open_store(settings), git, attempt, committed=committed) as found:
-        for note in found.notes:
-            click.echo(f"Note: {note}", err=True)
-        if as_json:
-            from orch.cli.render import to_json
+    found = locate(open_store(settings), git, attempt, committed=committed)
+    if as_json:
+        from orch.cli.render import to_json
 
-            click.echo(to_json(**diff_body(found, changes(git, found), committed=committed)))
-            return
+        got = changes(git, found)
+        for note in found.notes + got.notes:
+            click.echo(f"Note: {note}", err=True)
+        click.echo(to_json(**diff_body(found, got, committed=committed)))
+        return
+    if as_stat and _quick_stat(git, found, no_pager=no_pager):
+        return
+    with with_untracked(git, found) as ready:
+        for note in ready.notes:
+            click.echo(f"Note: {note}", err=True)
         fmt: DiffFormat = "stat" if as_stat else "name-only" if name_only else "patch"
-        _emit(git, found.range, fmt, found.repository, no_pager=no_pager)
+        _emit(git, ready.range, fmt, ready.repository, no_pager=no_pager)
+
+
+def _quick_stat(git: Git, found: AttemptDiff, *, no_pager: bool) -> bool:
+    """Print the ``--stat`` of a live worktree's diff without a private index, when that
+    gives git's exact answer (``orch.attempts.review.worktree_stat``); False when not."""
+    from orch.attempts.review import worktree_stat
+    from orch.system.pager import is_terminal
+
+    out = _stdout_fd()
+    terminal = out is not None and is_terminal(out)
+    width = shutil.get_terminal_size().columns if terminal else None
+    quick = worktree_stat(git, found, color=terminal, stat_width=width)
+    if quick is None:
+        return False
+    for note in quick.notes:
+        click.echo(f"Note: {note}", err=True)
+    if out is None:  # standard output is not a file (click's test runner)
+        click.echo(quick.output, nl=False)
+        return True
+    sys.stdout.flush()
+    with _destination(git, found.repository, out, terminal=terminal, no_pager=no_pager) as fd:
+        _write_all(fd, quick.output)
+    return True
 
 
 @click.command()
@@ -136,7 +168,7 @@ def _emit(
 ) -> None:
     """git's output for ``where`` on standard output, written by git itself: on a
     terminal coloured and through the pager (unless ``no_pager``), plain otherwise."""
-    from orch.system.pager import finish_pager, is_terminal, pager_command, start_pager
+    from orch.system.pager import is_terminal
 
     out = _stdout_fd()
     if out is None:  # standard output is not a file (click's test runner): no fd for git
@@ -145,16 +177,38 @@ def _emit(
     terminal = is_terminal(out)
     width = shutil.get_terminal_size().columns if terminal else None
     sys.stdout.flush()
+    with _destination(git, repository, out, terminal=terminal, no_pager=no_pager) as fd:
+        git.diff_into(where, fmt, fd, color=terminal, stat_width=width)
+
+
+@contextlib.contextmanager
+def _destination(
+    git: Git, repository: Repository, out: int, *, terminal: bool, no_pager: bool
+) -> Iterator[int]:
+    """Where the output goes: the pager's input on a terminal (unless ``no_pager``, or
+    no pager is configured), else ``out``."""
+    from orch.system.pager import finish_pager, pager_command, start_pager
+
     if terminal and not no_pager:
         command = pager_command(os.environ, git.config_value(repository, "core.pager"))
         pager = start_pager(command, os.environ) if command else None
         if pager is not None and pager.stdin is not None:
             try:
-                git.diff_into(where, fmt, pager.stdin.fileno(), color=True, stat_width=width)
+                yield pager.stdin.fileno()
             finally:
                 finish_pager(pager)
             return
-    git.diff_into(where, fmt, out, color=terminal, stat_width=width)
+    yield out
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write ``data`` to ``fd``; a reader that stops early (a pager quit) is no failure."""
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view) :]
+    except BrokenPipeError:
+        pass
 
 
 def _compare_task(task_key: str, diff_options: bool, as_json: bool) -> None:

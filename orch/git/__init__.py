@@ -13,6 +13,8 @@ modules, by what they are about:
 - ``saving``: patches, untracked files and bundles of work about to be removed;
 - ``restoring``: bringing such work back (``orch restore``);
 - ``diff``: what changed between a base and a tip or a worktree's files (``orch diff``);
+- ``worktree_stat``, ``diffstat``: a live worktree's ``--stat`` and changed files without
+  adding its untracked files to an index;
 - ``summary``: counting what an attempt changed (``orch list``, ``orch compare TASK``);
 - ``landing``: merging an attempt into a target without a worktree (``orch land``);
 - ``remotes``: the remotes, pushing an attempt's branch (``orch work``, ``orch pr``) and
@@ -58,6 +60,7 @@ from orch.git.status import (
     unsaved_work,
 )
 from orch.git.summary import Summaries
+from orch.git.worktree_stat import WorktreeChanges, WorktreeStat, WorktreeStats
 from orch.git.worktrees import (
     WorktreeRecord,
     Worktrees,
@@ -72,7 +75,7 @@ from orch.git.worktrees import (
 )
 
 
-class Git(Worktrees, Status, Diffs, Summaries, Landing, Remotes):
+class Git(Worktrees, Status, WorktreeStats, Summaries, Landing, Remotes):
     """Every git command orch runs (see the modules above)."""
 
 
@@ -104,7 +107,10 @@ __all__ = [
     "Status",
     "Summaries",
     "UnsavedWork",
+    "WorktreeChanges",
     "WorktreeRecord",
+    "WorktreeStat",
+    "WorktreeStats",
     "WorktreeTree",
     "Worktrees",
     "add_excludes",

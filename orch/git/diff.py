@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -112,7 +113,7 @@ class Diffs(Runner):
     ) -> bytes:
         """``git diff`` of ``where`` as git prints it (a patch, ``--stat`` or
         ``--name-only``), byte for byte; ``color``: with git's colours."""
-        args = self._diff_args(where, _format_options(fmt, color, stat_width))
+        args = self._diff_args(where, format_options(fmt, color, stat_width))
         return self.output_bytes(args, cwd=where.cwd, env=where.env)
 
     def diff_into(
@@ -126,7 +127,7 @@ class Diffs(Runner):
     ) -> None:
         """``diff_output`` written by git straight to the file descriptor ``out`` (a
         large diff is never held in memory, and a pager shows its start at once)."""
-        args = self._diff_args(where, _format_options(fmt, color, stat_width))
+        args = self._diff_args(where, format_options(fmt, color, stat_width))
         self.run_into(args, out, cwd=where.cwd, env=where.env)
 
     def file_patch(self, where: DiffRange, paths: Sequence[str], limit: int) -> tuple[bytes, bool]:
@@ -178,15 +179,18 @@ class Diffs(Runner):
         that a diff against the worktree shows them as new files). The copy is removed
         afterwards.
 
-        The copy is a plain read of the index file: git replaces that file by a rename, so
-        the copy is one whole version of it, and the agent's ``git add`` never waits."""
+        The copy is a hard link to the index file when the temporary directory is on the
+        same file system, else a plain read of it: git replaces that file by a rename and
+        never writes it in place, so either is one whole version of it, git's writes to
+        the copy replace the link and never reach the worktree's index, and the agent's
+        ``git add`` never waits."""
         source = index_file(worktree)
         if source is None:
             raise GitError(f"the worktree {worktree} has no index (it was never checked out)")
         with tempfile.TemporaryDirectory(prefix="orch-index-") as tmp:
             copy = Path(tmp) / "index"
             try:
-                shutil.copyfile(source, copy)
+                _link_or_copy(source, copy)
             except FileNotFoundError as exc:
                 raise GitError(f"the worktree {worktree} has no index") from exc
             env = {"GIT_INDEX_FILE": str(copy)}
@@ -204,8 +208,10 @@ class Diffs(Runner):
         left out.
 
         A file the agent deletes between the listing and the add fails the add: the
-        listing is taken again, once."""
-        for _ in range(2):
+        listing is taken again, once. A file outside a sparse checkout's paths is still
+        the agent's work: git refuses it without ``--sparse`` (git 2.35+, so only then)."""
+        sparse: list[str] = []
+        for _ in range(3):
             out = self.run(
                 ["--no-optional-locks", "ls-files", "-z", "--others", "--exclude-standard"],
                 cwd=worktree,
@@ -220,6 +226,7 @@ class Diffs(Runner):
                 [
                     "--literal-pathspecs",
                     "add",
+                    *sparse,
                     *(["--intent-to-add"] if intent_only else []),
                     "--pathspec-from-file=-",
                     "--pathspec-file-nul",
@@ -231,6 +238,8 @@ class Diffs(Runner):
             )
             if proc.returncode == 0:
                 return nested
+            if "sparse-checkout" in proc.stderr and not sparse:
+                sparse = ["--sparse"]
         raise GitError(f"git add of the untracked files failed: {last_line(proc.stderr)}")
 
     def worktree_tree(self, worktree: Path) -> WorktreeTree:
@@ -246,13 +255,24 @@ class Diffs(Runner):
             return WorktreeTree(tree, nested)
 
 
-def _format_options(fmt: DiffFormat, color: bool, stat_width: int | None) -> list[str]:
+def format_options(fmt: DiffFormat, color: bool, stat_width: int | None) -> list[str]:
     options = ["--color=always" if color else "--color=never"]
     if fmt == "stat":
         options.append(f"--stat={stat_width}" if stat_width else "--stat")
     elif fmt == "name-only":
         options.append("--name-only")
     return options
+
+
+def _link_or_copy(source: Path, dest: Path) -> None:
+    """A hard link (no bytes read) when ``dest`` is on the same file system, else a copy.
+    link(2) can fail with ENOENT while a rename replaces ``source`` (an agent's git
+    writing its index), where open(2) sees the old or the new file: the copy is the
+    answer to that too, and raises FileNotFoundError when there is no file."""
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copyfile(source, dest)
 
 
 def _shown(text: str) -> str:

@@ -19,7 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from orch.errors import GitError, LockBusy
 
@@ -56,6 +56,28 @@ class Pending(Generic[T]):
         if self._result is None:
             self._proc.kill()
             self.result()
+
+
+class RunningOutput:
+    """A read-only git command running in the background, its output kept as bytes."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self._proc = proc
+        self._output: tuple[bytes | None] | None = None
+
+    def output(self) -> bytes | None:
+        """What git printed; None when it failed (the caller has another way)."""
+        if self._output is None:
+            out, _err = self._proc.communicate()
+            self._output = (out if self._proc.returncode == 0 else None,)
+        return self._output[0]
+
+    def cancel(self) -> None:
+        """Stop the command if its output was not read yet (and reap it)."""
+        if self._output is None:
+            self._proc.kill()
+            self._proc.communicate()
+            self._output = (None,)
 
 
 class Runner:
@@ -191,6 +213,33 @@ class Runner:
             stderr = proc.stderr.decode(errors="replace")
             raise GitError(f"git {' '.join(args[:2])} failed: {last_line(stderr)}")
 
+    def start_output(
+        self, args: Sequence[str], cwd: Path | None = None, env: Mapping[str, str] | None = None
+    ) -> RunningOutput:
+        """Start a read-only ``git args`` in the background; its output, byte for byte,
+        comes later (``RunningOutput.output``). Several at once use both cores."""
+        try:
+            proc = self._background(args, cwd, {**self._env, **(env or {})}, text=False)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise not_started(exc, cwd) from exc
+        return RunningOutput(proc)
+
+    @staticmethod
+    def _background(
+        args: Sequence[str], cwd: Path | None, env: Mapping[str, str], *, text: bool
+    ) -> subprocess.Popen[Any]:
+        """``git args`` started with its output to a pipe, its errors dropped; ``text``:
+        decoded with surrogate escapes."""
+        return subprocess.Popen(
+            ["git", *args],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=text,
+            errors="surrogateescape" if text else None,
+            env=env,
+        )
+
     def _start(
         self,
         args: Sequence[str],
@@ -203,15 +252,7 @@ class Runner:
         when git is missing);
         ``yield_cpu``: at the lowest scheduling priority (nice 19)."""
         try:
-            proc = subprocess.Popen(
-                ["git", *args],
-                cwd=cwd,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                text=True,
-                errors="surrogateescape",
-                env=self._env,
-            )
+            proc = self._background(args, cwd, self._env, text=True)
         except FileNotFoundError as exc:
             if cwd is not None and not cwd.is_dir():
                 raise  # the directory is gone, not git: the caller knows what it was

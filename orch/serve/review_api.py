@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from orch.attempts.check import check_logs
 from orch.attempts.compare import compare_task
-from orch.attempts.review import attempt_diff, changes, diff_body, file_patch, name_from_base64
+from orch.attempts.review import (
+    attempt_diff,
+    changes,
+    diff_body,
+    file_patch,
+    locate,
+    name_from_base64,
+)
 from orch.config import Settings
 from orch.errors import InvalidInput
 from orch.git import Git
@@ -33,8 +40,8 @@ def attempt_diff_body(
     """``GET /api/attempts/ID/diff[?committed=1]``: the body of ``orch diff ID --json``."""
     committed = _flag(query, "committed")
     git = Git(settings.git_lock_timeout)
-    with attempt_diff(store, git, attempt_id, committed=committed) as found:
-        return diff_body(found, changes(git, found), committed=committed)
+    found = locate(store, git, attempt_id, committed=committed)
+    return diff_body(found, changes(git, found), committed=committed)
 
 
 def file_patch_body(

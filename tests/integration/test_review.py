@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import os
 import pty
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from typing import Any
 
 import jsonschema
 
-from orch.attempts.review import attempt_diff
+from orch.attempts.review import locate, with_untracked, worktree_stat
 from orch.config import resolve
 from orch.git import Git
 from orch.store import open_store
@@ -298,6 +299,63 @@ def test_a_20_mb_file_shows_in_stat_without_its_content(
     assert "1 file changed, 1048576 insertions(+)" in proc.stdout
 
 
+def _stat_through_intent_to_add(worktree: Path, base: str, *options: str) -> str:
+    """git's own stat with the untracked files, through an intent-to-add copy of the index
+    (the way orch took before it had a quicker one)."""
+    index = worktree / ".." / f"{worktree.name}.index"
+    real = git("rev-parse", "--git-path", "index", cwd=worktree).strip()
+    shutil.copyfile(real if os.path.isabs(real) else worktree / real, index)
+    env = {**os.environ, "GIT_INDEX_FILE": str(index), "LC_ALL": "C"}
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--others", "--exclude-standard"],
+        cwd=worktree,
+        capture_output=True,
+        env=env,
+        check=True,
+    ).stdout
+    files = b"".join(n + b"\0" for n in listed.split(b"\0") if n and not n.endswith(b"/"))
+    add = ["git", "add", "-N", "--pathspec-from-file=-", "--pathspec-file-nul"]
+    subprocess.run(add, cwd=worktree, input=files, env=env, check=True)
+    diff = ["git", "diff", "-M", *options, base, "--"]
+    out = subprocess.run(diff, cwd=worktree, capture_output=True, env=env, check=True).stdout
+    index.unlink()
+    return out.decode()
+
+
+def test_stat_of_a_live_worktree_is_gits_with_the_untracked_files(
+    repo: Path, run_cli: RunCli, run_orch: RunOrch, tmp_path: Path
+) -> None:
+    attempt = dispatch(run_cli, repo, "review-quick-stat")
+    worktree = Path(attempt["worktree_path"])
+    (worktree / "src/d0/f0.txt").write_text("committed\n" * 30)
+    commit_all(worktree, "agent commit")
+    (worktree / "src/d1/f1.txt").write_text("uncommitted\n")
+    (worktree / "src/d1/new.py").write_text("untracked = 1\n" * 12)
+    (worktree / "data.bin").write_bytes(b"\0\1" * 500)
+    (worktree / "scratch.log").write_text("ignored\n")
+    git("init", "-q", str(worktree / "cloned"), cwd=worktree)
+    index_before = git("ls-files", "--stage", cwd=worktree)
+
+    proc = run_orch("diff", attempt["id"], "--stat", cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == _stat_through_intent_to_add(worktree, attempt["base_commit"], "--stat")
+    assert "src/d1/new.py" in proc.stdout and "data.bin" in proc.stdout
+    note = "Note: untracked repositories inside the worktree are not shown: cloned/\n"
+    assert proc.stderr == note
+    assert git("ls-files", "--stage", cwd=worktree) == index_before
+
+    # on a terminal: coloured, as wide as the terminal, through the pager
+    paged = tmp_path / "paged"
+    out = _on_a_terminal(
+        ["diff", attempt["id"], "--stat"], repo, {"GIT_PAGER": f"cat > '{paged}'", "COLUMNS": "70"}
+    )
+    assert out == ""
+    expected = _stat_through_intent_to_add(
+        worktree, attempt["base_commit"], "--stat=70", "--color=always"
+    )
+    assert paged.read_text() == expected and "\x1b[32m+" in expected
+
+
 def test_unknown_attempt_and_conflicting_options(repo: Path, run_cli: RunCli) -> None:
     line = assert_failed_cleanly(run_cli("diff", "feedbeef", cwd=repo), 8)
     assert "feedbeef" in line
@@ -355,7 +413,8 @@ def test_colour_and_pager_only_on_a_terminal(repo: Path, run_cli: RunCli, tmp_pa
 
 def test_diff_never_breaks_an_agent_committing_in_the_worktree(repo: Path, run_cli: RunCli) -> None:
     """200 diffs while an agent-like loop runs ``git add`` + ``git commit``: every one of
-    the agent's commands succeeds (no ``index.lock`` failure)."""
+    the agent's commands succeeds (no ``index.lock`` failure), whether the diff reads the
+    worktree's own index (``--no-optional-locks``) or a private copy of it."""
     attempt = dispatch(run_cli, repo, "review-race")
     worktree = Path(attempt["worktree_path"])
     stop = worktree.parent / f"{attempt['id']}.stop"
@@ -366,7 +425,9 @@ def test_diff_never_breaks_an_agent_committing_in_the_worktree(repo: Path, run_c
             'i=0; while [ ! -e "$1" ]; do i=$((i+1)); echo "$i" > "f$((i % 7)).txt"; '
             'echo "$i" > "u$i.txt"; '
             "git add -A || echo FAILED add; "
-            'git commit -q -m "step $i" || echo FAILED commit; done; echo "steps $i"',
+            'git commit -q -m "step $i" || echo FAILED commit; '
+            # a file touched but not changed: a diff that may write the index would
+            'touch f$(((i + 3) % 7)).txt; done; echo "steps $i"',
             "agent",
             str(stop),
         ],
@@ -380,9 +441,18 @@ def test_diff_never_breaks_an_agent_committing_in_the_worktree(repo: Path, run_c
     git_adapter = Git(settings.git_lock_timeout)
     try:
         deadline = time.monotonic() + 60
-        for _ in range(200):
-            with attempt_diff(store, git_adapter, attempt["id"], committed=False) as found:
-                out = git_adapter.diff_output(found.range, "stat", color=False)
+        quick = 0
+        for i in range(200):
+            # what orch diff --stat runs: the diff without a private index when it can,
+            # else (and every fourth time anyway) through the private index
+            found = locate(store, git_adapter, attempt["id"], committed=False)
+            stat = worktree_stat(git_adapter, found, color=False, stat_width=None)
+            quick += stat is not None
+            if stat is None or i % 4 == 0:
+                with with_untracked(git_adapter, found) as ready:
+                    out = git_adapter.diff_output(ready.range, "stat", color=False)
+            else:
+                out = stat.output
             assert out.endswith(b"\n")
             assert time.monotonic() < deadline
     finally:
@@ -394,6 +464,7 @@ def test_diff_never_breaks_an_agent_committing_in_the_worktree(repo: Path, run_c
     steps = int(output.strip().rsplit(" ", 1)[-1])
     assert steps > 10, output  # the agent really committed meanwhile
     assert int(git("rev-list", "--count", "HEAD", cwd=worktree)) > steps // 2
+    assert quick > 0  # the diff without a private index ran too
 
 
 def test_compare_two_attempts(repo: Path, run_cli: RunCli) -> None:
