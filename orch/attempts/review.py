@@ -87,7 +87,12 @@ def locate(store: Store, git: Git, ref: str, *, committed: bool) -> AttemptDiff:
     repo, base = _repository_and_base(git, attempt)
     worktree = live_worktree(attempt)
     if worktree is not None:
-        head = git.head_commit(worktree)
+        head = git.head_commit_if_any(worktree)
+        if head is None:
+            raise NotFound(
+                f"the branch {attempt.branch_name} of attempt {attempt.id} is gone (deleted by "
+                f"hand?): its worktree {worktree} has no commit checked out, nothing to diff"
+            )
         if committed:
             return AttemptDiff(
                 attempt, repo, "worktree", head, DiffRange(base, head, git_dir=repo.common_dir)

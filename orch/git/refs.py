@@ -192,6 +192,16 @@ class Refs(Runner):
     def head_commit(self, worktree: Path) -> str:
         return self.run(["--no-optional-locks", "rev-parse", "HEAD"], cwd=worktree).stdout.strip()
 
+    def head_commit_if_any(self, worktree: Path) -> str | None:
+        """The commit checked out in ``worktree``; None when its HEAD names no commit (a
+        branch deleted from under it)."""
+        proc = self.run(
+            ["--no-optional-locks", "rev-parse", "--verify", "--quiet", "HEAD^{commit}"],
+            cwd=worktree,
+            check=False,
+        )
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
     # -- branches --------------------------------------------------------------------------
 
     def create_branch(self, repo: Repository, branch: str, commit: str, reason: str) -> None:

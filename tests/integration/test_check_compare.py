@@ -413,6 +413,25 @@ def test_compare_task_with_a_branch_deleted_by_hand_says_so_and_goes_on(
         (gone["id"], []),
     ]
     assert rows[1]["changes"]["commits_ahead"] == 2
+    # the branch deleted, its worktree left: one line and exit 8 from diff and compare A B;
+    # the task's comparison still goes on
+    orphan = dispatch(run_cli, repo, key, "--prompt", "p")
+    work(run_orch, repo, orphan["id"], AGENT_COMMITS)
+    git("update-ref", "-d", f"refs/heads/{orphan['branch_name']}", cwd=repo)
+    words = f"the branch {orphan['branch_name']} of attempt {orphan['id']} is gone"
+    for args in (
+        ("diff", orphan["id"]),
+        ("diff", orphan["id"], "--stat"),
+        ("diff", orphan["id"], "--committed"),
+        ("compare", orphan["id"], kept["id"], "--worktree"),
+    ):
+        result = run_orch(*args, cwd=repo)
+        assert result.returncode == 8, (args, result.stderr)
+        assert result.stderr.startswith(f"Error: {words}") and "\n" == result.stderr[-1:], args
+        assert len(result.stderr.splitlines()) == 1 and result.stdout == "", args
+    done = run_orch("compare", key, cwd=repo)
+    assert done.returncode == 0, done.stderr
+    assert orphan["id"] in done.stdout
 
 
 def test_check_runs_stay_out_of_the_prompt_history(
