@@ -65,7 +65,8 @@ def events(
 
     Events also go to the sinks configured in orch.toml or the user config ([[hooks]],
     [[webhooks]], [notify]), each once; --failed lists the deliveries that failed for
-    good, and --retry EVENT_ID (or --all-failed) tries them again.
+    good, and --retry EVENT_ID (or --all-failed) tries them again (exit 8: no such
+    event; 2: it has no failed deliveries).
     """
     if ctx.invoked_subcommand is not None:
         return

@@ -240,6 +240,8 @@ def test_a_receiver_down_for_good_is_shown_and_retried_by_hand(
         again = run_cli("events", "--retry", str(event_id))
         assert again.exit_code == 2
         assert "no failed deliveries" in again.stderr
+        unknown = run_cli("events", "--retry", "999999")
+        assert unknown.exit_code == 8 and "no event 999999" in unknown.stderr
 
 
 # -- a deliverer killed mid-delivery ----------------------------------------------------

@@ -12,7 +12,7 @@ from orch.attempts.events.deliverer import Deliverer
 from orch.attempts.events.document import document
 from orch.attempts.events.kick import start_deliverer
 from orch.config import Settings
-from orch.errors import InvalidInput, OrchError
+from orch.errors import InvalidInput, NotFound, OrchError
 from orch.git import Git
 from orch.models import AttemptEvent, DeliveryState, EventDelivery
 
@@ -57,6 +57,10 @@ def retry(
     a deliverer started for them (unless one runs)."""
     again = store.retry_deliveries(event_id)
     if not again:
+        if event_id is not None:
+            found = store.events_after(event_id - 1, limit=1)
+            if not found or found[0].id != event_id:
+                raise NotFound(f"no event {event_id} ('orch events' lists them)")
         which = f"event {event_id} has" if event_id is not None else "there are"
         raise InvalidInput(f"{which} no failed deliveries to try again ('orch events --failed')")
     start_deliverer(settings, env)
