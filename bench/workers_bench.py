@@ -336,6 +336,17 @@ def one_run(
             (picked,),
         )
     ]
+    # why each attempt that did not succeed ended so: the event that ended it, its actor
+    # (the reaping worker) and its reason ("lease expired (last heartbeat ...)", ...)
+    endings = [
+        {"attempt": a, "state": st, "event": k, "actor": who, "reason": (d or {}).get("reason")}
+        for (a, st, k, who, d) in bench.execute(
+            "SELECT DISTINCT ON (a.id) a.id, a.state, e.kind, e.actor, e.detail "
+            "FROM attempts a JOIN attempt_events e ON e.attempt_id = a.id "
+            "WHERE a.id = ANY(%s) AND a.state <> 'succeeded' ORDER BY a.id, e.id DESC",
+            (ids,),
+        )
+    ]
     bench.close()
     stderr = "".join((run_dir / f"worker-{i}.err").read_text() for i in range(workers))
     admin.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
@@ -349,6 +360,7 @@ def one_run(
         "succeeded": int(ended.get("succeeded", 0)),
         "worker_gone": int(ended.get("worker_gone", 0)),
         "not_succeeded": len(ids) - int(ended.get("succeeded", 0)),
+        "not_succeeded_why": endings,
         "workers_exited": len(exited),
         "server_connections_peak_working": sampler.peak(started, worked),
         "server_connections_peak_idle": sampler.peak(idle_from, idle_until),
