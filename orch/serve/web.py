@@ -60,7 +60,7 @@ from orch.errors import (
     StoreError,
 )
 from orch.git import Git
-from orch.models import DeliveryState
+from orch.models import DeliveryState, State
 from orch.serve import attempts_api, land_api, review_api, runtime
 from orch.serve.feed import ChangeFeed, FeedFull
 from orch.system import processes
@@ -133,7 +133,8 @@ class DashboardServer(ThreadingHTTPServer):
         self.token = token
         self.csrf = hmac.new(token.encode(), b"orch dashboard csrf", hashlib.sha256).hexdigest()
         self.loopback = is_loopback(host)
-        self.page = dashboard_html()
+        # the state filter's choices, in the order orch defines them
+        self.page = dashboard_html().replace("{{ORCH_STATES}}", " ".join(str(s) for s in State))
         self.read_timeout = READ_TIMEOUT
 
     def server_close(self) -> None:
