@@ -64,7 +64,5 @@ def states(query: Query) -> tuple[State, ...]:
     names = [str(s) for s in State]
     wrong = [s for s in query.get("state", []) if s not in names]
     if wrong:
-        raise InvalidInput(
-            f"bad query: state must be one of {', '.join(names)}, not {wrong[0]!r}"
-        )
+        raise InvalidInput(f"bad query: state must be one of {', '.join(names)}, not {wrong[0]!r}")
     return tuple(State(s) for s in dict.fromkeys(query.get("state", [])))

@@ -91,7 +91,9 @@ def test_dispatch_see_cancel_and_see_the_state_change_in_chromium(
     assert browser.execute_script("return window.orchPwned") is None
     assert not browser.find_elements(By.CSS_SELECTOR, "#detail img")
     queue_headers = wait_for(
-        lambda: [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#queue-table th")],
+        lambda: fresh(
+            lambda: [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#queue-table th")]
+        ),
         "the queue table",
     )
     assert queue_headers == ["#", "task", "state", "attempt", "reason"]
