@@ -27,7 +27,7 @@ from orch.models import DeliveryState
 from orch.store import Store
 from orch.store.outbox import SinkScope
 from tests.support.attempts import dispatch
-from tests.support.browser import ARTIFACTS, fresh, live
+from tests.support.browser import ARTIFACTS, fresh, inside_the_review, live
 from tests.support.cli import ORCH_BIN
 from tests.support.dashboard import (
     HOSTILE_LOG,
@@ -371,7 +371,9 @@ def test_the_usage_agents_reported_shows_in_the_comparison_and_the_detail(
     ready = '#review[data-view="compare"][data-state="ready"]'
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ready), "the comparison")
     headers = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "#compare-table th")]
-    assert headers[-2:] == ["tokens", "cost"]
+    assert headers[-3:] == ["landed", "tokens", "cost"]
+    # every column, tokens and cost beside the landed one, inside the review panel
+    assert inside_the_review(browser)
     rows = {
         r.get_attribute("data-attempt"): [c.text for c in r.find_elements(By.TAG_NAME, "td")]
         for r in browser.find_elements(By.CSS_SELECTOR, "#compare-table tbody tr")

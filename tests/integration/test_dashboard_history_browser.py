@@ -19,7 +19,7 @@ from sqlalchemy import update
 from orch.store import Store
 from orch.store.tables import attempts
 from tests.support.attempts import dispatch
-from tests.support.browser import fresh, live, screenshot
+from tests.support.browser import fresh, inside_the_review, live, screenshot
 from tests.support.cli import ORCH_BIN
 from tests.support.dashboard import serving
 from tests.support.history import history_id, seed
@@ -102,6 +102,7 @@ def test_a_landed_attempt_shows_where_it_landed(
             f"{commit} into main (merge) by {shown['landed_by']} at {shown['landed_at']}"
         )
         assert cells[other["id"]].text == "-"
+        assert inside_the_review(browser)
         screenshot(browser, "dashboard-compare-landed.png")
 
 

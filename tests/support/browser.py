@@ -80,3 +80,14 @@ def live(browser: Any) -> dict[str, Any]:
 def screenshot(browser: Any, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / name))
+
+
+def inside_the_review(browser: Any) -> bool:
+    """The comparison's columns, the landed one included, fit inside its panel."""
+    return bool(
+        browser.execute_script(
+            """const right = document.querySelector('#review').getBoundingClientRect().right;
+            return [...document.querySelectorAll('#compare-table th')]
+              .every(c => c.getBoundingClientRect().right <= right + 0.5);"""
+        )
+    )
