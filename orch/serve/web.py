@@ -42,7 +42,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from orch.attempts import changes, lifecycle
-from orch.attempts.queries import find_attempt, listing, looks_like_path
+from orch.attempts.queries import find_attempt, looks_like_path
 from orch.attempts.retry import RetryPolicy, retry
 from orch.config import Settings
 from orch.errors import (
@@ -61,7 +61,7 @@ from orch.errors import (
 )
 from orch.git import Git
 from orch.models import DeliveryState, State
-from orch.serve import land_api, review_api, runtime
+from orch.serve import attempts_api, land_api, review_api, runtime
 from orch.serve.feed import ChangeFeed, FeedFull
 from orch.system import processes
 
@@ -73,10 +73,6 @@ CSRF_HEADER = "X-Orch-CSRF"
 MAX_BODY = 1 << 20
 READ_TIMEOUT = 10.0  # seconds a connection may take to send each part of a request
 LOG_TAIL = 40
-# the attempts endpoint's page: an attempt's record is about 2 KB (its prompt included), so
-# a page stays near 100 KB however long the history is
-PAGE = 50
-MAX_PAGE = 500
 TASKS_SHOWN = 50  # GET /api/tasks: the newest tasks (the page shows 20)
 # what each kind of refusal is in HTTP terms; any other orch error is a refusal too (409:
 # a failed set-up hook, an unreadable config), and only a bug is the server's fault (500)
@@ -137,7 +133,8 @@ class DashboardServer(ThreadingHTTPServer):
         self.token = token
         self.csrf = hmac.new(token.encode(), b"orch dashboard csrf", hashlib.sha256).hexdigest()
         self.loopback = is_loopback(host)
-        self.page = dashboard_html()
+        # the state filter's choices, in the order orch defines them
+        self.page = dashboard_html().replace("{{ORCH_STATES}}", " ".join(str(s) for s in State))
         self.read_timeout = READ_TIMEOUT
 
     def server_close(self) -> None:
@@ -312,20 +309,7 @@ class Handler(BaseHTTPRequestHandler):
             # `orch show` reads a payload file by path; over HTTP that would read any file
             raise NotFound(f"no attempt {rest[0]!r}: name it by id")
         if not rest:
-            # always a page, newest first (``before``: the page after that attempt, with
-            # ``more`` saying how many are left), so that an update costs the same with a
-            # year of history as with a day's
-            try:
-                states = tuple(State(s) for s in query.get("state", []))
-                limit = int(query["limit"][0]) if "limit" in query else PAGE
-            except ValueError as exc:
-                raise InvalidInput(f"bad query: {exc}") from None
-            if not 1 <= limit <= MAX_PAGE:
-                raise InvalidInput(f"bad query: limit must be from 1 to {MAX_PAGE}")
-            task = query.get("task", [None])[0]
-            before = query.get("before", [None])[0]
-            found = listing(store, states, task, limit, before)
-            return self._json(200, **found.to_dict())
+            return self._json(200, **attempts_api.page_body(store, query))
         if len(rest) == 1:
             git = Git(self.server.settings.git_lock_timeout)
             return self._json(200, **changes.show(store, git, rest[0]).to_dict())

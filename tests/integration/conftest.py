@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from orch.store import Store, open_store
+from tests.support.browser import chromium
 from tests.support.postgres import Cluster, pg_bin
 from tests.support.processes import Start, procs
 from tests.support.store import own_repository
@@ -21,6 +23,13 @@ def start(tmp_path: Path) -> Iterator[Start]:
     """Start real processes with ``start(argv, env=...)``; all are killed after the test."""
     with procs(tmp_path) as starter:
         yield starter
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    """A headless Chromium (the dashboard tests), closed afterwards."""
+    with chromium(tmp_path / "chromium-profile") as driver:
+        yield driver
 
 
 @pytest.fixture

@@ -6,15 +6,13 @@ comparison, an attempt's diff with a 2,000-line patch, its check runs) show what
 hostile repository and agent wrote as text, never as markup. Screenshots are kept under
 ``test-artifacts/``.
 
-Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them). Selenium
-is pointed at ``/usr/bin/chromedriver`` explicitly so it never downloads a driver.
+Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them; the
+``browser`` fixture is tests/support/browser.py's).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
 import time
 import urllib.parse
@@ -29,6 +27,7 @@ from orch.models import DeliveryState
 from orch.store import Store
 from orch.store.outbox import SinkScope
 from tests.support.attempts import dispatch
+from tests.support.browser import ARTIFACTS, fresh, inside_the_review, live
 from tests.support.cli import ORCH_BIN
 from tests.support.dashboard import (
     HOSTILE_LOG,
@@ -36,73 +35,17 @@ from tests.support.dashboard import (
     HOSTILE_SUBJECT,
     commit_hostile_work,
     serve_process,
+    serving,
 )
 from tests.support.history import seed
 from tests.support.processes import Proc, wait_for
 from tests.support.repos import commit_all
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1280,900",
-)
-
-
-def fresh(action: Callable[[], Any]) -> Any:
-    """Run ``action`` on freshly found elements; the page re-renders on every change, so
-    an element found a moment ago may be gone: look again."""
-    from selenium.common.exceptions import StaleElementReferenceException
-
-    for _ in range(50):
-        try:
-            return action()
-        except StaleElementReferenceException:
-            time.sleep(0.05)
-    return action()
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Any]:
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not shutil.which(p)]
-    if missing:
-        why = f"{', '.join(missing)} not installed (apt-get install chromium chromium-driver)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"headless Chromium is required on CI: {why}")
-        pytest.skip(why)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (*FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
 
 @pytest.fixture
 def dashboard(tmp_path: Path, isolated_env: Path) -> Iterator[str]:
-    server, url = serve_process(tmp_path / "out")
-    try:
+    with serving(tmp_path / "out") as url:
         yield url
-    finally:
-        Proc([ORCH_BIN, "serve", "--stop"], tmp_path / "out").wait()
-        if server.popen.poll() is None:
-            server.signal(signal.SIGKILL)
-        server.wait()
 
 
 def test_dispatch_see_cancel_and_see_the_state_change_in_chromium(
@@ -148,7 +91,9 @@ def test_dispatch_see_cancel_and_see_the_state_change_in_chromium(
     assert browser.execute_script("return window.orchPwned") is None
     assert not browser.find_elements(By.CSS_SELECTOR, "#detail img")
     queue_headers = wait_for(
-        lambda: [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#queue-table th")],
+        lambda: fresh(
+            lambda: [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#queue-table th")]
+        ),
         "the queue table",
     )
     assert queue_headers == ["#", "task", "state", "attempt", "reason"]
@@ -190,13 +135,6 @@ def test_dispatch_see_cancel_and_see_the_state_change_in_chromium(
     shown = run_cli("show", attempt_id, "--json")
     assert '"state": "cancelled"' in shown.stdout
     assert "cancelled from the dashboard" in shown.stdout
-
-
-def live(browser: Any) -> dict[str, Any]:
-    """How the page is kept up to date (``window.orchLive``): the stream's state, how often
-    it opened, the change messages it got, and the fallback polls made."""
-    found: dict[str, Any] = browser.execute_script("return Object.assign({}, window.orchLive)")
-    return found
 
 
 def cancel_in_a_process(attempt_id: str, out_dir: Path) -> None:
@@ -433,7 +371,9 @@ def test_the_usage_agents_reported_shows_in_the_comparison_and_the_detail(
     ready = '#review[data-view="compare"][data-state="ready"]'
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ready), "the comparison")
     headers = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "#compare-table th")]
-    assert headers[-2:] == ["tokens", "cost"]
+    assert headers[-3:] == ["landed", "tokens", "cost"]
+    # every column, tokens and cost beside the landed one, inside the review panel
+    assert inside_the_review(browser)
     rows = {
         r.get_attribute("data-attempt"): [c.text for c in r.find_elements(By.TAG_NAME, "td")]
         for r in browser.find_elements(By.CSS_SELECTOR, "#compare-table tbody tr")
@@ -514,8 +454,7 @@ def test_counts_past_the_cap_say_at_least(
     from orch.serve import runtime
 
     seed(store, 1800)  # 1,080 succeeded, 450 failed, 180 cancelled, 90 timed out
-    server, url = serve_process(tmp_path / "serve")
-    try:
+    with serving(tmp_path / "serve") as url:
         snapshot = runtime.serve_dir(isolated_env) / "status.json"
         wait_for(snapshot.exists, "the loop's first snapshot")
         browser.get(url)
@@ -535,8 +474,3 @@ def test_counts_past_the_cap_say_at_least(
         assert more == "1,000+ older attempts not shown: orch list --before h0000049"
         ARTIFACTS.mkdir(exist_ok=True)
         browser.save_screenshot(str(ARTIFACTS / "dashboard-capped-counts.png"))
-    finally:
-        Proc([ORCH_BIN, "serve", "--stop"], tmp_path / "stop").wait()
-        if server.popen.poll() is None:
-            server.signal(signal.SIGKILL)
-        server.wait()

@@ -60,8 +60,25 @@ def test_unknown_attempts_and_bad_queries_are_clear_errors(served: Served) -> No
     assert (code, body["exit_code"]) == (400, 2)
     assert served.get("/api/nothing-here")[0] == 404
     assert served.get("/../../etc/passwd")[0] == 404
-    assert served.get("/api/attempts?limit=0")[0] == 400
-    assert served.get("/api/attempts?limit=-1")[0] == 400
+    # one line saying what is allowed, never Python's own words
+    for limit in ("0", "-1", "abc", "2.5", "501", "٣"):
+        code, body = served.get(f"/api/attempts?limit={urllib.parse.quote(limit)}")
+        assert (code, body["exit_code"]) == (400, 2), (limit, body)
+        assert body["error"] == (
+            f"bad query: limit must be a whole number from 1 to 500, not {limit!r}"
+        )
+    code, body = served.get("/api/attempts?state=bogus")
+    assert body["error"].startswith("bad query: state must be one of queued, running")
+    assert body["error"].endswith(", not 'bogus'") and "invalid" not in body["error"]
+    code, body = served.get("/api/attempts?limit=5&limit=6")
+    assert (code, body["error"]) == (400, "bad query: 'limit' given 2 times")
+    code, body = served.get("/api/attempts?page=2")
+    assert code == 400
+    assert body["error"] == (
+        "bad query: no parameter 'page' (the attempts page reads limit, before, state, task)"
+    )
+    code, body = served.get("/api/attempts?before=deadbeef")
+    assert code == 404 and "no attempt 'deadbeef'" in body["error"]
 
 
 def test_an_attempt_is_never_read_by_file_path_over_http(

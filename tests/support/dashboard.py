@@ -7,9 +7,11 @@ Returns status and JSON body for every answer, errors included; never retries.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import re
+import signal
 import threading
 import urllib.error
 import urllib.request
@@ -89,6 +91,20 @@ def serve_process(out_dir: Path, port: int = 0, token: str | None = None) -> tup
         server.kill()
         raise
     return server, str(found.group(1))
+
+
+@contextlib.contextmanager
+def serving(out_dir: Path) -> Iterator[str]:
+    """``orch serve`` as a real process for the length of the block: its dashboard URL;
+    stopped as ``orch serve --stop`` stops it (killed if that fails)."""
+    server, url = serve_process(out_dir)
+    try:
+        yield url
+    finally:
+        Proc([ORCH_BIN, "serve", "--stop"], out_dir / "stop").wait()
+        if server.popen.poll() is None:
+            server.signal(signal.SIGKILL)
+        server.wait()
 
 
 # -- what a hostile repository or agent writes: the review views must show it as text ----
