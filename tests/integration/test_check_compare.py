@@ -427,7 +427,7 @@ def test_compare_task_with_a_branch_deleted_by_hand_says_so_and_goes_on(
     ):
         result = run_orch(*args, cwd=repo)
         assert result.returncode == 8, (args, result.stderr)
-        assert result.stderr.startswith(f"Error: {words}") and "\n" == result.stderr[-1:], args
+        assert result.stderr.startswith(f"Error: {words}") and result.stderr[-1:] == "\n", args
         assert len(result.stderr.splitlines()) == 1 and result.stdout == "", args
     done = run_orch("compare", key, cwd=repo)
     assert done.returncode == 0, done.stderr
