@@ -104,7 +104,7 @@ def start_dirt(
     if started is not None:
         return started
     try:
-        return git.start_dirty_check(path, yield_cpu=True)
+        return git.start_dirty_check(path)  # normal priority: see orch land's early look
     except OSError:
         return None
 
