@@ -46,9 +46,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.UniqueConstraint("event_id", "sink", name="uq_event_delivery"),
     )
-    op.create_index(
-        "ix_event_deliveries_due", "event_deliveries", ["sink", "state", "next_try_at"]
-    )
+    op.create_index("ix_event_deliveries_due", "event_deliveries", ["sink", "state", "next_try_at"])
     op.create_index(
         "ix_event_deliveries_order", "event_deliveries", ["attempt_id", "sink", "event_id"]
     )

@@ -35,6 +35,7 @@ REVISIONS: tuple[str, ...] = (
     "0014",
     "0015",
     "0016",
+    "0017",
 )
 HEAD = REVISIONS[-1]
 _PG_MIGRATION_LOCK = 0x6F726368  # "orch": the advisory lock key for migrations

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 
 metadata = MetaData()
@@ -131,6 +132,21 @@ attempts = Table(
     Index("ix_attempts_workspace", "workspace_status", "state", "finished_at"),
     Index("ix_attempts_branch", "branch_name"),
     Index("ix_attempts_worktree", "worktree_path"),
+    # the few attempts each loop cycle and each doctor look at, among all (0017): those
+    # with a pull request and those with a land in progress; partial, so that the
+    # history's rows (NULL there) cost them nothing
+    Index(
+        "ix_attempts_pr_state",
+        "pr_state",
+        sqlite_where=text("pr_state IS NOT NULL"),
+        postgresql_where=text("pr_state IS NOT NULL"),
+    ),
+    Index(
+        "ix_attempts_landing",
+        "landing_commit",
+        sqlite_where=text("landing_commit IS NOT NULL"),
+        postgresql_where=text("landing_commit IS NOT NULL"),
+    ),
 )
 
 attempt_events = Table(

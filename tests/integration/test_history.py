@@ -168,6 +168,9 @@ def _hot_paths(store: Store) -> dict[str, Callable[[], object]]:
         # the dashboard's queue (GET /api/tasks) and the change feed's look every 0.5 s
         "dashboard: tasks": lambda: store.queued_tasks(newest=50),
         "dashboard: change mark": store.change_mark,
+        # every loop cycle watches the open pull requests, and doctor the lands in progress
+        "loop: open pull requests": store.open_pull_requests,
+        "doctor: lands in progress": store.landings_in_progress,
         "doctor": lambda: (
             store.list_attempts(workspaces=OCCUPIES_WORKTREE),
             store.branch_owner(REPO, f"orch/history-7-{history_id(21)}"),

@@ -532,6 +532,8 @@ INDEXES_ADDED_BY_0015 = {
     "ix_attempt_events_kind",
 }
 INDEXES_ADDED_BY_0016 = {"ix_event_deliveries_state"}
+INDEXES_ADDED_BY_0017 = {"ix_attempts_pr_state", "ix_attempts_landing"}
+INDEXES_ADDED_AFTER_0014 = INDEXES_ADDED_BY_0015 | INDEXES_ADDED_BY_0016 | INDEXES_ADDED_BY_0017
 
 
 def _added_columns(diff: list[object]) -> set[tuple[str, str]]:
@@ -542,7 +544,7 @@ def _added_columns(diff: list[object]) -> set[tuple[str, str]]:
         if (
             isinstance(item, tuple)
             and item[0] == "add_index"
-            and item[1].name in INDEXES_ADDED_BY_0015 | INDEXES_ADDED_BY_0016
+            and item[1].name in INDEXES_ADDED_AFTER_0014
         ):
             continue
         if isinstance(item, tuple) and item[0] in ("add_table", "add_index"):
@@ -839,11 +841,11 @@ def test_upgrade_to_0015_adds_only_indexes(empty_store_url: str) -> None:
     _migrate(url, "0014")
     before = _rows(url, "attempts")
     _migrate(url, "0015")
-    assert _index_names(schema_diff(url, metadata)) == INDEXES_ADDED_BY_0016
+    assert _index_names(schema_diff(url, metadata)) == INDEXES_ADDED_BY_0016 | INDEXES_ADDED_BY_0017
     assert _rows(url, "attempts") == before
     _migrate(url, "0014", down=True)
     diff = schema_diff(url, metadata)
-    assert _index_names(diff) == INDEXES_ADDED_BY_0015 | INDEXES_ADDED_BY_0016
+    assert _index_names(diff) == INDEXES_ADDED_AFTER_0014
 
 
 def _index_names(diff: list[object]) -> set[str]:
@@ -864,7 +866,25 @@ def test_upgrade_to_0016_adds_only_the_deliveries_state_index(empty_store_url: s
     _migrate(url, "0015")
     before = _rows(url, "attempts")
     _migrate(url, "0016")
-    assert schema_diff(url, metadata) == []
+    assert _index_names(schema_diff(url, metadata)) == INDEXES_ADDED_BY_0017
     assert _rows(url, "attempts") == before
     _migrate(url, "0015", down=True)
-    assert _index_names(schema_diff(url, metadata)) == INDEXES_ADDED_BY_0016
+    assert _index_names(schema_diff(url, metadata)) == INDEXES_ADDED_BY_0016 | INDEXES_ADDED_BY_0017
+
+
+# -- 0017: the attempts with a pull request, and those with a land in progress --------------
+
+
+def test_upgrade_to_0017_adds_only_the_partial_indexes(empty_store_url: str) -> None:
+    """0017 adds its two partial indexes and nothing else (the rows come through
+    untouched); its downgrade takes exactly them away."""
+    url = empty_store_url
+    _migrate(url, "0008")
+    _fill_0008(url)
+    _migrate(url, "0016")
+    before = _rows(url, "attempts")
+    _migrate(url, "0017")
+    assert schema_diff(url, metadata) == []
+    assert _rows(url, "attempts") == before
+    _migrate(url, "0016", down=True)
+    assert _index_names(schema_diff(url, metadata)) == INDEXES_ADDED_BY_0017
