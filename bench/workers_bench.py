@@ -194,6 +194,9 @@ def seed(store: Store, root: Path, count: int) -> list[str]:
     return ids
 
 
+BENCH_NAME = "orch workers_bench"  # the bench's own connections, which it does not count
+
+
 class Sampler(threading.Thread):
     """The server's connections to one database, every 0.1 s, on a connection of its own
     (opened first: on a full server it still gets to look)."""
@@ -209,8 +212,8 @@ class Sampler(threading.Thread):
         while not self.stop.wait(0.1):
             (count,) = self.conn.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
-                "AND pid <> pg_backend_pid()",
-                (self.database,),
+                "AND pid <> pg_backend_pid() AND application_name IS DISTINCT FROM %s",
+                (self.database, BENCH_NAME),
             ).fetchone() or (0,)
             self.samples.append((time.monotonic(), int(count)))
 
@@ -253,7 +256,13 @@ def one_run(
     upgrade_store(direct, run_dir / "locks")
     # the bench's own connections are taken before the workers come: on a full server
     # they would not get one
-    store = open_store(direct, run_dir / "locks")
+    # named, and holding no connection between its own transactions: the sampler counts
+    # the workers' connections (and the pooler's) only
+    store = open_store(
+        direct,
+        run_dir / "locks",
+        connecting=Connecting(application_name=BENCH_NAME, hold_idle=False),
+    )
     # each of a worker's slots gets --per-worker attempts
     ids = seed(store, run_dir / "worktrees", workers * concurrency * per_worker)
     env = {
