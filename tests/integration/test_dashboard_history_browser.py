@@ -19,7 +19,7 @@ from sqlalchemy import update
 from orch.store import Store
 from orch.store.tables import attempts
 from tests.support.attempts import dispatch
-from tests.support.browser import fresh, inside_the_review, live, screenshot
+from tests.support.browser import click_until, fresh, inside_the_review, live, screenshot
 from tests.support.cli import ORCH_BIN
 from tests.support.dashboard import serving
 from tests.support.history import history_id, seed
@@ -65,8 +65,8 @@ def test_a_landed_attempt_shows_where_it_landed(
         plain = f'tr.attempt[data-attempt="{other["id"]}"] td.wrap'
         assert fresh(lambda: browser.find_element(By.CSS_SELECTOR, plain).text) == "queued"
 
-        fresh(lambda: browser.find_element(By.CSS_SELECTOR, row).click())
-        wait_for(
+        click_until(
+            lambda: browser.find_element(By.CSS_SELECTOR, row).click(),
             lambda: browser.find_elements(
                 By.CSS_SELECTOR, '#detail dd[data-field="landed commit"]'
             ),
@@ -79,12 +79,13 @@ def test_a_landed_attempt_shows_where_it_landed(
         assert field(browser, "landed at").startswith(shown["landed_at"])
         screenshot(browser, "dashboard-landed.png")
 
-        fresh(
+        click_until(
             lambda: browser.find_element(
                 By.CSS_SELECTOR, f'tr.attempt[data-attempt="{other["id"]}"]'
-            ).click()
+            ).click(),
+            lambda: field(browser, "attempt") == other["id"],
+            "the other attempt's panel",
         )
-        wait_for(lambda: field(browser, "attempt") == other["id"], "the other attempt's panel")
         assert field(browser, "landed") == "no"
 
         browser.execute_script("location.hash = arguments[0]", f"compare/{key}")

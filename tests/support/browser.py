@@ -70,6 +70,21 @@ def fresh(action: Callable[[], Any]) -> Any:
     return action()
 
 
+def click_until(click: Callable[[], Any], done: Callable[[], Any], what: str) -> None:
+    """Click (on freshly found elements) until ``done``: a click that lands on a row the
+    page re-renders at that moment changes nothing and raises nothing, so it is made again
+    while the page has not answered it."""
+    from tests.support.processes import wait_for
+
+    def answered() -> Any:
+        if done():
+            return True
+        fresh(click)
+        return False
+
+    wait_for(answered, what)
+
+
 def live(browser: Any) -> dict[str, Any]:
     """How the page is kept up to date (``window.orchLive``): the stream's state, how often
     it opened, the change messages it got, and the fallback polls made."""
