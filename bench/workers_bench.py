@@ -206,16 +206,25 @@ class Sampler(threading.Thread):
         self.conn = psycopg.connect(url, autocommit=True)
         self.database = database
         self.samples: list[tuple[float, int]] = []
+        # who held the connections at the highest count: application_name -> count
+        self.at_peak: dict[str, int] = {}
         self.stop = threading.Event()
 
     def run(self) -> None:
         while not self.stop.wait(0.1):
-            (count,) = self.conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
-                "AND pid <> pg_backend_pid() AND application_name IS DISTINCT FROM %s",
-                (self.database, BENCH_NAME),
-            ).fetchone() or (0,)
-            self.samples.append((time.monotonic(), int(count)))
+            names = {
+                str(name): int(count)
+                for name, count in self.conn.execute(
+                    "SELECT coalesce(application_name, ''), count(*) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid() "
+                    "AND application_name IS DISTINCT FROM %s GROUP BY 1",
+                    (self.database, BENCH_NAME),
+                )
+            }
+            count = sum(names.values())
+            if count > max((c for _, c in self.samples), default=-1):
+                self.at_peak = names
+            self.samples.append((time.monotonic(), count))
 
     def peak(self, since: float = 0.0, until: float = float("inf")) -> int:
         return max((c for t, c in self.samples if since <= t <= until), default=0)
@@ -372,6 +381,7 @@ def one_run(
         "not_succeeded_why": endings,
         "workers_exited": len(exited),
         "server_connections_peak_working": sampler.peak(started, worked),
+        "server_connections_at_peak_by_name": sampler.at_peak,
         "server_connections_peak_idle": sampler.peak(idle_from, idle_until),
         "server_connections_median_idle": sampler.median(idle_from, idle_until),
         "attempts_per_second": len(ids) / span if span else 0.0,
