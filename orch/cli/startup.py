@@ -32,7 +32,7 @@ machine sees, with a spread of several hundred ms for a dispatch.
    importing the store (about 300 ms of CPU), and started beside the command's own end
    (closing the store, SQLite's checkpoint, the exit) it slowed that end: 3.5 ms without
    a child, 8.5 ms with one (medians of 20 interleaved runs, load 3.4). ``orch cancel``
-   with three sinks: ``docs/roadmaps/events.md``.
+   with three sinks: ``docs/roadmaps/archive/events.md``.
 
 Measured and dropped: a shorter thread switch interval while a checkout is made ahead
 (``sys.setswitchinterval(0.0005)``; 10k files 2,656 against 2,668 ms, 1k files 2,005
