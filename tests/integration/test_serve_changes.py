@@ -30,23 +30,31 @@ def served(store: Store) -> Iterator[Served]:
     yield from start(store, cancel_grace=1)
 
 
+Client = http.client.HTTPConnection | http.client.HTTPResponse
+
+
 @pytest.fixture
-def clients() -> Iterator[list[http.client.HTTPConnection]]:
-    """The test's connections, each closed at its end."""
-    made: list[http.client.HTTPConnection] = []
+def clients() -> Iterator[list[Client]]:
+    """The test's connections and their responses, each closed at its end: a stream's
+    response holds its socket after its connection was closed (http.client hands a
+    response without a length the connection), and one left to the garbage collector is a
+    ResourceWarning in whichever test runs then."""
+    made: list[Client] = []
     yield made
-    for conn in made:
-        conn.close()
+    for each in made:
+        each.close()
 
 
 def open_stream(
-    served: Served, clients: list[http.client.HTTPConnection], query: str = f"token={TOKEN}"
+    served: Served, clients: list[Client], query: str = f"token={TOKEN}"
 ) -> http.client.HTTPResponse:
     host, port = urllib.parse.urlsplit(served.url).netloc.split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=60)
     clients.append(conn)
     conn.request("GET", f"/api/changes?{query}")
-    return conn.getresponse()
+    response = conn.getresponse()
+    clients.append(response)
+    return response
 
 
 def next_message(stream: http.client.HTTPResponse) -> dict[str, Any]:
@@ -75,7 +83,7 @@ def message_naming(stream: http.client.HTTPResponse, attempt_id: str) -> dict[st
 
 
 def test_the_stream_needs_the_token_and_tells_of_a_cli_change(
-    served: Served, repo: Path, run_cli: RunCli, clients: list[http.client.HTTPConnection]
+    served: Served, repo: Path, run_cli: RunCli, clients: list[Client]
 ) -> None:
     attempt_id = dispatch(run_cli, repo, "streamed")["id"]
     refused = open_stream(served, clients, "")
@@ -101,7 +109,7 @@ def test_a_delivery_failed_for_good_is_a_change_and_is_listed(
     served: Served,
     store: Store,
     repository: str,
-    clients: list[http.client.HTTPConnection],
+    clients: list[Client],
 ) -> None:
     attempt = ready_attempt(store, repository)
     store.cancel(attempt.id, "test", "test")
@@ -125,7 +133,7 @@ def test_a_delivery_failed_for_good_is_a_change_and_is_listed(
 
 
 def test_streams_are_bounded_and_end_when_the_server_stops(
-    store: Store, clients: list[http.client.HTTPConnection]
+    store: Store, clients: list[Client]
 ) -> None:
     running = start(store)
     served = next(running)
