@@ -16,7 +16,7 @@ from pathlib import Path
 
 from orch.attempts.land.refusals import few
 from orch.attempts.land.target import Target
-from orch.errors import LandRefused, OrchError
+from orch.errors import GitError, LandRefused, OrchError
 from orch.git import Git, Repository
 
 PATCH_LIMIT = 4 << 20  # bytes of patch a checkout follows by; a larger change: read-tree
@@ -54,7 +54,11 @@ def prepare_checkouts(git: Git, repo: Repository, target: Target, old: str, new:
                 f"{target.branch} is checked out at {path} with uncommitted changes to files "
                 f"the land changes ({few(touched)}): commit or stash them first"
             )
-    return Checkouts(tuple(paths), git.landed_patch(repo.common_dir, old, new, PATCH_LIMIT))
+    try:
+        patch = git.landed_patch(repo.common_dir, old, new, PATCH_LIMIT)
+    except GitError:
+        patch = None  # the checkouts follow by read-tree: a patch is only the quicker way
+    return Checkouts(tuple(paths), patch)
 
 
 def follow(git: Git, target: Target, checkouts: Checkouts, old: str, new: str) -> tuple[str, ...]:
