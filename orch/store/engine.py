@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import random
 import re
+import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -261,9 +264,7 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        mode = cur.execute("PRAGMA journal_mode").fetchone()[0]
-        if mode != "wal":
-            cur.execute("PRAGMA journal_mode = WAL")
+        _into_wal(cur)
         # WAL + NORMAL: a commit survives any crash of orch (kill -9) and is fsynced at
         # checkpoints; FULL also survives power loss at ~1 fsync per commit.
         cur.execute(f"PRAGMA synchronous = {synchronous}")
@@ -274,6 +275,24 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
     def _on_begin(conn: Any) -> None:
         write = conn.get_execution_options().get("orch_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _into_wal(cur: Any) -> None:
+    """Put the store in WAL mode (written in the file's header, so once per store).
+
+    A new store is an empty file that many processes may open at once (16 dispatches into
+    a new home). Switching an empty file to WAL writes its header, and SQLite does not wait
+    for a switch that would deadlock with another process's switch: it answers "database
+    is locked" at once, whatever the busy timeout. The loser looks again, briefly later,
+    and finds the winner's WAL mode."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while cur.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        try:
+            cur.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.001, 0.02))
 
 
 def _redact(url: str) -> str:

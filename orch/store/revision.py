@@ -97,7 +97,9 @@ def upgrade(engine: Engine, url: str, lock_dir: Path) -> str:
         if is_sqlite(url):
             with file_lock(lock_dir / "store-migrate.lock", 300, "store migration"):
                 if check(engine, url) != HEAD:
-                    with engine.begin() as conn:
+                    # BEGIN IMMEDIATE: alembic reads before it writes, and a read lock
+                    # that must become a write lock is where SQLite gives up at once
+                    with engine.execution_options(orch_write=True).begin() as conn:
                         cfg.attributes["connection"] = conn
                         command.upgrade(cfg, "head")
         else:

@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import json
 import secrets
+import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ from orch.errors import (
 from orch.models import NewAttempt, State, WorkerIdentity, WorkspaceStatus
 from orch.store import Store, open_store, upgrade_store
 from tests.support import store as store_support
-from tests.support.processes import released_together
+from tests.support.processes import released_together, wait_for
 from tests.support.store import StepClock
 
 BASE_COMMIT = "c0ffee" + "0" * 34
@@ -167,6 +168,57 @@ def test_concurrent_creates_number_each_attempt_once(
     assert sorted(r["number"] for r in results) == list(range(1, RACERS + 1))
     numbers = [a.attempt_number for a in store.list_attempts(repository=repository)]
     assert numbers == list(range(RACERS, 0, -1))
+
+
+# Opens a new SQLite store in each of ROUNDS directories, each at a barrier shared with the
+# other racers: creating a store (its WAL header, then its schema) is raced ROUNDS times.
+OPEN_NEW_STORES = """
+import os, sys, time
+from pathlib import Path
+from orch.store import open_store
+runs, me, rounds = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+for r in range(rounds):
+    (runs / f"ready-{r}-{me}").touch()
+    while not (runs / f"go-{r}").exists():
+        time.sleep(0.0005)
+    try:
+        open_store(f"sqlite:///{runs}/store-{r}.db", runs / f"locks-{r}").close()
+    except Exception as exc:
+        print(f"round {r}: {exc!r}")
+"""
+
+
+def test_processes_opening_a_new_sqlite_store_at_once_all_open_it(tmp_path: Path) -> None:
+    """16 processes opening one new store at the same moment (dispatches into a new home)
+    all open it. Switching the empty file to WAL once lost SQLite's deadlock check in about
+    one round in seven: "database is locked" at once, whatever the busy timeout."""
+    rounds, racers = 20, RACERS
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    script = [sys.executable, "-c", OPEN_NEW_STORES, str(runs)]
+    procs = [
+        subprocess.Popen([*script, str(i), str(rounds)], stdout=subprocess.PIPE, text=True)
+        for i in range(racers)
+    ]
+    try:
+        for r in range(rounds):
+            wait_for(
+                lambda r=r: (
+                    len(list(runs.glob(f"ready-{r}-*"))) == racers
+                    or any(p.poll() is not None for p in procs)
+                ),
+                f"every racer ready for round {r}",
+                limit=120,
+            )
+            (runs / f"go-{r}").touch()
+        outputs = [p.communicate(timeout=300)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    assert [p.returncode for p in procs] == [0] * racers
+    assert "".join(outputs) == ""
 
 
 # -- compare-and-set and events ------------------------------------------------------------
