@@ -24,7 +24,7 @@ from orch.errors import Conflict, StoreBehind, StoreTooNew
 from orch.models import Landed, LandQueueState, Usage
 from orch.store import open_store, upgrade_store
 from orch.store.revision import HEAD, REVISIONS, migrations_dir
-from orch.store.tables import metadata
+from orch.store.tables import PARTIAL, metadata
 from tests.support.cli import error_line
 from tests.support.repos import git
 from tests.support.store import BACKENDS, backend_url, new_pg_database
@@ -82,6 +82,37 @@ def schema_diff(url: str, metadata: MetaData) -> list[object]:
 def test_migrations_produce_exactly_the_models_schema(empty_store_url: str, tmp_path: Path) -> None:
     assert upgrade_store(empty_store_url, tmp_path / "locks") == HEAD
     assert schema_diff(empty_store_url, metadata) == []
+
+
+def test_the_partial_indexes_are_partial_with_the_models_predicate(
+    empty_store_url: str, tmp_path: Path
+) -> None:
+    """The comparison above does not look at an index's predicate, and the models keep it
+    in the index's ``info`` (see ``tables._partial``): the store's own definition of each
+    partial index says exactly that predicate."""
+    upgrade_store(empty_store_url, tmp_path / "locks")
+    partial = {
+        index.name: index.info[PARTIAL]
+        for table in metadata.tables.values()
+        for index in table.indexes
+        if PARTIAL in index.info
+    }
+    assert set(partial) == {"ix_attempts_pr_state", "ix_attempts_landing"}
+    found = {}
+    engine = create_engine(empty_store_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            for name in partial:
+                if engine.dialect.name == "sqlite":
+                    sql = "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = :n"
+                else:
+                    sql = "SELECT indexdef FROM pg_indexes WHERE indexname = :n"
+                found[name] = conn.scalar(text(sql), {"n": name})
+    finally:
+        engine.dispose()
+    for name, where in partial.items():
+        predicate = found[name].partition(" WHERE ")[2]
+        assert predicate.strip("() ").replace("(", "").replace(")", "") == where, found[name]
 
 
 def test_the_schema_comparison_sees_a_drift(empty_store_url: str, tmp_path: Path) -> None:

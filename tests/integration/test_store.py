@@ -221,6 +221,29 @@ def test_processes_opening_a_new_sqlite_store_at_once_all_open_it(tmp_path: Path
     assert "".join(outputs) == ""
 
 
+def test_a_store_on_sqlite_never_imports_the_postgresql_dialect(tmp_path: Path) -> None:
+    """SQLAlchemy's postgresql package imports asyncio and every PostgreSQL driver (17 ms
+    at every start here): a store on SQLite, opened, written and read, never needs it. A
+    dialect keyword in the models (``postgresql_where``) once brought it back."""
+    code = (
+        "import sys; from pathlib import Path; from orch.store import open_store\n"
+        f"s = open_store('sqlite:///{tmp_path}/store.db', Path('{tmp_path}/locks'))\n"
+        "from orch.models import NewAttempt\n"
+        "s.create_attempt(NewAttempt(id='a1', task_key='t', repository='/r', base_ref='HEAD',"
+        " base_commit='0' * 40, branch_name='orch/t-1', worktree_path='/w/1', worker=None,"
+        " prompt=''), 'test')\n"
+        "s.record_event('a1', 'note', 'test'); s.list_attempts(); s.events('a1')\n"
+        "print(sorted(m for m in sys.modules if m.startswith('sqlalchemy.dialects.postgresql')))"
+    )
+    with open_store(f"sqlite:///{tmp_path}/store.db", tmp_path / "locks"):
+        pass  # made and migrated here (alembic imports every dialect it knows)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 # -- compare-and-set and events ------------------------------------------------------------
 
 
