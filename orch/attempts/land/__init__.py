@@ -15,7 +15,6 @@ check on the result), ``one`` (one attempt, start to end), ``recovery`` (after a
 
 from __future__ import annotations
 
-import concurrent.futures
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -60,7 +59,10 @@ def land(
 
     if request.dry_run and len(request.refs) > 1:
         # a dry run changes nothing and tries each attempt onto the target as it is: side
-        # by side (most of its time goes to starting git processes)
+        # by side (most of its time goes to starting git processes); imported only here:
+        # a land of one attempt does not pay for it (nor for the logging it imports)
+        import concurrent.futures
+
         with concurrent.futures.ThreadPoolExecutor(DRY_RUNS_AT_ONCE) as pool:
             results = pool.map(one, request.refs)
     else:

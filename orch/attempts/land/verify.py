@@ -19,7 +19,6 @@ from orch.config import Settings
 from orch.git import Git, Repository
 from orch.models import Attempt, Run
 from orch.repo_config import RepoConfig, load_repo_config
-from orch.workspace import removal
 
 if TYPE_CHECKING:
     from orch.store import Store
@@ -83,4 +82,6 @@ def check_result(
 
 def remove_scratch(git: Git, repo: Repository, path: Path) -> None:
     """Remove a land's scratch worktree (nothing in it is anyone's work)."""
+    from orch.workspace import removal  # a land with --keep and no check never needs it
+
     removal.remove(git, repo, path, None, removal.Policy(best_effort=True))
