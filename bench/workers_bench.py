@@ -8,8 +8,9 @@ server connections), for each worker count N and each route (``direct``, ``pgbou
 * seeds N x ``--per-worker`` queued attempts through the store's own code, each with a
   worktree directory of its own (an empty directory: the agent is ``true``);
 * starts N ``orch work --quiet --idle-poll 1 -- true`` processes at once, and samples the
-  server's connections to the bench database (``pg_stat_activity``, every 0.1 s) until
-  every attempt has ended;
+  server's connections to the bench database (``pg_stat_activity``'s client backends,
+  every 0.1 s; the server's own autovacuum workers on it are counted apart) until every
+  attempt has ended;
 * then, the workers idle, queues ``--pickups`` attempts one at a time and measures how long
   each waited for an idle worker (claim latency: queued -> claimed, the store's clock);
 * and prints: server connections held (peak while working, peak while idle), attempts per
@@ -37,6 +38,7 @@ processes run N x C agents at once (and hold at most N connections).
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import datetime as dt
 import glob
@@ -169,6 +171,21 @@ class Bouncer:
                     ) from exc
                 time.sleep(0.2)
 
+    def server_log(self, database: str) -> dict[str, int]:
+        """What PgBouncer's log says it did with its server connections to ``database``:
+        how many it opened, and why it closed each one it closed."""
+        told: collections.Counter[str] = collections.Counter()
+        with contextlib.suppress(OSError), open(self.dir / "pgbouncer.log") as log:
+            for line in log:
+                if " S-" not in line or f"{database}/" not in line:
+                    continue
+                if "new connection to server" in line:
+                    told["opened"] += 1
+                elif "closing because:" in line:
+                    why = line.split("closing because:", 1)[1].split("(age", 1)[0].strip()
+                    told[f"closed: {why}"] += 1
+        return dict(told)
+
     def stop(self) -> None:
         self.proc.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -208,22 +225,36 @@ class Sampler(threading.Thread):
         self.samples: list[tuple[float, int]] = []
         # who held the connections at the highest count: application_name -> count
         self.at_peak: dict[str, int] = {}
+        self.peak_rows: list[dict[str, Any]] = []
+        # samples in which each other kind of backend was seen on the database
+        self.others_seen: collections.Counter[str] = collections.Counter()
         self.stop = threading.Event()
 
     def run(self) -> None:
         while not self.stop.wait(0.1):
-            names = {
-                str(name): int(count)
-                for name, count in self.conn.execute(
-                    "SELECT coalesce(application_name, ''), count(*) FROM pg_stat_activity "
-                    "WHERE datname = %s AND pid <> pg_backend_pid() "
-                    "AND application_name IS DISTINCT FROM %s GROUP BY 1",
-                    (self.database, BENCH_NAME),
-                )
-            }
-            count = sum(names.values())
+            found = self.conn.execute(
+                "SELECT pid, coalesce(application_name, ''), coalesce(state, ''), "
+                "extract(epoch FROM now() - backend_start), backend_type "
+                "FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid() "
+                "AND application_name IS DISTINCT FROM %s",
+                (self.database, BENCH_NAME),
+            ).fetchall()
+            # connections only: the server's own workers on the database (autovacuum,
+            # busy after hundreds of finishes) take no connection slot and are not
+            # anybody's connection
+            rows = [r for r in found if r[4] == "client backend"]
+            for r in found:
+                if r[4] != "client backend":
+                    self.others_seen[str(r[4])] += 1
+            count = len(rows)
             if count > max((c for _, c in self.samples), default=-1):
-                self.at_peak = names
+                self.at_peak = dict(collections.Counter(str(r[1]) for r in rows))
+                # each connection at the peak: its name, state and age (a backend the
+                # pooler just opened has no name yet; one it just closed is still exiting)
+                self.peak_rows = [
+                    {"pid": r[0], "name": r[1], "state": r[2], "age_s": round(float(r[3]), 2)}
+                    for r in rows
+                ]
             self.samples.append((time.monotonic(), count))
 
     def peak(self, since: float = 0.0, until: float = float("inf")) -> int:
@@ -382,6 +413,9 @@ def one_run(
         "workers_exited": len(exited),
         "server_connections_peak_working": sampler.peak(started, worked),
         "server_connections_at_peak_by_name": sampler.at_peak,
+        "server_connections_at_peak": sampler.peak_rows,
+        "other_backends_seen_in_samples": dict(sampler.others_seen),
+        "pooler_server_connections": bouncer.server_log(database) if bouncer else {},
         "server_connections_peak_idle": sampler.peak(idle_from, idle_until),
         "server_connections_median_idle": sampler.median(idle_from, idle_until),
         "attempts_per_second": len(ids) / span if span else 0.0,
