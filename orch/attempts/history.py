@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from orch.store.history import StoreStats
 
 BATCH = 200  # attempts per write transaction: about 2,000 rows with their events
+# a prune of at least this many attempts (about 10,000 rows with what hangs off them)
+# refreshes the planner's statistics on PostgreSQL at its end
+ANALYZE_AFTER = 1_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +61,7 @@ def prune(
     dry_run: bool = False,
     batch: int = BATCH,
     on_batch: Callable[[list[Attempt]], None] = lambda attempts: None,
+    analyze_after: int = ANALYZE_AFTER,
 ) -> PruneResult:
     """Remove (or with ``dry_run`` count) the rows of attempts that ended and were cleaned
     up more than ``older_than`` ago."""
@@ -83,6 +87,8 @@ def prune(
             last = found[-1]
             if len(found) < batch:
                 break
+    if total >= analyze_after and not dry_run:
+        store.refresh_statistics()
     return PruneResult(cutoff, dry_run, total, rows, tuple(archives))
 
 

@@ -325,6 +325,43 @@ def test_prune_removes_only_old_cleaned_attempts_and_their_rows(
     assert history.prune(store, age).attempts == 0  # again: nothing left to do
 
 
+def test_a_large_prune_refreshes_the_planners_statistics_on_postgresql(
+    small_history: tuple[Store, str],
+) -> None:
+    """A prune of at least ``analyze_after`` attempts ends with ``ANALYZE`` of the tables
+    it pruned on PostgreSQL (``last_analyze``: set only by an explicit ANALYZE, never by
+    autovacuum); a smaller one, and any on SQLite, analyzes nothing."""
+    store, _repo = small_history
+    postgres = not store.url.startswith("sqlite")
+
+    def analyzed() -> dict[str, object]:
+        if not postgres:
+            with store.engine.connect() as conn:
+                has_stats = conn.scalar(
+                    text("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'")
+                )
+            return {"sqlite_stat1": has_stats}
+        with store.engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT relname, last_analyze FROM pg_stat_user_tables "
+                    "WHERE relname IN ('attempts', 'attempt_events')"
+                )
+            )
+            return {name: when for name, when in rows}
+
+    before = analyzed()
+    small = history.prune(store, dt.timedelta(days=1, minutes=250), analyze_after=1_000)
+    assert small.attempts > 0 and analyzed() == before
+    large = history.prune(store, dt.timedelta(days=1, minutes=200), analyze_after=10)
+    assert large.attempts >= 10
+    after = analyzed()
+    if postgres:
+        assert all(after[t] is not None and after[t] != before.get(t) for t in after), after
+    else:
+        assert after == before == {"sqlite_stat1": 0}
+
+
 def test_prune_never_stalls_a_claim(small_history: tuple[Store, str]) -> None:
     """Between two batches the write lock is free: a worker claims while prune runs (if
     prune held one transaction, this claim would wait for the whole prune and fail)."""
