@@ -26,6 +26,7 @@ TOOL_NAMES = (
     "wait",
     "cancel",
     "land",
+    "pr",
     "ports",
 )
 

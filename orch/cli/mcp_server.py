@@ -49,7 +49,8 @@ INSTRUCTIONS = (
     "dispatch makes attempts, list/show read them, diff/compare review what they changed, "
     "check runs the repository's check on one, send gives one a follow-up, wait blocks "
     "until they end, cancel ends them, land takes the chosen one into its branch (a dry run "
-    "unless dry_run is false), ports names their port bundle. Every result is the "
+    "unless dry_run is false), pr opens a pull request for one with gh, ports names their "
+    "port bundle. Every result is the "
     "JSON of the matching `orch ... --json` command; an error carries orch's exit code and "
     "its name (NotFound, InvalidInput...)."
 )
@@ -404,6 +405,33 @@ def build_server(orch: Orch) -> MCPServer[Any]:
             return _result(error_json(exc.exit_code, exc.code_name, exc.message), is_error=True)
         # like orch land --json: the outcomes are worth more than an error document
         return _result(to_json(**body), is_error=failed)
+
+    @server.tool(annotations=ToolAnnotations(destructive_hint=False, open_world_hint=True))
+    def pr(
+        attempt: str,
+        draft: bool = False,
+        base: str | None = None,
+        title: str | None = None,
+        body: str | None = None,
+    ) -> CallToolResult:
+        """Push an attempt's branch to the repository's remote and open a pull request for
+        it with gh, the GitHub CLI (orch pr --json); its URL and number are recorded on
+        the attempt, and the loop of orch serve / orch loop forwards failing checks and
+        review comments to its agent from then on. base: the branch to merge into
+        (default: the repository's default branch on GitHub); title (default: the task
+        key and the prompt's first line); body (default: the task, the attempt, its base
+        commit, its prompt and its newest check result). Errors: 23 gh is missing or not
+        logged in, no remote, or gh failed (nothing recorded); 12 it already has a pull
+        request; 8 unknown attempt or its branch is gone; 7 the push failed."""
+
+        def work() -> dict[str, Any]:
+            from orch.attempts.pull_request import PrRequest, open_pull_request
+
+            request = PrRequest(attempt=attempt, draft=draft, base=base, title=title, body=body)
+            done = open_pull_request(orch.store(), orch.git, request, orch.actor)
+            return {"attempt": done.to_dict()}
+
+        return answer(work)
 
     @server.tool(annotations=_READ_ONLY)
     def ports(attempt: str) -> CallToolResult:

@@ -17,7 +17,10 @@ import pytest
 
 from orch.cli.mcp_commands import TOOL_NAMES
 from orch.models import State
-from tests.support.cli import ORCH_BIN, RunOrch, error_line
+from tests.support.cli import ORCH_BIN, RunCli, RunOrch, error_line
+from tests.support.github import PR_URL, FakeGitHub
+from tests.support.landing import attempt_with_commits
+from tests.support.repos import branch_tip
 
 if os.environ.get("CI"):
     import anyio
@@ -33,7 +36,7 @@ else:  # off CI, an environment without the extra skips these tests with the rea
 
 TOOLS = {
     "dispatch", "list", "show", "diff", "compare", "check", "send", "wait", "cancel", "land",
-    "ports",
+    "pr", "ports",
 }  # fmt: skip
 
 
@@ -242,6 +245,54 @@ def test_land_is_a_dry_run_unless_told_and_answers_as_the_cli(
     ).stdout
     assert after == "mcp-land: Add a file\n"
     assert (repo / "landed.txt").read_text() == "from the attempt\n"  # main followed
+
+
+def test_pr_opens_the_pull_request_and_answers_as_the_cli(
+    repo: Path,
+    tmp_path: Path,
+    run_cli: RunCli,
+    run_orch: RunOrch,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """GitHub cannot be reached from tests: ``gh`` is the stand-in of
+    ``tests/support/github.py`` on PATH (the gh boundary only); the push goes to a real
+    bare repository."""
+    github = FakeGitHub(tmp_path)
+    for name, value in github.env.items():
+        monkeypatch.setenv(name, value)
+    bare = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+    subprocess.run(["git", "remote", "add", "origin", str(bare)], cwd=repo, check=True)
+    attempt = attempt_with_commits(run_cli, run_orch, repo, "mcp-pr")
+
+    async def scenario() -> None:
+        async with orch_mcp(repo) as session:
+            failed, opened = await call(
+                session, "pr", attempt=attempt["id"], draft=True, base="main", title="T"
+            )
+            assert not failed, opened
+            recorded = opened["attempt"]
+            assert (recorded["pr_url"], recorded["pr_number"]) == (PR_URL, 42)
+            failed, again = await call(session, "pr", attempt=attempt["id"])
+            assert failed and again["error"]["code"] == 12
+            failed, unknown = await call(session, "pr", attempt="feedbeef")
+            assert failed and unknown["error"]["code"] == 8
+
+    run(scenario)
+    [create] = [c for c in github.calls() if c[:2] == ["pr", "create"]]
+    assert "--draft" in create and create[create.index("--title") + 1] == "T"
+    assert create[create.index("--base") + 1] == "main"
+    shown = cli_json(run_orch, "show", attempt["id"], cwd=repo)["attempt"]
+    assert (shown["pr_url"], shown["pr_number"], shown["pr_state"]) == (PR_URL, 42, "open")
+    branch = attempt["branch_name"]
+    pushed = subprocess.run(
+        ["git", "rev-parse", f"refs/heads/{branch}"],
+        cwd=bare,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    assert pushed == branch_tip(repo, branch)  # the branch is on the remote, at its tip
 
 
 def test_a_malformed_request_is_answered_and_the_server_goes_on(repo: Path) -> None:
