@@ -159,7 +159,7 @@ def measure(
             # a year of rows arrives slowly, and autovacuum keeps the planner's statistics
             # of them; a bulk load in seconds gives it no time (without this the planner
             # chose scans: loop 1.77x at 100k)
-            _vacuum_analyze(url, env, python)
+            _sql(url, ["VACUUM ANALYZE"], env, python)
         seeded_mark.write_text(f"{size}\n")
         log(f"  seeded {size} ended attempts in {seeding:.1f}s")
     if seed_only:
@@ -193,28 +193,28 @@ def measure(
     }
 
 
-def _vacuum_analyze(url: str, env: dict[str, str], python: str) -> None:
-    """``VACUUM ANALYZE`` the store at ``url`` (untimed, after seeding it)."""
+def _sql(url: str, statements: list[str], env: dict[str, str], python: str) -> None:
+    """Run ``statements`` outside a transaction on the database of ``url``, with orch's
+    Python (psycopg is installed there, not necessarily beside this script)."""
     code = (
         "import sys, psycopg\n"
         "with psycopg.connect(sys.argv[1], autocommit=True) as c:\n"
-        "    c.execute('VACUUM ANALYZE')\n"
+        "    for statement in sys.argv[2:]: c.execute(statement)\n"
     )
-    run([python, "-c", code, url.replace("postgresql+psycopg://", "postgresql://")], env)
+    run(
+        [python, "-c", code, url.replace("postgresql+psycopg://", "postgresql://"), *statements],
+        env,
+    )
 
 
 def _pg_database(
     admin_url: str, name: str, env: dict[str, str], python: str, action: str = "create"
 ) -> str:
     """A new database on the server of ``admin_url`` (``action="drop"``: drop it)."""
-    code = (
-        "import sys, psycopg\n"
-        "with psycopg.connect(sys.argv[1], autocommit=True) as c:\n"
-        "    c.execute(f'DROP DATABASE IF EXISTS \"{sys.argv[2]}\" WITH (FORCE)')\n"
-        "    if sys.argv[3] == 'create': c.execute(f'CREATE DATABASE \"{sys.argv[2]}\"')\n"
-    )
-    conninfo = admin_url.replace("postgresql+psycopg://", "postgresql://")
-    run([python, "-c", code, conninfo, name, action], env)
+    statements = [f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)']
+    if action == "create":
+        statements.append(f'CREATE DATABASE "{name}"')
+    _sql(admin_url, statements, env, python)
     return admin_url.rsplit("/", 1)[0] + "/" + name
 
 

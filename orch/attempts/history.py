@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from orch.attempts.cleanup import parse_age
-from orch.errors import InvalidInput
+from orch.errors import InvalidInput, StoreError
 from orch.models import CLEANED_UP, TERMINAL_STATES, Attempt
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ class PruneResult:
     attempts: int
     rows: dict[str, int]
     archives: tuple[str, ...]  # archives of pruned attempts, left on disk
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -43,6 +44,7 @@ class PruneResult:
             "attempts": self.attempts,
             "rows": self.rows,
             "archives": list(self.archives),
+            "warnings": list(self.warnings),
         }
 
 
@@ -87,9 +89,16 @@ def prune(
             last = found[-1]
             if len(found) < batch:
                 break
+    warnings: list[str] = []
     if total >= analyze_after and not dry_run:
-        store.refresh_statistics()
-    return PruneResult(cutoff, dry_run, total, rows, tuple(archives))
+        try:
+            store.refresh_statistics()
+        except StoreError as exc:  # the rows are gone either way: the prune succeeded
+            warnings.append(
+                f"the planner's statistics were not refreshed ({exc.message}); autovacuum "
+                "refreshes them later, or run ANALYZE"
+            )
+    return PruneResult(cutoff, dry_run, total, rows, tuple(archives), tuple(warnings))
 
 
 def stats(store: Store) -> StoreStats:

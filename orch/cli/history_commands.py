@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from orch.cli.common import open_store, settings_from_env
 from orch.cli.maintenance_commands import _size
+
+if TYPE_CHECKING:
+    from orch.models import Attempt
 
 
 @click.command()
@@ -28,14 +33,23 @@ def prune(older_than: str, dry_run: bool, as_json: bool) -> None:
     from orch.attempts.history import prune as run_prune
 
     age = parse_older_than(older_than)
-    result = run_prune(open_store(settings_from_env()), age, dry_run=dry_run)
+
+    def named(batch: list[Attempt]) -> None:
+        # as each batch goes: a prune cut off later (the store gone, Ctrl-C) has still
+        # said where the archives of the attempts it removed are
+        for attempt in batch:
+            if attempt.archive_path:
+                click.echo(f"archive kept  {attempt.archive_path}")
+
+    store = open_store(settings_from_env())
+    result = run_prune(store, age, dry_run=dry_run, on_batch=(lambda b: None) if as_json else named)
     if as_json:
         from orch.cli.render import to_json
 
         click.echo(to_json(**result.to_dict()))
         return
-    for path in result.archives:
-        click.echo(f"archive kept  {path}")
+    for warning in result.warnings:
+        click.echo(f"Warning: {warning}", err=True)
     rows = ", ".join(f"{n} {table}" for table, n in sorted(result.rows.items()) if n)
     verb = "would remove" if dry_run else "removed"
     click.echo(

@@ -194,7 +194,7 @@ def _look_early(
         found = worktrees_named(settings.worktree_root, ref)
         if len(found) == 1:
             with contextlib.suppress(OSError, OrchError):
-                early[str(found[0])] = git.start_dirty_check(found[0], yield_cpu=False)
+                early[str(found[0])] = git.start_dirty_check(found[0])
     return early
 
 

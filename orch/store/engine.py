@@ -290,7 +290,8 @@ def _into_wal(cur: Any) -> None:
         try:
             cur.execute("PRAGMA journal_mode = WAL")
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
+            busy = exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY  # "database is locked"
+            if not busy or time.monotonic() > deadline:
                 raise
             time.sleep(random.uniform(0.001, 0.02))
 

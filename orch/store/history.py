@@ -109,19 +109,17 @@ class HistoryOps(StoreBase):
             conn.execute(delete(attempts).where(attempts.c.id.in_(still)))
             return counts
 
-    def refresh_statistics(self) -> bool:
+    def refresh_statistics(self) -> None:
         """After a large prune on PostgreSQL, let the planner see the tables as they are
         now (``ANALYZE`` of the pruned tables: it samples them and takes no lock that
         stops a worker's reads or writes); autovacuum would, a minute or more later.
         SQLite keeps no statistics orch relies on (its plans hold without them, and a
-        full ``ANALYZE`` would hold the write lock for a whole scan): nothing there.
-        True when statistics were refreshed."""
+        full ``ANALYZE`` would hold the write lock for a whole scan): nothing there."""
         if is_sqlite(self.url):
-            return False
+            return
         names = ", ".join(table.name for table in (*_CHILDREN, attempts))
         with self._write() as conn:
             conn.execute(text(f"ANALYZE {names}"))
-        return True
 
     def stats(self) -> StoreStats:
         with self._read() as conn:

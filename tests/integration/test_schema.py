@@ -554,17 +554,30 @@ def added_after(revision: str) -> set[tuple[str, str]]:
     return set().union(*(cols for rev, cols in COLUMNS_ADDED.items() if rev > revision))
 
 
-# what 0015 and 0016 add: indexes only
-INDEXES_ADDED_BY_0015 = {
-    "ix_attempts_listing",
-    "ix_attempts_workspace",
-    "ix_attempts_branch",
-    "ix_attempts_worktree",
-    "ix_attempt_events_kind",
+# the revisions after 0014 add indexes only: each one's, in one place (a new index
+# migration adds its line here, and the index test below takes it up)
+INDEXES_ADDED = {
+    # the everyday paths
+    "0015": {
+        "ix_attempts_listing",
+        "ix_attempts_workspace",
+        "ix_attempts_branch",
+        "ix_attempts_worktree",
+        "ix_attempt_events_kind",
+    },
+    # the event deliveries by state
+    "0016": {"ix_event_deliveries_state"},
+    # the attempts with a pull request, and those with a land in progress (partial)
+    "0017": {"ix_attempts_pr_state", "ix_attempts_landing"},
 }
-INDEXES_ADDED_BY_0016 = {"ix_event_deliveries_state"}
-INDEXES_ADDED_BY_0017 = {"ix_attempts_pr_state", "ix_attempts_landing"}
-INDEXES_ADDED_AFTER_0014 = INDEXES_ADDED_BY_0015 | INDEXES_ADDED_BY_0016 | INDEXES_ADDED_BY_0017
+
+
+def indexes_added_after(revision: str) -> set[str]:
+    """The indexes the revisions after ``revision`` add (what a store there lacks)."""
+    return set().union(*(names for rev, names in INDEXES_ADDED.items() if rev > revision))
+
+
+INDEXES_ADDED_AFTER_0014 = indexes_added_after("0014")
 
 
 def _added_columns(diff: list[object]) -> set[tuple[str, str]]:
@@ -860,62 +873,27 @@ def test_upgrade_to_0014_gives_no_attempt_a_pull_request(
     assert unchanged(_rows(url, "attempts")) == unchanged(before)
 
 
-# -- 0015: indexes for the everyday paths -----------------------------------------------------
+# -- 0015, 0016, 0017: indexes only --------------------------------------------------------
 
 
-def test_upgrade_to_0015_adds_only_indexes(empty_store_url: str) -> None:
-    """0015 adds its indexes and nothing else (the rows come through untouched); its
-    downgrade takes exactly them away."""
+@pytest.mark.parametrize("revision", sorted(INDEXES_ADDED))
+def test_an_index_revision_adds_only_its_indexes(empty_store_url: str, revision: str) -> None:
+    """Each of them adds its indexes and nothing else (the rows come through untouched);
+    its downgrade takes exactly them away."""
     url = empty_store_url
+    previous = REVISIONS[REVISIONS.index(revision) - 1]
     _migrate(url, "0008")
     _fill_0008(url)
-    _migrate(url, "0014")
+    _migrate(url, previous)
     before = _rows(url, "attempts")
-    _migrate(url, "0015")
-    assert _index_names(schema_diff(url, metadata)) == INDEXES_ADDED_BY_0016 | INDEXES_ADDED_BY_0017
+    _migrate(url, revision)
+    assert _index_names(schema_diff(url, metadata)) == indexes_added_after(revision)
     assert _rows(url, "attempts") == before
-    _migrate(url, "0014", down=True)
-    diff = schema_diff(url, metadata)
-    assert _index_names(diff) == INDEXES_ADDED_AFTER_0014
+    _migrate(url, previous, down=True)
+    assert _index_names(schema_diff(url, metadata)) == indexes_added_after(previous)
 
 
 def _index_names(diff: list[object]) -> set[str]:
     """The indexes a schema difference adds; anything else it holds fails the test."""
     assert all(isinstance(item, tuple) and item[0] == "add_index" for item in diff), diff
     return {item[1].name for item in diff}
-
-
-# -- 0016: the event deliveries by state ------------------------------------------------------
-
-
-def test_upgrade_to_0016_adds_only_the_deliveries_state_index(empty_store_url: str) -> None:
-    """0016 adds one index and nothing else (the rows come through untouched); its
-    downgrade takes exactly it away."""
-    url = empty_store_url
-    _migrate(url, "0008")
-    _fill_0008(url)
-    _migrate(url, "0015")
-    before = _rows(url, "attempts")
-    _migrate(url, "0016")
-    assert _index_names(schema_diff(url, metadata)) == INDEXES_ADDED_BY_0017
-    assert _rows(url, "attempts") == before
-    _migrate(url, "0015", down=True)
-    assert _index_names(schema_diff(url, metadata)) == INDEXES_ADDED_BY_0016 | INDEXES_ADDED_BY_0017
-
-
-# -- 0017: the attempts with a pull request, and those with a land in progress --------------
-
-
-def test_upgrade_to_0017_adds_only_the_partial_indexes(empty_store_url: str) -> None:
-    """0017 adds its two partial indexes and nothing else (the rows come through
-    untouched); its downgrade takes exactly them away."""
-    url = empty_store_url
-    _migrate(url, "0008")
-    _fill_0008(url)
-    _migrate(url, "0016")
-    before = _rows(url, "attempts")
-    _migrate(url, "0017")
-    assert schema_diff(url, metadata) == []
-    assert _rows(url, "attempts") == before
-    _migrate(url, "0016", down=True)
-    assert _index_names(schema_diff(url, metadata)) == INDEXES_ADDED_BY_0017
