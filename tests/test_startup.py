@@ -17,7 +17,7 @@ def _dispatch_options() -> tuple[set[str], set[str]]:
     """The names of dispatch's options that take a value, and of those that do not (its
     flags and the help options), as click itself parses them."""
     group_ctx = click.Context(cli, info_name="orch", **cli.context_settings)
-    command = cli.commands["dispatch"]
+    command = cli.every_command()["dispatch"]
     ctx = click.Context(command, info_name="dispatch", parent=group_ctx)
     with_value: set[str] = set()
     flags: set[str] = set()
@@ -86,3 +86,46 @@ def test_what_a_command_starts_last_starts_also_when_the_exit_keeps_its_teardown
 def test_orch_in_process_starts_at_once() -> None:
     """No command line ends in this process (a test's runner): the caller starts now."""
     assert startup.start_last(lambda: None) is False
+
+
+def test_the_table_of_command_modules_names_what_each_module_defines() -> None:
+    """``COMMAND_MODULES`` (what ``orch`` imports for which subcommand) against the
+    modules themselves: every module of orch.cli that defines commands is in it, with
+    exactly the names of its COMMANDS."""
+    import importlib
+    from pathlib import Path
+
+    from orch.cli import main
+
+    tables = {"cli": main.COMMAND_MODULES, "db": main.DB_COMMAND_MODULES}
+    listed = {module for table in tables.values() for module in table}
+    defining = {
+        path.stem
+        for path in Path(main.__file__).parent.glob("*.py")
+        if "\nCOMMANDS = " in path.read_text(encoding="utf-8")
+    }
+    assert listed == defining
+    for table in tables.values():
+        for module, names in table.items():
+            commands = importlib.import_module(f"orch.cli.{module}").COMMANDS
+            assert tuple(c.name for c in commands) == names, module
+
+
+def test_a_command_line_imports_its_own_command_module_only() -> None:
+    from orch.cli import main
+
+    out = _python(
+        """
+        import contextlib, io, sys
+        from orch.cli.main import cli
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+            cli.main(["land", "--help"], prog_name="orch")
+        print(" ".join(sorted(m for m in sys.modules if m.startswith("orch.cli."))))
+        """
+    )
+    loaded = set(out.split())
+    assert "orch.cli.land_commands" in loaded
+    assert not loaded & {f"orch.cli.{module}" for module in main.COMMAND_MODULES} - {
+        "orch.cli.land_commands",
+        "orch.cli.completion",  # the completers every command's arguments name
+    }

@@ -38,6 +38,45 @@ class OrchGroup(click.Group):
     reads one format whatever happens. Any other exception is a bug and keeps its
     traceback."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # subcommand name -> the module whose COMMANDS define it, imported only when a
+        # command of it is asked for: a command line imports its own command's module,
+        # not every command's (``orch --help`` lists them all, and so imports them all)
+        self._modules: dict[str, str] = {}
+
+    def add_module(self, module: str, names: tuple[str, ...]) -> None:
+        """Subcommands ``names``, defined by ``module``'s ``COMMANDS``, loaded when used."""
+        for name in names:
+            self._modules[name] = module
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = self._modules.get(cmd_name)
+        if module is not None:
+            self._load(module)
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self._modules})
+
+    def every_command(self) -> dict[str, click.Command]:
+        """Every subcommand, each module loaded (what walks the whole command tree)."""
+        for module in set(self._modules.values()):
+            self._load(module)
+        return dict(self.commands)
+
+    def _load(self, module: str) -> None:
+        import importlib
+
+        named = [name for name, source in self._modules.items() if source == module]
+        for command in importlib.import_module(module).COMMANDS:
+            self.add_command(command)
+        for name in named:
+            del self._modules[name]
+        missing = [name for name in named if name not in self.commands]
+        if missing:  # the table in orch.cli.main and the module disagree: a bug
+            raise RuntimeError(f"{module} defines no command {', '.join(missing)}")
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if ctx.parent is None:
             ctx.meta["orch.json"] = wants_json(args)
@@ -55,6 +94,11 @@ class OrchGroup(click.Group):
             if ctx.meta.get("orch.json"):
                 click.echo(render_error(exc.exit_code, InvalidInput.__name__, exc.format_message()))
             raise
+
+
+def subcommands(group: click.Group) -> dict[str, click.Command]:
+    """Every subcommand of ``group`` by name, lazily defined ones loaded."""
+    return group.every_command() if isinstance(group, OrchGroup) else dict(group.commands)
 
 
 def failure_documented() -> None:

@@ -84,4 +84,4 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {n}" for k, n in sorted(counts.items())) or "none"
 
 
-DB_COMMANDS = (prune, stats)
+COMMANDS = (prune, stats)  # of orch db

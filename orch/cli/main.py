@@ -352,9 +352,12 @@ def release(task_key: str, repo: Path | None) -> None:
     click.echo(f"released {count} workspace mapping(s) of task {task_key!r}")
 
 
-@cli.group()
+@click.group(cls=OrchGroup)
 def db() -> None:
     """Inspect and migrate the attempt store."""
+
+
+cli.add_command(db)
 
 
 @db.command()
@@ -389,43 +392,31 @@ def main() -> None:
     cli(prog_name="orch", complete_var=startup.COMPLETE_VAR)
 
 
-def _register() -> None:
-    from orch.cli import (
-        check_commands,
-        completion,
-        event_commands,
-        history_commands,
-        land_commands,
-        maintenance_commands,
-        mcp_commands,
-        operator_commands,
-        pool_commands,
-        pr_commands,
-        review_commands,
-        serve_commands,
-        worker_commands,
-        worktree_commands,
-    )
+# each command module and the subcommands it defines (its COMMANDS), imported when one of
+# them is used (OrchGroup.add_module); test_cli checks the table against the modules
+COMMAND_MODULES = {
+    "worker_commands": ("claim", "heartbeat", "finish", "work"),
+    "operator_commands": ("wait", "retry", "reassign", "cancel", "send", "log", "ports"),
+    "maintenance_commands": ("cleanup", "doctor"),
+    "pool_commands": ("pool",),
+    "review_commands": ("diff", "compare"),
+    "check_commands": ("check",),
+    "land_commands": ("land",),
+    "pr_commands": ("pr",),
+    "serve_commands": ("submit", "loop", "serve"),
+    "worktree_commands": ("path", "open", "restore"),
+    "event_commands": ("events",),
+    "completion": ("completion",),
+    "mcp_commands": ("mcp",),
+}
+DB_COMMAND_MODULES = {"history_commands": ("prune", "stats")}
 
-    for module in (
-        worker_commands,
-        operator_commands,
-        maintenance_commands,
-        pool_commands,
-        review_commands,
-        check_commands,
-        land_commands,
-        pr_commands,
-        serve_commands,
-        worktree_commands,
-        event_commands,
-        completion,
-        mcp_commands,
-    ):
-        for command in module.COMMANDS:
-            cli.add_command(command)
-    for command in history_commands.DB_COMMANDS:
-        db.add_command(command)
+
+def _register() -> None:
+    for module, names in COMMAND_MODULES.items():
+        cli.add_module(f"orch.cli.{module}", names)
+    for module, names in DB_COMMAND_MODULES.items():
+        db.add_module(f"orch.cli.{module}", names)
 
 
 _register()

@@ -21,6 +21,7 @@ from pathlib import Path
 import click
 import pytest
 
+from orch.cli.common import subcommands
 from orch.cli.main import cli
 from orch.store.revision import HEAD
 
@@ -58,12 +59,13 @@ main()
 HELP_EVERYTHING = """
 import contextlib, io, json, sys
 import click
+from orch.cli.common import subcommands
 from orch.cli.main import cli
 
 def walk(command, path):
     yield path
     if isinstance(command, click.Group):
-        for name, sub in command.commands.items():
+        for name, sub in subcommands(command).items():
             yield from walk(sub, [*path, name])
 
 for args in [*([*p, "--help"] for p in walk(cli, [])), ["--version"]]:
@@ -231,7 +233,7 @@ def test_the_orch_entry_point_help_imports_no_heavy_modules(tmp_path: Path) -> N
 def _commands(command: click.Command, path: str = "orch") -> list[tuple[str, click.Command]]:
     found = [(path, command)]
     if isinstance(command, click.Group):
-        for name, sub in sorted(command.commands.items()):
+        for name, sub in sorted(subcommands(command).items()):
             found += _commands(sub, f"{path} {name}")
     return found
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import click
 import pytest
 
+from orch.cli.common import subcommands
 from orch.cli.main import cli
 from orch.store import glance
 from orch.store.glance import Suggestion
@@ -29,7 +30,7 @@ EITHER = {("retry", "ref"), ("compare", "first")}
 
 
 def _commands(group: click.Group, ctx: click.Context) -> Iterator[tuple[click.Command, str]]:
-    for name, command in group.commands.items():
+    for name, command in subcommands(group).items():
         if isinstance(command, click.Group):
             yield from _commands(command, click.Context(command, parent=ctx, info_name=name))
         else:
@@ -75,7 +76,7 @@ def test_every_attempt_parameter_completes_attempt_ids() -> None:
 def test_compare_completes_attempt_ids_on_both_sides() -> None:
     """The first word may also be a task key (``orch compare TASK``), the second is an
     attempt."""
-    compare = cli.commands["compare"]
+    compare = cli.every_command()["compare"]
     assert [_offers(p) for p in compare.params if isinstance(p, click.Argument)] == [
         [AN_ID.value, A_KEY.value],
         [AN_ID.value],
@@ -96,7 +97,7 @@ def test_every_argument_completes_something_or_is_free_text() -> None:
 
 
 def test_a_path_completes_as_a_file() -> None:
-    show = cli.commands["show"]
+    show = cli.every_command()["show"]
     (argument,) = [p for p in show.params if isinstance(p, click.Argument)]
     ctx = click.Context(show)
     for word in ("./inbox/a", "~/x", "/tmp/p.json", "inbox/a0.json"):
