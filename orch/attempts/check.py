@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Mapping
+import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +70,8 @@ def check_attempt(
             "runs while an agent or another check runs there; try again when it has ended"
         )
     try:
+        for gone in abandoned_checks(store, settings, [attempt.id]):
+            end_abandoned(store, gone, actor)  # the record says so before a new one starts
         run = run_check(store, settings, attempt, worktree, config, lock, actor, environ)
     finally:
         lock.release()
@@ -108,7 +111,7 @@ def run_check(
         "ORCH_BRANCH": attempt.branch_name or "",
         "ORCH_BASE_COMMIT": attempt.base_commit or "",
     }
-    run = store.start_check(attempt.id, config.check, str(log_path), actor)
+    run = store.start_check(attempt.id, config.check, str(log_path), actor, runner(settings))
     code: int | None = None
     finished = False
     try:
@@ -143,6 +146,53 @@ def check_after_agent(
     if not config.check or not config.check_after_agent:
         return None
     return run_check(store, settings, attempt, worktree, config, lock, actor, environ)
+
+
+def runner(settings: Settings) -> dict[str, Any]:
+    """This process, which waits for a check and records its end: kept with the run."""
+    pid = os.getpid()
+    return {"host": settings.host_name, "pid": pid, "pid_started": processes.start_time(pid)}
+
+
+def abandoned_checks(store: Store, settings: Settings, attempt_ids: Iterable[str]) -> list[Run]:
+    """The check runs of ``attempt_ids`` whose end was never recorded and whose process,
+    on this host, is gone (killed with -9, or its machine restarted): their end will never
+    be heard. A run whose process is on another host, or that recorded none (before
+    orch recorded it), is left to that host (or shown as unfinished)."""
+    found = []
+    for attempt_id, runs in store.runs_of(attempt_ids).items():
+        open_runs = [r for r in runs if r.kind == RunKind.CHECK and r.ended_at is None]
+        if not open_runs:
+            continue
+        started = {
+            e.detail.get("run"): e.detail
+            for e in store.events(attempt_id)
+            if e.kind == "check_started"
+        }
+        for run in open_runs:
+            detail = started.get(run.number, {})
+            pid, pid_started = detail.get("pid"), detail.get("pid_started")
+            if (
+                detail.get("host") == settings.host_name
+                and isinstance(pid, int)
+                and not processes.is_alive(
+                    pid, pid_started if isinstance(pid_started, float) else None
+                )
+            ):
+                found.append(run)
+    return found
+
+
+def end_abandoned(store: Store, run: Run, actor: str) -> Run:
+    """Record an abandoned check run as interrupted: it ended without a result."""
+    return store.end_check(
+        run.attempt_id,
+        run.number,
+        None,
+        False,
+        actor,
+        reason=f"its process (pid {run.pid}) ended without recording the check's end",
+    )
 
 
 def _worktree(attempt: Attempt) -> Path:

@@ -9,7 +9,8 @@ lease (the worktree's lock, taken by the caller, keeps one process per worktree)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import select, update
 
@@ -56,8 +57,19 @@ class ReviewOps(StoreBase):
             # would add one per run, and the loop one per commit it sees)
             return bool(result.rowcount == 1)
 
-    def start_check(self, attempt_id: str, command: str, log_path: str, actor: str) -> Run:
-        """Record a check run as started (numbered after every earlier run of the attempt)."""
+    def start_check(
+        self,
+        attempt_id: str,
+        command: str,
+        log_path: str,
+        actor: str,
+        runner: Mapping[str, Any] | None = None,
+    ) -> Run:
+        """Record a check run as started (numbered after every earlier run of the attempt).
+        ``runner``: the process that waits for it and records its end (``host``, ``pid``,
+        ``pid_started``), kept in the ``check_started`` event (the run keeps the pid), so
+        that a check whose process was killed is told from one that still runs."""
+        runner = dict(runner or {})
         with self._write() as conn:
             existing_row(conn, attempt_id)
             run = self._new_run(
@@ -66,17 +78,26 @@ class ReviewOps(StoreBase):
                 prompt="",
                 command=["sh", "-c", command],
                 log_path=log_path,
-                pid=None,
+                pid=runner.get("pid"),
                 kind=str(RunKind.CHECK),
                 timed_out=False,
             )
-            self._event(conn, attempt_id, "check_started", actor, run=run.number, command=command)
+            self._event(
+                conn, attempt_id, "check_started", actor, run=run.number, command=command, **runner
+            )
             return run
 
     def end_check(
-        self, attempt_id: str, number: int, exit_code: int | None, timed_out: bool, actor: str
+        self,
+        attempt_id: str,
+        number: int,
+        exit_code: int | None,
+        timed_out: bool,
+        actor: str,
+        reason: str | None = None,
     ) -> Run:
-        """Record how a check run ended, with a ``check_finished`` event carrying the result."""
+        """Record how a check run ended, with a ``check_finished`` event carrying the result
+        (and ``reason``, when someone other than its process records the end)."""
         with self._write() as conn:
             run = conn.execute(
                 update(_R)
@@ -98,6 +119,7 @@ class ReviewOps(StoreBase):
                 timed_out=timed_out,
                 duration=ended.duration,
                 command=ended.command[-1],
+                **({"reason": reason} if reason else {}),
             )
             return ended
 

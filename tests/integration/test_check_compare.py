@@ -9,8 +9,10 @@ are unique per test: the PostgreSQL store is shared by the tests of one xdist wo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import uuid
 from pathlib import Path
 from typing import Any
@@ -25,9 +27,9 @@ from orch.fslock import try_lock
 from orch.serve.loop import Loop
 from orch.store import open_store
 from orch.system import processes
-from tests.support.attempts import dispatch, show, work
-from tests.support.cli import RunCli, RunOrch, error_line, json_out
-from tests.support.processes import wait_for
+from tests.support.attempts import dispatch, doctor, show, work
+from tests.support.cli import ORCH_BIN, RunCli, RunOrch, error_line, json_out
+from tests.support.processes import Proc, wait_for
 from tests.support.repos import commit_all, git
 
 # commits twice: a changed tracked file (2 lines added, 1 removed) and a new file of 3 lines
@@ -216,6 +218,75 @@ def test_a_check_that_runs_out_of_time_is_killed_with_its_process_group(
     wait_for(lambda: not processes.is_alive(sleeper, None), "the check's child to be killed")
     check = show(run_cli, attempt["id"], cwd=repo)["check"]
     assert (check["result"], check["timed_out"], check["exit_code"]) == ("timed out", True, None)
+
+
+def test_a_check_whose_process_was_killed_is_recorded_as_interrupted(
+    repo: Path, run_cli: RunCli, run_orch: RunOrch, tmp_path: Path, store_url: str
+) -> None:
+    """kill -9 of ``orch check`` in the middle of its check: nobody will hear the check's
+    end, and the run shows as unfinished until ``orch doctor --fix`` (or the next ``orch
+    check`` of the attempt) records it as interrupted. A check that runs is left alone."""
+    pidfile = tmp_path / "check.pid"
+    configure(repo, f'[review]\ncheck = "echo $$ > {pidfile}; sleep 60"\n')
+    attempt = dispatch(run_cli, repo, task(), "--prompt", "p")
+    checking = Proc([ORCH_BIN, "check", attempt["id"]], tmp_path / "out", cwd=repo)
+    try:
+        shell = int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), "a check"))
+        _, data = doctor(run_cli, repo, "--fix")  # while it runs: nothing to repair
+        assert [f for f in data["findings"] if f["kind"] == "check-abandoned"] == []
+        checking.signal(signal.SIGKILL)
+        checking.wait()
+    finally:
+        checking.kill()
+    try:
+        assert show(run_cli, attempt["id"], cwd=repo)["check"]["result"] == "unfinished"
+        code, data = doctor(run_cli, repo)
+        assert code == 18
+        [found] = [f for f in data["findings"] if f["kind"] == "check-abandoned"]
+        assert (found["subject"], found["fixed"]) == (attempt["id"], False)
+        assert f"pid {checking.pid} on this host" in found["detail"]
+        code, data = doctor(run_cli, repo, "--fix")
+        assert [(f["kind"], f["fixed"]) for f in data["findings"]] == [("check-abandoned", True)]
+        check = show(run_cli, attempt["id"], cwd=repo)["check"]
+        assert (check["result"], check["exit_code"], check["timed_out"]) == (
+            "interrupted",
+            None,
+            False,
+        )
+        code, data = doctor(run_cli, repo, "--fix")
+        assert (code, data["findings"]) == (0, [])
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(shell, signal.SIGKILL)  # the orphaned check (it holds the worktree lock)
+
+
+def test_the_next_check_records_one_whose_process_was_killed_as_interrupted(
+    repo: Path, run_cli: RunCli, run_orch: RunOrch, tmp_path: Path, store_url: str
+) -> None:
+    pidfile = tmp_path / "check.pid"
+    check = f"test -e {pidfile} || {{ echo $$ > {pidfile}; sleep 60; }}"
+    configure(repo, f'[review]\ncheck = "{check}"\n')
+    attempt = dispatch(run_cli, repo, task(), "--prompt", "p")
+    checking = Proc([ORCH_BIN, "check", attempt["id"]], tmp_path / "out", cwd=repo)
+    try:
+        shell = int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), "a check"))
+        checking.signal(signal.SIGKILL)
+        checking.wait()
+    finally:
+        checking.kill()
+    os.killpg(shell, signal.SIGKILL)
+    wait_for(lambda: not processes.is_alive(shell, None), "the orphaned check to end")
+
+    again = run_orch("check", attempt["id"], "--json", cwd=repo)
+    assert again.returncode == 0, again.stderr
+    runs = [r for r in show(run_cli, attempt["id"], cwd=repo)["runs"] if r["kind"] == "check"]
+    assert [r["result"] for r in runs] == ["interrupted", "passed"]
+    events = json_out(run_cli("events", "--json", "--attempt", attempt["id"], cwd=repo))
+    finished = [e["detail"] for e in events["events"] if e["kind"] == "check_finished"]
+    assert [d.get("reason") for d in finished] == [
+        f"its process (pid {checking.pid}) ended without recording the check's end",
+        None,
+    ]
 
 
 def test_a_check_never_runs_while_another_process_works_in_the_worktree(

@@ -8,11 +8,11 @@ worktree is gone is marked removed; a land a crash interrupted is recorded as la
 its target has the result, its intent cleared otherwise (orch.attempts.land.recovery);
 worktrees, branches and directories under orch's names that no row owns are removed;
 payloads without rows are deleted and rows without payloads get theirs rewritten; git's
-stale worktree bookkeeping is pruned. Event deliveries that failed for good are
-reported. A worktree a live dispatch is making ahead of its
-intent (orch.workspace.ahead), or one an attempt recorded after doctor read the store, is left
-alone. Nothing holding work that is not kept elsewhere is
-deleted without first being saved under ``$ORCH_HOME/archive``.
+stale worktree bookkeeping is pruned. A check run whose process was killed is recorded as
+interrupted. Event deliveries that failed for good are reported. A worktree a live
+dispatch is making ahead of its intent (orch.workspace.ahead), or one an attempt recorded
+after doctor read the store, is left alone. Nothing holding work that is not kept
+elsewhere is deleted without first being saved under ``$ORCH_HOME/archive``.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from orch.attempts.doctor.base import (
     Finding,
     _has_worktree,
 )
+from orch.attempts.doctor.check_runs import CheckRunChecks
 from orch.attempts.doctor.events import EventChecks
 from orch.attempts.doctor.landing import LandingChecks
 from orch.attempts.doctor.provisioning import ProvisioningChecks
@@ -46,7 +47,7 @@ from orch.attempts.doctor.repository import RepositoryChecks
 __all__ = ["Doctor", "Finding", "doctor"]
 
 
-class Doctor(ProvisioningChecks, RepositoryChecks, EventChecks, LandingChecks):
+class Doctor(ProvisioningChecks, RepositoryChecks, EventChecks, LandingChecks, CheckRunChecks):
     def run(self) -> list[Finding]:
         reap(self.store, self.actor, host=self.settings.host_name)
         # before the worktrees: a land's scratch worktree goes with its intent
@@ -54,6 +55,7 @@ class Doctor(ProvisioningChecks, RepositoryChecks, EventChecks, LandingChecks):
         attempts = self._mine()
         self._stuck_provisioning(attempts)
         attempts = self._mine()
+        self._abandoned_checks(attempts)
         by_repo: dict[str, list[Attempt]] = {}
         for a in attempts:
             if a.workspace_status == WorkspaceStatus.SKIPPED_NOT_GIT:
