@@ -23,7 +23,13 @@ from orch.models.attempt import (
 )
 from orch.models.counts import COUNT_CAP, capped, count_text
 from orch.models.events import EVENT_STATES, AttemptEvent, DeliveryState, EventDelivery, event_state
-from orch.models.queues import LandQueueState, QueuedLand, QueuedTask, TaskState
+from orch.models.queues import (
+    LAND_WAITING_STATES,
+    LandQueueState,
+    QueuedLand,
+    QueuedTask,
+    TaskState,
+)
 from orch.models.runs import Message, Run, RunKind, Usage
 from orch.models.serial import plain
 from orch.models.states import (
@@ -43,6 +49,7 @@ __all__ = [
     "COUNT_CAP",
     "EVENT_STATES",
     "HOLDS_WORKTREE",
+    "LAND_WAITING_STATES",
     "LIVE_STATES",
     "OCCUPIES_WORKTREE",
     "READY_TO_RUN",

@@ -61,7 +61,11 @@ class LandQueueState(enum.StrEnum):
 
     @property
     def waiting(self) -> bool:
-        return self in (LandQueueState.QUEUED, LandQueueState.LANDING)
+        return self in LAND_WAITING_STATES
+
+
+# the states of a land still to be landed: written once, the store's SQL reads it too
+LAND_WAITING_STATES = frozenset({LandQueueState.QUEUED, LandQueueState.LANDING})
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,11 +14,11 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from orch.errors import Conflict, NotFound
-from orch.models import LandQueueState, QueuedLand
+from orch.models import LAND_WAITING_STATES, LandQueueState, QueuedLand
 from orch.store.base import StoreBase, _stamp
 from orch.store.tables import land_queue as _L
 
-WAITING = [str(LandQueueState.QUEUED), str(LandQueueState.LANDING)]
+WAITING = sorted(str(s) for s in LAND_WAITING_STATES)
 
 
 def _to_land(row: Any) -> QueuedLand:
