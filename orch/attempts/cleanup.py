@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from orch.attempts.lifecycle import reap
 from orch.attempts.occupant import worktree_lock_path
+from orch.attempts.push import PushedCopy, drop_pushed_branch
 from orch.attempts.queries import find_attempt
 from orch.config import Settings
 from orch.errors import InvalidInput, OrchError
@@ -58,6 +59,8 @@ class CleanupItem:
     bytes: int | None = None
     archive_path: str | None = None
     removed: tuple[str, ...] = ()  # what was removed: worktree, branch, payload
+    # a landed attempt's branch pushed to the remote: what became of that copy
+    remote_branch: PushedCopy | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -68,6 +71,7 @@ class CleanupItem:
             "bytes": self.bytes,
             "archive_path": self.archive_path,
             "removed": list(self.removed),
+            "remote_branch": self.remote_branch.said if self.remote_branch else None,
             "worktree_path": self.attempt.worktree_path,
             "branch_name": self.attempt.branch_name,
         }
@@ -297,6 +301,8 @@ def _remove(
         removed = tuple("worktree (to the pool)" if r == "worktree" else r for r in removed)
     if branch_tip and not done.branch:
         removed = tuple(r for r in removed if r != "branch")
+    # what landed is in the target: the copy its worker pushed goes too
+    copy = drop_pushed_branch(store, settings, git, attempt, actor) if done.branch else None
     for other in sharing:
         if other.payload_path:
             inbox.remove_payload(Path(other.payload_path))
@@ -308,7 +314,7 @@ def _remove(
     for attempt_id in ids:  # no dev server runs in a worktree that is gone
         store.release_ports(attempt_id, actor, f"workspace {status}")
     store.mark_workspace(ids, HOLDS_WORKTREE, status, actor, archive_path=saved)
-    return CleanupItem(attempt, action, reason, size, saved, removed)
+    return CleanupItem(attempt, action, reason, size, saved, removed, copy)
 
 
 def _archive_of(attempt: Attempt, settings: Settings) -> removal.Archive:

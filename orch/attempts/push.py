@@ -1,11 +1,13 @@
 """Pushing an attempt's branch to the repository's remote when a run of ``orch work``
 ends (``push = true``, off by default), so that ``orch land`` on another host can fetch
 it. A push that fails is a warning (in the attempt's log, and a ``push_failed`` event),
-never a failed run: the work is committed on its own host either way."""
+never a failed run: the work is committed on its own host either way. Once the attempt
+landed and its branch was removed, the pushed copy goes too (``drop_pushed_branch``)."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,3 +49,47 @@ def push_branch(
     with contextlib.suppress(OSError):  # said on stderr all the same
         processes.append_log(settings.logs_dir / f"{attempt.id}.log", line + "\n")
     return line
+
+
+@dataclasses.dataclass(frozen=True)
+class PushedCopy:
+    """What became of the copy of a landed attempt's branch on the remote, in words."""
+
+    said: str
+    deleted: bool = False
+    failed: bool = False  # it was to be deleted and could not be (a warning)
+
+
+def drop_pushed_branch(
+    store: Store, settings: Settings, git: Git, attempt: Attempt, actor: str
+) -> PushedCopy | None:
+    """Once a landed attempt's branch was removed here: the copy it pushed to the remote
+    (``push_remote``), deleted while it is exactly the commit that landed (a lease: a
+    commit pushed there since is never lost). Kept when the remote has commits that did
+    not land, and while a pull request is open on it (deleting its head would close it).
+    None when the branch was never pushed (or fetched) from here. Never raises: the land
+    and the removal stand whatever happens to the copy."""
+    if not (attempt.landed_tip and attempt.branch_name and attempt.repository):
+        return None
+    remote, branch, landed = settings.push_remote, attempt.branch_name, attempt.landed_tip
+    try:
+        repo = git.discover(Path(attempt.repository))
+        pushed = git.tracking_commit(repo, remote, branch)
+        if pushed is None:
+            return None
+        if pushed != landed:
+            return PushedCopy(f"kept its branch on {remote}: it has commits that did not land")
+        if attempt.pr_state == "open":
+            return PushedCopy(
+                f"kept its branch on {remote}: pull request #{attempt.pr_number} is open on it"
+            )
+        failed = git.delete_remote_branch(repo, remote, branch, landed)
+    except OrchError as exc:
+        failed = exc.message
+    if failed is not None:
+        return PushedCopy(f"its branch {branch} on {remote} was not deleted: {failed}", failed=True)
+    with contextlib.suppress(OrchError):  # the copy is gone whether or not this is said
+        store.record_event(
+            attempt.id, "remote_branch_deleted", actor, remote=remote, branch=branch, commit=landed
+        )
+    return PushedCopy(f"deleted its branch on {remote}", deleted=True)

@@ -139,6 +139,12 @@ def cleanup(
         else:
             line += f": {item.reason}"
         click.echo(line)
+        copy = item.remote_branch
+        if copy is not None:
+            if copy.failed:
+                click.echo(f"Warning: {item.attempt.id}: {copy.said}", err=True)
+            else:
+                click.echo(f"{'':<14} {item.attempt.id}  {copy.said}")
     summary = (
         f"{count['remove'] + count['archive']} to clean up, {_size(count['bytes'])} would be freed"
         if dry_run

@@ -49,3 +49,40 @@ class Remotes(Refs):
             check=False,
         )
         return (found.stdout.strip() or None), ""
+
+    def tracking_commit(self, repo: Repository, remote: str, branch: str) -> str | None:
+        """What this repository last pushed to or fetched from ``remote``'s ``branch``
+        (``refs/remotes/<remote>/<branch>``); None when it never did."""
+        proc = self.run(
+            [
+                "--git-dir",
+                str(repo.common_dir),
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                f"refs/remotes/{remote}/{branch}^{{commit}}",
+            ],
+            check=False,
+        )
+        return (proc.stdout.strip() or None) if proc.returncode == 0 else None
+
+    def delete_remote_branch(
+        self, repo: Repository, remote: str, branch: str, expected: str
+    ) -> str | None:
+        """Delete ``branch`` on ``remote`` only while it is at ``expected`` (a lease: a
+        commit pushed there since is never lost); None when deleted, or git's last line."""
+        ref = f"refs/heads/{branch}"
+        proc = self.run(
+            [
+                "push",
+                "--quiet",
+                "--porcelain",
+                f"--force-with-lease={ref}:{expected}",
+                remote,
+                f":{ref}",
+            ],
+            cwd=repo.root,
+            check=False,
+            env=_NO_PROMPT,
+        )
+        return None if proc.returncode == 0 else last_line(proc.stderr or proc.stdout)

@@ -685,6 +685,7 @@ def test_json_reports_each_attempt(repo: Path, run_cli: RunCli, run_orch: RunOrc
         "bytes": None,
         "archive_path": None,
         "removed": ["worktree", "branch", "payload"],
+        "remote_branch": None,
         "worktree_path": plain["worktree_path"],
         "branch_name": plain["branch_name"],
     }

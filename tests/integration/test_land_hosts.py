@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from orch.store import open_store
 from tests.support.hosts import clones, orch_on
 from tests.support.repos import git
 
@@ -99,10 +100,13 @@ def test_a_pushed_branch_lands_on_another_host(tmp_path: Path, store_url: str) -
     assert Path(attempt["worktree_path"]).is_dir()
     after = show(tmp_path, alpha, attempt["id"])["attempt"]
     assert (after["landed_commit"], after["landed_tip"]) == (new, tip)
-    # on beta, cleanup counts what landed as saved
+    # on beta, cleanup counts what landed as saved, and the pushed copy goes too
+    assert git("rev-parse", f"refs/heads/{branch}", cwd=upstream).strip() == tip
     removed = orch_on("beta", tmp_path / "home-b", "cleanup", attempt["id"], cwd=beta)
     assert removed.returncode == 0, removed.stderr
     assert not Path(attempt["worktree_path"]).exists()
+    assert f"{attempt['id']}  deleted its branch on origin" in removed.stdout
+    assert git("branch", "--list", branch, cwd=upstream) == ""
 
 
 def test_without_a_pushed_branch_land_names_the_host(tmp_path: Path, store_url: str) -> None:
@@ -134,3 +138,92 @@ def test_a_push_that_fails_is_a_warning_not_a_failed_run(tmp_path: Path, store_u
     assert failed["detail"]["remote"] == "nowhere" and failed["detail"]["error"]
     log = (tmp_path / "home-b" / "logs" / f"{attempt['id']}.log").read_text()
     assert line in log
+
+
+def worked_here(tmp_path: Path, alpha: Path) -> dict[str, Any]:
+    """An attempt dispatched and worked on alpha with push = true (its agent commits)."""
+    home = tmp_path / "home-a"
+    sent = orch_on("alpha", home, "dispatch", "--prompt", "p", "here", "--json", cwd=alpha)
+    assert sent.returncode == 0, sent.stderr
+    attempt: dict[str, Any] = json.loads(sent.stdout)["attempt"]
+    agent = "echo x > x.txt && git add x.txt && git commit -qm x"
+    work = orch_on(
+        "alpha",
+        home,
+        "work",
+        "--once",
+        "--repo",
+        str(alpha),
+        "--",
+        "sh",
+        "-c",
+        agent,
+        cwd=alpha,
+        env={"ORCH_PUSH": "1"},
+    )
+    assert work.returncode == 0, work.stderr
+    return attempt
+
+
+def land_here(tmp_path: Path, alpha: Path, attempt_id: str) -> dict[str, Any]:
+    landed = orch_on("alpha", tmp_path / "home-a", "land", attempt_id, "--json", cwd=alpha)
+    assert landed.returncode == 0, landed.stderr
+    [outcome] = json.loads(landed.stdout)["outcomes"]
+    assert outcome["result"] == "landed"
+    found: dict[str, Any] = outcome
+    return found
+
+
+def test_landing_deletes_the_branch_its_worker_pushed(tmp_path: Path, store_url: str) -> None:
+    upstream, alpha, _beta = clones(tmp_path)
+    attempt = worked_here(tmp_path, alpha)
+    outcome = land_here(tmp_path, alpha, attempt["id"])
+    assert outcome["removed"].endswith("; deleted its branch on origin"), outcome["removed"]
+    branch = attempt["branch_name"]
+    assert git("branch", "--list", branch, cwd=upstream) == ""
+    assert git("branch", "-r", "--list", f"origin/{branch}", cwd=alpha) == ""
+    shown = show(tmp_path, alpha, attempt["id"])
+    [deleted] = [e for e in shown["events"] if e["kind"] == "remote_branch_deleted"]
+    assert deleted["detail"] == {
+        "remote": "origin",
+        "branch": branch,
+        "commit": shown["attempt"]["landed_tip"],
+    }
+
+
+def test_a_commit_pushed_to_the_branch_since_is_never_deleted(
+    tmp_path: Path, store_url: str
+) -> None:
+    upstream, alpha, beta = clones(tmp_path)
+    attempt = worked_here(tmp_path, alpha)
+    branch = attempt["branch_name"]
+    git("fetch", "-q", "origin", f"{branch}:{branch}", cwd=beta)
+    git("checkout", "-q", branch, cwd=beta)
+    (beta / "later.txt").write_text("later\n")
+    git("add", "later.txt", cwd=beta)
+    git("commit", "-qm", "later", cwd=beta)
+    git("push", "-q", "origin", branch, cwd=beta)  # someone else's commit on top
+    later = git("rev-parse", "HEAD", cwd=beta).strip()
+
+    outcome = land_here(tmp_path, alpha, attempt["id"])
+    [warning] = outcome["warnings"]
+    assert warning.startswith(f"its branch {branch} on origin was not deleted: ")
+    assert git("rev-parse", f"refs/heads/{branch}", cwd=upstream).strip() == later
+
+
+def test_a_branch_with_an_open_pull_request_is_kept_on_the_remote(
+    tmp_path: Path, store_url: str
+) -> None:
+    """Deleting a pull request's head would close it: the copy stays (the pull request
+    is recorded here through the store, as ``orch pr`` records it once gh opened it)."""
+    upstream, alpha, _beta = clones(tmp_path)
+    attempt = worked_here(tmp_path, alpha)
+    store = open_store(store_url, tmp_path / "locks")
+    try:
+        store.record_pull_request(attempt["id"], "https://example.invalid/pull/7", 7, "test")
+    finally:
+        store.close()
+    tip = git("rev-parse", f"refs/heads/{attempt['branch_name']}", cwd=upstream).strip()
+    outcome = land_here(tmp_path, alpha, attempt["id"])
+    assert outcome["removed"].endswith("; kept its branch on origin: pull request #7 is open on it")
+    assert git("rev-parse", f"refs/heads/{attempt['branch_name']}", cwd=upstream).strip() == tip

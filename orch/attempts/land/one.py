@@ -46,6 +46,7 @@ from orch.git import DiffRange, Git, PendingDirtyCheck, Repository
 from orch.models import Attempt, Landed
 
 if TYPE_CHECKING:
+    from orch.attempts.push import PushedCopy
     from orch.store import Store
 
 MOVES = 3  # how many results a land builds before a target that keeps moving wins
@@ -67,6 +68,11 @@ def land_one(
     store was open, by worktree_path (this land takes its own, if there)."""
     attempt = find_attempt(store, ref)
     if attempt.landed:
+        removed, warnings = (
+            (None, ())
+            if request.dry_run
+            else _remove(store, settings, git, request, attempt, actor, checkpoint)
+        )
         return LandOutcome(
             ref,
             "already landed",
@@ -74,11 +80,8 @@ def land_one(
             attempt.landed_into,
             attempt.landed_strategy,
             commit=attempt.landed_commit,
-            removed=(
-                None
-                if request.dry_run
-                else _remove(store, settings, git, request, attempt, actor, checkpoint)
-            ),
+            warnings=warnings,
+            removed=removed,
         )
     try:
         return _land_found(
@@ -168,8 +171,10 @@ def _land_found(
     if outcome.result != "landed":
         return outcome
     landed = store.get(attempt.id)
-    removed = _remove(store, settings, git, request, landed, actor, checkpoint)
-    return dataclasses.replace(outcome, attempt=landed, removed=removed)
+    removed, more = _remove(store, settings, git, request, landed, actor, checkpoint)
+    return dataclasses.replace(
+        outcome, attempt=landed, removed=removed, warnings=outcome.warnings + more
+    )
 
 
 def _land_locked(
@@ -334,15 +339,17 @@ def _remove(
     attempt: Attempt,
     actor: str,
     checkpoint: Checkpoint,
-) -> str | None:
+) -> tuple[str | None, tuple[str, ...]]:
     """The attempt's worktree and branch, removed through cleanup (which counts what
-    landed as saved), unless ``--keep``; what became of them, in words."""
+    landed as saved, and deletes the copy of the branch its worker pushed), unless
+    ``--keep``; what became of them, in words, and a warning when the pushed copy could
+    not be deleted."""
     if request.keep:
-        return "kept (--keep)"
+        return "kept (--keep)", ()
     if not attempt.workspace_status.occupies_worktree:
-        return _drop_landed_branch(git, attempt)
+        return _drop_landed_branch(store, settings, git, attempt, actor)
     if not attempt.terminal:
-        return f"kept: attempt {attempt.id} is still {attempt.state}"
+        return f"kept: attempt {attempt.id} is still {attempt.state}", ()
     # imported when needed: cleanup pulls in the pool and the archive (about 35 ms)
     from orch.attempts.cleanup import CleanupRequest, cleanup
 
@@ -356,21 +363,39 @@ def _remove(
         workers=1,
     ).items
     if item.action == "skip":
-        return f"kept: {item.reason}"
-    return "removed its " + ", ".join(item.removed) if item.removed else None
+        return f"kept: {item.reason}", ()
+    removed = "removed its " + ", ".join(item.removed) if item.removed else None
+    return _with_copy(removed, item.remote_branch)
 
 
-def _drop_landed_branch(git: Git, attempt: Attempt) -> str | None:
+def _with_copy(removed: str | None, copy: PushedCopy | None) -> tuple[str | None, tuple[str, ...]]:
+    """What became of the worktree and branch, and of the branch's pushed copy."""
+    if copy is None:
+        return removed, ()
+    if copy.failed:
+        return removed, (copy.said,)
+    return (f"{removed}; {copy.said}" if removed else copy.said), ()
+
+
+def _drop_landed_branch(
+    store: Store, settings: Settings, git: Git, attempt: Attempt, actor: str
+) -> tuple[str | None, tuple[str, ...]]:
     """A landed attempt's branch left behind with its worktree gone (a removal a crash
     cut short, then doctor): deleted while it still points at the commit that landed,
-    which is saved in the target; a branch that moved on is kept."""
+    which is saved in the target (and then its pushed copy); a branch that moved on is
+    kept."""
     if not (attempt.landed_tip and attempt.branch_name and attempt.repository):
-        return None
+        return None, ()
+    from orch.attempts.push import drop_pushed_branch
     from orch.workspace import removal
 
     repo = git.discover(Path(attempt.repository))
     if git.branch_commit(repo, attempt.branch_name) != attempt.landed_tip:
-        return None
+        return None, ()
     policy = removal.Policy(branch_at=attempt.landed_tip, forget_if_gone=False)
     done = removal.remove(git, repo, None, attempt.branch_name, policy)
-    return "removed its branch" if done.branch else None
+    if not done.branch:
+        return None, ()
+    return _with_copy(
+        "removed its branch", drop_pushed_branch(store, settings, git, attempt, actor)
+    )
