@@ -11,13 +11,19 @@ Either way git refuses rather than overwrite a local change.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from orch.attempts.land.refusals import few
 from orch.attempts.land.target import Target
 from orch.errors import GitError, LandRefused, OrchError
 from orch.git import Git, Repository
+
+T = TypeVar("T")
 
 PATCH_LIMIT = 4 << 20  # bytes of patch a checkout follows by; a larger change: read-tree
 
@@ -47,18 +53,62 @@ def prepare_checkouts(git: Git, repo: Repository, target: Target, old: str, new:
     if not paths:
         return Checkouts()
     landed = git.landed_changes(repo.common_dir, old, new)
-    for path in paths:
-        touched = git.dirty_among(path, landed)
-        if touched:
-            raise LandRefused(
-                f"{target.branch} is checked out at {path} with uncommitted changes to files "
-                f"the land changes ({few(touched)}): commit or stash them first"
-            )
+
+    def read_patch() -> bytes | None:
+        try:
+            return git.landed_patch(repo.common_dir, old, new, PATCH_LIMIT)
+        except GitError:
+            return None  # the checkouts follow by read-tree: a patch is only the quicker way
+
+    patch = started(read_patch)  # read while git looks at the checkouts
     try:
-        patch = git.landed_patch(repo.common_dir, old, new, PATCH_LIMIT)
-    except GitError:
-        patch = None  # the checkouts follow by read-tree: a patch is only the quicker way
-    return Checkouts(tuple(paths), patch)
+        for path in paths:
+            touched = git.dirty_among(path, landed)
+            if touched:
+                raise LandRefused(
+                    f"{target.branch} is checked out at {path} with uncommitted changes to "
+                    f"files the land changes ({few(touched)}): commit or stash them first"
+                )
+    except BaseException:
+        with contextlib.suppress(Exception):
+            patch()  # its git is not left running behind the refusal
+        raise
+    return Checkouts(tuple(paths), patch())
+
+
+def started(work: Callable[[], T]) -> Callable[[], T]:
+    """Run ``work`` in a thread now (git's processes leave the GIL free meanwhile); the
+    call returned waits for it and returns what it returned, or raises what it raised."""
+    done: list[T] = []
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            done.append(work())
+        except BaseException as exc:  # handed to the caller's thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, name="orch land", daemon=True)
+    thread.start()
+
+    def result() -> T:
+        thread.join()
+        if failed:
+            raise failed[0]
+        return done[0]
+
+    return result
+
+
+def following(
+    git: Git, target: Target, checkouts: Checkouts, old: str, new: str
+) -> Callable[[], tuple[str, ...]]:
+    """``follow`` started once the target moved, so that the land is recorded while git
+    rewrites the checkouts (``git apply --index`` rewrites the whole index: tens of
+    milliseconds in a large repository); call the result to wait for it."""
+    if not checkouts.paths:
+        return lambda: ()
+    return started(lambda: follow(git, target, checkouts, old, new))
 
 
 def follow(git: Git, target: Target, checkouts: Checkouts, old: str, new: str) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orch.attempts.land.build import build
-from orch.attempts.land.checkouts import follow, prepare_checkouts
+from orch.attempts.land.checkouts import following, prepare_checkouts
 from orch.attempts.land.refusals import (
     branch_tip,
     elsewhere,
@@ -257,11 +257,14 @@ def _land_locked(
             # from here on the intent stays until the land is recorded: doctor completes it
             intended = None
             checkpoint("target-moved")
-            warnings = follow(git, target, checkouts, old, built.commit)
+            followed = following(git, target, checkouts, old, built.commit)
             landed = Landed(built.commit, tip, target.branch, str(strategy), actor)
-            recorded = store.record_landed(
-                attempt.id, landed, actor, old=old, check=_check_words(verdict)
-            )
+            try:
+                recorded = store.record_landed(
+                    attempt.id, landed, actor, old=old, check=_check_words(verdict)
+                )
+            finally:
+                warnings = followed()  # the checkouts have followed before anything else
             checkpoint("recorded")
             return LandOutcome(
                 ref,
