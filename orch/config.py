@@ -24,6 +24,9 @@ _DEFAULT_SLOTS = {"web": 0, "api": 1, "db": 2}
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
+    """Every setting of orch, resolved from the defaults, the config file and the
+    environment (``resolve``)."""
+
     home: Path
     database_url: str
     worktree_root: Path

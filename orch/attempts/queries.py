@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass(frozen=True)
 class AttemptDetail:
+    """An attempt with its events, runs and messages (``orch show``)."""
+
     attempt: Attempt
     events: tuple[AttemptEvent, ...]
     runs: tuple[Run, ...] = ()

@@ -52,6 +52,8 @@ class DiffRange:
 
 @dataclasses.dataclass(frozen=True)
 class FileChange:
+    """One file an attempt changed, with its line counts."""
+
     path: str
     status: str  # added, modified, deleted, renamed, copied, type-changed
     additions: int | None  # None for a binary file
@@ -65,6 +67,8 @@ class FileChange:
 
 @dataclasses.dataclass(frozen=True)
 class CommitInfo:
+    """One commit on an attempt's branch since its base."""
+
     sha: str
     subject: str
     author_name: str
@@ -74,12 +78,16 @@ class CommitInfo:
 
 @dataclasses.dataclass(frozen=True)
 class PrivateIndex:
+    """A private copy of a live worktree's index that git may rewrite."""
+
     env: dict[str, str]  # what points git at the copy (GIT_INDEX_FILE)
     nested_repositories: tuple[str, ...] = ()  # untracked repositories, left out
 
 
 @dataclasses.dataclass(frozen=True)
 class WorktreeTree:
+    """A live worktree's files written as a tree object, without touching its index."""
+
     tree: str  # the id of the tree object holding the worktree's files
     nested_repositories: tuple[str, ...] = ()  # untracked repositories, left out
 

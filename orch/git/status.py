@@ -20,6 +20,8 @@ from orch.git.worktrees import worktree_admin_dir
 
 @dataclasses.dataclass(frozen=True)
 class DirtyPath:
+    """One path ``git status --porcelain`` reports."""
+
     code: str  # the two-letter porcelain status, '??' for untracked
     path: str
 

@@ -60,18 +60,24 @@ _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 @dataclasses.dataclass(frozen=True)
 class WorktreeStat:
+    """A live worktree's ``git diff --stat`` against a base."""
+
     output: bytes  # what ``git diff --stat`` prints through a private index
     nested_repositories: tuple[str, ...] = ()  # untracked repositories, left out
 
 
 @dataclasses.dataclass(frozen=True)
 class WorktreeChanges:
+    """A live worktree's changed files against a base."""
+
     files: list[FileChange]
     nested_repositories: tuple[str, ...] = ()  # untracked repositories, left out
 
 
 @dataclasses.dataclass(frozen=True)
 class _Live:
+    """What git says of a live worktree's tracked files, and its untracked ones."""
+
     tracked: bytes  # git diff --raw --numstat -z [--stat] of the tracked files
     untracked: list[StatEntry]  # each untracked file counted as git counts a new file
     nested: tuple[str, ...]
@@ -80,6 +86,8 @@ class _Live:
 
 @dataclasses.dataclass(frozen=True)
 class _Tracked:
+    """The tracked part of a live worktree's stat, as git printed it."""
+
     entries: list[StatEntry]
     statuses: bytes  # git's one-letter status of each entry
     stat: bytes  # git's own --stat of the tracked files

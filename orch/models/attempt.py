@@ -16,6 +16,9 @@ from orch.models.states import State, WorkspaceStatus
 
 @dataclasses.dataclass(frozen=True)
 class Attempt:
+    """One attempt as the store records it: its task, base, branch, worktree, state, lease
+    and worker, what it changed, where it landed, and its pull request."""
+
     id: str
     task_key: str
     attempt_number: int

@@ -39,6 +39,8 @@ def event_state(kind: str, detail: dict[str, Any]) -> State | None:
 
 @dataclasses.dataclass(frozen=True)
 class AttemptEvent:
+    """One thing that happened to an attempt, in the order the store recorded it."""
+
     id: int
     attempt_id: str
     kind: str

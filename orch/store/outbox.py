@@ -49,6 +49,8 @@ class SinkScope:
 
 @dataclasses.dataclass(frozen=True)
 class Claimed:
+    """A delivery claimed for one deliverer, with its event."""
+
     delivery: EventDelivery
     token: int
     event: AttemptEvent

@@ -12,6 +12,8 @@ from orch.models import Attempt
 
 @dataclasses.dataclass(frozen=True)
 class LandRequest:
+    """What ``orch land`` was asked to do."""
+
     refs: tuple[str, ...]  # attempt ids (or prefixes, or payload paths), landed in order
     into: str | None = None  # the target branch (None: see orch.attempts.land.target)
     strategy: Strategy = Strategy.SQUASH

@@ -30,6 +30,8 @@ LAND_WAIT = 3600.0
 
 @dataclasses.dataclass(frozen=True)
 class Target:
+    """The branch a land moves."""
+
     branch: str  # the short name: main
 
     @property
