@@ -150,13 +150,15 @@ def test_paging_and_filters_reach_the_history_and_keep_their_place(
     third = [history_id(n) for n in range(100, 120)]
     with serving(tmp_path / "serve") as url:
         browser.get(url)
+        page_url = url.split("?")[0]  # the printed URL's token is traded for a cookie
         wait_for(lambda: live(browser)["state"] == "open", "the page's change stream")
         shows(newest, "the newest page")
-        assert text("page-where") == "newest"
+        assert text("page-where") == "newest" and browser.current_url == page_url
         assert not enabled("page-newer") and not enabled("page-newest")
         click("page-older")
         shows(second, "the second page")
         assert text("page-where") == "page 2"
+        assert browser.current_url == f"{page_url}?before={history_id(49)}"
         assert text("more") == f"20 older attempts not shown: orch list --before {history_id(99)}"
         click("page-older")
         shows(third, "the third page")
@@ -183,6 +185,22 @@ def test_paging_and_filters_reach_the_history_and_keep_their_place(
         shows([on_page_three], "the running attempt of the third page")
         assert text("page-where") == "newest, state running" and text("more") == ""
         screenshot(browser, "dashboard-filter-state.png")
+
+        # the address keeps the page: a reload shows it again, Back the one before
+        def state_filter() -> str:
+            select = Select(browser.find_element(By.ID, "filter-state"))
+            return str(select.first_selected_option.get_attribute("value"))
+
+        assert browser.current_url == f"{page_url}?state=running"
+        browser.refresh()
+        shows([on_page_three], "the filtered page after a reload")
+        assert fresh(state_filter) == "running" and text("page-where") == "newest, state running"
+        browser.back()
+        shows(newest, "the unfiltered newest page, by Back")
+        assert fresh(state_filter) == "" and text("page-where") == "newest"
+        browser.forward()
+        shows([on_page_three], "the filtered page, by Forward")
+        assert fresh(state_filter) == "running"
 
         # a task key (matched exactly), with the state filter lifted
         fresh(lambda: Select(browser.find_element(By.ID, "filter-state")).select_by_value(""))
