@@ -32,6 +32,7 @@ import hmac
 import html
 import ipaddress
 import json
+import os
 import socket
 import sys
 import traceback
@@ -421,6 +422,16 @@ class Handler(BaseHTTPRequestHandler):
             message=sent.message.to_dict() if sent.message else None,
             continuation=sent.continuation.to_dict() if sent.continuation else None,
         )
+
+    def _post_events(self, rest: list[str], query: dict[str, list[str]]) -> None:
+        """The Retry button of a delivery that failed for good: ``orch events --retry ID``."""
+        if len(rest) != 2 or rest[1] != "retry" or not rest[0].isdigit():
+            raise NotFound(f"no such action: {self.path} (POST /api/events/EVENT_ID/retry)")
+        from orch.attempts.events import listing
+
+        srv = self.server
+        again = listing.retry(srv.store, srv.settings, os.environ, int(rest[0]))
+        self._json(200, deliveries=[d.to_dict() for d in again])
 
     # -- the land queue (orch.serve.land_api): the Land button queues, the loop lands -------
 

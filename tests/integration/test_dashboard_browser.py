@@ -192,6 +192,19 @@ def test_a_cli_change_reaches_the_open_page_through_the_stream_also_after_it_was
         assert "HTTP 404" in listed[0] and f"orch events --retry {claimed.event.id}" in listed[0]
         after = live(browser)
         assert after["polls"] == before["polls"]
+        # its Retry button does what 'orch events --retry' does: pending, with fresh tries
+        retry = f'#attention li.delivery button[data-event="{claimed.event.id}"]'
+        fresh(lambda: browser.find_element(By.CSS_SELECTOR, retry).click())
+        wait_for(
+            lambda: not fresh(lambda: browser.find_elements(By.CSS_SELECTOR, "#attention li")),
+            "the retried delivery to leave needs attention",
+        )
+        [again] = [
+            d
+            for d in store.deliveries([DeliveryState.PENDING])
+            if (d.sink, d.event_id) == ("hook-dead", claimed.event.id)
+        ]
+        assert again.tries == 0 and store.deliveries([DeliveryState.FAILED]) == []
 
         # cut: the server stops, ending its streams; it comes back on the same port and token
         parts = urllib.parse.urlsplit(url)

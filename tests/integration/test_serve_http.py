@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 from click.testing import Result
 
+from orch.models import DeliveryState
 from orch.serve.web import TOKEN_HEADER
 from orch.store import Store
+from orch.store.outbox import SinkScope
 from tests.support.attempts import dispatch
 from tests.support.dashboard import TOKEN, Served, http, page, start
 from tests.support.store import dead_worker
@@ -135,6 +137,32 @@ def test_retry_and_send_go_through_the_cli_calls(
     assert code == 200, body
     assert (body["attempt"]["task_key"], body["attempt"]["attempt_number"]) == ("flaky", 2)
     assert store.get(attempt).state == "worker_gone"  # noticed by the retry's own reap
+
+
+def test_retrying_a_failed_delivery_goes_through_orch_events_retry(
+    repo: Path, run_cli: RunCli, served: Served, store: Store
+) -> None:
+    """The dashboard's Retry button: as ``orch events --retry EVENT_ID``."""
+    attempt = dispatch(run_cli, repo, "hooked")["id"]
+    store.plan(SinkScope("hook-dead", None, None, None))
+    claimed = store.claim_delivery("hook-dead", 30)
+    assert claimed is not None
+    store.end_delivery(claimed, DeliveryState.FAILED, "HTTP 404")
+    event = claimed.event.id
+    code, body = served.post(f"/api/events/{event}/retry", token=None)
+    assert code == 403 and store.deliveries([DeliveryState.FAILED]) != []
+
+    code, body = served.post(f"/api/events/{event}/retry")
+    assert code == 200 and [(d["event_id"], d["tries"]) for d in body["deliveries"]] == [(event, 0)]
+    assert store.deliveries([DeliveryState.FAILED]) == []
+    code, body = served.post(f"/api/events/{event}/retry")  # nothing failed any more
+    assert (code, body["exit_code"]) == (400, 2) and "no failed deliveries" in body["error"]
+    code, body = served.post("/api/events/999999/retry")
+    assert (code, body["exit_code"]) == (404, 8) and body["error"].startswith("no event 999999")
+    for bad in ("abc/retry", f"{event}/again", f"{event}", "-1/retry"):
+        code, body = served.post(f"/api/events/{bad}")
+        assert code == 404 and "POST /api/events/EVENT_ID/retry" in body["error"], bad
+    assert store.get(attempt).state == "queued"
 
 
 def test_malformed_bodies_are_refused(repo: Path, run_cli: RunCli, served: Served) -> None:
