@@ -13,9 +13,10 @@ import dataclasses
 from typing import Any
 
 from orch.models import State, WorkspaceStatus
+from orch.record import record
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Claimant:
     """Who asks: the worker's name, its host, and the clones it has (repository URLs)."""
 
@@ -28,7 +29,7 @@ class Claimant:
 SEQUENCE_FIELDS = frozenset({"repository_urls"})
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Term:
     """``column`` holds one of ``allowed`` or (``of_claimant``) the claimant's own value
     of that name. ``refusal`` says why not; it may name ``{id}``, ``{value}`` (what the
@@ -54,7 +55,7 @@ class Term:
         return self.refusal.format(id=row.id, value=getattr(row, self.column), **fields)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Way:
     """One way an attempt is claimable: every term holds. The first term tells the ways
     apart (it reads the workspace status)."""

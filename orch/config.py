@@ -16,13 +16,14 @@ from typing import Any
 
 from orch.errors import ConfigError
 from orch.naming import validate_branch_prefix
+from orch.record import record
 from orch.sinks import SECTIONS as SINK_SECTIONS
 from orch.sinks import Sink, parse_sinks
 
 _DEFAULT_SLOTS = {"web": 0, "api": 1, "db": 2}
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Settings:
     """Every setting of orch, resolved from the defaults, the config file and the
     environment (``resolve``)."""

@@ -11,18 +11,18 @@ waiting. This module never talks to the store itself; it imports only ``orch.err
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
 from orch.errors import StoreUnavailable
+from orch.record import record
 
 _T = TypeVar("_T")
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Patience:
     """How long, and how often, a store that cannot be reached is tried again."""
 

@@ -12,13 +12,14 @@ from typing import Any
 
 from orch.config import parse_slots, read_toml
 from orch.errors import ConfigError, InvalidInput
+from orch.record import record
 from orch.sinks import SECTIONS as SINK_SECTIONS
 from orch.sinks import Sink, parse_sinks
 
 INCLUDE_MODES = ("copy", "hardlink", "reflink", "symlink")
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class RepoConfig:
     """A repository's own settings: ``orch.toml`` at its root, or ``[tool.orch]`` in
     its ``pyproject.toml``."""

@@ -10,7 +10,6 @@ given is ``orch.attempts.events``.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import math
 import re
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from orch.errors import ConfigError
+from orch.record import record
 
 SECTIONS = ("hooks", "webhooks", "notify")
 EVERY_EVENT = "*"
@@ -35,7 +35,7 @@ _SINK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Sink:
     """Where events of the kinds in ``on`` go: a command, a webhook or a notification."""
 

@@ -9,17 +9,17 @@ before the prompt (or glues it to its option), and ``sh -c`` commands are steere
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from orch.errors import InvalidInput, OrchError
 from orch.models import Attempt
+from orch.record import record
 from orch.system import inbox
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Template:
     """A built-in agent: its program and mode (``head``), the options it runs with
     (``options``: unattended, confined to its worktree, usage in machine-readable output;

@@ -16,7 +16,6 @@ attempt's state.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -30,6 +29,7 @@ from orch.errors import ConfigError, OrchError, WorktreeBusy
 from orch.fslock import HeldLock, lock_owner, try_lock
 from orch.git import Git
 from orch.models import Attempt, PortBundle, Run, RunKind
+from orch.record import record
 from orch.repo_config import RepoConfig, load_repo_config
 from orch.system import ports, processes
 
@@ -199,7 +199,7 @@ def _worktree(attempt: Attempt) -> Path:
     return existing_worktree(attempt, ": nothing to check")
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class CheckLog:
     """One check run and the last lines of its output in the attempt's log."""
 

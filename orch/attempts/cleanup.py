@@ -14,7 +14,6 @@ already gone is a quiet success. Attempts are handled in parallel: removal is di
 from __future__ import annotations
 
 import concurrent.futures
-import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +28,7 @@ from orch.errors import InvalidInput, OrchError
 from orch.fslock import try_lock
 from orch.git import Git, Repository
 from orch.models import HOLDS_WORKTREE, OCCUPIES_WORKTREE, Attempt, State, WorkspaceStatus
+from orch.record import record
 from orch.system import archive, inbox
 from orch.workspace import pool, removal
 
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 Checkpoint = Callable[[str], None]
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class CleanupRequest:
     refs: tuple[str, ...] = ()
     states: tuple[State, ...] = ()
@@ -51,7 +51,7 @@ class CleanupRequest:
     to_pool: bool = False  # return clean worktrees to the warm pool instead of deleting them
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class CleanupItem:
     attempt: Attempt
     action: str  # remove | archive | skip | clean (nothing left to remove)
@@ -86,7 +86,7 @@ def parse_age(text: str) -> dt.timedelta:
     return dt.timedelta(seconds=int(number) * units[unit])
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Selection:
     """The attempts a cleanup looks at, and how many more it selected that hold no
     worktree any more (counted by the store, never loaded: a year of history is a count)."""
@@ -124,7 +124,7 @@ def select(store: Store, request: CleanupRequest) -> Selection:
     return Selection(attempts, clean)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class CleanupResult:
     """What a cleanup did to each attempt it looked at, and how many of those it selected
     were already clean (not looked at one by one; named attempts are items all the same)."""

@@ -12,7 +12,6 @@ or a worktree.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,12 +19,13 @@ from orch.attempts.queries import with_usage
 from orch.errors import GitError, NotFound
 from orch.git import Git
 from orch.models import Attempt, ChangeSummary, Run, RunKind, Usage
+from orch.record import record
 
 if TYPE_CHECKING:
     from orch.store import Store
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class CompareRow:
     attempt: Attempt
     changes: ChangeSummary | None  # None: no branch (never made, or deleted) to count
@@ -78,7 +78,7 @@ class CompareRow:
         }
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class TaskComparison:
     task_key: str
     rows: tuple[CompareRow, ...]

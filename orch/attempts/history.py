@@ -8,7 +8,6 @@ the store will no longer say where they are.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import itertools
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING
 from orch.attempts.cleanup import parse_age
 from orch.errors import InvalidInput, StoreError
 from orch.models import CLEANED_UP, TERMINAL_STATES, Attempt
+from orch.record import record
 
 if TYPE_CHECKING:
     from orch.store import Store
@@ -28,7 +28,7 @@ BATCH = 200  # attempts per write transaction: about 2,000 rows with their event
 ANALYZE_AFTER = 1_000
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class PruneResult:
     cutoff: dt.datetime
     dry_run: bool

@@ -8,7 +8,6 @@ attempt as ``worker_gone``. No SQL or subprocess here: the store and ``processes
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import time
 from collections.abc import Callable, Sequence
@@ -30,6 +29,7 @@ from orch.models import (
     WorkspaceStatus,
 )
 from orch.outage import ride_out
+from orch.record import record
 from orch.system import inbox, processes
 from orch.workspace.reuse import finish_in_place, refuse_if_busy
 
@@ -96,7 +96,7 @@ def claim(
 # -- wait -----------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class WaitOutcome:
     attempts: tuple[Attempt, ...]
     timed_out: bool
@@ -152,7 +152,7 @@ def wait(
 # -- operator actions -----------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class CancelOutcome:
     attempt: Attempt
     changed: bool
@@ -241,7 +241,7 @@ def send(store: Store, ref: str, body: str, actor: str, settings: Settings) -> S
     return SendOutcome(message=None, continuation=_continue(store, attempt, body, actor, settings))
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class SendOutcome:
     message: Message | None
     continuation: Attempt | None

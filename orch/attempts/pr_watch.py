@@ -31,6 +31,7 @@ from orch.config import Settings
 from orch.errors import OrchError
 from orch.git import Git
 from orch.models import Attempt, Landed
+from orch.record import record
 from orch.system.gh import Gh, run_id
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ _FAILED = frozenset(
 _PASSED = frozenset({"SUCCESS", "NEUTRAL", "SKIPPED"})
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Check:
     name: str
     result: str  # FAILURE, SUCCESS, … or PENDING while it runs

@@ -9,7 +9,6 @@ from then on (``orch.attempts.pr_watch``).
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +16,7 @@ from orch.attempts.queries import find_attempt
 from orch.errors import Conflict, GitError, InvalidInput, NotFound, PullRequestUnavailable
 from orch.git import Git
 from orch.models import Attempt, Run
+from orch.record import record
 from orch.system.gh import Gh
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 _TITLE_MAX = 72
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class PrRequest:
     attempt: str
     draft: bool = False

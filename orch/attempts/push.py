@@ -7,7 +7,6 @@ landed and its branch was removed, the pushed copy goes too (``drop_pushed_branc
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +14,7 @@ from orch.config import Settings
 from orch.errors import OrchError
 from orch.git import Git
 from orch.models import Attempt
+from orch.record import record
 from orch.system import processes
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def push_branch(
     return line
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class PushedCopy:
     """What became of the copy of a landed attempt's branch on the remote, in words."""
 

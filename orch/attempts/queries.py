@@ -22,13 +22,14 @@ from orch.models import (
     Usage,
     capped,
 )
+from orch.record import record
 from orch.system import inbox
 
 if TYPE_CHECKING:
     from orch.store import Store
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class AttemptDetail:
     """An attempt with its events, runs and messages (``orch show``)."""
 
@@ -188,7 +189,7 @@ def attempt_ports(store: Store, ref: str) -> tuple[Attempt, PortBundle]:
     return attempt, bundle
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Listing:
     """What ``orch list`` shows: the attempts, the newest check of those that have one,
     and, when a limit cut the list short, how many more there are (``more_capped``: at

@@ -12,7 +12,6 @@ user's, outside orch's bookkeeping (an event records it).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +29,7 @@ from orch.git import (
     patch_applied,
 )
 from orch.models import Attempt
+from orch.record import record
 from orch.system import archive
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 PATCH, UNTRACKED, BUNDLE = "uncommitted.patch", "untracked.tar.gz", "commits.bundle"
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Restored:
     attempt_id: str
     archive: Path
@@ -50,7 +50,7 @@ class Restored:
     untracked: tuple[str, ...]  # the untracked files unpacked
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class _Plan:
     repo: Repository
     archive: Path

@@ -20,13 +20,14 @@ from orch.config import Settings
 from orch.errors import AmbiguousAttempt, AttemptNotFound, RetryRefused
 from orch.git import Git
 from orch.models import Attempt
+from orch.record import record
 from orch.repo_config import load_repo_config
 
 if TYPE_CHECKING:
     from orch.store import Store
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class RetryPolicy:
     cooldown: float  # seconds since the previous attempt ended
     max_attempts: int

@@ -23,6 +23,7 @@ from orch.attempts.queries import find_attempt
 from orch.errors import InvalidInput, NotFound
 from orch.git import CommitInfo, DiffRange, FileChange, Git, Repository, index_file
 from orch.models import Attempt, WorkspaceStatus
+from orch.record import record
 from orch.system import archive
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ _NEVER_MADE = frozenset(
 )
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class AttemptDiff:
     """Where one attempt's work is read from, ready to diff."""
 
@@ -52,7 +53,7 @@ class AttemptDiff:
     untracked_in: Path | None = None
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Changes:
     """The changed files with their line counts, and the commits since the base."""
 
@@ -122,7 +123,7 @@ def with_untracked(git: Git, diff: AttemptDiff) -> Iterator[AttemptDiff]:
         )
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class QuickStat:
     output: bytes  # what ``git diff --stat`` prints for the diff with untracked files
     notes: tuple[str, ...]
@@ -182,7 +183,7 @@ def diff_body(diff: AttemptDiff, found: Changes, *, committed: bool) -> dict[str
     }
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class FilePatch:
     """One changed file and its patch (at most ``PATCH_LIMIT`` bytes of it)."""
 
@@ -258,7 +259,7 @@ def _not_utf8(name: str) -> bytes | None:
     return None
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Comparison:
     """Two attempts' results, ready to diff: ``range`` goes from the first to the second."""
 

@@ -29,19 +29,19 @@ is counted in ``unreadable`` and otherwise ignored.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from orch.models import Usage
+from orch.record import record
 
 PREFIX = "orch-usage:"
 # a pretty-printed object longer than this is not a usage report worth holding in memory
 _MAX_BLOCK = 4 * 1024 * 1024
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class AgentReport:
     """What one run's output says: the usage, the agent's last word (its answer, or the
     error it stopped on) and how many report lines could not be read."""

@@ -55,6 +55,7 @@ from orch.fslock import HeldLock, lock_owner, try_lock
 from orch.git import Git, Repository
 from orch.models import Attempt, Lease, State, WorkerIdentity, WorkspaceStatus
 from orch.outage import STORE_PATIENCE, Patience, ride_out
+from orch.record import record
 from orch.system import processes
 from orch.workspace import escape
 
@@ -77,7 +78,7 @@ __all__ = [
 ]
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class WorkerConfig:
     identity: WorkerIdentity
     command: tuple[str, ...]

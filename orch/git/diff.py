@@ -24,6 +24,7 @@ from typing import Literal
 from orch.errors import GitError
 from orch.git.runner import Runner, last_line
 from orch.git.worktrees import worktree_admin_dir
+from orch.record import record
 
 DiffFormat = Literal["patch", "stat", "name-only"]
 
@@ -38,7 +39,7 @@ _STATUS = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class DiffRange:
     """What to diff: ``base`` against ``tip`` (a commit or tree), or against the files of
     the worktree at ``cwd`` when ``tip`` is None; ``env`` names a private index."""
@@ -50,7 +51,7 @@ class DiffRange:
     env: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class FileChange:
     """One file an attempt changed, with its line counts."""
 
@@ -65,7 +66,7 @@ class FileChange:
         return self.additions is None
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class CommitInfo:
     """One commit on an attempt's branch since its base."""
 
@@ -76,7 +77,7 @@ class CommitInfo:
     date: str  # the author date, ISO 8601
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class PrivateIndex:
     """A private copy of a live worktree's index that git may rewrite."""
 
@@ -84,7 +85,7 @@ class PrivateIndex:
     nested_repositories: tuple[str, ...] = ()  # untracked repositories, left out
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class WorktreeTree:
     """A live worktree's files written as a tree object, without touching its index."""
 
@@ -171,10 +172,10 @@ class Diffs(Runner):
             ]
         ).stdout
         commits = []
-        for record in out.split("\0"):
+        for entry in out.split("\0"):
             # a message or name in bytes that are not UTF-8 (a commit without an encoding
             # header) is text to show: its bad bytes become replacement characters
-            fields = _shown(record.strip("\n")).split("\x1f")
+            fields = _shown(entry.strip("\n")).split("\x1f")
             if len(fields) == 5:
                 sha, name, email, date, subject = fields
                 commits.append(CommitInfo(sha, subject, name, email, date))

@@ -15,9 +15,10 @@ attribute or filter converts.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Mapping, Sequence
+
+from orch.record import record
 
 # git's default colours of added and removed lines, and the reset after them
 GREEN = b"\x1b[32m"
@@ -31,7 +32,7 @@ _COLOUR = re.compile(rb"\x1b\[[0-9;]*m")
 _BIN_LINE = re.compile(rb" \| +Bin(?: (\d+) -> (\d+) bytes)?\n")
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class StatEntry:
     """One file of a stat: its name (git's bytes), lines added and deleted, or for a
     binary file its size before (``deleted``) and after (``added``)."""
@@ -42,7 +43,7 @@ class StatEntry:
     binary: bool = False
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class StatStyle:
     """What shapes the stat besides the files: the total width (``--stat=W`` or the
     terminal's), ``diff.statGraphWidth`` (0: none), ``core.quotePath``, colour."""

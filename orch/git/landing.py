@@ -20,7 +20,6 @@ may happen.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -29,6 +28,7 @@ from pathlib import Path
 from orch.errors import GitError, GitTooOld, LockBusy
 from orch.git.runner import Runner, last_line
 from orch.git.status import parse_porcelain
+from orch.record import record
 
 # merge-tree --write-tree appeared in 2.38; older git is refused with this line
 MERGE_TREE_VERSION = (2, 38)
@@ -38,7 +38,7 @@ _CONFLICT_WORD = re.compile(r"CONFLICT \(([^)]*)\)")
 _VERSION = re.compile(r"git version (\d+)\.(\d+)(?:\.(\d+))?")
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Conflicted:
     """A path the merge could not resolve, and what kind of conflict git called it
     (``content``, ``binary``, ``modify/delete``, ``rename/delete``, ``add/add``...)."""
@@ -47,7 +47,7 @@ class Conflicted:
     kinds: tuple[str, ...] = ()
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class LandedPath:
     """A path a land changes in the target: ``A`` added, ``M`` modified, ``D`` deleted,
     ``T`` its type changed."""
@@ -56,7 +56,7 @@ class LandedPath:
     path: str
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Merged:
     """What merging two commits gives: the tree (with conflict markers when there are
     conflicts) and the conflicted paths (empty: a clean merge)."""
@@ -69,7 +69,7 @@ class Merged:
         return not self.conflicts
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Replayed:
     """The attempt's commits replayed one by one: the new tip, or where it stopped."""
 
@@ -78,7 +78,7 @@ class Replayed:
     stopped_at: str | None = None  # the commit that did not apply
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class CommitMeta:
     """What a replayed commit keeps: its author, date and message."""
 

@@ -9,7 +9,6 @@ worktree's files.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 
@@ -22,11 +21,12 @@ from orch.errors import (
     UnknownBaseRef,
 )
 from orch.git.runner import Pending, Runner, last_line
+from orch.record import record
 
 _HEX_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # a full SHA-1 or SHA-256 object id
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Repository:
     """A repository as orch uses it: where to run git, and what identifies it."""
 
@@ -41,7 +41,7 @@ class Repository:
         return self.common_dir / "orch"
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class RepositoryFacts:
     """What one read of the repository's config says, at the time of the read."""
 

@@ -8,7 +8,6 @@ index. Nothing here changes a worktree's files or a ref.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,9 +15,10 @@ from pathlib import Path
 from orch.git.refs import Repository
 from orch.git.runner import Pending, Runner
 from orch.git.worktrees import worktree_admin_dir
+from orch.record import record
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class DirtyPath:
     """One path ``git status --porcelain`` reports."""
 
@@ -145,7 +145,7 @@ def fingerprint(git: Runner, worktree: Path) -> dict[str, tuple[str, int, int]]:
     return result
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class UnsavedWork:
     """What removing a worktree and its branch would lose."""
 

@@ -27,7 +27,6 @@ failed.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import stat
@@ -43,6 +42,7 @@ from orch.git.diffstat import (
     render_stat,
     term_columns,
 )
+from orch.record import record
 
 # the configuration that shapes git's stat or how it reads a new file
 _CONFIG = (
@@ -58,7 +58,7 @@ _SIZE = re.compile(r"(\d+)([kmg]?)", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class WorktreeStat:
     """A live worktree's ``git diff --stat`` against a base."""
 
@@ -66,7 +66,7 @@ class WorktreeStat:
     nested_repositories: tuple[str, ...] = ()  # untracked repositories, left out
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class WorktreeChanges:
     """A live worktree's changed files against a base."""
 
@@ -74,7 +74,7 @@ class WorktreeChanges:
     nested_repositories: tuple[str, ...] = ()  # untracked repositories, left out
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class _Live:
     """What git says of a live worktree's tracked files, and its untracked ones."""
 
@@ -84,7 +84,7 @@ class _Live:
     settings: dict[str, str | None]
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class _Tracked:
     """The tracked part of a live worktree's stat, as git printed it."""
 

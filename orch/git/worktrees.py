@@ -10,7 +10,6 @@ decides whether removing a worktree loses work: the caller has checked
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ from orch.fslock import file_lock, slot_lock
 from orch.git.checkout import Checkout, checkout_env
 from orch.git.refs import Repository
 from orch.git.runner import Runner
+from orch.record import record
 
 
 class Worktrees(Checkout):
@@ -185,7 +185,7 @@ def admin_of_repository(repo: Repository, admin: Path) -> bool:
     return admin.resolve().parent == (repo.common_dir / "worktrees").resolve()
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class WorktreeRecord:
     """What git's administrative files say about a directory (cheap file reads). A field
     is None when its file could not be read (or an earlier one says there is none)."""

@@ -12,9 +12,10 @@ from typing import Any
 
 from orch.models.serial import plain
 from orch.models.states import State, WorkspaceStatus
+from orch.record import record
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Attempt:
     """One attempt as the store records it: its task, base, branch, worktree, state, lease
     and worker, what it changed, where it landed, and its pull request."""
@@ -145,7 +146,7 @@ class Attempt:
         return out
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Landed:
     """A land as recorded: the target's new commit, the attempt's commit that landed,
     the target branch, the strategy, who."""
@@ -157,7 +158,7 @@ class Landed:
     by: str
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class ChangeSummary:
     """What an attempt changed against its base_commit: at ``tip`` (a commit), or in its
     worktree as it is (``tip`` is then its HEAD, and uncommitted work counts too)."""
@@ -172,7 +173,7 @@ class ChangeSummary:
         return dataclasses.asdict(self)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class NewAttempt:
     """What dispatch knows before the store assigns the attempt number."""
 
@@ -194,7 +195,7 @@ class NewAttempt:
     checkout: CheckoutSpec | None = None
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class CheckoutSpec:
     """How a new worktree is checked out (recorded in the attempt and told to the worker)."""
 
@@ -219,7 +220,7 @@ class CheckoutSpec:
         return "-".join(parts)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class WorkerIdentity:
     """Who holds a lease: a worker name, and for a local process its pid and start time."""
 
@@ -229,7 +230,7 @@ class WorkerIdentity:
     started_at: float | None = None  # process start time (seconds since the epoch)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Lease:
     """A claim on an attempt. ``token`` only grows; writes carrying an old one are refused."""
 
@@ -238,7 +239,7 @@ class Lease:
     expires_at: dt.datetime
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Finish:
     """How a worker says one attempt ended (``finish_many`` takes several at once)."""
 
@@ -249,7 +250,7 @@ class Finish:
     summary: str | None = None
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class PortBundle:
     """A contiguous block of ports leased to one attempt, with named slots in it."""
 
@@ -267,7 +268,7 @@ class PortBundle:
         return self.start + self.size - 1
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class TaskWorkspace:
     """The worktree and branch later phases of a task reuse (``--reuse-workspace``): those
     of the attempt ``attempt_id``, read from its row."""

@@ -5,13 +5,13 @@ Standard library only.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import enum
 from typing import Any
 
 from orch.models.serial import plain
 from orch.models.states import State
+from orch.record import record
 
 # The event kinds that move an attempt into a state, each always into the same one; a
 # ``finished`` or ``created`` event names its state in its detail. Read by the store when
@@ -37,7 +37,7 @@ def event_state(kind: str, detail: dict[str, Any]) -> State | None:
     return EVENT_STATES.get(kind)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class AttemptEvent:
     """One thing that happened to an attempt, in the order the store recorded it."""
 
@@ -66,7 +66,7 @@ class DeliveryState(enum.StrEnum):
     SKIPPED = "skipped"  # nothing to deliver with on this machine (no notifier)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class EventDelivery:
     """One event for one sink: delivered once, or failed for good and visible."""
 

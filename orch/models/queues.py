@@ -5,12 +5,12 @@ Standard library only.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import enum
 from typing import Any
 
 from orch.models.serial import plain
+from orch.record import record
 
 
 class TaskState(enum.StrEnum):
@@ -28,7 +28,7 @@ class TaskState(enum.StrEnum):
         return self in (TaskState.DONE, TaskState.FAILED)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class QueuedTask:
     """A task submitted with ``orch submit``: recorded, not provisioned."""
 
@@ -68,7 +68,7 @@ class LandQueueState(enum.StrEnum):
 LAND_WAITING_STATES = frozenset({LandQueueState.QUEUED, LandQueueState.LANDING})
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class QueuedLand:
     """A land waiting in (or gone through) ``orch serve``'s land queue, with its result."""
 

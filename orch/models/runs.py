@@ -13,9 +13,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from orch.models.serial import plain
+from orch.record import record
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Message:
     """A follow-up instruction queued for an attempt."""
 
@@ -31,7 +32,7 @@ class Message:
         return plain(self)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Usage:
     """What a run's agent says it consumed, as the agent itself reported it. A field the
     agent did not report is None, never 0: unknown is not free.
@@ -83,7 +84,7 @@ class RunKind(enum.StrEnum):
     CHECK = "check"  # the repository's check command (``[review] check``)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Run:
     """One process run inside an attempt's worktree: the agent (the first run, or a
     follow-up), or the repository's check command."""

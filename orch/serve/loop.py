@@ -42,6 +42,7 @@ from orch.models import (
     TaskState,
 )
 from orch.prompt import ALLOW_FLAG
+from orch.record import record
 from orch.serve import runtime
 from orch.serve.snapshot import build_snapshot
 from orch.system import processes
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
     from orch.store import Store
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Launched:
     """What a dispatch or retry child process made: an attempt id or one error line."""
 

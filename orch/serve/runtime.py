@@ -10,7 +10,6 @@ to the user like everything under the orch home.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 from orch import atomic, fslock, private
 from orch.errors import ServeError, describe_os_error
+from orch.record import record
 from orch.system import processes
 
 LOOP = "loop"
@@ -33,7 +33,7 @@ def loop_log(home: Path) -> Path:
     return serve_dir(home) / "loop.log"
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Record:
     """Who runs as ``name``: a pid with its start time, and what it told about itself."""
 

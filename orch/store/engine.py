@@ -14,7 +14,6 @@ transaction may run on another server connection that never saw it.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import random
 import re
 import sqlite3
@@ -45,6 +44,7 @@ from orch.errors import (
     describe_os_error,
 )
 from orch.outage import Patience, ride_out
+from orch.record import record
 from orch.store.dialects import engine_url
 from orch.store.tables import metadata
 
@@ -63,7 +63,7 @@ def sqlite_path(url: str) -> Path | None:
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Connecting:
     """How a process connects to a PostgreSQL store (SQLite ignores all of it)."""
 

@@ -12,10 +12,11 @@ answer, because whatever a completion prints lands in the user's shell.
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+
+from orch.record import record
 
 LIMIT = 200  # more than a screen of choices; the shell filters the rest as one types
 BUSY_TIMEOUT = 0.1  # seconds; WAL readers wait only while a writer recovers the file
@@ -56,7 +57,7 @@ ORDER BY a.rowid DESC
 _TOP = "\U0010ffff"
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Suggestion:
     """One completion: the word, and a few words about it (shells that show them)."""
 

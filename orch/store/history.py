@@ -10,13 +10,13 @@ are not touched here.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 
 from sqlalchemy import Connection, Table, delete, func, select, text
 
 from orch.models import CLEANED_UP, TERMINAL_STATES, Attempt, State, WorkspaceStatus
+from orch.record import record
 from orch.store.base import StoreBase, to_attempt
 from orch.store.engine import is_sqlite, sqlite_path
 from orch.store.tables import (
@@ -42,7 +42,7 @@ _CHILDREN: tuple[Table, ...] = (
 )
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class StoreStats:
     """``orch db stats``: the store's size on disk (None: unknown), rows per table, and
     attempts per state and per workspace status."""

@@ -12,7 +12,6 @@ later ones back. Results are written only under the claim's token.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, and_, exists, func, or_, select, update
 
 from orch.models import AttemptEvent, DeliveryState, EventDelivery, TaskState
+from orch.record import record
 from orch.store.base import StoreBase, _aware, to_event
 from orch.store.dialects import upsert
 from orch.store.engine import is_sqlite
@@ -36,7 +36,7 @@ _SETTLED = dt.timedelta(seconds=60)
 _PENDING = str(DeliveryState.PENDING)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class SinkScope:
     """Which events a sink is given: ``kinds`` (None: every kind) of the attempts of
     ``repository`` (None: every repository) made at or after ``since``."""
@@ -47,7 +47,7 @@ class SinkScope:
     since: dt.datetime | None
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Claimed:
     """A delivery claimed for one deliverer, with its event."""
 

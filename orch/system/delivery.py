@@ -13,7 +13,6 @@ Never touches the store.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import hmac
 import http.client
@@ -29,6 +28,7 @@ from typing import Any
 
 from orch import __version__
 from orch.errors import describe_os_error
+from orch.record import record
 from orch.system import processes
 
 SIGNATURE_HEADER = "X-Orch-Signature"
@@ -38,7 +38,7 @@ EVENT_HEADER = "X-Orch-Event"
 _RETRIED_4XX = (408, 429)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Outcome:
     delivered: bool
     error: str | None = None

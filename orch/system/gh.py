@@ -9,7 +9,6 @@ or not logged in is ``PullRequestUnavailable``, any other failure ``GitHubError`
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from orch.errors import GitHubError, PullRequestUnavailable
+from orch.record import record
 
 # what orch reads of a pull request (gh's documented --json fields)
 VIEW_FIELDS = (
@@ -30,7 +30,7 @@ _PR_URL = re.compile(r"https?://\S+/pull/(\d+)\s*$")
 _RUN_ID = re.compile(r"/actions/runs/(\d+)")
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class PullRequest:
     url: str
     number: int

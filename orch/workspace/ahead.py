@@ -20,7 +20,6 @@ process is gone: doctor removes the worktree (an orphan), then the marker.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import threading
@@ -32,6 +31,7 @@ from orch.config import Settings
 from orch.errors import OrchError
 from orch.git import Git, Repository
 from orch.models import CheckoutSpec
+from orch.record import record
 
 MARKERS = "checkouts"
 
@@ -139,7 +139,7 @@ def drop_marker(marker: Path) -> None:
         marker.unlink()
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Marker:
     file: Path
     pid: int  # the dispatch that wrote it

@@ -9,7 +9,6 @@ attempt's while a live row of the store names it. Reads only: never removes or m
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import enum
 import time
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING
 from orch.config import Settings
 from orch.git import Repository
 from orch.models import Attempt
+from orch.record import record
 from orch.system import processes
 from orch.workspace import ahead, pool
 
@@ -37,7 +37,7 @@ class Owner(enum.Enum):
     NOBODY = "nobody"
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Ownership:
     owner: Owner
     attempts: tuple[Attempt, ...] = ()  # the live attempts that name it (Owner.ATTEMPT)

@@ -15,18 +15,18 @@ remove), nor write the store.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from orch.errors import OrchError
 from orch.git import Git, Repository, UnsavedWork, force_remove_worktree, unsaved_work
+from orch.record import record
 
 NOTHING_UNSAVED = UnsavedWork((), 0, None)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Archive:
     """Where unsaved work goes before anything is removed (``<root>/<name>-...``)."""
 
@@ -35,7 +35,7 @@ class Archive:
     about: Mapping[str, Any]  # written into the archive's manifest
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Policy:
     # save what removal would lose first; None: do not even look (a roll-back of what the
     # caller itself just made, where nobody can have worked yet)
@@ -52,7 +52,7 @@ class Policy:
     saved: tuple[str, ...] = ()
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Survey:
     """What removing would touch, looked at before anything is removed."""
 
@@ -63,7 +63,7 @@ class Survey:
     work: UnsavedWork  # what would be lost (looked at only when the policy archives)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Removed:
     archive_path: str | None
     worktree: str | None  # "removed", "to the pool" (handed back), or None: nothing there

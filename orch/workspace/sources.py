@@ -34,6 +34,7 @@ from orch.config import Settings
 from orch.errors import WorkspaceError
 from orch.git import Git, Repository, checkout_env
 from orch.models import Attempt, CheckoutSpec
+from orch.record import record
 from orch.workspace import pool
 from orch.workspace.ahead import CheckoutAhead
 
@@ -45,7 +46,7 @@ def _no_checkpoint(step: str) -> None:
     return None
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class _Taking:
     """One ``take``: the attempt as the intent recorded it, and what the dispatch gave."""
 

@@ -39,6 +39,7 @@ from orch.errors import InvalidInput, OrchError
 from orch.git import Git, PendingDirtyCheck
 from orch.models import Attempt
 from orch.prompt import require_prompt
+from orch.record import record
 from orch.repo_config import validate_sparse_paths
 from orch.workspace import sources
 
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
     from orch.store import Store
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Failed:
     """An attempt that was not made: its id when its intent was recorded (it is then
     ``failed`` in the store with ``reason``), else None."""
@@ -57,7 +58,7 @@ class Failed:
     error: OrchError
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class ManyResult:
     """The attempts made, in order, and those that failed (the caller reports them:
     ``orch dispatch`` exits ``NotAllDispatched``)."""

@@ -31,6 +31,7 @@ from orch.errors import DirtyRepository, InvalidInput, NotAGitRepository
 from orch.git import Git, PendingDirtyCheck, Repository
 from orch.models import CheckoutSpec
 from orch.prompt import require_prompt
+from orch.record import record
 from orch.repo_config import RepoConfig, load_repo_config, validate_sparse_paths
 from orch.workspace import setup as workspace_setup
 from orch.workspace import sources
@@ -131,7 +132,7 @@ def dispatch(
     return result
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Checked:
     """What the checks of a dispatch from a repository resolved, once."""
 

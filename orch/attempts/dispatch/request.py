@@ -4,7 +4,6 @@ warning. Pure: never touches git, the store or the disk (but for the root check)
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -14,11 +13,12 @@ from orch.config import Settings
 from orch.errors import InvalidInput, WorkspaceError, describe_os_error
 from orch.git import DirtyPath, PendingDirtyCheck, Repository
 from orch.models import Attempt, NewAttempt, WorkerIdentity
+from orch.record import record
 
 SHOWN_DIRTY_PATHS = 5
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class DispatchRequest:
     task_key: str
     repo_path: Path
@@ -37,7 +37,7 @@ class DispatchRequest:
         return self.phase is not None or self.reuse_workspace
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class DispatchResult:
     attempt: Attempt
     warnings: tuple[str, ...] = ()

@@ -15,13 +15,13 @@ refused (nothing would land). Objects are written, never a ref.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 from pathlib import Path
 
 from orch.errors import LandConflict, LandRefused
 from orch.git import Conflicted, Git
 from orch.models import Attempt
+from orch.record import record
 
 SHOWN_PATHS = 3  # a conflict names this many paths, then a count
 
@@ -33,7 +33,7 @@ class Strategy(enum.StrEnum):
     FF_ONLY = "ff-only"
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Built:
     """A land's result: the commit the target moves to, its tree."""
 

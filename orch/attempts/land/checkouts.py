@@ -12,7 +12,6 @@ Either way git refuses rather than overwrite a local change.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -22,13 +21,14 @@ from orch.attempts.land.refusals import few
 from orch.attempts.land.target import Target
 from orch.errors import GitError, LandRefused, OrchError
 from orch.git import Git, Repository
+from orch.record import record
 
 T = TypeVar("T")
 
 PATCH_LIMIT = 4 << 20  # bytes of patch a checkout follows by; a larger change: read-tree
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Checkouts:
     """The worktrees that follow the target, and the patch they follow by (None: the
     change is too large for one, or there is no checkout)."""

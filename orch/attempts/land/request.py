@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from orch.attempts.land.build import Strategy
 from orch.errors import InvalidInput, OrchError
 from orch.models import Attempt
+from orch.record import record
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class LandRequest:
     """What ``orch land`` was asked to do."""
 
@@ -32,7 +32,7 @@ class LandRequest:
             raise InvalidInput("--message must not be empty (leave it out for the default)")
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class LandOutcome:
     """What happened to one attempt. ``result``: ``landed``, ``already landed``,
     ``would land``, ``would conflict`` or ``failed`` (``error`` says why)."""

@@ -12,7 +12,6 @@ two ``orch land`` at once build each result on the other's.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from orch.errors import LandRefused
 from orch.fslock import HeldLock, file_lock, try_lock
 from orch.git import Git, Repository
 from orch.models import Attempt
+from orch.record import record
 
 HEADS = "refs/heads/"
 # how long a land waits for another land into the same target (which may be running its
@@ -28,7 +28,7 @@ HEADS = "refs/heads/"
 LAND_WAIT = 3600.0
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Target:
     """The branch a land moves."""
 

@@ -10,7 +10,6 @@ worktree goes through the one removal path afterwards, whatever the check said.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING
 from orch.config import Settings
 from orch.git import Git, Repository
 from orch.models import Attempt, Run
+from orch.record import record
 from orch.repo_config import RepoConfig, load_repo_config
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 SCRATCH = "landing"
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Verdict:
     """How a land's result was checked: ``passed``, ``failed``, ``skipped`` (--no-check)
     or ``none configured``; ``run`` is the check run when one ran."""

@@ -5,7 +5,6 @@ and checking the attempt's branch out in the claimed member. Nothing here fills 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -14,12 +13,13 @@ from orch.config import Settings
 from orch.errors import GitError, WorkspaceError, describe_os_error
 from orch.git import Git, PendingDirtyCheck, Repository, checkout_env
 from orch.models import CheckoutSpec
+from orch.record import record
 from orch.workspace.pool.checks import _admin_head, check_member
 from orch.workspace.pool.discarding import set_aside
 from orch.workspace.pool.layout import READY, _marker, flavour_dir, ready_members
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Claimed:
     """A pool member that is now the attempt's worktree, detached at ``commit``."""
 
@@ -28,7 +28,7 @@ class Claimed:
     member: str
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Probe:
     """A ``git status`` of one ready member, started before the dispatch claims it."""
 

@@ -7,7 +7,6 @@ by a lock, so two never overfill. Nothing here hands a member to a dispatch.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from orch.config import Settings
 from orch.errors import OrchError, WorkspaceError, describe_os_error
 from orch.git import Git, Repository, checkout_env, worktree_admin_dir
 from orch.models import CheckoutSpec
+from orch.record import record
 from orch.workspace.pool.checks import (
     _admin_head,
     _has_submodules_at,
@@ -45,7 +45,7 @@ from orch.workspace.pool.layout import (
 )
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class FillResult:
     size: int
     created: int

@@ -5,12 +5,12 @@ in progress is left alone. Nothing here changes the pool.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from orch.config import Settings
 from orch.fslock import try_lock
 from orch.git import Git, Repository
+from orch.record import record
 from orch.workspace.pool.checks import _admin_head, _missing_members, check_member
 from orch.workspace.pool.layout import (
     DAMAGED,
@@ -24,7 +24,7 @@ from orch.workspace.pool.layout import (
 )
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class MemberInfo:
     path: Path
     flavour: str
