@@ -223,18 +223,16 @@ class Refs(Runner):
         return proc.returncode == 0
 
     def branch_commit(self, repo: Repository, branch: str) -> str | None:
+        return self.verified(repo, f"refs/heads/{branch}")
+
+    def verified(self, repo: Repository, name: str) -> str | None:
+        """What ``name`` (a full ref name, or a revision) names in the repository; None
+        when it does not exist."""
         proc = self.run(
-            [
-                "--git-dir",
-                str(repo.common_dir),
-                "rev-parse",
-                "--verify",
-                "--quiet",
-                f"refs/heads/{branch}",
-            ],
+            ["--git-dir", str(repo.common_dir), "rev-parse", "--verify", "--quiet", name],
             check=False,
         )
-        return proc.stdout.strip() if proc.returncode == 0 else None
+        return (proc.stdout.strip() or None) if proc.returncode == 0 else None
 
     def fetch_origin(self, repo: Repository) -> bool:
         """Fetch from ``origin`` (a worker's clone catching up); False when it failed."""

@@ -44,27 +44,12 @@ class Remotes(Refs):
         )
         if proc.returncode != 0:
             return None, last_line(proc.stderr)
-        found = self.run(
-            ["--git-dir", str(repo.common_dir), "rev-parse", "--verify", "--quiet", tracking],
-            check=False,
-        )
-        return (found.stdout.strip() or None), ""
+        return self.verified(repo, tracking), ""
 
     def tracking_commit(self, repo: Repository, remote: str, branch: str) -> str | None:
         """What this repository last pushed to or fetched from ``remote``'s ``branch``
         (``refs/remotes/<remote>/<branch>``); None when it never did."""
-        proc = self.run(
-            [
-                "--git-dir",
-                str(repo.common_dir),
-                "rev-parse",
-                "--verify",
-                "--quiet",
-                f"refs/remotes/{remote}/{branch}^{{commit}}",
-            ],
-            check=False,
-        )
-        return (proc.stdout.strip() or None) if proc.returncode == 0 else None
+        return self.verified(repo, f"refs/remotes/{remote}/{branch}^{{commit}}")
 
     def delete_remote_branch(
         self, repo: Repository, remote: str, branch: str, expected: str

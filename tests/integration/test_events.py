@@ -25,6 +25,7 @@ from orch import fslock
 from orch.attempts.events.kick import lock_path
 from orch.errors import StoreError
 from orch.models import DeliveryState, State
+from orch.serve import runtime
 from orch.store import Store
 from tests.support.attempts import cancel, dispatch
 from tests.support.cli import ORCH_BIN, RunCli, RunOrch, json_out
@@ -167,6 +168,9 @@ def test_a_loop_and_racing_deliverers_deliver_each_event_once_in_order(
         for proc in [*racers, *cancels]:
             assert proc.wait() == 0, proc.output()
         wait_for(lambda: all_delivered(store, 16), "16 deliveries", limit=60)
+        # the racers may deliver all before the loop has started: a SIGTERM before it
+        # has set its handler (and published itself) ends it as Python's default does
+        wait_for(lambda: runtime.running(tmp_path / "loop-home", runtime.LOOP), "the loop")
         loop.signal(signal.SIGTERM)
         assert loop.wait() == 0, loop.output()
 

@@ -14,6 +14,7 @@ import os
 import pty
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -409,6 +410,37 @@ def test_colour_and_pager_only_on_a_terminal(repo: Path, run_cli: RunCli, tmp_pa
     (Path(attempt["worktree_path"]) / "long.txt").write_text("line\n" * 200_000)
     out = _on_a_terminal(["diff", attempt["id"]], repo, {"GIT_PAGER": "head -c 1 >/dev/null"})
     assert out == ""
+
+
+def test_a_diff_that_races_with_files_being_rewritten_is_read_again(tmp_path: Path) -> None:
+    """git maps a file to hash it: one an agent truncates meanwhile kills git with SIGBUS,
+    or git reads fewer bytes than it was told (measured: 33 of 1,500 plain ``git diff
+    --stat`` failed so). orch's reads of a live worktree make such a read again."""
+    repo = tmp_path / "live"
+    repo.mkdir()
+    git("init", "-q", cwd=repo)
+    for k in range(7):
+        (repo / f"f{k}.txt").write_text("x\n")
+    commit_all(repo, "seven files")
+    stop = threading.Event()
+
+    def agent() -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            for k in range(7):
+                (repo / f"f{k}.txt").write_text(str(i) * (1 + i % 5000))
+
+    writer = threading.Thread(target=agent)
+    writer.start()
+    adapter = Git()
+    try:
+        for _ in range(400):
+            adapter.output_bytes(["--no-optional-locks", "diff", "-M", "--stat"], cwd=repo)
+            adapter.output_head(["--no-optional-locks", "diff", "--numstat"], 1 << 20, cwd=repo)
+    finally:
+        stop.set()
+        writer.join()
 
 
 def test_diff_never_breaks_an_agent_committing_in_the_worktree(repo: Path, run_cli: RunCli) -> None:
