@@ -176,7 +176,7 @@ def abandoned_checks(store: Store, settings: Settings, attempt_ids: Iterable[str
                 detail.get("host") == settings.host_name
                 and isinstance(pid, int)
                 and not processes.is_alive(
-                    pid, pid_started if isinstance(pid_started, float) else None
+                    pid, float(pid_started) if isinstance(pid_started, (int, float)) else None
                 )
             ):
                 found.append(run)

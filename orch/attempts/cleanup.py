@@ -302,7 +302,7 @@ def _remove(
     if branch_tip and not done.branch:
         removed = tuple(r for r in removed if r != "branch")
     # what landed is in the target: the copy its worker pushed goes too
-    copy = drop_pushed_branch(store, settings, git, attempt, actor) if done.branch else None
+    copy = drop_pushed_branch(store, settings, git, repo, attempt, actor) if done.branch else None
     for other in sharing:
         if other.payload_path:
             inbox.remove_payload(Path(other.payload_path))

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from orch.config import Settings
 from orch.errors import OrchError
-from orch.git import Git
+from orch.git import Git, Repository
 from orch.models import Attempt
 from orch.record import record
 from orch.system import processes
@@ -61,7 +61,7 @@ class PushedCopy:
 
 
 def drop_pushed_branch(
-    store: Store, settings: Settings, git: Git, attempt: Attempt, actor: str
+    store: Store, settings: Settings, git: Git, repo: Repository, attempt: Attempt, actor: str
 ) -> PushedCopy | None:
     """Once a landed attempt's branch was removed here: the copy it pushed to the remote
     (``push_remote``), deleted while it is exactly the commit that landed (a lease: a
@@ -69,11 +69,10 @@ def drop_pushed_branch(
     not land, and while a pull request is open on it (deleting its head would close it).
     None when the branch was never pushed (or fetched) from here. Never raises: the land
     and the removal stand whatever happens to the copy."""
-    if not (attempt.landed_tip and attempt.branch_name and attempt.repository):
+    if not (attempt.landed_tip and attempt.branch_name):
         return None
     remote, branch, landed = settings.push_remote, attempt.branch_name, attempt.landed_tip
     try:
-        repo = git.discover(Path(attempt.repository))
         pushed = git.tracking_commit(repo, remote, branch)
         if pushed is None:
             return None

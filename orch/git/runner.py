@@ -149,19 +149,22 @@ class Runner:
     ) -> bytes:
         """Run a read-only ``git args`` and return its output byte for byte (no decoding,
         no newline translation: a patch must apply to files with any encoding or CRLF)."""
+        return read_again(lambda: self._output_bytes(args, cwd, env))
+
+    def _output_bytes(
+        self, args: Sequence[str], cwd: Path | None, env: Mapping[str, str] | None
+    ) -> bytes:
         full_env = {**self._env, **(env or {})}
-        for attempt in range(READ_TRIES):
-            try:
-                proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, env=full_env)
-            except (FileNotFoundError, NotADirectoryError) as exc:
-                raise not_started(exc, cwd) from exc
+        try:
+            proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, env=full_env)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise not_started(exc, cwd) from exc
+        if proc.returncode != 0:
             stderr = proc.stderr.decode(errors="replace")
-            if proc.returncode == 0:
-                return proc.stdout
-            if not raced(proc.returncode, stderr) or attempt == READ_TRIES - 1:
-                raise GitError(failed(args, proc.returncode, stderr))
-            time.sleep(0.005 * (attempt + 1))
-        raise AssertionError("unreachable")
+            raise (_Raced if raced(proc.returncode, stderr) else GitError)(
+                failed(args, proc.returncode, stderr)
+            )
+        return proc.stdout
 
     def output_head(
         self,
@@ -173,14 +176,7 @@ class Runner:
         """The first ``limit`` bytes of a read-only ``git args``'s output, byte for byte,
         and whether it printed more (git is then stopped: a long answer is never held in
         memory whole)."""
-        for attempt in range(READ_TRIES):
-            try:
-                return self._output_head(args, limit, cwd, env)
-            except _Raced as exc:
-                if attempt == READ_TRIES - 1:
-                    raise GitError(exc.args[0]) from None
-                time.sleep(0.005 * (attempt + 1))
-        raise AssertionError("unreachable")
+        return read_again(lambda: self._output_head(args, limit, cwd, env))
 
     def _output_head(
         self,
@@ -313,6 +309,19 @@ def raced(code: int, stderr: str) -> bool:
 
 class _Raced(Exception):
     """A read that raced with a file being rewritten (see ``raced``): made again."""
+
+
+def read_again(read: Callable[[], T]) -> T:
+    """``read`` (a read-only git command), made again after a moment while it raced with
+    a file being rewritten; a ``GitError`` once it has raced ``READ_TRIES`` times."""
+    for attempt in range(READ_TRIES):
+        try:
+            return read()
+        except _Raced as exc:
+            if attempt == READ_TRIES - 1:
+                raise GitError(exc.args[0]) from None
+            time.sleep(0.005 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def failed(args: Sequence[str], code: int, stderr: str) -> str:

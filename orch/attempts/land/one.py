@@ -399,6 +399,5 @@ def _drop_landed_branch(
     done = removal.remove(git, repo, None, attempt.branch_name, policy)
     if not done.branch:
         return None, ()
-    return _with_copy(
-        "removed its branch", drop_pushed_branch(store, settings, git, attempt, actor)
-    )
+    copy = drop_pushed_branch(store, settings, git, repo, attempt, actor)
+    return _with_copy("removed its branch", copy)
