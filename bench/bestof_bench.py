@@ -12,6 +12,11 @@ interleaved per iteration so that drift hits both sides alike:
   before 2026-12-07: the sync between them takes each one's writeback out of the time,
   which the batch pays for its own attempts; reported beside, not the target);
 * raw: N ``git worktree add -b`` back to back (the git baseline, for scale);
+* raw, one per core at a time: the same N ``git worktree add -b`` run as the batch runs its
+  checkouts (at most one per core at once; started from Python threads, each waiting on
+  its git): what git's checkouts alone cost when spread over the cores. The batch cannot
+  be faster than this plus the start of one Python process, so ``batch / sequential`` can
+  only be as good as ``raw_parallel / sequential`` allows;
 * floor: ``python -c "import click, sqlalchemy.orm"``.
 
 The target (issue 18): batch at most half the sequential time (batch / sequential <= 0.5)
@@ -29,8 +34,10 @@ Standard library only.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -87,13 +94,35 @@ def in_turn(
     return Sample(time.perf_counter() - start, _children_cpu() - cpu0, ""), outputs
 
 
-def bench(repo: Path, n: int, runs: int, ctx: BenchRun) -> dict[str, Any]:
+def at_once(cmds: list[list[str]], env: dict[str, str], cwd: Path, slots: int) -> Sample:
+    """Run ``cmds`` at most ``slots`` at a time, after one sync: their wall time together."""
+    os.sync()
+    cpu0 = _children_cpu()
+    start = time.perf_counter()
+
+    def one(cmd: list[str]) -> int:
+        return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True).returncode
+
+    with concurrent.futures.ThreadPoolExecutor(slots) as pool:
+        codes = list(pool.map(one, cmds))
+    if any(codes):
+        raise SystemExit(f"git worktree add failed ({codes})")
+    return Sample(time.perf_counter() - start, _children_cpu() - cpu0, "")
+
+
+def bench(repo: Path, n: int, runs: int, ctx: BenchRun, empty_trash: bool) -> dict[str, Any]:
     root, orch, python, base = ctx.root, ctx.orch, ctx.python, ctx.env
     env = dict(base, ORCH_HOME=str(root / "home"), ORCH_POOL_REFILL="0")
     trash = root / "trash"
     raw_root = root / "raw"
     raw_root.mkdir()
     counter = [0]
+
+    def clean(env: dict[str, str]) -> None:
+        clean_worktrees(repo, env, trash)
+        if empty_trash:
+            shutil.rmtree(trash)
+
     dispatch = [orch, "dispatch", TASK_KEY, "--prompt", "bench", "--repo", str(repo), "--json"]
 
     def batch() -> Sample:
@@ -102,19 +131,19 @@ def bench(repo: Path, n: int, runs: int, ctx: BenchRun) -> dict[str, Any]:
         if len(made) != n:
             raise SystemExit(f"--attempts {n} made {len(made)} attempts")
         check_made(repo, env, made)
-        clean_worktrees(repo, env, trash)
+        clean(env)
         return sample
 
     def sequential() -> Sample:
         sample, outputs = in_turn([dispatch] * n, env)
         check_made(repo, env, [json.loads(out)["attempt"] for out in outputs])
-        clean_worktrees(repo, env, trash)
+        clean(env)
         return sample
 
     def sequential_synced() -> Sample:
         samples = [timed(dispatch, env) for _ in range(n)]
         check_made(repo, env, [json.loads(s.stdout)["attempt"] for s in samples])
-        clean_worktrees(repo, env, trash)
+        clean(env)
         others = [s.others for s in samples if s.others is not None]
         return Sample(
             sum(s.wall for s in samples),
@@ -123,7 +152,7 @@ def bench(repo: Path, n: int, runs: int, ctx: BenchRun) -> dict[str, Any]:
             sum(others) / len(others) if others else None,
         )
 
-    def raw() -> Sample:
+    def raw_commands() -> list[list[str]]:
         cmds = []
         for _ in range(n):
             counter[0] += 1
@@ -131,8 +160,16 @@ def bench(repo: Path, n: int, runs: int, ctx: BenchRun) -> dict[str, Any]:
             cmds.append(
                 ["git", "worktree", "add", "-q", "-b", f"raw-{k}", str(raw_root / f"wt-{k}")]
             )
-        sample, _ = in_turn([[*cmd, "HEAD"] for cmd in cmds], base, cwd=repo)
-        clean_worktrees(repo, base, trash)
+        return [[*cmd, "HEAD"] for cmd in cmds]
+
+    def raw() -> Sample:
+        sample, _ = in_turn(raw_commands(), base, cwd=repo)
+        clean(base)
+        return sample
+
+    def raw_parallel() -> Sample:
+        sample = at_once(raw_commands(), base, repo, os.cpu_count() or 1)
+        clean(base)
         return sample
 
     fns = {
@@ -140,6 +177,7 @@ def bench(repo: Path, n: int, runs: int, ctx: BenchRun) -> dict[str, Any]:
         "sequential": sequential,
         "sequential_synced": sequential_synced,
         "raw": raw,
+        "raw_parallel": raw_parallel,
         "floor": floor(python, base),
     }
     result, _, busy_median = rotated_runs(fns, runs)
@@ -148,6 +186,8 @@ def bench(repo: Path, n: int, runs: int, ctx: BenchRun) -> dict[str, Any]:
         "batch_over_sequential": round(med["batch"] / med["sequential"], 3),
         "batch_over_sequential_synced": round(med["batch"] / med["sequential_synced"], 3),
         "batch_over_raw": round(med["batch"] / med["raw"], 3),
+        "raw_parallel_over_sequential": round(med["raw_parallel"] / med["sequential"], 3),
+        "raw_speedup_on_cores": round(med["raw"] / med["raw_parallel"], 3),
         "sequential_over_raw": round(med["sequential"] / med["raw"], 3),
     }
     result["machine_busy_before_median_pct"] = busy_median
@@ -171,6 +211,9 @@ def render(report: dict[str, Any]) -> str:
             f"{'N x orch dispatch':<34} {r['sequential']['median_ms']:>8.0f} ms",
             f"{'  each after a sync (untimed)':<34} {r['sequential_synced']['median_ms']:>8.0f} ms",
             f"{'N x git worktree add -b':<34} {r['raw']['median_ms']:>8.0f} ms",
+            f"{'  the same, one per core at once':<34} {r['raw_parallel']['median_ms']:>8.0f} ms"
+            f"  ({r['ratios']['raw_speedup_on_cores']:.2f}x; / sequential "
+            f"{r['ratios']['raw_parallel_over_sequential']:.2f})",
             f"{'floor':<34} {r['floor']['median_ms']:>8.0f} ms",
             f"{'machine busy before (median %)':<34} {r['machine_busy_before_median_pct'] or 0:>8.0f}",
             "",
@@ -187,6 +230,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--files", type=int, default=10000, help="synthetic file count")
     ap.add_argument("--attempts", type=int, default=8, help="N")
     ap.add_argument("--runs", type=int, default=5, help="timed runs of each kind")
+    ap.add_argument(
+        "--empty-trash",
+        action="store_true",
+        help="delete the removed worktrees after every run instead of at the end (for a "
+        "run in memory, TMPDIR=/dev/shm: keeps its footprint the same from run to run; "
+        "on a disk it would slow the next checkouts, see dispatch_bench.clean_worktrees)",
+    )
     add_orch_and_json(ap)
     args = ap.parse_args(argv)
 
@@ -196,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
         repo = ctx.root / "synthetic"
         report["files"] = make_repo(repo, args.files, ctx.env)["files"]
         log(f"{args.runs} interleaved runs ...")
-        report["result"] = bench(repo, args.attempts, args.runs, ctx)
+        report["empty_trash"] = args.empty_trash
+        report["result"] = bench(repo, args.attempts, args.runs, ctx, args.empty_trash)
     publish(report, render(report), args.json)
     return 0
 
