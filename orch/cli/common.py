@@ -218,6 +218,25 @@ REPO_OPTION = click.option(
 WORKER_HELP = "The worker or worker kind that should take it."
 
 
+def best_of_n_options(command: _F) -> _F:
+    """``--worker`` (repeatable) and ``--attempts N``: the options of a best-of-N task,
+    shared by ``dispatch`` and ``submit`` (whose loop dispatches it the same way)."""
+    command = click.option(
+        "--attempts",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Best-of-N: make N attempts of the task from one base commit, each with its "
+        "own branch, worktree and ports (default: one per --worker, else 1).",
+    )(command)
+    return click.option(
+        "--worker",
+        "workers",
+        multiple=True,
+        help=f"{WORKER_HELP} Repeatable: the attempts go to the workers in turn.",
+    )(command)
+
+
 def task_options(command: _F) -> _F:
     """The options every command that starts a task shares (``dispatch``, ``submit``);
     each adds its own ``--worker``."""

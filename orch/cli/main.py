@@ -19,9 +19,9 @@ from orch import __version__
 from orch.cli import startup
 from orch.cli.common import (
     STATE_NAMES,
-    WORKER_HELP,
     OrchGroup,
     actor,
+    best_of_n_options,
     failure_documented,
     open_store,
     read_prompt,
@@ -53,20 +53,7 @@ def cli() -> None:
 @cli.command()
 @click.argument("task_key", shell_complete=complete_task_key)
 @task_options
-@click.option(
-    "--worker",
-    "workers",
-    multiple=True,
-    help=f"{WORKER_HELP} Repeatable: the attempts go to the workers in turn.",
-)
-@click.option(
-    "--attempts",
-    type=int,
-    default=None,
-    metavar="N",
-    help="Best-of-N: make N attempts of the task from one base commit, each with its "
-    "own branch, worktree and ports (default: one per --worker, else 1).",
-)
+@best_of_n_options
 @click.option(
     "--base-ref",
     default=None,

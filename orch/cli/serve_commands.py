@@ -9,8 +9,8 @@ from typing import Any
 import click
 
 from orch.cli.common import (
-    WORKER_HELP,
     actor,
+    best_of_n_options,
     open_store,
     read_prompt,
     repo_or_cwd,
@@ -25,7 +25,7 @@ DEFAULT_PORT = 8005
 @click.command()
 @click.argument("task_key", shell_complete=complete_task_key)
 @task_options
-@click.option("--worker", default=None, help=WORKER_HELP)
+@best_of_n_options
 @click.option("--base-ref", default=None, help="The base to dispatch from (default: HEAD).")
 @click.option("--json", "as_json", is_flag=True, help="Print the queued task as JSON.")
 def submit(
@@ -34,14 +34,17 @@ def submit(
     prompt_file: Path | None,
     allow_empty_prompt: bool,
     repo: Path | None,
+    workers: tuple[str, ...],
+    attempts: int | None,
     base_ref: str | None,
-    worker: str | None,
     as_json: bool,
 ) -> None:
     """Queue TASK_KEY for the loop of 'orch serve' to dispatch; nothing is provisioned yet.
 
     The loop dispatches it when the task has no live attempt, its retry cooldown is over
-    and it has fewer than max_attempts attempts. Prints the queue entry's number.
+    and it has fewer than max_attempts attempts; with --attempts N (or several --worker)
+    its one dispatch makes N attempts from one base commit, as 'orch dispatch --attempts
+    N' does. Prints the queue entry's number.
     """
     from orch.git import Git
     from orch.serve.queue import submit as run_submit
@@ -56,7 +59,8 @@ def submit(
         text,
         actor(),
         base_ref=base_ref,
-        worker=worker,
+        workers=workers,
+        attempts=attempts,
         allow_empty_prompt=allow_empty_prompt,
     )
     if as_json:

@@ -18,8 +18,8 @@ class TaskState(enum.StrEnum):
 
     READY = "ready"  # waiting to be dispatched
     DISPATCHING = "dispatching"  # the loop is creating its attempt right now
-    DISPATCHED = "dispatched"  # an attempt exists; a lost worker's attempt is retried
-    DONE = "done"  # its latest attempt ended (not as worker_gone) or cannot be retried
+    DISPATCHED = "dispatched"  # its attempts exist; a lost worker's lone attempt is retried
+    DONE = "done"  # its attempts ended (a lone one not as worker_gone) or cannot be retried
     FAILED = "failed"  # dispatching it failed (the reason says why)
 
     @property
@@ -37,7 +37,8 @@ class QueuedTask:
     repository: str
     base_ref: str | None
     prompt: str
-    worker: str | None
+    workers: tuple[str, ...]  # named with --worker, in order; empty: any worker
+    attempts: int  # made by one dispatch (best-of-N: N from one base commit)
     state: TaskState
     attempt_id: str | None
     reason: str | None

@@ -53,11 +53,29 @@ if TYPE_CHECKING:
 
 @record
 class Launched:
-    """What a dispatch or retry child process made: an attempt id or one error line."""
+    """What a dispatch or retry child process made: the attempts it made (best-of-N: each,
+    in order) and, when it failed or made only some of them, one error line."""
 
-    attempt_id: str | None
+    attempt_ids: tuple[str, ...] = ()
     error: str | None = None
     exit_code: int | None = None
+
+    @property
+    def attempt_id(self) -> str | None:
+        """The first attempt made (None: none was)."""
+        return self.attempt_ids[0] if self.attempt_ids else None
+
+
+def made_ids(stdout: str) -> tuple[str, ...]:
+    """The attempts an ``orch dispatch`` / ``orch retry`` printed with ``--json`` (one
+    record, or best-of-N's list; nothing for an error document or unreadable output)."""
+    try:
+        body = json.loads(stdout)
+        if "attempts" in body:
+            return tuple(str(a["id"]) for a in body["attempts"])
+        return (str(body["attempt"]["id"]),)
+    except (ValueError, KeyError, TypeError):
+        return ()
 
 
 Launcher = Callable[[Sequence[str], str], Launched]
@@ -79,21 +97,21 @@ def launch_with_timeout(settings: Settings) -> Launcher:
                 orch_argv(*args), stdin, os.environ, settings.dispatch_timeout
             )
         except OSError as exc:
-            return Launched(None, f"cannot start orch: {describe_os_error(exc)}")
+            return Launched((), f"cannot start orch: {describe_os_error(exc)}")
         if done is None:
             return Launched(
-                None,
+                (),
                 f"did not finish within {settings.dispatch_timeout:g}s and was killed "
                 "('orch doctor --fix' repairs what it left)",
             )
-        if done.returncode != 0:
+        made = made_ids(done.stdout)
+        if done.returncode != 0:  # best-of-N (exit 14): some made, the others failed
             lines = [ln for ln in done.stderr.splitlines() if ln.startswith("Error: ")]
             line = lines[-1][len("Error: ") :] if lines else done.stderr.strip()[-300:]
-            return Launched(None, line or f"exit {done.returncode}", done.returncode)
-        try:
-            return Launched(str(json.loads(done.stdout)["attempt"]["id"]))
-        except (ValueError, KeyError, TypeError):
-            return Launched(None, f"unreadable output: {done.stdout[:200]!r}")
+            return Launched(made, line or f"exit {done.returncode}", done.returncode)
+        if not made:
+            return Launched((), f"unreadable output: {done.stdout[:200]!r}")
+        return Launched(made)
 
     return _launch
 
@@ -186,8 +204,13 @@ class Loop:
 
     def _follow_dispatched(self, report: CycleReport, budget: list[int]) -> None:
         """A dispatched task whose worker is gone gets a retry (cooldown, max attempts);
-        one whose attempt ended otherwise is done."""
+        one whose attempt ended otherwise is done. A best-of-N task is done when all its
+        attempts have ended: its other attempts stand in for a lost one (which ``orch
+        retry`` takes up again by hand)."""
         for task in self.store.queued_tasks([TaskState.DISPATCHED]):
+            if task.attempts > 1:
+                self._follow_best_of_n(task)
+                continue
             latest = self._latest(task)
             if latest is None or not latest.terminal:
                 continue
@@ -227,6 +250,18 @@ class Loop:
                 )
                 report.failed.append(f"{task.task_key}: {made.error}")
 
+    def _follow_best_of_n(self, task: QueuedTask) -> None:
+        made = self.store.list_attempts(
+            task_key=task.task_key, repository=task.repository, limit=task.attempts
+        )
+        if not made or any(not a.terminal for a in made):
+            return
+        ended = sorted(str(a.state) for a in made)
+        tally = ", ".join(f"{state} {ended.count(state)}" for state in dict.fromkeys(ended))
+        self.store.move_task(
+            task.id, TaskState.DISPATCHED, TaskState.DONE, reason=f"{len(made)} ended: {tally}"
+        )
+
     def _dispatch_ready(self, report: CycleReport, budget: list[int]) -> None:
         for task in self.store.queued_tasks([TaskState.READY]):
             if budget[0] <= 0:
@@ -243,16 +278,21 @@ class Loop:
             args = ["dispatch", "--json", "--repo", task.repository, "--prompt-file", "-"]
             if task.base_ref is not None:
                 args += ["--base-ref", task.base_ref]
-            if task.worker is not None:
-                args += ["--worker", task.worker]
+            for worker in task.workers:
+                args += ["--worker", worker]
+            if task.attempts > 1:
+                args += ["--attempts", str(task.attempts)]
             if not task.prompt.strip():
                 args.append(ALLOW_FLAG)  # allowed when it was submitted (orch.serve.queue)
             made = self.launch([*args, "--", task.task_key], task.prompt)
             if made.attempt_id is not None:
+                # best-of-N: the ones made stand, those that failed are recorded as failed
                 self.store.move_task(
                     task.id, TaskState.DISPATCHING, TaskState.DISPATCHED, made.attempt_id
                 )
-                report.dispatched.append(made.attempt_id)
+                report.dispatched.extend(made.attempt_ids)
+                if made.error is not None:
+                    report.failed.append(f"{task.task_key}: {made.error}")
             elif made.exit_code in _TRANSIENT_EXITS:
                 # a busy lock or an unreachable store: try again in a later cycle
                 self.store.move_task(task.id, TaskState.DISPATCHING, TaskState.READY)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orch import naming
-from orch.errors import InvalidInput
+from orch.attempts.dispatch import spread_workers
 from orch.git import Git
 from orch.models import QueuedTask
 from orch.prompt import require_prompt
@@ -28,15 +28,17 @@ def submit(
     prompt: str,
     actor: str,
     base_ref: str | None = None,
-    worker: str | None = None,
+    workers: tuple[str, ...] = (),
+    attempts: int | None = None,
     allow_empty_prompt: bool = False,
 ) -> QueuedTask:
     """Queue the task; the loop dispatches it later (an empty prompt is refused here, so
-    the loop allows the one it was given)."""
+    the loop allows the one it was given). ``workers`` and ``attempts`` as ``orch
+    dispatch`` takes them: the loop's one dispatch makes ``attempts`` attempts (default:
+    one per worker, else 1) from one base commit, going to the workers in turn."""
     key = naming.validate_task_key(task_key)
-    if worker is not None and not worker.strip():
-        raise InvalidInput("--worker must not be empty")
+    count = len(spread_workers(workers, attempts))  # dispatch's own checks, refused now
     repo = git.discover(repo_path)
     git.resolve_commit(repo, base_ref if base_ref is not None else "HEAD")
     require_prompt(prompt, allow_empty_prompt)
-    return store.submit_task(key, str(repo.root), base_ref, prompt, worker, actor)
+    return store.submit_task(key, str(repo.root), base_ref, prompt, workers, count, actor)

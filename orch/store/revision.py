@@ -36,6 +36,7 @@ REVISIONS: tuple[str, ...] = (
     "0015",
     "0016",
     "0017",
+    "0018",
 )
 HEAD = REVISIONS[-1]
 _PG_MIGRATION_LOCK = 0x6F726368  # "orch": the advisory lock key for migrations

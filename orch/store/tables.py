@@ -270,9 +270,12 @@ queued_tasks = Table(
     Column("repository", Text, nullable=False),
     Column("base_ref", Text),
     Column("prompt", Text, nullable=False),
-    Column("worker", String(128)),
+    # the workers named, in order (the attempts go to them in turn); empty: any worker
+    Column("workers", JSON, nullable=False),
+    # how many attempts one dispatch makes (best-of-N: N, from one base commit)
+    Column("attempts", Integer, nullable=False),
     Column("state", String(16), nullable=False),
-    Column("attempt_id", String(16)),
+    Column("attempt_id", String(16)),  # the first attempt the dispatch made
     Column("reason", Text),
     Column("actor", String(255), nullable=False),
     _when("created_at", nullable=False),

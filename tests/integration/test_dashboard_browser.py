@@ -96,7 +96,11 @@ def test_dispatch_see_cancel_and_see_the_state_change_in_chromium(
         ),
         "the queue table",
     )
-    assert queue_headers == ["#", "task", "state", "attempt", "reason"]
+    assert queue_headers == ["#", "task", "state", "attempts", "workers", "attempt", "reason"]
+    queued = fresh(
+        lambda: [td.text for td in browser.find_elements(By.CSS_SELECTOR, "#queue-table td")]
+    )
+    assert queued[1:6] == ["add-retries", "dispatched", "1", "", attempt_id]
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "dashboard-before-cancel.png"))
 

@@ -21,7 +21,7 @@ from sqlalchemy import Column, Integer, MetaData, create_engine, inspect, text
 from sqlalchemy.pool import NullPool
 
 from orch.errors import Conflict, StoreBehind, StoreTooNew
-from orch.models import Landed, LandQueueState, Usage
+from orch.models import Landed, LandQueueState, TaskState, Usage
 from orch.store import open_store, upgrade_store
 from orch.store.revision import HEAD, REVISIONS, migrations_dir
 from orch.store.tables import PARTIAL, metadata
@@ -537,6 +537,10 @@ ADDED_BY_0012 = {
 # what 0014 adds: the pull request of an attempt, and what the CI loop forwarded from it
 _PR_COLUMNS = ("pr_url", "pr_number", "pr_state", "pr_watch")
 ADDED_BY_0014 = {("attempts", c) for c in _PR_COLUMNS}
+# what 0018 adds: a queued task's workers (a list) and attempts (best-of-N through the
+# queue); it drops the one ``worker`` the list replaces
+ADDED_BY_0018 = {("queued_tasks", "workers"), ("queued_tasks", "attempts")}
+REMOVED_BY_0018 = {("queued_tasks", "worker")}
 # the columns each revision after 0008 adds, in one place: a new migration adds its
 # line here, and every earlier revision's test expects it through ``added_after``
 COLUMNS_ADDED = {
@@ -545,6 +549,7 @@ COLUMNS_ADDED = {
     "0011": ADDED_BY_0011,
     "0012": ADDED_BY_0012,
     "0014": ADDED_BY_0014,
+    "0018": ADDED_BY_0018,
 }
 
 
@@ -580,11 +585,24 @@ def indexes_added_after(revision: str) -> set[str]:
 INDEXES_ADDED_AFTER_0014 = indexes_added_after("0014")
 
 
+def _later_column_change(item: object) -> bool:
+    """A column a revision after 0014 adds, or the one 0018 removes: what a store at an
+    earlier revision differs in besides the change under test."""
+    if not isinstance(item, tuple):
+        return False
+    if item[0] == "remove_column":
+        return (item[2], item[3].name) in REMOVED_BY_0018
+    return item[0] == "add_column" and (item[2], item[3].name) in ADDED_BY_0018
+
+
 def _added_columns(diff: list[object]) -> set[tuple[str, str]]:
-    """The columns a schema difference adds (a table that a later revision adds is let
-    through); anything else it holds fails the test."""
+    """The columns a schema difference adds (a table that a later revision adds, and the
+    column 0018 removes, are let through); anything else it holds fails the test."""
     added = set()
     for item in diff:
+        if isinstance(item, tuple) and item[0] == "remove_column":
+            assert _later_column_change(item), item
+            continue
         if (
             isinstance(item, tuple)
             and item[0] == "add_index"
@@ -849,7 +867,7 @@ def test_upgrade_to_0014_gives_no_attempt_a_pull_request(
     _migrate(url, "0013")
     before = _rows(url, "attempts")
     _migrate(url, "0014")
-    assert _added_columns(schema_diff(url, metadata)) == set()  # indexes only
+    assert _added_columns(schema_diff(url, metadata)) == added_after("0014")  # 0018's
     for old, new in zip(before, _rows(url, "attempts"), strict=True):
         assert new == {**old, **dict.fromkeys(_PR_COLUMNS)}, old["id"]
 
@@ -894,6 +912,79 @@ def test_an_index_revision_adds_only_its_indexes(empty_store_url: str, revision:
 
 
 def _index_names(diff: list[object]) -> set[str]:
-    """The indexes a schema difference adds; anything else it holds fails the test."""
+    """The indexes a schema difference adds (the column changes of 0018 let through);
+    anything else it holds fails the test."""
+    diff = [item for item in diff if not _later_column_change(item)]
     assert all(isinstance(item, tuple) and item[0] == "add_index" for item in diff), diff
     return {item[1].name for item in diff}
+
+
+# -- 0018: best-of-N through the queue --------------------------------------------------------
+
+
+def _queue_0017(url: str, *rows: tuple[str | None, str]) -> None:
+    """Queued tasks as a store at 0017 holds them: (worker, state) each."""
+    engine = create_engine(url, poolclass=NullPool)
+    old = MetaData()
+    now = dt.datetime(2026, 12, 7, tzinfo=dt.UTC)
+    try:
+        with engine.begin() as conn:
+            old.reflect(conn)
+            conn.execute(
+                old.tables["queued_tasks"].insert(),
+                [
+                    {
+                        "task_key": f"t{n}",
+                        "repository": "/repo",
+                        "prompt": "p",
+                        "worker": worker,
+                        "state": state,
+                        "actor": "me",
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for n, (worker, state) in enumerate(rows)
+                ],
+            )
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_to_0018_turns_each_worker_into_a_list_of_one(
+    empty_store_url: str, tmp_path: Path
+) -> None:
+    """A task's one worker becomes a list of it (none: an empty list), every task makes one
+    attempt; a best-of-N task then waits in the queue; the downgrade is refused while it
+    waits, and once it is dispatched gives back each task's first worker."""
+    url = empty_store_url
+    _migrate(url, "0017")
+    _queue_0017(url, ("codex", "ready"), (None, "done"), ('we"ird \\ name', "dispatched"))
+    _migrate(url, "0018")
+    assert _added_columns(schema_diff(url, metadata)) == set()
+    store = open_store(url, tmp_path / "locks", auto_migrate=True)
+    try:
+        tasks = store.queued_tasks()
+        assert [(t.workers, t.attempts) for t in tasks] == [
+            (("codex",), 1),
+            ((), 1),
+            (('we"ird \\ name',), 1),
+        ]
+        best = store.submit_task("t9", "/repo", None, "p", ("claude", "codex"), 3, "me")
+        assert (best.workers, best.attempts, best.state) == (
+            ("claude", "codex"),
+            3,
+            TaskState.READY,
+        )
+    finally:
+        store.close()
+
+    with pytest.raises(RuntimeError, match=r"1 queued task.* wait for a best-of-N dispatch"):
+        _migrate(url, "0017", down=True)
+    execute(url, f"UPDATE queued_tasks SET state = 'dispatched' WHERE id = {best.id}")
+    _migrate(url, "0017", down=True)
+    assert [(r["task_key"], r["worker"]) for r in _rows(url, "queued_tasks")] == [
+        ("t0", "codex"),
+        ("t1", None),
+        ("t2", 'we"ird \\ name'),
+        ("t9", "claude"),
+    ]

@@ -57,10 +57,11 @@ def test_submit_records_a_ready_task_and_provisions_nothing(
 ) -> None:
     task_id = submit(run_cli, repo, "add-retries", "--worker", "codex")
     task = next(t for t in store.queued_tasks() if t.id == task_id)
-    assert (task.state, task.task_key, task.worker, task.base_ref) == (
+    assert (task.state, task.task_key, task.workers, task.attempts, task.base_ref) == (
         TaskState.READY,
         "add-retries",
-        "codex",
+        ("codex",),
+        1,
         None,
     )
     assert orch_branches(repo) == [] and len(worktrees(repo)) == 1
@@ -73,6 +74,12 @@ def test_submit_records_a_ready_task_and_provisions_nothing(
         (("../escape", "--prompt", "x"), 2, "task key"),
         (("ok", "--prompt", "x", "--base-ref", "no-such-ref"), 4, "unknown base ref"),
         (("ok", "--prompt", "x", "--worker", " "), 2, "--worker"),
+        (("ok", "--prompt", "x", "--attempts", "0"), 2, "--attempts must be at least 1"),
+        (
+            ("ok", "--prompt", "x", "--attempts", "1", "--worker", "a", "--worker", "b"),
+            2,
+            "2 workers named for 1 attempt",
+        ),
     ],
 )
 def test_submit_refuses_bad_input_and_records_nothing(
@@ -151,6 +158,42 @@ def test_a_lost_worker_is_retried_per_policy_and_the_snapshot_says_so(
     assert report.gone == [second] and report.retried == []  # max_attempts reached
     task = next(t for t in store.queued_tasks() if t.id == task_id)
     assert task.state == TaskState.DONE and "max_attempts 2" in (task.reason or "")
+
+
+def test_a_best_of_n_task_is_one_dispatch_and_done_when_all_its_attempts_ended(
+    repo: Path, run_cli: RunCli, store: Store
+) -> None:
+    """``orch submit --attempts 3`` with two workers: one cycle makes three attempts from
+    one base commit, going to the workers in turn; a lost worker's attempt is not retried
+    while its siblings stand in for it; the task is done once all three have ended."""
+    task_id = submit(
+        run_cli, repo, "tri", "--attempts", "3", "--worker", "claude", "--worker", "codex"
+    )
+    queued = next(t for t in store.queued_tasks() if t.id == task_id)
+    assert (queued.workers, queued.attempts) == (("claude", "codex"), 3)
+    loop = Loop(store, settings(retry_cooldown=0, max_attempts=5), "loop")
+
+    report = loop.cycle()
+    assert len(report.dispatched) == 3 and report.failed == []
+    made = [store.get(attempt_id) for attempt_id in report.dispatched]
+    assert [a.worker for a in made] == ["claude", "codex", "claude"]
+    assert len({a.base_commit for a in made}) == 1
+    assert len({a.branch_name for a in made}) == 3
+    task = next(t for t in store.queued_tasks() if t.id == task_id)
+    assert (task.state, task.attempt_id) == (TaskState.DISPATCHED, made[0].id)
+
+    dead_worker(store, made[1].id, loop.settings, name="codex")
+    report = loop.cycle()
+    assert report.gone == [made[1].id] and report.retried == [] and report.dispatched == []
+    assert ours(store, repo)[task_id] == TaskState.DISPATCHED  # two still live
+
+    store.cancel(made[0].id, "picked the other", "test")
+    store.cancel(made[2].id, "picked the other", "test")
+    loop.cycle()
+    task = next(t for t in store.queued_tasks() if t.id == task_id)
+    assert task.state == TaskState.DONE
+    assert task.reason == "3 ended: cancelled 2, worker_gone 1"
+    assert len(store.list_attempts(task_key="tri", repository=repo_root(repo))) == 3
 
 
 def test_a_dispatch_over_its_timeout_is_killed_and_the_task_fails_saying_so(

@@ -184,6 +184,8 @@ def _task(row: dict[str, Any]) -> dict[str, Any]:
         "repository": row["repository"],
         "base_ref": "main",
         "prompt": row["prompt"],
+        "workers": [row["worker"]],
+        "attempts": 1,
         "state": "done",
         "attempt_id": row["id"],
         "actor": "operator@host",

@@ -228,11 +228,12 @@ def this_process(name: str) -> WorkerIdentity:
     )
 
 
-def dead_worker(store: Store, attempt_id: str, s: Settings) -> Attempt:
-    """Claim ``attempt_id`` for a real process that then exits: its worker is gone."""
+def dead_worker(store: Store, attempt_id: str, s: Settings, name: str = "w") -> Attempt:
+    """Claim ``attempt_id`` for a real process (a worker called ``name``) that then exits:
+    its worker is gone."""
     proc = subprocess.Popen(["sleep", "30"])
     worker = WorkerIdentity(
-        name="w", host=s.host_name, pid=proc.pid, started_at=processes.start_time(proc.pid)
+        name=name, host=s.host_name, pid=proc.pid, started_at=processes.start_time(proc.pid)
     )
     lease = store.claim(worker, 60.0, "test", attempt_id)
     assert lease is not None
