@@ -16,6 +16,7 @@ from pathlib import Path
 from orch.errors import InvalidInput, InvalidTaskKey
 
 TASK_KEY_MAX = 128
+WORKER_MAX = 128  # the store's worker and lease holder columns
 SLUG_MAX = 40
 _SLUG_JUNK = re.compile(r"[^a-z0-9]+")
 _PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")

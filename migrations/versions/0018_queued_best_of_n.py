@@ -1,11 +1,12 @@
 """Best-of-N through the queue: a submitted task names its workers (any number, in
-order) and how many attempts its one dispatch makes.
+order) and how many attempts its one dispatch makes, and keeps the attempts it made.
 
 ``queued_tasks.worker`` (one worker or none) becomes ``workers``, a JSON list: ``[]`` for
-none, ``[w]`` for one. ``attempts`` is 1 for every task submitted before. A downgrade
-keeps the first worker of each task and drops the count (a task queued for several
-attempts would be dispatched as one by an older orch, without a word, so a downgrade is
-refused while such a task still waits).
+none, ``[w]`` for one. ``attempts`` is 1 for every task submitted before; ``attempt_ids``
+(JSON, every attempt a best-of-N dispatch made) is null for them. A downgrade keeps the
+first worker of each task and drops the rest; it is refused while a best-of-N task is
+not done (an older orch would dispatch it as one attempt, or follow only the newest of
+its attempts, retrying a lost one, without a word).
 
 Alembic revision 0018, after 0017 (2026-12-07).
 """
@@ -33,6 +34,7 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("attempts", sa.Integer(), nullable=False, server_default=sa.text("1"))
         )
+        batch.add_column(sa.Column("attempt_ids", sa.JSON(), nullable=True))
     conn = op.get_bind()
     named = conn.execute(
         sa.select(_TASKS.c.id, _TASKS.c.worker).where(_TASKS.c.worker.is_not(None))
@@ -50,12 +52,15 @@ def downgrade() -> None:
     waiting = conn.execute(
         sa.select(sa.func.count())
         .select_from(_TASKS)
-        .where(_TASKS.c.attempts > 1, _TASKS.c.state.in_(("ready", "dispatching")))
+        .where(
+            _TASKS.c.attempts > 1,
+            _TASKS.c.state.in_(("ready", "dispatching", "dispatched")),
+        )
     ).scalar_one()
     if waiting:
         raise RuntimeError(
-            f"{waiting} queued task(s) wait for a best-of-N dispatch, which revision 0017 "
-            "cannot hold: let the loop dispatch them first"
+            f"{waiting} queued best-of-N task(s) are not done, which revision 0017 cannot "
+            "follow: let their attempts end first"
         )
     with op.batch_alter_table("queued_tasks") as batch:
         batch.add_column(sa.Column("worker", sa.String(128), nullable=True))
@@ -64,5 +69,6 @@ def downgrade() -> None:
         if listed:
             conn.execute(sa.update(_TASKS).where(_TASKS.c.id == task_id).values(worker=listed[0]))
     with op.batch_alter_table("queued_tasks") as batch:
+        batch.drop_column("attempt_ids")
         batch.drop_column("attempts")
         batch.drop_column("workers")

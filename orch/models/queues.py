@@ -40,7 +40,8 @@ class QueuedTask:
     workers: tuple[str, ...]  # named with --worker, in order; empty: any worker
     attempts: int  # made by one dispatch (best-of-N: N from one base commit)
     state: TaskState
-    attempt_id: str | None
+    attempt_id: str | None  # the attempt it follows (best-of-N: the first made)
+    attempt_ids: tuple[str, ...] | None  # best-of-N: every attempt its dispatch made
     reason: str | None
     actor: str
     created_at: dt.datetime

@@ -31,10 +31,19 @@ from orch.attempts.lifecycle import reap
 from orch.attempts.pr_watch import Watcher
 from orch.attempts.retry import RetryPolicy, exhausted, refusal
 from orch.config import Settings
-from orch.errors import LockBusy, OrchError, RetryRefused, StoreError, describe_os_error
+from orch.errors import (
+    InvalidInput,
+    LockBusy,
+    NotFound,
+    OrchError,
+    RetryRefused,
+    StoreError,
+    describe_os_error,
+)
 from orch.git import Git
 from orch.models import (
     HOLDS_WORKTREE,
+    LIVE_STATES,
     Attempt,
     LandQueueState,
     QueuedTask,
@@ -181,14 +190,31 @@ class Loop:
         found = self.store.latest_attempt(task.task_key, task.repository)
         return found[0] if found else None
 
+    def _made_since(self, task: QueuedTask) -> tuple[str, ...]:
+        """The attempts of a ``dispatching`` task created since it became so, oldest first:
+        what its dispatch made although the loop never heard (the loop died, or the
+        dispatch was killed or failed after making some)."""
+        newest = self.store.list_attempts(
+            task_key=task.task_key, repository=task.repository, limit=task.attempts
+        )
+        return tuple(a.id for a in reversed(newest) if a.created_at >= task.updated_at)
+
+    def _mark_dispatched(self, task: QueuedTask, made: tuple[str, ...]) -> None:
+        """``dispatching`` -> ``dispatched``, following what was made (best-of-N: all)."""
+        self.store.move_task(
+            task.id,
+            TaskState.DISPATCHING,
+            TaskState.DISPATCHED,
+            made[0],
+            attempt_ids=made if task.attempts > 1 else None,
+        )
+
     def _recover_dispatching(self) -> None:
         """A task left ``dispatching`` by a loop that died mid-way: find what it made."""
         for task in self.store.queued_tasks([TaskState.DISPATCHING]):
-            latest = self._latest(task)
-            if latest is not None and latest.created_at >= task.updated_at:
-                self.store.move_task(
-                    task.id, TaskState.DISPATCHING, TaskState.DISPATCHED, latest.id
-                )
+            made = self._made_since(task)
+            if made:
+                self._mark_dispatched(task, made)
             else:
                 self.store.move_task(task.id, TaskState.DISPATCHING, TaskState.READY)
 
@@ -251,10 +277,15 @@ class Loop:
                 report.failed.append(f"{task.task_key}: {made.error}")
 
     def _follow_best_of_n(self, task: QueuedTask) -> None:
-        made = self.store.list_attempts(
-            task_key=task.task_key, repository=task.repository, limit=task.attempts
-        )
-        if not made or any(not a.terminal for a in made):
+        """Done when every attempt its dispatch made has ended (one pruned from the store
+        by ``orch db prune`` ended long ago)."""
+        made: list[Attempt] = []
+        for attempt_id in task.attempt_ids or (task.attempt_id or "",):
+            try:
+                made.append(self.store.get(attempt_id))
+            except (NotFound, InvalidInput):
+                continue
+        if any(not a.terminal for a in made):
             return
         ended = sorted(str(a.state) for a in made)
         tally = ", ".join(f"{state} {ended.count(state)}" for state in dict.fromkeys(ended))
@@ -266,14 +297,20 @@ class Loop:
         for task in self.store.queued_tasks([TaskState.READY]):
             if budget[0] <= 0:
                 return
+            if self.store.list_attempts(
+                LIVE_STATES, task_key=task.task_key, repository=task.repository, limit=1
+            ):
+                continue  # never a second live attempt of one task (best-of-N: any of them)
             latest = self._latest(task)
-            # never a second live attempt of one task; max attempts and cooldown as retry
+            # max attempts and cooldown as retry
             if latest is not None and not self._may_try_again(
                 task, latest, TaskState.READY, TaskState.FAILED
             ):
                 continue
-            if self.store.move_task(task.id, TaskState.READY, TaskState.DISPATCHING) is None:
+            moved = self.store.move_task(task.id, TaskState.READY, TaskState.DISPATCHING)
+            if moved is None:
                 continue
+            task = moved  # since when it is dispatching: what ``_made_since`` looks after
             budget[0] -= 1
             args = ["dispatch", "--json", "--repo", task.repository, "--prompt-file", "-"]
             if task.base_ref is not None:
@@ -285,12 +322,14 @@ class Loop:
             if not task.prompt.strip():
                 args.append(ALLOW_FLAG)  # allowed when it was submitted (orch.serve.queue)
             made = self.launch([*args, "--", task.task_key], task.prompt)
-            if made.attempt_id is not None:
+            ids = made.attempt_ids
+            if not ids and made.exit_code is None:
+                # killed after its timeout, or its answer unreadable: it may have made some
+                ids = self._made_since(task)
+            if ids:
                 # best-of-N: the ones made stand, those that failed are recorded as failed
-                self.store.move_task(
-                    task.id, TaskState.DISPATCHING, TaskState.DISPATCHED, made.attempt_id
-                )
-                report.dispatched.extend(made.attempt_ids)
+                self._mark_dispatched(task, ids)
+                report.dispatched.extend(ids)
                 if made.error is not None:
                     report.failed.append(f"{task.task_key}: {made.error}")
             elif made.exit_code in _TRANSIENT_EXITS:

@@ -275,7 +275,9 @@ queued_tasks = Table(
     # how many attempts one dispatch makes (best-of-N: N, from one base commit)
     Column("attempts", Integer, nullable=False),
     Column("state", String(16), nullable=False),
-    Column("attempt_id", String(16)),  # the first attempt the dispatch made
+    Column("attempt_id", String(16)),  # the attempt it follows (best-of-N: the first made)
+    # best-of-N: every attempt its dispatch made, in order (null: a task of one attempt)
+    Column("attempt_ids", JSON),
     Column("reason", Text),
     Column("actor", String(255), nullable=False),
     _when("created_at", nullable=False),

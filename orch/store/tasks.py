@@ -28,6 +28,7 @@ def _to_task(row: Any) -> QueuedTask:
         attempts=row.attempts,
         state=TaskState(row.state),
         attempt_id=row.attempt_id,
+        attempt_ids=None if row.attempt_ids is None else tuple(row.attempt_ids),
         reason=row.reason,
         actor=row.actor,
         created_at=_stamp(row.created_at),
@@ -97,9 +98,15 @@ class TaskOps(StoreBase):
         state: TaskState,
         attempt_id: str | None = None,
         reason: str | None = None,
+        attempt_ids: tuple[str, ...] | None = None,
     ) -> QueuedTask | None:
-        """``expected`` -> ``state``; None when the task was no longer ``expected``."""
+        """``expected`` -> ``state``; None when the task was no longer ``expected``.
+        ``attempt_ids``: every attempt a best-of-N dispatch made (the first becomes
+        ``attempt_id``)."""
         values: dict[str, Any] = {"state": str(state), "updated_at": self.clock()}
+        if attempt_ids:
+            attempt_id = attempt_ids[0]
+            values["attempt_ids"] = list(attempt_ids)
         if attempt_id is not None:
             values["attempt_id"] = attempt_id
         if reason is not None:

@@ -151,6 +151,11 @@ def test_one_attempt_per_worker_without_attempts(repo: Path, run_cli: RunCli) ->
             "--worker options (or drop --attempts)",
         ),
         (("--attempts", "0"), "Error: --attempts must be at least 1"),
+        (("--attempts", "101"), "Error: --attempts 101: at most 100 attempts are made at once"),
+        (
+            ("--worker", "w" * 129),
+            "Error: --worker is 129 characters long, at most 128 are allowed",
+        ),
         (("--attempts", "2", "--worker", " "), "Error: --worker must not be empty"),
         *[
             (

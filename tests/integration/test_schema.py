@@ -539,7 +539,7 @@ _PR_COLUMNS = ("pr_url", "pr_number", "pr_state", "pr_watch")
 ADDED_BY_0014 = {("attempts", c) for c in _PR_COLUMNS}
 # what 0018 adds: a queued task's workers (a list) and attempts (best-of-N through the
 # queue); it drops the one ``worker`` the list replaces
-ADDED_BY_0018 = {("queued_tasks", "workers"), ("queued_tasks", "attempts")}
+ADDED_BY_0018 = {("queued_tasks", c) for c in ("workers", "attempts", "attempt_ids")}
 REMOVED_BY_0018 = {("queued_tasks", "worker")}
 # the columns each revision after 0008 adds, in one place: a new migration adds its
 # line here, and every earlier revision's test expects it through ``added_after``
@@ -978,9 +978,11 @@ def test_upgrade_to_0018_turns_each_worker_into_a_list_of_one(
     finally:
         store.close()
 
-    with pytest.raises(RuntimeError, match=r"1 queued task.* wait for a best-of-N dispatch"):
-        _migrate(url, "0017", down=True)
-    execute(url, f"UPDATE queued_tasks SET state = 'dispatched' WHERE id = {best.id}")
+    for state in ("ready", "dispatching", "dispatched"):
+        execute(url, f"UPDATE queued_tasks SET state = '{state}' WHERE id = {best.id}")
+        with pytest.raises(RuntimeError, match=r"1 queued best-of-N task\(s\) are not done"):
+            _migrate(url, "0017", down=True)
+    execute(url, f"UPDATE queued_tasks SET state = 'done' WHERE id = {best.id}")
     _migrate(url, "0017", down=True)
     assert [(r["task_key"], r["worker"]) for r in _rows(url, "queued_tasks")] == [
         ("t0", "codex"),

@@ -12,14 +12,14 @@ import json
 import os
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from click.testing import Result
 
 from orch.models import State, TaskState
-from orch.serve.loop import Loop
+from orch.serve.loop import Launched, Loop
 from orch.serve.runtime import serve_dir
 from orch.store import Store, open_store
 from orch.system import processes
@@ -75,6 +75,8 @@ def test_submit_records_a_ready_task_and_provisions_nothing(
         (("ok", "--prompt", "x", "--base-ref", "no-such-ref"), 4, "unknown base ref"),
         (("ok", "--prompt", "x", "--worker", " "), 2, "--worker"),
         (("ok", "--prompt", "x", "--attempts", "0"), 2, "--attempts must be at least 1"),
+        (("ok", "--prompt", "x", "--attempts", "101"), 2, "at most 100 attempts"),
+        (("ok", "--prompt", "x", "--worker", "w" * 129), 2, "at most 128 are allowed"),
         (
             ("ok", "--prompt", "x", "--attempts", "1", "--worker", "a", "--worker", "b"),
             2,
@@ -194,6 +196,67 @@ def test_a_best_of_n_task_is_one_dispatch_and_done_when_all_its_attempts_ended(
     assert task.state == TaskState.DONE
     assert task.reason == "3 ended: cancelled 2, worker_gone 1"
     assert len(store.list_attempts(task_key="tri", repository=repo_root(repo))) == 3
+
+
+def test_a_best_of_n_task_follows_its_own_attempts_and_no_other_entry_runs_beside_them(
+    repo: Path, run_cli: RunCli, store: Store
+) -> None:
+    """While any attempt of a best-of-N entry lives, a second entry of the task waits
+    (not only while its newest one lives); the first entry is done when its own attempts
+    have ended, never counting the second entry's."""
+    first = submit(run_cli, repo, "k", "--attempts", "2")
+    second = submit(run_cli, repo, "k")
+    loop = Loop(store, settings(retry_cooldown=0, max_attempts=9), "loop")
+    a1, a2 = loop.cycle().dispatched
+    assert ours(store, repo) == {first: TaskState.DISPATCHED, second: TaskState.READY}
+    entry = next(t for t in store.queued_tasks() if t.id == first)
+    assert (entry.attempt_id, entry.attempt_ids) == (a1, (a1, a2))
+
+    store.cancel(a2, "not this one", "test")  # the newest ended, a1 lives on
+    assert loop.cycle().dispatched == []
+    assert ours(store, repo) == {first: TaskState.DISPATCHED, second: TaskState.READY}
+
+    store.cancel(a1, "nor this one", "test")
+    (a3,) = loop.cycle().dispatched
+    assert ours(store, repo) == {first: TaskState.DONE, second: TaskState.DISPATCHED}
+    done = next(t for t in store.queued_tasks() if t.id == first)
+    assert done.reason == "2 ended: cancelled 2"
+    assert store.get(a3).attempt_number == 3
+
+
+def test_a_best_of_n_dispatch_whose_answer_was_lost_is_found_again(
+    repo: Path, run_cli: RunCli, store: Store
+) -> None:
+    """The loop died (or its dispatch was killed) after the attempts were made: the next
+    cycle finds every attempt made since the entry became ``dispatching``, in order."""
+    real = Loop(store, settings(), "loop").launch
+
+    def answer_lost(args: Sequence[str], stdin: str) -> Launched:
+        real(args, stdin)  # the real dispatch makes its attempts; its answer is lost
+        return Launched((), "did not finish within 300s and was killed", None)
+
+    task_id = submit(run_cli, repo, "lost", "--attempts", "2")
+    report = Loop(store, settings(), "loop", launch=answer_lost).cycle()
+    made = [
+        a.id for a in reversed(store.list_attempts(task_key="lost", repository=repo_root(repo)))
+    ]
+    assert len(made) == 2 and report.dispatched == made
+    entry = next(t for t in store.queued_tasks() if t.id == task_id)
+    assert (entry.state, entry.attempt_ids) == (TaskState.DISPATCHED, tuple(made))
+
+    # a loop that died while dispatching: the entry is left ``dispatching``
+    again = submit(run_cli, repo, "died", "--attempts", "2")
+    assert store.move_task(again, TaskState.READY, TaskState.DISPATCHING) is not None
+    by_hand = run_cli("dispatch", "died", "--prompt", "x", "--attempts", "2", "--json", cwd=repo)
+    assert by_hand.exit_code == 0, by_hand.stderr
+    ids = tuple(a["id"] for a in json.loads(by_hand.stdout)["attempts"])
+    Loop(store, settings(), "loop").cycle()
+    entry = next(t for t in store.queued_tasks() if t.id == again)
+    assert (entry.state, entry.attempt_id, entry.attempt_ids) == (
+        TaskState.DISPATCHED,
+        ids[0],
+        ids,
+    )
 
 
 def test_a_dispatch_over_its_timeout_is_killed_and_the_task_fails_saying_so(

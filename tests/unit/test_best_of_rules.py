@@ -38,6 +38,9 @@ def test_workers_are_spread_in_turn(
         ((), 0, "--attempts must be at least 1"),
         ((), -2, "--attempts must be at least 1"),
         (("a", ""), 2, "--worker must not be empty"),
+        ((), 101, "--attempts 101: at most 100 attempts are made at once"),
+        ((), 3_000_000_000, "at most 100 attempts"),
+        (("a", "w" * 129), 2, "--worker is 129 characters long, at most 128 are allowed"),
     ],
 )
 def test_spreading_refuses(workers: tuple[str, ...], attempts: int, message: str) -> None:

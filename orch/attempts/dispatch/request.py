@@ -46,6 +46,9 @@ class DispatchResult:
 Checkpoint = Callable[[str], None]
 
 
+MAX_ATTEMPTS_AT_ONCE = 100  # one best-of-N dispatch; more is a typo, not a plan
+
+
 def spread_workers(workers: tuple[str, ...], attempts: int | None) -> tuple[str | None, ...]:
     """The worker asked for each of a best-of-N dispatch's attempts: ``workers`` in turn
     (``a b`` over 4 attempts: a, b, a, b), None (any worker) when none was named.
@@ -54,10 +57,19 @@ def spread_workers(workers: tuple[str, ...], attempts: int | None) -> tuple[str 
     for worker in workers:
         if not worker.strip():
             raise InvalidInput("--worker must not be empty")
+        if len(worker) > naming.WORKER_MAX:
+            raise InvalidInput(
+                f"--worker is {len(worker)} characters long, at most {naming.WORKER_MAX} "
+                "are allowed"
+            )
     if attempts is None:
         attempts = max(1, len(workers))
     if attempts < 1:
         raise InvalidInput("--attempts must be at least 1")
+    if attempts > MAX_ATTEMPTS_AT_ONCE:
+        raise InvalidInput(
+            f"--attempts {attempts}: at most {MAX_ATTEMPTS_AT_ONCE} attempts are made at once"
+        )
     if len(workers) > attempts:
         raise InvalidInput(
             f"{len(workers)} workers named for {attempts} attempt{'s' if attempts != 1 else ''}: "
