@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,17 +19,34 @@ from orch.cli.common import (
 )
 from orch.cli.completion import complete_task_key
 
+if TYPE_CHECKING:
+    from orch.models import QueuedTask
+
 DEFAULT_PORT = 8005
 
 
 @click.command()
-@click.argument("task_key", shell_complete=complete_task_key)
+@click.argument("task_key", required=False, shell_complete=complete_task_key)
 @task_options
 @best_of_n_options
 @click.option("--base-ref", default=None, help="The base to dispatch from (default: HEAD).")
+@click.option(
+    "--list",
+    "list_queue",
+    is_flag=True,
+    help="List the task queue instead (the newest 100 entries, oldest first).",
+)
+@click.option(
+    "--drop",
+    "drop",
+    type=click.IntRange(min=1),
+    multiple=True,
+    metavar="ENTRY",
+    help="Take a ready entry (its number in 'orch submit --list') out of the task queue.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the queued task as JSON.")
 def submit(
-    task_key: str,
+    task_key: str | None,
     prompt: str | None,
     prompt_file: Path | None,
     allow_empty_prompt: bool,
@@ -37,6 +54,8 @@ def submit(
     workers: tuple[str, ...],
     attempts: int | None,
     base_ref: str | None,
+    list_queue: bool,
+    drop: tuple[int, ...],
     as_json: bool,
 ) -> None:
     """Queue TASK_KEY for the loop of 'orch serve' to dispatch; nothing is provisioned yet.
@@ -45,7 +64,27 @@ def submit(
     and it has fewer than max_attempts attempts; with --attempts N (or several --worker)
     its one dispatch makes N attempts from one base commit, as 'orch dispatch --attempts
     N' does. Prints the queue entry's number.
+
+    --list lists the queue, each entry with its state, attempts and result. --drop ENTRY
+    takes a ready entry out of the queue before the loop dispatches it (exit 8 no such
+    entry, 12 one being dispatched, dispatched or ended).
     """
+    from orch.errors import InvalidInput
+
+    if list_queue or drop:
+        asked = (task_key, prompt, prompt_file, repo, base_ref, attempts)
+        if (
+            (list_queue and drop)
+            or workers
+            or allow_empty_prompt
+            or any(given is not None for given in asked)
+        ):
+            raise InvalidInput("--list and --drop take only --json (and not each other)")
+        if drop:
+            return _drop_tasks(drop, as_json)
+        return _list_tasks(as_json)
+    if task_key is None:
+        raise InvalidInput("name the task to queue (or --list to list the task queue)")
     from orch.git import Git
     from orch.serve.queue import submit as run_submit
 
@@ -69,6 +108,48 @@ def submit(
         click.echo(to_json(task=task.to_dict()))
     else:
         click.echo(task.id)
+
+
+LISTED = 100  # the newest entries 'orch submit --list' shows (a year of them is history)
+
+
+def _list_tasks(as_json: bool) -> None:
+    tasks = open_store(settings_from_env()).queued_tasks(newest=LISTED)
+    if as_json:
+        from orch.cli.render import to_json
+
+        click.echo(to_json(tasks=[t.to_dict() for t in tasks]))
+        return
+    if not tasks:
+        click.echo("the task queue is empty")
+    for task in tasks:
+        click.echo(task_line(task))
+
+
+def _drop_tasks(entries: tuple[int, ...], as_json: bool) -> None:
+    """Take ready entries out of the queue in turn; the first that cannot be dropped
+    stops it with its one line."""
+    store = open_store(settings_from_env())
+    dropped = [store.drop_task(entry, actor()) for entry in dict.fromkeys(entries)]
+    if as_json:
+        from orch.cli.render import to_json
+
+        click.echo(to_json(dropped=[t.to_dict() for t in dropped]))
+        return
+    for task in dropped:
+        click.echo(f"#{task.id} {task.task_key} dropped from the task queue")
+
+
+def task_line(task: QueuedTask) -> str:
+    """One entry of the task queue: the task, how it is to be dispatched, where it is."""
+    how = f" x{task.attempts}" if task.attempts > 1 else ""
+    if task.workers:
+        how += f" for {', '.join(task.workers)}"
+    made = task.attempt_ids or ((task.attempt_id,) if task.attempt_id else ())
+    line = f"#{task.id} {task.task_key}{how}: {task.state}"
+    if made:
+        line += f" ({' '.join(made)})"
+    return f"{line}: {task.reason}" if task.reason else line
 
 
 @click.command()

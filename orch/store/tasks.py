@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
+from orch.errors import Conflict, NotFound
 from orch.models import QueuedTask, TaskState
 from orch.store.base import StoreBase, _stamp
 from orch.store.bounded import counts_by
@@ -81,6 +82,37 @@ class TaskOps(StoreBase):
             query = query.order_by(_Q.c.id.desc()).limit(newest)
         with self._read() as conn:
             return sorted((_to_task(r) for r in conn.execute(query)), key=lambda t: t.id)
+
+    def drop_task(self, task_id: int, actor: str) -> QueuedTask:
+        """Take a ready task out of the queue before the loop dispatches it (``failed``,
+        its reason saying who dropped it): a compare-and-set on ``ready``, so a task the
+        loop has begun dispatching is refused, never cut off."""
+        with self._write() as conn:
+            row = conn.execute(
+                update(_Q)
+                .where(_Q.c.id == task_id, _Q.c.state == str(TaskState.READY))
+                .values(
+                    state=str(TaskState.FAILED),
+                    reason=f"dropped from the queue by {actor}"[:1000],
+                    updated_at=self.clock(),
+                )
+                .returning(*_Q.c)
+            ).first()
+            if row is not None:
+                return _to_task(row)
+            found = conn.execute(select(_Q).where(_Q.c.id == task_id)).first()
+        if found is None:
+            raise NotFound(f"the task queue has no entry {task_id}")
+        task = _to_task(found)
+        if task.state == TaskState.DISPATCHING:
+            raise Conflict(f"entry {task_id} (task {task.task_key}) is being dispatched now")
+        if task.state == TaskState.DISPATCHED:
+            made = " ".join(task.attempt_ids or (task.attempt_id or "",))
+            raise Conflict(
+                f"entry {task_id} (task {task.task_key}) is already dispatched: cancel its "
+                f"attempts instead ('orch cancel {made}')"
+            )
+        raise Conflict(f"entry {task_id} (task {task.task_key}) has already ended: {task.state}")
 
     def count_tasks_by_state(self, at_most: int) -> dict[TaskState, int]:
         """How many queued tasks are in each state (every state, zero included), each count

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from orch.models import State, TaskState
+from orch.errors import OrchError
+from orch.models import QueuedTask, State, TaskState
 from orch.serve.loop import Launched, Loop
 from orch.serve.runtime import serve_dir
 from orch.store import Store, open_store
@@ -257,6 +258,88 @@ def test_a_best_of_n_dispatch_whose_answer_was_lost_is_found_again(
         ids[0],
         ids,
     )
+
+
+def test_the_queue_is_listed_and_a_ready_entry_dropped_before_the_loop_takes_it(
+    repo: Path, run_cli: RunCli, store: Store
+) -> None:
+    """``orch submit --list`` shows each entry; ``--drop`` takes a ready one out (the loop
+    then never dispatches it) and refuses, with one line and exit 12, an entry already
+    dispatched (naming its attempts) or ended, and with exit 8 an entry that is none."""
+    kept = submit(run_cli, repo, "kept", "--attempts", "2", "--worker", "claude")
+    gone = submit(run_cli, repo, "gone")
+    listed = run_cli("submit", "--list", cwd=repo)
+    assert listed.exit_code == 0, listed.stderr
+    assert f"#{kept} kept x2 for claude: ready" in listed.stdout
+    assert f"#{gone} gone: ready" in listed.stdout
+
+    dropped = run_cli("submit", "--drop", str(gone), "--json", cwd=repo)
+    assert dropped.exit_code == 0, dropped.stderr
+    (entry,) = json.loads(dropped.stdout)["dropped"]
+    assert (entry["id"], entry["state"]) == (gone, "failed")
+    assert entry["reason"].startswith("dropped from the queue by ")
+
+    made = Loop(store, settings(), "loop").cycle().dispatched
+    assert [store.get(a).task_key for a in made] == ["kept", "kept"]
+    assert ours(store, repo) == {kept: TaskState.DISPATCHED, gone: TaskState.FAILED}
+    assert store.list_attempts(task_key="gone", repository=repo_root(repo)) == []
+
+    line = assert_failed_cleanly(run_cli("submit", "--drop", str(kept), cwd=repo), 12)
+    assert "already dispatched" in line and f"orch cancel {made[0]} {made[1]}" in line
+    line = assert_failed_cleanly(run_cli("submit", "--drop", str(gone), cwd=repo), 12)
+    assert "has already ended: failed" in line
+    assert_failed_cleanly(run_cli("submit", "--drop", "999999", cwd=repo), 8)
+    listed = run_cli("submit", "--list", cwd=repo).stdout
+    assert f"#{kept} kept x2 for claude: dispatched ({made[0]} {made[1]})" in listed
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--list", "--drop", "1"),
+        ("t", "--list"),
+        ("--list", "--prompt", "x"),
+        ("--drop", "1", "--attempts", "2"),
+        ("--drop", "1", "--worker", "w"),
+        (),
+    ],
+)
+def test_submit_refuses_a_mix_of_queueing_listing_and_dropping(
+    repo: Path, run_cli: RunCli, store: Store, args: tuple[str, ...]
+) -> None:
+    assert_failed_cleanly(run_cli("submit", *args, cwd=repo), 2)
+    assert ours(store, repo) == {}
+
+
+def test_a_drop_racing_the_loop_either_drops_or_is_refused_never_both(
+    repo: Path, run_cli: RunCli, store: Store
+) -> None:
+    """The drop and the loop's taking of the entry are both compare-and-sets on
+    ``ready``: whichever comes second loses, so a dropped entry is never dispatched and a
+    dispatched one is never marked dropped."""
+    import threading
+
+    for n in range(4):
+        task_id = submit(run_cli, repo, f"race-{n}")
+        results: list[object] = []
+
+        def drop(task_id: int = task_id, results: list[object] = results) -> None:
+            try:
+                results.append(store.drop_task(task_id, "racer"))
+            except OrchError as exc:
+                results.append(exc)
+
+        racer = threading.Thread(target=drop)
+        racer.start()
+        report = Loop(store, settings(), "loop").cycle()
+        racer.join()
+        task = next(t for t in store.queued_tasks() if t.id == task_id)
+        if task.state == TaskState.FAILED:
+            assert report.dispatched == [] and isinstance(results[0], QueuedTask)
+        else:
+            assert task.state == TaskState.DISPATCHED and len(report.dispatched) == 1
+            assert isinstance(results[0], OrchError)
+            store.cancel(report.dispatched[0], "race over", "test")
 
 
 def test_a_dispatch_over_its_timeout_is_killed_and_the_task_fails_saying_so(
