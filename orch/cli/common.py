@@ -6,7 +6,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import click
 
@@ -216,6 +216,70 @@ REPO_OPTION = click.option(
 
 
 WORKER_HELP = "The worker or worker kind that should take it."
+
+
+ENTRY_MAX = 2**31 - 1  # the queues' entry numbers (an integer column on PostgreSQL)
+
+
+class _Entry(Protocol):
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+_E = TypeVar("_E", bound=_Entry)
+
+
+def drop_option(help: str) -> Callable[[_F], _F]:
+    """``--drop ENTRY`` (repeatable): entries of a queue, by number."""
+    return click.option(
+        "--drop",
+        "drop",
+        type=click.IntRange(min=1, max=ENTRY_MAX),
+        multiple=True,
+        metavar="ENTRY",
+        help=help,
+    )
+
+
+def drop_each(
+    entries: tuple[int, ...],
+    drop_one: Callable[[int], _E],
+    said: Callable[[_E], str],
+    as_json: bool,
+) -> None:
+    """Drop each entry in turn and say what was dropped, also when some could not be: the
+    first refusal is raised after (its exit code; the others are named in its line), and
+    ``--json`` lists the dropped entries and the refused ones in one document."""
+    from orch.cli.render import to_json
+    from orch.errors import OrchError
+
+    dropped: list[_E] = []
+    refused: list[tuple[int, OrchError]] = []
+    for entry in dict.fromkeys(entries):
+        try:
+            dropped.append(drop_one(entry))
+        except OrchError as exc:
+            refused.append((entry, exc))
+    if as_json:
+        click.echo(
+            to_json(
+                dropped=[d.to_dict() for d in dropped],
+                refused=[
+                    {"entry": n, "error": exc.message, "exit_code": exc.exit_code}
+                    for n, exc in refused
+                ],
+            )
+        )
+    else:
+        for item in dropped:
+            click.echo(said(item))
+    if refused:
+        if as_json:
+            failure_documented()
+        first = refused[0][1]
+        if len(refused) > 1:
+            others = ", ".join(f"#{n}" for n, _ in refused[1:])
+            first.args = (f"{first.message} (and {others}: refused too)",)
+        raise first
 
 
 def best_of_n_options(command: _F) -> _F:

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from orch.cli.common import REPO_OPTION, actor, open_store, settings_from_env
+from orch.cli.common import (
+    REPO_OPTION,
+    actor,
+    drop_each,
+    drop_option,
+    open_store,
+    settings_from_env,
+)
 from orch.cli.completion import complete_attempt
 from orch.errors import OrchError
 
@@ -59,14 +66,7 @@ STRATEGIES = ("squash", "rebase", "merge", "ff-only")
     help="Queue the lands for the loop of orch serve / orch loop, which lands them in "
     "order; without ATTEMPTS, list the land queue with each entry's result.",
 )
-@click.option(
-    "--drop",
-    "drop",
-    type=click.IntRange(min=1),
-    multiple=True,
-    metavar="ENTRY",
-    help="Take a waiting entry (its number in 'orch land --queue') out of the land queue.",
-)
+@drop_option("Take a waiting entry (its number in 'orch land --queue') out of the land queue.")
 @REPO_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print each attempt's outcome as JSON.")
 def land(
@@ -259,17 +259,15 @@ def _queue(settings: Settings, request: LandRequest, as_json: bool) -> None:
 
 
 def _drop(settings: Settings, entries: tuple[int, ...], as_json: bool) -> None:
-    """``--drop``: take waiting entries out of the land queue in turn; the first that
-    cannot be dropped stops it with its one line."""
-    from orch.cli.render import to_json
-
+    """``--drop``: take waiting entries out of the land queue (those that cannot be are
+    named, and the first one's exit code ends the command)."""
     store = open_store(settings)
-    dropped = [store.drop_land(entry, actor()) for entry in dict.fromkeys(entries)]
-    if as_json:
-        click.echo(to_json(dropped=[e.to_dict() for e in dropped]))
-        return
-    for entry in dropped:
-        click.echo(f"#{entry.id} {entry.attempt_id} dropped from the land queue")
+    drop_each(
+        entries,
+        lambda entry: store.drop_land(entry, actor()),
+        lambda e: f"#{e.id} {e.attempt_id} dropped from the land queue",
+        as_json,
+    )
 
 
 def queue_line(entry: QueuedLand) -> str:

@@ -11,6 +11,8 @@ import click
 from orch.cli.common import (
     actor,
     best_of_n_options,
+    drop_each,
+    drop_option,
     open_store,
     read_prompt,
     repo_or_cwd,
@@ -36,14 +38,7 @@ DEFAULT_PORT = 8005
     is_flag=True,
     help="List the task queue instead (the newest 100 entries, oldest first).",
 )
-@click.option(
-    "--drop",
-    "drop",
-    type=click.IntRange(min=1),
-    multiple=True,
-    metavar="ENTRY",
-    help="Take a ready entry (its number in 'orch submit --list') out of the task queue.",
-)
+@drop_option("Take a ready entry (its number in 'orch submit --list') out of the task queue.")
 @click.option("--json", "as_json", is_flag=True, help="Print the queued task as JSON.")
 def submit(
     task_key: str | None,
@@ -127,17 +122,15 @@ def _list_tasks(as_json: bool) -> None:
 
 
 def _drop_tasks(entries: tuple[int, ...], as_json: bool) -> None:
-    """Take ready entries out of the queue in turn; the first that cannot be dropped
-    stops it with its one line."""
+    """Take ready entries out of the queue (those that cannot be are named, and the first
+    one's exit code ends the command)."""
     store = open_store(settings_from_env())
-    dropped = [store.drop_task(entry, actor()) for entry in dict.fromkeys(entries)]
-    if as_json:
-        from orch.cli.render import to_json
-
-        click.echo(to_json(dropped=[t.to_dict() for t in dropped]))
-        return
-    for task in dropped:
-        click.echo(f"#{task.id} {task.task_key} dropped from the task queue")
+    drop_each(
+        entries,
+        lambda entry: store.drop_task(entry, actor()),
+        lambda t: f"#{t.id} {t.task_key} dropped from the task queue",
+        as_json,
+    )
 
 
 def task_line(task: QueuedTask) -> str:

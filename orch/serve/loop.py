@@ -17,6 +17,7 @@ is killed and leaves what ``orch doctor --fix`` repairs, and the loop moves on. 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import os
 import signal
@@ -199,19 +200,30 @@ class Loop:
         )
         return tuple(a.id for a in reversed(newest) if a.created_at >= task.updated_at)
 
-    def _mark_dispatched(self, task: QueuedTask, made: tuple[str, ...]) -> None:
+    def _mark_dispatched(
+        self, task: QueuedTask, made: tuple[str, ...], reason: str | None = None
+    ) -> None:
         """``dispatching`` -> ``dispatched``, following what was made (best-of-N: all)."""
         self.store.move_task(
             task.id,
             TaskState.DISPATCHING,
             TaskState.DISPATCHED,
             made[0],
+            reason=reason,
             attempt_ids=made if task.attempts > 1 else None,
         )
 
     def _recover_dispatching(self) -> None:
-        """A task left ``dispatching`` by a loop that died mid-way: find what it made."""
+        """A task left ``dispatching`` by a loop that died mid-way: find what it made,
+        once its dispatch can no longer be running. The dead loop's ``orch dispatch``
+        runs in a session of its own, which nobody kills now; until ``dispatch_timeout``
+        has passed since it began (the bound the loop would have held it to, and far
+        more than a dispatch takes), it may still be making attempts: taking up the task
+        before would follow only some of them, or dispatch it a second time."""
+        settled = self.store.clock() - dt.timedelta(seconds=self.settings.dispatch_timeout)
         for task in self.store.queued_tasks([TaskState.DISPATCHING]):
+            if task.updated_at > settled:
+                continue
             made = self._made_since(task)
             if made:
                 self._mark_dispatched(task, made)
@@ -327,8 +339,9 @@ class Loop:
                 # killed after its timeout, or its answer unreadable: it may have made some
                 ids = self._made_since(task)
             if ids:
-                # best-of-N: the ones made stand, those that failed are recorded as failed
-                self._mark_dispatched(task, ids)
+                # best-of-N: the ones made stand, those that failed are recorded as failed;
+                # a dispatch killed after making some keeps its one line as the reason
+                self._mark_dispatched(task, ids, None if made.attempt_ids else made.error)
                 report.dispatched.extend(ids)
                 if made.error is not None:
                     report.failed.append(f"{task.task_key}: {made.error}")

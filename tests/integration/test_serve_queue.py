@@ -7,6 +7,7 @@ child processes into real repositories, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import json
 import os
@@ -47,6 +48,25 @@ def submit(run_cli: RunCli, repo: Path, key: str, *args: str) -> int:
     assert result.exit_code == 0, result.stderr
     task_id: int = json.loads(result.stdout)["task"]["id"]
     return task_id
+
+
+def left_dispatching(store: Store, task_id: int, ago: float) -> None:
+    """The entry as a loop that took it ``ago`` seconds ago, and died, leaves it."""
+    assert store.move_task(task_id, TaskState.READY, TaskState.DISPATCHING) is not None
+    left_dispatching_since(store, task_id, ago)
+
+
+def left_dispatching_since(store: Store, task_id: int, ago: float) -> None:
+    """Move back the time the entry became ``dispatching`` (a loop that died long ago)."""
+    from sqlalchemy import update
+
+    from orch.store.tables import queued_tasks
+
+    then = store.clock() - dt.timedelta(seconds=ago)
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(queued_tasks).where(queued_tasks.c.id == task_id).values(updated_at=then)
+        )
 
 
 def ours(store: Store, repo: Path) -> dict[int, TaskState]:
@@ -244,14 +264,18 @@ def test_a_best_of_n_dispatch_whose_answer_was_lost_is_found_again(
     assert len(made) == 2 and report.dispatched == made
     entry = next(t for t in store.queued_tasks() if t.id == task_id)
     assert (entry.state, entry.attempt_ids) == (TaskState.DISPATCHED, tuple(made))
+    assert entry.reason == "did not finish within 300s and was killed"
 
-    # a loop that died while dispatching: the entry is left ``dispatching``
+    # a loop that died while dispatching: the entry is left ``dispatching``; its dispatch
+    # may still be making attempts until dispatch_timeout has passed: left alone till then
     again = submit(run_cli, repo, "died", "--attempts", "2")
-    assert store.move_task(again, TaskState.READY, TaskState.DISPATCHING) is not None
+    left_dispatching(store, again, 10)
     by_hand = run_cli("dispatch", "died", "--prompt", "x", "--attempts", "2", "--json", cwd=repo)
     assert by_hand.exit_code == 0, by_hand.stderr
     ids = tuple(a["id"] for a in json.loads(by_hand.stdout)["attempts"])
-    Loop(store, settings(), "loop").cycle()
+    assert Loop(store, settings(dispatch_timeout=60), "loop").cycle().dispatched == []
+    assert ours(store, repo)[again] == TaskState.DISPATCHING
+    Loop(store, settings(dispatch_timeout=5), "loop").cycle()
     entry = next(t for t in store.queued_tasks() if t.id == again)
     assert (entry.state, entry.attempt_id, entry.attempt_ids) == (
         TaskState.DISPATCHED,
@@ -289,6 +313,23 @@ def test_the_queue_is_listed_and_a_ready_entry_dropped_before_the_loop_takes_it(
     line = assert_failed_cleanly(run_cli("submit", "--drop", str(gone), cwd=repo), 12)
     assert "has already ended: failed" in line
     assert_failed_cleanly(run_cli("submit", "--drop", "999999", cwd=repo), 8)
+    # several at once: what can be dropped is, each refusal is named, the first one's code
+    third, fourth = submit(run_cli, repo, "third"), submit(run_cli, repo, "fourth")
+    mixed = run_cli(
+        "submit", "--drop", str(third), "--drop", "999999", "--drop", str(kept), cwd=repo
+    )
+    assert mixed.exit_code == 8
+    assert mixed.stdout == f"#{third} third dropped from the task queue\n"
+    assert mixed.stderr.strip().endswith(f"(and #{kept}: refused too)")
+    as_json = run_cli("submit", "--drop", str(fourth), "--drop", str(kept), "--json", cwd=repo)
+    assert as_json.exit_code == 12
+    body = json.loads(as_json.stdout)
+    assert [t["id"] for t in body["dropped"]] == [fourth]
+    assert [(r["entry"], r["exit_code"]) for r in body["refused"]] == [(kept, 12)]
+    assert ours(store, repo)[third] == ours(store, repo)[fourth] == TaskState.FAILED
+    # an entry number past the store's integer column is refused before the store
+    too_big = run_cli("submit", "--drop", str(2**31), cwd=repo)
+    assert too_big.exit_code == 2 and "Traceback" not in too_big.stderr
     listed = run_cli("submit", "--list", cwd=repo).stdout
     assert f"#{kept} kept x2 for claude: dispatched ({made[0]} {made[1]})" in listed
 
@@ -369,8 +410,12 @@ def test_a_task_left_dispatching_by_a_dead_loop_is_dispatched_once(
     repo: Path, run_cli: RunCli, store: Store
 ) -> None:
     task_id = submit(run_cli, repo, "interrupted")
-    assert store.move_task(task_id, TaskState.READY, TaskState.DISPATCHING) is not None
-    loop = Loop(store, settings(), "loop")
+    left_dispatching(store, task_id, 1)
+    early = Loop(store, settings(dispatch_timeout=60), "loop").cycle()
+    assert early.dispatched == []  # its dispatch may still run: not dispatched again
+    assert ours(store, repo)[task_id] == TaskState.DISPATCHING
+    left_dispatching_since(store, task_id, 120)
+    loop = Loop(store, settings(dispatch_timeout=60), "loop")
     loop.cycle()  # nothing was made: back to ready, then dispatched
     loop.cycle()
     made = [
@@ -381,9 +426,10 @@ def test_a_task_left_dispatching_by_a_dead_loop_is_dispatched_once(
     # a loop that died after the attempt was made: the task adopts it, no second one
     store.cancel(made[0].id, "x", "test")
     again = submit(run_cli, repo, "interrupted")
-    assert store.move_task(again, TaskState.READY, TaskState.DISPATCHING) is not None
+    left_dispatching(store, again, 0)
     made_by_dead_loop = dispatch(run_cli, repo, "interrupted")["id"]
-    Loop(store, settings(retry_cooldown=0), "loop").cycle()
+    left_dispatching_since(store, again, 120)
+    Loop(store, settings(retry_cooldown=0, dispatch_timeout=60), "loop").cycle()
     task = next(t for t in store.queued_tasks() if t.id == again)
     assert (task.state, task.attempt_id) == (TaskState.DISPATCHED, made_by_dead_loop)
     numbers = [
