@@ -103,6 +103,12 @@ def submit(
         click.echo(to_json(task=task.to_dict()))
     else:
         click.echo(task.id)
+    from orch.serve import runtime
+
+    if runtime.running(settings.home, runtime.LOOP) is None:
+        click.echo(
+            "Warning: no loop runs: 'orch serve' or 'orch loop' dispatches the queue", err=True
+        )
 
 
 LISTED = 100  # the newest entries 'orch submit --list' shows (a year of them is history)

@@ -77,6 +77,10 @@ def test_submit_records_a_ready_task_and_provisions_nothing(
     repo: Path, run_cli: RunCli, store: Store
 ) -> None:
     task_id = submit(run_cli, repo, "add-retries", "--worker", "codex")
+    queued = run_cli("submit", "again", "--prompt", "x", cwd=repo)
+    assert queued.stderr == (
+        "Warning: no loop runs: 'orch serve' or 'orch loop' dispatches the queue\n"
+    )
     task = next(t for t in store.queued_tasks() if t.id == task_id)
     assert (task.state, task.task_key, task.workers, task.attempts, task.base_ref) == (
         TaskState.READY,
