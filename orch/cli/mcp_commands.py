@@ -23,6 +23,7 @@ TOOL_NAMES = (
     "compare",
     "check",
     "send",
+    "submit",
     "wait",
     "cancel",
     "land",
@@ -35,8 +36,8 @@ TOOL_NAMES = (
 def mcp_command() -> None:
     """Serve orch's tools to coding agents over MCP on standard input and output.
 
-    Tools: dispatch, list, show, diff, compare, check, send, wait, cancel, land (a dry run
-    unless dry_run is false), ports; each answers
+    Tools: dispatch, list, show, diff, compare, check, send, submit, wait, cancel, land (a
+    dry run unless dry_run is false), pr, ports; each answers
     with the JSON of the matching command's --json. Add it to Claude Code with
     'claude mcp add orch -- orch mcp'. Needs the mcp extra
     (pip install 'orch-worktrees[mcp]'); exit 19 without it.

@@ -301,6 +301,41 @@ def build_server(orch: Orch) -> MCPServer[Any]:
 
         return answer(work)
 
+    @server.tool(annotations=ToolAnnotations(destructive_hint=False, open_world_hint=False))
+    def submit(
+        task_key: str,
+        prompt: str,
+        repo: str | None = None,
+        base_ref: str | None = None,
+        attempts: Annotated[int, Field(ge=1)] | None = None,
+        workers: list[str] | None = None,
+        allow_empty_prompt: bool = False,
+    ) -> CallToolResult:
+        """Queue task_key for the loop of orch serve to dispatch; nothing is provisioned
+        now (orch submit --json). The loop dispatches it when the task has no live
+        attempt, its cooldown is over and it has fewer than max_attempts attempts;
+        attempts: best-of-N, made by one dispatch from one base commit; workers: the
+        workers or worker kinds to take them, in turn."""
+
+        def work() -> dict[str, Any]:
+            from orch.serve.queue import submit as run_submit
+
+            task = run_submit(
+                orch.store(),
+                orch.git,
+                task_key,
+                orch.cwd / Path(repo).expanduser() if repo else orch.cwd,
+                prompt,
+                orch.actor,
+                base_ref=base_ref,
+                workers=tuple(workers or ()),
+                attempts=attempts,
+                allow_empty_prompt=allow_empty_prompt,
+            )
+            return {"task": task.to_dict()}
+
+        return answer(work)
+
     @server.tool(annotations=_READ_ONLY)
     def wait(
         attempts: Annotated[list[str], Field(min_length=1)],

@@ -35,8 +35,8 @@ else:  # off CI, an environment without the extra skips these tests with the rea
     )
 
 TOOLS = {
-    "dispatch", "list", "show", "diff", "compare", "check", "send", "wait", "cancel", "land",
-    "pr", "ports",
+    "dispatch", "list", "show", "diff", "compare", "check", "send", "submit", "wait", "cancel",
+    "land", "pr", "ports",
 }  # fmt: skip
 
 
@@ -293,6 +293,40 @@ def test_pr_opens_the_pull_request_and_answers_as_the_cli(
         text=True,
     ).stdout.strip()
     assert pushed == branch_tip(repo, branch)  # the branch is on the remote, at its tip
+
+
+def test_submit_queues_a_best_of_n_task_as_the_cli_does(repo: Path, run_orch: RunOrch) -> None:
+    """The queue entry the tool records is the one ``orch submit --list --json`` then
+    lists; what ``orch submit`` refuses, the tool refuses with the same error envelope."""
+
+    async def scenario() -> None:
+        async with orch_mcp(repo) as session:
+            failed, made = await call(
+                session,
+                "submit",
+                task_key="queued",
+                prompt="do it",
+                attempts=2,
+                workers=["claude", "codex"],
+            )
+            assert not failed, made
+            task = made["task"]
+            assert (task["state"], task["attempts"], task["workers"]) == (
+                "ready",
+                2,
+                ["claude", "codex"],
+            )
+            listed = cli_json(run_orch, "submit", "--list", cwd=repo)["tasks"]
+            assert [t for t in listed if t["id"] == task["id"]] == [task]
+            failed, refused = await call(
+                session, "submit", task_key="queued", prompt="x", attempts=1, workers=["a", "b"]
+            )
+            assert failed and refused["error"]["code"] == 2
+            assert "2 workers named for 1 attempt" in refused["error"]["message"]
+            dropped = run_orch("submit", "--drop", str(task["id"]), cwd=repo)
+            assert dropped.returncode == 0, dropped.stderr
+
+    run(scenario)
 
 
 def test_a_malformed_request_is_answered_and_the_server_goes_on(repo: Path) -> None:
