@@ -12,7 +12,7 @@ import click
 
 from orch.cli import startup
 from orch.errors import InvalidInput, OrchError
-from orch.models import State
+from orch.models import ENTRY_MAX, State
 
 if TYPE_CHECKING:
     from orch.config import Settings
@@ -218,9 +218,6 @@ REPO_OPTION = click.option(
 WORKER_HELP = "The worker or worker kind that should take it."
 
 
-ENTRY_MAX = 2**31 - 1  # the queues' entry numbers (an integer column on PostgreSQL)
-
-
 class _Entry(Protocol):
     def to_dict(self) -> dict[str, Any]: ...
 
@@ -233,7 +230,7 @@ def drop_option(help: str) -> Callable[[_F], _F]:
     return click.option(
         "--drop",
         "drop",
-        type=click.IntRange(min=1, max=ENTRY_MAX),
+        type=click.IntRange(min=1, max=ENTRY_MAX),  # past it the store cannot hold one
         multiple=True,
         metavar="ENTRY",
         help=help,

@@ -24,6 +24,7 @@ from orch.models.attempt import (
 from orch.models.counts import COUNT_CAP, capped, count_text
 from orch.models.events import EVENT_STATES, AttemptEvent, DeliveryState, EventDelivery, event_state
 from orch.models.queues import (
+    ENTRY_MAX,
     LAND_WAITING_STATES,
     LandQueueState,
     QueuedLand,
@@ -47,6 +48,7 @@ from orch.models.states import (
 __all__ = [
     "CLEANED_UP",
     "COUNT_CAP",
+    "ENTRY_MAX",
     "EVENT_STATES",
     "HOLDS_WORKTREE",
     "LAND_WAITING_STATES",

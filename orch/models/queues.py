@@ -12,6 +12,8 @@ from typing import Any
 from orch.models.serial import plain
 from orch.record import record
 
+ENTRY_MAX = 2**31 - 1  # the queues' entry numbers at most (an integer column on PostgreSQL)
+
 
 class TaskState(enum.StrEnum):
     """Where a submitted task is in the queue ``orch serve`` works through."""

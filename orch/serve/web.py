@@ -61,7 +61,7 @@ from orch.errors import (
     StoreError,
 )
 from orch.git import Git
-from orch.models import DeliveryState, State
+from orch.models import ENTRY_MAX, DeliveryState, State
 from orch.serve import attempts_api, land_api, review_api, runtime
 from orch.serve.feed import ChangeFeed, FeedFull
 from orch.system import processes
@@ -432,6 +432,15 @@ class Handler(BaseHTTPRequestHandler):
         srv = self.server
         again = listing.retry(srv.store, srv.settings, os.environ, int(rest[0]))
         self._json(200, deliveries=[d.to_dict() for d in again])
+
+    def _post_tasks(self, rest: list[str], query: dict[str, list[str]]) -> None:
+        """The Drop button of a ready queue entry: ``orch submit --drop ENTRY``."""
+        if len(rest) != 2 or rest[1] != "drop" or not rest[0].isdigit() or len(rest[0]) > 10:
+            raise NotFound(f"no such action: {self.path} (POST /api/tasks/ENTRY/drop)")
+        if not 0 < int(rest[0]) <= ENTRY_MAX:
+            raise NotFound(f"no such action: {self.path} (POST /api/tasks/ENTRY/drop)")
+        srv = self.server
+        self._json(200, task=srv.store.drop_task(int(rest[0]), srv.actor).to_dict())
 
     # -- the land queue (orch.serve.land_api): the Land button queues, the loop lands -------
 

@@ -96,11 +96,28 @@ def test_dispatch_see_cancel_and_see_the_state_change_in_chromium(
         ),
         "the queue table",
     )
-    assert queue_headers == ["#", "task", "state", "attempts", "workers", "attempt", "reason"]
+    assert queue_headers == ["#", "task", "state", "attempts", "workers", "attempt", "reason", ""]
     queued = fresh(
         lambda: [td.text for td in browser.find_elements(By.CSS_SELECTOR, "#queue-table td")]
     )
     assert queued[1:6] == ["add-retries", "dispatched", "1", "", attempt_id]
+    # the same task again waits (its attempt lives): its entry has a Drop button, which
+    # takes it out of the queue as 'orch submit --drop' does
+    again = run_cli("submit", "add-retries", "--prompt", "again", "--json", cwd=repo)
+    entry = json.loads(again.stdout)["task"]["id"]
+    button = f"#queue-table button.drop-task[data-task='{entry}']"
+    wait_for(lambda: fresh(lambda: browser.find_elements(By.CSS_SELECTOR, button)), "Drop")
+    fresh(lambda: browser.find_element(By.CSS_SELECTOR, button).click())
+    cells = f"#queue-table tr[data-task='{entry}'] td"
+    wait_for(
+        lambda: fresh(
+            lambda: (
+                [td.text for td in browser.find_elements(By.CSS_SELECTOR, cells)][2:3] == ["failed"]
+            )
+        ),
+        "the dropped entry to show as failed",
+    )
+    assert not browser.find_elements(By.CSS_SELECTOR, button)
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "dashboard-before-cancel.png"))
 

@@ -165,6 +165,29 @@ def test_retrying_a_failed_delivery_goes_through_orch_events_retry(
     assert store.get(attempt).state == "queued"
 
 
+def test_dropping_a_ready_queue_entry_goes_through_orch_submit_drop(
+    repo: Path, run_cli: RunCli, served: Served, store: Store
+) -> None:
+    """The dashboard's Drop button of a ready queue entry: as ``orch submit --drop``."""
+    submitted = run_cli("submit", "queued-here", "--prompt", "x", "--json", cwd=repo)
+    assert submitted.exit_code == 0, submitted.stderr
+    entry = json.loads(submitted.stdout)["task"]["id"]
+    code, body = served.post(f"/api/tasks/{entry}/drop", token=None)
+    assert code == 403
+    assert next(t for t in store.queued_tasks() if t.id == entry).state == "ready"
+
+    code, body = served.post(f"/api/tasks/{entry}/drop")
+    assert code == 200 and (body["task"]["id"], body["task"]["state"]) == (entry, "failed")
+    assert body["task"]["reason"].startswith("dropped from the queue by ")
+    code, body = served.post(f"/api/tasks/{entry}/drop")  # it has ended
+    assert (code, body["exit_code"]) == (409, 12) and "has already ended" in body["error"]
+    code, body = served.post("/api/tasks/999999/drop")
+    assert (code, body["exit_code"]) == (404, 8)
+    for bad in ("abc/drop", f"{entry}/again", f"{entry}", "-1/drop", "0/drop", f"{2**31}/drop"):
+        code, body = served.post(f"/api/tasks/{bad}")
+        assert code == 404 and "POST /api/tasks/ENTRY/drop" in body["error"], bad
+
+
 def test_malformed_bodies_are_refused(repo: Path, run_cli: RunCli, served: Served) -> None:
     import urllib.request
 
