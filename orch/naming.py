@@ -55,6 +55,12 @@ def validate_task_key(key: str) -> str:
     return key
 
 
+def whole_number(text: str) -> int | None:
+    """``text`` as a whole number written in ASCII digits; None for anything else (``str.
+    isdigit`` takes ``²`` and other digits ``int`` refuses)."""
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 def slugify(text: str, max_length: int = SLUG_MAX) -> str:
     """Fold ``text`` to lowercase ASCII words joined by '-', never empty, never '-'-led."""
     folded = unicodedata.normalize("NFKD", text)

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from orch import naming
 from orch.attempts.lifecycle import reap
 from orch.attempts.occupant import worktree_lock_path
 from orch.attempts.push import PushedCopy, drop_pushed_branch
@@ -80,10 +81,10 @@ class CleanupItem:
 def parse_age(text: str) -> dt.timedelta:
     """``7d``, ``12h``, ``30m``, ``45s`` or ``2w``."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    number, unit = text[:-1], text[-1:].lower()
-    if unit not in units or not number.isdigit():
+    number, unit = naming.whole_number(text[:-1]), text[-1:].lower()
+    if unit not in units or number is None:
         raise InvalidInput(f"invalid age {text!r}: use a number and s, m, h, d or w (e.g. 7d)")
-    return dt.timedelta(seconds=int(number) * units[unit])
+    return dt.timedelta(seconds=number * units[unit])
 
 
 @record

@@ -144,10 +144,9 @@ def task_line(task: QueuedTask) -> str:
     how = f" x{task.attempts}" if task.attempts > 1 else ""
     if task.workers:
         how += f" for {', '.join(task.workers)}"
-    made = task.attempt_ids or ((task.attempt_id,) if task.attempt_id else ())
     line = f"#{task.id} {task.task_key}{how}: {task.state}"
-    if made:
-        line += f" ({' '.join(made)})"
+    if task.made:
+        line += f" ({' '.join(task.made)})"
     return f"{line}: {task.reason}" if task.reason else line
 
 

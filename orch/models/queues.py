@@ -49,6 +49,13 @@ class QueuedTask:
     created_at: dt.datetime
     updated_at: dt.datetime
 
+    @property
+    def made(self) -> tuple[str, ...]:
+        """The attempts it follows: every one a best-of-N dispatch made, else its one."""
+        if self.attempt_ids:
+            return self.attempt_ids
+        return (self.attempt_id,) if self.attempt_id else ()
+
     def to_dict(self) -> dict[str, Any]:
         out = plain(self)
         out["state"] = str(self.state)

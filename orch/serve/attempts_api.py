@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from orch import naming
 from orch.attempts.queries import listing
 from orch.errors import InvalidInput
 from orch.models import State
@@ -52,12 +53,12 @@ def limit(query: Query) -> int:
     given = one(query, "limit")
     if given is None:
         return PAGE
-    text = given.strip()
-    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
+    number = naming.whole_number(given.strip())
+    if number is None or not 1 <= number <= MAX_PAGE:
         raise InvalidInput(
             f"bad query: limit must be a whole number from 1 to {MAX_PAGE}, not {given!r}"
         )
-    return int(text)
+    return number
 
 
 def states(query: Query) -> tuple[State, ...]:

@@ -292,7 +292,7 @@ class Loop:
         """Done when every attempt its dispatch made has ended (one pruned from the store
         by ``orch db prune`` ended long ago)."""
         made: list[Attempt] = []
-        for attempt_id in task.attempt_ids or (task.attempt_id or "",):
+        for attempt_id in task.made:
             try:
                 made.append(self.store.get(attempt_id))
             except (NotFound, InvalidInput):

@@ -42,6 +42,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from orch import naming
 from orch.attempts import changes, lifecycle
 from orch.attempts.queries import find_attempt, looks_like_path
 from orch.attempts.retry import RetryPolicy, retry
@@ -425,22 +426,22 @@ class Handler(BaseHTTPRequestHandler):
 
     def _post_events(self, rest: list[str], query: dict[str, list[str]]) -> None:
         """The Retry button of a delivery that failed for good: ``orch events --retry ID``."""
-        if len(rest) != 2 or rest[1] != "retry" or not rest[0].isdigit():
+        event = naming.whole_number(rest[0]) if len(rest) == 2 and rest[1] == "retry" else None
+        if event is None:
             raise NotFound(f"no such action: {self.path} (POST /api/events/EVENT_ID/retry)")
         from orch.attempts.events import listing
 
         srv = self.server
-        again = listing.retry(srv.store, srv.settings, os.environ, int(rest[0]))
+        again = listing.retry(srv.store, srv.settings, os.environ, event)
         self._json(200, deliveries=[d.to_dict() for d in again])
 
     def _post_tasks(self, rest: list[str], query: dict[str, list[str]]) -> None:
         """The Drop button of a ready queue entry: ``orch submit --drop ENTRY``."""
-        if len(rest) != 2 or rest[1] != "drop" or not rest[0].isdigit() or len(rest[0]) > 10:
-            raise NotFound(f"no such action: {self.path} (POST /api/tasks/ENTRY/drop)")
-        if not 0 < int(rest[0]) <= ENTRY_MAX:
+        entry = naming.whole_number(rest[0]) if len(rest) == 2 and rest[1] == "drop" else None
+        if entry is None or not 0 < entry <= ENTRY_MAX:
             raise NotFound(f"no such action: {self.path} (POST /api/tasks/ENTRY/drop)")
         srv = self.server
-        self._json(200, task=srv.store.drop_task(int(rest[0]), srv.actor).to_dict())
+        self._json(200, task=srv.store.drop_task(entry, srv.actor).to_dict())
 
     # -- the land queue (orch.serve.land_api): the Land button queues, the loop lands -------
 

@@ -107,10 +107,9 @@ class TaskOps(StoreBase):
         if task.state == TaskState.DISPATCHING:
             raise Conflict(f"entry {task_id} (task {task.task_key}) is being dispatched now")
         if task.state == TaskState.DISPATCHED:
-            made = " ".join(task.attempt_ids or (task.attempt_id or "",))
             raise Conflict(
                 f"entry {task_id} (task {task.task_key}) is already dispatched: cancel its "
-                f"attempts instead ('orch cancel {made}')"
+                f"attempts instead ('orch cancel {' '.join(task.made)}')"
             )
         raise Conflict(f"entry {task_id} (task {task.task_key}) has already ended: {task.state}")
 

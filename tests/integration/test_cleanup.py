@@ -550,7 +550,7 @@ def test_without_attempts_or_selectors_it_refuses(repo: Path, run_cli: RunCli) -
     )
 
 
-@pytest.mark.parametrize("age", ["7", "d", "7x", "-7d", "1.5h", ""])
+@pytest.mark.parametrize("age", ["7", "d", "7x", "-7d", "1.5h", "", "²d", "٣h"])
 def test_a_bad_age_is_refused(repo: Path, run_cli: RunCli, age: str) -> None:
     line = assert_failed_cleanly(run_cli("cleanup", "--older-than", age, cwd=repo), 2)
     assert line == f"Error: invalid age {age!r}: use a number and s, m, h, d or w (e.g. 7d)"

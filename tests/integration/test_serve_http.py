@@ -159,7 +159,7 @@ def test_retrying_a_failed_delivery_goes_through_orch_events_retry(
     assert (code, body["exit_code"]) == (400, 2) and "no failed deliveries" in body["error"]
     code, body = served.post("/api/events/999999/retry")
     assert (code, body["exit_code"]) == (404, 8) and body["error"].startswith("no event 999999")
-    for bad in ("abc/retry", f"{event}/again", f"{event}", "-1/retry"):
+    for bad in ("abc/retry", f"{event}/again", f"{event}", "-1/retry", "%C2%B2/retry"):
         code, body = served.post(f"/api/events/{bad}")
         assert code == 404 and "POST /api/events/EVENT_ID/retry" in body["error"], bad
     assert store.get(attempt).state == "queued"
@@ -183,7 +183,8 @@ def test_dropping_a_ready_queue_entry_goes_through_orch_submit_drop(
     assert (code, body["exit_code"]) == (409, 12) and "has already ended" in body["error"]
     code, body = served.post("/api/tasks/999999/drop")
     assert (code, body["exit_code"]) == (404, 8)
-    for bad in ("abc/drop", f"{entry}/again", f"{entry}", "-1/drop", "0/drop", f"{2**31}/drop"):
+    bad_entries = ("abc", f"{entry}/again", "-1", "0", f"{2**31}", "%C2%B2")
+    for bad in (f"{entry}", *(f"{b}/drop" if "/" not in b else b for b in bad_entries)):
         code, body = served.post(f"/api/tasks/{bad}")
         assert code == 404 and "POST /api/tasks/ENTRY/drop" in body["error"], bad
 

@@ -63,3 +63,14 @@ def test_no_prompt_is_refused_unless_allowed(prompt: str, what: str) -> None:
     assert caught.value.message.startswith(f"the prompt is {what}: ")
     assert caught.value.exit_code == 2
     assert require_prompt(prompt, allow_empty=True) == prompt
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [("0", 0), ("42", 42), ("007", 7), ("", None), ("-1", None), ("1.5", None), ("²", None),
+     ("٣", None), (" 4", None)],
+)  # fmt: skip
+def test_a_whole_number_is_ascii_digits_only(text: str, number: int | None) -> None:
+    from orch.naming import whole_number
+
+    assert whole_number(text) == number
